@@ -1,0 +1,42 @@
+"""Request and response models of the native tracking API.
+
+The metric batch is columnar — four parallel lists — because that is what a
+client can serialise and the server can insert without building an object per
+point; it is the path behind the native SDK's ingest rate.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class MetricColumns(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    key: list[str] = Field(default_factory=list)
+    value: list[float] = Field(default_factory=list)
+    step: list[int] = Field(default_factory=list)
+    timestamp: list[int] = Field(default_factory=list)
+
+
+class LogRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    metrics: MetricColumns = Field(default_factory=MetricColumns)
+    params: dict[str, Any] = Field(default_factory=dict)
+    tags: dict[str, Any] = Field(default_factory=dict)
+
+
+class CreateRunRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    experiment_id: str | None = None
+    experiment_name: str | None = None
+    run_name: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    start_time: int | None = None
+
+
+class EndRunRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: str = "FINISHED"
+    end_time: int | None = None

@@ -1,0 +1,1 @@
+"""Authentication: bearer tokens resolved to principals."""

@@ -1,0 +1,95 @@
+"""``lapis server``: run the workspace server in the foreground."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lapis.config import DEFAULT_PORT, Settings
+
+
+def _write_private(path: Path, data: dict[str, object]) -> None:
+    """Write JSON readable by the owner only (the file holds a secret)."""
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh, indent=2)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+def server_command(
+    home: Annotated[
+        Path | None, typer.Option("--home", help="Workspace folder (default $LAPIS_HOME or ~/.lapis).")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option(help=f"Port to listen on (0 picks a free one; default {DEFAULT_PORT}).")
+    ] = DEFAULT_PORT,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            help="SQLAlchemy URL of the metadata store, e.g. postgresql+psycopg://user@host/db "
+            "(default: SQLite in the home folder).",
+        ),
+    ] = None,
+    artifact_root: Annotated[
+        str | None,
+        typer.Option("--artifact-root", help="fsspec URL for artifacts (default file://HOME/artifacts)."),
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+) -> None:
+    """Run the workspace server: REST API, MLflow tracking protocol and artifact proxy."""
+    import uvicorn
+
+    from lapis.server.app import create_app
+    from lapis.server.context import Workspace
+
+    settings = Settings.from_env(
+        home=home, host=host, port=port, database_url=database_url, artifact_root=artifact_root
+    )
+    ws = Workspace.open(settings)
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    bound = sock.getsockname()[1]
+    shown_host = f"[{host}]" if ":" in host else host
+    url = f"http://{shown_host}:{bound}"
+    if ws.bootstrap is not None:
+        _write_private(
+            settings.credentials_path,
+            {"url": url, "user": ws.bootstrap.user, "token": ws.bootstrap.token},
+        )
+    from lapis.util import now_ms
+
+    info = {"url": url, "pid": os.getpid(), "port": bound, "started_at": now_ms()}
+    settings.server_info_path.write_text(json.dumps(info, indent=2))
+    typer.echo(f"Lapis server at {url}  (home {settings.home})", err=False)
+    if ws.bootstrap is not None:
+        typer.echo(f"Admin token written to {settings.credentials_path}")
+    config = uvicorn.Config(
+        create_app(ws),
+        log_level=log_level,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+        lifespan="off",
+    )
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        ws.close()
+        try:
+            current = json.loads(settings.server_info_path.read_text())
+            if current.get("pid") == os.getpid():
+                settings.server_info_path.unlink()
+        except (OSError, ValueError):
+            pass

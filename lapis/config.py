@@ -1,0 +1,68 @@
+"""Workspace settings.
+
+One typed object, read once from the environment (``LAPIS_`` prefix) and the
+command line, then passed to whoever needs it. Nothing reads ``os.environ``
+at import time, so tests can build as many differently-configured servers in
+one process as they like.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+DEFAULT_PORT = 8765
+
+
+def default_home() -> Path:
+    """``$LAPIS_HOME`` or ``~/.lapis``: the folder holding one workspace."""
+    env = os.environ.get("LAPIS_HOME")
+    return Path(env).expanduser() if env else Path.home() / ".lapis"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a workspace server needs to know about where it lives."""
+
+    home: Path = field(default_factory=default_home)
+    database_url: str | None = None
+    artifact_root: str | None = None
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    # Metric, param and tag limits match MLflow's so that a run that logs to
+    # MLflow logs to Lapis too, and a value MLflow would refuse is refused here.
+    max_param_value_length: int = 6000
+    max_tag_value_length: int = 8000
+    max_entity_key_length: int = 250
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        """Settings from ``LAPIS_*`` variables; explicit overrides win when not None."""
+        base = cls(
+            home=default_home(),
+            database_url=os.environ.get("LAPIS_DATABASE_URL") or None,
+            artifact_root=os.environ.get("LAPIS_ARTIFACT_ROOT") or None,
+            host=os.environ.get("LAPIS_HOST", "127.0.0.1"),
+            port=int(os.environ.get("LAPIS_PORT", DEFAULT_PORT)),
+        )
+        given = {k: v for k, v in overrides.items() if v is not None}
+        if "home" in given:
+            given["home"] = Path(str(given["home"])).expanduser()
+        return replace(base, **given)  # type: ignore[arg-type]
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.home / 'lapis.db').resolve()}"
+
+    @property
+    def resolved_artifact_root(self) -> str:
+        return self.artifact_root or (self.home / "artifacts").resolve().as_uri()
+
+    @property
+    def credentials_path(self) -> Path:
+        return self.home / "credentials.json"
+
+    @property
+    def server_info_path(self) -> Path:
+        return self.home / "server.json"

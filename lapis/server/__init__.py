@@ -1,0 +1,1 @@
+"""The workspace server: FastAPI routers over the services."""

@@ -1,0 +1,48 @@
+"""``create_app``: the FastAPI application for one workspace."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from starlette.responses import Response
+
+from lapis import __version__
+from lapis.server import errors
+from lapis.server.auth import BearerAuth
+from lapis.server.context import Workspace
+from lapis.server.routers import v1_tracking
+from lapis.server.routers.mlflow import artifacts, experiments, runs
+from lapis.server.routers.mlflow._handler import json_response, mount
+
+
+def create_app(ws: Workspace) -> FastAPI:
+    app = FastAPI(
+        title="Lapis",
+        version=__version__,
+        description="Self-hosted ML workspace: Lapis' own API under /api/v1 and MLflow's "
+        "tracking protocol under /api/2.0/mlflow.",
+    )
+    app.state.ws = ws
+    errors.install(app)
+
+    @app.get("/healthz", tags=["server"])
+    async def healthz() -> Response:
+        """Liveness; the only route that needs no token."""
+        return json_response({"status": "ok", "version": __version__})
+
+    @app.get("/api/3.0/mlflow/server-info", tags=["mlflow"])
+    async def server_info() -> Response:
+        """What the mlflow client probes before choosing an artifact upload strategy."""
+        return json_response(
+            {
+                "store_type": "SqlStore",
+                "workspaces_enabled": False,
+                "multipart_uploads_enabled": False,
+                "multipart_downloads_enabled": False,
+            }
+        )
+
+    mount(app, experiments.ROUTES + runs.ROUTES)
+    app.include_router(artifacts.router)
+    app.include_router(v1_tracking.router)
+    app.add_middleware(BearerAuth, workspace=ws)
+    return app

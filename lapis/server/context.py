@@ -1,0 +1,44 @@
+"""The services one server process holds, built once from Settings at start-up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lapis.artifacts.store import ArtifactStore
+from lapis.auth.service import AuthService, IssuedToken
+from lapis.config import Settings
+from lapis.store.sql.engine import Database
+from lapis.store.sql.principals import PrincipalStore
+from lapis.tracking.service import TrackingService
+
+
+@dataclass
+class Workspace:
+    settings: Settings
+    db: Database
+    auth: AuthService
+    tracking: TrackingService
+    artifacts: ArtifactStore
+    bootstrap: IssuedToken | None = None
+
+    @classmethod
+    def open(cls, settings: Settings) -> Workspace:
+        """Connect, migrate, and make sure the defaults (admin, Default experiment) exist."""
+        settings.home.mkdir(parents=True, exist_ok=True)
+        db = Database(settings.resolved_database_url)
+        db.migrate()
+        auth = AuthService(PrincipalStore(db))
+        tracking = TrackingService(db)
+        tracking.ensure_default_experiment()
+        ws = cls(
+            settings=settings,
+            db=db,
+            auth=auth,
+            tracking=tracking,
+            artifacts=ArtifactStore(settings.resolved_artifact_root),
+        )
+        ws.bootstrap = auth.bootstrap_admin()
+        return ws
+
+    def close(self) -> None:
+        self.db.dispose()

@@ -1,0 +1,178 @@
+"""Plumbing shared by the MLflow-protocol routes.
+
+MLflow handlers take a flat request message — the JSON body for POST/PATCH/
+DELETE, the query string for GET — so each route here is a plain function
+``(Args, Ctx) -> dict`` run in the thread pool, registered under every prefix
+the MLflow client and UI use. ``Args`` does the type checks the protobuf
+parser does on MLflow's server, with messages that name the parameter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import QueryParams
+from starlette.responses import Response
+
+from lapis.entities.auth import Principal
+from lapis.errors import InvalidParameterValue, MalformedRequest
+from lapis.server.context import Workspace
+
+MLFLOW_PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
+
+
+def _missing(name: str) -> InvalidParameterValue:
+    return InvalidParameterValue(
+        f"Missing value for required parameter '{name}'. See the API docs for more information "
+        "about request parameters."
+    )
+
+
+def _bad(name: str, value: object, expected: str) -> InvalidParameterValue:
+    shown = repr(value) if not isinstance(value, str) else f'"{value}"'
+    return InvalidParameterValue(
+        f"Invalid value {shown} for parameter '{name}' supplied: expected {expected}"
+    )
+
+
+class Args:
+    """A request message with typed accessors."""
+
+    def __init__(self, data: Mapping[str, Any], from_query: bool = False) -> None:
+        self.data = data
+        self.from_query = from_query
+
+    @classmethod
+    def from_query(cls, qp: QueryParams) -> Args:
+        data: dict[str, Any] = {}
+        for key in qp:
+            values = qp.getlist(key)
+            data[key] = values if len(values) > 1 else values[0]
+        return cls(data, from_query=True)
+
+    def raw(self, name: str) -> Any:
+        return self.data.get(name)
+
+    def str(self, name: str, required: bool = False, default: str | None = None) -> str | None:
+        value = self.data.get(name)
+        if value is None or value == "" and required:
+            if required:
+                raise _missing(name)
+            return default
+        if not isinstance(value, str):
+            raise _bad(name, value, "a string")
+        return value
+
+    def req_str(self, name: str) -> str:
+        value = self.str(name, required=True)
+        assert value is not None
+        return value
+
+    def int(self, name: str, required: bool = False, default: int | None = None) -> int | None:
+        value = self.data.get(name)
+        if value is None or value == "":
+            if required:
+                raise _missing(name)
+            return default
+        if isinstance(value, bool):
+            raise _bad(name, value, "an integer")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+        raise _bad(name, value, "an integer")
+
+    def list(self, name: str) -> list[Any]:
+        value = self.data.get(name)
+        if value is None:
+            return []
+        if isinstance(value, list):
+            return value
+        if self.from_query:
+            return [value]
+        raise _bad(name, value, "a list")
+
+    def str_list(self, name: str) -> list[str]:
+        out = self.list(name)
+        for item in out:
+            if not isinstance(item, str):
+                raise _bad(name, out, "a list of strings")
+        return out
+
+    def kv_list(self, name: str) -> list[tuple[Any, Any]]:
+        """``[{"key": k, "value": v}, ...]`` as pairs, each element type-checked."""
+        out = []
+        for item in self.list(name):
+            if not isinstance(item, dict) or "key" not in item:
+                raise _bad(name, item, 'objects of the form {"key": ..., "value": ...}')
+            out.append((item.get("key"), item.get("value")))
+        return out
+
+
+@dataclass
+class Ctx:
+    ws: Workspace
+    principal: Principal
+    path: Mapping[str, str]
+
+
+Handler = Callable[[Args, Ctx], dict[str, Any]]
+Route = tuple[str, str, Handler]
+
+
+def json_response(payload: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
+
+
+async def read_args(request: Request, method: str) -> Args:
+    if method == "GET":
+        return Args.from_query(request.query_params)
+    body = await request.body()
+    if not body.strip():
+        return Args.from_query(request.query_params)
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedRequest(f"Malformed JSON request body: {exc}") from None
+    if not isinstance(data, dict):
+        raise MalformedRequest(
+            f"Request body must be a JSON object, got {type(data).__name__}"
+        )
+    for key in request.query_params:
+        data.setdefault(key, request.query_params[key])
+    return Args(data)
+
+
+def _endpoint(fn: Handler, method: str) -> Callable[[Request], Any]:
+    async def endpoint(request: Request) -> Response:
+        args = await read_args(request, method)
+        ctx = Ctx(request.app.state.ws, request.state.principal, request.path_params)
+        return json_response(await run_in_threadpool(fn, args, ctx))
+
+    endpoint.__name__ = fn.__name__
+    endpoint.__doc__ = fn.__doc__
+    return endpoint
+
+
+def mount(app: FastAPI, routes: Sequence[Route], prefixes: Sequence[str] = MLFLOW_PREFIXES) -> None:
+    for method, path, fn in routes:
+        endpoint = _endpoint(fn, method)
+        for i, prefix in enumerate(prefixes):
+            app.add_api_route(
+                prefix + path,
+                endpoint,
+                methods=[method],
+                include_in_schema=i == 0,
+                tags=["mlflow"],
+                name=f"{fn.__name__}{'' if i == 0 else '_' + str(i)}",
+            )

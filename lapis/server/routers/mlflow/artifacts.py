@@ -1,0 +1,78 @@
+"""MLflow's artifact proxy: ``/api/2.0/mlflow-artifacts/artifacts``.
+
+``mlflow-artifacts:/<path>`` URIs resolve here, so a client on any machine
+stores artifacts through the server without credentials for the storage
+behind it. Uploads stream from the socket into the store; downloads of local
+files go out with sendfile, others in chunks.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+from starlette.responses import FileResponse, Response, StreamingResponse
+
+from lapis.artifacts.store import ArtifactStore, clean_relpath
+from lapis.errors import InvalidParameterValue, ResourceDoesNotExist
+from lapis.server.routers.mlflow._handler import json_response
+
+router = APIRouter(tags=["mlflow-artifacts"])
+PREFIXES = ("/api/2.0/mlflow-artifacts", "/ajax-api/2.0/mlflow-artifacts")
+
+
+def _store(request: Request) -> ArtifactStore:
+    store: ArtifactStore = request.app.state.ws.artifacts
+    return store
+
+
+async def upload(request: Request, artifact_path: str) -> Response:
+    rel = clean_relpath(artifact_path)
+    if not rel:
+        raise InvalidParameterValue("Artifact path must name a file")
+    await _store(request).write_stream(rel, request.stream())
+    return json_response({})
+
+
+async def download(request: Request, artifact_path: str) -> Response:
+    store = _store(request)
+    rel = clean_relpath(artifact_path)
+    if not await run_in_threadpool(store.is_file, rel):
+        raise ResourceDoesNotExist(f"Artifact '{artifact_path}' does not exist")
+    local = store.local_path(rel)
+    if local is not None:
+        return FileResponse(local, media_type="application/octet-stream")
+    return StreamingResponse(
+        iterate_in_threadpool(store.iter_read(rel)), media_type="application/octet-stream"
+    )
+
+
+async def list_artifacts(request: Request, path: str = "") -> Response:
+    rel = clean_relpath(path)
+    files = await run_in_threadpool(_store(request).list, rel)
+    prefix = f"{rel}/" if rel else ""
+    return json_response(
+        {
+            "files": [
+                {"path": f.path[len(prefix):], "is_dir": f.is_dir}
+                | ({} if f.file_size is None else {"file_size": f.file_size})
+                for f in files
+            ]
+        }
+    )
+
+
+async def delete(request: Request, artifact_path: str) -> Response:
+    await run_in_threadpool(_store(request).delete, clean_relpath(artifact_path))
+    return json_response({})
+
+
+for i, prefix in enumerate(PREFIXES):
+    shown = i == 0
+    router.add_api_route(f"{prefix}/artifacts/{{artifact_path:path}}", upload, methods=["PUT"],
+                         include_in_schema=shown, name=f"upload_artifact_{i}")
+    router.add_api_route(f"{prefix}/artifacts/{{artifact_path:path}}", download, methods=["GET"],
+                         include_in_schema=shown, name=f"download_artifact_{i}")
+    router.add_api_route(f"{prefix}/artifacts/{{artifact_path:path}}", delete,
+                         methods=["DELETE"], include_in_schema=shown, name=f"delete_artifact_{i}")
+    router.add_api_route(f"{prefix}/artifacts", list_artifacts, methods=["GET"],
+                         include_in_schema=shown, name=f"list_artifacts_{i}")

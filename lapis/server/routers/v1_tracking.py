@@ -1,0 +1,217 @@
+"""Lapis' own tracking API under ``/api/v1`` (used by the CLI and the native SDK)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from lapis.api.tracking import CreateRunRequest, EndRunRequest, LogRequest
+from lapis.entities.tracking import Experiment, Run, ViewType
+from lapis.errors import InvalidParameterValue, MalformedRequest, ResourceDoesNotExist
+from lapis.server.context import Workspace
+from lapis.server.routers.mlflow._handler import json_response
+from lapis.tracking.mlflow_compat import float_out
+
+router = APIRouter(prefix="/api/v1", tags=["tracking"])
+
+
+def _ws(request: Request) -> Workspace:
+    ws: Workspace = request.app.state.ws
+    return ws
+
+
+def experiment_dict(e: Experiment) -> dict[str, Any]:
+    return {
+        "experiment_id": e.experiment_id,
+        "name": e.name,
+        "artifact_location": e.artifact_location,
+        "lifecycle_stage": e.lifecycle_stage,
+        "creation_time": e.creation_time,
+        "last_update_time": e.last_update_time,
+        "tags": e.tags,
+    }
+
+
+def run_dict(r: Run) -> dict[str, Any]:
+    i = r.info
+    return {
+        "run_id": i.run_id,
+        "run_name": i.run_name,
+        "experiment_id": i.experiment_id,
+        "status": i.status,
+        "start_time": i.start_time,
+        "end_time": i.end_time,
+        "user_id": i.user_id,
+        "created_by": i.created_by,
+        "artifact_uri": i.artifact_uri,
+        "lifecycle_stage": i.lifecycle_stage,
+        "params": r.params,
+        "tags": r.tags,
+        "metrics": {
+            m.key: {"value": float_out(m.value), "step": m.step, "timestamp": m.timestamp}
+            for m in r.metrics
+        },
+    }
+
+
+def _experiment(ws: Workspace, id_or_name: str) -> Experiment:
+    if id_or_name.isdigit():
+        try:
+            return ws.tracking.get_experiment(id_or_name)
+        except ResourceDoesNotExist:
+            pass
+    return ws.tracking.get_experiment_by_name(id_or_name)
+
+
+@router.get("/whoami")
+async def whoami(request: Request) -> dict[str, Any]:
+    """The principal behind the token that made this call."""
+    p = request.state.principal
+    return {"user_id": p.user_id, "name": p.name, "role": p.role}
+
+
+@router.get("/experiments")
+async def list_experiments(request: Request, view: str = "active") -> Response:
+    views = {"active": ViewType.ACTIVE_ONLY, "deleted": ViewType.DELETED_ONLY, "all": ViewType.ALL}
+    if view not in views:
+        raise InvalidParameterValue(f"view must be one of active, deleted, all (got '{view}')")
+    exps, _ = await run_in_threadpool(
+        _ws(request).tracking.search_experiments, views[view], 50_000
+    )
+    return json_response({"experiments": [experiment_dict(e) for e in exps]})
+
+
+@router.get("/experiments/{id_or_name}")
+async def get_experiment(request: Request, id_or_name: str) -> Response:
+    exp = await run_in_threadpool(_experiment, _ws(request), id_or_name)
+    return json_response(experiment_dict(exp))
+
+
+@router.post("/runs")
+async def create_run(request: Request, body: CreateRunRequest) -> Response:
+    ws = _ws(request)
+
+    def work() -> Run:
+        exp_id = body.experiment_id
+        if exp_id is None and body.experiment_name:
+            exp_id = ws.tracking.get_or_create_experiment(
+                body.experiment_name, request.state.principal
+            ).experiment_id
+        return ws.tracking.create_run(
+            exp_id,
+            run_name=body.run_name,
+            start_time=body.start_time,
+            tags=body.tags,
+            principal=request.state.principal,
+        )
+
+    return json_response(run_dict(await run_in_threadpool(work)))
+
+
+@router.get("/runs")
+async def search_runs(
+    request: Request,
+    experiment: str | None = None,
+    filter: str = "",
+    order_by: str | None = None,
+    max_results: int = 100,
+    page_token: str | None = None,
+) -> Response:
+    ws = _ws(request)
+
+    def work() -> tuple[list[Run], str | None]:
+        if experiment is None:
+            ids: list[object] = [e.experiment_id for e in ws.tracking.search_experiments()[0]]
+        else:
+            ids = [_experiment(ws, experiment).experiment_id]
+        return ws.tracking.search_runs(
+            ids, filter, max_results=max_results,
+            order_by=[order_by] if order_by else None, page_token=page_token,
+        )
+
+    runs, token = await run_in_threadpool(work)
+    return json_response({"runs": [run_dict(r) for r in runs], "next_page_token": token})
+
+
+@router.get("/runs/{run_id}")
+async def get_run(request: Request, run_id: str) -> Response:
+    return json_response(run_dict(await run_in_threadpool(_ws(request).tracking.get_run, run_id)))
+
+
+@router.get("/runs/{run_id}/metrics/{key:path}/history")
+async def metric_history(request: Request, run_id: str, key: str) -> Response:
+    points, _ = await run_in_threadpool(_ws(request).tracking.metric_history, run_id, key)
+    return json_response(
+        {
+            "key": key,
+            "points": [
+                {"value": float_out(p.value), "step": p.step, "timestamp": p.timestamp}
+                for p in points
+            ],
+        }
+    )
+
+
+@router.post("/runs/{run_id}/log", openapi_extra={"requestBody": {"content": {
+    "application/json": {"schema": LogRequest.model_json_schema()}}, "required": True}})
+async def log(request: Request, run_id: str) -> Response:
+    """Columnar batch of metrics plus params and tags, written in one transaction.
+
+    The body is parsed with orjson and checked by hand rather than through a
+    pydantic model: at 100,000 points a request, model validation would cost
+    more than the database insert.
+    """
+    try:
+        body = orjson.loads(await request.body())
+    except orjson.JSONDecodeError as exc:
+        raise MalformedRequest(f"Malformed JSON request body: {exc}") from None
+    if not isinstance(body, dict):
+        raise MalformedRequest("Request body must be a JSON object")
+    unknown = set(body) - {"metrics", "params", "tags"}
+    if unknown:
+        raise InvalidParameterValue(f"Unknown field(s) in log request: {', '.join(sorted(unknown))}")
+    m = body.get("metrics") or {}
+    cols = {}
+    for name, kind in (("key", str), ("value", (int, float)), ("step", int), ("timestamp", int)):
+        col = m.get(name, [])
+        if not isinstance(col, list):
+            raise InvalidParameterValue(f"metrics.{name} must be a list")
+        cols[name] = col
+    values = cols["value"]
+    if not all(type(x) is float or type(x) is int for x in values):
+        values = [_num(x, i) for i, x in enumerate(values)]
+    if not all(type(x) is int for x in cols["step"]) or not all(
+        type(x) is int for x in cols["timestamp"]
+    ):
+        raise InvalidParameterValue("metrics.step and metrics.timestamp must be lists of integers")
+    if not all(type(x) is str for x in cols["key"]):
+        raise InvalidParameterValue("metrics.key must be a list of strings")
+    params, tags = body.get("params") or {}, body.get("tags") or {}
+    if not isinstance(params, dict) or not isinstance(tags, dict):
+        raise InvalidParameterValue("params and tags must be JSON objects")
+    n = await run_in_threadpool(
+        _ws(request).tracking.log_columns, run_id, cols["key"], values, cols["step"],
+        cols["timestamp"], params, tags,
+    )
+    return json_response({"metrics": n})
+
+
+def _num(x: object, i: int) -> float:
+    from lapis.tracking.mlflow_compat import float_in
+
+    return float_in(x, f"metrics.value[{i}]")
+
+
+@router.post("/runs/{run_id}/end")
+async def end_run(request: Request, run_id: str, body: EndRunRequest) -> Response:
+    ws = _ws(request)
+
+    def work() -> Run:
+        ws.tracking.update_run(run_id, status=body.status, end_time=body.end_time)
+        return ws.tracking.get_run(run_id)
+
+    return json_response(run_dict(await run_in_threadpool(work)))

@@ -1,0 +1,282 @@
+"""Table definitions for the metadata store (SQLAlchemy Core).
+
+Core, not the ORM: the hot paths (metric ingest, run search, history reads) are
+bulk statements, and the ORM's unit of work would cost more than the database.
+Times are UTC epoch milliseconds, as MLflow stores them. The Alembic migrations
+under ``migrations/versions`` create exactly these tables; a change here needs
+a new migration (``make migration``).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING)
+
+# --- principals -------------------------------------------------------------
+# A principal is a user; tokens belong to users. ``role`` is a single role name
+# today; the RBAC issue turns it into role assignments without changing tokens.
+users = Table(
+    "users",
+    metadata,
+    Column("user_id", String(32), primary_key=True),
+    Column("name", String(256), nullable=False, unique=True),
+    Column("display_name", String(256)),
+    Column("role", String(64), nullable=False, server_default="reader"),
+    Column("created_at", BigInteger, nullable=False),
+    Column("disabled", Boolean, nullable=False, server_default="0"),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("token_id", String(32), primary_key=True),
+    Column("user_id", String(32), ForeignKey("users.user_id"), nullable=False),
+    Column("name", String(256), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger),
+    Column("revoked", Boolean, nullable=False, server_default="0"),
+)
+
+# --- tracking ---------------------------------------------------------------
+experiments = Table(
+    "experiments",
+    metadata,
+    Column("experiment_id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(256), nullable=False, unique=True),
+    Column("artifact_location", Text, nullable=False),
+    Column("lifecycle_stage", String(32), nullable=False, server_default="active"),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("last_update_time", BigInteger, nullable=False),
+    Column("created_by", String(32)),
+)
+
+experiment_tags = Table(
+    "experiment_tags",
+    metadata,
+    Column("experiment_id", Integer, ForeignKey("experiments.experiment_id"), nullable=False),
+    Column("key", String(250), nullable=False),
+    Column("value", Text),
+    PrimaryKeyConstraint("experiment_id", "key"),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("run_uuid", String(32), primary_key=True),
+    Column("name", String(250)),
+    Column("experiment_id", Integer, ForeignKey("experiments.experiment_id"), nullable=False),
+    Column("user_id", String(256)),
+    Column("created_by", String(32)),
+    Column("status", String(20), nullable=False),
+    Column("start_time", BigInteger),
+    Column("end_time", BigInteger),
+    Column("deleted_time", BigInteger),
+    Column("lifecycle_stage", String(20), nullable=False, server_default="active"),
+    Column("artifact_uri", Text, nullable=False),
+    Index("ix_runs_experiment_start", "experiment_id", "start_time"),
+)
+
+params = Table(
+    "params",
+    metadata,
+    Column("run_uuid", String(32), ForeignKey("runs.run_uuid"), nullable=False),
+    Column("key", String(250), nullable=False),
+    Column("value", Text, nullable=False),
+    PrimaryKeyConstraint("run_uuid", "key"),
+)
+
+tags = Table(
+    "tags",
+    metadata,
+    Column("run_uuid", String(32), ForeignKey("runs.run_uuid"), nullable=False),
+    Column("key", String(250), nullable=False),
+    Column("value", Text),
+    PrimaryKeyConstraint("run_uuid", "key"),
+)
+
+# Every point ever logged. No surrogate key: the unique index both serves the
+# history query (run, key, step order) and makes a re-sent batch idempotent,
+# the same de-duplication MLflow's primary key gives.
+metrics = Table(
+    "metrics",
+    metadata,
+    Column("run_uuid", String(32), nullable=False),
+    Column("key", String(250), nullable=False),
+    Column("step", BigInteger, nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+    Column("value", Float, nullable=False),
+    Column("is_nan", Boolean, nullable=False),
+    Column("model_id", String(64)),
+    Column("dataset_name", String(500)),
+    Column("dataset_digest", String(36)),
+    Index(
+        "ux_metrics_point", "run_uuid", "key", "step", "timestamp", "value", "is_nan", unique=True
+    ),
+)
+
+# The newest point per (run, key) — by step, then timestamp, then value, as
+# MLflow orders them — kept on write so search and run listings never scan
+# the history.
+latest_metrics = Table(
+    "latest_metrics",
+    metadata,
+    Column("run_uuid", String(32), nullable=False),
+    Column("key", String(250), nullable=False),
+    Column("step", BigInteger, nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+    Column("value", Float, nullable=False),
+    Column("is_nan", Boolean, nullable=False),
+    PrimaryKeyConstraint("run_uuid", "key"),
+    Index("ix_latest_metrics_key_value", "key", "value"),
+)
+
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("dataset_uuid", String(36), primary_key=True),
+    Column("experiment_id", Integer, ForeignKey("experiments.experiment_id"), nullable=False),
+    Column("name", String(500), nullable=False),
+    Column("digest", String(36), nullable=False),
+    Column("source_type", String(36), nullable=False),
+    Column("source", Text, nullable=False),
+    Column("schema", Text),
+    Column("profile", Text),
+    UniqueConstraint("experiment_id", "name", "digest"),
+)
+
+run_inputs = Table(
+    "run_inputs",
+    metadata,
+    Column("run_uuid", String(32), ForeignKey("runs.run_uuid"), nullable=False),
+    Column("dataset_uuid", String(36), ForeignKey("datasets.dataset_uuid"), nullable=False),
+    Column("tags_json", Text, nullable=False, server_default="[]"),
+    PrimaryKeyConstraint("run_uuid", "dataset_uuid"),
+)
+
+# MLflow 3 logged models: a model produced (output) or consumed (input) by runs.
+logged_models = Table(
+    "logged_models",
+    metadata,
+    Column("model_id", String(64), primary_key=True),
+    Column("experiment_id", Integer, ForeignKey("experiments.experiment_id"), nullable=False),
+    Column("name", String(500), nullable=False),
+    Column("artifact_location", Text, nullable=False),
+    Column("creation_timestamp", BigInteger, nullable=False),
+    Column("last_updated_timestamp", BigInteger, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("status_message", Text),
+    Column("lifecycle_stage", String(20), nullable=False, server_default="active"),
+    Column("model_type", String(500)),
+    Column("source_run_id", String(32)),
+    Index("ix_logged_models_experiment", "experiment_id"),
+)
+
+logged_model_params = Table(
+    "logged_model_params",
+    metadata,
+    Column("model_id", String(64), ForeignKey("logged_models.model_id"), nullable=False),
+    Column("key", String(250), nullable=False),
+    Column("value", Text, nullable=False),
+    PrimaryKeyConstraint("model_id", "key"),
+)
+
+logged_model_tags = Table(
+    "logged_model_tags",
+    metadata,
+    Column("model_id", String(64), ForeignKey("logged_models.model_id"), nullable=False),
+    Column("key", String(250), nullable=False),
+    Column("value", Text),
+    PrimaryKeyConstraint("model_id", "key"),
+)
+
+run_model_io = Table(
+    "run_model_io",
+    metadata,
+    Column("run_uuid", String(32), ForeignKey("runs.run_uuid"), nullable=False),
+    Column("model_id", String(64), nullable=False),
+    Column("direction", String(8), nullable=False),
+    Column("step", BigInteger, nullable=False, server_default="0"),
+    PrimaryKeyConstraint("run_uuid", "model_id", "direction"),
+)
+
+# --- model registry ---------------------------------------------------------
+registered_models = Table(
+    "registered_models",
+    metadata,
+    Column("name", String(256), primary_key=True),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("last_updated_time", BigInteger, nullable=False),
+    Column("description", Text),
+    Column("created_by", String(32)),
+)
+
+registered_model_tags = Table(
+    "registered_model_tags",
+    metadata,
+    Column("name", String(256), nullable=False),
+    Column("key", String(250), nullable=False),
+    Column("value", Text),
+    PrimaryKeyConstraint("name", "key"),
+)
+
+registered_model_aliases = Table(
+    "registered_model_aliases",
+    metadata,
+    Column("name", String(256), nullable=False),
+    Column("alias", String(256), nullable=False),
+    Column("version", Integer, nullable=False),
+    PrimaryKeyConstraint("name", "alias"),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("name", String(256), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("last_updated_time", BigInteger, nullable=False),
+    Column("description", Text),
+    Column("user_id", String(256)),
+    Column("current_stage", String(20), nullable=False, server_default="None"),
+    Column("source", Text, nullable=False),
+    Column("storage_location", Text),
+    Column("run_id", String(32)),
+    Column("run_link", Text),
+    Column("model_id", String(64)),
+    Column("status", String(20), nullable=False, server_default="READY"),
+    Column("status_message", Text),
+    Column("lifecycle_stage", String(20), nullable=False, server_default="active"),
+    PrimaryKeyConstraint("name", "version"),
+)
+
+model_version_tags = Table(
+    "model_version_tags",
+    metadata,
+    Column("name", String(256), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("key", String(250), nullable=False),
+    Column("value", Text),
+    PrimaryKeyConstraint("name", "version", "key"),
+)

@@ -1,0 +1,1 @@
+"""Experiments, runs and metrics: the rules of tracking, over the metadata store."""

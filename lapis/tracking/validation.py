@@ -1,0 +1,85 @@
+"""Checks on what users log, with MLflow's limits and messages naming the culprit."""
+
+from __future__ import annotations
+
+import posixpath
+import re
+
+from lapis.errors import InvalidParameterValue
+
+MAX_KEY_LENGTH = 250
+MAX_PARAM_VALUE_LENGTH = 6000
+MAX_TAG_VALUE_LENGTH = 8000
+MAX_EXPERIMENT_NAME_LENGTH = 256
+_KEY_RE = re.compile(r"^[/\w.\- :]*$")
+
+
+def validate_key(kind: str, key: object) -> str:
+    if not isinstance(key, str) or not key:
+        raise InvalidParameterValue(f"Invalid {kind} name: {key!r}. Names must be non-empty strings.")
+    if len(key) > MAX_KEY_LENGTH:
+        raise InvalidParameterValue(
+            f"{kind.capitalize()} name '{key[:40]}...' had length {len(key)}, which exceeded "
+            f"length limit of {MAX_KEY_LENGTH}"
+        )
+    if not _KEY_RE.match(key):
+        raise InvalidParameterValue(
+            f"Invalid {kind} name: '{key}'. Names may only contain alphanumerics, underscores (_), "
+            "dashes (-), periods (.), spaces ( ), colons (:) and slashes (/)."
+        )
+    norm = posixpath.normpath(key)
+    if norm != key.rstrip("/") or norm.startswith(("/", "..")) or key.startswith("/"):
+        raise InvalidParameterValue(
+            f"Invalid {kind} name: '{key}'. Names may be treated as files in certain cases, "
+            "and must not resolve to other names when treated as such."
+        )
+    return key
+
+
+def validate_param(key: object, value: object) -> tuple[str, str]:
+    validate_key("param", key)
+    if value is None:
+        raise InvalidParameterValue(f"Missing value for param '{key}'")
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > MAX_PARAM_VALUE_LENGTH:
+        raise InvalidParameterValue(
+            f"Param value '{text[:100]}...' for key '{key}' had length {len(text)}, which "
+            f"exceeded length limit of {MAX_PARAM_VALUE_LENGTH}"
+        )
+    return str(key), text
+
+
+def validate_tag(key: object, value: object) -> tuple[str, str]:
+    if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH:
+        raise InvalidParameterValue(
+            f"Invalid tag name: {key!r}. Tag names must be 1 to {MAX_KEY_LENGTH} characters."
+        )
+    text = "" if value is None else (value if isinstance(value, str) else str(value))
+    if len(text) > MAX_TAG_VALUE_LENGTH:
+        raise InvalidParameterValue(
+            f"Tag value '{text[:100]}...' for key '{key}' had length {len(text)}, which exceeded "
+            f"length limit of {MAX_TAG_VALUE_LENGTH}"
+        )
+    return key, text
+
+
+def validate_experiment_name(name: object) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidParameterValue(
+            f"Invalid experiment name: {name!r}. Experiment names must be non-empty strings."
+        )
+    if len(name) > MAX_EXPERIMENT_NAME_LENGTH:
+        raise InvalidParameterValue(
+            f"Experiment name had length {len(name)}, which exceeded length limit of "
+            f"{MAX_EXPERIMENT_NAME_LENGTH}"
+        )
+    return name
+
+
+def parse_experiment_id(value: object) -> int:
+    try:
+        return int(str(value))
+    except (TypeError, ValueError):
+        from lapis.errors import ResourceDoesNotExist
+
+        raise ResourceDoesNotExist(f"No Experiment with id={value} exists") from None
