@@ -25,7 +25,8 @@ def _write_private(path: Path, data: dict[str, object]) -> None:
 
 def server_command(
     home: Annotated[
-        Path | None, typer.Option("--home", help="Workspace folder (default $LAPIS_HOME or ~/.lapis).")
+        Path | None,
+        typer.Option("--home", help="Workspace folder (default $LAPIS_HOME or ~/.lapis)."),
     ] = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[
@@ -41,7 +42,9 @@ def server_command(
     ] = None,
     artifact_root: Annotated[
         str | None,
-        typer.Option("--artifact-root", help="fsspec URL for artifacts (default file://HOME/artifacts)."),
+        typer.Option(
+            "--artifact-root", help="fsspec URL for artifacts (default file://HOME/artifacts)."
+        ),
     ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
 ) -> None:

@@ -10,7 +10,7 @@ from lapis.server import errors
 from lapis.server.auth import BearerAuth
 from lapis.server.context import Workspace
 from lapis.server.routers import v1_tracking
-from lapis.server.routers.mlflow import artifacts, experiments, runs
+from lapis.server.routers.mlflow import artifacts, experiments, logged_models, registry, runs
 from lapis.server.routers.mlflow._handler import json_response, mount
 
 
@@ -41,7 +41,7 @@ def create_app(ws: Workspace) -> FastAPI:
             }
         )
 
-    mount(app, experiments.ROUTES + runs.ROUTES)
+    mount(app, experiments.ROUTES + runs.ROUTES + logged_models.ROUTES + registry.ROUTES)
     app.include_router(artifacts.router)
     app.include_router(v1_tracking.router)
     app.add_middleware(BearerAuth, workspace=ws)

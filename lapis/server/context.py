@@ -9,6 +9,8 @@ from lapis.auth.service import AuthService, IssuedToken
 from lapis.config import Settings
 from lapis.store.sql.engine import Database
 from lapis.store.sql.principals import PrincipalStore
+from lapis.registry.service import RegistryService
+from lapis.tracking.logged_models import LoggedModelService
 from lapis.tracking.service import TrackingService
 
 
@@ -19,6 +21,8 @@ class Workspace:
     auth: AuthService
     tracking: TrackingService
     artifacts: ArtifactStore
+    logged_models: LoggedModelService
+    registry: RegistryService
     bootstrap: IssuedToken | None = None
 
     @classmethod
@@ -36,6 +40,8 @@ class Workspace:
             auth=auth,
             tracking=tracking,
             artifacts=ArtifactStore(settings.resolved_artifact_root),
+            logged_models=LoggedModelService(tracking),
+            registry=RegistryService(tracking),
         )
         ws.bootstrap = auth.bootstrap_admin()
         return ws

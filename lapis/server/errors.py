@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lapis.errors import LapisError
 
@@ -30,7 +31,9 @@ def install(app: FastAPI) -> None:
             {
                 "error_code": "INVALID_PARAMETER_VALUE",
                 "message": "Invalid request: " + "; ".join(problems),
-                "details": {"errors": [{"loc": e.get("loc"), "msg": e.get("msg")} for e in exc.errors()]},
+                "details": {
+                    "errors": [{"loc": e.get("loc"), "msg": e.get("msg")} for e in exc.errors()]
+                },
             },
             status_code=400,
         )
@@ -45,10 +48,42 @@ def install(app: FastAPI) -> None:
         )
         return JSONResponse({"error_code": code, "message": message}, status_code=exc.status_code)
 
-    @app.exception_handler(Exception)
-    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse(
-            {"error_code": "INTERNAL_ERROR", "message": f"Internal error: {type(exc).__name__}"},
-            status_code=500,
-        )
+    app.add_middleware(CatchAll)
+
+
+class CatchAll:
+    """Turn an unexpected exception into a JSON 500 and one log record.
+
+    Starlette's own last-resort handler re-raises after answering, so the same
+    traceback would be logged twice; this sits inside it and stops there.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            if started:
+                raise
+            response = JSONResponse(
+                {
+                    "error_code": "INTERNAL_ERROR",
+                    "message": f"Internal error: {type(exc).__name__}",
+                },
+                status_code=500,
+            )
+            await response(scope, receive, send)

@@ -22,8 +22,13 @@ def float_out(value: float) -> float | str:
     return "Infinity" if value > 0 else "-Infinity"
 
 
-_SPECIAL = {"nan": math.nan, "infinity": math.inf, "inf": math.inf, "-infinity": -math.inf,
-            "-inf": -math.inf}
+_SPECIAL = {
+    "nan": math.nan,
+    "infinity": math.inf,
+    "inf": math.inf,
+    "-infinity": -math.inf,
+    "-inf": -math.inf,
+}
 
 
 def float_in(value: object, field: str) -> float:

@@ -63,7 +63,11 @@ class TrackingService:
         if artifact_location and ".." in artifact_location.split("/"):
             raise InvalidParameterValue(f"Invalid artifact_location '{artifact_location}'")
         return self.experiments.create(
-            name, artifact_location, clean, principal.user_id if principal else None, ARTIFACT_SCHEME
+            name,
+            artifact_location,
+            clean,
+            principal.user_id if principal else None,
+            ARTIFACT_SCHEME,
         )
 
     def get_experiment(self, experiment_id: object) -> Experiment:
@@ -117,7 +121,9 @@ class TrackingService:
         self.experiments.set_stage(exp_id, LifecycleStage.DELETED.value)
 
     def restore_experiment(self, experiment_id: object) -> None:
-        self.experiments.set_stage(v.parse_experiment_id(experiment_id), LifecycleStage.ACTIVE.value)
+        self.experiments.set_stage(
+            v.parse_experiment_id(experiment_id), LifecycleStage.ACTIVE.value
+        )
 
     def set_experiment_tag(self, experiment_id: object, key: object, value: object) -> None:
         exp = self.get_experiment(experiment_id)
@@ -206,7 +212,9 @@ class TrackingService:
 
     def delete_run(self, run_id: str) -> None:
         self.runs.get_info(run_id)
-        self.runs.update(run_id, lifecycle_stage=LifecycleStage.DELETED.value, deleted_time=now_ms())
+        self.runs.update(
+            run_id, lifecycle_stage=LifecycleStage.DELETED.value, deleted_time=now_ms()
+        )
 
     def restore_run(self, run_id: str) -> None:
         self.runs.get_info(run_id)
@@ -228,13 +236,17 @@ class TrackingService:
         offset = decode_page_token(page_token)
         exp_ids = [v.parse_experiment_id(e) for e in experiment_ids]
         stmt = run_search_select(
-            exp_ids, filter_string or "", list(order_by or []), view_type.value,
-            max_results + 1, offset,
+            exp_ids,
+            filter_string or "",
+            list(order_by or []),
+            view_type.value,
+            max_results + 1,
+            offset,
         )
         with self.db.read() as conn:
-            ids = list(conn.execute(stmt).scalars())
-            token = encode_page_token(offset + max_results) if len(ids) > max_results else None
-            return self.runs.get_many(ids[:max_results], conn), token
+            run_ids: list[str] = list(conn.execute(stmt).scalars())
+            token = encode_page_token(offset + max_results) if len(run_ids) > max_results else None
+            return self.runs.get_many(run_ids[:max_results], conn), token
 
     # --- logging -----------------------------------------------------------
     def _writable_run(self, run_id: str) -> RunInfo:

@@ -16,7 +16,9 @@ _KEY_RE = re.compile(r"^[/\w.\- :]*$")
 
 def validate_key(kind: str, key: object) -> str:
     if not isinstance(key, str) or not key:
-        raise InvalidParameterValue(f"Invalid {kind} name: {key!r}. Names must be non-empty strings.")
+        raise InvalidParameterValue(
+            f"Invalid {kind} name: {key!r}. Names must be non-empty strings."
+        )
     if len(key) > MAX_KEY_LENGTH:
         raise InvalidParameterValue(
             f"{kind.capitalize()} name '{key[:40]}...' had length {len(key)}, which exceeded "

@@ -79,9 +79,7 @@ async def list_experiments(request: Request, view: str = "active") -> Response:
     views = {"active": ViewType.ACTIVE_ONLY, "deleted": ViewType.DELETED_ONLY, "all": ViewType.ALL}
     if view not in views:
         raise InvalidParameterValue(f"view must be one of active, deleted, all (got '{view}')")
-    exps, _ = await run_in_threadpool(
-        _ws(request).tracking.search_experiments, views[view], 50_000
-    )
+    exps, _ = await run_in_threadpool(_ws(request).tracking.search_experiments, views[view], 50_000)
     return json_response({"experiments": [experiment_dict(e) for e in exps]})
 
 
@@ -129,8 +127,11 @@ async def search_runs(
         else:
             ids = [_experiment(ws, experiment).experiment_id]
         return ws.tracking.search_runs(
-            ids, filter, max_results=max_results,
-            order_by=[order_by] if order_by else None, page_token=page_token,
+            ids,
+            filter,
+            max_results=max_results,
+            order_by=[order_by] if order_by else None,
+            page_token=page_token,
         )
 
     runs, token = await run_in_threadpool(work)
@@ -156,8 +157,15 @@ async def metric_history(request: Request, run_id: str, key: str) -> Response:
     )
 
 
-@router.post("/runs/{run_id}/log", openapi_extra={"requestBody": {"content": {
-    "application/json": {"schema": LogRequest.model_json_schema()}}, "required": True}})
+@router.post(
+    "/runs/{run_id}/log",
+    openapi_extra={
+        "requestBody": {
+            "content": {"application/json": {"schema": LogRequest.model_json_schema()}},
+            "required": True,
+        }
+    },
+)
 async def log(request: Request, run_id: str) -> Response:
     """Columnar batch of metrics plus params and tags, written in one transaction.
 
@@ -173,10 +181,12 @@ async def log(request: Request, run_id: str) -> Response:
         raise MalformedRequest("Request body must be a JSON object")
     unknown = set(body) - {"metrics", "params", "tags"}
     if unknown:
-        raise InvalidParameterValue(f"Unknown field(s) in log request: {', '.join(sorted(unknown))}")
+        raise InvalidParameterValue(
+            f"Unknown field(s) in log request: {', '.join(sorted(unknown))}"
+        )
     m = body.get("metrics") or {}
     cols = {}
-    for name, kind in (("key", str), ("value", (int, float)), ("step", int), ("timestamp", int)):
+    for name in ("key", "value", "step", "timestamp"):
         col = m.get(name, [])
         if not isinstance(col, list):
             raise InvalidParameterValue(f"metrics.{name} must be a list")
@@ -194,8 +204,14 @@ async def log(request: Request, run_id: str) -> Response:
     if not isinstance(params, dict) or not isinstance(tags, dict):
         raise InvalidParameterValue("params and tags must be JSON objects")
     n = await run_in_threadpool(
-        _ws(request).tracking.log_columns, run_id, cols["key"], values, cols["step"],
-        cols["timestamp"], params, tags,
+        _ws(request).tracking.log_columns,
+        run_id,
+        cols["key"],
+        values,
+        cols["step"],
+        cols["timestamp"],
+        params,
+        tags,
     )
     return json_response({"metrics": n})
 

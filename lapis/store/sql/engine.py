@@ -60,7 +60,9 @@ class Database:
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "begin", _sqlite_begin)
         else:
-            self.engine = create_engine(url, pool_size=pool_size, max_overflow=16, pool_pre_ping=True)
+            self.engine = create_engine(
+                url, pool_size=pool_size, max_overflow=16, pool_pre_ping=True
+            )
 
     @contextmanager
     def write(self) -> Iterator[Connection]:

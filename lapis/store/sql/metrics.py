@@ -60,10 +60,28 @@ _SQL = {
 def _row(run_id: str, p: Point) -> tuple[Any, ...]:
     v = p.value
     if v != v:  # NaN is stored as 0 with a flag: not every database keeps NaN in a REAL
-        return (run_id, p.key, p.step, p.timestamp, 0.0, True, p.model_id, p.dataset_name,
-                p.dataset_digest)
-    return (run_id, p.key, p.step, p.timestamp, v, False, p.model_id, p.dataset_name,
-            p.dataset_digest)
+        return (
+            run_id,
+            p.key,
+            p.step,
+            p.timestamp,
+            0.0,
+            True,
+            p.model_id,
+            p.dataset_name,
+            p.dataset_digest,
+        )
+    return (
+        run_id,
+        p.key,
+        p.step,
+        p.timestamp,
+        v,
+        False,
+        p.model_id,
+        p.dataset_name,
+        p.dataset_digest,
+    )
 
 
 class MetricStore:

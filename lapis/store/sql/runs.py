@@ -75,7 +75,9 @@ class RunStore:
             for r in conn.execute(select(runs).where(runs.c.run_uuid.in_(ids)))
         }
         for run_uuid, key, value in conn.execute(
-            select(params.c.run_uuid, params.c.key, params.c.value).where(params.c.run_uuid.in_(ids))
+            select(params.c.run_uuid, params.c.key, params.c.value).where(
+                params.c.run_uuid.in_(ids)
+            )
         ):
             by_id[run_uuid].params[key] = value
         for run_uuid, key, value in conn.execute(
@@ -149,7 +151,9 @@ class RunStore:
             if res.rowcount == 0:
                 raise ResourceDoesNotExist(f"Run with id={run_id} not found")
             if "name" in values and values["name"] is not None:
-                upsert(conn, tags, {"run_uuid": run_id, "key": "mlflow.runName"}, str(values["name"]))
+                upsert(
+                    conn, tags, {"run_uuid": run_id, "key": "mlflow.runName"}, str(values["name"])
+                )
 
     def log_params(self, conn: Connection, run_id: str, new: Mapping[str, str]) -> None:
         """Insert params; re-logging the same value is a no-op, a different value is refused."""
@@ -175,7 +179,9 @@ class RunStore:
                 f"Attempted logging new value '{first['new_value']}'.",
                 changed=changed,
             )
-        fresh = [{"run_uuid": run_id, "key": k, "value": v} for k, v in new.items() if k not in existing]
+        fresh = [
+            {"run_uuid": run_id, "key": k, "value": v} for k, v in new.items() if k not in existing
+        ]
         if fresh:
             conn.execute(insert(params), fresh)
 

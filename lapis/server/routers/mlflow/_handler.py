@@ -9,6 +9,8 @@ parser does on MLflow's server, with messages that name the parameter.
 
 from __future__ import annotations
 
+import builtins
+
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -45,7 +47,7 @@ class Args:
 
     def __init__(self, data: Mapping[str, Any], from_query: bool = False) -> None:
         self.data = data
-        self.from_query = from_query
+        self.is_query = from_query
 
     @classmethod
     def from_query(cls, qp: QueryParams) -> Args:
@@ -55,12 +57,14 @@ class Args:
             data[key] = values if len(values) > 1 else values[0]
         return cls(data, from_query=True)
 
-    def raw(self, name: str) -> Any:
+    def raw(self, name: builtins.str) -> Any:
         return self.data.get(name)
 
-    def str(self, name: str, required: bool = False, default: str | None = None) -> str | None:
+    def str(
+        self, name: builtins.str, required: bool = False, default: builtins.str | None = None
+    ) -> builtins.str | None:
         value = self.data.get(name)
-        if value is None or value == "" and required:
+        if value is None or (value == "" and required):
             if required:
                 raise _missing(name)
             return default
@@ -68,12 +72,14 @@ class Args:
             raise _bad(name, value, "a string")
         return value
 
-    def req_str(self, name: str) -> str:
+    def req_str(self, name: builtins.str) -> builtins.str:
         value = self.str(name, required=True)
         assert value is not None
         return value
 
-    def int(self, name: str, required: bool = False, default: int | None = None) -> int | None:
+    def int(
+        self, name: builtins.str, required: bool = False, default: builtins.int | None = None
+    ) -> builtins.int | None:
         value = self.data.get(name)
         if value is None or value == "":
             if required:
@@ -92,24 +98,24 @@ class Args:
                 pass
         raise _bad(name, value, "an integer")
 
-    def list(self, name: str) -> list[Any]:
+    def list(self, name: builtins.str) -> builtins.list[Any]:
         value = self.data.get(name)
         if value is None:
             return []
         if isinstance(value, list):
             return value
-        if self.from_query:
+        if self.is_query:
             return [value]
         raise _bad(name, value, "a list")
 
-    def str_list(self, name: str) -> list[str]:
+    def str_list(self, name: builtins.str) -> builtins.list[builtins.str]:
         out = self.list(name)
         for item in out:
             if not isinstance(item, str):
                 raise _bad(name, out, "a list of strings")
         return out
 
-    def kv_list(self, name: str) -> list[tuple[Any, Any]]:
+    def kv_list(self, name: builtins.str) -> builtins.list[tuple[Any, Any]]:
         """``[{"key": k, "value": v}, ...]`` as pairs, each element type-checked."""
         out = []
         for item in self.list(name):
@@ -145,9 +151,7 @@ async def read_args(request: Request, method: str) -> Args:
     except orjson.JSONDecodeError as exc:
         raise MalformedRequest(f"Malformed JSON request body: {exc}") from None
     if not isinstance(data, dict):
-        raise MalformedRequest(
-            f"Request body must be a JSON object, got {type(data).__name__}"
-        )
+        raise MalformedRequest(f"Request body must be a JSON object, got {type(data).__name__}")
     for key in request.query_params:
         data.setdefault(key, request.query_params[key])
     return Args(data)

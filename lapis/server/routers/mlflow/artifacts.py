@@ -53,7 +53,7 @@ async def list_artifacts(request: Request, path: str = "") -> Response:
     return json_response(
         {
             "files": [
-                {"path": f.path[len(prefix):], "is_dir": f.is_dir}
+                {"path": f.path[len(prefix) :], "is_dir": f.is_dir}
                 | ({} if f.file_size is None else {"file_size": f.file_size})
                 for f in files
             ]
@@ -68,11 +68,31 @@ async def delete(request: Request, artifact_path: str) -> Response:
 
 for i, prefix in enumerate(PREFIXES):
     shown = i == 0
-    router.add_api_route(f"{prefix}/artifacts/{{artifact_path:path}}", upload, methods=["PUT"],
-                         include_in_schema=shown, name=f"upload_artifact_{i}")
-    router.add_api_route(f"{prefix}/artifacts/{{artifact_path:path}}", download, methods=["GET"],
-                         include_in_schema=shown, name=f"download_artifact_{i}")
-    router.add_api_route(f"{prefix}/artifacts/{{artifact_path:path}}", delete,
-                         methods=["DELETE"], include_in_schema=shown, name=f"delete_artifact_{i}")
-    router.add_api_route(f"{prefix}/artifacts", list_artifacts, methods=["GET"],
-                         include_in_schema=shown, name=f"list_artifacts_{i}")
+    router.add_api_route(
+        f"{prefix}/artifacts/{{artifact_path:path}}",
+        upload,
+        methods=["PUT"],
+        include_in_schema=shown,
+        name=f"upload_artifact_{i}",
+    )
+    router.add_api_route(
+        f"{prefix}/artifacts/{{artifact_path:path}}",
+        download,
+        methods=["GET"],
+        include_in_schema=shown,
+        name=f"download_artifact_{i}",
+    )
+    router.add_api_route(
+        f"{prefix}/artifacts/{{artifact_path:path}}",
+        delete,
+        methods=["DELETE"],
+        include_in_schema=shown,
+        name=f"delete_artifact_{i}",
+    )
+    router.add_api_route(
+        f"{prefix}/artifacts",
+        list_artifacts,
+        methods=["GET"],
+        include_in_schema=shown,
+        name=f"list_artifacts_{i}",
+    )

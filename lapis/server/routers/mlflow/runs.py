@@ -26,12 +26,15 @@ def _run_id(a: Args) -> str:
 def _point(m: Any, i: int) -> Point:
     where = f"metrics[{i}]" if i >= 0 else "metric"
     if not isinstance(m, dict):
-        raise InvalidParameterValue(f"Invalid value {m!r} for parameter '{where}': expected an object")
+        raise InvalidParameterValue(
+            f"Invalid value {m!r} for parameter '{where}': expected an object"
+        )
     sub = Args(m)
     key = m.get("key")
     if not isinstance(key, str) or not key:
         raise InvalidParameterValue(
-            f"Missing value for required parameter '{where}.key'" if key in (None, "")
+            f"Missing value for required parameter '{where}.key'"
+            if key in (None, "")
             else f"Invalid value {key!r} for parameter '{where}.key' supplied: expected a string"
         )
     if "value" not in m:
@@ -129,7 +132,9 @@ def log_inputs(a: Args, c: Ctx) -> dict[str, Any]:
     for i, item in enumerate(a.list("datasets")):
         ds = item.get("dataset") if isinstance(item, dict) else None
         if not isinstance(ds, dict):
-            raise InvalidParameterValue(f"Missing value for required parameter 'datasets[{i}].dataset'")
+            raise InvalidParameterValue(
+                f"Missing value for required parameter 'datasets[{i}].dataset'"
+            )
         for field in ("name", "digest", "source_type", "source"):
             if not isinstance(ds.get(field), str):
                 raise InvalidParameterValue(
@@ -209,7 +214,7 @@ def history_bulk_interval(a: Args, c: Ctx) -> dict[str, Any]:
 def history_bulk(a: Args, c: Ctx) -> dict[str, Any]:
     """The UI's older bulk call: full histories of one key for several runs."""
     key = a.req_str("metric_key")
-    out = []
+    out: list[dict[str, Any]] = []
     for run_id in a.str_list("run_id"):
         points, _ = c.ws.tracking.metric_history(run_id, key, a.int("max_results", default=25000))
         out.extend(metric_json(m, with_run=True) | {"run_id": run_id} for m in points)

@@ -1,0 +1,205 @@
+"""Tracking benchmark: MLflow's own server vs Lapis, driven by the same mlflow-client workload.
+
+    python bench/tracking.py [--quick] [--only lapis|mlflow] [--json PATH] [--baseline PATH]
+
+Servers run one after another, never at the same time, so each has the
+machine to itself: MLflow's default `mlflow server` (4 uvicorn workers),
+`mlflow server --workers 1`, then `lapis server`. Each gets a fresh temp home
+(SQLite backend, proxied artifacts in a temp root) and a free loopback port,
+and is killed with its whole process tree when its turn ends, on Ctrl+C or on
+error. The workload runs in client subprocesses (bench/_client.py), never in
+this process. See bench/README.md for what each row measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import _harness as h  # noqa: E402
+import _report as rep  # noqa: E402
+
+FULL = {
+    "single_calls": 2000,
+    "batch_calls": 100,
+    "batch_size": 1000,
+    "procs": 8,
+    "procs_calls": 20,
+    "search_runs": 1000,
+    "repeats": 3,
+    "history_points": 100_000,
+    "chart_repeats": 7,
+    "artifact_mib": 50,
+    "sdk_points": 1_000_000,
+}
+QUICK = {
+    "single_calls": 100,
+    "batch_calls": 10,
+    "batch_size": 1000,
+    "procs": 2,
+    "procs_calls": 5,
+    "search_runs": 100,
+    "repeats": 1,
+    "history_points": 10_000,
+    "chart_repeats": 3,
+    "artifact_mib": 5,
+    "sdk_points": 100_000,
+}
+MLFLOW_STEPS = ["single", "batch", "procs", "search", "history", "artifact"]
+RESULTS_DIR = Path(__file__).parent / "results"
+
+
+def say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def warm_up(srv: h.ServerHandle) -> None:
+    """One authenticated request, so idle memory includes a served request's imports."""
+    req = urllib.request.Request(
+        srv.url + "/api/2.0/mlflow/experiments/get-by-name?experiment_name=Default",
+        headers={"Authorization": f"Bearer {srv.token}"} if srv.token else {},
+    )
+    try:
+        urllib.request.urlopen(req, timeout=30).close()
+    except Exception as exc:
+        say(f"  warm-up request failed: {exc}")
+
+
+def bench_server(
+    start: Callable[[], h.ServerHandle], label: str, cfg: dict[str, Any], sdk: bool, timeout: float
+) -> dict[str, Any]:
+    say(f"== {label}: starting")
+    try:
+        srv = start()
+    except Exception as exc:
+        say(f"  {label} could not start: {exc}")
+        return {"label": label, "errors": {"_client": f"server did not start: {exc}"}}
+    with srv:
+        say(f"  ready at {srv.url} after {srv.startup_s:.1f} s; waiting for idle")
+        warm_up(srv)
+        assert srv.proc is not None
+        h.wait_idle(srv.proc.pid)
+        idle = srv.memory()
+        say(f"  idle: {idle['rss_mib']:.0f} MiB RSS in {idle['processes']} processes")
+        out: dict[str, Any] = {
+            "label": label,
+            "url": srv.url,
+            "startup_s": srv.startup_s,
+            "idle_rss_mib": idle["rss_mib"],
+            "idle_pss_mib": idle["pss_mib"],
+            "idle_processes": idle["processes"],
+            "errors": {},
+        }
+        t0 = time.monotonic()
+        steps = [*MLFLOW_STEPS, "sdk"] if sdk else MLFLOW_STEPS
+        for group in (MLFLOW_STEPS, ["sdk"]) if sdk else (MLFLOW_STEPS,):
+            rc, res = h.run_client(
+                srv, ["--steps", ",".join(group), "--config", json.dumps(cfg)], timeout
+            )
+            out["errors"].update(res.pop("_errors", {}))
+            if "_error" in res or (rc != 0 and not res):
+                out["errors"]["_client" if group is MLFLOW_STEPS else "sdk"] = res.pop(
+                    "_error", f"client exited with code {rc}"
+                )
+            out.update(res)
+        out["workload_s"] = time.monotonic() - t0
+        after = srv.memory()
+        out["after_rss_mib"] = after["rss_mib"]
+        out["after_processes"] = after["processes"]
+        if srv.proc is None or srv.proc.poll() is not None:
+            out["errors"]["_server"] = "server died during the workload:\n" + srv.log_tail()
+        say(f"  workload ({', '.join(steps)}) took {out['workload_s']:.0f} s")
+    for step, err in out["errors"].items():
+        say(f"  {label} {step}: {err.splitlines()[0] if err else err}")
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="small counts: a smoke run")
+    ap.add_argument("--only", choices=["lapis", "mlflow"], help="bench only these servers")
+    ap.add_argument("--json", type=Path, help="where to write results (default bench/results/)")
+    ap.add_argument(
+        "--baseline",
+        type=Path,
+        help="earlier results JSON: fill in servers not run now (e.g. --only lapis)",
+    )
+    args = ap.parse_args()
+    cfg = QUICK if args.quick else FULL
+
+    # Ctrl+C raises KeyboardInterrupt; make SIGTERM/SIGHUP unwind the same way so
+    # every server's context manager still kills its process group.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda signum, _frame: sys.exit(128 + signum))
+
+    plan: list[tuple[str, Callable[[], h.ServerHandle], str, bool]] = []
+    if args.only != "lapis":
+        plan += [
+            ("mlflow-default", lambda: h.start_mlflow(None), "MLflow default", False),
+            ("mlflow-w1", lambda: h.start_mlflow(1), "MLflow --workers 1", False),
+        ]
+    if args.only != "mlflow":
+        plan.append(("lapis", h.start_lapis, "Lapis", True))
+
+    started = time.monotonic()
+    servers: dict[str, dict[str, Any]] = {}
+    try:
+        for name, start, label, sdk in plan:
+            servers[name] = bench_server(start, label, cfg, sdk, 300 if args.quick else 1500)
+    except KeyboardInterrupt:
+        say("interrupted: servers stopped")
+        return 130
+    if args.baseline:
+        base = json.loads(args.baseline.read_text())
+        for name, data in base.get("servers", {}).items():
+            if name not in servers:
+                servers[name] = {**data, "from_baseline": str(args.baseline)}
+
+    records = rep.build(cfg, servers)
+    mode = "quick" if args.quick else "full"
+    title = (
+        f"Tracking benchmark ({mode}) - {os.cpu_count()} cores, client and server share them; "
+        f"ratio > 1 means Lapis is better"
+    )
+    rep.render(records, servers, title)
+    path = args.json or RESULTS_DIR / f"tracking-{datetime.now():%Y%m%d-%H%M%S}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "timestamp": datetime.now().astimezone().isoformat(timespec="seconds"),
+        "mode": mode,
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "mlflow": _version("mlflow"),
+        "lapis": _version("lapis"),
+        "duration_s": round(time.monotonic() - started, 1),
+    }
+    doc = {"meta": meta, "config": cfg, "servers": servers, "rows": records}
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+    say(f"results: {path}  (total {meta['duration_s']:.0f} s)")
+    return 0
+
+
+def _version(dist: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+"""``python -m lapis`` is the ``lapis`` command."""
+
+from lapis.cli.main import main
+
+main()

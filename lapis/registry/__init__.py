@@ -1,0 +1,1 @@
+"""The model registry: registered models, numbered versions, stages, aliases and tags."""
