@@ -186,7 +186,8 @@ class ServerHandle:
                 self.startup_s = time.monotonic() - t0
                 return
             time.sleep(0.2)
-        raise RuntimeError(f"{self.label} not ready after {START_TIMEOUT_S:.0f} s:\n{self.log_tail()}")
+        msg = f"{self.label} not ready after {START_TIMEOUT_S:.0f} s:\n{self.log_tail()}"
+        raise RuntimeError(msg)
 
     def memory(self) -> dict[str, float]:
         assert self.proc is not None
@@ -217,10 +218,8 @@ def kill_group(pgid: int, proc: subprocess.Popen[bytes], grace_s: float = 10.0) 
     """SIGTERM the process group, then SIGKILL whatever is still there."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGTERM)
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        pass
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):

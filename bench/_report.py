@@ -126,7 +126,7 @@ def _cell(server: dict[str, Any] | None, key: str, value: float | None) -> str:
     if server is None:
         return "-"
     if value is not None:
-        return fmt(value)
+        return f"{value:,.0f}" if key == "idle_processes" else fmt(value)
     errors = server.get("errors", {})
     return "error" if STEP_OF.get(key) in errors or "_client" in errors else "n/a"
 
@@ -147,7 +147,7 @@ def render(records: list[dict[str, Any]], servers: dict[str, dict[str, Any]], ti
     head = ["Measurement", "Unit"]
     head += [servers[n]["label"] + (" (baseline)" if servers[n].get("from_baseline") else "")
              for n in names]  # fmt: skip
-    head += ["Lapis vs MLflow default (x, >1 = Lapis better)", "Target", "Met"]
+    head += ["Lapis vs default (x, >1 = Lapis better)", "Target", "Met"]
     body = []
     for rec in records:
         cells = [rec["label"], rec["unit"]]
@@ -181,6 +181,7 @@ def _plain(title: str, head: list[str], body: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]
     lines = [title]
     for r in [head, *body]:
-        cells = [c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))]
+        pairs = enumerate(zip(r, widths, strict=True))
+        cells = [c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in pairs]
         lines.append("  ".join(cells))
     return "\n".join(lines)

@@ -28,8 +28,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import _harness as h  # noqa: E402
-import _report as rep  # noqa: E402
+import _harness as h
+import _report as rep
 
 FULL = {
     "single_calls": 2000,
@@ -90,9 +90,13 @@ def bench_server(
         say(f"  ready at {srv.url} after {srv.startup_s:.1f} s; waiting for idle")
         warm_up(srv)
         assert srv.proc is not None
+        t_idle = time.monotonic()
         h.wait_idle(srv.proc.pid)
         idle = srv.memory()
-        say(f"  idle: {idle['rss_mib']:.0f} MiB RSS in {idle['processes']} processes")
+        say(
+            f"  idle after {time.monotonic() - t_idle:.0f} s: "
+            f"{idle['rss_mib']:.0f} MiB RSS in {idle['processes']} processes"
+        )
         out: dict[str, Any] = {
             "label": label,
             "url": srv.url,
@@ -120,7 +124,8 @@ def bench_server(
         out["after_processes"] = after["processes"]
         if srv.proc is None or srv.proc.poll() is not None:
             out["errors"]["_server"] = "server died during the workload:\n" + srv.log_tail()
-        say(f"  workload ({', '.join(steps)}) took {out['workload_s']:.0f} s")
+        say(f"  workload ({', '.join(steps)}) took {out['workload_s']:.0f} s; stopping")
+    say(f"  stopped in {time.monotonic() - t0 - out['workload_s']:.1f} s")
     for step, err in out["errors"].items():
         say(f"  {label} {step}: {err.splitlines()[0] if err else err}")
     return out

@@ -1,3 +1,66 @@
-"""Lapis: a self-hosted machine-learning workspace."""
+"""Lapis: a self-hosted machine-learning workspace.
+
+``import lapis`` is the SDK entry point and stays light: the names below are
+resolved on first use (PEP 562), so importing the package loads neither the
+SDK's HTTP client nor anything of the server (FastAPI, SQLAlchemy) or mlflow.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# name -> module that defines it; later issues add MLClient, command, Input, Output here.
+_LAZY: dict[str, str] = {
+    name: "lapis.sdk.fluent"
+    for name in (
+        "ActiveRun",
+        "active_run",
+        "end_run",
+        "flush",
+        "log_artifact",
+        "log_artifacts",
+        "log_metric",
+        "log_metrics",
+        "log_param",
+        "log_params",
+        "set_tag",
+        "set_tags",
+        "start_run",
+    )
+}
+
+__all__ = ["__version__", *sorted(_LAZY)]
+
+if TYPE_CHECKING:
+    from lapis.sdk.fluent import (
+        ActiveRun,
+        active_run,
+        end_run,
+        flush,
+        log_artifact,
+        log_artifacts,
+        log_metric,
+        log_metrics,
+        log_param,
+        log_params,
+        set_tag,
+        set_tags,
+        start_run,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'lapis' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -11,108 +11,29 @@ second lookup on the client.
 
 from __future__ import annotations
 
-import json
-import posixpath
 import urllib.parse
 from collections.abc import Mapping, Sequence
 
 from lapis.entities.auth import Principal
 from lapis.entities.registry import ModelVersion, ModelVersionStatus, RegisteredModel, Stage
 from lapis.errors import InvalidParameterValue, ResourceDoesNotExist
-from lapis.store.sql.registry import RegistryStore, version_not_found
+from lapis.registry.validation import (
+    LATEST,
+    MAX_RUN_ID_LENGTH,
+    SEARCH_MODELS_MAX,
+    SEARCH_VERSIONS_MAX,
+    check_max_results,
+    invalid,
+    parse_stage,
+    validate_alias,
+    validate_model_name,
+    validate_tag,
+    validate_version,
+)
+from lapis.store.sql.model_versions import version_not_found
+from lapis.store.sql.registry import RegistryStore
 from lapis.tracking import validation as v
 from lapis.tracking.service import TrackingService
-
-MAX_NAME_LENGTH = 256
-MAX_ALIAS_LENGTH = 255
-MAX_TAG_VALUE_LENGTH = 100_000
-MAX_RUN_ID_LENGTH = 32
-SEARCH_MODELS_MAX = 1000
-SEARCH_VERSIONS_MAX = 200_000
-LATEST = "latest"
-_ALIAS_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
-
-
-def _invalid(name: str, value: object, why: str) -> InvalidParameterValue:
-    return InvalidParameterValue(
-        f"Invalid value {json.dumps(value)} for parameter '{name}' supplied: {why}"
-    )
-
-
-def validate_model_name(name: object, param: str = "name") -> str:
-    if not isinstance(name, str) or not name.strip():
-        raise InvalidParameterValue(f"Missing value for required parameter '{param}'.")
-    if "/" in name or ":" in name:
-        raise InvalidParameterValue(
-            f"Invalid model name '{name}'. Names cannot contain '/' or ':'."
-        )
-    norm = posixpath.normpath(name)
-    if norm != name or norm == "." or norm.startswith(".."):
-        raise _invalid(
-            param,
-            name,
-            "Names may be treated as files in certain cases, and must not resolve to other "
-            f"names when treated as such. This name would resolve to '{norm}'",
-        )
-    if len(name) > MAX_NAME_LENGTH:
-        raise InvalidParameterValue(
-            f"Registered model name '{name[:40]}...' had length {len(name)}, which exceeded "
-            f"length limit of {MAX_NAME_LENGTH}"
-        )
-    return name
-
-
-def validate_version(version: object) -> int:
-    if isinstance(version, int) and not isinstance(version, bool):
-        return version
-    try:
-        return int(str(version))
-    except ValueError:
-        raise InvalidParameterValue(
-            f"Parameter 'version' must be an integer, got '{version}'."
-        ) from None
-
-
-def validate_alias(alias: object, reserved_check: bool = False) -> str:
-    if not isinstance(alias, str) or alias == "":
-        raise InvalidParameterValue("Registered model alias name cannot be empty.")
-    if not set(alias) <= _ALIAS_CHARS:
-        raise InvalidParameterValue(
-            f"Invalid alias name: '{alias}'. Names may only contain alphanumerics, "
-            "underscores (_), and dashes (-)."
-        )
-    if len(alias) > MAX_ALIAS_LENGTH:
-        raise InvalidParameterValue(
-            f"'Registered model alias name' exceeds the maximum length of {MAX_ALIAS_LENGTH} "
-            "characters"
-        )
-    if reserved_check:
-        if alias.lower() == LATEST:
-            raise InvalidParameterValue("'latest' alias name (case insensitive) is reserved.")
-        if alias[0] in "vV" and alias[1:].isdigit() and alias[1:].isascii():
-            raise InvalidParameterValue(f"Version alias name '{alias}' is reserved.")
-    return alias
-
-
-def validate_tag(key: object, value: object) -> tuple[str, str]:
-    v.validate_key("tag", key)
-    assert isinstance(key, str)
-    text = "" if value is None else value if isinstance(value, str) else str(value)
-    if len(text) > MAX_TAG_VALUE_LENGTH:
-        raise InvalidParameterValue(
-            f"'value' exceeds the maximum length of {MAX_TAG_VALUE_LENGTH} characters"
-        )
-    return key, text
-
-
-def parse_stage(stage: object) -> Stage:
-    found = Stage.parse(stage) if isinstance(stage, str) else None
-    if found is None:
-        raise InvalidParameterValue(
-            f"Invalid Model Version stage: {stage}. Value must be one of "
-            f"{', '.join(s.value for s in Stage)}."
-        )
-    return found
 
 
 def _bad_source(source: str, by: str) -> InvalidParameterValue:
@@ -157,6 +78,7 @@ class RegistryService:
         self.tracking = tracking
         self.db = tracking.db
         self.store = RegistryStore(tracking.db)
+        self.versions = self.store.versions
 
     # --- registered models ----------------------------------------------------
     def create_registered_model(
@@ -198,7 +120,7 @@ class RegistryService:
         from lapis.tracking.search.paging import decode_page_token, encode_page_token
         from lapis.tracking.search.registry import registered_model_search_select
 
-        _check_max_results(max_results, SEARCH_MODELS_MAX)
+        check_max_results(max_results, SEARCH_MODELS_MAX)
         offset = decode_page_token(page_token)
         stmt = registered_model_search_select(
             filter_string or "", list(order_by or []), max_results + 1, offset
@@ -238,15 +160,15 @@ class RegistryService:
         name = validate_model_name(name)
         alias = validate_alias(alias)
         if alias.lower() == LATEST:
-            newest = self.store.latest_version(name)
+            newest = self.versions.latest_version(name)
             if newest is None:
                 raise ResourceDoesNotExist(f"Latest version not found for model {name}.")
-            return self.store.get_version(name, newest)
+            return self.versions.get_version(name, newest)
         version = self.store.alias_version(name, alias)
         if version is None:
             # MLflow answers INVALID_PARAMETER_VALUE here, not RESOURCE_DOES_NOT_EXIST.
             raise InvalidParameterValue(f"Registered model alias {alias} not found.")
-        return self.store.get_version(name, version)
+        return self.versions.get_version(name, version)
 
     # --- model versions ----------------------------------------------------------
     def create_model_version(
@@ -269,7 +191,7 @@ class RegistryService:
             source, run_id or None, model_id or None
         )
         if run_id is not None and len(run_id) > MAX_RUN_ID_LENGTH:
-            raise _invalid("run_id", run_id, f"run ids are at most {MAX_RUN_ID_LENGTH} characters")
+            raise invalid("run_id", run_id, f"run ids are at most {MAX_RUN_ID_LENGTH} characters")
         values = {
             "source": resolved,
             "storage_location": storage,
@@ -280,8 +202,8 @@ class RegistryService:
             "user_id": principal.name if principal else None,
             "status": ModelVersionStatus.READY.value,
         }
-        version = self.store.create_version(name, values, clean)
-        return self.store.get_version(name, version)
+        version = self.versions.create_version(name, values, clean)
+        return self.versions.get_version(name, version)
 
     def _resolve_source(
         self, source: str, run_id: str | None, model_id: str | None
@@ -296,7 +218,7 @@ class RegistryService:
                 raise _bad_source(source, "run_id")
             return source, source_run, model_id, None
         if model_id and run_id is None:
-            found = self.store.logged_model(model_id)
+            found = self.versions.logged_model(model_id)
             run_id = found[1] if found else None
         scheme, _, parts = _uri_parts(source)
         proxied = scheme == "mlflow-artifacts" or (
@@ -324,7 +246,7 @@ class RegistryService:
             # models:/<model_id>: a logged model, kept as the source (MLflow 3's form).
             if model_id and model_id != path:
                 raise _bad_source(source, "model_id")
-            found = self.store.logged_model(path)
+            found = self.versions.logged_model(path)
             if run_id is None and found is not None:
                 run_id = found[1]
             return source, run_id, path, found[0] if found else None
@@ -363,7 +285,7 @@ class RegistryService:
     def _source_owned(self, source: str, run_id: str | None, model_id: str | None) -> bool:
         """Whether a proxied-artifact source lies inside the named run's or model's folder."""
         if model_id:
-            found = self.store.logged_model(model_id)
+            found = self.versions.logged_model(model_id)
             if found is not None and _within(source, found[0]):
                 return True
         if run_id:
@@ -375,14 +297,14 @@ class RegistryService:
         return False
 
     def get_model_version(self, name: object, version: object) -> ModelVersion:
-        return self.store.get_version(validate_model_name(name), validate_version(version))
+        return self.versions.get_version(validate_model_name(name), validate_version(version))
 
     def update_model_version(
         self, name: object, version: object, description: str | None
     ) -> ModelVersion:
         name, number = validate_model_name(name), validate_version(version)
-        self.store.update_version(name, number, description)
-        return self.store.get_version(name, number)
+        self.versions.update_version(name, number, description)
+        return self.versions.get_version(name, number)
 
     def transition_stage(
         self, name: object, version: object, stage: object, archive_existing_versions: bool = False
@@ -394,11 +316,11 @@ class RegistryService:
                 "Model version transition cannot archive existing model versions because "
                 f"'{stage}' is not an Active stage. Valid stages are ['Staging', 'Production']"
             )
-        self.store.transition(name, number, target, archive_existing_versions)
-        return self.store.get_version(name, number)
+        self.versions.transition(name, number, target, archive_existing_versions)
+        return self.versions.get_version(name, number)
 
     def delete_model_version(self, name: object, version: object) -> None:
-        self.store.delete_version(validate_model_name(name), validate_version(version))
+        self.versions.delete_version(validate_model_name(name), validate_version(version))
 
     def get_download_uri(self, name: object, version: object) -> str:
         return self._download_uri(self.get_model_version(name, version))
@@ -407,7 +329,7 @@ class RegistryService:
         if mv.storage_location:
             return mv.storage_location
         if mv.model_id and mv.source == f"models:/{mv.model_id}":
-            found = self.store.logged_model(mv.model_id)
+            found = self.versions.logged_model(mv.model_id)
             if found is not None:
                 return found[0]
         return mv.source
@@ -422,34 +344,22 @@ class RegistryService:
         from lapis.tracking.search.paging import decode_page_token, encode_page_token
         from lapis.tracking.search.registry import model_version_search_select
 
-        _check_max_results(max_results, SEARCH_VERSIONS_MAX)
+        check_max_results(max_results, SEARCH_VERSIONS_MAX)
         offset = decode_page_token(page_token)
         stmt = model_version_search_select(
             filter_string or "", list(order_by or []), max_results + 1, offset
         )
         with self.db.read() as conn:
-            keys = [(str(n), int(ver)) for n, ver in conn.execute(stmt).tuples()]
+            keys = [(str(r[0]), int(r[1])) for r in conn.execute(stmt)]
             token = encode_page_token(offset + max_results) if len(keys) > max_results else None
-            return self.store.get_versions(keys[:max_results], conn), token
+            return self.versions.get_versions(keys[:max_results], conn), token
 
     def set_model_version_tag(
         self, name: object, version: object, key: object, value: object
     ) -> None:
         name, number = validate_model_name(name), validate_version(version)
-        self.store.set_version_tag(name, number, *validate_tag(key, value))
+        self.versions.set_version_tag(name, number, *validate_tag(key, value))
 
     def delete_model_version_tag(self, name: object, version: object, key: object) -> None:
         name, number = validate_model_name(name), validate_version(version)
-        self.store.delete_version_tag(name, number, v.validate_key("tag", key))
-
-
-def _check_max_results(max_results: int, limit: int) -> None:
-    if max_results < 1:
-        raise InvalidParameterValue(
-            f"Invalid value for max_results. It must be a positive integer, but got {max_results}"
-        )
-    if max_results > limit:
-        raise InvalidParameterValue(
-            "Invalid value for request parameter max_results. It must be at most "
-            f"{limit}, but got value {max_results}"
-        )
+        self.versions.delete_version_tag(name, number, v.validate_key("tag", key))

@@ -1,29 +1,30 @@
-"""Registered models, model versions, and their tags and aliases.
+"""Registered models with their tags and aliases.
 
 The five registry tables share the model name as their key and have no
 foreign keys between them, so a rename updates each table and a delete clears
-each, always in one transaction. A deleted version stays as a redacted row
-(``lifecycle_stage = 'deleted'``) so that its number is never handed out again,
-which is what MLflow does and what anyone holding ``models:/name/3`` relies on.
+each, always in one transaction. Versions live in ``model_versions.py``.
 """
 
 from __future__ import annotations
 
-import json
-from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
 
-from sqlalchemy import Connection, delete, func, insert, select, tuple_, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from lapis.entities.registry import ModelVersion, RegisteredModel, Stage
-from lapis.errors import LapisError, ResourceAlreadyExists, ResourceDoesNotExist
+from lapis.entities.registry import RegisteredModel
+from lapis.errors import ResourceAlreadyExists
 from lapis.store.sql.engine import Database
 from lapis.store.sql.experiments import upsert
+from lapis.store.sql.model_versions import (
+    ACTIVE,
+    ModelVersionStore,
+    chunks,
+    model_not_found,
+    require_model,
+    touch_model,
+)
 from lapis.store.sql.tables import (
-    logged_model_tags,
-    logged_models,
     model_version_tags,
     model_versions,
     registered_model_aliases,
@@ -32,54 +33,17 @@ from lapis.store.sql.tables import (
 )
 from lapis.util import now_ms
 
-ACTIVE = "active"
-DELETED = "deleted"
-MODEL_VERSIONS_TAG = "mlflow.modelVersions"  # on a logged model: the versions made from it
-_CHUNK = 500  # keys per IN list: stays under SQLite's bound-parameter limit
-_CREATE_RETRIES = 3
-
 rm, mv = registered_models.c, model_versions.c
-
-
-def model_not_found(name: str) -> ResourceDoesNotExist:
-    return ResourceDoesNotExist(f"Registered Model with name={name} not found")
-
-
-def version_not_found(name: str, version: object) -> ResourceDoesNotExist:
-    return ResourceDoesNotExist(f"Model Version (name={name}, version={version}) not found")
 
 
 def _already_exists(name: str) -> ResourceAlreadyExists:
     return ResourceAlreadyExists(f"Registered Model (name={name}) already exists.")
 
 
-def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
-    for i in range(0, len(items), _CHUNK):
-        yield items[i : i + _CHUNK]
-
-
-def _version(r: Any) -> ModelVersion:
-    return ModelVersion(
-        name=r.name,
-        version=r.version,
-        creation_timestamp=r.creation_time,
-        last_updated_timestamp=r.last_updated_time,
-        current_stage=r.current_stage,
-        source=r.source,
-        status=r.status,
-        description=r.description,
-        user_id=r.user_id,
-        run_id=r.run_id,
-        run_link=r.run_link,
-        model_id=r.model_id,
-        status_message=r.status_message,
-        storage_location=r.storage_location,
-    )
-
-
 class RegistryStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.versions = ModelVersionStore(db)
 
     # --- registered models ----------------------------------------------------
     def create_model(
@@ -124,7 +88,7 @@ class RegistryStore:
                 return self.get_models(names, c)
         by_name: dict[str, RegisteredModel] = {}
         latest_keys: list[tuple[str, int]] = []
-        for chunk in _chunks(list(dict.fromkeys(names))):
+        for chunk in chunks(list(dict.fromkeys(names))):
             for r in conn.execute(select(registered_models).where(rm.name.in_(chunk))):
                 by_name[r.name] = RegisteredModel(
                     name=r.name,
@@ -134,53 +98,43 @@ class RegistryStore:
                     created_by=r.created_by,
                 )
             t = registered_model_tags.c
-            for name, key, value in conn.execute(
-                select(t.name, t.key, t.value).where(t.name.in_(chunk))
-            ):
-                by_name[name].tags[key] = value
+            for r in conn.execute(select(t.name, t.key, t.value).where(t.name.in_(chunk))):
+                by_name[r.name].tags[r.key] = r.value
             a = registered_model_aliases.c
-            for name, alias, version in conn.execute(
+            for r in conn.execute(
                 select(a.name, a.alias, a.version).where(a.name.in_(chunk)).order_by(a.alias)
             ):
-                by_name[name].aliases[alias] = version
+                by_name[r.name].aliases[r.alias] = int(r.version)
             latest_keys.extend(
-                conn.execute(
+                (r[0], int(r[1]))
+                for r in conn.execute(
                     select(mv.name, func.max(mv.version))
                     .where(mv.name.in_(chunk), mv.lifecycle_stage == ACTIVE)
                     .group_by(mv.name, mv.current_stage)
-                ).tuples()
+                )
             )
-        for version in sorted(self.get_versions(latest_keys, conn), key=lambda v: v.version):
+        for version in sorted(
+            self.versions.get_versions(latest_keys, conn), key=lambda v: v.version
+        ):
             by_name[version.name].latest_versions.append(version)
         return [by_name[n] for n in names if n in by_name]
 
-    def require_model(self, conn: Connection, name: str) -> None:
-        if conn.execute(select(rm.name).where(rm.name == name)).first() is None:
-            raise model_not_found(name)
-
-    def _touch_model(self, conn: Connection, name: str, now: int, **values: object) -> None:
-        res = conn.execute(
-            update(registered_models).where(rm.name == name).values(last_updated_time=now, **values)
-        )
-        if res.rowcount == 0:
-            raise model_not_found(name)
-
     def update_model(self, name: str, description: str | None) -> None:
         with self.db.write() as conn:
-            self._touch_model(conn, name, now_ms(), description=description)
+            touch_model(conn, name, now_ms(), description=description)
 
     def rename_model(self, name: str, new_name: str) -> None:
         """Move the model, its versions, tags and aliases to ``new_name`` at once."""
         now = now_ms()
         try:
             with self.db.write() as conn:
-                self.require_model(conn, name)
+                require_model(conn, name)
                 if new_name == name:
-                    self._touch_model(conn, name, now)
+                    touch_model(conn, name, now)
                     return
                 if conn.execute(select(rm.name).where(rm.name == new_name)).first() is not None:
                     raise _already_exists(new_name)
-                self._touch_model(conn, name, now, name=new_name)
+                touch_model(conn, name, now, name=new_name)
                 conn.execute(
                     update(model_versions)
                     .where(mv.name == name)
@@ -194,7 +148,7 @@ class RegistryStore:
     def delete_model(self, name: str) -> None:
         """Delete the model with all its versions, tags and aliases."""
         with self.db.write() as conn:
-            self.require_model(conn, name)
+            require_model(conn, name)
             for table in (
                 model_version_tags,
                 registered_model_aliases,
@@ -206,20 +160,20 @@ class RegistryStore:
 
     def set_model_tag(self, name: str, key: str, value: str) -> None:
         with self.db.write() as conn:
-            self.require_model(conn, name)
+            require_model(conn, name)
             upsert(conn, registered_model_tags, {"name": name, "key": key}, value)
 
     def delete_model_tag(self, name: str, key: str) -> None:
         """A missing tag is not an error (MLflow's rule); a missing model is."""
         with self.db.write() as conn:
-            self.require_model(conn, name)
+            require_model(conn, name)
             t = registered_model_tags.c
             conn.execute(delete(registered_model_tags).where(t.name == name, t.key == key))
 
     # --- aliases ---------------------------------------------------------------
     def set_alias(self, name: str, alias: str, version: int) -> None:
         with self.db.write() as conn:
-            self._require_version(conn, name, version)
+            self.versions.require_version(conn, name, version)
             a = registered_model_aliases.c
             res = conn.execute(
                 update(registered_model_aliases)
@@ -233,228 +187,15 @@ class RegistryStore:
 
     def delete_alias(self, name: str, alias: str) -> None:
         with self.db.write() as conn:
-            self.require_model(conn, name)
+            require_model(conn, name)
             a = registered_model_aliases.c
             conn.execute(delete(registered_model_aliases).where(a.name == name, a.alias == alias))
 
     def alias_version(self, name: str, alias: str) -> int | None:
         with self.db.read() as conn:
-            self.require_model(conn, name)
+            require_model(conn, name)
             a = registered_model_aliases.c
             found = conn.execute(
                 select(a.version).where(a.name == name, a.alias == alias)
             ).scalar_one_or_none()
             return None if found is None else int(found)
-
-    # --- model versions ----------------------------------------------------------
-    def create_version(
-        self, name: str, values: Mapping[str, object], tags: Mapping[str, str]
-    ) -> int:
-        """Insert version max+1 of ``name``; numbering counts deleted versions too.
-
-        Two writers on PostgreSQL may pick the same number; the loser's insert hits
-        the primary key and is retried with the next number.
-        """
-        for _ in range(_CREATE_RETRIES):
-            now = now_ms()
-            try:
-                with self.db.write() as conn:
-                    self._touch_model(conn, name, now)
-                    last = conn.execute(
-                        select(func.max(mv.version)).where(mv.name == name)
-                    ).scalar_one()
-                    version = int(last or 0) + 1
-                    conn.execute(
-                        insert(model_versions).values(
-                            **values,
-                            name=name,
-                            version=version,
-                            creation_time=now,
-                            last_updated_time=now,
-                            current_stage=Stage.NONE.value,
-                            lifecycle_stage=ACTIVE,
-                        )
-                    )
-                    if tags:
-                        conn.execute(
-                            insert(model_version_tags),
-                            [
-                                {"name": name, "version": version, "key": k, "value": v}
-                                for k, v in tags.items()
-                            ],
-                        )
-                    model_id = values.get("model_id")
-                    if isinstance(model_id, str):
-                        self._link_logged_model(conn, model_id, name, version)
-                    return version
-            except IntegrityError:
-                continue
-        raise LapisError(
-            f"Model Version creation error (name={name}). Giving up after "
-            f"{_CREATE_RETRIES} attempts."
-        )
-
-    @staticmethod
-    def _link_logged_model(conn: Connection, model_id: str, name: str, version: int) -> None:
-        """Record on the logged model which registered versions came from it, as MLflow does."""
-        t = logged_model_tags.c
-        if (
-            conn.execute(
-                select(logged_models.c.model_id).where(logged_models.c.model_id == model_id)
-            ).first()
-            is None
-        ):
-            return
-        raw = conn.execute(
-            select(t.value).where(t.model_id == model_id, t.key == MODEL_VERSIONS_TAG)
-        ).scalar_one_or_none()
-        try:
-            linked = json.loads(raw) if raw else []
-        except ValueError:
-            linked = []
-        entry = {"name": name, "version": version}
-        if entry not in linked:
-            linked.append(entry)
-        upsert(
-            conn,
-            logged_model_tags,
-            {"model_id": model_id, "key": MODEL_VERSIONS_TAG},
-            json.dumps(linked),
-        )
-
-    def get_version(self, name: str, version: int, conn: Connection | None = None) -> ModelVersion:
-        found = self.get_versions([(name, version)], conn)
-        if not found:
-            raise version_not_found(name, version)
-        return found[0]
-
-    def get_versions(
-        self, keys: Sequence[tuple[str, int]], conn: Connection | None = None
-    ) -> list[ModelVersion]:
-        """Active versions with their tags and aliases, in the order asked."""
-        if not keys:
-            return []
-        if conn is None:
-            with self.db.read() as c:
-                return self.get_versions(keys, c)
-        by_key: dict[tuple[str, int], ModelVersion] = {}
-        t, a = model_version_tags.c, registered_model_aliases.c
-        aliases: dict[tuple[str, int], list[str]] = defaultdict(list)
-        for chunk in _chunks(list(dict.fromkeys((n, int(v)) for n, v in keys))):
-            for r in conn.execute(
-                select(model_versions).where(
-                    tuple_(mv.name, mv.version).in_(chunk), mv.lifecycle_stage == ACTIVE
-                )
-            ):
-                by_key[(r.name, r.version)] = _version(r)
-            for name, version, key, value in conn.execute(
-                select(t.name, t.version, t.key, t.value).where(
-                    tuple_(t.name, t.version).in_(chunk)
-                )
-            ):
-                if (name, version) in by_key:
-                    by_key[(name, version)].tags[key] = value
-            for name, version, alias in conn.execute(
-                select(a.name, a.version, a.alias)
-                .where(tuple_(a.name, a.version).in_(chunk))
-                .order_by(a.alias)
-            ):
-                aliases[(name, version)].append(alias)
-        for key, found in aliases.items():
-            if key in by_key:
-                by_key[key].aliases = found
-        return [by_key[k] for k in ((n, int(v)) for n, v in keys) if k in by_key]
-
-    def _require_version(self, conn: Connection, name: str, version: int) -> None:
-        found = conn.execute(
-            select(mv.version).where(
-                mv.name == name, mv.version == version, mv.lifecycle_stage == ACTIVE
-            )
-        ).first()
-        if found is None:
-            raise version_not_found(name, version)
-
-    def _touch_version(self, conn: Connection, name: str, version: int, **values: object) -> int:
-        """Update an active version and its model's last-updated time; the time used."""
-        now = now_ms()
-        res = conn.execute(
-            update(model_versions)
-            .where(mv.name == name, mv.version == version, mv.lifecycle_stage == ACTIVE)
-            .values(last_updated_time=now, **values)
-        )
-        if res.rowcount == 0:
-            raise version_not_found(name, version)
-        return now
-
-    def update_version(self, name: str, version: int, description: str | None) -> None:
-        with self.db.write() as conn:
-            self._touch_version(conn, name, version, description=description)
-
-    def transition(self, name: str, version: int, stage: Stage, archive_existing: bool) -> None:
-        with self.db.write() as conn:
-            now = self._touch_version(conn, name, version, current_stage=stage.value)
-            if archive_existing:
-                conn.execute(
-                    update(model_versions)
-                    .where(
-                        mv.name == name,
-                        mv.version != version,
-                        mv.current_stage == stage.value,
-                        mv.lifecycle_stage == ACTIVE,
-                    )
-                    .values(current_stage=Stage.ARCHIVED.value, last_updated_time=now)
-                )
-            self._touch_model(conn, name, now)
-
-    def delete_version(self, name: str, version: int) -> None:
-        """Redact the row and drop its aliases; its number stays taken."""
-        with self.db.write() as conn:
-            now = self._touch_version(
-                conn,
-                name,
-                version,
-                lifecycle_stage=DELETED,
-                description=None,
-                user_id=None,
-                source="REDACTED-SOURCE-PATH",
-                storage_location=None,
-                run_id="REDACTED-RUN-ID",
-                run_link="REDACTED-RUN-LINK",
-                status_message=None,
-            )
-            a = registered_model_aliases.c
-            conn.execute(
-                delete(registered_model_aliases).where(a.name == name, a.version == version)
-            )
-            self._touch_model(conn, name, now)
-
-    def set_version_tag(self, name: str, version: int, key: str, value: str) -> None:
-        with self.db.write() as conn:
-            self._require_version(conn, name, version)
-            upsert(conn, model_version_tags, {"name": name, "version": version, "key": key}, value)
-
-    def delete_version_tag(self, name: str, version: int, key: str) -> None:
-        with self.db.write() as conn:
-            self._require_version(conn, name, version)
-            t = model_version_tags.c
-            conn.execute(
-                delete(model_version_tags).where(t.name == name, t.version == version, t.key == key)
-            )
-
-    def latest_version(self, name: str) -> int | None:
-        with self.db.read() as conn:
-            self.require_model(conn, name)
-            found = conn.execute(
-                select(func.max(mv.version)).where(mv.name == name, mv.lifecycle_stage == ACTIVE)
-            ).scalar_one()
-            return None if found is None else int(found)
-
-    # --- lineage -----------------------------------------------------------------
-    def logged_model(self, model_id: str) -> tuple[str, str | None] | None:
-        """``(artifact_location, source_run_id)`` of a logged model, if this workspace has it."""
-        lm = logged_models.c
-        with self.db.read() as conn:
-            row = conn.execute(
-                select(lm.artifact_location, lm.source_run_id).where(lm.model_id == model_id)
-            ).first()
-        return None if row is None else (row.artifact_location, row.source_run_id)

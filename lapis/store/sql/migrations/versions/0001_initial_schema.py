@@ -39,6 +39,7 @@ def upgrade() -> None:
         sa.Column("value", sa.Float(), nullable=False),
         sa.Column("is_nan", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("run_uuid", "key", name=op.f("pk_latest_metrics")),
+        sqlite_with_rowid=False,
     )
     with op.batch_alter_table("latest_metrics", schema=None) as batch_op:
         batch_op.create_index("ix_latest_metrics_key_value", ["key", "value"], unique=False)
@@ -54,13 +55,11 @@ def upgrade() -> None:
         sa.Column("model_id", sa.String(length=64), nullable=True),
         sa.Column("dataset_name", sa.String(length=500), nullable=True),
         sa.Column("dataset_digest", sa.String(length=36), nullable=True),
+        sa.PrimaryKeyConstraint(
+            "run_uuid", "key", "step", "timestamp", "value", "is_nan", name=op.f("pk_metrics")
+        ),
+        sqlite_with_rowid=False,
     )
-    with op.batch_alter_table("metrics", schema=None) as batch_op:
-        batch_op.create_index(
-            "ux_metrics_point",
-            ["run_uuid", "key", "step", "timestamp", "value", "is_nan"],
-            unique=True,
-        )
 
     op.create_table(
         "model_version_tags",
@@ -316,9 +315,6 @@ def downgrade() -> None:
     op.drop_table("registered_model_aliases")
     op.drop_table("model_versions")
     op.drop_table("model_version_tags")
-    with op.batch_alter_table("metrics", schema=None) as batch_op:
-        batch_op.drop_index("ux_metrics_point")
-
     op.drop_table("metrics")
     with op.batch_alter_table("latest_metrics", schema=None) as batch_op:
         batch_op.drop_index("ix_latest_metrics_key_value")

@@ -1,0 +1,1 @@
+"""The ``lapis`` command line: ``lapis NOUN VERB``, one module per noun."""

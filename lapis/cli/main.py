@@ -1,0 +1,101 @@
+"""The ``lapis`` console script.
+
+Typer itself answers usage errors (exit code 2), ``--help`` and ``Exit``;
+whatever else escapes a command is caught in ``main()`` so that every failure
+ends the same way: one red line on stderr and exit code 1 — a LapisError from
+the server or the SDK, an unreachable server, or anything unexpected.
+``LAPIS_DEBUG=1`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from lapis import __version__
+from lapis.cli import auth, experiment, run
+from lapis.cli._common import CliState, OutputFormat
+from lapis.cli.server import server_command
+from lapis.errors import LapisError
+
+app = typer.Typer(
+    name="lapis",
+    help="Lapis: a self-hosted machine-learning workspace (MLflow-compatible tracking).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.command("server")(server_command)
+app.add_typer(experiment.app, name="experiment")
+app.add_typer(run.app, name="run")
+app.add_typer(auth.app, name="auth")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"lapis {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    output: Annotated[
+        OutputFormat,
+        typer.Option("--output", "-o", help="Output for every command: table or json."),
+    ] = OutputFormat.table,
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            "--home",
+            help="Workspace folder whose server and token to use (default $LAPIS_HOME, ~/.lapis).",
+        ),
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """Lapis: a self-hosted machine-learning workspace (MLflow-compatible tracking)."""
+    ctx.obj = CliState(output=output, home=home)
+
+
+def _fail(message: str, code: int = 1) -> None:
+    err = Console(stderr=True, soft_wrap=True, highlight=False)
+    err.print(f"[bold red]Error:[/bold red] {escape(message)}")
+    sys.exit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``lapis`` script (see the module docstring)."""
+    import httpx
+
+    debug = os.environ.get("LAPIS_DEBUG") not in (None, "", "0")
+    try:
+        app(args=argv, prog_name="lapis")
+    except LapisError as exc:
+        if debug:
+            raise
+        _fail(exc.message)
+    except httpx.HTTPError as exc:
+        if debug:
+            raise
+        _fail(f"request to the Lapis server failed: {exc.__class__.__name__}: {exc}")
+    except OSError as exc:
+        if debug:
+            raise
+        _fail(str(exc))
+    except Exception as exc:
+        if debug:
+            raise
+        _fail(f"unexpected {exc.__class__.__name__}: {exc} (set LAPIS_DEBUG=1 for the traceback)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""MLflow search grammar translated to SQL."""
