@@ -11,27 +11,25 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-# name -> module that defines it; later issues add MLClient, command, Input, Output here.
-_LAZY: dict[str, str] = {
-    name: "lapis.sdk.fluent"
-    for name in (
-        "ActiveRun",
-        "active_run",
-        "end_run",
-        "flush",
-        "log_artifact",
-        "log_artifacts",
-        "log_metric",
-        "log_metrics",
-        "log_param",
-        "log_params",
-        "set_tag",
-        "set_tags",
-        "start_run",
-    )
-}
+__all__ = [
+    "ActiveRun",
+    "__version__",
+    "active_run",
+    "end_run",
+    "flush",
+    "log_artifact",
+    "log_artifacts",
+    "log_metric",
+    "log_metrics",
+    "log_param",
+    "log_params",
+    "set_tag",
+    "set_tags",
+    "start_run",
+]
 
-__all__ = ["__version__", *sorted(_LAZY)]
+# name -> module that defines it; later issues add MLClient, command, Input, Output here.
+_LAZY: dict[str, str] = {name: "lapis.sdk.fluent" for name in __all__ if name != "__version__"}
 
 if TYPE_CHECKING:
     from lapis.sdk.fluent import (

@@ -24,7 +24,9 @@ from lapis.cli._common import (
 )
 from lapis.sdk.connection import LapisHTTP
 
-app = typer.Typer(help="Runs: one execution of training code and what it logged.", no_args_is_help=True)
+app = typer.Typer(
+    help="Runs: one execution of training code and what it logged.", no_args_is_help=True
+)
 
 PAGE = 1000  # runs per request when --max-results asks for more
 
@@ -63,7 +65,9 @@ def list_runs(
     filter_: Annotated[
         str,
         typer.Option(
-            "--filter", "-f", help="MLflow filter, e.g. \"metrics.acc > 0.9 and params.lr = '0.1'\"."
+            "--filter",
+            "-f",
+            help="MLflow filter, e.g. \"metrics.acc > 0.9 and params.lr = '0.1'\".",
         ),
     ] = "",
     order_by: Annotated[
@@ -76,7 +80,7 @@ def list_runs(
     """List runs, newest first unless --order-by says otherwise."""
     with client(ctx) as http:
         runs = _fetch_runs(http, experiment, filter_, order_by, max_results)
-        names = {} if runs else None
+        names: dict[str, str] = {}
         if runs:
             exps = http.get("/api/v1/experiments", view="all")["experiments"]
             names = {e["experiment_id"]: e["name"] for e in exps}
@@ -103,7 +107,7 @@ def list_runs(
         table.add_row(
             r["run_id"],
             r.get("run_name") or "",
-            (names or {}).get(r["experiment_id"], r["experiment_id"]),
+            names.get(r["experiment_id"], r["experiment_id"]),
             _status(r["status"]),
             fmt_time(r.get("start_time")),
             fmt_duration(r.get("start_time"), r.get("end_time")),

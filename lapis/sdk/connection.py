@@ -221,7 +221,7 @@ class LapisHTTP:
             err.status_code = 401  # type: ignore[attr-defined]
         return err
 
-    def get(self, path: str, **params: Any) -> Any:
+    def get(self, path: str, /, **params: Any) -> Any:
         return self.request("GET", path, params=params).json()
 
     def post(self, path: str, body: Any = None) -> Any:

@@ -237,7 +237,9 @@ def flush() -> None:
         run.writer.flush()
 
 
-def log_metric(key: str, value: float, step: int | None = None, timestamp: int | None = None) -> None:
+def log_metric(
+    key: str, value: float, step: int | None = None, timestamp: int | None = None
+) -> None:
     """Queue one metric point (``step`` defaults to 0, ``timestamp`` to now, in ms)."""
     stack = _state.stack
     (stack[-1] if stack else _current()).writer.log_metric(key, value, step, timestamp)

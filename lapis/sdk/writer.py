@@ -29,8 +29,8 @@ import sys
 import threading
 import time
 import weakref
-from operator import itemgetter
 from collections.abc import Mapping
+from operator import itemgetter
 from typing import Any
 
 import httpx
@@ -135,8 +135,8 @@ class MetricWriter:
                 int(time.time() * 1000) if timestamp is None else int(timestamp),
             )
         )
-        if len(points) >= self.flush_at:
-            self._wake.set()
+        if len(points) >= self.flush_at and not self._wake.is_set():
+            self._wake.set()  # once per batch: set() takes a lock, is_set() does not
 
     def log_metrics(
         self, metrics: Mapping[str, float], step: int | None = None, timestamp: int | None = None

@@ -90,7 +90,9 @@ def test_plain_text_5xx_keeps_its_status() -> None:
 
 def test_connection_refused_is_server_not_found() -> None:
     http = client_answering(httpx.ConnectError("refused"))
-    with pytest.raises(ServerNotFound, match=r"cannot reach the Lapis server at http://lapis\.test"):
+    with pytest.raises(
+        ServerNotFound, match=r"cannot reach the Lapis server at http://lapis\.test"
+    ):
         http.get("/healthz")
 
 

@@ -159,11 +159,11 @@ def test_many_threads_logging_keep_points_whole() -> None:
         for i in range(5000):
             w.log_metric(f"k{t}", float(i), step=i)
 
-    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
     w.close()
     pts = rec.points
     assert len(pts) == 20000

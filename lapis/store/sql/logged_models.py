@@ -11,7 +11,12 @@ from lapis.entities.tracking import LoggedModel, Metric
 from lapis.errors import ResourceDoesNotExist
 from lapis.store.sql.engine import Database
 from lapis.store.sql.experiments import upsert
-from lapis.store.sql.tables import logged_model_params, logged_model_tags, logged_models, metrics
+from lapis.store.sql.tables import (
+    logged_model_params,
+    logged_model_tags,
+    logged_models,
+    model_metrics,
+)
 from lapis.util import now_ms
 
 
@@ -73,20 +78,10 @@ class LoggedModelStore:
             ).where(logged_model_tags.c.model_id.in_(ids))
         ):
             tags[mid][k] = v
-        model_metrics: dict[str, list[Metric]] = defaultdict(list)
-        for r in conn.execute(
-            select(
-                metrics.c.model_id,
-                metrics.c.key,
-                metrics.c.value,
-                metrics.c.timestamp,
-                metrics.c.step,
-                metrics.c.run_uuid,
-                metrics.c.is_nan,
-            ).where(metrics.c.model_id.in_(ids))
-        ):
+        points: dict[str, list[Metric]] = defaultdict(list)
+        for r in conn.execute(select(model_metrics).where(model_metrics.c.model_id.in_(ids))):
             value = float("nan") if r.is_nan else r.value
-            model_metrics[r.model_id].append(Metric(r.key, value, r.timestamp, r.step, r.run_uuid))
+            points[r.model_id].append(Metric(r.key, value, r.timestamp, r.step, r.run_uuid))
         by_id = {
             r.model_id: LoggedModel(
                 model_id=r.model_id,
@@ -102,7 +97,7 @@ class LoggedModelStore:
                 source_run_id=r.source_run_id,
                 params=params.get(r.model_id, {}),
                 tags=tags.get(r.model_id, {}),
-                metrics=model_metrics.get(r.model_id, []),
+                metrics=points.get(r.model_id, []),
             )
             for r in rows
         }

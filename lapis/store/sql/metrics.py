@@ -1,15 +1,15 @@
 """Metric points: the ingest hot path and the history reads.
 
-Writes bypass SQLAlchemy's statement compilation and hand tuples straight to
-the driver's ``executemany``; points without a model or dataset link (nearly
-all of them) bind six columns, not nine. The primary key over the whole point
-makes a resent batch harmless.
+Each (run, key) series gets an integer id in ``latest_metrics``; points carry
+only that id, so the hot table's key is five numbers. Writes hand tuples to
+the DB-API cursor's ``executemany`` without SQLAlchemy's statement layer, and
+the primary key over the whole point makes a re-sent batch harmless.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection
@@ -28,52 +28,58 @@ class Point(NamedTuple):
     dataset_digest: str | None = None
 
 
-_COLS = ("run_uuid", "key", "step", "timestamp", "value", "is_nan")
-_LINKS = ("model_id", "dataset_name", "dataset_digest")
+# (key, step, timestamp, stored value, is_nan): NaN is stored as 0 plus a flag,
+# since not every database keeps NaN in a float column.
+Row = tuple[str, int, int, float, bool]
 
 
-def _insert_sql(sqlite: bool, cols: Sequence[str]) -> str:
-    marks = ", ".join(["?" if sqlite else "%s"] * len(cols))
-    verb = "INSERT OR IGNORE" if sqlite else "INSERT"
-    tail = "" if sqlite else " ON CONFLICT DO NOTHING"
-    return f"{verb} INTO metrics ({', '.join(cols)}) VALUES ({marks}){tail}"
-
-
-def _latest_sql(sqlite: bool) -> str:
-    marks = ", ".join(["?" if sqlite else "%s"] * 6)
-    return (
-        f"INSERT INTO latest_metrics ({', '.join(_COLS)}) VALUES ({marks}) "
-        "ON CONFLICT (run_uuid, key) DO UPDATE SET step = excluded.step, "
-        "timestamp = excluded.timestamp, value = excluded.value, is_nan = excluded.is_nan "
-        "WHERE (excluded.step, excluded.timestamp, excluded.value) "
-        "> (latest_metrics.step, latest_metrics.timestamp, latest_metrics.value)"
-    )
+def _newest(rows: Iterable[Row]) -> dict[str, Row]:
+    """The newest point of each key, by (step, timestamp, value) as MLflow orders them."""
+    best: dict[str, Row] = {}
+    for r in rows:
+        cur = best.get(r[0])
+        if cur is None or (r[1], r[2], r[3]) > (cur[1], cur[2], cur[3]):
+            best[r[0]] = r
+    return best
 
 
 class MetricStore:
     def __init__(self, db: Database) -> None:
         self.db = db
-        sqlite = db.is_sqlite
-        self._p = "?" if sqlite else "%s"
-        self._insert = _insert_sql(sqlite, _COLS)
-        self._insert_linked = _insert_sql(sqlite, _COLS + _LINKS)
-        self._latest = _latest_sql(sqlite)
+        p = self._p = "?" if db.is_sqlite else "%s"
+        ignore, conflict = ("OR IGNORE ", "") if db.is_sqlite else ("", " ON CONFLICT DO NOTHING")
+        self._insert_points = (
+            f"INSERT {ignore}INTO metrics (series_id, step, timestamp, value, is_nan) "
+            f"VALUES ({p}, {p}, {p}, {p}, {p}){conflict}"
+        )
+        self._insert_series = (
+            f"INSERT {ignore}INTO latest_metrics (run_uuid, key, step, timestamp, value, is_nan) "
+            f"VALUES ({p}, {p}, {p}, {p}, {p}, {p}){conflict}"
+        )
+        self._advance_latest = (
+            f"UPDATE latest_metrics SET step = {p}, timestamp = {p}, value = {p}, is_nan = {p} "
+            f"WHERE series_id = {p} AND (step, timestamp, value) < ({p}, {p}, {p})"
+        )
+        self._insert_model_points = (
+            f"INSERT {ignore}INTO model_metrics (model_id, run_uuid, key, step, timestamp, value, "
+            f"is_nan, dataset_name, dataset_digest) VALUES ({', '.join([p] * 9)}){conflict}"
+        )
 
+    # --- writes --------------------------------------------------------------
     def insert(self, conn: Connection, run_id: str, points: Sequence[Point]) -> None:
         """Append points and move each key's latest value forward, in the caller's transaction."""
-        plain: list[tuple[Any, ...]] = []
+        rows: list[Row] = []
         linked: list[tuple[Any, ...]] = []
         for p in points:
             v = p.value
-            nan = v != v  # NaN is stored as 0 plus a flag: not every database keeps NaN
-            row = (run_id, p.key, p.step, p.timestamp, 0.0 if nan else v, nan)
-            if p.model_id or p.dataset_name or p.dataset_digest:
-                linked.append((*row, p.model_id, p.dataset_name, p.dataset_digest))
-            else:
-                plain.append(row)
+            nan = v != v
+            row = (p.key, p.step, p.timestamp, 0.0 if nan else v, nan)
+            rows.append(row)
+            if p.model_id:
+                linked.append((p.model_id, run_id, *row, p.dataset_name, p.dataset_digest))
+        self._write(conn, run_id, rows)
         if linked:
-            conn.exec_driver_sql(self._insert_linked, linked)
-        self._write(conn, plain, extra=linked)
+            self._cursor(conn).executemany(self._insert_model_points, linked)
 
     def insert_columns(
         self,
@@ -87,39 +93,71 @@ class MetricStore:
         """The native SDK's columnar batch: same effect as ``insert`` without building Points."""
         isnan = math.isnan
         rows = [
-            (run_id, k, s, t, 0.0, True) if isnan(v) else (run_id, k, s, t, v, False)
+            (k, s, t, 0.0, True) if isnan(v) else (k, s, t, v, False)
             for k, v, s, t in zip(keys, values, steps, timestamps, strict=True)
         ]
-        self._write(conn, rows)
+        self._write(conn, run_id, rows)
 
-    def _write(
-        self, conn: Connection, rows: list[tuple[Any, ...]], extra: Sequence[tuple[Any, ...]] = ()
-    ) -> None:
-        if rows:
-            conn.exec_driver_sql(self._insert, rows)
-        # Only the newest point of each key in this batch can move latest_metrics.
-        best: dict[str, tuple[Any, ...]] = {}
-        for group in (rows, extra):
-            for r in group:
-                cur = best.get(r[1])
-                if cur is None or (r[2], r[3], r[4]) > (cur[2], cur[3], cur[4]):
-                    best[r[1]] = r
-        if best:
-            conn.exec_driver_sql(self._latest, [r[:6] for r in best.values()])
+    @staticmethod
+    def _cursor(conn: Connection) -> Any:
+        return conn.connection.driver_connection.cursor()
+
+    def _write(self, conn: Connection, run_id: str, rows: list[Row]) -> None:
+        if not rows:
+            return
+        newest = _newest(rows)
+        cur = self._cursor(conn)
+        try:
+            # Create missing series (a concurrent writer may win the race: ignored),
+            # then move every touched series' latest point forward if this batch is newer.
+            cur.executemany(self._insert_series, [(run_id, *r) for r in newest.values()])
+            ids = self._series_ids(cur, run_id, list(newest))
+            cur.executemany(
+                self._advance_latest,
+                [(r[1], r[2], r[3], r[4], ids[k], r[1], r[2], r[3]) for k, r in newest.items()],
+            )
+            if len(ids) == 1:
+                (sid,) = ids.values()
+                points = [(sid, r[1], r[2], r[3], r[4]) for r in rows]
+            else:
+                points = [(ids[r[0]], r[1], r[2], r[3], r[4]) for r in rows]
+            cur.executemany(self._insert_points, points)
+        finally:
+            cur.close()
+
+    def _series_ids(self, cur: Any, run_id: str, keys: list[str]) -> dict[str, int]:
+        marks = ", ".join([self._p] * len(keys))
+        cur.execute(
+            f"SELECT key, series_id FROM latest_metrics WHERE run_uuid = {self._p} "
+            f"AND key IN ({marks})",
+            (run_id, *keys),
+        )
+        return {k: int(sid) for k, sid in cur.fetchall()}
+
+    # --- reads ---------------------------------------------------------------
+    def _series_id(self, conn: Connection, run_id: str, key: str) -> int | None:
+        p = self._p
+        sid = conn.exec_driver_sql(
+            f"SELECT series_id FROM latest_metrics WHERE run_uuid = {p} AND key = {p}",
+            (run_id, key),
+        ).scalar()
+        return None if sid is None else int(sid)
 
     def history(
         self, run_id: str, key: str, offset: int = 0, limit: int | None = None
     ) -> list[Metric]:
-        p = self._p
         sql = (
-            f"SELECT value, timestamp, step, is_nan FROM metrics WHERE run_uuid = {p} "
-            f"AND key = {p} ORDER BY step, timestamp, value"
+            f"SELECT value, timestamp, step, is_nan FROM metrics WHERE series_id = {self._p} "
+            "ORDER BY step, timestamp, value"
         )
         if limit is not None:
             sql += f" LIMIT {int(limit)} OFFSET {int(offset)}"
-        nan = float("nan")
         with self.db.read() as conn:
-            rows = conn.exec_driver_sql(sql, (run_id, key)).all()
+            sid = self._series_id(conn, run_id, key)
+            if sid is None:
+                return []
+            rows = conn.exec_driver_sql(sql, (sid,)).all()
+        nan = float("nan")
         return [Metric(key, nan if n else v, t, s, run_id) for v, t, s, n in rows]
 
     def sampled(
@@ -136,106 +174,76 @@ class MetricStore:
         index seek ("first point at or after step s") — a few hundred seeks cost
         milliseconds whatever the series length. Series crowded on few steps
         (``log_metric`` without a step puts everything on step 0) are sampled by
-        rank instead, as MLflow does, which scans the series once.
+        rank instead, as MLflow does, which reads the series once.
         """
         p = self._p
-        where = f"run_uuid = {p} AND key = {p}"
-        args: tuple[Any, ...] = (run_id, key)
-        if start_step is not None and end_step is not None:
-            where += f" AND step >= {p} AND step <= {p}"
-            args += (start_step, end_step)
-        cols = "value, timestamp, step, is_nan"
-        first_sql = (
-            f"SELECT {cols} FROM metrics WHERE {where} ORDER BY step, timestamp, value LIMIT 1"
-        )
-        last_sql = (
-            f"SELECT {cols} FROM metrics WHERE {where} "
-            "ORDER BY step DESC, timestamp DESC, value DESC LIMIT 1"
-        )
         with self.db.read() as conn:
-            last = conn.exec_driver_sql(last_sql, args).first()
+            sid = self._series_id(conn, run_id, key)
+            if sid is None:
+                return []
+            where = f"series_id = {p}"
+            args: tuple[Any, ...] = (sid,)
+            if start_step is not None and end_step is not None:
+                where += f" AND step >= {p} AND step <= {p}"
+                args += (start_step, end_step)
+            sel = f"SELECT value, timestamp, step, is_nan FROM metrics WHERE {where}"
+            last = conn.exec_driver_sql(
+                f"{sel} ORDER BY step DESC, timestamp DESC, value DESC LIMIT 1", args
+            ).first()
             if last is None:
                 return []
             if max_results <= 1:
                 rows = [tuple(last)]
             else:
-                first = conn.exec_driver_sql(first_sql, args).first()
+                first = conn.exec_driver_sql(
+                    f"{sel} ORDER BY step, timestamp, value LIMIT 1", args
+                ).first()
                 assert first is not None
-                lo, hi = first[2], last[2]
-                if hi - lo + 1 >= max_results:
-                    rows = self._seek_sample(conn, where, args, lo, hi, max_results, cols)
-                    if not rows or rows[-1] != tuple(last):
+                if last[2] - first[2] + 1 >= max_results:
+                    rows = self._seek_sample(conn, sel, args, first[2], last[2], max_results)
+                    if rows[-1] != tuple(last):
                         rows.append(tuple(last))
                 else:
-                    rows = self._rank_sample(conn, where, args, max_results, cols)
+                    rows = self._rank_sample(conn, where, args, max_results)
         nan = float("nan")
         return [Metric(key, nan if n else v, t, s, run_id) for v, t, s, n in rows]
 
     def _seek_sample(
-        self,
-        conn: Connection,
-        where: str,
-        args: tuple[Any, ...],
-        lo: int,
-        hi: int,
-        max_results: int,
-        cols: str,
+        self, conn: Connection, sel: str, args: tuple[Any, ...], lo: int, hi: int, n: int
     ) -> list[tuple[Any, ...]]:
-        sql = (
-            f"SELECT {cols} FROM metrics WHERE {where} AND step >= {self._p} "
-            "ORDER BY step, timestamp, value LIMIT 1"
-        )
-        span = hi - lo
+        sql = f"{sel} AND step >= {self._p} ORDER BY step, timestamp, value LIMIT 1"
         out: list[tuple[Any, ...]] = []
-        seen_step: int | None = None
-        raw = conn.connection.driver_connection
-        cur = raw.cursor()  # type: ignore[union-attr]
+        last_step: int | None = None
+        cur = self._cursor(conn)
         try:
-            for i in range(max_results - 1):
-                target = lo + (span * i) // (max_results - 1)
-                if seen_step is not None and target <= seen_step:
-                    target = seen_step + 1
+            for i in range(n - 1):
+                target = lo + ((hi - lo) * i) // (n - 1)
+                if last_step is not None and target <= last_step:
+                    target = last_step + 1
                 cur.execute(sql, (*args, target))
                 row = cur.fetchone()
                 if row is None or row[2] > hi:
                     break
-                seen_step = row[2]
+                last_step = row[2]
                 out.append(tuple(row))
         finally:
             cur.close()
         return out
 
     def _rank_sample(
-        self,
-        conn: Connection,
-        where: str,
-        args: tuple[Any, ...],
-        max_results: int,
-        cols: str,
+        self, conn: Connection, where: str, args: tuple[Any, ...], n: int
     ) -> list[tuple[Any, ...]]:
+        cols = "value, timestamp, step, is_nan"
         total = conn.exec_driver_sql(
             f"SELECT COUNT(*) FROM metrics WHERE {where}", args
         ).scalar_one()
-        if total <= max_results:
-            return [
-                tuple(r)
-                for r in conn.exec_driver_sql(
-                    f"SELECT {cols} FROM metrics WHERE {where} ORDER BY step, timestamp, value",
-                    args,
-                )
-            ]
-        wanted = ",".join(
-            str(i)
-            for i in sorted(
-                {round(i * (total - 1) / (max_results - 1)) for i in range(max_results)}
-            )
-        )
-        return [
-            tuple(r)
-            for r in conn.exec_driver_sql(
+        if total <= n:
+            sql = f"SELECT {cols} FROM metrics WHERE {where} ORDER BY step, timestamp, value"
+        else:
+            picks = sorted({round(i * (total - 1) / (n - 1)) for i in range(n)})
+            sql = (
                 f"SELECT {cols} FROM (SELECT {cols}, ROW_NUMBER() OVER "
-                f"(ORDER BY step, timestamp, value) - 1 AS rn FROM metrics WHERE {where}) AS n "
-                f"WHERE rn IN ({wanted}) ORDER BY rn",
-                args,
+                f"(ORDER BY step, timestamp, value) - 1 AS rn FROM metrics WHERE {where}) "
+                f"AS ranked WHERE rn IN ({', '.join(map(str, picks))}) ORDER BY rn"
             )
-        ]
+        return [tuple(r) for r in conn.exec_driver_sql(sql, args)]

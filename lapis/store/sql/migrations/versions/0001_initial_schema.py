@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-24 14:35:10.884187
+Create Date: 2026-11-24 15:05:59.140854
 """
 
 from __future__ import annotations
@@ -32,35 +32,53 @@ def upgrade() -> None:
     )
     op.create_table(
         "latest_metrics",
+        sa.Column(
+            "series_id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
         sa.Column("run_uuid", sa.String(length=32), nullable=False),
         sa.Column("key", sa.String(length=250), nullable=False),
         sa.Column("step", sa.BigInteger(), nullable=False),
         sa.Column("timestamp", sa.BigInteger(), nullable=False),
         sa.Column("value", sa.Float(), nullable=False),
         sa.Column("is_nan", sa.Boolean(), nullable=False),
-        sa.PrimaryKeyConstraint("run_uuid", "key", name=op.f("pk_latest_metrics")),
-        sqlite_with_rowid=False,
+        sa.PrimaryKeyConstraint("series_id", name=op.f("pk_latest_metrics")),
+        sa.UniqueConstraint("run_uuid", "key", name=op.f("uq_latest_metrics_run_uuid_key")),
     )
     with op.batch_alter_table("latest_metrics", schema=None) as batch_op:
         batch_op.create_index("ix_latest_metrics_key_value", ["key", "value"], unique=False)
 
     op.create_table(
         "metrics",
+        sa.Column(
+            "series_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("step", sa.BigInteger(), nullable=False),
+        sa.Column("timestamp", sa.BigInteger(), nullable=False),
+        sa.Column("value", sa.Float(), nullable=False),
+        sa.Column("is_nan", sa.Boolean(), nullable=False),
+        sa.PrimaryKeyConstraint(
+            "series_id", "step", "timestamp", "value", "is_nan", name=op.f("pk_metrics")
+        ),
+        sqlite_with_rowid=False,
+    )
+    op.create_table(
+        "model_metrics",
+        sa.Column("model_id", sa.String(length=64), nullable=False),
         sa.Column("run_uuid", sa.String(length=32), nullable=False),
         sa.Column("key", sa.String(length=250), nullable=False),
         sa.Column("step", sa.BigInteger(), nullable=False),
         sa.Column("timestamp", sa.BigInteger(), nullable=False),
         sa.Column("value", sa.Float(), nullable=False),
         sa.Column("is_nan", sa.Boolean(), nullable=False),
-        sa.Column("model_id", sa.String(length=64), nullable=True),
         sa.Column("dataset_name", sa.String(length=500), nullable=True),
         sa.Column("dataset_digest", sa.String(length=36), nullable=True),
         sa.PrimaryKeyConstraint(
-            "run_uuid", "key", "step", "timestamp", "value", "is_nan", name=op.f("pk_metrics")
+            "model_id", "key", "step", "timestamp", "value", "is_nan", name=op.f("pk_model_metrics")
         ),
-        sqlite_with_rowid=False,
     )
-
     op.create_table(
         "model_version_tags",
         sa.Column("name", sa.String(length=256), nullable=False),
@@ -315,6 +333,7 @@ def downgrade() -> None:
     op.drop_table("registered_model_aliases")
     op.drop_table("model_versions")
     op.drop_table("model_version_tags")
+    op.drop_table("model_metrics")
     op.drop_table("metrics")
     with op.batch_alter_table("latest_metrics", schema=None) as batch_op:
         batch_op.drop_index("ix_latest_metrics_key_value")
