@@ -109,6 +109,9 @@ def _client() -> LapisHTTP:
     """One keep-alive client per process, rebuilt if the server or token changed."""
     conn = resolve()
     if _state.http is None or _state.conn != conn:
+        old = _state.http
+        if old is not None and all(run.http is not old for run in _state.stack):
+            old.close()
         _state.http = conn.client()
         _state.conn = conn
     return _state.http
