@@ -48,6 +48,19 @@ def clean_relpath(path: str) -> str:
     return "" if norm == "." else norm
 
 
+PROXY_SCHEME = "mlflow-artifacts:"
+
+
+def proxied_path(uri: str) -> str | None:
+    """The store-relative path of an ``mlflow-artifacts:`` URI, or None for other schemes."""
+    if not uri.startswith(PROXY_SCHEME):
+        return None
+    rest = uri[len(PROXY_SCHEME) :]
+    if rest.startswith("//"):  # mlflow-artifacts://host:port/path
+        rest = rest[2:].partition("/")[2]
+    return clean_relpath(rest.lstrip("/"))
+
+
 class ArtifactStore:
     def __init__(self, root_uri: str) -> None:
         self.root_uri = root_uri.rstrip("/")

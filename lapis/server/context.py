@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from lapis.artifacts.store import ArtifactStore
 from lapis.auth.service import AuthService, IssuedToken
 from lapis.config import Settings
+from lapis.registry.service import RegistryService
 from lapis.store.sql.engine import Database
 from lapis.store.sql.principals import PrincipalStore
-from lapis.registry.service import RegistryService
 from lapis.tracking.logged_models import LoggedModelService
 from lapis.tracking.service import TrackingService
 

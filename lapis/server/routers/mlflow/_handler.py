@@ -10,7 +10,6 @@ parser does on MLflow's server, with messages that name the parameter.
 from __future__ import annotations
 
 import builtins
-
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any

@@ -93,10 +93,14 @@ def search(a: Args, c: Ctx) -> dict[str, Any]:
 
 def list_artifacts(a: Args, c: Ctx) -> dict[str, Any]:
     """The UI lists a model's files here; paths are relative to the model's folder."""
-    from lapis.artifacts.store import clean_relpath
+    from lapis.artifacts.store import clean_relpath, proxied_path
 
     model = c.ws.logged_models.get(c.path["model_id"])
-    base = model.artifact_location.split(":", 1)[-1].lstrip("/")
+    base = proxied_path(model.artifact_location)
+    if base is None:
+        raise InvalidParameterValue(
+            f"Model artifacts live at {model.artifact_location}, outside the artifact proxy"
+        )
     rel = clean_relpath(a.str("artifact_directory_path") or "")
     full = f"{base}/{rel}" if rel else base
     files = c.ws.artifacts.list(full)

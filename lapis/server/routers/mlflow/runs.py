@@ -221,6 +221,28 @@ def history_bulk(a: Args, c: Ctx) -> dict[str, Any]:
     return {"metrics": out}
 
 
+def list_artifacts(a: Args, c: Ctx) -> dict[str, Any]:
+    """The older run-scoped listing the MLflow UI uses; paths are relative to the run root."""
+    from lapis.artifacts.store import clean_relpath, proxied_path
+
+    info = c.ws.tracking.runs.get_info(_run_id(a))
+    base = proxied_path(info.artifact_uri)
+    if base is None:
+        raise InvalidParameterValue(
+            f"Run artifacts live at {info.artifact_uri}, outside the server's artifact proxy"
+        )
+    rel = clean_relpath(a.str("path") or "")
+    files = c.ws.artifacts.list(f"{base}/{rel}" if rel else base)
+    cut = len(base) + 1
+    out: dict[str, Any] = {"root_uri": info.artifact_uri, "files": []}
+    for f in files:
+        entry: dict[str, Any] = {"path": f.path[cut:], "is_dir": f.is_dir}
+        if f.file_size is not None:
+            entry["file_size"] = f.file_size
+        out["files"].append(entry)
+    return out
+
+
 ROUTES: list[Route] = [
     ("POST", "/runs/create", create),
     ("POST", "/runs/update", update),
@@ -239,4 +261,5 @@ ROUTES: list[Route] = [
     ("GET", "/metrics/get-history", metric_history),
     ("GET", "/metrics/get-history-bulk-interval", history_bulk_interval),
     ("GET", "/metrics/get-history-bulk", history_bulk),
+    ("GET", "/artifacts/list", list_artifacts),
 ]
