@@ -26,7 +26,7 @@ import tempfile
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +70,7 @@ def metric_batch(key: str, start_step: int, n: int, ts: int) -> list[Any]:
 # --------------------------------------------------------------------------- steps
 
 
-def step_single(cfg: Result) -> Result:
+def step_single(cfg: Result) -> Iterator[Result]:
     """Single log_metric calls: latency of one round trip through the client."""
     c = client()
     run_id = c.create_run(new_experiment(c, "single")).info.run_id
@@ -85,14 +85,14 @@ def step_single(cfg: Result) -> Result:
         lat.append(time.perf_counter() - t)
     total = time.perf_counter() - t0
     lat.sort()
-    return {
+    yield {
         "single_pts_s": n / total,
         "single_p50_ms": statistics.median(lat) * 1000,
         "single_p95_ms": lat[int(0.95 * (n - 1))] * 1000,
     }
 
 
-def step_batch(cfg: Result) -> Result:
+def step_batch(cfg: Result) -> Iterator[Result]:
     """log_batch of 1,000 points at a time from one process."""
     c = client()
     run_id = c.create_run(new_experiment(c, "batch")).info.run_id
@@ -104,7 +104,7 @@ def step_batch(cfg: Result) -> Result:
     for b in batches:
         c.log_batch(run_id, metrics=b)
     total = time.perf_counter() - t0
-    return {"batch_pts_s": n * size / total, "batch_call_ms": total / n * 1000}
+    yield {"batch_pts_s": n * size / total, "batch_call_ms": total / n * 1000}
 
 
 def _proc_worker(exp_id: str, calls: int, size: int, barrier: Any, out: Any) -> None:
@@ -121,7 +121,7 @@ def _proc_worker(exp_id: str, calls: int, size: int, barrier: Any, out: Any) -> 
     out.put((t0, time.monotonic()))
 
 
-def step_procs(cfg: Result) -> Result:
+def step_procs(cfg: Result) -> Iterator[Result]:
     """N client processes logging batches at once; wall time from the common start."""
     c = client()
     exp_id = new_experiment(c, "procs")
@@ -148,7 +148,7 @@ def step_procs(cfg: Result) -> Result:
             if w.is_alive():
                 w.kill()
     wall = max(e for _, e in spans) - min(s for s, _ in spans)
-    return {"procs_pts_s": n * calls * size / wall, "procs_wall_s": wall}
+    yield {"procs_pts_s": n * calls * size / wall, "procs_wall_s": wall}
 
 
 def _page_all(c: Any, exp_id: str, **kw: Any) -> list[Any]:
@@ -171,7 +171,7 @@ def _timed(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
     return statistics.median(times), value
 
 
-def step_search(cfg: Result) -> Result:
+def step_search(cfg: Result) -> Iterator[Result]:
     """Create runs with params and metrics, then search them three ways."""
     import requests
     from mlflow.entities import Metric, Param
@@ -194,11 +194,12 @@ def step_search(cfg: Result) -> Result:
     for i, (params, metrics) in enumerate(payloads):
         run_id = c.create_run(exp_id, run_name=f"r{i}").info.run_id
         c.log_batch(run_id, metrics=metrics, params=params)
-    create_s = time.perf_counter() - t0
+    yield {"create_runs_s": time.perf_counter() - t0}
 
     client_s, runs = _timed(lambda: _page_all(c, exp_id), reps)
     if len(runs) != n:
         raise AssertionError(f"client search found {len(runs)} runs, expected {n}")
+    yield {"search_client_s": client_s}
 
     url = base_url() + "/api/2.0/mlflow/runs/search"
     body: dict[str, Any] = {"experiment_ids": [exp_id], "max_results": 1000}
@@ -212,6 +213,7 @@ def step_search(cfg: Result) -> Result:
     got = len(json.loads(content).get("runs", []))
     if got != min(n, 1000):
         raise AssertionError(f"raw search returned {got} runs, expected {min(n, 1000)}")
+    yield {"search_raw_s": raw_s}
 
     flt = "metrics.m3 > 0.5 and params.p1 = 'v1'"
     filtered_s, hits = _timed(
@@ -220,16 +222,10 @@ def step_search(cfg: Result) -> Result:
     want = [f"r{i}" for _, i in sorted(expected, key=lambda e: -e[0])]
     if [r.info.run_name for r in hits] != want:
         raise AssertionError(f"filtered search: {len(hits)} runs, expected {len(want)} in order")
-    return {
-        "create_runs_s": create_s,
-        "search_client_s": client_s,
-        "search_raw_s": raw_s,
-        "search_filtered_s": filtered_s,
-        "search_filtered_hits": len(hits),
-    }
+    yield {"search_filtered_s": filtered_s, "search_filtered_hits": len(hits)}
 
 
-def step_history(cfg: Result) -> Result:
+def step_history(cfg: Result) -> Iterator[Result]:
     """Log a long metric in batches, read it back whole, then ask for the UI's chart sample."""
     import requests
 
@@ -241,13 +237,14 @@ def step_history(cfg: Result) -> Result:
     t0 = time.perf_counter()
     for b in batches:
         c.log_batch(run_id, metrics=b)
-    ingest_s = time.perf_counter() - t0
+    yield {"history_ingest_pts_s": n / (time.perf_counter() - t0)}
 
     t0 = time.perf_counter()
     hist = c.get_metric_history(run_id, "loss")
     history_s = time.perf_counter() - t0
     if len(hist) != n:
         raise AssertionError(f"history has {len(hist)} points, expected {n}")
+    yield {"history_s": history_s}
 
     url = base_url() + "/ajax-api/2.0/mlflow/metrics/get-history-bulk-interval"
     params = {"run_ids": run_id, "metric_key": "loss", "max_results": 320}
@@ -262,12 +259,7 @@ def step_history(cfg: Result) -> Result:
     points = len(json.loads(content).get("metrics", []))
     if not 0 < points <= 400:
         raise AssertionError(f"chart query returned {points} points, expected about 320")
-    return {
-        "history_s": history_s,
-        "history_ingest_pts_s": n / ingest_s,
-        "chart_ms": chart_s * 1000,
-        "chart_points": points,
-    }
+    yield {"chart_ms": chart_s * 1000, "chart_points": points}
 
 
 def _sha256(path: Path) -> str:
@@ -278,7 +270,7 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def step_artifact(cfg: Result) -> Result:
+def step_artifact(cfg: Result) -> Iterator[Result]:
     """One large file up and down through the server's artifact proxy."""
     c = client()
     run = c.create_run(new_experiment(c, "artifact"))
@@ -294,7 +286,7 @@ def step_artifact(cfg: Result) -> Result:
         digest = _sha256(src)
         t0 = time.perf_counter()
         c.log_artifact(run.info.run_id, str(src))
-        up_s = time.perf_counter() - t0
+        yield {"artifact_up_mib_s": mib / (time.perf_counter() - t0)}
         dst = Path(tmp) / "down"
         dst.mkdir()
         t0 = time.perf_counter()
@@ -302,17 +294,18 @@ def step_artifact(cfg: Result) -> Result:
         down_s = time.perf_counter() - t0
         if _sha256(got) != digest:
             raise AssertionError("downloaded artifact differs from the upload")
-    return {"artifact_up_mib_s": mib / up_s, "artifact_down_mib_s": mib / down_s}
+    yield {"artifact_down_mib_s": mib / down_s}
 
 
-def step_sdk(cfg: Result) -> Result:
+def step_sdk(cfg: Result) -> Iterator[Result]:
     """Lapis' native SDK: n log_metric calls, then end_run waits for the flush."""
     try:
         # Typed as Any: the SDK may not exist yet, and this must not fail type checks then.
         lapis: Any = importlib.import_module("lapis")
         start_run, log_metric, end_run = lapis.start_run, lapis.log_metric, lapis.end_run
     except (ImportError, AttributeError) as exc:
-        return {"sdk_pts_s": None, "sdk_note": f"n/a: native SDK not available ({exc})"}
+        yield {"sdk_pts_s": None, "sdk_note": f"n/a: native SDK not available ({exc})"}
+        return
     n = cfg["sdk_points"]
     t0 = time.perf_counter()
     run = start_run(experiment_name=f"bench-sdk-{uuid.uuid4().hex[:8]}")
@@ -321,7 +314,7 @@ def step_sdk(cfg: Result) -> Result:
     t_loop = time.perf_counter()
     end_run()
     total = time.perf_counter() - t0
-    result: Result = {"sdk_pts_s": n / total, "sdk_loop_pts_s": n / (t_loop - t0)}
+    yield {"sdk_loop_pts_s": n / (t_loop - t0)}
     run_id = getattr(run, "run_id", None) or getattr(getattr(run, "info", None), "run_id", None)
     if run_id:  # check the last point was acknowledged (not timed)
         import httpx
@@ -331,11 +324,10 @@ def step_sdk(cfg: Result) -> Result:
         last = resp.json()["metrics"]["x"]["step"]
         if last != n - 1:
             raise AssertionError(f"latest step on the server is {last}, expected {n - 1}")
-        result["sdk_verified"] = True
-    return result
+    yield {"sdk_pts_s": n / total, "sdk_verified": bool(run_id)}
 
 
-STEPS: dict[str, Callable[[Result], Result]] = {
+STEPS: dict[str, Callable[[Result], Iterator[Result]]] = {
     "single": step_single,
     "batch": step_batch,
     "procs": step_procs,
@@ -357,12 +349,14 @@ def main() -> int:
     for name in args.steps.split(","):
         t0 = time.perf_counter()
         try:
-            results.update(STEPS[name](cfg))
+            for part in STEPS[name](cfg):  # partial figures survive a later failure
+                results.update(part)
+                args.out.write_text(json.dumps(results))
             log(f"{name}: done in {time.perf_counter() - t0:.1f} s")
         except Exception as exc:
             results["_errors"][name] = f"{type(exc).__name__}: {exc}"
+            results.setdefault("_tracebacks", {})[name] = traceback.format_exc()
             log(f"{name}: FAILED: {type(exc).__name__}: {exc}")
-            traceback.print_exc(limit=3, file=sys.stderr)
         args.out.write_text(json.dumps(results))
     return 0
 

@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import signal
 import sys
 import time
@@ -78,7 +79,12 @@ def warm_up(srv: h.ServerHandle) -> None:
 
 
 def bench_server(
-    start: Callable[[], h.ServerHandle], label: str, cfg: dict[str, Any], sdk: bool, timeout: float
+    start: Callable[[], h.ServerHandle],
+    label: str,
+    cfg: dict[str, Any],
+    sdk: bool,
+    timeout: float,
+    log_dir: Path,
 ) -> dict[str, Any]:
     say(f"== {label}: starting")
     try:
@@ -113,6 +119,7 @@ def bench_server(
                 srv, ["--steps", ",".join(group), "--config", json.dumps(cfg)], timeout
             )
             out["errors"].update(res.pop("_errors", {}))
+            out.setdefault("tracebacks", {}).update(res.pop("_tracebacks", {}))
             if "_error" in res or (rc != 0 and not res):
                 out["errors"]["_client" if group is MLFLOW_STEPS else "sdk"] = res.pop(
                     "_error", f"client exited with code {rc}"
@@ -124,6 +131,12 @@ def bench_server(
         out["after_processes"] = after["processes"]
         if srv.proc is None or srv.proc.poll() is not None:
             out["errors"]["_server"] = "server died during the workload:\n" + srv.log_tail()
+        if out["errors"]:  # keep the server's log: its home is deleted on exit
+            log_copy = log_dir / f"{srv.name}-{datetime.now():%Y%m%d-%H%M%S}.log"
+            log_dir.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(srv.home / "server.log", log_copy)
+            out["server_log"] = str(log_copy)
+            say(f"  server log kept: {log_copy}")
         say(f"  workload ({', '.join(steps)}) took {out['workload_s']:.0f} s; stopping")
     say(f"  stopped in {time.monotonic() - t0 - out['workload_s']:.1f} s")
     for step, err in out["errors"].items():
@@ -144,10 +157,12 @@ def main() -> int:
     args = ap.parse_args()
     cfg = QUICK if args.quick else FULL
 
-    # Ctrl+C raises KeyboardInterrupt; make SIGTERM/SIGHUP unwind the same way so
-    # every server's context manager still kills its process group.
+    # Ctrl+C, SIGTERM and SIGHUP all unwind as KeyboardInterrupt, so every server's
+    # context manager still kills its process group. SIGINT is set explicitly because
+    # a shell starts background jobs with it ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, lambda signum, _frame: sys.exit(128 + signum))
+        signal.signal(sig, _interrupt)
 
     plan: list[tuple[str, Callable[[], h.ServerHandle], str, bool]] = []
     if args.only != "lapis":
@@ -158,11 +173,13 @@ def main() -> int:
     if args.only != "mlflow":
         plan.append(("lapis", h.start_lapis, "Lapis", True))
 
+    path = args.json or RESULTS_DIR / f"tracking-{datetime.now():%Y%m%d-%H%M%S}.json"
     started = time.monotonic()
     servers: dict[str, dict[str, Any]] = {}
     try:
         for name, start, label, sdk in plan:
-            servers[name] = bench_server(start, label, cfg, sdk, 300 if args.quick else 1500)
+            timeout = 300 if args.quick else 1500
+            servers[name] = bench_server(start, label, cfg, sdk, timeout, path.parent)
     except KeyboardInterrupt:
         say("interrupted: servers stopped")
         return 130
@@ -179,7 +196,6 @@ def main() -> int:
         f"ratio > 1 means Lapis is better"
     )
     rep.render(records, servers, title)
-    path = args.json or RESULTS_DIR / f"tracking-{datetime.now():%Y%m%d-%H%M%S}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {
         "timestamp": datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -195,6 +211,10 @@ def main() -> int:
     path.write_text(json.dumps(doc, indent=2) + "\n")
     say(f"results: {path}  (total {meta['duration_s']:.0f} s)")
     return 0
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _version(dist: str) -> str | None:

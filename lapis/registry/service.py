@@ -123,7 +123,7 @@ class RegistryService:
         check_max_results(max_results, SEARCH_MODELS_MAX)
         offset = decode_page_token(page_token)
         stmt = registered_model_search_select(
-            filter_string or "", list(order_by or []), max_results + 1, offset
+            filter_string or "", list(order_by or []), max_results + 1, offset, self.db.dialect
         )
         with self.db.read() as conn:
             names = list(conn.execute(stmt).scalars())
@@ -347,7 +347,7 @@ class RegistryService:
         check_max_results(max_results, SEARCH_VERSIONS_MAX)
         offset = decode_page_token(page_token)
         stmt = model_version_search_select(
-            filter_string or "", list(order_by or []), max_results + 1, offset
+            filter_string or "", list(order_by or []), max_results + 1, offset, self.db.dialect
         )
         with self.db.read() as conn:
             keys = [(str(r[0]), int(r[1])) for r in conn.execute(stmt)]

@@ -8,8 +8,8 @@ that the client fills through the artifact proxy before marking it READY.
 from __future__ import annotations
 
 import uuid
-from functools import partial
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from lapis.entities.tracking import LoggedModel

@@ -99,7 +99,12 @@ class TrackingService:
         _check_max_results(max_results, 50_000)
         offset = decode_page_token(page_token)
         stmt = experiment_search_select(
-            filter_string or "", list(order_by or []), view_type.value, max_results + 1, offset
+            filter_string or "",
+            list(order_by or []),
+            view_type.value,
+            max_results + 1,
+            offset,
+            dialect=self.db.dialect,
         )
         with self.db.read() as conn:
             ids = list(conn.execute(stmt).scalars())
@@ -242,6 +247,7 @@ class TrackingService:
             view_type.value,
             max_results + 1,
             offset,
+            dialect=self.db.dialect,
         )
         with self.db.read() as conn:
             run_ids: list[str] = list(conn.execute(stmt).scalars())

@@ -46,6 +46,7 @@ class Database:
     def __init__(self, url: str, *, pool_size: int = 8) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        self.dialect = "sqlite" if self.is_sqlite else "postgresql"
         self._write_lock: threading.Lock | None = threading.Lock() if self.is_sqlite else None
         if self.is_sqlite:
             path = url.split("///", 1)[-1]
