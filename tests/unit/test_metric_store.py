@@ -3,48 +3,9 @@
 from __future__ import annotations
 
 import math
-import os
-import uuid
-from collections.abc import Iterator
 
-import pytest
-
-from lapis.store.sql.engine import Database
 from lapis.store.sql.metrics import Point
 from lapis.tracking.service import TrackingService
-
-PG_URL = os.environ.get("LAPIS_TEST_DATABASE_URL")
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def service(request: pytest.FixtureRequest, tmp_path) -> Iterator[TrackingService]:
-    if request.param == "sqlite":
-        db = Database(f"sqlite:///{tmp_path}/lapis.db")
-        yield from _open(db)
-        return
-    if not PG_URL:
-        pytest.skip("LAPIS_TEST_DATABASE_URL not set: PostgreSQL store tests skipped")
-    import psycopg
-
-    name = f"lapis_t_{uuid.uuid4().hex[:12]}"
-    admin = PG_URL.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield from _open(Database(PG_URL.rsplit("/", 1)[0] + f"/{name}"))
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def _open(db: Database) -> Iterator[TrackingService]:
-    db.migrate()
-    svc = TrackingService(db)
-    svc.ensure_default_experiment()
-    try:
-        yield svc
-    finally:
-        db.dispose()
 
 
 def test_latest_value_follows_step_then_timestamp(service: TrackingService) -> None:
