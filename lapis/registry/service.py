@@ -90,7 +90,7 @@ class RegistryService:
     ) -> RegisteredModel:
         name = validate_model_name(name)
         clean = dict(validate_tag(k, val) for k, val in (tags or {}).items())
-        self.store.create_model(name, description, clean, principal.user_id if principal else None)
+        self.store.create_model(name, description, clean, principal.name if principal else None)
         return self.store.get_model(name)
 
     def get_registered_model(self, name: object) -> RegisteredModel:

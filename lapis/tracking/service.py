@@ -66,7 +66,7 @@ class TrackingService:
             name,
             artifact_location,
             clean,
-            principal.user_id if principal else None,
+            principal.name if principal else None,
             ARTIFACT_SCHEME,
         )
 

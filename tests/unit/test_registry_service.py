@@ -61,7 +61,7 @@ def test_create_get_and_duplicate(svc: RegistryService) -> None:
         "m",
         "d",
         {"team": "x"},
-        ALICE.user_id,
+        ALICE.name,
     )
     assert rm.creation_timestamp == rm.last_updated_timestamp > 0
     assert svc.get_registered_model("m").tags == {"team": "x"}

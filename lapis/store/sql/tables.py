@@ -69,7 +69,7 @@ experiments = Table(
     Column("lifecycle_stage", String(32), nullable=False, server_default="active"),
     Column("creation_time", BigInteger, nullable=False),
     Column("last_update_time", BigInteger, nullable=False),
-    Column("created_by", String(32)),
+    Column("created_by", String(256)),
 )
 
 experiment_tags = Table(
@@ -88,7 +88,7 @@ runs = Table(
     Column("name", String(250)),
     Column("experiment_id", Integer, ForeignKey("experiments.experiment_id"), nullable=False),
     Column("user_id", String(256)),
-    Column("created_by", String(32)),
+    Column("created_by", String(256)),
     Column("status", String(20), nullable=False),
     Column("start_time", BigInteger),
     Column("end_time", BigInteger),
@@ -247,7 +247,7 @@ registered_models = Table(
     Column("creation_time", BigInteger, nullable=False),
     Column("last_updated_time", BigInteger, nullable=False),
     Column("description", Text),
-    Column("created_by", String(32)),
+    Column("created_by", String(256)),
 )
 
 registered_model_tags = Table(

@@ -31,6 +31,21 @@ _VERSION_ORDER = {
 }
 
 
+PROMPT_TAG = "mlflow.prompt.is_prompt"
+
+
+def _wants_prompts(clauses: list[Clause]) -> bool:
+    """MLflow keeps prompts and models in one registry; the client hides prompts by adding
+    ``tags.`mlflow.prompt.is_prompt` != 'true'`` to every model search. Models carry no
+    such tag, so that clause is read as "not a prompt" rather than "tag present"."""
+    return any(
+        c.entity == "tags"
+        and c.key == PROMPT_TAG
+        and ((c.op == "=" and c.value == "true") or (c.op == "!=" and c.value == "false"))
+        for c in clauses
+    )
+
+
 def _model_condition(c: Clause, dialect: str) -> ColumnElement[bool]:
     if c.entity == "tags":
         check_op(c.op, STRING_OPS, f"tag '{c.key}'")
@@ -104,7 +119,20 @@ def registered_model_search_select(
     offset: int,
     dialect: str = "sqlite",
 ) -> Select[Any]:
-    conditions = [_model_condition(c, dialect) for c in parse_filter(filter_string)]
+    clauses = parse_filter(filter_string)
+    prompts = _wants_prompts(clauses)
+    conditions = [
+        _model_condition(c, dialect)
+        for c in clauses
+        if prompts or not (c.entity == "tags" and c.key == PROMPT_TAG)
+    ]
+    if not prompts:
+        t = registered_model_tags.c
+        conditions.append(
+            ~exists().where(
+                t.name == registered_models.c.name, t.key == PROMPT_TAG, t.value == "true"
+            )
+        )
     ordering = _ordering(order_by, registered_models, _MODEL_ORDER)
     ordering.append(registered_models.c.name.asc())
     stmt = select(registered_models.c.name).where(and_(True, *conditions))
@@ -118,9 +146,22 @@ def model_version_search_select(
     offset: int,
     dialect: str = "sqlite",
 ) -> Select[Any]:
-    conditions = [_version_condition(c, dialect) for c in parse_filter(filter_string)]
+    clauses = parse_filter(filter_string)
+    prompts = _wants_prompts(clauses)
+    conditions = [
+        _version_condition(c, dialect)
+        for c in clauses
+        if prompts or not (c.entity == "tags" and c.key == PROMPT_TAG)
+    ]
     conditions.append(model_versions.c.lifecycle_stage == "active")
+    if not prompts:
+        t = registered_model_tags.c
+        conditions.append(
+            ~exists().where(t.name == model_versions.c.name, t.key == PROMPT_TAG, t.value == "true")
+        )
     ordering = _ordering(order_by, model_versions, _VERSION_ORDER)
+    if not order_by:
+        ordering.append(model_versions.c.last_updated_time.desc())
     ordering += [model_versions.c.name.asc(), model_versions.c.version.desc()]
     stmt = select(model_versions.c.name, model_versions.c.version).where(and_(*conditions))
     return stmt.order_by(*ordering).limit(max_results).offset(offset)

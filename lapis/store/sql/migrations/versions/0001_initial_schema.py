@@ -26,7 +26,7 @@ def upgrade() -> None:
         sa.Column("lifecycle_stage", sa.String(length=32), server_default="active", nullable=False),
         sa.Column("creation_time", sa.BigInteger(), nullable=False),
         sa.Column("last_update_time", sa.BigInteger(), nullable=False),
-        sa.Column("created_by", sa.String(length=32), nullable=True),
+        sa.Column("created_by", sa.String(length=256), nullable=True),
         sa.PrimaryKeyConstraint("experiment_id", name=op.f("pk_experiments")),
         sa.UniqueConstraint("name", name=op.f("uq_experiments_name")),
     )
@@ -126,7 +126,7 @@ def upgrade() -> None:
         sa.Column("creation_time", sa.BigInteger(), nullable=False),
         sa.Column("last_updated_time", sa.BigInteger(), nullable=False),
         sa.Column("description", sa.Text(), nullable=True),
-        sa.Column("created_by", sa.String(length=32), nullable=True),
+        sa.Column("created_by", sa.String(length=256), nullable=True),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_registered_models")),
     )
     op.create_table(
@@ -201,7 +201,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=250), nullable=True),
         sa.Column("experiment_id", sa.Integer(), nullable=False),
         sa.Column("user_id", sa.String(length=256), nullable=True),
-        sa.Column("created_by", sa.String(length=32), nullable=True),
+        sa.Column("created_by", sa.String(length=256), nullable=True),
         sa.Column("status", sa.String(length=20), nullable=False),
         sa.Column("start_time", sa.BigInteger(), nullable=True),
         sa.Column("end_time", sa.BigInteger(), nullable=True),
