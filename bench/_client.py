@@ -151,12 +151,19 @@ def step_procs(cfg: Result) -> Iterator[Result]:
     yield {"procs_pts_s": n * calls * size / wall, "procs_wall_s": wall}
 
 
-def _page_all(c: Any, exp_id: str, **kw: Any) -> list[Any]:
-    runs: list[Any] = []
+class Runs(list[Any]):
+    """Search results, plus how many requests it took to page through them."""
+
+    pages = 0
+
+
+def _page_all(c: Any, exp_id: str, **kw: Any) -> Runs:
+    runs = Runs()
     token = None
     while True:
         page = c.search_runs([exp_id], max_results=1000, page_token=token, **kw)
         runs.extend(page)
+        runs.pages += 1
         token = page.token
         if not token:
             return runs
@@ -199,7 +206,7 @@ def step_search(cfg: Result) -> Iterator[Result]:
     client_s, runs = _timed(lambda: _page_all(c, exp_id), reps)
     if len(runs) != n:
         raise AssertionError(f"client search found {len(runs)} runs, expected {n}")
-    yield {"search_client_s": client_s}
+    yield {"search_client_s": client_s, "search_client_pages": runs.pages}
 
     url = base_url() + "/api/2.0/mlflow/runs/search"
     body: dict[str, Any] = {"experiment_ids": [exp_id], "max_results": 1000}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 from lapis.store.sql.metrics import Point
@@ -53,7 +54,7 @@ def test_sampled_history_keeps_ends_and_bounds_size(service: TrackingService) ->
     assert len(pts) <= 320 and steps[0] == 0 and steps[-1] == 4999
     assert steps == sorted(steps) and len(set(steps)) == len(steps)
     # evenly spread: no gap much wider than the ideal one
-    gaps = [b - a for a, b in zip(steps, steps[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(steps)]
     assert max(gaps) <= 2 * (4999 / 319)
     window = service.metric_history_sampled([run], "s", 10, 100, 200)
     assert window[0].step == 100 and window[-1].step == 200 and len(window) <= 10

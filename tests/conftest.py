@@ -1,0 +1,157 @@
+"""Shared fixtures: real ``lapis server`` processes on free loopback ports.
+
+Every server gets its own temporary home (never ``~/.lapis``) and, when
+``LAPIS_TEST_DATABASE_URL`` is set, a fresh PostgreSQL database of its own so
+tests can run in parallel. Servers run in their own process group and are
+killed at teardown: nothing is left running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+PG_URL = os.environ.get("LAPIS_TEST_DATABASE_URL")
+PG_SKIP = "LAPIS_TEST_DATABASE_URL not set: PostgreSQL store tests skipped"
+
+
+@dataclass
+class ServerProcess:
+    """One workspace server; ``start``/``stop``/``kill9`` keep the same home and database."""
+
+    home: Path
+    database_url: str | None = None
+    proc: subprocess.Popen[bytes] | None = None
+    url: str = ""
+    token: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+
+    def start(self, timeout: float = 60.0) -> ServerProcess:
+        info = self.home / "server.json"
+        info.unlink(missing_ok=True)
+        cmd = [sys.executable, "-m", "lapis", "server", "--home", str(self.home), "--port", "0"]
+        if self.database_url:
+            cmd += ["--database-url", self.database_url]
+        log = open(self.home.parent / f"{self.home.name}-server.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"lapis server exited with {self.proc.returncode}: {log.name}")
+            if info.exists():
+                try:
+                    self.url = json.loads(info.read_text())["url"]
+                    if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                        break
+                except (OSError, ValueError, KeyError, httpx.HTTPError):
+                    pass
+            time.sleep(0.1)
+        else:
+            self.kill9()
+            raise RuntimeError(f"lapis server did not start within {timeout} s")
+        self.token = json.loads((self.home / "credentials.json").read_text())["token"]
+        self.env = {
+            "LAPIS_HOME": str(self.home),
+            "LAPIS_URL": self.url,
+            "LAPIS_TOKEN": self.token,
+            "MLFLOW_TRACKING_URI": self.url,
+            "MLFLOW_TRACKING_TOKEN": self.token,
+        }
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+
+    def kill9(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=15)
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=60
+        )
+
+
+def _pg_database() -> tuple[str, str]:
+    import psycopg
+
+    assert PG_URL is not None
+    name = f"lapis_t_{uuid.uuid4().hex[:12]}"
+    admin = PG_URL.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return name, PG_URL.rsplit("/", 1)[0] + f"/{name}"
+
+
+def _drop_pg(name: str) -> None:
+    import psycopg
+
+    assert PG_URL is not None
+    admin = PG_URL.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _server(kind: str, base: Path) -> Iterator[ServerProcess]:
+    pg_name = None
+    db_url = None
+    if kind == "postgres":
+        if not PG_URL:
+            pytest.skip(PG_SKIP)
+        pg_name, db_url = _pg_database()
+    server = ServerProcess(home=base / "home", database_url=db_url)
+    try:
+        yield server.start()
+    finally:
+        server.kill9()
+        if pg_name:
+            _drop_pg(pg_name)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def lapis_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """A server shared by the tests of one module, once per metadata store."""
+    yield from _server(request.param, tmp_path_factory.mktemp(f"srv-{request.param}"))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def fresh_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerProcess]:
+    """A server of one's own, for tests that stop, kill or restart it."""
+    yield from _server(request.param, tmp_path)
+
+
+@pytest.fixture
+def mlflow_env(
+    lapis_server: ServerProcess, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[ServerProcess]:
+    """Point the in-process mlflow client at the shared server (undone after the test)."""
+    import mlflow
+
+    for key, value in lapis_server.env.items():
+        monkeypatch.setenv(key, value)
+    mlflow.set_tracking_uri(lapis_server.url)
+    mlflow.set_registry_uri(lapis_server.url)
+    yield lapis_server
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
