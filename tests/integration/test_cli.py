@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-import httpx
 import pytest
 
 from lapis.sdk.connection import LapisHTTP
@@ -21,62 +16,13 @@ from lapis.sdk.connection import LapisHTTP
 LAPIS = str(Path(sys.executable).parent / "lapis")
 
 
-# --- a local server fixture (to be replaced by the shared one in tests/conftest.py) ---
-@dataclass
-class Server:
+class Server(Protocol):
+    """What the shared ``lapis_server`` fixture (tests/conftest.py) gives: a running server."""
+
     url: str
     token: str
     home: Path
-    env: dict[str, str] = field(default_factory=dict)
-
-
-@pytest.fixture(scope="module")
-def lapis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    home = tmp_path_factory.mktemp("lapis-home")
-    log = (home / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [LAPIS, "server", "--home", str(home), "--port", "0"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        url = None
-        while url is None:
-            assert proc.poll() is None, (home / "server.log").read_text()
-            assert time.monotonic() < deadline, "server did not start"
-            try:
-                info = json.loads((home / "server.json").read_text())
-                if info.get("pid") == proc.pid:
-                    url = info["url"]
-            except (OSError, ValueError):
-                time.sleep(0.1)
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "server never became healthy"
-            time.sleep(0.1)
-        token = json.loads((home / "credentials.json").read_text())["token"]
-        env = {
-            "LAPIS_HOME": str(home),
-            "LAPIS_URL": url,
-            "LAPIS_TOKEN": token,
-            "MLFLOW_TRACKING_URI": url,
-            "MLFLOW_TRACKING_TOKEN": token,
-        }
-        yield Server(url, token, home, env)
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
+    env: dict[str, str]
 
 
 # --- helpers --------------------------------------------------------------------------
