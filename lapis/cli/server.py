@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -86,8 +88,13 @@ def server_command(
         timeout_graceful_shutdown=5,
         lifespan="off",
     )
+    # uvicorn re-raises the signal that stopped it once it has shut down; exiting
+    # through SystemExit/KeyboardInterrupt instead lets the cleanup below run.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         uvicorn.Server(config).run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass
     finally:
         ws.close()
         try:
