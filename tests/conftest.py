@@ -43,14 +43,15 @@ class ServerProcess:
         cmd = [sys.executable, "-m", "lapis", "server", "--home", str(self.home), "--port", "0"]
         if self.database_url:
             cmd += ["--database-url", self.database_url]
-        log = open(self.home.parent / f"{self.home.name}-server.log", "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        log_path = self.home.parent / f"{self.home.name}-server.log"
+        with open(log_path, "ab") as log:  # the child keeps its own descriptor
+            self.proc = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"lapis server exited with {self.proc.returncode}: {log.name}")
+                raise RuntimeError(f"lapis server exited with {self.proc.returncode}: {log_path}")
             if info.exists():
                 try:
                     self.url = json.loads(info.read_text())["url"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from itertools import repeat
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection
@@ -90,13 +91,32 @@ class MetricStore:
         steps: Sequence[int],
         timestamps: Sequence[int],
     ) -> None:
-        """The native SDK's columnar batch: same effect as ``insert`` without building Points."""
+        """The native SDK's columnar batch: same effect as ``insert`` without building Points.
+
+        A batch of one key without NaN — what a training loop sends — streams
+        straight from the columns into ``executemany`` with no per-point tuple
+        built in Python, and its newest point is one C-level ``max``.
+        """
+        if not keys:
+            return
         isnan = math.isnan
-        rows = [
-            (k, s, t, 0.0, True) if isnan(v) else (k, s, t, v, False)
-            for k, v, s, t in zip(keys, values, steps, timestamps, strict=True)
-        ]
-        self._write(conn, run_id, rows)
+        single = keys[0] if keys.count(keys[0]) == len(keys) else None
+        if single is None or any(isnan(v) for v in values):
+            rows = [
+                (k, s, t, 0.0, True) if isnan(v) else (k, s, t, v, False)
+                for k, v, s, t in zip(keys, values, steps, timestamps, strict=True)
+            ]
+            self._write(conn, run_id, rows)
+            return
+        step, ts, value = max(zip(steps, timestamps, values, strict=True))
+        cur = self._cursor(conn)
+        try:
+            sid = self._touch_series(cur, run_id, {single: (single, step, ts, value, False)})[
+                single
+            ]
+            self._put_points(cur, zip(repeat(sid), steps, timestamps, values, repeat(False)))
+        finally:
+            cur.close()
 
     @staticmethod
     def _cursor(conn: Connection) -> Any:
@@ -105,25 +125,59 @@ class MetricStore:
     def _write(self, conn: Connection, run_id: str, rows: list[Row]) -> None:
         if not rows:
             return
-        newest = _newest(rows)
         cur = self._cursor(conn)
         try:
-            # Create missing series (a concurrent writer may win the race: ignored),
-            # then move every touched series' latest point forward if this batch is newer.
-            cur.executemany(self._insert_series, [(run_id, *r) for r in newest.values()])
-            ids = self._series_ids(cur, run_id, list(newest))
-            cur.executemany(
-                self._advance_latest,
-                [(r[1], r[2], r[3], r[4], ids[k], r[1], r[2], r[3]) for k, r in newest.items()],
-            )
+            ids = self._touch_series(cur, run_id, _newest(rows))
             if len(ids) == 1:
                 (sid,) = ids.values()
                 points = [(sid, r[1], r[2], r[3], r[4]) for r in rows]
             else:
                 points = [(ids[r[0]], r[1], r[2], r[3], r[4]) for r in rows]
-            cur.executemany(self._insert_points, points)
+            self._put_points(cur, points)
         finally:
             cur.close()
+
+    def _put_points(self, cur: Any, points: Iterable[tuple[Any, ...]]) -> None:
+        """Insert points, ignoring ones already stored.
+
+        PostgreSQL gets them through COPY into a per-connection staging table and
+        one INSERT ... SELECT: executemany costs a network round trip's worth of
+        work per row there, COPY streams them.
+        """
+        if self.db.is_sqlite:
+            cur.executemany(self._insert_points, points)
+            return
+        cur.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS lapis_staged_points "
+            "(series_id BIGINT, step BIGINT, timestamp BIGINT, value DOUBLE PRECISION, "
+            "is_nan BOOLEAN) ON COMMIT DELETE ROWS"
+        )
+        with cur.copy(
+            "COPY lapis_staged_points (series_id, step, timestamp, value, is_nan) FROM STDIN"
+        ) as copy:
+            for row in points:
+                copy.write_row(row)
+        cur.execute(
+            "INSERT INTO metrics (series_id, step, timestamp, value, is_nan) "
+            "SELECT series_id, step, timestamp, value, is_nan FROM lapis_staged_points "
+            "ON CONFLICT DO NOTHING"
+        )
+        cur.execute("TRUNCATE lapis_staged_points")
+
+    def _touch_series(self, cur: Any, run_id: str, newest: dict[str, Row]) -> dict[str, int]:
+        """Series ids for the batch's keys, each series' latest point moved forward.
+
+        Missing series are created first (a concurrent writer may win that race;
+        the insert is then ignored), and the latest point is only replaced by a
+        newer one, so the order in which batches commit does not matter.
+        """
+        cur.executemany(self._insert_series, [(run_id, *r) for r in newest.values()])
+        ids = self._series_ids(cur, run_id, list(newest))
+        cur.executemany(
+            self._advance_latest,
+            [(r[1], r[2], r[3], r[4], ids[k], r[1], r[2], r[3]) for k, r in newest.items()],
+        )
+        return ids
 
     def _series_ids(self, cur: Any, run_id: str, keys: list[str]) -> dict[str, int]:
         marks = ", ".join([self._p] * len(keys))
