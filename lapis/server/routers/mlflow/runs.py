@@ -9,7 +9,13 @@ from lapis.errors import InvalidParameterValue
 from lapis.server.routers.mlflow._handler import Args, Ctx, Route
 from lapis.server.routers.mlflow.experiments import view_type
 from lapis.store.sql.metrics import Point
-from lapis.tracking.mlflow_compat import float_in, metric_json, run_info_json, run_json
+from lapis.tracking.mlflow_compat import (
+    float_in,
+    metric_json,
+    metrics_json,
+    run_info_json,
+    run_json,
+)
 from lapis.util import now_ms
 
 
@@ -187,7 +193,7 @@ def metric_history(a: Args, c: Ctx) -> dict[str, Any]:
     points, token = c.ws.tracking.metric_history(
         _run_id(a), a.req_str("metric_key"), a.int("max_results"), a.str("page_token")
     )
-    out: dict[str, Any] = {"metrics": [metric_json(m) for m in points]}
+    out: dict[str, Any] = {"metrics": metrics_json(points)}
     if token:
         out["next_page_token"] = token
     return out
