@@ -62,6 +62,7 @@ def rows(cfg: dict[str, Any]) -> list[Row]:
         Row("search_filtered_s", "filtered + sorted search (client)", "s", False),
         Row("history_s", f"get_metric_history {n['history_points']:,} points", "s", False,
             Target("ratio", 5)),
+        Row("history_raw_s", "  the same as one raw HTTP GET", "s", False),
         Row("chart_ms", f"chart query (320 of {n['history_points']:,})", "ms", False,
             Target("max", 20)),
         Row("artifact_up_mib_s", f"artifact {n['artifact_mib']} MiB upload", "MiB/s", True,
@@ -136,6 +137,7 @@ STEP_OF = {
     "single_pts_s": "single", "single_p50_ms": "single", "batch_pts_s": "batch",
     "procs_pts_s": "procs", "create_runs_s": "search", "search_client_s": "search",
     "search_raw_s": "search", "search_filtered_s": "search", "history_s": "history",
+    "history_raw_s": "history",
     "chart_ms": "history", "artifact_up_mib_s": "artifact", "artifact_down_mib_s": "artifact",
     "sdk_pts_s": "sdk",
 }  # fmt: skip

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from sqlalchemy import Connection
+
 from lapis.entities.auth import Principal
 from lapis.entities.tracking import (
     DatasetInput,
@@ -260,6 +262,17 @@ class TrackingService:
         _require_active_run(info)
         return info
 
+    def _check_writable(self, conn: Connection, run_id: str) -> None:
+        """The run exists and is active, checked inside the write transaction itself
+        (one indexed lookup on the connection already held: the hot path's only read)."""
+        stage = self.runs.lifecycle_stage(conn, run_id)
+        if stage is None:
+            raise ResourceDoesNotExist(f"Run with id={run_id} not found")
+        if stage != LifecycleStage.ACTIVE.value:
+            raise InvalidParameterValue(
+                f"The run {run_id} must be in the 'active' state. Current state is {stage}."
+            )
+
     def log_batch(
         self,
         run_id: str,
@@ -279,8 +292,8 @@ class TrackingService:
                 )
             clean_params[k] = val
         clean_tags = dict(v.validate_tag(k, val) for k, val in tags)
-        self._writable_run(run_id)
         with self.db.write() as conn:
+            self._check_writable(conn, run_id)
             self.runs.log_params(conn, run_id, clean_params)
             if clean_tags:
                 self.runs.set_tags(conn, run_id, clean_tags)
@@ -306,8 +319,8 @@ class TrackingService:
             v.validate_key("metric", key)
         clean_params = dict(v.validate_param(k, val) for k, val in params.items())
         clean_tags = dict(v.validate_tag(k, val) for k, val in tags.items())
-        self._writable_run(run_id)
         with self.db.write() as conn:
+            self._check_writable(conn, run_id)
             self.runs.log_params(conn, run_id, clean_params)
             if clean_tags:
                 self.runs.set_tags(conn, run_id, clean_tags)

@@ -56,6 +56,15 @@ class RunStore:
             raise ResourceDoesNotExist(f"Run with id={run_id} not found")
         return _info(row)
 
+    def lifecycle_stage(self, conn: Connection, run_id: str) -> str | None:
+        """One indexed lookup in the caller's transaction, in driver SQL: it runs on every
+        logging call, where SQLAlchemy's statement layer would double its cost."""
+        p = "?" if self.db.is_sqlite else "%s"
+        stage = conn.exec_driver_sql(
+            f"SELECT lifecycle_stage FROM runs WHERE run_uuid = {p}", (run_id,)
+        ).scalar()
+        return None if stage is None else str(stage)
+
     def get(self, run_id: str) -> Run:
         found = self.get_many([run_id])
         if not found:
