@@ -56,6 +56,8 @@ def _like(value: str, pattern: str, case: bool) -> bool:
 
 
 def _compare(actual: Any, op: str, expected: Any) -> bool:
+    if op in ("IS NULL", "IS NOT NULL"):
+        return (actual is None) == (op == "IS NULL")
     if actual is None:
         return False
     if isinstance(actual, float) and math.isnan(actual):

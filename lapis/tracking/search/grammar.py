@@ -2,24 +2,29 @@
 
 MLflow parses filter strings with ``sqlparse`` and then inspects the token
 tree; we parse the same language directly, so that every error can name the
-offending token and its position, and so that nothing SQL-like the user types
-ever reaches the database as text. The language::
+offending token and its position, and so that nothing the user types ever
+reaches the database as SQL text. The language::
 
     filter     := clause (AND clause)*
     clause     := identifier comparator value
                 | identifier IS [NOT] NULL
     identifier := segment ("." segment)*          e.g. metrics.acc, tags."a.b"
-    segment    := bare word | `back ticked` | "double quoted"
+    segment    := bare word | `back-ticked` | "double-quoted"
     comparator := = | != | < | <= | > | >= | LIKE | ILIKE | IN | NOT IN
     value      := 'string' | "string" | number | "(" string ("," string)* [","] ")"
 
 Keywords are case-insensitive. ``OR``, ``NOT`` and parentheses around clauses
-are rejected, as MLflow rejects them. Inside a quoted string or key the quote
-character is escaped by doubling it (``'it''s'``); backslashes are kept as
-they are, so that ``LIKE`` patterns can use ``\\%`` and ``\\_``.
+are rejected, as MLflow rejects them. The first segment of a dotted
+identifier names the entity (``metrics``, ``params``, ``tags``,
+``attributes``, ``datasets``, with MLflow's other spellings); the rest, dots
+included, is the key, so ``tags.mlflow.runName`` is the tag
+``mlflow.runName``. A single segment is an attribute (``status``,
+```Run name```). Inside a quoted string or key the quote character is
+escaped by doubling it (``'it''s'``); backslashes are kept as they are, so
+that LIKE patterns can use ``\\%`` and ``\\_``.
 
 The parser knows nothing of what each search allows (which attributes exist,
-which comparators suit a metric); :mod:`.runs`, :mod:`.experiments` and
+which comparators suit a metric): :mod:`.runs`, :mod:`.experiments` and
 :mod:`.registry` check that against the parsed :class:`Clause` objects.
 """
 
@@ -54,20 +59,7 @@ ENTITY_ALIASES: dict[str, str] = {
     "datasets": DATASET,
 }
 
-COMPARATORS = (
-    "=",
-    "!=",
-    "<",
-    "<=",
-    ">",
-    ">=",
-    "LIKE",
-    "ILIKE",
-    "IN",
-    "NOT IN",
-    "IS NULL",
-    "IS NOT NULL",
-)
+COMPARATORS = ("=", "!=", "<", "<=", ">", ">=", "LIKE", "ILIKE", "IN", "NOT IN")
 NUMERIC_COMPARATORS = frozenset({"=", "!=", "<", "<=", ">", ">="})
 STRING_COMPARATORS = frozenset({"=", "!=", "LIKE", "ILIKE"})
 LIST_COMPARATORS = frozenset({"IN", "NOT IN"})
@@ -79,8 +71,9 @@ _WS = re.compile(r"\s*")
 _WORD = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_\-/]*")
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?(?![A-Za-z0-9_.])")
 _OPERATOR = re.compile(r"[<>=!]+")
-_SYMBOLS = "<>=!"
+_OPERATORS = ("!=", "<=", ">=", "=", "<", ">")  # longest first
 _KEYWORDS = frozenset({"AND", "OR", "NOT", "LIKE", "ILIKE", "IN", "IS", "NULL", "ASC", "DESC"})
+_IDENT_HINT = "expected an identifier such as metrics.acc"
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +81,9 @@ class Clause:
     """One ``identifier comparator value`` clause, with where it came from.
 
     ``entity`` is the canonical plural (metrics, params, tags, attributes,
-    datasets); ``value`` is a str, an int or float, a list of str after IN /
-    NOT IN, or None after IS [NOT] NULL.
+    datasets); ``op`` is upper case; ``value`` is a str, an int or float, a
+    list of str after IN / NOT IN, or None after IS [NOT] NULL. The positions
+    let later checks point at the clause and its value.
     """
 
     entity: str
@@ -101,30 +95,29 @@ class Clause:
 
 
 class OrderBy(NamedTuple):
-    """``(entity, key, ascending)``; a tuple so it unpacks like MLflow's."""
+    """``(entity, key, ascending)``: a tuple, so it unpacks like MLflow's."""
 
     entity: str
     key: str
     ascending: bool
 
 
-@dataclass(frozen=True, slots=True)
-class _Identifier:
-    entity: str
-    key: str
-    position: int
-
-
 def invalid(
-    text: str, detail: str, position: int | None = None, what: str = "filter"
+    text: str,
+    detail: str,
+    position: int | None = None,
+    what: str = "filter",
+    hint: str | None = None,
 ) -> InvalidParameterValue:
-    """The one error shape every search error takes, so messages read the same everywhere."""
+    """The one shape every search error takes, so messages read the same everywhere:
+    ``Invalid filter 'TEXT': DETAIL at position N (HINT)``."""
     where = "" if position is None else f" at position {position}"
-    return InvalidParameterValue(f"Invalid {what} '{text}': {detail}{where}")
+    tail = f" ({hint})" if hint else ""
+    return InvalidParameterValue(f"Invalid {what} '{text}': {detail}{where}{tail}")
 
 
 class _Parser:
-    """A cursor over the text; each method consumes one production or raises."""
+    """A cursor over the text; each production method consumes input or raises."""
 
     def __init__(self, text: str, what: str) -> None:
         self.text = text
@@ -134,33 +127,36 @@ class _Parser:
     # --- scanning helpers ---------------------------------------------------
     def skip_ws(self) -> None:
         m = _WS.match(self.text, self.pos)
-        self.pos = m.end() if m else self.pos
+        if m:
+            self.pos = m.end()
 
     def at_end(self) -> bool:
         self.skip_ws()
         return self.pos >= len(self.text)
 
-    def token_here(self) -> str:
-        """The token starting at the cursor, for error messages."""
-        rest = self.text[self.pos :]
+    def starts(self, prefix: str) -> bool:
+        return self.text.startswith(prefix, self.pos)
+
+    def token_at(self, pos: int) -> str:
+        """The token starting at ``pos``, for error messages."""
         for pattern in (_WORD, _OPERATOR):
-            m = pattern.match(rest)
+            m = pattern.match(self.text, pos)
             if m:
                 return m.group()
-        return rest[:1]
+        return self.text[pos : pos + 1]
 
     def error(
-        self, detail: str | None = None, position: int | None = None
+        self, detail: str | None = None, position: int | None = None, hint: str | None = None
     ) -> InvalidParameterValue:
+        """``detail`` defaults to naming the token at ``position`` (default: the cursor)."""
         self.skip_ws()
         pos = self.pos if position is None else position
         if detail is None:
             if pos >= len(self.text):
-                return invalid(self.text, "unexpected end", pos, self.what)
-            saved, self.pos = self.pos, pos
-            detail = f"unexpected token '{self.token_here()}'"
-            self.pos = saved
-        return invalid(self.text, detail, pos, self.what)
+                detail = "unexpected end of text"
+            else:
+                detail = f"unexpected token '{self.token_at(pos)}'"
+        return invalid(self.text, detail, pos, self.what, hint)
 
     def peek_keyword(self) -> str | None:
         self.skip_ws()
@@ -171,7 +167,6 @@ class _Parser:
 
     def take_keyword(self, keyword: str) -> bool:
         if self.peek_keyword() == keyword:
-            self.skip_ws()
             self.pos += len(keyword)
             return True
         return False
@@ -194,61 +189,57 @@ class _Parser:
             return "".join(out)
 
     # --- productions --------------------------------------------------------
-    def segment(self) -> tuple[str, bool]:
+    def segment(self) -> str:
         self.skip_ws()
         ch = self.text[self.pos : self.pos + 1]
         if ch in ("`", '"'):
-            return self.quoted(ch), True
+            return self.quoted(ch)
         m = _WORD.match(self.text, self.pos)
         if not m:
-            raise self.error()
+            raise self.error(hint=_IDENT_HINT)
         self.pos = m.end()
-        return m.group(), False
+        return m.group()
 
-    def identifier(self) -> _Identifier:
+    def identifier(self) -> tuple[str, str, int]:
         self.skip_ws()
         start = self.pos
         if self.peek_keyword() in ("AND", "OR", "NOT"):
-            raise self.error()
+            raise self.error(hint=_IDENT_HINT)
         segments = [self.segment()]
-        while self.text.startswith(".", self.pos):
+        while self.starts("."):
             self.pos += 1
             segments.append(self.segment())
         if len(segments) == 1:
-            return _Identifier(ATTRIBUTE, segments[0][0], start)
-        prefix = segments[0][0]
-        entity = ENTITY_ALIASES.get(prefix.lower())
+            return ATTRIBUTE, segments[0], start
+        entity = ENTITY_ALIASES.get(segments[0].lower())
         if entity is None:
-            known = ", ".join(sorted({"metrics", "params", "tags", "attributes", "datasets"}))
-            raise self.error(f"unknown entity '{prefix}' (expected one of {known})", start)
-        key = ".".join(text for text, _ in segments[1:])
+            known = "metrics, params, tags, attributes or datasets"
+            raise self.error(f"unknown entity '{segments[0]}'", start, f"expected {known}")
+        key = ".".join(segments[1:])
         if not key:
             raise self.error("empty key", start)
-        return _Identifier(entity, key, start)
+        return entity, key, start
 
     def comparator(self) -> str:
         self.skip_ws()
-        for op in ("!=", "<=", ">=", "=", "<", ">"):
-            if self.text.startswith(op, self.pos):
+        for op in _OPERATORS:
+            if self.starts(op):
                 self.pos += len(op)
                 return op
-        if self.text.startswith("!", self.pos):
-            raise self.error()
         for keyword in ("LIKE", "ILIKE", "IN"):
             if self.take_keyword(keyword):
                 return keyword
+        hint = "expected a comparator: " + ", ".join(COMPARATORS)
         if self.take_keyword("NOT"):
             if self.take_keyword("IN"):
                 return "NOT IN"
-            raise self.error()
+            raise self.error(hint="expected IN after NOT")
         if self.take_keyword("IS"):
             negated = self.take_keyword("NOT")
             if self.take_keyword("NULL"):
                 return "IS NOT NULL" if negated else "IS NULL"
-            raise self.error()
-        if self.at_end():
-            raise self.error("expected a comparator, found the end")
-        raise self.error(f"unexpected token '{self.token_here()}' (expected a comparator)")
+            raise self.error(hint="expected IS NULL or IS NOT NULL")
+        raise self.error(hint=hint)
 
     def string(self) -> str | None:
         self.skip_ws()
@@ -257,106 +248,89 @@ class _Parser:
             return self.quoted(ch)
         return None
 
-    def value(self, comparator: str) -> Value:
-        self.skip_ws()
-        if comparator in LIST_COMPARATORS:
-            return self.string_list()
+    def value(self) -> str | int | float:
         s = self.string()
         if s is not None:
             return s
         m = _NUMBER.match(self.text, self.pos)
-        if m:
-            self.pos = m.end()
-            literal = m.group()
-            if any(c in literal for c in ".eE"):
-                return float(literal)
-            return int(literal)
-        if self.at_end():
-            raise self.error("expected a value, found the end")
-        raise self.error(f"unexpected token '{self.token_here()}' (expected a value)")
+        if not m:
+            raise self.error(hint="expected a value: a number or a quoted string")
+        self.pos = m.end()
+        literal = m.group()
+        return float(literal) if any(c in literal for c in ".eE") else int(literal)
 
     def string_list(self) -> list[str]:
-        if not self.text.startswith("(", self.pos):
-            raise self.error(
-                f"unexpected token '{self.token_here()}' (IN needs a list such as ('a', 'b'))"
-            )
+        self.skip_ws()
+        if not self.starts("("):
+            raise self.error(hint="IN needs a list such as ('a', 'b')")
         self.pos += 1
         items: list[str] = []
         while True:
             self.skip_ws()
-            if self.text.startswith(")", self.pos) and items:
+            if items and self.starts(")"):
                 self.pos += 1
                 return items
             item = self.string()
             if item is None:
-                raise self.error(
-                    None
-                    if self.at_end()
-                    else f"unexpected token '{self.token_here()}' (a list holds quoted strings)"
-                )
+                raise self.error(hint="a list holds one or more quoted strings")
             items.append(item)
             self.skip_ws()
-            if self.text.startswith(",", self.pos):
+            if self.starts(","):
                 self.pos += 1
-            elif not self.text.startswith(")", self.pos):
-                raise self.error()
+            elif not self.starts(")"):
+                raise self.error(hint="expected ',' or ')'")
 
     def clause(self) -> Clause:
-        ident = self.identifier()
-        comparator = self.comparator()
+        entity, key, start = self.identifier()
+        op = self.comparator()
         self.skip_ws()
         value_pos = self.pos
-        value = None if comparator in NULL_COMPARATORS else self.value(comparator)
-        return Clause(ident.entity, ident.key, comparator, value, ident.position, value_pos)
+        value: Value = None
+        if op in LIST_COMPARATORS:
+            value = self.string_list()
+        elif op not in NULL_COMPARATORS:
+            value = self.value()
+        return Clause(entity, key, op, value, start, value_pos)
 
-    def filter(self) -> list[Clause]:
-        clauses = [self.clause()]
+    def clauses(self) -> list[Clause]:
+        out = [self.clause()]
         while not self.at_end():
             if self.peek_keyword() == "OR":
-                raise self.error("MLflow's grammar has no OR; join clauses with AND")
+                raise self.error(hint="MLflow's grammar has no OR; join clauses with AND")
             if not self.take_keyword("AND"):
-                raise self.error()
+                raise self.error(hint="expected AND between clauses")
             if self.at_end():
-                raise self.error("expected a clause after AND")
-            clauses.append(self.clause())
-        return clauses
+                raise self.error(hint="expected a clause after AND")
+            out.append(self.clause())
+        return out
 
 
 def parse_filter(filter_string: str | None) -> list[Clause]:
-    """Parse an MLflow filter string into its AND-ed comparisons (empty for no filter)."""
+    """Parse an MLflow filter string into its AND-ed clauses (none for an empty filter)."""
     if filter_string is None or not filter_string.strip():
         return []
-    return _Parser(filter_string, "filter").filter()
+    return _Parser(filter_string, "filter").clauses()
 
 
 def parse_order_by(order_by: str) -> OrderBy:
-    """Parse ``"metrics.acc DESC"`` into ``(entity_type, key, ascending)``."""
-    parser = _Parser(order_by, "order_by clause")
+    """Parse ``"metrics.acc DESC"`` into ``OrderBy("metrics", "acc", False)``."""
+    parser = _Parser(order_by or "", "order_by clause")
     if parser.at_end():
-        raise invalid(order_by, "empty order_by clause", None, "order_by clause")
-    ident = parser.identifier()
-    ascending = True
-    if parser.take_keyword("DESC"):
-        ascending = False
-    else:
+        raise invalid(order_by or "", "empty order_by clause", None, "order_by clause")
+    entity, key, _ = parser.identifier()
+    ascending = not parser.take_keyword("DESC")
+    if ascending:
         parser.take_keyword("ASC")
     if not parser.at_end():
-        raise parser.error()
-    return OrderBy(ident.entity, ident.key, ascending)
-
-
-def value_kind(value: Value) -> str:
-    """Describe a parsed value for messages: 'string', 'number' or 'list'."""
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "list"
-    return "number"
+        raise parser.error(hint="expected ASC or DESC after the key")
+    return OrderBy(entity, key, ascending)
 
 
 __all__ = [
     "ATTRIBUTE",
+    "COMPARATORS",
     "DATASET",
+    "ENTITY_ALIASES",
     "LIST_COMPARATORS",
     "METRIC",
     "NULL_COMPARATORS",
@@ -364,11 +338,9 @@ __all__ = [
     "PARAM",
     "STRING_COMPARATORS",
     "TAG",
-    "COMPARATORS",
     "Clause",
     "OrderBy",
     "invalid",
     "parse_filter",
     "parse_order_by",
-    "value_kind",
 ]

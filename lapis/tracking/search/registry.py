@@ -1,167 +1,194 @@
-"""Registry search: registered models and model versions."""
+"""Model registry search: registered models and model versions to SELECTs of keys.
+
+Follows MLflow's model registry SqlAlchemyStore:
+
+* Registered models filter on ``name`` and ``tags.<key>`` and order by
+  ``name``, ``timestamp`` / ``last_updated_timestamp`` (and, beyond MLflow,
+  ``creation_timestamp``), with ``name ASC`` as tiebreak.
+* Model versions filter on ``name``, ``version_number``, ``run_id``,
+  ``source_path`` and ``tags.<key>``; the default order is
+  ``last_updated_timestamp DESC, name ASC, version_number DESC``, and
+  ``name ASC``, ``version DESC`` break ties. Deleted versions never match.
+* Prompts live in the same tables, marked with the tag
+  ``mlflow.prompt.is_prompt = 'true'``, and are hidden unless the filter asks
+  for them (``tags.`mlflow.prompt.is_prompt` = 'true'``). The client asks for
+  models with ``tags.`mlflow.prompt.is_prompt` != 'true'``; models carry no
+  such tag, so that clause reads as "not a prompt", not as "tag present".
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, select
+from sqlalchemy import ColumnElement, Select, Table, exists, or_, select
 
-from lapis.errors import InvalidParameterValue
 from lapis.store.sql.tables import (
     model_version_tags,
     model_versions,
     registered_model_tags,
     registered_models,
 )
-from lapis.tracking.search.grammar import Clause, parse_filter, parse_order_by
-from lapis.tracking.search.sql import NUMERIC_OPS, STRING_OPS, check_op, compare, numeric, string
-
-_MODEL_ORDER = {
-    "name": "name",
-    "creation_timestamp": "creation_time",
-    "last_updated_timestamp": "last_updated_time",
-    "timestamp": "last_updated_time",
-}
-_VERSION_ORDER = {
-    "name": "name",
-    "version_number": "version",
-    "version": "version",
-    "creation_timestamp": "creation_time",
-    "last_updated_timestamp": "last_updated_time",
-}
-
+from lapis.tracking.search.checks import KEY_VALUE_OPS, NUMERIC_OPS, STRING_OPS, Checks
+from lapis.tracking.search.grammar import Clause, invalid, parse_filter, parse_order_by
+from lapis.tracking.search.sql import compare
 
 PROMPT_TAG = "mlflow.prompt.is_prompt"
+MODEL_ORDER = {
+    "name": "name",
+    "timestamp": "last_updated_time",
+    "last_updated_timestamp": "last_updated_time",
+    "creation_timestamp": "creation_time",
+}
+VERSION_ORDER = {
+    "name": "name",
+    "version_number": "version",
+    "creation_timestamp": "creation_time",
+    "last_updated_timestamp": "last_updated_time",
+}
+VERSION_DEFAULT_ORDER = ("last_updated_timestamp DESC", "name ASC", "version_number DESC")
+VERSION_KEYS = ("name", "version_number", "run_id", "source_path")
+
+
+def _is_prompt_clause(c: Clause) -> bool:
+    return c.entity == "tags" and c.key == PROMPT_TAG
 
 
 def _wants_prompts(clauses: list[Clause]) -> bool:
-    """MLflow keeps prompts and models in one registry; the client hides prompts by adding
-    ``tags.`mlflow.prompt.is_prompt` != 'true'`` to every model search. Models carry no
-    such tag, so that clause is read as "not a prompt" rather than "tag present"."""
-    return any(
-        c.entity == "tags"
-        and c.key == PROMPT_TAG
-        and ((c.op == "=" and c.value == "true") or (c.op == "!=" and c.value == "false"))
-        for c in clauses
+    for c in clauses:
+        if _is_prompt_clause(c) and isinstance(c.value, str):
+            value = c.value.lower()
+            return (c.op == "=" and value == "true") or (c.op == "!=" and value == "false")
+    return False
+
+
+def _not_a_prompt(name_column: Any) -> ColumnElement[bool]:
+    """No prompt tag on the registered model nor on any of its versions."""
+    rm, mv = registered_model_tags.c, model_version_tags.c
+    return ~or_(
+        exists().where(rm.name == name_column, rm.key == PROMPT_TAG, rm.value == "true"),
+        exists().where(mv.name == name_column, mv.key == PROMPT_TAG, mv.value == "true"),
     )
 
 
-def _model_condition(c: Clause, dialect: str) -> ColumnElement[bool]:
+def _tag(c: Clause, checks: Checks, table: Table, *match: Any) -> ColumnElement[bool]:
+    checks.op(c, KEY_VALUE_OPS)
+    where = [*match, table.c.key == c.key]
+    if c.op == "IS NULL":
+        return ~exists().where(*where)
+    if c.op == "IS NOT NULL":
+        return exists().where(*where)
+    return exists().where(*where, compare(table.c.value, c.op, checks.string(c)))
+
+
+def _model_condition(c: Clause, checks: Checks) -> ColumnElement[bool]:
+    checks.entity(c, ("attributes", "tags"), "registered models")
     if c.entity == "tags":
-        check_op(c.op, STRING_OPS, f"tag '{c.key}'")
-        return exists().where(
-            registered_model_tags.c.name == registered_models.c.name,
-            registered_model_tags.c.key == c.key,
-            compare(registered_model_tags.c.value, c.op, string(c.value, c.key, c.op), dialect),
-        )
-    if c.entity == "attributes" and c.key == "name":
-        check_op(c.op, STRING_OPS, "attribute 'name'")
-        return compare(registered_models.c.name, c.op, string(c.value, "name", c.op), dialect)
-    raise InvalidParameterValue(
-        f"Invalid registered model filter key '{c.key}'; expected name or tags.<key>"
-    )
+        rmt = registered_model_tags
+        return _tag(c, checks, rmt, rmt.c.name == registered_models.c.name)
+    if c.key != "name":
+        raise checks.unknown_key(c, ["name"])
+    checks.op(c, STRING_OPS)
+    return compare(registered_models.c.name, c.op, checks.string(c))
 
 
-def _version_condition(c: Clause, dialect: str) -> ColumnElement[bool]:
+def _version_condition(c: Clause, checks: Checks) -> ColumnElement[bool]:
+    checks.entity(c, ("attributes", "tags"), "model versions")
     mv = model_versions.c
     if c.entity == "tags":
-        check_op(c.op, STRING_OPS, f"tag '{c.key}'")
-        t = model_version_tags.c
-        return exists().where(
-            t.name == mv.name,
-            t.version == mv.version,
-            t.key == c.key,
-            compare(t.value, c.op, string(c.value, c.key, c.op), dialect),
-        )
-    if c.entity != "attributes":
-        raise InvalidParameterValue(f"Invalid model version filter entity '{c.entity}'")
-    if c.key in ("name", "source_path", "source"):
-        check_op(c.op, STRING_OPS, f"attribute '{c.key}'")
-        col = mv.name if c.key == "name" else mv.source
-        return compare(col, c.op, string(c.value, c.key, c.op), dialect)
-    if c.key == "run_id":
-        check_op(c.op, ("=", "!=", "IN", "NOT IN"), "attribute 'run_id'")
-        return compare(mv.run_id, c.op, string(c.value, c.key, c.op), dialect)
-    if c.key in ("version_number", "version"):
-        check_op(c.op, NUMERIC_OPS, f"attribute '{c.key}'")
-        value = c.value if isinstance(c.value, float) else numeric(_num(c.value), c.key)
-        return compare(mv.version, c.op, int(value), dialect)
-    raise InvalidParameterValue(
-        f"Invalid model version filter key '{c.key}'; expected name, run_id, source_path, "
-        "version_number or tags.<key>"
-    )
+        mvt = model_version_tags
+        return _tag(c, checks, mvt, mvt.c.name == mv.name, mvt.c.version == mv.version)
+    if c.key == "version_number":
+        checks.op(c, NUMERIC_OPS)
+        return compare(mv.version, c.op, checks.integer(c))
+    if c.key in ("name", "run_id"):
+        checks.op(c, STRING_OPS)
+        return compare(mv[c.key], c.op, checks.string(c))
+    if c.key == "source_path":
+        checks.op(c, STRING_OPS)
+        return compare(mv.source, c.op, checks.string(c))
+    raise checks.unknown_key(c, VERSION_KEYS)
 
 
-def _num(value: Any) -> Any:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return value
-
-
-def _ordering(order_by: list[str] | None, table: Any, allowed: dict[str, str]) -> list[Any]:
-    out = []
-    for text in order_by or []:
-        o = parse_order_by(text)
-        if o.entity != "attributes" or o.key not in allowed:
-            raise InvalidParameterValue(
-                f"Invalid order_by key '{text}'; expected one of {', '.join(allowed)}"
+def _ordering(
+    order_by: Sequence[str], table: Table, keys: dict[str, str]
+) -> tuple[list[Any], set[str]]:
+    terms: list[Any] = []
+    seen: set[str] = set()
+    for text in order_by:
+        entity, key, ascending = parse_order_by(text)
+        if entity != "attributes" or key not in keys:
+            raise invalid(
+                text,
+                f"cannot order by {key if entity == 'attributes' else entity}",
+                None,
+                "order_by clause",
+                f"expected one of {', '.join(keys)}",
             )
-        col = table.c[allowed[o.key]]
-        out.append(col.asc() if o.ascending else col.desc())
-    return out
+        column = keys[key]
+        if column in seen:
+            raise invalid(text, "duplicate order_by field", None, "order_by clause")
+        seen.add(column)
+        terms.append(table.c[column].asc() if ascending else table.c[column].desc())
+    return terms, seen
+
+
+def _page(stmt: Select[Any], max_results: int | None, offset: int) -> Select[Any]:
+    if max_results is not None:
+        stmt = stmt.limit(max_results)
+    return stmt.offset(offset) if offset else stmt
 
 
 def registered_model_search_select(
-    filter_string: str,
-    order_by: list[str] | None,
-    max_results: int,
-    offset: int,
-    dialect: str = "sqlite",
+    filter_string: str | None,
+    order_by: Sequence[str] | None,
+    max_results: int | None = None,
+    offset: int = 0,
+    dialect: str | None = None,
 ) -> Select[Any]:
+    """``SELECT registered_models.name`` for one page of a registered model search."""
+    del dialect
+    checks = Checks(filter_string or "")
     clauses = parse_filter(filter_string)
     prompts = _wants_prompts(clauses)
     conditions = [
-        _model_condition(c, dialect)
-        for c in clauses
-        if prompts or not (c.entity == "tags" and c.key == PROMPT_TAG)
+        _model_condition(c, checks) for c in clauses if prompts or not _is_prompt_clause(c)
     ]
     if not prompts:
-        t = registered_model_tags.c
-        conditions.append(
-            ~exists().where(
-                t.name == registered_models.c.name, t.key == PROMPT_TAG, t.value == "true"
-            )
-        )
-    ordering = _ordering(order_by, registered_models, _MODEL_ORDER)
-    ordering.append(registered_models.c.name.asc())
-    stmt = select(registered_models.c.name).where(and_(True, *conditions))
-    return stmt.order_by(*ordering).limit(max_results).offset(offset)
+        conditions.append(_not_a_prompt(registered_models.c.name))
+    terms, seen = _ordering(list(order_by or []), registered_models, MODEL_ORDER)
+    if "name" not in seen:
+        terms.append(registered_models.c.name.asc())
+    stmt = select(registered_models.c.name).where(*conditions).order_by(*terms)
+    return _page(stmt, max_results, offset)
 
 
 def model_version_search_select(
-    filter_string: str,
-    order_by: list[str] | None,
-    max_results: int,
-    offset: int,
-    dialect: str = "sqlite",
+    filter_string: str | None,
+    order_by: Sequence[str] | None,
+    max_results: int | None = None,
+    offset: int = 0,
+    dialect: str | None = None,
 ) -> Select[Any]:
+    """``SELECT model_versions.name, model_versions.version`` for one page of a search."""
+    del dialect
+    checks = Checks(filter_string or "")
     clauses = parse_filter(filter_string)
     prompts = _wants_prompts(clauses)
-    conditions = [
-        _version_condition(c, dialect)
-        for c in clauses
-        if prompts or not (c.entity == "tags" and c.key == PROMPT_TAG)
+    mv = model_versions.c
+    conditions = [mv.lifecycle_stage == "active"]
+    conditions += [
+        _version_condition(c, checks) for c in clauses if prompts or not _is_prompt_clause(c)
     ]
-    conditions.append(model_versions.c.lifecycle_stage == "active")
     if not prompts:
-        t = registered_model_tags.c
-        conditions.append(
-            ~exists().where(t.name == model_versions.c.name, t.key == PROMPT_TAG, t.value == "true")
-        )
-    ordering = _ordering(order_by, model_versions, _VERSION_ORDER)
-    if not order_by:
-        ordering.append(model_versions.c.last_updated_time.desc())
-    ordering += [model_versions.c.name.asc(), model_versions.c.version.desc()]
-    stmt = select(model_versions.c.name, model_versions.c.version).where(and_(*conditions))
-    return stmt.order_by(*ordering).limit(max_results).offset(offset)
+        conditions.append(_not_a_prompt(mv.name))
+    terms, seen = _ordering(list(order_by or VERSION_DEFAULT_ORDER), model_versions, VERSION_ORDER)
+    if "name" not in seen:
+        terms.append(mv.name.asc())
+    if "version" not in seen:
+        terms.append(mv.version.desc())
+    stmt = select(mv.name, mv.version).where(*conditions).order_by(*terms)
+    return _page(stmt, max_results, offset)
+
+
+__all__ = ["PROMPT_TAG", "model_version_search_select", "registered_model_search_select"]

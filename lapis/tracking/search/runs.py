@@ -1,135 +1,205 @@
-"""Run search: filter, order and page runs in SQL.
+"""Run search: MLflow filter and order_by strings to one SELECT of run ids.
 
-Metric conditions compare against ``latest_metrics`` (one row per run and
-key), so a filter over a million points costs what a filter over a thousand
-does. Each condition is an EXISTS subquery, which both databases turn into an
-index probe per candidate run.
+Every filter clause becomes a correlated ``EXISTS`` (or a plain column test
+for attributes), so clauses never multiply rows, need no DISTINCT, and both
+databases run each as an index probe on the ``(run_uuid, key)`` primary key
+per candidate run of the chosen experiments. Metric clauses read
+``latest_metrics``, one row per run and key, so a run with a million points
+costs what a run with one does.
+
+Semantics follow MLflow's SqlAlchemyStore, with these choices:
+
+* A clause on a metric, param or tag the run lacks is false, ``!=`` included.
+* A NaN metric matches no numeric comparison, ``!=`` included (MLflow lets
+  NaN satisfy ``!=``; a NaN is not a value anyone filters for).
+* ``run_name`` is the ``runs.name`` column (MLflow reads the mlflow.runName tag).
+* ``IN`` / ``NOT IN`` work on every string attribute, params and tags (MLflow:
+  run_id and datasets only), ``IS [NOT] NULL`` on params and tags.
+* Ordering puts missing values last in both directions; for a metric, NaN
+  sorts after every number and before missing. Ties fall back to
+  ``start_time DESC`` (unless already ordered by it), then ``run_uuid``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, select
+from sqlalchemy import ColumnElement, Select, and_, case, exists, false, select, true
+from sqlalchemy.sql import FromClause
 
 from lapis.errors import InvalidParameterValue
 from lapis.store.sql.tables import datasets, latest_metrics, params, run_inputs, runs, tags
-from lapis.tracking.search.grammar import Clause, parse_filter, parse_order_by
-from lapis.tracking.search.sql import NUMERIC_OPS, STRING_OPS, check_op, compare, numeric, string
+from lapis.tracking.search.checks import KEY_VALUE_OPS, NUMERIC_OPS, STRING_OPS, Checks
+from lapis.tracking.search.grammar import Clause, invalid, parse_filter, parse_order_by
+from lapis.tracking.search.sql import compare, dataset_context, ordered
 
-_STAGES = {"ACTIVE_ONLY": ("active",), "DELETED_ONLY": ("deleted",), "ALL": ("active", "deleted")}
-_NUMERIC_ATTRS = {"start_time": "start_time", "end_time": "end_time", "created": "start_time"}
-_STRING_ATTRS = {
-    "status": "status",
+VIEW_STAGES: dict[str, tuple[str, ...]] = {
+    "ACTIVE_ONLY": ("active",),
+    "DELETED_ONLY": ("deleted",),
+    "ALL": ("active", "deleted"),
+}
+
+NUMERIC_ATTRIBUTES = {
+    "start_time": "start_time",
+    "end_time": "end_time",
+    "created": "start_time",
+    "Created": "start_time",
+}
+STRING_ATTRIBUTES = {
+    "run_id": "run_uuid",
     "run_name": "name",
     "run name": "name",
+    "Run name": "name",
+    "Run Name": "name",
+    "status": "status",
     "user_id": "user_id",
     "artifact_uri": "artifact_uri",
     "lifecycle_stage": "lifecycle_stage",
-    "run_id": "run_uuid",
 }
-_ORDER_ATTRS = {**_NUMERIC_ATTRS, **_STRING_ATTRS, "experiment_id": "experiment_id"}
+ORDER_ATTRIBUTES = {**NUMERIC_ATTRIBUTES, **STRING_ATTRIBUTES, "experiment_id": "experiment_id"}
+DATASET_KEYS = ("name", "digest", "context")
+_KEY_VALUE_TABLES = {"params": params, "tags": tags}
 
 
-def _attribute(c: Clause, dialect: str) -> ColumnElement[bool]:
-    key = c.key.lower() if c.key.lower() in ("run name",) else c.key
-    if key in _NUMERIC_ATTRS:
-        check_op(c.op, NUMERIC_OPS, f"attribute '{c.key}'")
-        return compare(runs.c[_NUMERIC_ATTRS[key]], c.op, numeric(c.value, c.key), dialect)
-    if key in _STRING_ATTRS:
-        allowed = STRING_OPS + (("IN", "NOT IN") if key == "run_id" else ())
-        check_op(c.op, allowed, f"attribute '{c.key}'")
-        return compare(runs.c[_STRING_ATTRS[key]], c.op, string(c.value, c.key, c.op), dialect)
-    known = ", ".join(sorted(set(_NUMERIC_ATTRS) | set(_STRING_ATTRS)))
-    raise InvalidParameterValue(f"Invalid attribute key '{c.key}'; expected one of {known}")
-
-
-def _condition(c: Clause, dialect: str) -> ColumnElement[bool]:
-    run = runs.c.run_uuid
-    if c.entity == "metrics":
-        check_op(c.op, NUMERIC_OPS, f"metric '{c.key}'")
-        lm = latest_metrics.c
-        return exists().where(
-            lm.run_uuid == run,
-            lm.key == c.key,
-            lm.is_nan.is_(False),
-            compare(lm.value, c.op, numeric(c.value, f"metric '{c.key}'"), dialect),
-        )
-    if c.entity in ("params", "tags"):
-        table = params if c.entity == "params" else tags
-        allowed = STRING_OPS + (("IN", "NOT IN") if c.entity == "tags" else ())
-        check_op(c.op, allowed, f"{c.entity[:-1]} '{c.key}'")
-        value = string(c.value, f"{c.entity[:-1]} '{c.key}'", c.op)
-        return exists().where(
-            table.c.run_uuid == run,
-            table.c.key == c.key,
-            compare(table.c.value, c.op, value, dialect),
-        )
-    if c.entity == "datasets":
-        check_op(c.op, (*STRING_OPS, "IN", "NOT IN"), f"dataset '{c.key}'")
-        value = string(c.value, f"dataset '{c.key}'", c.op)
-        if c.key in ("name", "digest"):
-            target = datasets.c[c.key]
-        elif c.key == "context":
-            target = run_inputs.c.tags_json
-            if c.op == "=":
-                return exists().where(run_inputs.c.run_uuid == run, target.contains(f'"{value}"'))
-        else:
-            raise InvalidParameterValue(
-                f"Invalid dataset key '{c.key}'; expected name, digest or context"
-            )
-        return exists().where(
-            run_inputs.c.run_uuid == run,
-            datasets.c.dataset_uuid == run_inputs.c.dataset_uuid,
-            compare(target, c.op, value, dialect),
-        )
-    return _attribute(c, dialect)
-
-
-def _order_column(text: str) -> tuple[Any, bool]:
-    o = parse_order_by(text)
-    if o.entity == "metrics":
-        lm = latest_metrics.c
-        col = (
-            select(lm.value)
-            .where(lm.run_uuid == runs.c.run_uuid, lm.key == o.key, lm.is_nan.is_(False))
-            .scalar_subquery()
-        )
-    elif o.entity in ("params", "tags"):
-        table = params if o.entity == "params" else tags
-        col = (
-            select(table.c.value)
-            .where(table.c.run_uuid == runs.c.run_uuid, table.c.key == o.key)
-            .scalar_subquery()
-        )
-    elif o.entity == "attributes" and o.key in _ORDER_ATTRS:
-        col = runs.c[_ORDER_ATTRS[o.key]]
-    else:
+def stages_for(view_type: object) -> tuple[str, ...]:
+    """Lifecycle stages for a view type given as ``ViewType`` or its name."""
+    name = str(getattr(view_type, "value", view_type) or "ACTIVE_ONLY").upper()
+    stages = VIEW_STAGES.get(name)
+    if stages is None:
         raise InvalidParameterValue(
-            f"Invalid order_by key '{text}'; expected metrics.<key>, params.<key>, tags.<key> "
-            f"or one of {', '.join(sorted(_ORDER_ATTRS))}"
+            f"Invalid view type '{view_type}'; expected one of {', '.join(VIEW_STAGES)}"
         )
-    return col, o.ascending
+    return stages
+
+
+def _metric(c: Clause, checks: Checks) -> ColumnElement[bool]:
+    checks.op(c, NUMERIC_OPS)
+    lm = latest_metrics.c
+    return exists().where(
+        lm.run_uuid == runs.c.run_uuid,
+        lm.key == c.key,
+        lm.is_nan == false(),
+        compare(lm.value, c.op, float(checks.number(c))),
+    )
+
+
+def _key_value(c: Clause, checks: Checks) -> ColumnElement[bool]:
+    checks.op(c, KEY_VALUE_OPS)
+    table = _KEY_VALUE_TABLES[c.entity]
+    where = [table.c.run_uuid == runs.c.run_uuid, table.c.key == c.key]
+    if c.op == "IS NULL":
+        return ~exists().where(*where)
+    if c.op == "IS NOT NULL":
+        return exists().where(*where)
+    return exists().where(*where, compare(table.c.value, c.op, checks.string(c)))
+
+
+def _dataset(c: Clause, checks: Checks) -> ColumnElement[bool]:
+    if c.key not in DATASET_KEYS:
+        raise checks.unknown_key(c, DATASET_KEYS)
+    checks.op(c, STRING_OPS)
+    target = dataset_context(run_inputs.c.tags_json) if c.key == "context" else datasets.c[c.key]
+    return exists().where(
+        run_inputs.c.run_uuid == runs.c.run_uuid,
+        datasets.c.dataset_uuid == run_inputs.c.dataset_uuid,
+        compare(target, c.op, checks.string(c)),
+    )
+
+
+def _attribute(c: Clause, checks: Checks) -> ColumnElement[bool]:
+    if c.key in NUMERIC_ATTRIBUTES:
+        checks.op(c, NUMERIC_OPS)
+        return compare(runs.c[NUMERIC_ATTRIBUTES[c.key]], c.op, checks.number(c))
+    if c.key in STRING_ATTRIBUTES:
+        checks.op(c, STRING_OPS)
+        return compare(runs.c[STRING_ATTRIBUTES[c.key]], c.op, checks.string(c))
+    known = sorted({*NUMERIC_ATTRIBUTES, *STRING_ATTRIBUTES} - {"Created", "Run name", "Run Name"})
+    raise checks.unknown_key(c, known)
+
+
+_BUILDERS = {
+    "metrics": _metric,
+    "params": _key_value,
+    "tags": _key_value,
+    "datasets": _dataset,
+    "attributes": _attribute,
+}
+
+
+def run_filter_conditions(filter_string: str | None) -> list[ColumnElement[bool]]:
+    """WHERE conditions over ``runs`` for an MLflow filter string (none when empty)."""
+    checks = Checks(filter_string or "")
+    return [_BUILDERS[c.entity](c, checks) for c in parse_filter(filter_string)]
+
+
+def _order_terms(order_by: Sequence[str], from_: FromClause) -> tuple[list[Any], FromClause, bool]:
+    """ORDER BY terms, the FROM with the outer joins they need, and whether start_time is used."""
+    terms: list[Any] = []
+    seen: set[tuple[str, str]] = set()
+    for n, text in enumerate(order_by):
+        entity, key, ascending = parse_order_by(text)
+        if entity == "attributes" and key in ORDER_ATTRIBUTES:
+            column = ORDER_ATTRIBUTES[key]
+            ident = (entity, column)
+            terms.append(ordered(runs.c[column], ascending))
+        elif entity in ("metrics", "params", "tags"):
+            ident = (entity, key)
+            table = latest_metrics if entity == "metrics" else _KEY_VALUE_TABLES[entity]
+            joined = table.alias(f"order_{n}")
+            on = and_(joined.c.run_uuid == runs.c.run_uuid, joined.c.key == key)
+            from_ = from_.outerjoin(joined, on)
+            if entity == "metrics":
+                # Numbers first, then NaN (stored as 0 with is_nan set), then missing.
+                rank = case((joined.c.is_nan == true(), 1), (joined.c.value.is_(None), 2), else_=0)
+                terms.append(rank.asc())
+            terms.append(ordered(joined.c.value, ascending))
+        else:
+            known = ", ".join(sorted(set(ORDER_ATTRIBUTES) - {"Created", "Run name", "Run Name"}))
+            raise invalid(
+                text,
+                f"cannot order runs by {entity}.{key}",
+                None,
+                "order_by clause",
+                f"expected metrics.<key>, params.<key>, tags.<key> or one of {known}",
+            )
+        if ident in seen:
+            raise invalid(text, "duplicate order_by field", None, "order_by clause")
+        seen.add(ident)
+    return terms, from_, ("attributes", "start_time") in seen
 
 
 def run_search_select(
-    experiment_ids: list[int],
-    filter_string: str,
-    order_by: list[str] | None,
-    view_type: str,
-    max_results: int,
-    offset: int,
-    dialect: str = "sqlite",
+    experiment_ids: Sequence[int],
+    filter_string: str | None,
+    order_by: Sequence[str] | None,
+    view_type: object = "ACTIVE_ONLY",
+    max_results: int | None = None,
+    offset: int = 0,
+    dialect: str | None = None,
 ) -> Select[Any]:
-    stages = _STAGES.get(view_type.upper())
-    if stages is None:
-        raise InvalidParameterValue(f"Invalid view type '{view_type}'")
-    conditions = [runs.c.experiment_id.in_(experiment_ids), runs.c.lifecycle_stage.in_(stages)]
-    conditions += [_condition(c, dialect) for c in parse_filter(filter_string)]
-    stmt = select(runs.c.run_uuid).where(and_(*conditions))
-    ordering = []
-    for text in order_by or []:
-        col, ascending = _order_column(text)
-        ordering.append((col.asc() if ascending else col.desc()).nulls_last())
-    ordering += [runs.c.start_time.desc(), runs.c.run_uuid.asc()]
-    return stmt.order_by(*ordering).limit(max_results).offset(offset)
+    """``SELECT runs.run_uuid`` for one page of an MLflow run search, in MLflow's order.
+
+    ``view_type`` is ``"ACTIVE_ONLY"``, ``"DELETED_ONLY"`` or ``"ALL"`` (or the
+    ``ViewType`` enum). ``dialect`` is accepted for callers that pass it and
+    ignored: the statement compiles correctly for SQLite and PostgreSQL alike.
+    """
+    del dialect
+    conditions: list[ColumnElement[bool]] = [
+        runs.c.experiment_id.in_([int(e) for e in experiment_ids]),
+        runs.c.lifecycle_stage.in_(stages_for(view_type)),
+        *run_filter_conditions(filter_string),
+    ]
+    terms, from_, has_start = _order_terms(list(order_by or []), runs)
+    if not has_start:
+        terms.append(ordered(runs.c.start_time, False))
+    terms.append(runs.c.run_uuid.asc())
+    stmt = select(runs.c.run_uuid).select_from(from_).where(*conditions).order_by(*terms)
+    if max_results is not None:
+        stmt = stmt.limit(max_results)
+    if offset:
+        stmt = stmt.offset(offset)
+    return stmt
+
+
+__all__ = ["VIEW_STAGES", "run_filter_conditions", "run_search_select", "stages_for"]

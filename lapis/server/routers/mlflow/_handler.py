@@ -97,6 +97,11 @@ class Args:
                 pass
         raise _bad(name, value, "an integer")
 
+    def int_or(self, name: builtins.str, default: builtins.int) -> builtins.int:
+        """An optional integer; the default applies only when it is absent (0 stays 0)."""
+        value = self.int(name)
+        return default if value is None else value
+
     def list(self, name: builtins.str) -> builtins.list[Any]:
         value = self.data.get(name)
         if value is None:

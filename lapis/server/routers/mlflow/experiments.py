@@ -45,7 +45,7 @@ def get_by_name(a: Args, c: Ctx) -> dict[str, Any]:
 def search(a: Args, c: Ctx) -> dict[str, Any]:
     exps, token = c.ws.tracking.search_experiments(
         view_type=view_type(a, "view_type"),
-        max_results=a.int("max_results", default=1000) or 1000,
+        max_results=a.int_or("max_results", 1000),
         filter_string=a.str("filter") or "",
         order_by=a.str_list("order_by"),
         page_token=a.str("page_token"),

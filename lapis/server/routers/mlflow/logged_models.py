@@ -82,7 +82,7 @@ def search(a: Args, c: Ctx) -> dict[str, Any]:
         a.str_list("experiment_ids"),
         a.str("filter") or "",
         order,
-        a.int("max_results", default=100) or 100,
+        a.int_or("max_results", 100),
         a.str("page_token"),
     )
     out: dict[str, Any] = {"models": [logged_model_json(m) for m in models]}

@@ -81,7 +81,7 @@ def delete_model(a: Args, c: Ctx) -> dict[str, Any]:
 def search_models(a: Args, c: Ctx) -> dict[str, Any]:
     models, token = c.ws.registry.search_registered_models(
         filter_string=a.str("filter") or "",
-        max_results=a.int("max_results", default=100) or 100,
+        max_results=a.int_or("max_results", 100),
         order_by=a.str_list("order_by"),
         page_token=a.str("page_token") or None,
     )
@@ -151,7 +151,7 @@ def delete_version(a: Args, c: Ctx) -> dict[str, Any]:
 def search_versions(a: Args, c: Ctx) -> dict[str, Any]:
     versions, token = c.ws.registry.search_model_versions(
         filter_string=a.str("filter") or "",
-        max_results=a.int("max_results", default=10_000) or 10_000,
+        max_results=a.int_or("max_results", 10_000),
         order_by=a.str_list("order_by"),
         page_token=a.str("page_token") or None,
     )

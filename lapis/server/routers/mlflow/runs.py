@@ -16,7 +16,6 @@ from lapis.tracking.mlflow_compat import (
     run_info_json,
     run_json,
 )
-from lapis.util import now_ms
 
 
 def _run_id(a: Args) -> str:
@@ -45,11 +44,12 @@ def _point(m: Any, i: int) -> Point:
         )
     if "value" not in m:
         raise InvalidParameterValue(f"Missing value for required parameter '{where}.value'")
-    ts = sub.int("timestamp")
+    ts = sub.int("timestamp", required=True)
+    assert ts is not None
     return Point(
         key=key,
         value=float_in(m["value"], f"{where}.value"),
-        timestamp=now_ms() if ts is None else ts,
+        timestamp=ts,
         step=sub.int("step", default=0) or 0,
         model_id=sub.str("model_id"),
         dataset_name=sub.str("dataset_name"),
@@ -95,7 +95,7 @@ def search(a: Args, c: Ctx) -> dict[str, Any]:
         experiment_ids=a.str_list("experiment_ids"),
         filter_string=a.str("filter") or "",
         view_type=view_type(a, "run_view_type"),
-        max_results=a.int("max_results", default=1000) or 1000,
+        max_results=a.int_or("max_results", 1000),
         order_by=a.str_list("order_by"),
         page_token=a.str("page_token"),
     )
@@ -208,7 +208,7 @@ def history_bulk_interval(a: Args, c: Ctx) -> dict[str, Any]:
             f"GetMetricHistoryBulkInterval request cannot specify more than 100 run_ids. "
             f"Received {len(run_ids)} run_ids."
         )
-    max_results = a.int("max_results", default=320) or 320
+    max_results = a.int_or("max_results", 320)
     if not 1 <= max_results <= 2500:
         raise InvalidParameterValue("max_results must be between 1 and 2500.")
     points = c.ws.tracking.metric_history_sampled(
