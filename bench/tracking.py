@@ -174,6 +174,13 @@ def main() -> int:
         plan.append(("lapis", h.start_lapis, "Lapis", True))
 
     path = args.json or RESULTS_DIR / f"tracking-{datetime.now():%Y%m%d-%H%M%S}.json"
+    base: dict[str, Any] = {}
+    if args.baseline:  # read it before spending minutes on servers
+        try:
+            base = json.loads(args.baseline.read_text())
+        except (OSError, ValueError) as exc:
+            say(f"cannot read baseline {args.baseline}: {exc}")
+            return 2
     started = time.monotonic()
     servers: dict[str, dict[str, Any]] = {}
     try:
@@ -184,7 +191,6 @@ def main() -> int:
         say("interrupted: servers stopped")
         return 130
     if args.baseline:
-        base = json.loads(args.baseline.read_text())
         for name, data in base.get("servers", {}).items():
             if name not in servers:
                 servers[name] = {**data, "from_baseline": str(args.baseline)}

@@ -41,8 +41,8 @@ def create_app(ws: Workspace) -> FastAPI:
             }
         )
 
-    mount(app, experiments.ROUTES + runs.ROUTES + logged_models.ROUTES + registry.ROUTES)
-    app.include_router(artifacts.router)
     app.include_router(v1_tracking.router)
+    app.include_router(artifacts.router)
+    mount(app, runs.ROUTES + experiments.ROUTES + logged_models.ROUTES + registry.ROUTES)
     app.add_middleware(BearerAuth, workspace=ws)
     return app

@@ -10,6 +10,7 @@ parser does on MLflow's server, with messages that name the parameter.
 from __future__ import annotations
 
 import builtins
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,7 @@ import orjson
 from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import QueryParams
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from lapis.entities.auth import Principal
@@ -161,26 +163,79 @@ async def read_args(request: Request, method: str) -> Args:
     return Args(data)
 
 
-def _endpoint(fn: Handler, method: str) -> Callable[[Request], Any]:
-    async def endpoint(request: Request) -> Response:
-        args = await read_args(request, method)
-        ctx = Ctx(request.app.state.ws, request.state.principal, request.path_params)
-        return json_response(await run_in_threadpool(fn, args, ctx))
+class Dispatcher:
+    """Finds the handler for a path under an MLflow prefix with one dict lookup.
 
-    endpoint.__name__ = fn.__name__
-    endpoint.__doc__ = fn.__doc__
-    return endpoint
+    Starlette matches routes one regex at a time; with MLflow's ~60 endpoints
+    under two prefixes that scan was the largest fixed cost of a small request,
+    and it grew with every route added after them. Paths with a parameter
+    (``/logged-models/{model_id}``) are few and are tried in order afterwards.
+    """
+
+    def __init__(self, routes: Sequence[Route]) -> None:
+        self.routes = list(routes)
+        self.exact: dict[tuple[str, str], Handler] = {}
+        self.patterns: list[tuple[str, re.Pattern[str], Handler]] = []
+        for method, path, fn in routes:
+            if "{" in path:
+                regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path)
+                self.patterns.append((method, re.compile(f"^{regex}$"), fn))
+            else:
+                self.exact[(method, path)] = fn
+
+    def resolve(self, method: str, path: str) -> tuple[Handler, dict[str, str]] | None:
+        fn = self.exact.get((method, path))
+        if fn is not None:
+            return fn, {}
+        for m, pattern, handler in self.patterns:
+            if m == method and (match := pattern.match(path)):
+                return handler, match.groupdict()
+        return None
+
+    def openapi_paths(self, prefix: str) -> dict[str, dict[str, Any]]:
+        """OpenAPI entries for the routes the catch-all serves, so /docs still lists them."""
+        paths: dict[str, dict[str, Any]] = {}
+        for method, path, fn in self.routes:
+            doc = (fn.__doc__ or "").strip()
+            paths.setdefault(prefix + path, {})[method.lower()] = {
+                "tags": ["mlflow"],
+                "summary": fn.__module__.rsplit(".", 1)[-1] + ": " + fn.__name__.replace("_", " "),
+                "description": doc or "MLflow REST API (same request and response as MLflow).",
+                "operationId": f"mlflow_{fn.__module__.rsplit('.', 1)[-1]}_{fn.__name__}_{method}",
+                "responses": {"200": {"description": "MLflow JSON response"}},
+            }
+        return paths
 
 
 def mount(app: FastAPI, routes: Sequence[Route], prefixes: Sequence[str] = MLFLOW_PREFIXES) -> None:
-    for method, path, fn in routes:
-        endpoint = _endpoint(fn, method)
-        for i, prefix in enumerate(prefixes):
-            app.add_api_route(
-                prefix + path,
-                endpoint,
-                methods=[method],
-                include_in_schema=i == 0,
-                tags=["mlflow"],
-                name=f"{fn.__name__}{'' if i == 0 else '_' + str(i)}",
-            )
+    """Serve ``routes`` under every prefix through one catch-all route per prefix."""
+    dispatcher = Dispatcher(routes)
+
+    async def mlflow_endpoint(request: Request) -> Response:
+        found = dispatcher.resolve(request.method, "/" + request.path_params["rest"])
+        if found is None:
+            raise StarletteHTTPException(404)
+        fn, params = found
+        args = await read_args(request, request.method)
+        ctx = Ctx(request.app.state.ws, request.state.principal, params)
+        return json_response(await run_in_threadpool(fn, args, ctx))
+
+    for i, prefix in enumerate(prefixes):
+        app.add_api_route(
+            f"{prefix}/{{rest:path}}",
+            mlflow_endpoint,
+            methods=["GET", "POST", "PATCH", "DELETE", "PUT"],
+            include_in_schema=False,
+            name=f"mlflow_{i}",
+        )
+
+    default_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = default_openapi()
+            schema["paths"].update(dispatcher.openapi_paths(prefixes[0]))
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
