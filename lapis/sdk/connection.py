@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 
+from lapis.config import default_home
 from lapis.errors import LapisError, Unauthenticated, from_json
 
 _START_HINT = "start one with `lapis server` (or set LAPIS_URL and LAPIS_TOKEN)"
@@ -35,12 +36,6 @@ class ServerNotFound(LapisError):
 
     error_code = "SERVER_NOT_FOUND"
     http_status = 503
-
-
-def default_home() -> Path:
-    """``$LAPIS_HOME`` or ``~/.lapis`` (kept here so the SDK does not need lapis.config)."""
-    env = os.environ.get("LAPIS_HOME")
-    return Path(env).expanduser() if env else Path.home() / ".lapis"
 
 
 @dataclass(frozen=True)

@@ -67,32 +67,16 @@ async def delete(request: Request, artifact_path: str) -> Response:
 
 
 for i, prefix in enumerate(PREFIXES):
-    shown = i == 0
-    router.add_api_route(
-        f"{prefix}/artifacts/{{artifact_path:path}}",
-        upload,
-        methods=["PUT"],
-        include_in_schema=shown,
-        name=f"upload_artifact_{i}",
-    )
-    router.add_api_route(
-        f"{prefix}/artifacts/{{artifact_path:path}}",
-        download,
-        methods=["GET"],
-        include_in_schema=shown,
-        name=f"download_artifact_{i}",
-    )
-    router.add_api_route(
-        f"{prefix}/artifacts/{{artifact_path:path}}",
-        delete,
-        methods=["DELETE"],
-        include_in_schema=shown,
-        name=f"delete_artifact_{i}",
-    )
-    router.add_api_route(
-        f"{prefix}/artifacts",
-        list_artifacts,
-        methods=["GET"],
-        include_in_schema=shown,
-        name=f"list_artifacts_{i}",
-    )
+    for method, path, endpoint in (
+        ("PUT", "/artifacts/{artifact_path:path}", upload),
+        ("GET", "/artifacts/{artifact_path:path}", download),
+        ("DELETE", "/artifacts/{artifact_path:path}", delete),
+        ("GET", "/artifacts", list_artifacts),
+    ):
+        router.add_api_route(
+            prefix + path,
+            endpoint,
+            methods=[method],
+            include_in_schema=i == 0,
+            name=f"{endpoint.__name__}_{i}",
+        )
