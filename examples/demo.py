@@ -106,8 +106,9 @@ def main() -> None:
             [sys.executable, "-m", "lapis", "run", "metrics", run_id], env=env, check=True
         )
         print(f"\nRun {run_id} in experiment '{EXPERIMENT}'.")
-        print(f"Server:  {url}   (API docs: {url}/docs, token: LAPIS_HOME={HOME} lapis auth token)")
+        print(f"Server:  {url}  (every call needs the token: LAPIS_HOME={HOME} lapis auth token)")
         print(f"Try:     LAPIS_HOME={HOME} .venv/bin/lapis run list --experiment {EXPERIMENT}")
+        print(f"         LAPIS_HOME={HOME} .venv/bin/lapis run show {run_id}")
         if sys.stdin.isatty() and sys.stdout.isatty():
             print("The server stays up for browsing; press Ctrl+C to stop it.")
             try:
