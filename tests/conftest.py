@@ -8,6 +8,7 @@ killed at teardown: nothing is left running.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -15,7 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,17 +75,20 @@ class ServerProcess:
         return self
 
     def stop(self) -> None:
+        """SIGTERM, as Ctrl+C or a service manager would; SIGKILL if it does not go."""
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill9()
+        self.kill9()
 
     def kill9(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
+        """SIGKILL the whole process group, even when its leader has already exited."""
+        if self.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):  # the group is gone
             os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=15)
+        self.proc.wait(timeout=15)
 
     def client(self) -> httpx.Client:
         return httpx.Client(
@@ -142,17 +146,46 @@ def fresh_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ser
     yield from _server(request.param, tmp_path)
 
 
+def _point_mlflow(server: ServerProcess, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Aim the in-process mlflow client at ``server`` (again after a restart moved its port)."""
+    import mlflow
+
+    for key, value in server.env.items():
+        monkeypatch.setenv(key, value)
+    # A 500 should fail the test at once, not after mlflow's minutes of retries.
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", server.url)  # so set_registry_uri's copy is undone
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "120")
+    mlflow.set_tracking_uri(server.url)
+    mlflow.set_registry_uri(server.url)
+
+
+def _reset_mlflow() -> None:
+    """Forget the active run, experiment and URIs: mlflow keeps them in globals and os.environ."""
+    import mlflow
+    import mlflow.tracking.fluent as fluent
+
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+    fluent._active_experiment_id = None
+    for leaked in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_REGISTRY_URI"):
+        os.environ.pop(leaked, None)
+    mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
+    mlflow.set_registry_uri(None)  # type: ignore[arg-type]
+
+
 @pytest.fixture
 def mlflow_env(
     lapis_server: ServerProcess, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[ServerProcess]:
     """Point the in-process mlflow client at the shared server (undone after the test)."""
-    import mlflow
-
-    for key, value in lapis_server.env.items():
-        monkeypatch.setenv(key, value)
-    mlflow.set_tracking_uri(lapis_server.url)
-    mlflow.set_registry_uri(lapis_server.url)
+    _point_mlflow(lapis_server, monkeypatch)
     yield lapis_server
-    while mlflow.active_run() is not None:
-        mlflow.end_run()
+    _reset_mlflow()
+
+
+@pytest.fixture
+def point_mlflow(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[ServerProcess], None]]:
+    """For tests with a server of their own: call it after every (re)start of that server."""
+    yield lambda server: _point_mlflow(server, monkeypatch)
+    _reset_mlflow()

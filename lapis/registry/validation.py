@@ -51,14 +51,19 @@ def validate_model_name(name: object, param: str = "name") -> str:
 
 
 def validate_version(version: object) -> int:
-    if isinstance(version, int) and not isinstance(version, bool):
-        return version
     try:
-        return int(str(version))
+        if isinstance(version, bool):
+            raise ValueError
+        number = version if isinstance(version, int) else int(str(version))
     except ValueError:
         raise InvalidParameterValue(
             f"Parameter 'version' must be an integer, got '{version}'."
         ) from None
+    if not 0 <= number <= 2**31 - 1:
+        raise InvalidParameterValue(
+            f"Parameter 'version' must be a positive 32-bit integer, got '{version}'."
+        )
+    return number
 
 
 def validate_alias(alias: object, reserved_check: bool = False) -> str:

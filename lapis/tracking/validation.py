@@ -11,6 +11,7 @@ MAX_KEY_LENGTH = 250
 MAX_PARAM_VALUE_LENGTH = 6000
 MAX_TAG_VALUE_LENGTH = 8000
 MAX_EXPERIMENT_NAME_LENGTH = 256
+MAX_ID = 2**31 - 1
 _KEY_RE = re.compile(r"^[/\w.\- :]*$")
 
 
@@ -79,9 +80,12 @@ def validate_experiment_name(name: object) -> str:
 
 
 def parse_experiment_id(value: object) -> int:
-    try:
-        return int(str(value))
-    except (TypeError, ValueError):
-        from lapis.errors import ResourceDoesNotExist
+    from lapis.errors import ResourceDoesNotExist
 
+    try:
+        number = int(str(value))
+    except (TypeError, ValueError):
         raise ResourceDoesNotExist(f"No Experiment with id={value} exists") from None
+    if not 0 <= number <= MAX_ID:  # ids are 32-bit integers in every store
+        raise ResourceDoesNotExist(f"No Experiment with id={value} exists")
+    return number

@@ -1,4 +1,5 @@
-"""Nothing acknowledged is lost: kill -9 the server while writes stream in, restart, compare."""
+"""Nothing acknowledged is lost: kill -9 the server right after (or while) writes land, restart,
+compare the full metric history point for point."""
 
 from __future__ import annotations
 
@@ -9,17 +10,37 @@ from typing import Any
 import httpx
 import pytest
 
+History = list[tuple[int, float, int]]  # (step, value, timestamp)
 
-def _writer(url: str, token: str, run_id: str, acked: list[int], stop: threading.Event) -> None:
-    """Send 1,000-point batches until the server dies; remember the acknowledged ones."""
+
+def _history(server: Any, run_id: str, key: str) -> History:
+    """The full history of one metric, through MLflow's paged get-history."""
+    points: History = []
+    token = None
+    with server.client() as c:
+        while True:
+            params: dict[str, Any] = {"run_id": run_id, "metric_key": key, "max_results": 25000}
+            if token:
+                params["page_token"] = token
+            r = c.get("/api/2.0/mlflow/metrics/get-history", params=params)
+            assert r.status_code == 200, r.text
+            body = r.json()
+            points += [(p["step"], p["value"], p["timestamp"]) for p in body.get("metrics", [])]
+            token = body.get("next_page_token")
+            if not token:
+                return sorted(points)
+
+
+def _writer(url: str, token: str, run_id: str, acked: list[History], stop: threading.Event) -> None:
+    """Send 1,000-point batches until the server dies; remember exactly what was acknowledged."""
     headers = {"Authorization": f"Bearer {token}"}
     batch = 0
     with httpx.Client(base_url=url, headers=headers, timeout=10) as c:
         while not stop.is_set():
-            metrics = [
-                {"key": "loss", "value": batch + i / 1000, "timestamp": 1, "step": batch * 1000 + i}
-                for i in range(1000)
+            points = [
+                (batch * 1000 + i, batch + i / 1000, 1_700_000_000_000 + i) for i in range(1000)
             ]
+            metrics = [{"key": "loss", "value": v, "timestamp": t, "step": s} for s, v, t in points]
             try:
                 r = c.post(
                     "/api/2.0/mlflow/runs/log-batch", json={"run_id": run_id, "metrics": metrics}
@@ -28,30 +49,32 @@ def _writer(url: str, token: str, run_id: str, acked: list[int], stop: threading
                 return
             if r.status_code != 200:
                 return
-            acked.append(batch)
+            acked.append(points)
             batch += 1
 
 
 @pytest.mark.timeout(180)
-def test_kill9_loses_no_acknowledged_point(fresh_server: Any) -> None:
+def test_kill9_mid_stream_loses_no_acknowledged_point(fresh_server: Any) -> None:
     with fresh_server.client() as c:
         exp = c.post("/api/2.0/mlflow/experiments/create", json={"name": "durable"}).json()
         run = c.post("/api/2.0/mlflow/runs/create", json={"experiment_id": exp["experiment_id"]})
         run_id = run.json()["run"]["info"]["run_id"]
+        native = [(s, s * 0.5, 7 + s) for s in range(5000)]
         r = c.post(
             f"/api/v1/runs/{run_id}/log",
             json={
                 "metrics": {
-                    "key": ["native"] * 5000,
-                    "value": [float(i) for i in range(5000)],
-                    "step": list(range(5000)),
-                    "timestamp": [7] * 5000,
+                    "key": ["native"] * len(native),
+                    "value": [v for _, v, _ in native],
+                    "step": [s for s, _, _ in native],
+                    "timestamp": [t for _, _, t in native],
                 },
                 "params": {"lr": "0.1"},
+                "tags": {"phase": "train"},
             },
         )
-        assert r.status_code == 200
-    acked: list[int] = []
+        assert r.status_code == 200, r.text
+    acked: list[History] = []
     stop = threading.Event()
     writer = threading.Thread(
         target=_writer, args=(fresh_server.url, fresh_server.token, run_id, acked, stop)
@@ -66,15 +89,58 @@ def test_kill9_loses_no_acknowledged_point(fresh_server: Any) -> None:
     assert len(acked) >= 20, "the writer never got going"
 
     fresh_server.start()
+    stored = _history(fresh_server, run_id, "loss")
+    stored_set = set(stored)
+    for i, batch in enumerate(acked):
+        missing = [p for p in batch if p not in stored_set]
+        assert not missing, f"batch {i} was acknowledged but lost {len(missing)} points"
+    # A batch is one transaction: the one in flight at the kill is all there or not at all.
+    assert len(stored) % 1000 == 0 and len(stored) // 1000 in (len(acked), len(acked) + 1)
+    assert _history(fresh_server, run_id, "native") == native
     with fresh_server.client() as c:
-        points = c.get(
-            "/api/2.0/mlflow/metrics/get-history",
-            params={"run_id": run_id, "metric_key": "loss", "max_results": 100000},
-        ).json()["metrics"]
-        steps = {p["step"] for p in points}
-        for batch in acked:
-            missing = {batch * 1000 + i for i in range(1000)} - steps
-            assert not missing, f"batch {batch} was acknowledged but lost {len(missing)} points"
-        native = c.get(f"/api/v1/runs/{run_id}/metrics/native/history").json()["points"]
-        assert [p["step"] for p in native] == list(range(5000))
-        assert c.get(f"/api/v1/runs/{run_id}").json()["params"] == {"lr": "0.1"}
+        again = c.get(f"/api/v1/runs/{run_id}").json()
+    assert again["params"] == {"lr": "0.1"} and again["tags"]["phase"] == "train"
+
+
+@pytest.mark.timeout(180)
+def test_kill9_right_after_mlflow_client_acks(fresh_server: Any, point_mlflow: Any) -> None:
+    """Everything the unmodified client was told succeeded survives an immediate kill -9."""
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric, Param, RunTag
+
+    point_mlflow(fresh_server)
+    c = MlflowClient()
+    eid = c.create_experiment("durable-mlflow", tags={"k": "v"})
+    run_id = c.create_run(eid, run_name="survivor").info.run_id
+    expected: dict[str, History] = {"acc": [], "loss": []}
+    for b in range(10):
+        metrics = [
+            Metric("loss", b + s / 997, 1_700_000_000_000 + b, b * 500 + s) for s in range(500)
+        ]
+        c.log_batch(
+            run_id,
+            metrics=metrics,
+            params=[Param(f"p{b}", str(b))],
+            tags=[RunTag(f"t{b}", "x" * b)],
+        )
+        expected["loss"] += [(m.step, m.value, m.timestamp) for m in metrics]
+    for step in range(50):
+        c.log_metric(run_id, "acc", step / 50, timestamp=1_700_000_000_000 + step, step=step)
+        expected["acc"].append((step, step / 50, 1_700_000_000_000 + step))
+    c.set_tag(run_id, "final", "yes")
+    c.set_terminated(run_id, "FINISHED")
+    fresh_server.kill9()  # at once, after the last acknowledgement
+
+    fresh_server.start()
+    point_mlflow(fresh_server)
+    for key, points in expected.items():
+        assert _history(fresh_server, run_id, key) == sorted(points), key
+    run = MlflowClient().get_run(run_id)
+    assert run.info.status == "FINISHED" and run.info.run_name == "survivor"
+    assert run.data.params == {f"p{b}": str(b) for b in range(10)}
+    assert {k: v for k, v in run.data.tags.items() if k.startswith("t")} == {
+        f"t{b}": "x" * b for b in range(10)
+    }
+    assert run.data.tags["final"] == "yes"
+    assert run.data.metrics == {"acc": 49 / 50, "loss": 9 + 499 / 997}
+    assert MlflowClient().get_experiment(eid).tags["k"] == "v"

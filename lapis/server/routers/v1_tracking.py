@@ -198,6 +198,12 @@ async def log(request: Request, run_id: str) -> Response:
         type(x) is int for x in cols["timestamp"]
     ):
         raise InvalidParameterValue("metrics.step and metrics.timestamp must be lists of integers")
+    for name in ("step", "timestamp"):
+        col = cols[name]
+        if col and (min(col) < -(2**63) or max(col) > 2**63 - 1):
+            raise InvalidParameterValue(
+                f"metrics.{name} holds a value that does not fit in 64 bits"
+            )
     if not all(type(x) is str for x in cols["key"]):
         raise InvalidParameterValue("metrics.key must be a list of strings")
     params, tags = body.get("params") or {}, body.get("tags") or {}

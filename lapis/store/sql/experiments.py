@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from lapis.entities.tracking import Experiment
 from lapis.errors import ResourceAlreadyExists, ResourceDoesNotExist
 from lapis.store.sql.engine import Database
-from lapis.store.sql.tables import experiment_tags, experiments
+from lapis.store.sql.tables import experiment_tags, experiments, runs
 from lapis.util import now_ms
 
 
@@ -129,8 +129,17 @@ class ExperimentStore:
             ) from exc
 
     def set_stage(self, experiment_id: int, stage: str) -> None:
+        """Delete or restore an experiment together with its runs, as MLflow does."""
         with self.db.write() as conn:
             self._touch(conn, experiment_id, lifecycle_stage=stage)
+            conn.execute(
+                update(runs)
+                .where(runs.c.experiment_id == experiment_id)
+                .values(
+                    lifecycle_stage=stage,
+                    deleted_time=now_ms() if stage == "deleted" else None,
+                )
+            )
 
     def set_tag(self, experiment_id: int, key: str, value: str | None) -> None:
         with self.db.write() as conn:

@@ -257,7 +257,11 @@ class _Parser:
             raise self.error(hint="expected a value: a number or a quoted string")
         self.pos = m.end()
         literal = m.group()
-        return float(literal) if any(c in literal for c in ".eE") else int(literal)
+        if any(c in literal for c in ".eE"):
+            return float(literal)
+        number = int(literal)
+        # Past 64 bits no column can hold it; as a float it still compares correctly.
+        return number if -(2**63) <= number < 2**63 else float(number)
 
     def string_list(self) -> list[str]:
         self.skip_ws()

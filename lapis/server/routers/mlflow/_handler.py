@@ -27,6 +27,7 @@ from lapis.errors import InvalidParameterValue, MalformedRequest
 from lapis.server.context import Workspace
 
 MLFLOW_PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 def _missing(name: str) -> InvalidParameterValue:
@@ -88,16 +89,18 @@ class Args:
             return default
         if isinstance(value, bool):
             raise _bad(name, value, "an integer")
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            try:
-                return int(value)
-            except ValueError:
-                pass
-        raise _bad(name, value, "an integer")
+        number: builtins.int | None = None
+        if isinstance(value, builtins.int):
+            number = value
+        elif isinstance(value, float) and value.is_integer() and abs(value) <= 2**53:
+            number = builtins.int(value)  # larger floats no longer hold the exact integer
+        elif isinstance(value, builtins.str) and value.strip().lstrip("+-").isdigit():
+            number = builtins.int(value)
+        if number is None:
+            raise _bad(name, value, "an integer")
+        if not INT64_MIN <= number <= INT64_MAX:
+            raise _bad(name, value, "an integer that fits in 64 bits")
+        return number
 
     def int_or(self, name: builtins.str, default: builtins.int) -> builtins.int:
         """An optional integer; the default applies only when it is absent (0 stays 0)."""
