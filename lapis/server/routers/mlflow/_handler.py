@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Route as StarletteRoute
 
 from lapis.entities.auth import Principal
 from lapis.errors import InvalidParameterValue, MalformedRequest
@@ -142,6 +143,8 @@ class Ctx:
 
 
 Handler = Callable[[Args, Ctx], dict[str, Any]]
+
+
 Route = tuple[str, str, Handler]
 
 
@@ -224,12 +227,15 @@ def mount(app: FastAPI, routes: Sequence[Route], prefixes: Sequence[str] = MLFLO
         return json_response(await run_in_threadpool(fn, args, ctx))
 
     for i, prefix in enumerate(prefixes):
-        app.add_api_route(
-            f"{prefix}/{{rest:path}}",
-            mlflow_endpoint,
-            methods=["GET", "POST", "PATCH", "DELETE", "PUT"],
-            include_in_schema=False,
-            name=f"mlflow_{i}",
+        # A plain Starlette route: FastAPI's per-request parameter solving buys nothing here.
+        app.router.routes.append(
+            StarletteRoute(
+                f"{prefix}/{{rest:path}}",
+                mlflow_endpoint,
+                methods=["GET", "POST", "PATCH", "DELETE", "PUT"],
+                include_in_schema=False,
+                name=f"mlflow_{i}",
+            )
         )
 
     default_openapi = app.openapi
