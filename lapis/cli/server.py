@@ -8,11 +8,14 @@ import signal
 import socket
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from lapis.config import DEFAULT_PORT, Settings
+
+if TYPE_CHECKING:
+    from lapis.server.context import Workspace
 
 
 def _write_private(path: Path, data: dict[str, object]) -> None:
@@ -23,6 +26,31 @@ def _write_private(path: Path, data: dict[str, object]) -> None:
         json.dump(data, fh, indent=2)
     os.chmod(tmp, 0o600)
     os.replace(tmp, path)
+
+
+def _open_workspace(settings: Settings) -> Workspace:
+    """Open the stores, turning the usual set-up mistakes into one readable line."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, OperationalError
+
+    from lapis.errors import LapisError
+    from lapis.server.context import Workspace
+
+    url = settings.resolved_database_url
+    try:
+        shown = make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        raise LapisError(f"--database-url '{url}' is not a database URL") from None
+    try:
+        return Workspace.open(settings)
+    except OperationalError as exc:
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        raise LapisError(f"cannot open the metadata store {shown}: {reason}") from None
+    except ImportError as exc:
+        raise LapisError(
+            f"a package is missing for {shown} or {settings.resolved_artifact_root}: {exc} "
+            "(install the driver or fsspec backend, e.g. `pip install s3fs`)"
+        ) from None
 
 
 def server_command(
@@ -54,12 +82,11 @@ def server_command(
     import uvicorn
 
     from lapis.server.app import create_app
-    from lapis.server.context import Workspace
 
     settings = Settings.from_env(
         home=home, host=host, port=port, database_url=database_url, artifact_root=artifact_root
     )
-    ws = Workspace.open(settings)
+    ws = _open_workspace(settings)
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
