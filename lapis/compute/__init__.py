@@ -1,0 +1,1 @@
+"""Compute targets: local process, compute instances, and (later) Ray clusters."""

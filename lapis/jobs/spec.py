@@ -1,0 +1,348 @@
+"""Command job specs in Azure ML CLI v2 YAML.
+
+A file written for ``az ml job create`` loads here unchanged: the same keys,
+the same ``${{inputs.x}}`` / ``${{outputs.y}}`` placeholders, the same
+optional ``$[[ ... ]]`` segments, the same ``azureml:`` references. Everything
+is checked before anything runs, and each complaint names the file, the line
+and the key. ``--set key=value`` overrides are applied to the document first,
+so they are checked the same way.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lapis.errors import InvalidParameterValue
+from lapis.jobs.yaml_lines import Located, load
+from lapis.util import random_name
+
+TOP_LEVEL_KEYS = {
+    "$schema",
+    "type",
+    "name",
+    "display_name",
+    "experiment_name",
+    "description",
+    "tags",
+    "command",
+    "code",
+    "environment",
+    "compute",
+    "inputs",
+    "outputs",
+    "environment_variables",
+    "limits",
+    "resources",
+    "distribution",
+    "properties",
+}
+INPUT_TYPES = {
+    "string",
+    "integer",
+    "number",
+    "boolean",
+    "uri_file",
+    "uri_folder",
+    "mlflow_model",
+    "custom_model",
+    "mltable",
+}
+OUTPUT_TYPES = {"uri_folder", "uri_file", "mlflow_model", "custom_model", "mltable"}
+INPUT_KEYS = {"type", "path", "default", "optional", "mode", "description", "value"}
+OUTPUT_KEYS = {"type", "path", "mode", "description", "name", "version"}
+_PLACEHOLDER = re.compile(r"\$\{\{\s*(inputs|outputs)\.([A-Za-z_][\w]*)\s*\}\}")
+_OPTIONAL = re.compile(r"\$\[\[(.*?)\]\]", re.DOTALL)
+_NAME = re.compile(r"^[A-Za-z0-9_\-]{1,255}$")
+
+
+@dataclass
+class JobInput:
+    type: str
+    value: Any = None  # literal inputs
+    path: str | None = None  # uri_file / uri_folder / models
+    mode: str = "ro_mount"
+    optional: bool = False
+
+
+@dataclass
+class JobOutput:
+    type: str = "uri_folder"
+    mode: str = "rw_mount"
+    path: str | None = None
+
+
+@dataclass
+class EnvironmentRef:
+    """What ``environment:`` named: a registered/curated one, ``system``, or an inline spec."""
+
+    kind: str  # "registered" | "system" | "inline"
+    name: str | None = None
+    version: str | None = None  # None with label "latest"
+    label: str | None = None
+    image: str | None = None
+    conda_file: Any = None
+
+
+@dataclass
+class CommandJobSpec:
+    name: str
+    command: str
+    compute: str = "local"
+    display_name: str | None = None
+    experiment_name: str = "Default"
+    description: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    code: str | None = None
+    environment: EnvironmentRef = field(default_factory=lambda: EnvironmentRef("system"))
+    inputs: dict[str, JobInput] = field(default_factory=dict)
+    outputs: dict[str, JobOutput] = field(default_factory=dict)
+    environment_variables: dict[str, str] = field(default_factory=dict)
+    timeout_seconds: int | None = None
+    instance_count: int = 1
+    source: str = "<job>"
+
+    def resolved_command(self, input_values: dict[str, str], output_paths: dict[str, str]) -> str:
+        """The command with optional segments settled and every placeholder replaced."""
+        return render_command(self.command, input_values, output_paths)
+
+
+def generated_name() -> str:
+    """A readable job name in Azure's shape: ``brave_owl_3k7x``."""
+    adjective, noun, _ = random_name("_").split("_")
+    return f"{adjective}_{noun}_{secrets.token_hex(2)}"
+
+
+def _suggest(key: str, allowed: set[str]) -> str:
+    close = difflib.get_close_matches(key, sorted(allowed), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _check_keys(
+    doc: Located, path: tuple[str, ...], value: dict[str, Any], allowed: set[str], what: str
+) -> None:
+    for key in value:
+        if key not in allowed:
+            raise doc.error((*path, key), f"is not a valid key of {what}{_suggest(key, allowed)}")
+
+
+def _mapping(doc: Located, path: tuple[str, ...], value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise doc.error(path, f"must be a mapping, got {type(value).__name__}")
+    return value
+
+
+def _string(doc: Located, path: tuple[str, ...], value: Any, required: bool = False) -> str | None:
+    if value is None:
+        if required:
+            raise doc.error(path, "is required")
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise doc.error(path, f"must be a string, got {type(value).__name__}")
+    return str(value)
+
+
+def _parse_input(doc: Located, name: str, raw: Any) -> JobInput:
+    path = ("inputs", name)
+    if not isinstance(raw, dict):
+        if isinstance(raw, list):
+            raise doc.error(path, "must be a literal value or a mapping with 'type'")
+        kind = {bool: "boolean", int: "integer", float: "number"}.get(type(raw), "string")
+        return JobInput(type=kind, value=raw)
+    _check_keys(doc, path, raw, INPUT_KEYS, f"input '{name}'")
+    kind = raw.get("type", "uri_folder" if "path" in raw else "string")
+    if kind not in INPUT_TYPES:
+        raise doc.error(
+            (*path, "type"),
+            f"must be one of {', '.join(sorted(INPUT_TYPES))}{_suggest(str(kind), INPUT_TYPES)}",
+        )
+    optional = bool(raw.get("optional", False))
+    if kind in ("string", "integer", "number", "boolean"):
+        value = raw.get("value", raw.get("default"))
+        return JobInput(type=kind, value=value, optional=optional)
+    location = _string(doc, (*path, "path"), raw.get("path"), required=not optional)
+    return JobInput(
+        type=kind, path=location, mode=str(raw.get("mode", "ro_mount")), optional=optional
+    )
+
+
+def _parse_output(doc: Located, name: str, raw: Any) -> JobOutput:
+    path = ("outputs", name)
+    if raw is None:
+        return JobOutput()
+    raw = _mapping(doc, path, raw)
+    _check_keys(doc, path, raw, OUTPUT_KEYS, f"output '{name}'")
+    kind = raw.get("type", "uri_folder")
+    if kind not in OUTPUT_TYPES:
+        raise doc.error((*path, "type"), f"must be one of {', '.join(sorted(OUTPUT_TYPES))}")
+    return JobOutput(type=kind, mode=str(raw.get("mode", "rw_mount")), path=raw.get("path"))
+
+
+_ENV_REF = re.compile(
+    r"^(?:azureml:)?(?P<name>[A-Za-z0-9][\w.\-]*)(?::(?P<version>[\w.\-]+)|@(?P<label>\w+))?$"
+)
+
+
+def parse_environment(doc: Located, raw: Any) -> EnvironmentRef:
+    path = ("environment",)
+    if raw is None or raw == "system":
+        return EnvironmentRef("system")
+    if isinstance(raw, str):
+        m = _ENV_REF.match(raw.strip())
+        if m is None:
+            raise doc.error(
+                path,
+                f"'{raw}' is not an environment reference; use "
+                "azureml:NAME:VERSION, azureml:NAME@latest, NAME or system",
+            )
+        return EnvironmentRef(
+            "registered",
+            name=m["name"],
+            version=m["version"],
+            label=m["label"] or (None if m["version"] else "latest"),
+        )
+    raw = _mapping(doc, path, raw)
+    _check_keys(
+        doc,
+        path,
+        raw,
+        {"image", "conda_file", "name", "version", "description", "build", "tags", "$schema"},
+        "environment",
+    )
+    if "image" not in raw and "conda_file" not in raw:
+        raise doc.error(path, "an inline environment needs 'image' and/or 'conda_file'")
+    return EnvironmentRef(
+        "inline",
+        name=raw.get("name"),
+        version=_string(doc, (*path, "version"), raw.get("version")),
+        image=raw.get("image"),
+        conda_file=raw.get("conda_file"),
+    )
+
+
+def _check_placeholders(doc: Located, spec: CommandJobSpec) -> None:
+    for kind, name in _PLACEHOLDER.findall(spec.command):
+        known = spec.inputs if kind == "inputs" else spec.outputs
+        if name not in known:
+            raise doc.error(
+                ("command",),
+                f"refers to ${{{{{kind}.{name}}}}}, but the job has no "
+                f"{kind[:-1]} '{name}'{_suggest(name, set(known))}",
+            )
+    required_outside = _PLACEHOLDER.findall(_OPTIONAL.sub("", spec.command))
+    for kind, name in required_outside:
+        job_input = spec.inputs.get(name) if kind == "inputs" else None
+        if job_input is not None and job_input.optional:
+            raise doc.error(("command",), f"uses optional input '{name}' outside $[[ ... ]]")
+
+
+def render_command(command: str, inputs: dict[str, str], outputs: dict[str, str]) -> str:
+    """Drop ``$[[...]]`` segments whose inputs are unset, then fill in every placeholder."""
+
+    def keep(match: re.Match[str]) -> str:
+        segment = match.group(1)
+        names = [n for k, n in _PLACEHOLDER.findall(segment) if k == "inputs"]
+        return segment if all(inputs.get(n) is not None for n in names) else ""
+
+    text = _OPTIONAL.sub(keep, command)
+
+    def fill(match: re.Match[str]) -> str:
+        kind, name = match.group(1), match.group(2)
+        return str((inputs if kind == "inputs" else outputs)[name])
+
+    return _PLACEHOLDER.sub(fill, text)
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> None:
+    """``--set inputs.lr=0.1 --set compute=cpu-dev``: dotted paths, YAML-typed values."""
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise InvalidParameterValue(f"--set expects key=value, got '{item}'")
+        parts = key.strip().split(".")
+        target = data
+        for part in parts[:-1]:
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                raise InvalidParameterValue(f"--set {key}: '{part}' is not a mapping")
+        target[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
+
+
+def parse_job(
+    text: str,
+    source: str = "<job>",
+    overrides: list[str] | None = None,
+    base_dir: Path | None = None,
+) -> CommandJobSpec:
+    doc = load(text, source)
+    data = _mapping(doc, (), doc.data)
+    apply_overrides(data, overrides or [])
+    _check_keys(doc, (), data, TOP_LEVEL_KEYS, "a command job")
+    kind = data.get("type", "command")
+    if kind != "command":
+        raise doc.error(("type",), f"'{kind}' jobs are not supported here; expected 'command'")
+    command = _string(doc, ("command",), data.get("command"), required=True)
+    assert command is not None
+    name = _string(doc, ("name",), data.get("name")) or generated_name()
+    if not _NAME.match(name):
+        raise doc.error(("name",), "may only hold letters, digits, '_' and '-' (1-255)")
+    compute = (_string(doc, ("compute",), data.get("compute")) or "local").removeprefix("azureml:")
+    limits = _mapping(doc, ("limits",), data.get("limits"))
+    _check_keys(doc, ("limits",), limits, {"timeout"}, "limits")
+    timeout = limits.get("timeout")
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, int) or timeout <= 0
+    ):
+        raise doc.error(("limits", "timeout"), "must be a positive number of seconds")
+    resources = _mapping(doc, ("resources",), data.get("resources"))
+    count = resources.get("instance_count", 1)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise doc.error(("resources", "instance_count"), "must be a positive integer")
+    code = _string(doc, ("code",), data.get("code"))
+    if code is not None and base_dir is not None and "://" not in code:
+        code = str((base_dir / code).resolve())
+    env_vars = _mapping(doc, ("environment_variables",), data.get("environment_variables"))
+    tags = _mapping(doc, ("tags",), data.get("tags"))
+    spec = CommandJobSpec(
+        name=name,
+        command=command,
+        compute=compute,
+        display_name=_string(doc, ("display_name",), data.get("display_name")),
+        experiment_name=_string(doc, ("experiment_name",), data.get("experiment_name"))
+        or "Default",
+        description=_string(doc, ("description",), data.get("description")),
+        tags={str(k): str(v) for k, v in tags.items()},
+        code=code,
+        environment=parse_environment(doc, data.get("environment")),
+        inputs={
+            str(k): _parse_input(doc, str(k), v)
+            for k, v in _mapping(doc, ("inputs",), data.get("inputs")).items()
+        },
+        outputs={
+            str(k): _parse_output(doc, str(k), v)
+            for k, v in _mapping(doc, ("outputs",), data.get("outputs")).items()
+        },
+        environment_variables={str(k): str(v) for k, v in env_vars.items()},
+        timeout_seconds=timeout,
+        instance_count=count,
+        source=source,
+    )
+    _check_placeholders(doc, spec)
+    return spec
+
+
+def load_job_file(path: Path, overrides: list[str] | None = None) -> CommandJobSpec:
+    """Parse a job file; relative ``code`` paths are taken from the file's folder, as Azure does."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise InvalidParameterValue(f"cannot read job file {path}: {exc.strerror}") from None
+    return parse_job(text, str(path), overrides, base_dir=path.parent)

@@ -1,0 +1,76 @@
+"""YAML loading that remembers where every value came from.
+
+A job file is written by hand, so every complaint about it should point at a
+line: ``job.yml:7: key 'comand' is not allowed``. PyYAML's composer keeps a
+mark on each node; this module turns the node tree into plain Python values
+plus a map from key path to line number.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from lapis.errors import InvalidParameterValue
+
+Path = tuple[str, ...]
+
+
+@dataclass
+class Located:
+    """A parsed document and the 1-based line of each key path (``("inputs", "lr")``)."""
+
+    data: Any
+    source: str
+    lines: dict[Path, int] = field(default_factory=dict)
+
+    def where(self, path: Path) -> str:
+        """``file:line`` of the deepest known prefix of ``path``."""
+        for n in range(len(path), -1, -1):
+            line = self.lines.get(path[:n])
+            if line is not None:
+                return f"{self.source}:{line}"
+        return self.source
+
+    def error(self, path: Path, message: str) -> InvalidParameterValue:
+        key = ".".join(path)
+        prefix = f"{self.where(path)}: " + (f"'{key}' " if key else "")
+        return InvalidParameterValue(prefix + message, file=self.source, key=key or None)
+
+
+def _convert(node: yaml.Node, path: Path, lines: dict[Path, int]) -> Any:
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = str(_convert(key_node, (*path, "<key>"), {}))
+            lines[(*path, key)] = key_node.start_mark.line + 1
+            out[key] = _convert(value_node, (*path, key), lines)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_convert(v, (*path, str(i)), lines) for i, v in enumerate(node.value)]
+    return _scalar(node)
+
+
+def _scalar(node: yaml.Node) -> Any:
+    loader = yaml.SafeLoader("")
+    try:
+        return loader.construct_object(node, deep=True)
+    finally:
+        loader.dispose()
+
+
+def load(text: str, source: str = "<job>") -> Located:
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise InvalidParameterValue(
+            f"{source}{line}: malformed YAML: {exc.problem or exc}", file=source
+        ) from None
+    lines: dict[Path, int] = {}
+    data = {} if root is None else _convert(root, (), lines)
+    return Located(data, source, lines)
