@@ -1,0 +1,1 @@
+"""Environments: specs normalised and hashed, built once with uv, cached by content."""

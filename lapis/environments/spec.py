@@ -1,0 +1,134 @@
+"""Environment specs: conda YAML (with a pip section), requirements lists, pip lists.
+
+Two specs that install the same thing must share one built environment, so a
+spec is normalised before it is hashed: requirement names are canonicalised
+(PEP 503), duplicates merged, order dropped, and the Python version reduced to
+``major.minor``. The hash names the folder under ``$LAPIS_HOME/envs``.
+
+Conda packages are mapped to PyPI requirements: ``pip`` and ``python`` are
+handled by uv itself, everything else is assumed to exist on PyPI under the
+same name (the builder reports the ones that don't, by name).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from lapis.errors import InvalidParameterValue
+
+_CONDA_VERSION = re.compile(
+    r"^(?P<name>[A-Za-z0-9_.\-]+)\s*(?P<op>[=<>!~]{1,2})?\s*(?P<ver>[^=\s]*)"
+)
+_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._\-]*)")
+_IGNORED_CONDA = {"pip", "python", "setuptools", "wheel"}
+
+
+def canonical_name(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _normalise_requirement(req: str) -> str:
+    req = req.split("#", 1)[0].strip()
+    m = _NAME.match(req)
+    if m is None:
+        raise InvalidParameterValue(f"Invalid requirement '{req}'")
+    rest = re.sub(r"\s+", "", req[m.end() :])
+    return canonical_name(m.group(1)) + rest
+
+
+@dataclass(frozen=True)
+class EnvironmentSpec:
+    """What to install: a Python version and PyPI requirements, plus conda leftovers to report."""
+
+    python: str | None = None
+    requirements: tuple[str, ...] = ()
+    conda_only: tuple[str, ...] = ()
+    image: str | None = None
+    channels: tuple[str, ...] = field(default=())
+
+    def canonical(self) -> dict[str, Any]:
+        return {
+            "python": self.python,
+            "requirements": sorted(set(self.requirements)),
+            "conda": sorted(set(self.conda_only)),
+        }
+
+    @property
+    def digest(self) -> str:
+        """Content hash of what gets installed (the image is recorded, not built here)."""
+        blob = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _python_version(raw: str) -> str:
+    m = re.match(r"^(\d+)\.(\d+)", raw.strip().lstrip("=<>~!"))
+    if m is None:
+        raise InvalidParameterValue(f"Invalid Python version '{raw}': expected X.Y")
+    return f"{m.group(1)}.{m.group(2)}"
+
+
+def from_requirements(lines: list[str] | str, python: str | None = None) -> EnvironmentSpec:
+    if isinstance(lines, str):
+        lines = lines.splitlines()
+    reqs = []
+    for line in lines:
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        if text.startswith("-"):
+            raise InvalidParameterValue(
+                f"Requirement option '{text}' is not supported; list packages only"
+            )
+        reqs.append(_normalise_requirement(text))
+    return EnvironmentSpec(
+        python=_python_version(python) if python else None, requirements=tuple(reqs)
+    )
+
+
+def from_conda(text: str | dict[str, Any], source: str = "conda.yml") -> EnvironmentSpec:
+    """Parse a conda environment file; ``python=X.Y`` picks the interpreter."""
+    try:
+        data = yaml.safe_load(text) if isinstance(text, str) else text
+    except yaml.YAMLError as exc:
+        raise InvalidParameterValue(f"{source}: malformed YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidParameterValue(f"{source}: a conda file must be a mapping with 'dependencies'")
+    deps = data.get("dependencies") or []
+    if not isinstance(deps, list):
+        raise InvalidParameterValue(f"{source}: 'dependencies' must be a list")
+    python: str | None = None
+    reqs: list[str] = []
+    for dep in deps:
+        if isinstance(dep, dict):
+            pip = dep.get("pip")
+            if set(dep) != {"pip"} or not isinstance(pip, list):
+                raise InvalidParameterValue(
+                    f"{source}: only a 'pip:' list may appear as a mapping in dependencies"
+                )
+            reqs += list(from_requirements([str(p) for p in pip]).requirements)
+            continue
+        m = _CONDA_VERSION.match(str(dep).split("::")[-1])
+        if m is None:
+            raise InvalidParameterValue(f"{source}: cannot read dependency '{dep}'")
+        name, op, ver = m.group("name"), m.group("op"), m.group("ver")
+        if name == "python":
+            python = _python_version(ver) if ver else None
+            continue
+        if canonical_name(name) in _IGNORED_CONDA:
+            continue
+        if ver:
+            # conda's "=1.5" means "1.5.*"; "==" is exact, as in pip.
+            pin = (
+                f"=={ver}" if op == "==" else (f"=={ver}.*" if op in (None, "=") else f"{op}{ver}")
+            )
+            reqs.append(canonical_name(name) + pin.replace(".*.*", ".*"))
+        else:
+            reqs.append(canonical_name(name))
+    channels = tuple(str(c) for c in data.get("channels") or [])
+    return EnvironmentSpec(python=python, requirements=tuple(reqs), channels=channels)
