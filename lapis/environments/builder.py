@@ -1,0 +1,179 @@
+"""Building environments with uv, once per spec.
+
+An environment lives in ``<root>/<digest>`` and is usable only once its
+``.lapis-ready`` marker exists. A build holds an exclusive ``flock`` on
+``<digest>.lock``: a second job needing the same new environment waits on the
+lock, then finds the marker and reuses the result — one build, however many
+jobs ask. uv is told never to download a Python: ``python=X.Y`` must name an
+interpreter this host has, and the error lists the ones it does.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from lapis.environments.spec import EnvironmentSpec
+from lapis.errors import InvalidParameterValue, LapisError
+
+READY = ".lapis-ready"
+LOG_NAME = "build.log"
+
+
+class EnvironmentBuildError(LapisError):
+    error_code = "ENVIRONMENT_BUILD_FAILED"
+    http_status = 400
+
+
+@dataclass(frozen=True)
+class BuiltEnvironment:
+    digest: str
+    path: Path
+    python: Path
+    cache_hit: bool
+    seconds: float
+
+
+def uv_binary() -> str:
+    try:
+        from uv import find_uv_bin
+
+        return str(find_uv_bin())
+    except (ImportError, FileNotFoundError):
+        found = shutil.which("uv")
+        if found is None:
+            raise LapisError("uv is not installed: `pip install uv` (a Lapis dependency)") from None
+        return found
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+class EnvironmentBuilder:
+    def __init__(self, root: Path, uv: str | None = None) -> None:
+        self.root = root
+        self.uv = uv or uv_binary()
+
+    def path_for(self, spec: EnvironmentSpec) -> Path:
+        return self.root / spec.digest
+
+    def _env(self) -> dict[str, str]:
+        return {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "NO_COLOR": "1"}
+
+    def ensure(
+        self, spec: EnvironmentSpec, log: Callable[[str], None] | None = None
+    ) -> BuiltEnvironment:
+        """The built environment for ``spec``, building it (once) if needed."""
+        started = time.monotonic()
+        target = self.path_for(spec)
+        if (target / READY).exists():
+            return self._result(spec, target, True, started)
+        with _locked(self.root / f"{spec.digest}.lock"):
+            if (target / READY).exists():  # someone else built it while we waited
+                return self._result(spec, target, True, started)
+            self._build(spec, target, log)
+        return self._result(spec, target, False, started)
+
+    def _result(
+        self, spec: EnvironmentSpec, target: Path, hit: bool, started: float
+    ) -> BuiltEnvironment:
+        return BuiltEnvironment(
+            spec.digest, target, target / "bin" / "python", hit, time.monotonic() - started
+        )
+
+    def _run(self, args: list[str], logfile: Path, log: Callable[[str], None] | None) -> int:
+        with open(logfile, "a") as out:
+            out.write(f"$ {' '.join(args)}\n")
+            out.flush()
+            proc = subprocess.Popen(
+                args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=self._env()
+            )
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                out.write(line)
+                if log is not None:
+                    log(line.rstrip("\n"))
+            return proc.wait()
+
+    def _check_python(self, version: str) -> None:
+        found = subprocess.run(
+            [self.uv, "python", "find", version], capture_output=True, text=True, env=self._env()
+        )
+        if found.returncode == 0:
+            return
+        listed = subprocess.run(
+            [self.uv, "python", "list", "--only-installed"],
+            capture_output=True,
+            text=True,
+            env=self._env(),
+        ).stdout
+        have = sorted(
+            {
+                ".".join(line.split()[0].split("-")[1].split(".")[:2])
+                for line in listed.splitlines()
+                if line.strip().startswith("cpython-")
+            }
+        )
+        raise InvalidParameterValue(
+            f"Python {version} is not installed on this host; available: "
+            f"{', '.join(have) or 'none found'}"
+        )
+
+    def _build(
+        self, spec: EnvironmentSpec, target: Path, log: Callable[[str], None] | None
+    ) -> None:
+        if spec.conda_only:
+            raise EnvironmentBuildError(
+                "These conda packages have no PyPI equivalent and cannot be installed here: "
+                + ", ".join(spec.conda_only)
+            )
+        if spec.python:
+            self._check_python(spec.python)
+        if target.exists():
+            shutil.rmtree(target)  # a build that died half-way
+        target.mkdir(parents=True)
+        logfile = self.root / f"{spec.digest}.{LOG_NAME}"
+        logfile.write_text("")
+        venv = [self.uv, "venv", "--quiet", str(target)]
+        if spec.python:
+            venv += ["--python", spec.python]
+        code = self._run(venv, logfile, log)
+        if code == 0 and spec.requirements:
+            code = self._run(
+                [
+                    self.uv,
+                    "pip",
+                    "install",
+                    "--python",
+                    str(target / "bin/python"),
+                    *spec.requirements,
+                ],
+                logfile,
+                log,
+            )
+        if code != 0:
+            shutil.rmtree(target, ignore_errors=True)
+            tail = "\n".join(logfile.read_text().splitlines()[-15:])
+            raise EnvironmentBuildError(
+                f"Building environment {spec.digest[:12]} failed (exit {code}); build log "
+                f"{logfile}:\n{tail}"
+            )
+        (target / "lapis-spec.json").write_text(json.dumps(spec.canonical(), indent=2))
+        shutil.copy(logfile, target / LOG_NAME)
+        (target / READY).write_text(str(time.time()))
