@@ -30,11 +30,6 @@ class Settings:
     artifact_root: str | None = None
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
-    # Metric, param and tag limits match MLflow's so that a run that logs to
-    # MLflow logs to Lapis too, and a value MLflow would refuse is refused here.
-    max_param_value_length: int = 6000
-    max_tag_value_length: int = 8000
-    max_entity_key_length: int = 250
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:

@@ -12,7 +12,7 @@ import posixpath
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
@@ -77,14 +77,8 @@ class ArtifactStore:
         """The OS path of a file, when the store is local (lets the server use sendfile)."""
         return self._full(rel) if self.is_local else None
 
-    def exists(self, rel: str) -> bool:
-        return bool(self.fs.exists(self._full(rel)))
-
     def is_file(self, rel: str) -> bool:
         return bool(self.fs.isfile(self._full(rel)))
-
-    def size(self, rel: str) -> int:
-        return int(self.fs.size(self._full(rel)))
 
     async def write_stream(self, rel: str, chunks: AsyncIterator[bytes]) -> int:
         """Write to a temporary name then rename, so a reader never sees half a file."""
@@ -107,13 +101,6 @@ class ArtifactStore:
                 self.fs.rm(tmp)
             raise
         return written
-
-    def write_file(self, rel: str, src: BinaryIO) -> None:
-        full = self._full(rel)
-        self.fs.makedirs(posixpath.dirname(full), exist_ok=True)
-        with self.fs.open(full, "wb") as fh:
-            while chunk := src.read(CHUNK):
-                fh.write(chunk)
 
     def iter_read(self, rel: str) -> Iterator[bytes]:
         full = self._full(rel)

@@ -269,9 +269,7 @@ class TrackingService:
         if stage is None:
             raise ResourceDoesNotExist(f"Run with id={run_id} not found")
         if stage != LifecycleStage.ACTIVE.value:
-            raise InvalidParameterValue(
-                f"The run {run_id} must be in the 'active' state. Current state is {stage}."
-            )
+            raise _not_active(run_id, stage)
 
     def log_batch(
         self,
@@ -386,12 +384,15 @@ class TrackingService:
         return out
 
 
+def _not_active(run_id: str, stage: str) -> InvalidParameterValue:
+    return InvalidParameterValue(
+        f"The run {run_id} must be in the 'active' state. Current state is {stage}."
+    )
+
+
 def _require_active_run(info: RunInfo) -> None:
     if info.lifecycle_stage != LifecycleStage.ACTIVE.value:
-        raise InvalidParameterValue(
-            f"The run {info.run_id} must be in the 'active' state. "
-            f"Current state is {info.lifecycle_stage}."
-        )
+        raise _not_active(info.run_id, info.lifecycle_stage)
 
 
 def _require_active_experiment(exp: Experiment) -> None:

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.pool import NullPool
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -94,8 +93,3 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
-
-
-def temporary_engine(url: str) -> Engine:
-    """An unpooled engine for one-off tools (migrations from the CLI, tests)."""
-    return create_engine(url, poolclass=NullPool)

@@ -7,7 +7,6 @@ with driver-level bulk statements, while everything here is ordinary Core.
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
 from sqlalchemy import Connection, delete, insert, select, update
@@ -262,14 +261,3 @@ class RunStore:
                         run_uuid=run_id, model_id=model_id, direction=direction, step=step
                     )
                 )
-
-    def ids_in_experiments(self, experiment_ids: Sequence[int]) -> dict[str, list[str]]:
-        out: dict[str, list[str]] = defaultdict(list)
-        with self.db.read() as conn:
-            for run_uuid, exp in conn.execute(
-                select(runs.c.run_uuid, runs.c.experiment_id).where(
-                    runs.c.experiment_id.in_(list(experiment_ids))
-                )
-            ):
-                out[str(exp)].append(run_uuid)
-        return out
