@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 from lapis.artifacts.store import ArtifactStore
 from lapis.auth.service import AuthService, IssuedToken
+from lapis.compute.service import ComputeService
 from lapis.config import Settings
+from lapis.environments.service import EnvironmentService
 from lapis.registry.service import RegistryService
 from lapis.store.sql.engine import Database
 from lapis.store.sql.principals import PrincipalStore
@@ -23,6 +25,8 @@ class Workspace:
     artifacts: ArtifactStore
     logged_models: LoggedModelService
     registry: RegistryService
+    compute: ComputeService
+    environments: EnvironmentService
     bootstrap: IssuedToken | None = None
 
     @classmethod
@@ -42,6 +46,8 @@ class Workspace:
             artifacts=ArtifactStore(settings.resolved_artifact_root),
             logged_models=LoggedModelService(tracking),
             registry=RegistryService(tracking),
+            compute=ComputeService(db),
+            environments=EnvironmentService(db, settings.home / "envs"),
         )
         ws.bootstrap = auth.bootstrap_admin()
         return ws

@@ -298,3 +298,117 @@ model_version_tags = Table(
     Column("value", Text),
     PrimaryKeyConstraint("name", "version", "key"),
 )
+
+# --- compute ------------------------------------------------------------------
+# One row per compute target the user created (``local`` is implicit and never
+# stored). ``cpu_set`` is the slice of this host's cores an instance is pinned
+# to; ``schedules`` and ``properties`` are JSON text so that new compute types
+# add fields without a migration.
+computes = Table(
+    "computes",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("name_lower", String(64), nullable=False, unique=True),
+    Column("type", String(32), nullable=False),
+    Column("size", String(64)),
+    Column("state", String(32), nullable=False),
+    Column("state_reason", Text),
+    Column("description", Text),
+    Column("ssh_enabled", Boolean, nullable=False, server_default="0"),
+    Column("idle_shutdown_seconds", Integer),
+    Column("schedules", Text, nullable=False, server_default="[]"),
+    Column("cpu_set", String(256), nullable=False, server_default=""),
+    Column("properties", Text, nullable=False, server_default="{}"),
+    Column("created_by", String(256)),
+    Column("created_at", BigInteger, nullable=False),
+    Column("state_changed_at", BigInteger, nullable=False),
+    Column("last_activity_at", BigInteger, nullable=False),
+)
+
+compute_events = Table(
+    "compute_events",
+    metadata,
+    Column("event_id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    Column("compute", String(64), nullable=False, index=True),
+    Column("state", String(32), nullable=False),
+    Column("reason", Text),
+    Column("time", BigInteger, nullable=False),
+)
+
+# --- environments ---------------------------------------------------------------
+# Registered environment versions. ``spec`` is the normalised JSON (python,
+# requirements, conda leftovers); ``digest`` names the built folder under
+# ``$LAPIS_HOME/envs`` and is shared by every version with the same content.
+environments = Table(
+    "environments",
+    metadata,
+    Column("name", String(256), nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("version_number", Integer),
+    Column("description", Text),
+    Column("image", Text),
+    Column("conda_file", Text),
+    Column("spec", Text, nullable=False),
+    Column("digest", String(64), nullable=False, index=True),
+    Column("tags", Text, nullable=False, server_default="{}"),
+    Column("archived", Boolean, nullable=False, server_default="0"),
+    Column("created_by", String(256)),
+    Column("created_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("name", "version"),
+)
+
+# One row per content digest: what happened the last time it was built.
+environment_builds = Table(
+    "environment_builds",
+    metadata,
+    Column("digest", String(64), primary_key=True),
+    Column("status", String(32), nullable=False),
+    Column("error", Text),
+    Column("log_path", Text),
+    Column("python", Text),
+    Column("started_at", BigInteger),
+    Column("finished_at", BigInteger),
+)
+
+# --- jobs -------------------------------------------------------------------------
+# A job is an MLflow run (same id) plus what it takes to execute it. The
+# scheduler owns ``status``/``status_reason`` and the supervisor columns; ``seq``
+# is the submission order the instance queue keeps. ``spec`` is the resolved
+# request (JSON) the supervisor is started from.
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("run_id", String(32), nullable=False, unique=True),
+    Column("experiment_id", Integer, nullable=False),
+    Column("seq", BigInteger, nullable=False, unique=True),
+    Column("type", String(32), nullable=False, server_default="command"),
+    Column("display_name", String(256)),
+    Column("compute", String(64), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("status_reason", Text),
+    Column("spec", Text, nullable=False),
+    Column("environment", Text),
+    Column("environment_digest", String(64)),
+    Column("snapshot_digest", String(64)),
+    Column("exit_code", Integer),
+    Column("supervisor_pid", Integer),
+    Column("supervisor_start", BigInteger),
+    Column("job_dir", Text),
+    Column("created_by", String(256)),
+    Column("created_at", BigInteger, nullable=False),
+    Column("start_time", BigInteger),
+    Column("end_time", BigInteger),
+    Index(None, "compute", "status"),
+    Index(None, "status"),
+)
+
+job_events = Table(
+    "job_events",
+    metadata,
+    Column("event_id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    Column("job", String(255), nullable=False, index=True),
+    Column("status", String(32), nullable=False),
+    Column("reason", Text),
+    Column("time", BigInteger, nullable=False),
+)

@@ -1,0 +1,7 @@
+"""``lapis environment …`` (skeleton; being built)."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(help="environment", no_args_is_help=True)
