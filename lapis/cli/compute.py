@@ -1,7 +1,360 @@
-"""``lapis compute …`` (skeleton; being built)."""
+"""``lapis compute …``: compute instances (named, pinned slices of this host) and ``local``.
+
+A YAML file is checked here first, so a mistake is reported with its file and
+line before anything is sent; the server checks again (names, sizes, this
+host, quotas) because it alone knows what exists.
+"""
 
 from __future__ import annotations
 
-import typer
+import time
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
 
-app = typer.Typer(help="compute", no_args_is_help=True)
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from lapis.cli._common import (
+    OutputFormat,
+    OutputOption,
+    client,
+    console,
+    fmt_time,
+    output_format,
+    print_json,
+)
+from lapis.compute.spec import load_text, parse_compute
+from lapis.errors import InvalidParameterValue
+
+app = typer.Typer(
+    help="Compute targets: 'local' (this host) and compute instances with their own cores, "
+    "memory, idle shutdown and start/stop schedules.",
+    no_args_is_help=True,
+)
+
+STATE_STYLE = {
+    "Running": "green",
+    "Creating": "blue",
+    "Starting": "blue",
+    "Restarting": "blue",
+    "Stopping": "yellow",
+    "Stopped": "dim",
+    "Failed": "red",
+}
+STABLE = {"Running", "Stopped", "Failed"}
+
+FileOption = Annotated[
+    Path | None,
+    typer.Option("--file", "-f", help="Compute YAML in Azure ML's format (type: computeinstance)."),
+]
+IdleOption = Annotated[
+    int | None,
+    typer.Option(
+        "--idle-time-before-shutdown-minutes",
+        help="Stop the instance after this many minutes without jobs (0: never), to free cores.",
+    ),
+]
+WaitOption = Annotated[
+    bool,
+    typer.Option("--wait", help="Wait until the instance is Running or Stopped (up to 5 min)."),
+]
+
+
+def _path(name: str) -> str:
+    return f"/api/v1/computes/{quote(name, safe='')}"
+
+
+def _state(state: str) -> Text:
+    return Text(state, style=STATE_STYLE.get(state, ""))
+
+
+def _read_doc(file: Path) -> dict[str, Any]:
+    """Load and check a compute YAML locally, so errors carry file:line."""
+    try:
+        text = file.read_text()
+    except OSError as exc:
+        raise InvalidParameterValue(f"cannot read {file}: {exc.strerror}") from None
+    loc = load_text(text, str(file))
+    parse_compute(loc, partial=True)
+    if not isinstance(loc.data, dict):
+        raise InvalidParameterValue(f"{file}: must be a mapping of compute settings")
+    return dict(_jsonable(loc.data))
+
+
+def _jsonable(value: Any) -> Any:
+    """YAML timestamps (a schedule's start_time) as ISO text, the way JSON can carry them."""
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    return value
+
+
+def _wait(ctx: typer.Context, name: str, timeout: float = 300.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    with client(ctx) as http:
+        while True:
+            c: dict[str, Any] = http.get(_path(name))
+            if c["state"] in STABLE or time.monotonic() > deadline:
+                return c
+            time.sleep(0.2)
+
+
+def _summary(c: dict[str, Any], output: OutputFormat) -> None:
+    if output is OutputFormat.json:
+        print_json(c)
+        return
+    line = Text.assemble((c["name"], "bold"), ": ", _state(c["state"]))
+    if c.get("state_reason"):
+        line.append(f" ({c['state_reason']})", style="dim")
+    console().print(line)
+
+
+@app.command("create")
+def create(
+    ctx: typer.Context,
+    file: FileOption = None,
+    name: Annotated[
+        str | None, typer.Option("--name", "-n", help="Name (overrides the file's).")
+    ] = None,
+    type_: Annotated[
+        str | None, typer.Option("--type", "-t", help="computeinstance (the only type so far).")
+    ] = None,
+    size: Annotated[
+        str | None, typer.Option("--size", help="VM size; `lapis compute list-sizes` lists them.")
+    ] = None,
+    idle: IdleOption = None,
+    description: Annotated[str | None, typer.Option("--description", help="Free text.")] = None,
+    wait: WaitOption = False,
+    output: OutputOption = None,
+) -> None:
+    """Create a compute instance from a YAML file or from options.
+
+    The instance gets its size's cores of this host (the least used ones) and
+    counts against its family's core quota until it is deleted.
+    """
+    doc: dict[str, Any] = _read_doc(file) if file else {}
+    overrides = {
+        "name": name,
+        "type": type_,
+        "size": size,
+        "description": description,
+        "idle_time_before_shutdown_minutes": idle,
+    }
+    doc.update({k: v for k, v in overrides.items() if v is not None})
+    if idle is not None:
+        doc.pop("idle_time_before_shutdown", None)
+    if not file:
+        doc.setdefault("type", "computeinstance")
+    source = str(file) if file else "command line"
+    with client(ctx) as http:
+        c = http.post("/api/v1/computes", {**doc, "source": source})
+    if wait:
+        c = _wait(ctx, c["name"])
+    _summary(c, output_format(ctx, output))
+
+
+@app.command("list")
+def list_computes(ctx: typer.Context, output: OutputOption = None) -> None:
+    """List computes: 'local' first, then instances with their state and size."""
+    with client(ctx) as http:
+        computes = http.get("/api/v1/computes")["computes"]
+    if output_format(ctx, output) is OutputFormat.json:
+        print_json(computes)
+        return
+    table = Table(title="Computes", title_justify="left")
+    for col in ("Name", "Type", "State", "Size", "Cores", "Memory", "CPU set", "Next"):
+        table.add_column(col)
+    for c in computes:
+        nxt = (c.get("idle_shutdown") or {}).get("note") or ""
+        if c.get("next_schedule"):
+            nxt = (nxt + "; " if nxt else "") + c["next_schedule"]["note"]
+        table.add_row(
+            Text(c["name"], style="bold"),
+            c["type"],
+            _state(c["state"]),
+            c.get("size") or "-",
+            str(c["cores"]),
+            f"{c['memory_gib']:g} GiB",
+            ",".join(map(str, c["cpu_set"])),
+            nxt,
+        )
+    console().print(table)
+
+
+def _jobs_table(title: str, jobs: list[dict[str, Any]]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for col in ("Name", "Display name", "Status", "Created", "Started", "Reason"):
+        table.add_column(col)
+    for j in jobs:
+        table.add_row(
+            j["name"],
+            j.get("display_name") or "",
+            j["status"],
+            fmt_time(j.get("created_at")),
+            fmt_time(j.get("start_time")),
+            j.get("status_reason") or "",
+        )
+    return table
+
+
+@app.command("show")
+def show(ctx: typer.Context, name: str, output: OutputOption = None) -> None:
+    """Show a compute: state and why, size, pinned cores, when it will stop, and its jobs."""
+    with client(ctx) as http:
+        c = http.get(_path(name))
+    if output_format(ctx, output) is OutputFormat.json:
+        print_json(c)
+        return
+    out = console()
+    rows: list[tuple[str, Any]] = [
+        ("Name", Text(c["name"], style="bold")),
+        ("Type", c["type"]),
+        ("State", Text.assemble(_state(c["state"]), f"  {c.get('state_reason') or ''}")),
+        ("Since", fmt_time(c.get("state_changed_at"))),
+        ("Size", f"{c.get('size') or '-'} ({c.get('family') or 'this host'})"),
+        ("Cores / memory", f"{c['cores']} cores, {c['memory_gib']:g} GiB, {c['gpus']} GPUs"),
+        ("CPU set", ",".join(map(str, c["cpu_set"])) or "-"),
+        ("Job slots", str(c["slots"])),
+    ]
+    if c.get("description"):
+        rows.append(("Description", c["description"]))
+    if c.get("tags"):
+        rows.append(("Tags", ", ".join(f"{k}={v}" for k, v in c["tags"].items())))
+    idle = c.get("idle_shutdown")
+    rows.append(("Idle shutdown", idle["note"] if idle else "off"))
+    nxt = c.get("next_schedule")
+    rows.append(("Next schedule", f"{nxt['note']} on {fmt_time(nxt['time'])}" if nxt else "none"))
+    if c.get("created_by"):
+        rows.append(("Created", f"{fmt_time(c.get('created_at'))} by {c['created_by']}"))
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold cyan")
+    grid.add_column()
+    for label, value in rows:
+        grid.add_row(label, value)
+    out.print(grid)
+    jobs = c.get("jobs") or {}
+    for title, key in (("Running jobs", "running"), ("Queued jobs", "queued")):
+        items = jobs.get(key) or []
+        if items:
+            out.print(_jobs_table(title, items))
+        else:
+            out.print(f"{title}: none")
+
+
+@app.command("list-sizes")
+def list_sizes(ctx: typer.Context, output: OutputOption = None) -> None:
+    """VM sizes: cores, memory, GPUs, whether this host can give them, and quota left."""
+    with client(ctx) as http:
+        body = http.get("/api/v1/compute-sizes")
+    if output_format(ctx, output) is OutputFormat.json:
+        print_json(body["sizes"])
+        return
+    host = body.get("host") or {}
+    table = Table(
+        title=f"VM sizes (this host: {host.get('cores')} cores, {host.get('memory_gib')} GiB, "
+        f"{host.get('gpus', 0)} GPUs)",
+        title_justify="left",
+    )
+    for col in ("Name", "Cores", "Memory", "GPUs", "Category", "Family", "Fits host", "Quota left"):
+        table.add_column(col)
+    for s in body["sizes"]:
+        q = s["quota"]
+        fits = Text("yes", style="green") if s["fits_host"] else Text("no", style="red")
+        if s["approval_required"]:
+            fits = Text("needs approval", style="yellow")
+        gpus = f"{s['gpus']} {s['gpu_type'] or ''}".strip() if s["gpus"] else "-"
+        table.add_row(
+            s["name"],
+            str(s["cores"]),
+            f"{s['memory_gib']:g} GiB",
+            gpus,
+            s["category"],
+            s["family"],
+            fits,
+            f"{q['left']} of {q['limit']} cores",
+        )
+    console().print(table)
+
+
+def _action(
+    ctx: typer.Context, name: str, verb: str, wait: bool, output: OutputFormat | None
+) -> None:
+    with client(ctx) as http:
+        c = http.post(f"{_path(name)}/{verb}")
+    if wait:
+        c = _wait(ctx, c["name"])
+    _summary(c, output_format(ctx, output))
+
+
+@app.command("start")
+def start(
+    ctx: typer.Context, name: str, wait: WaitOption = False, output: OutputOption = None
+) -> None:
+    """Start a Stopped instance so its queued jobs run again."""
+    _action(ctx, name, "start", wait, output)
+
+
+@app.command("stop")
+def stop(
+    ctx: typer.Context, name: str, wait: WaitOption = False, output: OutputOption = None
+) -> None:
+    """Stop an instance: running jobs finish, queued jobs wait; quota stays held."""
+    _action(ctx, name, "stop", wait, output)
+
+
+@app.command("restart")
+def restart(
+    ctx: typer.Context, name: str, wait: WaitOption = False, output: OutputOption = None
+) -> None:
+    """Restart a Running instance once its running jobs end."""
+    _action(ctx, name, "restart", wait, output)
+
+
+@app.command("delete")
+def delete(
+    ctx: typer.Context,
+    name: str,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    output: OutputOption = None,
+) -> None:
+    """Delete an instance with no running or queued jobs; its cores and quota are freed."""
+    if not yes:
+        typer.confirm(f"Delete compute '{name}'?", abort=True)
+    with client(ctx) as http:
+        body = http.request("DELETE", _path(name)).json()
+    if output_format(ctx, output) is OutputFormat.json:
+        print_json(body)
+        return
+    console().print(f"Deleted compute '{body['name']}'.")
+
+
+@app.command("update")
+def update(
+    ctx: typer.Context,
+    name: str,
+    file: FileOption = None,
+    idle: IdleOption = None,
+    description: Annotated[str | None, typer.Option("--description", help="Free text.")] = None,
+    output: OutputOption = None,
+) -> None:
+    """Change description, tags, idle shutdown or schedules (size and SSH are fixed at creation)."""
+    doc: dict[str, Any] = _read_doc(file) if file else {}
+    if idle is not None:
+        doc.pop("idle_time_before_shutdown", None)
+        doc["idle_time_before_shutdown_minutes"] = idle
+    if description is not None:
+        doc["description"] = description
+    if not doc:
+        raise InvalidParameterValue(
+            "nothing to update: give -f FILE, --idle-time-before-shutdown-minutes or --description"
+        )
+    source = str(file) if file else "command line"
+    with client(ctx) as http:
+        c = http.request("PATCH", _path(name), json_body={**doc, "source": source}).json()
+    _summary(c, output_format(ctx, output))

@@ -1,10 +1,486 @@
-"""Compute targets: create, start, stop and delete instances (skeleton; being built)."""
+"""Compute targets: the implicit ``local`` and named compute instances.
+
+An instance is a pinned slice of this host (a VM size's cores and memory)
+with Azure ML's lifecycle::
+
+    Creating ─tick→ Running ─stop→ Stopping ─tick, no running job→ Stopped
+    Stopped ─start→ Starting ─tick→ Running ─restart→ Restarting ─tick, idle→ Running
+    Running ─tick, idle past idle_time_before_shutdown→ Stopped
+
+Who owns what: this service owns every column of ``computes``; the job
+scheduler owns the jobs and only *reads* ``Compute.runs_jobs`` (it starts no
+job unless the instance is Running, so queued jobs wait while it is stopped)
+and calls ``tick`` about every 100 ms with the running and queued job counts
+per compute. ``tick`` is where time passes: pending transitions complete,
+idle instances stop and start/stop schedules fire. It reads all instances
+with one SELECT and writes only when something changes.
+
+Terms: *activity* is the last time an instance had a running or queued job
+(or was touched); *idle deadline* is activity + idle shutdown time; a
+schedule's *window* is ``(last evaluated, now]`` — the last evaluated time is
+kept in memory and persisted in ``properties["schedule_checked_at"]`` so that a
+restarted server neither replays a trigger nor loses one from the last minute.
+"""
 
 from __future__ import annotations
 
+import builtins
+import difflib
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from lapis.compute.host import HostInfo, check_fits, detect_host, pick_cores
+from lapis.compute.schedules import ScheduleWindows, next_action
+from lapis.compute.sizes import (
+    BY_NAME,
+    CATALOGUE,
+    DEFAULT_FAMILY_QUOTA,
+    check_quota,
+    cores_in_use,
+    fits_host,
+    get_size,
+)
+from lapis.compute.spec import located, parse_compute
+from lapis.entities.compute import Compute, ComputeState, ComputeType
+from lapis.errors import (
+    InvalidParameterValue,
+    InvalidState,
+    ResourceAlreadyExists,
+    ResourceDoesNotExist,
+)
+from lapis.jobs.yaml_lines import Located
+from lapis.store.sql.computes import ComputeStore
 from lapis.store.sql.engine import Database
+from lapis.util import now_ms as _now
+
+S = ComputeState
+LOCAL = "local"
+ACTIVITY_PERSIST_MS = 30_000  # how stale the stored activity of a busy instance may get
+SCHEDULE_PERSIST_MS = 30_000
+BUSY_MEMORY_MS = 2_000  # a tick this recent saw jobs: describe() calls the instance busy
+SCHEDULE_LOOKBACK_MS = 60_000  # after a restart, triggers older than this are not caught up
+
+
+def fmt_seconds(seconds: int) -> str:
+    if seconds % 60 == 0:
+        return f"{seconds // 60} min"
+    return f"{seconds} s"
+
+
+def _clock(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000).astimezone().strftime("%H:%M")
 
 
 class ComputeService:
-    def __init__(self, db: Database) -> None:
+    def __init__(
+        self,
+        db: Database,
+        host: HostInfo | None = None,
+        quotas: Mapping[str, int] | None = None,
+    ) -> None:
         self.db = db
+        self.store = ComputeStore(db)
+        self.host = host or detect_host()
+        self.quotas = dict(quotas or {})
+        self._busy_at: dict[str, int] = {}  # last tick that saw jobs, per name_lower
+        self._windows = ScheduleWindows(SCHEDULE_LOOKBACK_MS, SCHEDULE_PERSIST_MS)
+
+    # --- reading -----------------------------------------------------------------
+    def local(self) -> Compute:
+        h = self.host
+        return Compute(
+            name=LOCAL,
+            type=ComputeType.LOCAL.value,
+            state=S.RUNNING.value,
+            cores=h.cores,
+            memory_gib=h.memory_gib,
+            gpus=h.gpus,
+            state_reason="this host; always running",
+            description="This host: jobs run as plain processes, outside any instance's slice.",
+            cpu_set=h.cpus,
+        )
+
+    def get(self, name: str) -> Compute:
+        """A compute by name, case-insensitively; ``local`` is always there."""
+        if name.lower() == LOCAL:
+            return self.local()
+        found = self.store.get(name)
+        if found is None:
+            known = [LOCAL, *self.store.names()]
+            close = difflib.get_close_matches(name.lower(), [k.lower() for k in known], n=1)
+            hint = ""
+            if close:
+                hint = f" Did you mean {next(k for k in known if k.lower() == close[0])}?"
+            raise ResourceDoesNotExist(
+                f"Compute '{name}' does not exist. Known computes: {', '.join(known)}.{hint}"
+            )
+        return found
+
+    def list(self) -> builtins.list[Compute]:
+        return [self.local(), *self.store.all()]
+
+    def events(self, name: str) -> builtins.list[dict[str, Any]]:
+        return self.store.events(self.get(name).name)
+
+    def quota_usage(self) -> dict[str, tuple[int, int]]:
+        """Per family: (limit, cores held by instances, running or stopped)."""
+        used = cores_in_use((str(c.size), 1) for c in self.store.all() if _known(c.size))
+        families = {s.family for s in CATALOGUE}
+        return {f: (self.quotas.get(f, DEFAULT_FAMILY_QUOTA), used.get(f, 0)) for f in families}
+
+    def list_sizes(self) -> builtins.list[dict[str, Any]]:
+        usage = self.quota_usage()
+        out = []
+        for s in CATALOGUE:
+            limit, used = usage[s.family]
+            out.append(
+                {
+                    "name": s.name,
+                    "cores": s.cores,
+                    "memory_gib": s.memory_gib,
+                    "gpus": s.gpus,
+                    "gpu_type": s.gpu_type,
+                    "family": s.family,
+                    "category": s.category,
+                    "approval_required": s.approval_required,
+                    "fits_host": fits_host(s, *self._host_tuple()),
+                    "quota": {"limit": limit, "used": used, "left": max(0, limit - used)},
+                }
+            )
+        return out
+
+    def describe(
+        self, c: Compute, now_ms: int | None = None, *, busy: bool = False
+    ) -> dict[str, Any]:
+        """The API's view of a compute, with when and why it will next stop or start."""
+        now = _now() if now_ms is None else now_ms
+        busy = busy or now - self._busy_at.get(c.name.lower(), 0) < BUSY_MEMORY_MS
+        out: dict[str, Any] = {
+            "name": c.name,
+            "type": c.type,
+            "state": c.state,
+            "state_reason": c.state_reason,
+            "size": c.size,
+            "family": c.family,
+            "cores": c.cores,
+            "memory_gib": c.memory_gib,
+            "gpus": c.gpus,
+            "slots": c.slots,
+            "cpu_set": list(c.cpu_set),
+            "description": c.description,
+            "tags": c.properties.get("tags", {}),
+            "ssh_public_access_enabled": c.ssh_enabled,
+            "idle_time_before_shutdown_seconds": c.idle_shutdown_seconds,
+            "schedules": [{k: v for k, v in s.items()} for s in c.schedules],
+            "created_by": c.created_by,
+            "created_at": c.created_at,
+            "state_changed_at": c.state_changed_at,
+            "last_activity_at": c.last_activity_at,
+            "idle_shutdown": None,
+            "next_schedule": None,
+        }
+        if c.idle_shutdown_seconds:
+            idle = fmt_seconds(c.idle_shutdown_seconds)
+            deadline = None
+            if c.state != S.RUNNING.value:
+                note = f"idle shutdown after {idle} once Running"
+            elif busy:
+                note = f"busy; stops {idle} after its last job ends"
+            else:
+                last = max(c.last_activity_at, self._busy_at.get(c.name.lower(), 0))
+                deadline = last + c.idle_shutdown_seconds * 1000
+                note = f"stops at {_clock(deadline)} if still idle ({idle} idle shutdown)"
+            out["idle_shutdown"] = {
+                "seconds": c.idle_shutdown_seconds,
+                "stops_at": deadline,
+                "note": note,
+            }
+        soonest = next_action(c.schedules, now)
+        if soonest is not None:
+            when, sched = soonest
+            action, cron, tz = sched["action"], sched["cron"], sched["time_zone"]
+            out["next_schedule"] = {
+                "action": action,
+                "time": when,
+                "cron": cron,
+                "time_zone": tz,
+                "note": f"{action}s at {_clock(when)} (schedule '{cron}' {tz})",
+            }
+        return out
+
+    # --- changing ----------------------------------------------------------------
+    def create(
+        self,
+        doc: Mapping[str, Any] | Located,
+        *,
+        source: str = "<compute>",
+        created_by: str | None = None,
+        now_ms: int | None = None,
+    ) -> Compute:
+        """Check a computeinstance document against names, sizes, this host and quotas."""
+        now = _now() if now_ms is None else now_ms
+        spec = parse_compute(located(doc, source))
+        assert spec.name is not None
+        if spec.name.lower() == LOCAL:
+            raise InvalidParameterValue(
+                "The name 'local' is reserved: it is this host, always available as compute: local"
+            )
+        size = get_size(spec.size)
+        check_fits(size, self.host, defaulted="size" not in spec.given)
+        existing = self.store.all()
+        if any(c.name.lower() == spec.name.lower() for c in existing):
+            raise ResourceAlreadyExists(
+                f"Compute '{spec.name}' already exists (names are case-insensitive)"
+            )
+        used = cores_in_use((str(c.size), 1) for c in existing if _known(c.size))
+        check_quota(size, 1, used, self.quotas)
+        by = f"by {created_by}" if created_by else "on request"
+        self.store.insert(
+            Compute(
+                name=spec.name,
+                type=ComputeType.INSTANCE.value,
+                state=S.CREATING.value,
+                state_reason=f"created {by}",
+                cores=size.cores,
+                memory_gib=size.memory_gib,
+                size=size.name,
+                description=spec.description,
+                ssh_enabled=spec.ssh_enabled,
+                idle_shutdown_seconds=spec.idle_shutdown_seconds,
+                schedules=spec.schedules,
+                cpu_set=pick_cores(self.host, size.cores, [c.cpu_set for c in existing]),
+                properties={"tags": spec.tags, "cause": by},
+                created_by=created_by,
+                created_at=now,
+                state_changed_at=now,
+                last_activity_at=now,
+            )
+        )
+        self._forget(spec.name)
+        return self.get(spec.name)
+
+    def update(
+        self,
+        name: str,
+        doc: Mapping[str, Any] | Located,
+        *,
+        source: str = "<compute>",
+        now_ms: int | None = None,
+    ) -> Compute:
+        """Change what may change after creation: description, tags, idle shutdown, schedules."""
+        now = _now() if now_ms is None else now_ms
+        c = self._instance(name, "updated")
+        spec = parse_compute(located(doc, source), partial=True)
+        if spec.name is not None and spec.name.lower() != c.name.lower():
+            raise InvalidParameterValue(
+                f"The document names '{spec.name}' but you are updating '{c.name}'; "
+                "a compute cannot be renamed"
+            )
+        if "size" in spec.given and spec.size.lower() != (c.size or "").lower():
+            raise InvalidParameterValue(
+                f"size is fixed at creation ({c.name} is {c.size}); create a new instance "
+                f"with size {spec.size} instead"
+            )
+        if "ssh_public_access_enabled" in spec.given and spec.ssh_enabled != c.ssh_enabled:
+            raise InvalidParameterValue(
+                "ssh_public_access_enabled is fixed at creation; create a new instance to change it"
+            )
+        values: dict[str, Any] = {}
+        if "description" in spec.given:
+            values["description"] = spec.description
+        if "tags" in spec.given:
+            values["properties"] = {**c.properties, "tags": spec.tags}
+        if "idle" in spec.given:
+            values["idle_shutdown_seconds"] = spec.idle_shutdown_seconds
+            values["last_activity_at"] = now  # the new idle time counts from now
+        if "schedules" in spec.given:  # new schedules count from now: no firing in the past
+            values["schedules"] = spec.schedules
+            props = values.get("properties", c.properties)
+            values["properties"] = {**props, "schedule_checked_at": now}
+        if values:
+            self.store.update(c.name, **values)
+            self._windows.forget(c.name.lower())
+        return self.get(c.name)
+
+    def start(self, name: str, *, by: str | None = None, now_ms: int | None = None) -> Compute:
+        c = self._instance(name, "started")
+        if c.state in (S.STOPPED.value, S.FAILED.value):
+            cause = f"by {by}" if by else "on request"
+            self._move_or_fail(c, S.STARTING, f"starting {cause}", _now_or(now_ms), cause)
+            return self.get(c.name)
+        if c.state == S.RUNNING.value:
+            raise InvalidState(f"Compute '{c.name}' is already Running; nothing to start")
+        if c.state == S.STOPPING.value:
+            raise InvalidState(
+                f"Compute '{c.name}' is Stopping (its running jobs are finishing); "
+                "start it again once it is Stopped"
+            )
+        raise InvalidState(f"Compute '{c.name}' is {c.state}; it will be Running shortly")
+
+    def stop(
+        self,
+        name: str,
+        *,
+        by: str | None = None,
+        running: int = 0,
+        now_ms: int | None = None,
+    ) -> Compute:
+        """Stop taking jobs; Stopped once the running ones end (queued ones stay queued)."""
+        c = self._instance(name, "stopped")
+        if c.state == S.STOPPED.value:
+            raise InvalidState(f"Compute '{c.name}' is already Stopped")
+        if c.state == S.STOPPING.value:
+            raise InvalidState(f"Compute '{c.name}' is already Stopping")
+        cause = f"by {by}" if by else "on request"
+        self._move_or_fail(c, S.STOPPING, _stopping_reason(cause, running), _now_or(now_ms), cause)
+        return self.get(c.name)
+
+    def restart(self, name: str, *, by: str | None = None, now_ms: int | None = None) -> Compute:
+        c = self._instance(name, "restarted")
+        if c.state == S.STOPPED.value:
+            raise InvalidState(f"Compute '{c.name}' is Stopped; use `lapis compute start {c.name}`")
+        if c.state != S.RUNNING.value:
+            raise InvalidState(f"Compute '{c.name}' is {c.state}; only a Running one can restart")
+        cause = f"by {by}" if by else "on request"
+        reason = f"restarting {cause}; running jobs finish first"
+        self._move_or_fail(c, S.RESTARTING, reason, _now_or(now_ms), cause)
+        return self.get(c.name)
+
+    def delete(
+        self,
+        name: str,
+        running: int = 0,
+        queued: int = 0,
+        *,
+        by: str | None = None,
+        now_ms: int | None = None,
+    ) -> None:
+        c = self._instance(name, "deleted")
+        if running or queued:
+            raise InvalidState(
+                f"Compute '{c.name}' has {running} running and {queued} queued job(s); cancel "
+                "them or let them finish before deleting it"
+            )
+        self.store.delete(c.name, f"deleted by {by}" if by else "deleted", _now_or(now_ms))
+        self._forget(c.name)
+
+    def touch(self, name: str, now_ms: int) -> None:
+        """Record activity (a job started, a user connected): the idle clock restarts."""
+        if name.lower() == LOCAL:
+            return
+        c = self.get(name)
+        if now_ms > c.last_activity_at:
+            self.store.update(c.name, last_activity_at=now_ms)
+
+    # --- time passing --------------------------------------------------------------
+    def tick(
+        self, now_ms: int, running: Mapping[str, int], queued: Mapping[str, int]
+    ) -> builtins.list[str]:
+        """Apply whatever is due at ``now_ms``; the names of instances whose state changed."""
+        run = {k.lower(): v for k, v in running.items()}
+        que = {k.lower(): v for k, v in queued.items()}
+        changed = []
+        for c in self.store.all():
+            key = c.name.lower()
+            before = c.state
+            self._schedules_due(c, now_ms, run.get(key, 0))
+            self._advance(c, now_ms, run.get(key, 0), que.get(key, 0))
+            if c.state != before or c.state_changed_at == now_ms:
+                changed.append(c.name)
+        return changed
+
+    def _advance(self, c: Compute, now: int, running: int, queued: int) -> None:
+        cause = str(c.properties.get("cause") or "on request")
+        if c.state == S.CREATING.value:
+            self._move(c, S.RUNNING, "ready", now, last_activity_at=now)
+        elif c.state == S.STARTING.value:
+            self._move(c, S.RUNNING, f"started {cause}", now, last_activity_at=now)
+        elif c.state == S.STOPPING.value and running == 0:
+            self._move(c, S.STOPPED, f"stopped {cause}", now)
+        elif c.state == S.RESTARTING.value and running == 0:
+            self._move(c, S.RUNNING, f"restarted {cause}", now, last_activity_at=now)
+        elif c.state == S.RUNNING.value:
+            self._idle_check(c, now, busy=running + queued > 0)
+
+    def _idle_check(self, c: Compute, now: int, busy: bool) -> None:
+        key = c.name.lower()
+        if busy:
+            self._busy_at[key] = now
+            if now - c.last_activity_at >= ACTIVITY_PERSIST_MS:
+                self.store.update(c.name, last_activity_at=now)
+            return
+        seen = self._busy_at.pop(key, 0)
+        if seen > c.last_activity_at:  # busy → idle: store when the last job was seen
+            self.store.update(c.name, last_activity_at=seen)
+            c.last_activity_at = seen
+        idle = c.idle_shutdown_seconds
+        if idle and now - c.last_activity_at >= idle * 1000:
+            reason = f"idle for {fmt_seconds(idle)} (idle_time_before_shutdown)"
+            self._move(c, S.STOPPED, reason, now, cause="by idle shutdown")
+
+    def _schedules_due(self, c: Compute, now: int, running: int) -> None:
+        if not c.schedules:
+            return
+        stored = int(c.properties.get("schedule_checked_at") or c.created_at)
+        fired, persist = self._windows.fired(c.name.lower(), c.schedules, stored, now)
+        for s in fired:
+            self._fire(c, s, now, running)
+        if persist:
+            c.properties = {**c.properties, "schedule_checked_at": now}
+            self.store.update(c.name, properties=c.properties)
+
+    def _fire(self, c: Compute, s: dict[str, Any], now: int, running: int) -> None:
+        cause = f"by schedule '{s['cron']}' ({s['time_zone']})"
+        if s["action"] == "stop" and c.state not in (S.STOPPED.value, S.STOPPING.value):
+            self._move(c, S.STOPPING, _stopping_reason(cause, running), now, cause=cause)
+        elif s["action"] == "start" and c.state in (S.STOPPED.value, S.FAILED.value):
+            self._move(c, S.STARTING, f"starting {cause}", now, cause=cause)
+
+    # --- helpers -------------------------------------------------------------------
+    def _move(
+        self, c: Compute, to: S, reason: str, now: int, cause: str | None = None, **values: Any
+    ) -> bool:
+        if cause is not None:
+            c.properties = {**c.properties, "cause": cause}
+            values["properties"] = c.properties
+        if not self.store.set_state(c.name, c.state, to.value, reason, now, **values):
+            return False
+        c.state, c.state_reason, c.state_changed_at = to.value, reason, now
+        if "last_activity_at" in values:
+            c.last_activity_at = values["last_activity_at"]
+        return True
+
+    def _move_or_fail(self, c: Compute, to: S, reason: str, now: int, cause: str) -> None:
+        if not self._move(c, to, reason, now, cause=cause):
+            raise InvalidState(f"Compute '{c.name}' changed state meanwhile; look again and retry")
+
+    def _instance(self, name: str, verb: str) -> Compute:
+        if name.lower() == LOCAL:
+            raise InvalidState(f"'local' is this host: it is always running and cannot be {verb}")
+        return self.get(name)
+
+    def _forget(self, name: str) -> None:
+        key = name.lower()
+        self._busy_at.pop(key, None)
+        self._windows.forget(key)
+
+    def _host_tuple(self) -> tuple[int, float, int]:
+        return self.host.cores, self.host.memory_gib, self.host.gpus
+
+
+def _known(size: str | None) -> bool:
+    return size is not None and size.lower() in BY_NAME
+
+
+def _now_or(ms: int | None) -> int:
+    return _now() if ms is None else ms
+
+
+def _stopping_reason(cause: str, running: int) -> str:
+    if running:
+        return (
+            f"stopping {cause}; waiting for {running} running job(s) to finish "
+            "(queued jobs stay queued)"
+        )
+    return f"stopping {cause}"

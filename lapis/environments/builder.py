@@ -138,18 +138,25 @@ class EnvironmentBuilder:
     def _build(
         self, spec: EnvironmentSpec, target: Path, log: Callable[[str], None] | None
     ) -> None:
+        logfile = self.root / f"{spec.digest}.{LOG_NAME}"
+        logfile.write_text("")
+        # Refusals are written to the build log too, so "see the log" always works.
         if spec.conda_only:
-            raise EnvironmentBuildError(
+            reason = (
                 "These conda packages have no PyPI equivalent and cannot be installed here: "
                 + ", ".join(spec.conda_only)
             )
+            logfile.write_text(reason + "\n")
+            raise EnvironmentBuildError(reason, log_path=str(logfile))
         if spec.python:
-            self._check_python(spec.python)
+            try:
+                self._check_python(spec.python)
+            except InvalidParameterValue as exc:
+                logfile.write_text(exc.message + "\n")
+                raise
         if target.exists():
             shutil.rmtree(target)  # a build that died half-way
         target.mkdir(parents=True)
-        logfile = self.root / f"{spec.digest}.{LOG_NAME}"
-        logfile.write_text("")
         venv = [self.uv, "venv", "--quiet", str(target)]
         if spec.python:
             venv += ["--python", spec.python]
@@ -172,7 +179,8 @@ class EnvironmentBuilder:
             tail = "\n".join(logfile.read_text().splitlines()[-15:])
             raise EnvironmentBuildError(
                 f"Building environment {spec.digest[:12]} failed (exit {code}); build log "
-                f"{logfile}:\n{tail}"
+                f"{logfile}:\n{tail}",
+                log_path=str(logfile),
             )
         (target / "lapis-spec.json").write_text(json.dumps(spec.canonical(), indent=2))
         shutil.copy(logfile, target / LOG_NAME)

@@ -1,13 +1,527 @@
-"""Registered and curated environments (skeleton; being built)."""
+"""Registered and curated environments, and what a job's ``environment:`` resolves to.
+
+An environment version is an Azure-shaped document (``name``, ``version``,
+``image``, ``conda_file``, ``description``, ``tags``; Lapis adds ``pip`` and
+``python`` shorthands) reduced to an :class:`EnvironmentSpec`. Only the spec is
+built — with uv, into ``<envs_root>/<digest>`` — so two versions, or a
+registered and an inline environment, that install the same things share one
+folder. ``image`` is recorded for packaging, never pulled: an image-only
+environment runs in Lapis' own interpreter (kind ``system``).
+
+Curated environments ship as YAML files in ``curated/``; they are read at
+start-up, listed with the registered ones and cannot be overwritten. Builds are
+recorded per digest in ``environment_builds`` ("Building", "Succeeded",
+"Failed"); the builder's ``.lapis-ready`` marker is the ground truth, so a
+folder built by a job (or before a restart) reports Succeeded without a row.
+"""
 
 from __future__ import annotations
 
+import builtins
+import difflib
+import json
+import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import yaml
+
+from lapis.environments.builder import LOG_NAME, READY, EnvironmentBuilder, EnvironmentBuildError
+from lapis.environments.spec import EnvironmentSpec, from_conda, from_requirements
+from lapis.errors import (
+    InvalidParameterValue,
+    LapisError,
+    ResourceAlreadyExists,
+    ResourceDoesNotExist,
+)
+from lapis.jobs.spec import EnvironmentRef
+from lapis.jobs.yaml_lines import Located, load
 from lapis.store.sql.engine import Database
+from lapis.store.sql.environments import EnvironmentStore
+from lapis.util import now_ms
+
+__all__ = ["BUILD_STATUSES", "EnvironmentService", "ResolvedEnvironment", "failure_reason"]
+
+CURATED_DIR = Path(__file__).parent / "curated"
+BUILD_STATUSES = ("Building", "Succeeded", "Failed")
+DOC_KEYS = {
+    "$schema",
+    "name",
+    "version",
+    "description",
+    "tags",
+    "image",
+    "conda_file",
+    "pip",
+    "python",
+    "os_type",
+    "build",
+}
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,254}$")
+_VERSION = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 
 
+@dataclass(frozen=True)
+class ResolvedEnvironment:
+    """What a job runs in: Lapis' own interpreter (``system``) or a uv-built folder."""
+
+    kind: str  # "system" | "built"
+    spec: EnvironmentSpec | None
+    digest: str | None
+    label: str  # for people: "lapis-sklearn:1", "inline 3f2a9c1b", "system"
+    image: str | None = None
+
+
+@dataclass(frozen=True)
+class _Definition:
+    """A checked environment document."""
+
+    name: str
+    version: str | None
+    description: str | None
+    image: str | None
+    conda_text: str | None
+    spec: EnvironmentSpec | None  # None: image only
+    tags: dict[str, str]
+
+
+# --- document parsing -------------------------------------------------------------
+def _suggest(word: str, known: list[str] | set[str]) -> str:
+    close = difflib.get_close_matches(word, sorted(known), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _conda_text(
+    doc: Located, raw: Any, hint: str = "`lapis environment create -f` does this for you"
+) -> tuple[str, dict[str, Any]]:
+    """The conda file as text and as a mapping; a path here means nobody inlined it."""
+    path = ("conda_file",)
+    if isinstance(raw, dict):
+        return yaml.safe_dump(raw, sort_keys=False), raw
+    if isinstance(raw, str):
+        try:
+            data = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            raise doc.error(path, f"is not valid conda YAML: {exc}") from None
+        if isinstance(data, dict):
+            return raw, data
+        raise doc.error(
+            path,
+            f"'{raw.strip()[:80]}' looks like a file path; the server cannot read your files, "
+            f"so inline its contents ({hint})",
+        )
+    raise doc.error(path, f"must be a mapping or a file path, got {type(raw).__name__}")
+
+
+def _python(doc: Located, raw: Any) -> str | None:
+    if raw is None:
+        return None
+    if isinstance(raw, float):
+        raise doc.error(("python",), f'must be a quoted string such as "3.11" (got {raw!r})')
+    return from_requirements([], python=str(raw)).python
+
+
+def _tags(doc: Located, raw: Any) -> dict[str, str]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise doc.error(("tags",), "must be a mapping of tag names to values")
+    return {str(k): "" if v is None else str(v) for k, v in raw.items()}
+
+
+def parse_definition(doc: Located) -> _Definition:
+    """Check an environment document; every complaint names the file, line and key."""
+    data = doc.data
+    if not isinstance(data, dict):
+        raise doc.error((), "an environment document must be a mapping")
+    for key in data:
+        if key not in DOC_KEYS:
+            raise doc.error(
+                (key,), f"is not a valid key of an environment{_suggest(key, DOC_KEYS)}"
+            )
+    if "build" in data:
+        raise doc.error(
+            ("build",),
+            "Docker build contexts are not supported: Lapis builds environments with uv; "
+            "use 'conda_file' (or 'pip') and optionally 'image'",
+        )
+    if str(data.get("os_type", "linux")).lower() != "linux":
+        raise doc.error(("os_type",), "only 'linux' environments are supported")
+    name = data.get("name")
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise doc.error(
+            ("name",),
+            "is required: letters, digits, '-', '_' and '.', starting with a letter or digit",
+        )
+    version = data.get("version")
+    if version is not None:
+        version = str(version)
+        if not _VERSION.match(version) or version == "latest":
+            raise doc.error(
+                ("version",), "must be letters, digits, '-', '_' or '.' ('latest' is a label)"
+            )
+    image = data.get("image")
+    if image is not None and not isinstance(image, str):
+        raise doc.error(("image",), "must be an image reference such as python:3.11-slim")
+    conda_text: str | None = None
+    spec: EnvironmentSpec | None = None
+    python = _python(doc, data.get("python"))
+    pip = data.get("pip")
+    if pip is not None and (
+        not isinstance(pip, list) or not all(isinstance(p, str | int | float) for p in pip)
+    ):
+        raise doc.error(("pip",), "must be a list of requirements such as 'scikit-learn>=1.5'")
+    if "conda_file" in data:
+        conda_text, conda = _conda_text(doc, data["conda_file"])
+        spec = from_conda(conda, source=doc.where(("conda_file",)) + " conda_file")
+    if pip is not None or python is not None or spec is not None:
+        base = spec or EnvironmentSpec()
+        if python and base.python and python != base.python:
+            raise doc.error(
+                ("python",), f"says {python} but the conda file asks for python={base.python}"
+            )
+        extra = from_requirements([str(p) for p in pip or []]).requirements
+        spec = EnvironmentSpec(
+            python=python or base.python,
+            requirements=base.requirements + extra,
+            conda_only=base.conda_only,
+            image=image,
+            channels=base.channels,
+        )
+    if spec is None and image is None:
+        raise doc.error((), "an environment needs 'image' and/or 'conda_file' (or 'pip')")
+    description = data.get("description")
+    return _Definition(
+        name=name,
+        version=version,
+        description=None if description is None else str(description),
+        image=image,
+        conda_text=conda_text,
+        spec=spec,
+        tags=_tags(doc, data.get("tags")),
+    )
+
+
+def failure_reason(log_text: str) -> str:
+    """One line saying why a build failed, taken from uv's output in the build log."""
+    lines = [line.strip() for line in log_text.splitlines() if line.strip()]
+    for i, line in enumerate(lines):
+        if line.startswith(("error:", "\u00d7")):  # uv: plain "error:", fancy U+00D7
+            parts = [line.split(":", 1)[1].strip() if line.startswith("error:") else line[1:]]
+            for follow in lines[i + 1 :]:
+                if not follow.startswith(("cause:", "╰─▶", "Caused by:")):
+                    break
+                parts.append(follow.split(":", 1)[1] if ":" in follow[:10] else follow[3:])
+            return ": ".join(p.strip() for p in parts)
+    return lines[-1] if lines else "unknown error (the build log is empty)"
+
+
+# --- the service --------------------------------------------------------------------
 class EnvironmentService:
     def __init__(self, db: Database, envs_root: Path) -> None:
         self.db = db
         self.envs_root = envs_root
+        self.store = EnvironmentStore(db)
+        self._builder: EnvironmentBuilder | None = None
+        self._curated = {d.name: (d, path) for d, path in _load_curated()}
+
+    @property
+    def builder(self) -> EnvironmentBuilder:
+        if self._builder is None:
+            self._builder = EnvironmentBuilder(self.envs_root)
+        return self._builder
+
+    # --- registering ----------------------------------------------------------------
+    def create(
+        self,
+        doc: dict[str, Any] | str,
+        source: str = "<request>",
+        principal_name: str | None = None,
+        overrides: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Register a version. ``doc`` is the parsed document or its YAML text (for line
+        numbers); ``overrides`` (name, version, an inlined conda_file) replace its keys."""
+        located = load(doc, source) if isinstance(doc, str) else Located(dict(doc), source)
+        if isinstance(located.data, dict):
+            located.data.update({k: v for k, v in (overrides or {}).items() if v is not None})
+        d = parse_definition(located)
+        if d.name in self._curated:
+            raise InvalidParameterValue(
+                f"Environment '{d.name}' is curated (shipped with Lapis) and cannot be "
+                "overwritten; register yours under another name"
+            )
+        for _attempt in range(5):
+            version = d.version or str(self.store.next_version(d.name))
+            try:
+                self.store.insert(self._row(d, version, principal_name))
+                break
+            except ResourceAlreadyExists:
+                if d.version is not None:
+                    raise  # an explicit version: the user's duplicate
+        else:  # lost the race for the next number five times in a row
+            raise ResourceAlreadyExists(f"Could not allocate a version of '{d.name}'; retry")
+        return self.get(d.name, version)
+
+    @staticmethod
+    def _row(d: _Definition, version: str, principal_name: str | None) -> dict[str, Any]:
+        spec = d.spec
+        stored = {**(spec or EnvironmentSpec()).canonical(), "channels": []}
+        if spec is not None:
+            stored["channels"] = list(spec.channels)
+        stored["kind"] = "built" if spec is not None else "system"
+        return {
+            "name": d.name,
+            "version": version,
+            "version_number": int(version) if version.isdigit() else None,
+            "description": d.description,
+            "image": d.image,
+            "conda_file": d.conda_text,
+            "spec": json.dumps(stored),
+            "digest": spec.digest if spec is not None else "",
+            "tags": json.dumps(d.tags),
+            "archived": False,
+            "created_by": principal_name,
+            "created_at": now_ms(),
+        }
+
+    def archive(self, name: str, version: str) -> dict[str, Any]:
+        """Hide a version from ``list`` and ``@latest``; jobs naming it exactly still work."""
+        self._refuse_curated(name, "archived")
+        if not self.store.set_archived(name, version, True):
+            self.get(name, version)  # raises the helpful not-found error
+        return self.get(name, version)
+
+    def _refuse_curated(self, name: str, verb: str) -> None:
+        if name in self._curated:
+            raise InvalidParameterValue(
+                f"Environment '{name}' is curated (shipped with Lapis) and cannot be {verb}"
+            )
+
+    # --- reading --------------------------------------------------------------------
+    def get(
+        self, name: str, version: str | None = None, label: str | None = None
+    ) -> dict[str, Any]:
+        """One version; no version (or ``label='latest'``) means the highest number."""
+        if version == "latest":
+            version, label = None, "latest"
+        if label not in (None, "latest"):
+            raise InvalidParameterValue(f"Unknown label '@{label}': only @latest is supported")
+        if version is not None and label is not None:
+            raise InvalidParameterValue("Give a version or @latest, not both")
+        if name in self._curated:
+            d, _ = self._curated[name]
+            if version not in (None, d.version):
+                raise ResourceDoesNotExist(
+                    f"Curated environment '{name}' has no version '{version}'; "
+                    f"versions: {d.version}"
+                )
+            return self._curated_dict(d)
+        row = self.store.latest(name) if version is None else self.store.get(name, version)
+        if row is None:
+            known = self.store.versions(name)
+            if not known:
+                raise ResourceDoesNotExist(f"Environment '{name}' does not exist{self._hint(name)}")
+            if version is None:
+                raise ResourceDoesNotExist(f"Environment '{name}' has only archived versions")
+            listed = ", ".join(r["version"] for r in known)
+            raise ResourceDoesNotExist(
+                f"Environment '{name}' has no version '{version}'; versions: {listed}"
+            )
+        return self._dict(row)
+
+    def _hint(self, name: str) -> str:
+        names = sorted(set(self.store.names()) | set(self._curated))
+        hint = _suggest(name, names)
+        if hint or not names:
+            return hint
+        shown = ", ".join(names[:10]) + (", …" if len(names) > 10 else "")
+        return f"; known environments: {shown}"
+
+    def list(self) -> list[dict[str, Any]]:
+        """The latest version of every environment, curated ones included, by name."""
+        rows = [self._curated_dict(d) for d, _ in self._curated.values()]
+        rows += [self._dict(r) for r in self.store.list_latest()]
+        return sorted(rows, key=lambda e: (e["name"], not e["curated"]))
+
+    def versions(self, name: str) -> builtins.list[dict[str, Any]]:
+        """Every version of ``name``, newest first (archived ones included, flagged)."""
+        if name in self._curated:
+            return [self._curated_dict(self._curated[name][0])]
+        rows = self.store.versions(name)
+        if not rows:
+            raise ResourceDoesNotExist(f"Environment '{name}' does not exist{self._hint(name)}")
+        return [self._dict(r) for r in rows]
+
+    def _dict(self, row: dict[str, Any]) -> dict[str, Any]:
+        stored = json.loads(row["spec"])
+        kind = stored.pop("kind", "built")
+        digest = row["digest"] or None
+        return {
+            "name": row["name"],
+            "version": row["version"],
+            "kind": kind,
+            "description": row["description"],
+            "image": row["image"],
+            "conda_file": row["conda_file"],
+            "spec": stored,
+            "digest": digest,
+            "tags": json.loads(row["tags"] or "{}"),
+            "curated": False,
+            "archived": bool(row["archived"]),
+            "created_at": row["created_at"],
+            "created_by": row["created_by"],
+            "build": self.build_status(digest) if digest else None,
+        }
+
+    def _curated_dict(self, d: _Definition) -> dict[str, Any]:
+        row = self._row(d, d.version or "1", "lapis")
+        out = self._dict({**row, "created_at": None})
+        out["curated"] = True
+        return out
+
+    # --- resolving for jobs ---------------------------------------------------------
+    def resolve(self, ref: EnvironmentRef) -> ResolvedEnvironment:
+        """What a job's ``environment:`` means; unknown names raise with a did-you-mean."""
+        if ref.kind == "system":
+            return ResolvedEnvironment("system", None, None, "system", ref.image)
+        if ref.kind == "inline":
+            if ref.conda_file is None:
+                label = f"image {ref.image} (runs in Lapis' interpreter)" if ref.image else "system"
+                return ResolvedEnvironment("system", None, None, label, ref.image)
+            doc = Located({"conda_file": ref.conda_file}, "environment")
+            hint = "the job's conda_file path must be read relative to the job file first"
+            _, conda = _conda_text(doc, ref.conda_file, hint)
+            spec = from_conda(conda, source="environment.conda_file")
+            return ResolvedEnvironment(
+                "built", spec, spec.digest, f"inline {spec.digest[:8]}", ref.image
+            )
+        if ref.kind != "registered" or not ref.name:
+            raise InvalidParameterValue(f"Cannot resolve environment reference {ref!r}")
+        env = self.get(ref.name, ref.version, ref.label)
+        return self._resolved(env)
+
+    @staticmethod
+    def _resolved(env: dict[str, Any]) -> ResolvedEnvironment:
+        label = f"{env['name']}:{env['version']}"
+        if env["kind"] == "system":
+            return ResolvedEnvironment("system", None, None, label, env["image"])
+        s = env["spec"]
+        spec = EnvironmentSpec(
+            python=s.get("python"),
+            requirements=tuple(s.get("requirements") or ()),
+            conda_only=tuple(s.get("conda") or ()),
+            image=env["image"],
+            channels=tuple(s.get("channels") or ()),
+        )
+        return ResolvedEnvironment("built", spec, spec.digest, label, env["image"])
+
+    # --- building -------------------------------------------------------------------
+    def log_path(self, digest: str) -> Path:
+        return self.envs_root / f"{digest}.{LOG_NAME}"
+
+    def record_build(
+        self,
+        digest: str,
+        status: str,
+        error: str | None = None,
+        log_path: str | Path | None = None,
+        python: str | Path | None = None,
+    ) -> None:
+        """Upsert the build row of ``digest`` (the job service calls this around its builds)."""
+        if status not in BUILD_STATUSES:
+            raise InvalidParameterValue(f"Build status must be one of {', '.join(BUILD_STATUSES)}")
+        values: dict[str, Any] = {"digest": digest, "status": status, "error": error}
+        values["log_path"] = str(log_path) if log_path else str(self.log_path(digest))
+        if python is not None:
+            values["python"] = str(python)
+        if status == "Building":
+            values.update(started_at=now_ms(), finished_at=None)
+        else:
+            values["finished_at"] = now_ms()
+        self.store.upsert_build(values)
+
+    def build_status(self, digest: str) -> dict[str, Any] | None:
+        row = self.store.get_build(digest)
+        ready = (self.envs_root / digest / READY).exists()
+        if row is None and not ready:
+            return None
+        out = {
+            "status": "Succeeded" if ready else row["status"] if row else None,
+            "error": None if ready or row is None else row["error"],
+            "log_path": row["log_path"] if row else str(self.log_path(digest)),
+            "python": (row or {}).get("python")
+            or (str(self.envs_root / digest / "bin" / "python") if ready else None),
+            "path": str(self.envs_root / digest) if ready else None,
+            "started_at": row["started_at"] if row else None,
+            "finished_at": row["finished_at"] if row else None,
+        }
+        return out
+
+    def build(self, name: str, version: str | None = None) -> dict[str, Any]:
+        """Build one version now (synchronously; seconds to minutes) and record the outcome."""
+        env = self.get(name, version)
+        resolved = self._resolved(env)
+        result = {"name": env["name"], "version": env["version"], "kind": resolved.kind}
+        if resolved.spec is None or resolved.digest is None:
+            return {
+                **result,
+                "status": "Succeeded",
+                "cache_hit": True,
+                "seconds": 0.0,
+                "message": "image-only environment: nothing to build; jobs run in Lapis' "
+                "own interpreter (the image is recorded for packaging)",
+            }
+        digest = resolved.digest
+        log_path = self.log_path(digest)
+        if not (self.envs_root / digest / READY).exists():
+            self.record_build(digest, "Building", log_path=log_path)
+        try:
+            built = self.builder.ensure(resolved.spec)
+        except LapisError as exc:
+            text = log_path.read_text() if log_path.exists() else exc.message
+            reason = failure_reason(text)
+            self.record_build(digest, "Failed", error=reason, log_path=log_path)
+            if isinstance(exc, EnvironmentBuildError):
+                tail = "\n".join(text.splitlines()[-15:])
+                raise EnvironmentBuildError(
+                    f"Building environment {resolved.label} failed: {reason} "
+                    f"(build log: {log_path})\n{tail}",
+                    log_path=str(log_path),
+                    reason=reason,
+                ) from None
+            raise
+        self.record_build(digest, "Succeeded", log_path=log_path, python=built.python)
+        return {
+            **result,
+            "status": "Succeeded",
+            "digest": digest,
+            "cache_hit": built.cache_hit,
+            "seconds": round(built.seconds, 3),
+            "path": str(built.path),
+            "python": str(built.python),
+            "log_path": str(log_path),
+        }
+
+    def build_log(self, name: str, version: str | None = None) -> str:
+        env = self.get(name, version)
+        label = f"{env['name']}:{env['version']}"
+        if not env["digest"]:
+            raise ResourceDoesNotExist(
+                f"Environment '{label}' is image-only: it is never built, so it has no build log"
+            )
+        path = self.log_path(env["digest"])
+        if not path.exists():
+            raise ResourceDoesNotExist(
+                f"Environment '{label}' has no build log yet: it has not been built on this "
+                f"server (run `lapis environment build {label}`)"
+            )
+        return path.read_text(errors="replace")
+
+
+def _load_curated() -> list[tuple[_Definition, Path]]:
+    """The environments shipped in ``curated/*.yml``, checked like users' own."""
+    out = []
+    for path in sorted(CURATED_DIR.glob("*.yml")):
+        out.append((parse_definition(load(path.read_text(), str(path.name))), path))
+    return out

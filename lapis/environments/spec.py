@@ -6,8 +6,11 @@ spec is normalised before it is hashed: requirement names are canonicalised
 ``major.minor``. The hash names the folder under ``$LAPIS_HOME/envs``.
 
 Conda packages are mapped to PyPI requirements: ``pip`` and ``python`` are
-handled by uv itself, everything else is assumed to exist on PyPI under the
-same name (the builder reports the ones that don't, by name).
+handled by uv itself, and everything else is assumed to exist on PyPI under
+the same name — except a known list of conda-only system packages (compilers'
+runtimes, CUDA toolkits, R, C libraries), which are kept aside in
+``conda_only`` so the builder can name them instead of failing with a
+confusing pip resolution error.
 """
 
 from __future__ import annotations
@@ -27,6 +30,42 @@ _CONDA_VERSION = re.compile(
 )
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._\-]*)")
 _IGNORED_CONDA = {"pip", "python", "setuptools", "wheel"}
+# Packages conda ships that are not Python distributions on PyPI (or whose PyPI
+# namesake is something unrelated). Canonical names; ``_``-prefixed conda
+# meta-packages (``_libgcc_mutex``) are conda-only too.
+CONDA_ONLY = frozenset(
+    {
+        "blas",
+        "bzip2",
+        "ca-certificates",
+        "cudatoolkit",
+        "cudatoolkit-dev",
+        "cudnn",
+        "icu",
+        "ld-impl-linux-64",
+        "libblas",
+        "libcblas",
+        "libffi",
+        "libgcc",
+        "libgcc-ng",
+        "libgfortran-ng",
+        "libgomp",
+        "liblapack",
+        "libstdcxx-ng",
+        "libuuid",
+        "nccl",
+        "ncurses",
+        "openblas",
+        "openssl",
+        "r-base",
+        "r-essentials",
+        "readline",
+        "sqlite",
+        "tk",
+        "xz",
+        "zlib",
+    }
+)
 
 
 def canonical_name(name: str) -> str:
@@ -104,6 +143,7 @@ def from_conda(text: str | dict[str, Any], source: str = "conda.yml") -> Environ
         raise InvalidParameterValue(f"{source}: 'dependencies' must be a list")
     python: str | None = None
     reqs: list[str] = []
+    conda_only: list[str] = []
     for dep in deps:
         if isinstance(dep, dict):
             pip = dep.get("pip")
@@ -122,6 +162,9 @@ def from_conda(text: str | dict[str, Any], source: str = "conda.yml") -> Environ
             continue
         if canonical_name(name) in _IGNORED_CONDA:
             continue
+        if canonical_name(name) in CONDA_ONLY or name.startswith("_"):
+            conda_only.append(name)
+            continue
         if ver:
             # conda's "=1.5" means "1.5.*"; "==" is exact, as in pip.
             pin = (
@@ -131,4 +174,9 @@ def from_conda(text: str | dict[str, Any], source: str = "conda.yml") -> Environ
         else:
             reqs.append(canonical_name(name))
     channels = tuple(str(c) for c in data.get("channels") or [])
-    return EnvironmentSpec(python=python, requirements=tuple(reqs), channels=channels)
+    return EnvironmentSpec(
+        python=python,
+        requirements=tuple(reqs),
+        conda_only=tuple(conda_only),
+        channels=channels,
+    )

@@ -1,0 +1,179 @@
+"""Compute YAML in Azure ML CLI v2's shape, checked with file:line messages.
+
+A file written for ``az ml compute create -f`` loads here when it describes a
+``computeinstance``: the same keys, the same ``idle_time_before_shutdown``
+forms and the same ``schedules.compute_start_stop`` entries. Keys Lapis does
+not implement are refused by name rather than silently ignored, because an
+instance that quietly lacks a setting the user asked for is worse than an
+error. The same parser serves ``update`` with ``partial=True``: only the keys
+present are changed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from lapis.compute.names import validate_compute_name
+from lapis.compute.schedules import parse_schedule
+from lapis.compute.sizes import get_size
+from lapis.entities.compute import ComputeType
+from lapis.errors import InvalidParameterValue, ResourceDoesNotExist
+from lapis.jobs.yaml_lines import Located, load
+
+DEFAULT_SIZE = "Standard_DS3_v2"  # Azure's default for a compute instance
+KEYS = {
+    "$schema",
+    "name",
+    "type",
+    "size",
+    "description",
+    "tags",
+    "idle_time_before_shutdown_minutes",
+    "idle_time_before_shutdown",
+    "ssh_public_access_enabled",
+    "schedules",
+}
+_DURATION = re.compile(
+    r"^P(?:(?P<d>\d+)D)?(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?$"
+)
+
+
+@dataclass
+class ComputeSpec:
+    """A checked compute document; ``given`` names the keys the user wrote."""
+
+    name: str | None = None
+    type: str = ComputeType.INSTANCE.value
+    size: str = DEFAULT_SIZE
+    description: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    idle_shutdown_seconds: int | None = None
+    ssh_enabled: bool = False
+    schedules: list[dict[str, Any]] = field(default_factory=list)
+    given: set[str] = field(default_factory=set)
+
+
+def parse_duration(text: str) -> int | None:
+    """ISO 8601 duration (``PT30M``, ``PT5S``, ``P1DT2H``) in whole seconds; None if malformed."""
+    m = _DURATION.match(text.strip().upper())
+    if not m or text.strip().upper() in ("P", "PT"):
+        return None
+    d, h, mi = (int(m.group(k) or 0) for k in "dhm")
+    return int(d * 86400 + h * 3600 + mi * 60 + float(m.group("s") or 0))
+
+
+def load_text(text: str, source: str) -> Located:
+    return load(text, source)
+
+
+def located(doc: Mapping[str, Any] | Located, source: str) -> Located:
+    if isinstance(doc, Located):
+        return doc
+    return Located(dict(doc), source)
+
+
+def parse_compute(doc: Mapping[str, Any] | Located, *, partial: bool = False) -> ComputeSpec:
+    """Check a compute document; every complaint names the file, line and key."""
+    loc = located(doc, "<compute>")
+    data = loc.data
+    if not isinstance(data, Mapping):
+        raise loc.error((), f"must be a mapping of compute settings, got {type(data).__name__}")
+    for key in data:
+        if key not in KEYS:
+            raise loc.error(
+                (str(key),),
+                f"is not a computeinstance setting Lapis knows; allowed: {', '.join(sorted(KEYS))}",
+            )
+    spec = ComputeSpec(given={k for k in data if k != "$schema"})
+    _identity(loc, data, spec, partial)
+    if "description" in data:
+        if data["description"] is not None and not isinstance(data["description"], str):
+            raise loc.error(("description",), "must be a string")
+        spec.description = data["description"]
+    if "tags" in data:
+        tags = data["tags"] or {}
+        if not isinstance(tags, Mapping):
+            raise loc.error(("tags",), f"must be a mapping of name: value, got {tags!r}")
+        spec.tags = {str(k): "" if v is None else str(v) for k, v in tags.items()}
+    if "ssh_public_access_enabled" in data:
+        if not isinstance(data["ssh_public_access_enabled"], bool):
+            raise loc.error(("ssh_public_access_enabled",), "must be true or false")
+        spec.ssh_enabled = data["ssh_public_access_enabled"]
+    spec.idle_shutdown_seconds = _idle(loc, data)
+    if "idle_time_before_shutdown_minutes" in data or "idle_time_before_shutdown" in data:
+        spec.given.add("idle")
+    if "schedules" in data:
+        spec.schedules = _schedules(loc, data["schedules"])
+    return spec
+
+
+def _identity(loc: Located, data: Mapping[str, Any], spec: ComputeSpec, partial: bool) -> None:
+    if "name" in data:
+        try:
+            spec.name = validate_compute_name(data["name"])
+        except InvalidParameterValue as exc:
+            raise InvalidParameterValue(
+                f"{loc.where(('name',))}: {exc.message}", file=loc.source, key="name"
+            ) from None
+    elif not partial:
+        raise loc.error(("name",), "is required (3-24 letters, digits or '-')")
+    if "type" in data:
+        kind = str(data["type"]).lower()
+        if kind != ComputeType.INSTANCE.value:
+            hint = " (amlcompute clusters are not available yet)" if kind == "amlcompute" else ""
+            raise loc.error(("type",), f"must be computeinstance, got {data['type']!r}{hint}")
+    elif not partial:
+        raise loc.error(("type",), "is required: type: computeinstance")
+    if "size" in data:
+        if not isinstance(data["size"], str):
+            raise loc.error(("size",), f"must be a VM size name, got {data['size']!r}")
+        try:
+            spec.size = get_size(data["size"]).name
+        except ResourceDoesNotExist as exc:
+            raise loc.error(("size",), exc.message) from None
+
+
+def _idle(loc: Located, data: Mapping[str, Any]) -> int | None:
+    minutes = data.get("idle_time_before_shutdown_minutes")
+    iso = data.get("idle_time_before_shutdown")
+    if minutes is not None and iso is not None:
+        raise loc.error(
+            ("idle_time_before_shutdown",),
+            "give either idle_time_before_shutdown or idle_time_before_shutdown_minutes, not both",
+        )
+    if minutes is not None:
+        if isinstance(minutes, bool) or not isinstance(minutes, int) or minutes < 0:
+            raise loc.error(
+                ("idle_time_before_shutdown_minutes",),
+                f"must be a whole number of minutes (0 turns idle shutdown off), got {minutes!r}",
+            )
+        return minutes * 60 or None
+    if iso is not None:
+        seconds = parse_duration(iso) if isinstance(iso, str) else None
+        if seconds is None:
+            raise loc.error(
+                ("idle_time_before_shutdown",),
+                f"must be an ISO 8601 duration like PT30M or PT90S, got {iso!r}",
+            )
+        return seconds or None
+    return None
+
+
+def _schedules(loc: Located, raw: Any) -> list[dict[str, Any]]:
+    if raw is None:
+        return []
+    if not isinstance(raw, Mapping):
+        raise loc.error(("schedules",), "must be a mapping with compute_start_stop: [...]")
+    for key in raw:
+        if key != "compute_start_stop":
+            raise loc.error(("schedules", str(key)), "is not allowed; use compute_start_stop")
+    entries = raw.get("compute_start_stop") or []
+    if not isinstance(entries, list):
+        raise loc.error(("schedules", "compute_start_stop"), "must be a list of schedules")
+    return [
+        parse_schedule(entry, ("schedules", "compute_start_stop", str(i)), loc.error)
+        for i, entry in enumerate(entries)
+    ]
