@@ -102,6 +102,30 @@ class ArtifactStore:
             raise
         return written
 
+    def put_file(self, rel: str, local: str) -> None:
+        """Copy a local file in under a temporary name, then rename (same guarantee as uploads)."""
+        full = self._full(rel)
+        parent = posixpath.dirname(full)
+        self.fs.makedirs(parent, exist_ok=True)
+        tmp = f"{parent}/.{posixpath.basename(full)}.{uuid.uuid4().hex}.part"
+        self.fs.put_file(local, tmp)
+        self.fs.mv(tmp, full)
+
+    def walk_files(self, rel: str) -> list[FileInfo]:
+        """Every file below ``rel`` (recursively), paths relative to ``rel``."""
+        full = self._full(rel)
+        if not self.fs.isdir(full):
+            return []
+        out: list[FileInfo] = []
+        found: dict[str, dict[str, Any]] = self.fs.find(full, detail=True)
+        for name, info in sorted(found.items()):
+            sub = posixpath.relpath(str(name), full)
+            base = posixpath.basename(sub)
+            if base.startswith(".") and base.endswith(".part"):
+                continue
+            out.append(FileInfo(path=sub, is_dir=False, file_size=int(info.get("size") or 0)))
+        return out
+
     def iter_read(self, rel: str) -> Iterator[bytes]:
         full = self._full(rel)
         if not self.fs.isfile(full):

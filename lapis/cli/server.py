@@ -108,6 +108,7 @@ def server_command(
     typer.echo(f"Lapis server at {url}  (home {settings.home})", err=False)
     if ws.bootstrap is not None:
         typer.echo(f"Admin token written to {settings.credentials_path}")
+    ws.start_scheduler(url)
     config = uvicorn.Config(
         create_app(ws),
         log_level=log_level,

@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import io
 import os
+import shutil
 import subprocess
+import tarfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from lapis.errors import InvalidParameterValue
 
@@ -127,14 +131,58 @@ def take_snapshot(code: Path, max_bytes: int = MAX_BYTES, max_files: int = MAX_F
             f"code folder '{code}' is {total / 2**20:.0f} MB, over the {max_bytes / 2**20:.0f} MB "
             f"limit; the largest files are {shown} — add them to {ignore_file or '.amlignore'}"
         )
+    commit, dirty = _git_state(root)
+    return Snapshot(
+        root,
+        tuple(sorted(sizes)),
+        total,
+        digest_files(root, sizes),
+        ignore_file,
+        commit,
+        dirty,
+        sizes,
+    )
+
+
+def digest_files(root: Path, rels: Iterable[str]) -> str:
+    """Content hash of a set of files: their sorted relative paths and bytes."""
     digest = hashlib.sha256()
-    for rel in sorted(sizes):
+    for rel in sorted(rels):
         digest.update(rel.encode() + b"\0")
         with open(root / rel, "rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(chunk)
         digest.update(b"\0")
-    commit, dirty = _git_state(root)
-    return Snapshot(
-        root, tuple(sorted(sizes)), total, digest.hexdigest(), ignore_file, commit, dirty, sizes
-    )
+    return digest.hexdigest()
+
+
+def pack(snapshot: Snapshot) -> bytes:
+    """The snapshot's files as a gzip'd tar, for upload to the server."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=3) as tar:
+        for rel in snapshot.files:
+            tar.add(snapshot.root / rel, arcname=rel, recursive=False)
+    return buf.getvalue()
+
+
+def unpack(data: bytes, target: Path) -> list[str]:
+    """Extract an uploaded snapshot; only regular files with clean relative names."""
+    names: list[str] = []
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
+        for member in tar.getmembers():
+            rel = PurePosixPath(member.name)
+            if member.isdir():
+                continue
+            if not member.isfile() or rel.is_absolute() or ".." in rel.parts:
+                raise InvalidParameterValue(
+                    f"snapshot entry '{member.name}' is not a plain file inside the snapshot"
+                )
+            dest = target / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            src = tar.extractfile(member)
+            assert src is not None
+            with open(dest, "wb") as out:
+                shutil.copyfileobj(src, out)
+            os.chmod(dest, 0o755 if member.mode & 0o100 else 0o644)
+            names.append(rel.as_posix())
+    return names

@@ -216,6 +216,18 @@ class LapisHTTP:
             err.status_code = 401  # type: ignore[attr-defined]
         return err
 
+    def exists(self, path: str) -> bool:
+        """HEAD ``path``: True on 2xx, False on 404; anything else raises."""
+        try:
+            resp = self._client.request("HEAD", path)
+        except httpx.ConnectError as exc:
+            raise self._unreachable(exc) from exc
+        if resp.status_code == 404:
+            return False
+        if resp.status_code >= 400:
+            raise self._error(resp)
+        return True
+
     def get(self, path: str, /, **params: Any) -> Any:
         return self.request("GET", path, params=params).json()
 

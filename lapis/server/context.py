@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from lapis.artifacts.store import ArtifactStore
 from lapis.auth.service import AuthService, IssuedToken
 from lapis.compute.service import ComputeService
 from lapis.config import Settings
 from lapis.environments.service import EnvironmentService
+from lapis.jobs.service import JobService
 from lapis.registry.service import RegistryService
 from lapis.store.sql.engine import Database
+from lapis.store.sql.jobs import JobStore
 from lapis.store.sql.principals import PrincipalStore
 from lapis.tracking.logged_models import LoggedModelService
 from lapis.tracking.service import TrackingService
@@ -27,7 +30,9 @@ class Workspace:
     registry: RegistryService
     compute: ComputeService
     environments: EnvironmentService
+    jobs: JobService
     bootstrap: IssuedToken | None = None
+    scheduler: Any = None
 
     @classmethod
     def open(cls, settings: Settings) -> Workspace:
@@ -38,6 +43,8 @@ class Workspace:
         auth = AuthService(PrincipalStore(db))
         tracking = TrackingService(db)
         tracking.ensure_default_experiment()
+        compute = ComputeService(db)
+        environments = EnvironmentService(db, settings.home / "envs")
         ws = cls(
             settings=settings,
             db=db,
@@ -46,11 +53,21 @@ class Workspace:
             artifacts=ArtifactStore(settings.resolved_artifact_root),
             logged_models=LoggedModelService(tracking),
             registry=RegistryService(tracking),
-            compute=ComputeService(db),
-            environments=EnvironmentService(db, settings.home / "envs"),
+            compute=compute,
+            environments=environments,
+            jobs=JobService(JobStore(db), tracking, compute, environments, settings.home),
         )
         ws.bootstrap = auth.bootstrap_admin()
         return ws
 
+    def start_scheduler(self, url: str) -> None:
+        """Run jobs: only the process serving ``url`` does this (jobs call back to it)."""
+        from lapis.jobs.scheduler import JobScheduler
+
+        self.scheduler = JobScheduler(self.jobs, self.auth, self.artifacts, url)
+        self.scheduler.start()
+
     def close(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.stop()
         self.db.dispose()

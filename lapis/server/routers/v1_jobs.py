@@ -1,7 +1,161 @@
-"""Lapis' jobs API under ``/api/v1`` (skeleton; being built)."""
+"""Lapis' jobs API under ``/api/v1``: submit, list, show, logs, cancel, outputs."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from lapis.artifacts.store import proxied_path
+from lapis.entities.jobs import Job
+from lapis.errors import MalformedRequest
+from lapis.jobs import logs
+from lapis.jobs.status import JobStatus
+from lapis.server.context import Workspace
+from lapis.server.routers.mlflow._handler import json_response
 
 router = APIRouter(prefix="/api/v1", tags=["jobs"])
+MAX_SNAPSHOT_BYTES = 400 * 1024 * 1024
+
+
+def _ws(request: Request) -> Workspace:
+    ws: Workspace = request.app.state.ws
+    return ws
+
+
+def job_dict(job: Job) -> dict[str, Any]:
+    spec = job.spec
+    env = spec.get("environment") or {}
+    return {
+        "name": job.name,
+        "type": job.type,
+        "display_name": job.display_name or job.name,
+        "status": job.status,
+        "status_reason": job.status_reason,
+        "run_id": job.run_id,
+        "experiment_id": job.experiment_id,
+        "experiment_name": spec.get("experiment_name"),
+        "compute": job.compute,
+        "command": spec.get("command"),
+        "description": spec.get("description"),
+        "tags": spec.get("tags") or {},
+        "environment": job.environment,
+        "environment_digest": job.environment_digest,
+        "image": env.get("image"),
+        "code": spec.get("code"),
+        "inputs": spec.get("inputs") or {},
+        "outputs": spec.get("outputs") or {},
+        "environment_variables": spec.get("environment_variables") or {},
+        "timeout_seconds": spec.get("timeout_seconds"),
+        "exit_code": job.exit_code,
+        "created_by": job.created_by,
+        "created_at": job.created_at,
+        "start_time": job.start_time,
+        "end_time": job.end_time,
+        "terminal": JobStatus(job.status).is_terminal,
+        "events": [{"status": e.status, "time": e.time, "reason": e.reason} for e in job.events],
+    }
+
+
+async def _json(request: Request) -> dict[str, Any]:
+    try:
+        body = orjson.loads(await request.body())
+    except orjson.JSONDecodeError as exc:
+        raise MalformedRequest(f"Request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise MalformedRequest("Request body must be a JSON object")
+    return body
+
+
+@router.head("/snapshots/{digest}")
+async def snapshot_exists(request: Request, digest: str) -> Response:
+    """200 when the server already has this code snapshot (the client skips the upload)."""
+    found = _ws(request).jobs.has_snapshot(digest)
+    return Response(status_code=200 if found else 404)
+
+
+@router.put("/snapshots/{digest}")
+async def upload_snapshot(request: Request, digest: str) -> Response:
+    """A gzip'd tar of the code folder; the server checks it hashes to ``digest``."""
+    data = bytearray()
+    async for chunk in request.stream():
+        data.extend(chunk)
+        if len(data) > MAX_SNAPSHOT_BYTES:
+            raise MalformedRequest("snapshot upload is larger than 400 MB")
+    result = await run_in_threadpool(_ws(request).jobs.store_snapshot, digest, bytes(data))
+    return json_response(result)
+
+
+@router.post("/jobs")
+async def create_job(request: Request) -> Response:
+    """Submit a command job: its YAML text, overrides, base folder, snapshot and conda text."""
+    body = await _json(request)
+    principal = getattr(request.state, "principal", None)
+    job = await run_in_threadpool(_ws(request).jobs.submit, body, principal)
+    return json_response(job_dict(job), status=201)
+
+
+@router.get("/jobs")
+async def list_jobs(
+    request: Request,
+    status: str | None = None,
+    compute: str | None = None,
+    experiment_name: str | None = None,
+    max_results: int = 50,
+) -> Response:
+    jobs = await run_in_threadpool(
+        _ws(request).jobs.list, status, compute, experiment_name, max_results
+    )
+    return json_response({"jobs": [job_dict(j) for j in jobs]})
+
+
+@router.get("/jobs/{name}")
+async def get_job(request: Request, name: str) -> Response:
+    job = await run_in_threadpool(_ws(request).jobs.get, name)
+    return json_response(job_dict(job))
+
+
+@router.post("/jobs/{name}/cancel")
+async def cancel_job(request: Request, name: str) -> Response:
+    principal = getattr(request.state, "principal", None)
+    job = await run_in_threadpool(_ws(request).jobs.cancel, name, principal)
+    return json_response(job_dict(job))
+
+
+@router.get("/jobs/{name}/logs")
+async def job_logs(request: Request, name: str, cursor: str | None = None) -> Response:
+    """Log text after ``cursor`` plus the next cursor and the job's status (for streaming)."""
+    ws = _ws(request)
+
+    def read() -> dict[str, Any]:
+        job = ws.jobs.store.get(name)
+        text, after = logs.read(ws.jobs.job_dir(name), cursor)
+        return {
+            "data": text,
+            "cursor": after,
+            "status": job.status,
+            "status_reason": job.status_reason,
+            "terminal": JobStatus(job.status).is_terminal,
+        }
+
+    return json_response(await run_in_threadpool(read))
+
+
+@router.get("/jobs/{name}/files")
+async def job_files(request: Request, name: str) -> Response:
+    """Every artifact of the job's run, with the store path to download it from."""
+    ws = _ws(request)
+
+    def listing() -> dict[str, Any]:
+        job = ws.jobs.store.get(name)
+        run = ws.tracking.get_run(job.run_id)
+        root = proxied_path(run.info.artifact_uri) or ""
+        files = [
+            {"path": f.path, "size": f.file_size} for f in ws.artifacts.walk_files(root) if root
+        ]
+        return {"root": root, "files": files, "outputs": list(job.spec.get("outputs") or {})}
+
+    return json_response(await run_in_threadpool(listing))

@@ -1,0 +1,334 @@
+"""Jobs: validate a submission, record it as an MLflow run, queue it, cancel it.
+
+A submission is the job's YAML text (so errors keep file and line), the
+``--set`` overrides, the folder the file came from (relative input paths are
+taken from there, as Azure does), the digest of an already uploaded code
+snapshot and, when the environment's conda file is a path, its text. Everything
+is checked here, before the job exists: compute, environment, inputs, code.
+Execution belongs to the scheduler (``lapis.jobs.scheduler``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lapis.compute.base import backend_for
+from lapis.compute.service import ComputeService
+from lapis.entities.auth import Principal
+from lapis.entities.jobs import Job
+from lapis.environments.service import EnvironmentService
+from lapis.errors import InvalidParameterValue, InvalidState, ResourceDoesNotExist
+from lapis.jobs.snapshot import digest_files, unpack
+from lapis.jobs.spec import CommandJobSpec, EnvironmentRef, parse_job
+from lapis.jobs.status import JobStatus
+from lapis.store.sql.jobs import JobStore
+from lapis.tracking.service import TrackingService
+from lapis.util import now_ms
+
+PATH_INPUTS = {"uri_file", "uri_folder", "mlflow_model", "custom_model", "mltable"}
+
+
+class JobService:
+    def __init__(
+        self,
+        store: JobStore,
+        tracking: TrackingService,
+        compute: ComputeService,
+        environments: EnvironmentService,
+        home: Path,
+    ) -> None:
+        self.store = store
+        self.tracking = tracking
+        self.compute = compute
+        self.environments = environments
+        self.home = home
+        self.snapshots = home / "snapshots"
+        self.jobs_root = home / "jobs"
+        self.wake: Callable[[], None] = lambda: None  # the scheduler replaces this
+
+    # --- code snapshots -----------------------------------------------------------
+    def has_snapshot(self, digest: str) -> bool:
+        return (self.snapshots / digest).is_dir()
+
+    def store_snapshot(self, digest: str, data: bytes) -> dict[str, Any]:
+        """Keep an uploaded snapshot under its digest, after checking the digest is right."""
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise InvalidParameterValue(f"'{digest}' is not a snapshot digest (64 hex characters)")
+        final = self.snapshots / digest
+        if final.is_dir():
+            return {"digest": digest, "stored": False}
+        tmp = self.snapshots / f".{digest}.{uuid.uuid4().hex}"
+        tmp.mkdir(parents=True)
+        try:
+            try:
+                files = unpack(data, tmp)
+            except (OSError, EOFError, ValueError) as exc:
+                raise InvalidParameterValue(
+                    f"snapshot upload is not a tar archive: {exc}"
+                ) from None
+            actual = digest_files(tmp, files)
+            if actual != digest:
+                raise InvalidParameterValue(
+                    f"snapshot content hashes to {actual[:12]}…, not {digest[:12]}…"
+                )
+            with contextlib.suppress(OSError):  # a concurrent upload of the same code won
+                tmp.rename(final)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return {"digest": digest, "stored": True, "files": len(files)}
+
+    # --- submission ---------------------------------------------------------------
+    def submit(self, request: dict[str, Any], principal: Principal | None) -> Job:
+        text = request.get("yaml")
+        if not isinstance(text, str) or not text.strip():
+            raise InvalidParameterValue("'yaml' must hold the job file's text")
+        source = str(request.get("source") or "<job>")
+        overrides = request.get("overrides") or []
+        if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
+            raise InvalidParameterValue("'overrides' must be a list of key=value strings")
+        base_dir = Path(str(request["base_dir"])) if request.get("base_dir") else None
+        spec = parse_job(text, source, overrides, base_dir=None)
+        compute = self.compute.get(spec.compute)
+        reason = backend_for(compute).unsupported(compute, spec)
+        if reason:
+            raise InvalidParameterValue(f"{source}: compute: {reason}")
+        env = self._environment(spec, request, source)
+        inputs = self._inputs(spec, base_dir, source)
+        code = self._code(spec, request, source)
+        experiment = self.tracking.get_or_create_experiment(spec.experiment_name, principal)
+        tags = {
+            **spec.tags,
+            "mlflow.source.type": "JOB",
+            "mlflow.source.name": source,
+            "lapis.job.name": spec.name,
+            "lapis.job.compute": compute.name,
+        }
+        if code and code.get("git_commit"):
+            tags["mlflow.source.git.commit"] = str(code["git_commit"])
+        if self._exists(spec.name):
+            from lapis.errors import ResourceAlreadyExists
+
+            raise ResourceAlreadyExists(f"A job named '{spec.name}' already exists")
+        run = self.tracking.create_run(
+            experiment.experiment_id,
+            run_name=spec.display_name or spec.name,
+            tags=tags,
+            principal=principal,
+        )
+        self.tracking.update_run(run.info.run_id, status="SCHEDULED")
+        stored = {
+            "command": spec.command,
+            "description": spec.description,
+            "experiment_name": spec.experiment_name,
+            "tags": spec.tags,
+            "inputs": inputs,
+            "outputs": {k: asdict(v) for k, v in spec.outputs.items()},
+            "environment_variables": spec.environment_variables,
+            "timeout_seconds": spec.timeout_seconds,
+            "environment": env,
+            "code": code,
+            "source": source,
+            "user_id": principal.user_id if principal else None,
+        }
+        now = now_ms()
+        with self.store.db.write() as conn:
+            self.store.create(
+                conn,
+                {
+                    "name": spec.name,
+                    "run_id": run.info.run_id,
+                    "experiment_id": int(experiment.experiment_id),
+                    "display_name": spec.display_name,
+                    "compute": compute.name,
+                    "spec": stored,
+                    "environment": env["label"],
+                    "environment_digest": env.get("digest"),
+                    "snapshot_digest": code["digest"] if code else None,
+                    "created_by": principal.name if principal else None,
+                },
+                now,
+            )
+        self.store.transition(spec.name, JobStatus.QUEUED, time_ms=now, reason="waiting for a slot")
+        self.wake()
+        return self.get(spec.name)
+
+    def _exists(self, name: str) -> bool:
+        try:
+            self.store.get(name)
+        except ResourceDoesNotExist:
+            return False
+        return True
+
+    def _environment(
+        self, spec: CommandJobSpec, request: dict[str, Any], source: str
+    ) -> dict[str, Any]:
+        ref = spec.environment
+        if ref.kind == "inline" and isinstance(ref.conda_file, str) and "\n" not in ref.conda_file:
+            text = request.get("conda_file_text")
+            if not isinstance(text, str):
+                raise InvalidParameterValue(
+                    f"{source}: environment.conda_file: '{ref.conda_file}' is a path; send its "
+                    "text as 'conda_file_text' (the CLI and SDK do this)"
+                )
+            ref = EnvironmentRef(
+                "inline", name=ref.name, version=ref.version, image=ref.image, conda_file=text
+            )
+        try:
+            resolved = self.environments.resolve(ref)
+        except InvalidParameterValue as exc:
+            raise type(exc)(f"{source}: environment: {exc.message}") from None
+        except ResourceDoesNotExist as exc:
+            raise ResourceDoesNotExist(f"{source}: environment: {exc.message}") from None
+        return {
+            "kind": resolved.kind,
+            "label": resolved.label,
+            "digest": resolved.digest,
+            "image": resolved.image,
+            "spec": resolved.spec.canonical() if resolved.spec is not None else None,
+        }
+
+    def _inputs(
+        self, spec: CommandJobSpec, base_dir: Path | None, source: str
+    ) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for name, item in spec.inputs.items():
+            entry: dict[str, Any] = {"type": item.type, "mode": item.mode}
+            if item.type in PATH_INPUTS:
+                if item.path is None:
+                    entry["path"] = None
+                elif "://" in item.path or item.path.startswith("azureml:"):
+                    raise InvalidParameterValue(
+                        f"{source}: inputs.{name}.path: '{item.path}' is not a local path; "
+                        "this workspace reads inputs from local files and folders"
+                    )
+                else:
+                    path = Path(item.path).expanduser()
+                    if not path.is_absolute():
+                        if base_dir is None:
+                            raise InvalidParameterValue(
+                                f"{source}: inputs.{name}.path: relative path without base_dir"
+                            )
+                        path = base_dir / path
+                    if not path.exists():
+                        raise InvalidParameterValue(
+                            f"{source}: inputs.{name}.path: '{path}' does not exist"
+                        )
+                    if item.type == "uri_file" and not path.is_file():
+                        raise InvalidParameterValue(
+                            f"{source}: inputs.{name}.path: '{path}' is not a file (uri_file)"
+                        )
+                    entry["path"] = str(path.resolve())
+            else:
+                entry["value"] = item.value
+            out[name] = entry
+        return out
+
+    def _code(
+        self, spec: CommandJobSpec, request: dict[str, Any], source: str
+    ) -> dict[str, Any] | None:
+        snapshot = request.get("snapshot")
+        if spec.code is None:
+            return None
+        if not isinstance(snapshot, dict) or not snapshot.get("digest"):
+            raise InvalidParameterValue(
+                f"{source}: code: '{spec.code}' must be uploaded as a snapshot first "
+                "(the CLI and SDK do this)"
+            )
+        digest = str(snapshot["digest"])
+        if not self.has_snapshot(digest):
+            raise InvalidParameterValue(f"{source}: code: snapshot {digest[:12]} was not uploaded")
+        return {
+            "digest": digest,
+            "git_commit": snapshot.get("git_commit"),
+            "git_dirty": snapshot.get("git_dirty"),
+            "files": snapshot.get("files"),
+            "bytes": snapshot.get("bytes"),
+        }
+
+    # --- reading ----------------------------------------------------------------------
+    def get(self, name: str) -> Job:
+        return self.store.get(name, events=True)
+
+    def list(
+        self,
+        status: str | None = None,
+        compute: str | None = None,
+        experiment_name: str | None = None,
+        max_results: int = 50,
+    ) -> list[Job]:
+        statuses = None
+        if status:
+            wanted = [s.strip() for s in status.split(",") if s.strip()]
+            known = {s.value.lower(): s.value for s in JobStatus}
+            bad = [s for s in wanted if s.lower() not in known]
+            if bad:
+                raise InvalidParameterValue(
+                    f"Unknown job status {', '.join(bad)}; known: {', '.join(known.values())}"
+                )
+            statuses = [known[s.lower()] for s in wanted]
+        experiment_id = None
+        if experiment_name:
+            experiment_id = int(self.tracking.get_experiment_by_name(experiment_name).experiment_id)
+        if compute:
+            compute = self.compute.get(compute).name
+        if not 1 <= max_results <= 1000:
+            raise InvalidParameterValue("max_results must be between 1 and 1000")
+        return self.store.search(
+            statuses=statuses, compute=compute, experiment_id=experiment_id, limit=max_results
+        )
+
+    def job_dir(self, name: str) -> Path:
+        return self.jobs_root / name
+
+    # --- cancel -----------------------------------------------------------------------
+    def cancel(self, name: str, principal: Principal | None) -> Job:
+        job = self.store.get(name)
+        status = JobStatus(job.status)
+        who = f" by {principal.name}" if principal else ""
+        if status.is_terminal:
+            raise InvalidState(f"Job {name} has already ended ({status.value}); nothing to cancel")
+        now = now_ms()
+        if status in (JobStatus.NOT_STARTED, JobStatus.QUEUED) and self.store.transition(
+            name,
+            JobStatus.CANCELED,
+            time_ms=now,
+            reason=f"canceled{who} before it started",
+            expect=(JobStatus.NOT_STARTED, JobStatus.QUEUED),
+        ):
+            self.tracking.update_run(job.run_id, status="KILLED", end_time=now)
+            return self.get(name)
+        if status is not JobStatus.CANCEL_REQUESTED:
+            self.store.transition(
+                name, JobStatus.CANCEL_REQUESTED, time_ms=now, reason=f"cancel requested{who}"
+            )
+        folder = self.job_dir(name)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "cancel").write_text(str(now))
+        self.wake()
+        return self.get(name)
+
+
+def spec_summary(job: Job) -> dict[str, Any]:
+    """What `job show` prints of the stored spec (no tokens, no internals)."""
+    spec = job.spec
+    return {
+        "command": spec.get("command"),
+        "inputs": spec.get("inputs"),
+        "outputs": spec.get("outputs"),
+        "environment": spec.get("environment", {}).get("label"),
+        "code": spec.get("code"),
+        "timeout_seconds": spec.get("timeout_seconds"),
+        "environment_variables": spec.get("environment_variables"),
+    }
+
+
+def dump_yaml(doc: dict[str, Any]) -> str:
+    return yaml.safe_dump(doc, sort_keys=False)

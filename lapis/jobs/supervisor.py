@@ -1,0 +1,273 @@
+"""The supervisor: one small detached process per running job.
+
+The server starts it (``python -m lapis.jobs.supervisor JOB_DIR``) in a new
+session and forgets about it; from then on the job no longer depends on the
+server being alive. The supervisor builds the environment if needed, starts
+the user's command in its own process group (pinned to the compute's cores),
+enforces cancel, ``limits.timeout`` and the memory limit by ending the whole
+process tree, and exits when the command does.
+
+It talks to the server only through files in the job folder, so a server
+that is down, restarting or busy never blocks it:
+
+- ``events.jsonl`` (supervisor → server): one JSON line per step
+  (``Preparing``, ``Starting``, ``Running``, ``Exited``), each with its time;
+  appended and fsync'd, so a server that comes back replays them;
+- ``heartbeat`` (supervisor → server): touched every second; a stale one is
+  what the server calls ``NotResponding``;
+- ``cancel`` (server → supervisor): its existence asks for the tree to end.
+
+The job's output goes straight from the child to ``user_logs/std_log.txt``
+(no pipe through this process), so the log survives whatever happens here.
+It imports nothing heavy: it starts in tens of milliseconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+EVENTS = "events.jsonl"
+HEARTBEAT = "heartbeat"
+CANCEL = "cancel"
+JOB_FILE = "job.json"
+STD_LOG = "user_logs/std_log.txt"
+BUILD_LOG = "system_logs/environment_build.txt"
+HEARTBEAT_SECONDS = 1.0
+KILL_GRACE_SECONDS = 3.0
+
+
+def emit(job_dir: Path, status: str, **data: Any) -> None:
+    """Append one event; durable before the next step starts."""
+    line = json.dumps({"status": status, "time": int(time.time() * 1000), **data})
+    fd = os.open(job_dir / EVENTS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (line + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_events(job_dir: Path, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+    """Whole events written after ``offset`` and the offset after them (a torn tail waits)."""
+    try:
+        with open(job_dir / EVENTS, "rb") as fh:
+            fh.seek(offset)
+            data = fh.read()
+    except FileNotFoundError:
+        return [], offset
+    end = data.rfind(b"\n")
+    if end < 0:
+        return [], offset
+    events = []
+    for raw in data[: end + 1].splitlines():
+        try:
+            events.append(json.loads(raw))
+        except ValueError:
+            continue
+    return events, offset + end + 1
+
+
+def kill_tree(pid: int, grace: float = KILL_GRACE_SECONDS) -> None:
+    """End a process, its group and every descendant (even ones that left the group)."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        procs = []
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGTERM)
+    for p in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.terminate()
+    _, alive = psutil.wait_procs(procs, timeout=grace)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+    for p in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.kill()
+    psutil.wait_procs(alive, timeout=grace)
+
+
+def _tree_rss(pid: int) -> int:
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        total = 0
+        for p in [root, *root.children(recursive=True)]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                total += p.memory_info().rss
+        return total
+    except psutil.NoSuchProcess:
+        return 0
+
+
+def _heartbeat(job_dir: Path, stop: threading.Event) -> None:
+    beat = job_dir / HEARTBEAT
+    while not stop.is_set():
+        beat.touch()
+        stop.wait(HEARTBEAT_SECONDS)
+
+
+def _tail(path: Path, lines: int = 10) -> str:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, path.stat().st_size - 8192))
+            text = fh.read().decode(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _environment(job_dir: Path, job: dict[str, Any]) -> str | None:
+    """The interpreter folder to put first on PATH; None after a failed build (event sent)."""
+    env = job["environment"]
+    if env["kind"] != "built":
+        return str(Path(env["python"]).parent)
+    from lapis.environments.builder import EnvironmentBuilder
+    from lapis.environments.spec import EnvironmentSpec
+
+    spec = EnvironmentSpec(
+        python=env["spec"].get("python"),
+        requirements=tuple(env["spec"].get("requirements") or ()),
+        conda_only=tuple(env["spec"].get("conda") or ()),
+    )
+    builder = EnvironmentBuilder(Path(env["root"]))
+    if not (builder.path_for(spec) / ".lapis-ready").exists():
+        emit(
+            job_dir, "Preparing", digest=spec.digest, reason=f"building environment {env['label']}"
+        )
+    log_path = job_dir / BUILD_LOG
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "a", buffering=1) as log:
+        log.write(f"Environment {env['label']} ({spec.digest[:12]})\n")
+
+        def write(line: str) -> None:
+            log.write(line + "\n")
+
+        try:
+            built = builder.ensure(spec, log=write)
+        except Exception as exc:  # the reason goes to the job, not to a traceback
+            message = str(exc)
+            log.write(f"\nBuild failed: {message}\n")
+            emit(
+                job_dir,
+                "Exited",
+                code=None,
+                outcome="Failed",
+                reason=f"environment build failed: {message}",
+                digest=spec.digest,
+            )
+            return None
+        how = "Reused cached" if built.cache_hit else "Built"
+        log.write(f"{how} environment in {built.seconds:.2f} s\n")
+    emit(job_dir, "Built", digest=spec.digest, cache_hit=built.cache_hit, seconds=built.seconds)
+    return str(built.python.parent)
+
+
+def supervise(job_dir: Path) -> int:
+    import subprocess
+
+    job = json.loads((job_dir / JOB_FILE).read_text())
+    stop = threading.Event()
+    threading.Thread(target=_heartbeat, args=(job_dir, stop), daemon=True).start()
+    try:
+        bin_dir = _environment(job_dir, job)
+        if bin_dir is None:
+            return 1
+        if (job_dir / CANCEL).exists():
+            emit(job_dir, "Exited", code=None, outcome="Canceled", reason="canceled before start")
+            return 0
+        emit(job_dir, "Starting")
+        cpus = job.get("cpu_set") or []
+        if cpus and hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, cpus)  # inherited by the command and all it starts
+        env = {**os.environ, **job["env"]}
+        env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
+        env.pop("VIRTUAL_ENV", None)
+        if job["environment"]["kind"] == "built":
+            env["VIRTUAL_ENV"] = str(Path(bin_dir).parent)
+        log_path = job_dir / STD_LOG
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "ab", buffering=0) as log:
+            proc = subprocess.Popen(
+                ["/bin/bash", "-c", job["command"]],
+                cwd=job_dir / "wd",
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        emit(job_dir, "Running", pid=proc.pid)
+        return _watch(job_dir, job, proc)
+    finally:
+        stop.set()
+
+
+def _watch(job_dir: Path, job: dict[str, Any], proc: Any) -> int:
+    started = time.monotonic()
+    timeout = job.get("timeout_seconds")
+    memory_limit = job.get("memory_limit_bytes")
+    last_memory_check = 0.0
+    outcome: tuple[str, str] | None = None
+    while proc.poll() is None:
+        now = time.monotonic()
+        if (job_dir / CANCEL).exists():
+            outcome = ("Canceled", "canceled by request")
+        elif timeout and now - started > timeout:
+            outcome = ("Failed", f"exceeded limits.timeout of {timeout} s")
+        elif memory_limit and now - last_memory_check > 0.5:
+            last_memory_check = now
+            used = _tree_rss(proc.pid)
+            if used > memory_limit:
+                outcome = (
+                    "Failed",
+                    f"used {used / 2**30:.2f} GiB, over the compute's memory limit of "
+                    f"{memory_limit / 2**30:.2f} GiB",
+                )
+        if outcome is not None:
+            kill_tree(proc.pid)
+            proc.wait()
+            break
+        time.sleep(0.05)
+    code = proc.returncode
+    if outcome is None:
+        if code == 0:
+            outcome = ("Completed", "exit code 0")
+        else:
+            tail = _tail(job_dir / STD_LOG)
+            outcome = (
+                "Failed",
+                f"exit code {code}" + (f"; last log lines:\n{tail}" if tail else ""),
+            )
+    kill_tree(proc.pid, grace=0.5)  # stragglers: background children of the command
+    emit(job_dir, "Exited", code=code, outcome=outcome[0], reason=outcome[1])
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        sys.stderr.write("usage: python -m lapis.jobs.supervisor JOB_DIR\n")
+        return 2
+    job_dir = Path(args[0])
+    try:
+        return supervise(job_dir)
+    except Exception as exc:  # last resort: the server must learn why, not wait forever
+        emit(job_dir, "Exited", code=None, outcome="Failed", reason=f"supervisor error: {exc!r}")
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

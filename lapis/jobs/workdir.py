@@ -1,0 +1,180 @@
+"""The job folder: what a job sees when it starts, and what is kept when it ends.
+
+``$LAPIS_HOME/jobs/<name>/`` holds
+
+- ``wd/``            the working directory: a copy of the code snapshot, plus
+                     ``outputs/`` and ``logs/`` (Azure's conventions);
+- ``inputs/<name>/`` read-only copies of ``uri_file``/``uri_folder`` inputs;
+- ``named-outputs/<name>/`` the folders ``${{outputs.<name>}}`` points at;
+- ``user_logs/std_log.txt``, ``system_logs/`` and the supervisor's files.
+
+Inputs are copied, not linked, and made read-only, so a job can neither
+change a user's data nor see it change under it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lapis.artifacts.store import ArtifactStore
+from lapis.entities.compute import Compute
+from lapis.entities.jobs import Job
+from lapis.jobs.spec import render_command
+from lapis.jobs.supervisor import JOB_FILE
+
+
+@dataclass(frozen=True)
+class Prepared:
+    command: str
+    inputs: dict[str, str]
+    outputs: dict[str, str]
+
+
+def _read_only(path: Path) -> None:
+    if path.is_file():
+        path.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+        return
+    for dirpath, _dirnames, filenames in os.walk(path, topdown=False):
+        for name in filenames:
+            Path(dirpath, name).chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+        Path(dirpath).chmod(stat.S_IRUSR | stat.S_IXUSR | stat.S_IRGRP | stat.S_IXGRP)
+
+
+def _writable(path: Path) -> None:
+    """Undo ``_read_only`` so an old folder can be replaced."""
+    for dirpath, _dirs, filenames in os.walk(path):
+        Path(dirpath).chmod(0o755)
+        for name in filenames:
+            Path(dirpath, name).chmod(0o644)
+
+
+def prepare(job: Job, folder: Path, snapshots: Path) -> Prepared:
+    if folder.exists():
+        _writable(folder)
+        for child in folder.iterdir():
+            if child.name != "cancel":  # a cancel that raced the start must survive
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
+    wd = folder / "wd"
+    code = job.spec.get("code")
+    if code:
+        shutil.copytree(snapshots / code["digest"], wd)
+    wd.mkdir(exist_ok=True)
+    (wd / "outputs").mkdir(exist_ok=True)
+    (wd / "logs").mkdir(exist_ok=True)
+    (folder / "user_logs").mkdir()
+    (folder / "system_logs").mkdir()
+    inputs: dict[str, str] = {}
+    for name, item in job.spec.get("inputs", {}).items():
+        if "path" in item:
+            if item["path"] is None:
+                continue
+            src = Path(item["path"])
+            dest = folder / "inputs" / name
+            dest.mkdir(parents=True)
+            if src.is_dir():
+                dest = dest / src.name
+                shutil.copytree(src, dest)
+            else:
+                dest = dest / src.name
+                shutil.copy2(src, dest)
+            _read_only(dest)
+            inputs[name] = str(dest)
+        elif item.get("value") is not None:
+            value = item["value"]
+            inputs[name] = str(value).lower() if isinstance(value, bool) else str(value)
+    outputs: dict[str, str] = {}
+    for name in job.spec.get("outputs", {}):
+        out = folder / "named-outputs" / name
+        out.mkdir(parents=True)
+        outputs[name] = str(out)
+    command = render_command(job.spec["command"], inputs, outputs)
+    return Prepared(command, inputs, outputs)
+
+
+def job_environment(
+    job: Job, compute: Compute, url: str, token: str | None, prepared: Prepared
+) -> dict[str, str]:
+    """Variables the job sees: tracking for plain ``mlflow``, and Lapis' own."""
+    env = {
+        "MLFLOW_TRACKING_URI": url,
+        "MLFLOW_RUN_ID": job.run_id,
+        "MLFLOW_EXPERIMENT_ID": job.experiment_id,
+        "LAPIS_URL": url,
+        "LAPIS_RUN_ID": job.run_id,
+        "LAPIS_JOB_NAME": job.name,
+        "LAPIS_EXPERIMENT_ID": job.experiment_id,
+        "LAPIS_COMPUTE": compute.name,
+        "AZUREML_RUN_ID": job.run_id,
+        "PYTHONUNBUFFERED": "1",
+    }
+    if token:
+        env["MLFLOW_TRACKING_TOKEN"] = token
+        env["LAPIS_TOKEN"] = token
+    for name, path in prepared.inputs.items():
+        env[f"AZURE_ML_INPUT_{name}"] = path
+    for name, path in prepared.outputs.items():
+        env[f"AZURE_ML_OUTPUT_{name}"] = path
+    env.update(job.spec.get("environment_variables") or {})
+    return env
+
+
+def write_job_file(folder: Path, data: dict[str, Any]) -> None:
+    """``job.json`` holds a token: readable by this user only, written atomically."""
+    tmp = folder / f".{JOB_FILE}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh)
+    tmp.rename(folder / JOB_FILE)
+
+
+def artifact_folders(job: Job, folder: Path) -> list[tuple[Path, str]]:
+    """(local folder, artifact prefix) pairs kept when a job ends."""
+    pairs = [
+        (folder / "wd" / "outputs", "outputs"),
+        (folder / "wd" / "logs", "logs"),
+        (folder / "user_logs", "user_logs"),
+        (folder / "system_logs", "system_logs"),
+    ]
+    for name in job.spec.get("outputs", {}):
+        pairs.append((folder / "named-outputs" / name, f"named-outputs/{name}"))
+    return pairs
+
+
+def live_folders(folder: Path) -> list[tuple[Path, str]]:
+    return [(folder / "wd" / "logs", "logs"), (folder / "user_logs", "user_logs")]
+
+
+def upload_tree(
+    store: ArtifactStore,
+    local: Path,
+    prefix: str,
+    seen: dict[str, tuple[int, int]] | None = None,
+) -> int:
+    """Copy every file under ``local`` to ``prefix``; with ``seen``, only changed ones."""
+    if not local.is_dir():
+        return 0
+    copied = 0
+    for dirpath, _dirs, filenames in os.walk(local):
+        for name in sorted(filenames):
+            path = Path(dirpath, name)
+            rel = path.relative_to(local).as_posix()
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                continue
+            key = f"{prefix}/{rel}"
+            mark = (st.st_size, st.st_mtime_ns)
+            if seen is not None and seen.get(key) == mark:
+                continue
+            store.put_file(key, str(path))
+            if seen is not None:
+                seen[key] = mark
+            copied += 1
+    return copied

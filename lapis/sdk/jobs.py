@@ -1,0 +1,136 @@
+"""Client side of jobs: prepare a submission, stream logs, download outputs.
+
+The job file is parsed here first, so a mistake is reported with its line
+before anything is uploaded; then the code folder is snapshotted and uploaded
+(skipped when the server already holds that digest) and a conda file given as
+a path is read, relative to the job file as Azure does. The server parses the
+same text again and has the last word.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+from lapis.errors import InvalidParameterValue, ResourceDoesNotExist
+from lapis.jobs.snapshot import pack, take_snapshot
+from lapis.jobs.spec import parse_job
+from lapis.sdk.connection import LapisHTTP
+
+
+def prepare_submission(
+    http: LapisHTTP,
+    text: str,
+    source: str,
+    base_dir: Path,
+    overrides: list[str] | None = None,
+) -> dict[str, Any]:
+    base_dir = base_dir.resolve()
+    spec = parse_job(text, source, overrides, base_dir=base_dir)
+    body: dict[str, Any] = {
+        "yaml": text,
+        "source": source,
+        "overrides": overrides or [],
+        "base_dir": str(base_dir),
+    }
+    if spec.code is not None:
+        snap = take_snapshot(Path(spec.code))
+        if not http.exists(f"/api/v1/snapshots/{snap.digest}"):
+            http.request("PUT", f"/api/v1/snapshots/{snap.digest}", content=pack(snap))
+        body["snapshot"] = {
+            "digest": snap.digest,
+            "git_commit": snap.git_commit,
+            "git_dirty": snap.git_dirty,
+            "files": len(snap.files),
+            "bytes": snap.total_bytes,
+        }
+    conda = spec.environment.conda_file
+    if spec.environment.kind == "inline" and isinstance(conda, str) and "\n" not in conda:
+        path = (base_dir / conda).resolve()
+        try:
+            body["conda_file_text"] = path.read_text()
+        except OSError as exc:
+            raise InvalidParameterValue(
+                f"{source}: environment.conda_file: cannot read {path}: {exc.strerror}"
+            ) from None
+    return body
+
+
+def submit_file(http: LapisHTTP, path: Path, overrides: list[str] | None = None) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise InvalidParameterValue(f"cannot read job file {path}: {exc.strerror}") from None
+    body = prepare_submission(http, text, str(path), path.parent, overrides)
+    result: dict[str, Any] = http.post("/api/v1/jobs", body)
+    return result
+
+
+def stream(
+    http: LapisHTTP,
+    name: str,
+    out: TextIO | None = None,
+    on_status: Callable[[str, str | None], None] | None = None,
+) -> dict[str, Any]:
+    """Print a job's log as it is written and return the finished job."""
+    out = out or sys.stdout
+    last: tuple[str, str | None] | None = None
+    cursor = ""
+    while True:
+        page = http.get(f"/api/v1/jobs/{name}/logs", cursor=cursor or None)
+        cursor = page["cursor"]
+        state = (page["status"], page.get("status_reason"))
+        if on_status is not None and state != last:
+            on_status(*state)
+        last = state
+        if page["data"]:
+            out.write(page["data"])
+            out.flush()
+            continue
+        if page["terminal"]:
+            job: dict[str, Any] = http.get(f"/api/v1/jobs/{name}")
+            return job
+        time.sleep(0.25)
+
+
+def download(
+    http: LapisHTTP,
+    name: str,
+    target: Path,
+    output_name: str | None = None,
+    all_outputs: bool = True,
+) -> list[Path]:
+    """Azure's layout: ``artifacts/`` (everything) and ``named-outputs/<name>/``."""
+    listing = http.get(f"/api/v1/jobs/{name}/files")
+    root = listing["root"]
+    if output_name is not None and output_name not in listing["outputs"]:
+        known = ", ".join(listing["outputs"]) or "none"
+        raise ResourceDoesNotExist(
+            f"Job {name} has no output named '{output_name}'; its outputs: {known}"
+        )
+    written: list[Path] = []
+    for item in listing["files"]:
+        rel = str(item["path"])
+        if rel.startswith("named-outputs/"):
+            out_name = rel.split("/", 2)[1]
+            if output_name is not None and out_name != output_name:
+                continue
+            dest = target / rel
+        else:
+            if output_name is not None or not all_outputs:
+                continue
+            dest = target / "artifacts" / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.part")
+        with (
+            http.stream("GET", f"/api/2.0/mlflow-artifacts/artifacts/{root}/{rel}") as resp,
+            open(tmp, "wb") as fh,
+        ):
+            for chunk in resp.iter_bytes():
+                fh.write(chunk)
+        tmp.replace(dest)
+        written.append(dest)
+    return written
