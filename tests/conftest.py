@@ -37,11 +37,13 @@ class ServerProcess:
     url: str = ""
     token: str = ""
     env: dict[str, str] = field(default_factory=dict)
+    port: int = 0
 
     def start(self, timeout: float = 60.0) -> ServerProcess:
         info = self.home / "server.json"
         info.unlink(missing_ok=True)
-        cmd = [sys.executable, "-m", "lapis", "server", "--home", str(self.home), "--port", "0"]
+        cmd = [sys.executable, "-m", "lapis", "server", "--home", str(self.home)]
+        cmd += ["--port", str(self.port)]
         if self.database_url:
             cmd += ["--database-url", self.database_url]
         log_path = self.home.parent / f"{self.home.name}-server.log"

@@ -11,6 +11,7 @@ so they are checked the same way.
 from __future__ import annotations
 
 import difflib
+import keyword
 import re
 import secrets
 from dataclasses import dataclass, field
@@ -60,6 +61,11 @@ OUTPUT_KEYS = {"type", "path", "mode", "description", "name", "version"}
 _PLACEHOLDER = re.compile(r"\$\{\{\s*(inputs|outputs)\.([A-Za-z_][\w]*)\s*\}\}")
 _OPTIONAL = re.compile(r"\$\[\[(.*?)\]\]", re.DOTALL)
 _NAME = re.compile(r"^[A-Za-z0-9_\-]{1,255}$")
+_IO_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
+# Input/output names become keyword arguments in the SDK and path segments in
+# ``${{inputs.x}}`` expressions, so Python keywords and the expression roots
+# themselves are refused, as Azure's SDK refuses them.
+RESERVED_IO_NAMES = frozenset(keyword.kwlist) | {"inputs", "outputs", "parent", "jobs", "self"}
 
 
 @dataclass
@@ -150,8 +156,16 @@ def _string(doc: Located, path: tuple[str, ...], value: Any, required: bool = Fa
     return str(value)
 
 
+def _check_io_name(doc: Located, path: tuple[str, ...], name: str) -> None:
+    if not _IO_NAME.match(name):
+        raise doc.error(path, "must start with a letter or '_' and hold only letters, digits, '_'")
+    if name in RESERVED_IO_NAMES:
+        raise doc.error(path, f"'{name}' is a reserved name; choose another {path[0][:-1]} name")
+
+
 def _parse_input(doc: Located, name: str, raw: Any) -> JobInput:
     path = ("inputs", name)
+    _check_io_name(doc, path, name)
     if not isinstance(raw, dict):
         if isinstance(raw, list):
             raise doc.error(path, "must be a literal value or a mapping with 'type'")
@@ -176,6 +190,7 @@ def _parse_input(doc: Located, name: str, raw: Any) -> JobInput:
 
 def _parse_output(doc: Located, name: str, raw: Any) -> JobOutput:
     path = ("outputs", name)
+    _check_io_name(doc, path, name)
     if raw is None:
         return JobOutput()
     raw = _mapping(doc, path, raw)
