@@ -13,8 +13,12 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ActiveRun",
+    "Input",
+    "MLClient",
+    "Output",
     "__version__",
     "active_run",
+    "command",
     "end_run",
     "flush",
     "log_artifact",
@@ -28,10 +32,20 @@ __all__ = [
     "start_run",
 ]
 
-# name -> module that defines it; later issues add MLClient, command, Input, Output here.
-_LAZY: dict[str, str] = {name: "lapis.sdk.fluent" for name in __all__ if name != "__version__"}
+# name -> module that defines it
+_SDK_NAMES = {
+    "MLClient": "lapis.sdk.client",
+    "command": "lapis.sdk.entities",
+    "Input": "lapis.sdk.entities",
+    "Output": "lapis.sdk.entities",
+}
+_LAZY: dict[str, str] = {
+    name: _SDK_NAMES.get(name, "lapis.sdk.fluent") for name in __all__ if name != "__version__"
+}
 
 if TYPE_CHECKING:
+    from lapis.sdk.client import MLClient
+    from lapis.sdk.entities import Input, Output, command
     from lapis.sdk.fluent import (
         ActiveRun,
         active_run,

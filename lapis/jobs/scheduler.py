@@ -23,6 +23,7 @@ finished while the server was down gets its final status and artifacts.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import threading
@@ -40,7 +41,7 @@ from lapis.entities.jobs import Job
 from lapis.errors import LapisError, ResourceDoesNotExist
 from lapis.jobs import workdir
 from lapis.jobs.service import JobService
-from lapis.jobs.status import JobStatus
+from lapis.jobs.status import ALLOWED, JobStatus
 from lapis.jobs.supervisor import HEARTBEAT, read_events
 from lapis.store.sql.jobs import ACTIVE
 from lapis.util import now_ms
@@ -334,8 +335,16 @@ class JobScheduler:
     def _finalize_safely(self, name: str, t: Tracked, event: dict[str, Any]) -> None:
         try:
             self._finalize(name, t, event)
-        except Exception:
+        except Exception as exc:
             log.exception("finalizing job %s failed", name)
+            with contextlib.suppress(Exception):  # never leave a job hanging in a live status
+                job = self.store.get(name)
+                if not S(job.status).is_terminal:
+                    now = now_ms()
+                    self.store.transition(
+                        name, S.FAILED, time_ms=now, reason=f"recording the job's end failed: {exc}"
+                    )
+                    self.jobs.tracking.update_run(job.run_id, status="FAILED", end_time=now)
         finally:
             self.tracked.pop(name, None)
             self._finalizing.discard(name)
@@ -348,9 +357,7 @@ class JobScheduler:
             return
         outcome = S(str(event.get("outcome") or "Failed"))
         reason = str(event.get("reason") or "")
-        if status is S.CANCEL_REQUESTED and outcome is S.CANCELED:
-            pass
-        elif outcome is not S.CANCELED and status is not S.CANCEL_REQUESTED:
+        if outcome is not S.CANCELED and S.FINALIZING in ALLOWED[status]:
             self.store.transition(name, S.FINALIZING, time_ms=now_ms(), reason="uploading outputs")
         folder = self.jobs.job_dir(name)
         upload_error = None

@@ -1,0 +1,252 @@
+"""What SDK users build and get back: ``command(...)`` jobs, ``Input``/``Output``, views.
+
+The builder side mirrors ``azure.ai.ml``: ``command(...)`` returns a
+``CommandJob`` that holds exactly what a job YAML file would. It is turned into
+that YAML document (``to_dict``) and submitted as text, so the server parses
+and checks an SDK job with the same code, and the same messages, as a file
+given to ``lapis job create``. Relative paths (``code``, input paths) are taken
+from the caller's current directory, as Azure's SDK does.
+
+The other side are read-only views of what the server answered (``Job``,
+``Compute``, ``Environment``): the common fields as typed attributes, the full
+answer in ``raw``, and any other key of ``raw`` reachable as an attribute.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Self
+
+_LITERAL_TYPES = {"string", "integer", "number", "boolean"}
+
+
+def _absolute(path: str | Path, base_dir: Path) -> str:
+    """A local path made absolute against ``base_dir``; URIs and ``azureml:`` refs unchanged."""
+    text = str(path)
+    if "://" in text or text.startswith("azureml:"):
+        return text
+    p = Path(text).expanduser()
+    return str(p if p.is_absolute() else (base_dir / p).resolve())
+
+
+@dataclass
+class Input:
+    """A job input: a file or folder (``uri_file``/``uri_folder``…) or a typed literal."""
+
+    type: str = "uri_folder"
+    path: str | Path | None = None
+    default: Any = None
+    optional: bool | None = None
+    mode: str | None = None
+    description: str | None = None
+
+    def _to_dict(self, base_dir: Path) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": self.type}
+        if self.path is not None:
+            out["path"] = _absolute(self.path, base_dir)
+        if self.default is not None:
+            out["default"] = self.default
+        if self.optional is not None:
+            out["optional"] = self.optional
+        if self.mode is not None:
+            out["mode"] = self.mode
+        if self.description is not None:
+            out["description"] = self.description
+        return out
+
+
+@dataclass
+class Output:
+    """A job output; ``uri_folder`` outputs end up under ``named-outputs/<name>/``."""
+
+    type: str = "uri_folder"
+    path: str | None = None
+    mode: str | None = None
+    description: str | None = None
+
+    def _to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": self.type}
+        for key in ("path", "mode", "description"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value
+        return out
+
+
+@dataclass
+class CommandJob:
+    """A command job as built in code; ``to_dict`` gives its Azure ML YAML document."""
+
+    command: str
+    code: str | Path | None = None
+    inputs: dict[str, Any] = field(default_factory=dict)
+    outputs: dict[str, Output | None] = field(default_factory=dict)
+    environment: str | dict[str, Any] | None = None
+    compute: str | None = None
+    experiment_name: str | None = None
+    display_name: str | None = None
+    name: str | None = None
+    description: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    environment_variables: dict[str, str] = field(default_factory=dict)
+    timeout: int | None = None
+    instance_count: int | None = None
+
+    def to_dict(self, base_dir: Path | None = None) -> dict[str, Any]:
+        """The job YAML document, local paths made absolute against ``base_dir`` (cwd)."""
+        base = (base_dir or Path.cwd()).resolve()
+        doc: dict[str, Any] = {"type": "command"}
+        for key in ("name", "display_name", "experiment_name", "description", "compute"):
+            value = getattr(self, key)
+            if value is not None:
+                doc[key] = value
+        if self.code is not None:
+            doc["code"] = _absolute(self.code, base)
+        doc["command"] = self.command
+        if self.environment is not None:
+            doc["environment"] = self.environment
+        if self.inputs:
+            doc["inputs"] = {k: _input_value(v, base) for k, v in self.inputs.items()}
+        if self.outputs:
+            doc["outputs"] = {
+                k: (v._to_dict() if isinstance(v, Output) else v) for k, v in self.outputs.items()
+            }
+        if self.tags:
+            doc["tags"] = {str(k): str(v) for k, v in self.tags.items()}
+        if self.environment_variables:
+            doc["environment_variables"] = {
+                str(k): str(v) for k, v in self.environment_variables.items()
+            }
+        if self.timeout is not None:
+            doc["limits"] = {"timeout": self.timeout}
+        if self.instance_count is not None:
+            doc["resources"] = {"instance_count": self.instance_count}
+        return doc
+
+
+def _input_value(value: Any, base_dir: Path) -> Any:
+    if isinstance(value, Input):
+        return value._to_dict(base_dir)
+    if isinstance(value, Path):
+        return str(value)
+    return value  # a literal (int, float, bool, str) or an already-written mapping
+
+
+def command(
+    *,
+    command: str,
+    code: str | Path | None = None,
+    inputs: dict[str, Any] | None = None,
+    outputs: dict[str, Output | None] | None = None,
+    environment: str | dict[str, Any] | None = None,
+    compute: str | None = None,
+    experiment_name: str | None = None,
+    display_name: str | None = None,
+    name: str | None = None,
+    description: str | None = None,
+    tags: dict[str, str] | None = None,
+    environment_variables: dict[str, str] | None = None,
+    timeout: int | None = None,
+    instance_count: int | None = None,
+) -> CommandJob:
+    """Build a command job, as ``azure.ai.ml.command`` does; submit it with
+    ``MLClient.jobs.create_or_update``. ``timeout`` (seconds) becomes ``limits.timeout``."""
+    return CommandJob(
+        command=command,
+        code=code,
+        inputs=dict(inputs or {}),
+        outputs=dict(outputs or {}),
+        environment=environment,
+        compute=compute,
+        experiment_name=experiment_name,
+        display_name=display_name,
+        name=name,
+        description=description,
+        tags=dict(tags or {}),
+        environment_variables=dict(environment_variables or {}),
+        timeout=timeout,
+        instance_count=instance_count,
+    )
+
+
+# --- views of what the server answered ------------------------------------------------
+class _View:
+    """Typed attributes for the common keys; the rest of ``raw`` by attribute too."""
+
+    raw: dict[str, Any]
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "raw" or name.startswith("__"):
+            raise AttributeError(name)
+        try:
+            return self.raw[name]
+        except KeyError:
+            raise AttributeError(f"{type(self).__name__} has no attribute {name!r}") from None
+
+    @classmethod
+    def _from(cls, raw: dict[str, Any]) -> Self:
+        names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        values = {k: raw.get(k) for k in names if k != "raw"}
+        return cls(raw=raw, **values)  # type: ignore[call-arg]
+
+
+@dataclass(repr=False)
+class Job(_View):
+    """A submitted job as the server sees it (``raw`` holds the whole answer)."""
+
+    name: str
+    status: str
+    status_reason: str | None
+    run_id: str
+    experiment_id: int | str | None
+    experiment_name: str | None
+    compute: str
+    display_name: str | None
+    command: str | None
+    environment: str | None
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+    tags: dict[str, str]
+    exit_code: int | None
+    created_at: int | None
+    start_time: int | None
+    end_time: int | None
+    raw: dict[str, Any] = field(repr=False)
+
+    @property
+    def terminal(self) -> bool:
+        return bool(self.raw.get("terminal"))
+
+    def __repr__(self) -> str:
+        return f"Job(name={self.name!r}, status={self.status!r}, compute={self.compute!r})"
+
+
+@dataclass(repr=False)
+class Compute(_View):
+    """A compute target (``local`` or a compute instance)."""
+
+    name: str
+    type: str
+    state: str
+    state_reason: str | None
+    size: str | None
+    raw: dict[str, Any] = field(repr=False)
+
+    def __repr__(self) -> str:
+        return f"Compute(name={self.name!r}, type={self.type!r}, state={self.state!r})"
+
+
+@dataclass(repr=False)
+class Environment(_View):
+    """One registered environment version."""
+
+    name: str
+    version: str
+    kind: str | None
+    image: str | None
+    description: str | None
+    raw: dict[str, Any] = field(repr=False)
+
+    def __repr__(self) -> str:
+        return f"Environment(name={self.name!r}, version={self.version!r})"

@@ -1,0 +1,65 @@
+"""Jobs outlive the server: kill -9 it while jobs run, restart it, nothing is lost."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from jobkit import create_instance, get, log_text, submit, wait, write_job
+
+SLOW = """\
+import os, sys, time
+print("started", flush=True)
+time.sleep(float(sys.argv[1]))
+open(os.path.join(sys.argv[2], "result.txt"), "w").write("finished while the server was down")
+print("done", flush=True)
+"""
+
+
+def test_jobs_finish_and_queue_resumes_across_a_server_kill(
+    fresh_server: Any, tmp_path: Path
+) -> None:
+    compute = create_instance(fresh_server)  # 1 core: 2 slots
+    slow = write_job(
+        tmp_path / "slow",
+        f"""\
+        code: src
+        command: python slow.py 3 ${{{{outputs.result}}}}
+        compute: {compute}
+        outputs:
+          result:
+            type: uri_folder
+        """,
+        {"src/slow.py": SLOW},
+    )
+    quick = write_job(
+        tmp_path / "quick",
+        f"""\
+        command: echo queued job ran
+        compute: {compute}
+        """,
+    )
+    running = [submit(fresh_server, slow)["name"] for _ in range(2)]
+    queued = submit(fresh_server, quick)["name"]
+    for name in running:
+        wait(fresh_server, name, {"Running"}, timeout=30)
+    assert get(fresh_server, queued)["status"] == "Queued"
+
+    fresh_server.port = int(fresh_server.url.rsplit(":", 1)[1])  # come back on the same port
+    fresh_server.kill9()
+    time.sleep(4.5)  # the slow jobs finish while nobody is watching
+    fresh_server.start()
+
+    for name in running:
+        done = wait(fresh_server, name, timeout=30)
+        assert done["status"] == "Completed", done["status_reason"]
+        assert "done" in log_text(fresh_server, name)
+        with fresh_server.client() as c:
+            files = c.get(f"/api/v1/jobs/{name}/files").json()["files"]
+        paths = {f["path"] for f in files}
+        assert "named-outputs/result/result.txt" in paths
+        assert "user_logs/std_log.txt" in paths
+    after = wait(fresh_server, queued, timeout=30)
+    assert after["status"] == "Completed"
+    assert "queued job ran" in log_text(fresh_server, queued)
