@@ -1,10 +1,12 @@
-"""End-to-end demo: a workspace server, a tracked training run, the results.
+"""End-to-end demo: a workspace server, a compute instance, a YAML job, the results.
 
-Run with ``make demo``. It starts ``lapis server`` in ./.lapis-demo, trains a
-scikit-learn classifier on the digits data set that scikit-learn ships,
-logging params, per-epoch and per-step metrics and the model with the
-unmodified **mlflow** client, then prints the run's metrics with the Lapis
-CLI. In a terminal the server stays up for browsing until Ctrl+C; without one
+Run with ``make demo``. It starts ``lapis server`` in ./.lapis-demo, creates a
+one-core compute instance (examples/compute/cpu-demo.yml), submits the
+training job examples/jobs/digits/job.yml there and streams its log: the
+script trains a scikit-learn classifier on the digits data set, logging
+params, per-epoch and per-step metrics and the model with the unmodified
+**mlflow** client. Then it prints the job, its metrics and the instance with
+the Lapis CLI. In a terminal the server stays up for browsing until Ctrl+C; without one
 (CI, scripts) the demo stops the server and exits 0.
 """
 
@@ -20,6 +22,7 @@ import urllib.request
 from pathlib import Path
 
 HOME = Path(os.environ.get("LAPIS_DEMO_HOME", ".lapis-demo")).resolve()
+EXAMPLES = Path(__file__).resolve().parent
 EXPERIMENT = "digits-demo"
 
 
@@ -51,64 +54,65 @@ def start_server() -> tuple[subprocess.Popen[bytes], str, str]:
     sys.exit("lapis server did not come up within 60 s")
 
 
-def train(url: str, token: str) -> str:
-    os.environ["MLFLOW_TRACKING_URI"] = url
-    os.environ["MLFLOW_TRACKING_TOKEN"] = token
-    import mlflow
-    import numpy as np
-    from sklearn.datasets import load_digits
-    from sklearn.linear_model import SGDClassifier
-    from sklearn.metrics import accuracy_score, log_loss
-    from sklearn.model_selection import train_test_split
-    from sklearn.preprocessing import StandardScaler
+def lapis(*args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+    env = dict(os.environ, LAPIS_HOME=str(HOME))
+    return subprocess.run([sys.executable, "-m", "lapis", *args], env=env, check=check)
 
-    X, y = load_digits(return_X_y=True)
-    X = StandardScaler().fit_transform(X)
-    X_train, X_val, y_train, y_val = train_test_split(X, y, test_size=0.25, random_state=0)
-    params = {"loss": "log_loss", "alpha": 1e-4, "epochs": 15, "batch_size": 64}
-    classes = np.unique(y)
-    model = SGDClassifier(loss="log_loss", alpha=params["alpha"], random_state=0)
-    rng = np.random.default_rng(0)
 
-    mlflow.set_experiment(EXPERIMENT)
-    with mlflow.start_run(run_name="sgd-digits") as run:
-        mlflow.log_params(params)
-        step = 0
-        for epoch in range(params["epochs"]):
-            order = rng.permutation(len(X_train))
-            for start in range(0, len(order), params["batch_size"]):
-                batch = order[start : start + params["batch_size"]]
-                model.partial_fit(X_train[batch], y_train[batch], classes=classes)
-                batch_loss = log_loss(
-                    y_train[batch], model.predict_proba(X_train[batch]), labels=classes
-                )
-                mlflow.log_metric("batch_loss", batch_loss, step=step)
-                step += 1
-            mlflow.log_metrics(
-                {
-                    "train_accuracy": accuracy_score(y_train, model.predict(X_train)),
-                    "val_accuracy": accuracy_score(y_val, model.predict(X_val)),
-                    "val_loss": log_loss(y_val, model.predict_proba(X_val), labels=classes),
-                },
-                step=epoch,
-            )
-        mlflow.sklearn.log_model(model, name="model", input_example=X_val[:2])
-        return str(run.info.run_id)
+def ensure_instance() -> None:
+    """Create the demo's compute instance once; later demos reuse (and start) it."""
+    shown = subprocess.run(
+        [sys.executable, "-m", "lapis", "compute", "show", "cpu-demo", "-o", "json"],
+        env=dict(os.environ, LAPIS_HOME=str(HOME)),
+        capture_output=True,
+        text=True,
+    )
+    if shown.returncode != 0:
+        print("\n$ lapis compute create -f examples/compute/cpu-demo.yml")
+        lapis("compute", "create", "-f", str(EXAMPLES / "compute" / "cpu-demo.yml"), "--wait")
+    elif json.loads(shown.stdout)["state"] == "Stopped":
+        lapis("compute", "start", "cpu-demo", "--wait")
+
+
+def run_job(url: str, token: str) -> dict[str, object]:
+    from lapis.sdk import jobs
+    from lapis.sdk.connection import LapisHTTP
+
+    job_file = EXAMPLES / "jobs" / "digits" / "job.yml"
+    print(f"\n$ lapis job create -f {job_file.relative_to(Path.cwd())} --stream")
+    with LapisHTTP(url, token) as http:
+        job = jobs.submit_file(http, job_file)
+        print(f"Submitted job {job['name']} to {job['compute']}")
+        final = jobs.stream(
+            http,
+            str(job["name"]),
+            on_status=lambda status, reason: print(
+                f"[{status}]" + (f" {reason.splitlines()[0]}" if reason else ""), flush=True
+            ),
+        )
+    if final["status"] != "Completed":
+        sys.exit(f"job {final['name']} ended {final['status']}: {final['status_reason']}")
+    return final
 
 
 def main() -> None:
     proc, url, token = start_server()
     try:
         print(f"Lapis server running at {url} (workspace {HOME})")
-        run_id = train(url, token)
-        env = dict(os.environ, LAPIS_HOME=str(HOME))
-        subprocess.run(
-            [sys.executable, "-m", "lapis", "run", "metrics", run_id], env=env, check=True
-        )
-        print(f"\nRun {run_id} in experiment '{EXPERIMENT}'.")
+        ensure_instance()
+        job = run_job(url, token)
+        run_id = str(job["run_id"])
+        print(f"\n$ lapis job show {job['name']}")
+        lapis("job", "show", str(job["name"]))
+        print(f"\n$ lapis run metrics {run_id}")
+        lapis("run", "metrics", run_id)
+        print("\n$ lapis compute show cpu-demo")
+        lapis("compute", "show", "cpu-demo")
+        print(f"\nJob {job['name']} (run {run_id}) in experiment '{EXPERIMENT}'.")
         print(f"Server:  {url}  (every call needs the token: LAPIS_HOME={HOME} lapis auth token)")
         print(f"Try:     LAPIS_HOME={HOME} .venv/bin/lapis run list --experiment {EXPERIMENT}")
         print(f"         LAPIS_HOME={HOME} .venv/bin/lapis run show {run_id}")
+        print(f"         LAPIS_HOME={HOME} .venv/bin/lapis job download {job['name']}")
         if sys.stdin.isatty() and sys.stdout.isatty():
             print("The server stays up for browsing; press Ctrl+C to stop it.")
             try:

@@ -173,7 +173,7 @@ def show(ctx: typer.Context, name: str, output: OutputOption = None) -> None:
         return
     con = console()
     con.print(f"[bold]{escape(job['name'])}[/bold]  {_status(job['status'])}")
-    if job["status_reason"]:
+    if job["status_reason"] and job["status"] != "Completed":
         con.print(f"  {escape(job['status_reason'])}")
     code = job.get("code") or {}
     rows = [

@@ -176,7 +176,8 @@ class ComputeOperations:
         self, compute: dict[str, Any] | str | Path, *, wait: bool = False
     ) -> Compute:
         """Create an instance from its document or YAML file; an existing one is updated
-        (description, tags, idle shutdown, schedules). ``wait``: until it is Running (or Stopped/Failed)."""
+        (description, tags, idle shutdown, schedules). ``wait``: until Running, Stopped
+        or Failed."""
         if isinstance(compute, (str, Path)):
             path = Path(compute).expanduser()
             doc, source = _compute_file(path), str(path)
