@@ -171,6 +171,17 @@ class JobService:
         self, spec: CommandJobSpec, request: dict[str, Any], source: str
     ) -> dict[str, Any]:
         ref = spec.environment
+        if ref.kind == "file":
+            given = request.get("environment_file")
+            if not isinstance(given, dict) or not (given.get("image") or given.get("conda_file")):
+                raise InvalidParameterValue(
+                    f"{source}: environment: file:{ref.name} must be read by the client and "
+                    "sent as 'environment_file' with 'image' and/or 'conda_file' (the CLI and "
+                    "SDK do this)"
+                )
+            ref = EnvironmentRef(
+                "inline", image=given.get("image"), conda_file=given.get("conda_file")
+            )
         if ref.kind == "inline" and isinstance(ref.conda_file, str) and "\n" not in ref.conda_file:
             text = request.get("conda_file_text")
             if not isinstance(text, str):

@@ -88,7 +88,7 @@ class JobOutput:
 class EnvironmentRef:
     """What ``environment:`` named: a registered/curated one, ``system``, or an inline spec."""
 
-    kind: str  # "registered" | "system" | "inline"
+    kind: str  # "registered" | "system" | "inline" | "file" (name holds the path)
     name: str | None = None
     version: str | None = None  # None with label "latest"
     label: str | None = None
@@ -210,13 +210,18 @@ def parse_environment(doc: Located, raw: Any) -> EnvironmentRef:
     path = ("environment",)
     if raw is None or raw == "system":
         return EnvironmentRef("system")
+    if isinstance(raw, str) and raw.strip().startswith("file:"):
+        location = raw.strip()[5:].strip()
+        if not location:
+            raise doc.error(path, "'file:' needs the path of an environment YAML file")
+        return EnvironmentRef("file", name=location)
     if isinstance(raw, str):
         m = _ENV_REF.match(raw.strip())
         if m is None:
             raise doc.error(
                 path,
                 f"'{raw}' is not an environment reference; use "
-                "azureml:NAME:VERSION, azureml:NAME@latest, NAME or system",
+                "azureml:NAME:VERSION, azureml:NAME@latest, NAME, file:PATH or system",
             )
         return EnvironmentRef(
             "registered",

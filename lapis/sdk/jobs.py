@@ -47,6 +47,8 @@ def prepare_submission(
             "files": len(snap.files),
             "bytes": snap.total_bytes,
         }
+    if spec.environment.kind == "file":
+        body["environment_file"] = _environment_file(base_dir, str(spec.environment.name), source)
     conda = spec.environment.conda_file
     if spec.environment.kind == "inline" and isinstance(conda, str) and "\n" not in conda:
         path = (base_dir / conda).resolve()
@@ -57,6 +59,33 @@ def prepare_submission(
                 f"{source}: environment.conda_file: cannot read {path}: {exc.strerror}"
             ) from None
     return body
+
+
+def _environment_file(base_dir: Path, location: str, source: str) -> dict[str, Any]:
+    """``environment: file:env.yml``: the environment document, its conda file read in."""
+    import yaml
+
+    path = (base_dir / location).resolve()
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise InvalidParameterValue(
+            f"{source}: environment: cannot read {path}: {exc.strerror}"
+        ) from None
+    except yaml.YAMLError as exc:
+        raise InvalidParameterValue(f"{path}: malformed YAML: {exc}") from None
+    if not isinstance(doc, dict):
+        raise InvalidParameterValue(f"{path}: an environment file must be a mapping")
+    conda = doc.get("conda_file")
+    if isinstance(conda, str) and "\n" not in conda:
+        conda_path = (path.parent / conda).resolve()
+        try:
+            conda = conda_path.read_text()
+        except OSError as exc:
+            raise InvalidParameterValue(
+                f"{path}: conda_file: cannot read {conda_path}: {exc.strerror}"
+            ) from None
+    return {"image": doc.get("image"), "conda_file": conda, "source": str(path)}
 
 
 def submit_file(http: LapisHTTP, path: Path, overrides: list[str] | None = None) -> dict[str, Any]:

@@ -85,3 +85,21 @@ def test_curated_and_missing_environments(lapis_server: Any, tmp_path: Path) -> 
     res = lapis_cli(lapis_server, "job", "create", "-f", str(job_file))
     assert res.returncode == 1
     assert "lapis-minimal" in res.stderr  # did you mean
+
+
+def test_environment_from_a_file_reference(lapis_server: Any, tmp_path: Path) -> None:
+    job_file = write_job(
+        tmp_path,
+        """\
+        command: python -c "import six; print('six from file env', six.__version__)"
+        environment: file:env/env.yml
+        """,
+        {
+            "env/env.yml": "image: python:3.11-slim\nconda_file: conda.yml\n",
+            "env/conda.yml": CONDA,
+        },
+    )
+    done = wait(lapis_server, submit(lapis_server, job_file)["name"], timeout=240)
+    assert done["status"] == "Completed", done["status_reason"]
+    assert done["image"] == "python:3.11-slim"
+    assert "six from file env 1.16.0" in log_text(lapis_server, done["name"])

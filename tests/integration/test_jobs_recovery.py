@@ -63,3 +63,34 @@ def test_jobs_finish_and_queue_resumes_across_a_server_kill(
     after = wait(fresh_server, queued, timeout=30)
     assert after["status"] == "Completed"
     assert "queued job ran" in log_text(fresh_server, queued)
+
+
+def test_a_hung_supervisor_is_reported_not_responding(lapis_server: Any, tmp_path: Path) -> None:
+    import os
+    import signal
+
+    job_file = write_job(tmp_path, "command: sleep 25\n")
+    name = submit(lapis_server, job_file)["name"]
+    wait(lapis_server, name, {"Running"}, timeout=30)
+    supervisor = _supervisor_pid(lapis_server, name)
+    os.kill(supervisor, signal.SIGSTOP)
+    try:
+        stuck = wait(lapis_server, name, {"NotResponding"}, timeout=30)
+        assert "no heartbeat" in stuck["status_reason"]
+    finally:
+        os.kill(supervisor, signal.SIGCONT)
+    back = wait(lapis_server, name, {"Running"}, timeout=30)
+    assert back["status_reason"] == "heartbeat is back"
+    with lapis_server.client() as c:
+        c.post(f"/api/v1/jobs/{name}/cancel")
+    assert wait(lapis_server, name, timeout=30)["status"] == "Canceled"
+
+
+def _supervisor_pid(server: Any, name: str) -> int:
+    import psutil
+
+    for proc in psutil.process_iter(["cmdline"]):
+        cmd = proc.info["cmdline"] or []
+        if "lapis.jobs.supervisor" in cmd and str(server.home / "jobs" / name) in cmd:
+            return int(proc.pid)
+    raise AssertionError("no supervisor process found")
