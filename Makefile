@@ -41,6 +41,7 @@ test-fast: $(VENV)/.stamp-dev
 
 bench: $(VENV)/.stamp-dev
 	$(PY) bench/tracking.py
+	$(PY) bench/jobs.py
 
 clean:
 	rm -rf $(VENV) .lapis-demo .pytest_cache .mypy_cache .ruff_cache

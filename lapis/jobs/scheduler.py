@@ -113,7 +113,8 @@ class JobScheduler:
                 self.tick()
             except Exception:  # one bad tick must not stop scheduling
                 log.exception("scheduler tick failed")
-            self._wake.wait(self.interval)
+            # jobs in flight are watched closely; an idle server polls at a gentle pace
+            self._wake.wait(self.interval / 2.5 if self.tracked else self.interval)
             self._wake.clear()
 
     def tick(self) -> None:

@@ -215,7 +215,33 @@ def supervise(job_dir: Path) -> int:
         stop.set()
 
 
+def _exit_waiter(pid: int) -> int | None:
+    """A pidfd that becomes readable when ``pid`` exits (Linux), so the end is seen at once."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
+
+
+def _wait_exit(proc: Any, waiter: int | None, seconds: float) -> None:
+    if waiter is None:
+        time.sleep(seconds)
+        return
+    import select
+
+    select.select([waiter], [], [], seconds)
+
+
 def _watch(job_dir: Path, job: dict[str, Any], proc: Any) -> int:
+    waiter = _exit_waiter(proc.pid)
+    try:
+        return _watch_loop(job_dir, job, proc, waiter)
+    finally:
+        if waiter is not None:
+            os.close(waiter)
+
+
+def _watch_loop(job_dir: Path, job: dict[str, Any], proc: Any, waiter: int | None) -> int:
     started = time.monotonic()
     timeout = job.get("timeout_seconds")
     memory_limit = job.get("memory_limit_bytes")
@@ -240,7 +266,7 @@ def _watch(job_dir: Path, job: dict[str, Any], proc: Any) -> int:
             kill_tree(proc.pid)
             proc.wait()
             break
-        time.sleep(0.05)
+        _wait_exit(proc, waiter, 0.05)
     code = proc.returncode
     if outcome is None:
         if code == 0:
