@@ -52,6 +52,13 @@ class AuthService:
         self.store.add_token(uuid.uuid4().hex, user_id, name, hash_token(token))
         return token
 
+    def revoke(self, token: str) -> None:
+        """Make a token useless at once (a finished job's token, for example)."""
+        digest = hash_token(token)
+        self.store.revoke_hash(digest)
+        with self._lock:
+            self._cache.pop(digest, None)
+
     def authenticate(self, authorization: str | None) -> Principal:
         if not authorization:
             raise Unauthenticated(

@@ -24,6 +24,7 @@ finished while the server was down gets its final status and artifacts.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import sys
 import threading
@@ -42,7 +43,7 @@ from lapis.errors import LapisError, ResourceDoesNotExist
 from lapis.jobs import workdir
 from lapis.jobs.service import JobService
 from lapis.jobs.status import ALLOWED, JobStatus
-from lapis.jobs.supervisor import HEARTBEAT, read_events
+from lapis.jobs.supervisor import HEARTBEAT, JOB_FILE, read_events
 from lapis.store.sql.jobs import ACTIVE
 from lapis.util import now_ms
 
@@ -384,6 +385,16 @@ class JobScheduler:
         )
         self.jobs.tracking.update_run(job.run_id, status=_RUN_STATUS[outcome], end_time=now)
         self.compute.touch(t.compute, now)
+        self._revoke_token(folder)
+
+    def _revoke_token(self, folder: Path) -> None:
+        """The job's token dies with the job: leftover children cannot write to its run."""
+        try:
+            token = json.loads((folder / JOB_FILE).read_text())["env"].get("LAPIS_TOKEN")
+        except (OSError, ValueError, KeyError):
+            return
+        if token:
+            self.auth.revoke(token)
 
     def _run_root(self, job: Job) -> str:
         run = self.jobs.tracking.get_run(job.run_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import time
 from pathlib import Path
@@ -113,6 +114,19 @@ def test_yaml_job_with_inputs_and_outputs(lapis_server: Any, tmp_path: Path) -> 
     finally:
         os.environ.pop("MLFLOW_TRACKING_TOKEN", None)
     assert run.data.params["lr"] == "0.25"
+    # the job's own token was revoked when it ended
+
+    job_token = json.loads((lapis_server.home / "jobs" / job["name"] / "job.json").read_text())[
+        "env"
+    ]["MLFLOW_TRACKING_TOKEN"]
+    with http_for(lapis_server) as http:
+        import httpx
+
+        r = httpx.get(
+            f"{lapis_server.url}/api/v1/jobs/{job['name']}",
+            headers={"Authorization": f"Bearer {job_token}"},
+        )
+    assert r.status_code == 401
     assert run.data.metrics["loss"] == pytest.approx(0.2)
     assert run.info.status == "FINISHED"
     assert run.data.tags["team"] == "vision"

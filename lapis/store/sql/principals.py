@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 
 from lapis.entities.auth import Principal
 from lapis.errors import ResourceAlreadyExists
@@ -37,6 +37,12 @@ class PrincipalStore:
                     token_hash=token_hash,
                     created_at=now_ms(),
                 )
+            )
+
+    def revoke_hash(self, token_hash: str) -> None:
+        with self.db.write() as conn:
+            conn.execute(
+                update(tokens).where(tokens.c.token_hash == token_hash).values(revoked=True)
             )
 
     def principal_for_hash(self, token_hash: str) -> Principal | None:
