@@ -18,17 +18,22 @@ folder built by a job (or before a restart) reports Succeeded without a row.
 from __future__ import annotations
 
 import builtins
-import difflib
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from lapis.environments.builder import LOG_NAME, READY, EnvironmentBuilder, EnvironmentBuildError
-from lapis.environments.spec import EnvironmentSpec, from_conda, from_requirements
+from lapis.environments.document import (
+    BUILD_STATUSES,
+    Definition,
+    failure_reason,
+    load_curated,
+    parse_definition,
+    read_conda,
+    suggest,
+)
+from lapis.environments.spec import EnvironmentSpec, from_conda
 from lapis.errors import (
     InvalidParameterValue,
     LapisError,
@@ -43,24 +48,6 @@ from lapis.util import now_ms
 
 __all__ = ["BUILD_STATUSES", "EnvironmentService", "ResolvedEnvironment", "failure_reason"]
 
-CURATED_DIR = Path(__file__).parent / "curated"
-BUILD_STATUSES = ("Building", "Succeeded", "Failed")
-DOC_KEYS = {
-    "$schema",
-    "name",
-    "version",
-    "description",
-    "tags",
-    "image",
-    "conda_file",
-    "pip",
-    "python",
-    "os_type",
-    "build",
-}
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,254}$")
-_VERSION = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
-
 
 @dataclass(frozen=True)
 class ResolvedEnvironment:
@@ -73,158 +60,13 @@ class ResolvedEnvironment:
     image: str | None = None
 
 
-@dataclass(frozen=True)
-class _Definition:
-    """A checked environment document."""
-
-    name: str
-    version: str | None
-    description: str | None
-    image: str | None
-    conda_text: str | None
-    spec: EnvironmentSpec | None  # None: image only
-    tags: dict[str, str]
-
-
-# --- document parsing -------------------------------------------------------------
-def _suggest(word: str, known: list[str] | set[str]) -> str:
-    close = difflib.get_close_matches(word, sorted(known), n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
-def _conda_text(
-    doc: Located, raw: Any, hint: str = "`lapis environment create -f` does this for you"
-) -> tuple[str, dict[str, Any]]:
-    """The conda file as text and as a mapping; a path here means nobody inlined it."""
-    path = ("conda_file",)
-    if isinstance(raw, dict):
-        return yaml.safe_dump(raw, sort_keys=False), raw
-    if isinstance(raw, str):
-        try:
-            data = yaml.safe_load(raw)
-        except yaml.YAMLError as exc:
-            raise doc.error(path, f"is not valid conda YAML: {exc}") from None
-        if isinstance(data, dict):
-            return raw, data
-        raise doc.error(
-            path,
-            f"'{raw.strip()[:80]}' looks like a file path; the server cannot read your files, "
-            f"so inline its contents ({hint})",
-        )
-    raise doc.error(path, f"must be a mapping or a file path, got {type(raw).__name__}")
-
-
-def _python(doc: Located, raw: Any) -> str | None:
-    if raw is None:
-        return None
-    if isinstance(raw, float):
-        raise doc.error(("python",), f'must be a quoted string such as "3.11" (got {raw!r})')
-    return from_requirements([], python=str(raw)).python
-
-
-def _tags(doc: Located, raw: Any) -> dict[str, str]:
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise doc.error(("tags",), "must be a mapping of tag names to values")
-    return {str(k): "" if v is None else str(v) for k, v in raw.items()}
-
-
-def parse_definition(doc: Located) -> _Definition:
-    """Check an environment document; every complaint names the file, line and key."""
-    data = doc.data
-    if not isinstance(data, dict):
-        raise doc.error((), "an environment document must be a mapping")
-    for key in data:
-        if key not in DOC_KEYS:
-            raise doc.error(
-                (key,), f"is not a valid key of an environment{_suggest(key, DOC_KEYS)}"
-            )
-    if "build" in data:
-        raise doc.error(
-            ("build",),
-            "Docker build contexts are not supported: Lapis builds environments with uv; "
-            "use 'conda_file' (or 'pip') and optionally 'image'",
-        )
-    if str(data.get("os_type", "linux")).lower() != "linux":
-        raise doc.error(("os_type",), "only 'linux' environments are supported")
-    name = data.get("name")
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise doc.error(
-            ("name",),
-            "is required: letters, digits, '-', '_' and '.', starting with a letter or digit",
-        )
-    version = data.get("version")
-    if version is not None:
-        version = str(version)
-        if not _VERSION.match(version) or version == "latest":
-            raise doc.error(
-                ("version",), "must be letters, digits, '-', '_' or '.' ('latest' is a label)"
-            )
-    image = data.get("image")
-    if image is not None and not isinstance(image, str):
-        raise doc.error(("image",), "must be an image reference such as python:3.11-slim")
-    conda_text: str | None = None
-    spec: EnvironmentSpec | None = None
-    python = _python(doc, data.get("python"))
-    pip = data.get("pip")
-    if pip is not None and (
-        not isinstance(pip, list) or not all(isinstance(p, str | int | float) for p in pip)
-    ):
-        raise doc.error(("pip",), "must be a list of requirements such as 'scikit-learn>=1.5'")
-    if "conda_file" in data:
-        conda_text, conda = _conda_text(doc, data["conda_file"])
-        spec = from_conda(conda, source=doc.where(("conda_file",)) + " conda_file")
-    if pip is not None or python is not None or spec is not None:
-        base = spec or EnvironmentSpec()
-        if python and base.python and python != base.python:
-            raise doc.error(
-                ("python",), f"says {python} but the conda file asks for python={base.python}"
-            )
-        extra = from_requirements([str(p) for p in pip or []]).requirements
-        spec = EnvironmentSpec(
-            python=python or base.python,
-            requirements=base.requirements + extra,
-            conda_only=base.conda_only,
-            image=image,
-            channels=base.channels,
-        )
-    if spec is None and image is None:
-        raise doc.error((), "an environment needs 'image' and/or 'conda_file' (or 'pip')")
-    description = data.get("description")
-    return _Definition(
-        name=name,
-        version=version,
-        description=None if description is None else str(description),
-        image=image,
-        conda_text=conda_text,
-        spec=spec,
-        tags=_tags(doc, data.get("tags")),
-    )
-
-
-def failure_reason(log_text: str) -> str:
-    """One line saying why a build failed, taken from uv's output in the build log."""
-    lines = [line.strip() for line in log_text.splitlines() if line.strip()]
-    for i, line in enumerate(lines):
-        if line.startswith(("error:", "\u00d7")):  # uv: plain "error:", fancy U+00D7
-            parts = [line.split(":", 1)[1].strip() if line.startswith("error:") else line[1:]]
-            for follow in lines[i + 1 :]:
-                if not follow.startswith(("cause:", "╰─▶", "Caused by:")):
-                    break
-                parts.append(follow.split(":", 1)[1] if ":" in follow[:10] else follow[3:])
-            return ": ".join(p.strip() for p in parts)
-    return lines[-1] if lines else "unknown error (the build log is empty)"
-
-
-# --- the service --------------------------------------------------------------------
 class EnvironmentService:
     def __init__(self, db: Database, envs_root: Path) -> None:
         self.db = db
         self.envs_root = envs_root
         self.store = EnvironmentStore(db)
         self._builder: EnvironmentBuilder | None = None
-        self._curated = {d.name: (d, path) for d, path in _load_curated()}
+        self._curated = {d.name: (d, path) for d, path in load_curated()}
 
     @property
     def builder(self) -> EnvironmentBuilder:
@@ -264,7 +106,7 @@ class EnvironmentService:
         return self.get(d.name, version)
 
     @staticmethod
-    def _row(d: _Definition, version: str, principal_name: str | None) -> dict[str, Any]:
+    def _row(d: Definition, version: str, principal_name: str | None) -> dict[str, Any]:
         spec = d.spec
         stored = {**(spec or EnvironmentSpec()).canonical(), "channels": []}
         if spec is not None:
@@ -332,7 +174,7 @@ class EnvironmentService:
 
     def _hint(self, name: str) -> str:
         names = sorted(set(self.store.names()) | set(self._curated))
-        hint = _suggest(name, names)
+        hint = suggest(name, names)
         if hint or not names:
             return hint
         shown = ", ".join(names[:10]) + (", …" if len(names) > 10 else "")
@@ -374,7 +216,7 @@ class EnvironmentService:
             "build": self.build_status(digest) if digest else None,
         }
 
-    def _curated_dict(self, d: _Definition) -> dict[str, Any]:
+    def _curated_dict(self, d: Definition) -> dict[str, Any]:
         row = self._row(d, d.version or "1", "lapis")
         out = self._dict({**row, "created_at": None})
         out["curated"] = True
@@ -391,7 +233,7 @@ class EnvironmentService:
                 return ResolvedEnvironment("system", None, None, label, ref.image)
             doc = Located({"conda_file": ref.conda_file}, "environment")
             hint = "the job's conda_file path must be read relative to the job file first"
-            _, conda = _conda_text(doc, ref.conda_file, hint)
+            _, conda = read_conda(doc, ref.conda_file, hint)
             spec = from_conda(conda, source="environment.conda_file")
             return ResolvedEnvironment(
                 "built", spec, spec.digest, f"inline {spec.digest[:8]}", ref.image
@@ -517,11 +359,3 @@ class EnvironmentService:
                 f"server (run `lapis environment build {label}`)"
             )
         return path.read_text(errors="replace")
-
-
-def _load_curated() -> list[tuple[_Definition, Path]]:
-    """The environments shipped in ``curated/*.yml``, checked like users' own."""
-    out = []
-    for path in sorted(CURATED_DIR.glob("*.yml")):
-        out.append((parse_definition(load(path.read_text(), str(path.name))), path))
-    return out
