@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import builtins
 import difflib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -85,6 +85,8 @@ class ComputeService:
         self.quotas = dict(quotas or {})
         self._busy_at: dict[str, int] = {}  # last tick that saw jobs, per name_lower
         self._windows = ScheduleWindows(SCHEDULE_LOOKBACK_MS, SCHEDULE_PERSIST_MS)
+        # the job scheduler sets this: a state change may let queued jobs start (or stop them)
+        self.wake: Callable[[], None] = lambda: None
 
     # --- reading -----------------------------------------------------------------
     def local(self) -> Compute:
@@ -258,6 +260,7 @@ class ComputeService:
             )
         )
         self._forget(spec.name)
+        self.wake()
         return self.get(spec.name)
 
     def update(
@@ -449,6 +452,7 @@ class ComputeService:
         c.state, c.state_reason, c.state_changed_at = to.value, reason, now
         if "last_activity_at" in values:
             c.last_activity_at = values["last_activity_at"]
+        self.wake()
         return True
 
     def _move_or_fail(self, c: Compute, to: S, reason: str, now: int, cause: str) -> None:

@@ -52,6 +52,7 @@ S = JobStatus
 HEARTBEAT_STALE_MS = 10_000
 LOG_SYNC_SECONDS = 2.0
 COMPUTE_TICK_SECONDS = 0.1
+IDLE_INTERVAL = 0.5
 _RUN_STATUS = {S.COMPLETED: "FINISHED", S.FAILED: "FAILED", S.CANCELED: "KILLED"}
 
 
@@ -94,6 +95,8 @@ class JobScheduler:
         self._thread: threading.Thread | None = None
         self._last_compute_tick = 0.0
         jobs.wake = self._wake.set
+        jobs.compute.wake = self._wake.set
+        self._idle = False
 
     # --- thread -------------------------------------------------------------------
     def start(self) -> None:
@@ -114,8 +117,15 @@ class JobScheduler:
                 self.tick()
             except Exception:  # one bad tick must not stop scheduling
                 log.exception("scheduler tick failed")
-            # jobs in flight are watched closely; an idle server polls at a gentle pace
-            self._wake.wait(self.interval / 2.5 if self.tracked else self.interval)
+            # jobs in flight are watched closely; an idle server only keeps the clocks
+            # (idle shutdown, schedules) and is woken at once by submissions and changes
+            if self.tracked:
+                pause = self.interval / 2.5
+            elif self._idle:
+                pause = IDLE_INTERVAL
+            else:
+                pause = self.interval
+            self._wake.wait(pause)
             self._wake.clear()
 
     def tick(self) -> None:
@@ -126,6 +136,7 @@ class JobScheduler:
             self.compute.tick(now_ms(), running, queued)
         if queued:
             self._dispatch(running)
+        self._idle = not running and not queued
         self._poll()
 
     # --- start-up -----------------------------------------------------------------
