@@ -397,6 +397,8 @@ class JobScheduler:
         self.jobs.tracking.update_run(job.run_id, status=_RUN_STATUS[outcome], end_time=now)
         self.compute.touch(t.compute, now)
         self._revoke_token(folder)
+        if upload_error is None:
+            workdir.discard_copies(folder)
 
     def _revoke_token(self, folder: Path) -> None:
         """The job's token dies with the job: leftover children cannot write to its run."""

@@ -178,3 +178,15 @@ def upload_tree(
                 seen[key] = mark
             copied += 1
     return copied
+
+
+def discard_copies(folder: Path) -> None:
+    """Once uploaded, the code copy, input copies and outputs only cost disk: drop them.
+
+    The logs stay (``lapis job logs`` reads them here), as do the job and event files.
+    """
+    for name in ("wd", "inputs", "named-outputs"):
+        path = folder / name
+        if path.exists():
+            _writable(path)
+            shutil.rmtree(path, ignore_errors=True)

@@ -41,6 +41,8 @@ listing = sorted(os.listdir(data_dir))
 payload = os.urandom(4096) + text.encode() + ",".join(listing).encode()
 with open(os.path.join(out_dir, "model.bin"), "wb") as fh:
     fh.write(payload)
+import hashlib
+print("sha256", hashlib.sha256(payload).hexdigest())
 os.makedirs("outputs", exist_ok=True)
 open("outputs/metrics.txt", "w").write("done")
 print("trained with lr", lr, "on", len(text), "bytes")
@@ -136,8 +138,12 @@ def test_yaml_job_with_inputs_and_outputs(lapis_server: Any, tmp_path: Path) -> 
     with http_for(lapis_server) as http:
         sdk_jobs.download(http, job["name"], target)
     model = (target / "named-outputs" / "model" / "model.bin").read_bytes()
-    job_dir = lapis_server.home / "jobs" / job["name"] / "named-outputs" / "model" / "model.bin"
-    assert hashlib.sha256(model).digest() == hashlib.sha256(job_dir.read_bytes()).digest()
+    written = log_text(lapis_server, job["name"]).split("sha256 ", 1)[1].split()[0]
+    assert hashlib.sha256(model).hexdigest() == written
+    # the job folder keeps its logs, not the copies of code, inputs and outputs
+    job_folder = lapis_server.home / "jobs" / job["name"]
+    assert (job_folder / "user_logs" / "std_log.txt").exists()
+    assert not (job_folder / "wd").exists() and not (job_folder / "inputs").exists()
     assert model.endswith(b"a,b\n1,2\nextra.txt,train.csv")
     assert (target / "artifacts" / "outputs" / "metrics.txt").read_text() == "done"
     assert "trained" in (target / "artifacts" / "user_logs" / "std_log.txt").read_text()

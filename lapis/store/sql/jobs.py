@@ -171,7 +171,11 @@ class JobStore:
     ) -> bool:
         """Move a job to ``new``; False (and no change) when it is no longer in ``expect``."""
         with self.db.write() as conn:
-            row = conn.execute(select(jobs.c.status).where(jobs.c.name == name)).first()
+            # FOR UPDATE: on PostgreSQL a cancel and the scheduler's start must not both
+            # read "Queued" and overwrite each other (SQLite's write lock already orders them)
+            row = conn.execute(
+                select(jobs.c.status).where(jobs.c.name == name).with_for_update()
+            ).first()
             if row is None:
                 raise ResourceDoesNotExist(f"Job '{name}' does not exist")
             current = JobStatus(row.status)
