@@ -11,6 +11,7 @@ from lapis.compute.service import ComputeService
 from lapis.config import Settings
 from lapis.environments.service import EnvironmentService
 from lapis.jobs.service import JobService
+from lapis.registry.models import ModelService
 from lapis.registry.service import RegistryService
 from lapis.store.sql.engine import Database
 from lapis.store.sql.jobs import JobStore
@@ -31,6 +32,7 @@ class Workspace:
     compute: ComputeService
     environments: EnvironmentService
     jobs: JobService
+    models: ModelService = None  # type: ignore[assignment]  # set in open()
     bootstrap: IssuedToken | None = None
     scheduler: Any = None
 
@@ -57,6 +59,7 @@ class Workspace:
             environments=environments,
             jobs=JobService(JobStore(db), tracking, compute, environments, settings.home),
         )
+        ws.models = ModelService(ws.registry, ws.artifacts, ws.jobs)
         ws.bootstrap = auth.bootstrap_admin()
         return ws
 

@@ -1,0 +1,421 @@
+"""Lapis models (``lapis model …``, ``/api/v1/models``) over the MLflow registry.
+
+There is one store: a Lapis model version *is* an MLflow model version (the
+``model_versions`` table), so ``mlflow.register_model`` versions show up here
+and versions made here load with ``mlflow.pyfunc.load_model("models:/n/1")``.
+What MLflow has no column for lives in version tags under ``lapis.``:
+
+* ``lapis.model.type`` (``custom_model`` / ``mlflow_model``), ``lapis.property.<k>``
+  (Azure's ``properties``), ``lapis.archived`` (archive hides from ``list``;
+  MLflow clients are unaffected, unlike the ``Archived`` stage, which they use).
+* ``lapis.lineage.job``, ``lapis.lineage.inputs`` (JSON), ``lapis.lineage.environment``
+  and ``lapis.lineage.environment_digest``: recorded when the version is made
+  from a job. A version registered through MLflow has no such tags; its
+  lineage is found at read time from its ``run_id`` (the job whose run it is).
+
+Where the files are: a job output is kept as ``runs:/<run>/<path>`` (the job's
+run artifacts, never copied); a local upload goes under the store prefix
+``models/<name>/<version>/`` and the version is ``PENDING_REGISTRATION`` until
+the client says the upload is complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from lapis.artifacts.store import ArtifactStore, FileInfo, clean_relpath, proxied_path
+from lapis.entities.auth import Principal
+from lapis.entities.jobs import Job
+from lapis.entities.registry import ModelVersion, ModelVersionStatus, Stage
+from lapis.errors import (
+    InvalidParameterValue,
+    InvalidState,
+    ResourceAlreadyExists,
+    ResourceDoesNotExist,
+)
+from lapis.jobs.service import JobService
+from lapis.registry.service import RegistryService
+from lapis.registry.validation import validate_model_name, validate_tag, validate_version
+from lapis.store.sql.model_versions import ACTIVE, touch_model
+from lapis.store.sql.tables import model_version_tags, model_versions
+from lapis.util import now_ms
+
+MODEL_TYPES = ("custom_model", "mlflow_model")
+TYPE_TAG = "lapis.model.type"
+ARCHIVED_TAG = "lapis.archived"
+PROPERTY_PREFIX = "lapis.property."
+LINEAGE_PREFIX = "lapis.lineage."
+UPLOAD_PREFIX = "models"
+_JOB_PATHS = re.compile(r"^azureml://jobs/([^/]+)/outputs/artifacts/paths/(.*)$")
+_JOB_OUTPUT = re.compile(r"^azureml://jobs/([^/]+)/outputs/([^/]+)/?$")
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a new version's files are: the stored source URI, its run, and its job."""
+
+    uri: str
+    run_id: str | None = None
+    job: Job | None = None
+
+
+def upload_root(name: str, version: int) -> str:
+    return f"{UPLOAD_PREFIX}/{urllib.parse.quote(name, safe='')}/{version}"
+
+
+class ModelService:
+    def __init__(self, registry: RegistryService, artifacts: ArtifactStore, jobs: JobService):
+        self.registry = registry
+        self.artifacts = artifacts
+        self.jobs = jobs
+        self.db = registry.db
+
+    # --- create -----------------------------------------------------------------
+    def create(self, spec: Mapping[str, Any], principal: Principal | None = None) -> dict[str, Any]:
+        """Register a version. ``spec`` is the model YAML's fields plus ``upload: true``
+        when the client will upload local files next (then ``path`` is not read)."""
+        name = validate_model_name(spec.get("name"))
+        mtype = spec.get("type") or "custom_model"
+        if mtype not in MODEL_TYPES:
+            raise InvalidParameterValue(
+                f"Unknown model type '{mtype}'; use one of: {', '.join(MODEL_TYPES)}"
+            )
+        version = None if spec.get("version") in (None, "") else _explicit_version(spec["version"])
+        tags = {k: v for k, v in (validate_tag(k, v) for k, v in _mapping(spec, "tags").items())}
+        tags[TYPE_TAG] = mtype
+        for k, v in _mapping(spec, "properties").items():
+            tags.update([validate_tag(PROPERTY_PREFIX + str(k), v)])
+        upload = bool(spec.get("upload"))
+        source = None if upload else self.resolve_path(spec.get("path"))
+        if source is not None and source.job is not None:
+            tags.update(lineage_tags(source.job))
+        values = {
+            "source": source.uri if source else "",
+            "run_id": source.run_id if source else None,
+            "description": spec.get("description"),
+            "user_id": principal.name if principal else None,
+            "status": (
+                ModelVersionStatus.PENDING_REGISTRATION if upload else ModelVersionStatus.READY
+            ).value,
+        }
+        self._ensure_model(name, principal)
+        number = self._insert(name, version, values, tags)
+        return self.show(name, number)
+
+    def resolve_path(self, path: object) -> Source:
+        """A job output or ``runs:/`` URI as a source, with its run and job; checked to exist."""
+        if not isinstance(path, str) or not path:
+            raise InvalidParameterValue("Missing the model's path")
+        if m := _JOB_PATHS.match(path):
+            job = self.jobs.get(m.group(1))
+            return self._run_source(job.run_id, clean_relpath(m.group(2)), job, path)
+        if m := _JOB_OUTPUT.match(path):
+            job = self.jobs.get(m.group(1))
+            outputs = job.spec.get("outputs") or {}
+            if m.group(2) not in outputs:
+                known = ", ".join(outputs) or "none"
+                raise ResourceDoesNotExist(
+                    f"Job {job.name} has no output named '{m.group(2)}'; its outputs: {known}"
+                )
+            return self._run_source(job.run_id, f"named-outputs/{m.group(2)}", job, path)
+        if path.startswith("runs:/"):
+            run_id, _, rel = path[len("runs:/") :].lstrip("/").partition("/")
+            found = self.jobs.store.find(run_id) if run_id else None
+            return self._run_source(run_id, clean_relpath(rel), found, path)
+        if path.startswith("azureml://"):
+            raise InvalidParameterValue(
+                f"Unsupported model path '{path}': use azureml://jobs/<job>/outputs/<output> or "
+                "azureml://jobs/<job>/outputs/artifacts/paths/<path>"
+            )
+        raise InvalidParameterValue(
+            f"Unsupported model path '{path}': give a local path (the CLI uploads it), a job "
+            "output (azureml://jobs/…) or runs:/<run_id>/<path>"
+        )
+
+    def _run_source(self, run_id: str, rel: str, job: Job | None, given: str) -> Source:
+        run = self.registry.tracking.get_run(run_id)
+        root = proxied_path(run.info.artifact_uri)
+        if root is None:
+            raise InvalidParameterValue(f"Run {run_id}'s artifacts are not in this workspace")
+        full = f"{root}/{rel}" if rel else root
+        if not self.artifacts.is_file(full) and not self.artifacts.walk_files(full):
+            raise ResourceDoesNotExist(f"Nothing stored at '{given}' (run {run_id}, path '{rel}')")
+        return Source(f"runs:/{run_id}/{rel}".rstrip("/"), run_id, job)
+
+    def _ensure_model(self, name: str, principal: Principal | None) -> None:
+        try:
+            self.registry.get_registered_model(name)
+        except ResourceDoesNotExist:
+            with contextlib.suppress(ResourceAlreadyExists):
+                self.registry.create_registered_model(name, principal=principal)
+
+    def _insert(
+        self, name: str, version: int | None, values: dict[str, Any], tags: dict[str, str]
+    ) -> int:
+        """Insert ``version`` (or max + 1); an upload's source names its own folder."""
+        mv = model_versions.c
+        try:
+            with self.db.write() as conn:
+                now = now_ms()
+                touch_model(conn, name, now)
+                if version is None:
+                    last = conn.execute(
+                        select(func.max(mv.version)).where(mv.name == name)
+                    ).scalar_one()
+                    version = int(last or 0) + 1
+                elif conn.execute(
+                    select(mv.version).where(mv.name == name, mv.version == version)
+                ).first():
+                    raise _exists(name, version)
+                if not values["source"]:
+                    values["source"] = f"mlflow-artifacts:/{upload_root(name, version)}"
+                conn.execute(
+                    insert(model_versions).values(
+                        **values,
+                        name=name,
+                        version=version,
+                        creation_time=now,
+                        last_updated_time=now,
+                        current_stage=Stage.NONE.value,
+                        lifecycle_stage=ACTIVE,
+                    )
+                )
+                conn.execute(
+                    insert(model_version_tags),
+                    [
+                        {"name": name, "version": version, "key": k, "value": v}
+                        for k, v in tags.items()
+                    ],
+                )
+                return version
+        except IntegrityError:
+            raise _exists(name, version) from None
+
+    # --- uploads ------------------------------------------------------------------
+    def _pending(self, name: str, version: object) -> ModelVersion:
+        mv = self.registry.get_model_version(name, version)
+        if mv.status != ModelVersionStatus.PENDING_REGISTRATION.value:
+            raise InvalidState(
+                f"Model {name} version {mv.version} is registered; its files are fixed"
+            )
+        return mv
+
+    def upload_target(self, name: str, version: object, path: str) -> str:
+        """The store path one uploaded file goes to (only while the version is pending)."""
+        mv = self._pending(name, version)
+        rel = clean_relpath(path)
+        if not rel:
+            raise InvalidParameterValue("Upload path must name a file")
+        return f"{upload_root(mv.name, mv.version)}/{rel}"
+
+    def finish_upload(self, name: str, version: object) -> dict[str, Any]:
+        mv = self._pending(name, version)
+        if not self.artifacts.walk_files(upload_root(mv.name, mv.version)):
+            raise InvalidParameterValue(
+                f"Model {name} version {mv.version}: no files were uploaded"
+            )
+        with self.db.write() as conn:
+            conn.execute(
+                update(model_versions)
+                .where(model_versions.c.name == mv.name, model_versions.c.version == mv.version)
+                .values(status=ModelVersionStatus.READY.value, last_updated_time=now_ms())
+            )
+        return self.show(mv.name, mv.version)
+
+    # --- read -----------------------------------------------------------------------
+    def get(
+        self, name: str, version: object | None = None, label: str | None = None
+    ) -> ModelVersion:
+        if version not in (None, ""):
+            return self.registry.get_model_version(name, version)
+        return self.registry.get_version_by_alias(name, label or "latest")
+
+    def list(self, name: str | None = None, include_archived: bool = False) -> list[dict[str, Any]]:
+        where = ""
+        if name:
+            validate_model_name(name)
+            where = "name = '" + name.replace("'", "\\'") + "'"
+        found, _ = self.registry.search_model_versions(
+            where, order_by=["name ASC", "version_number DESC"]
+        )
+        return [
+            version_dict(mv)
+            for mv in found
+            if include_archived or mv.tags.get(ARCHIVED_TAG) != "true"
+        ]
+
+    def show(
+        self, name: str, version: object | None = None, label: str | None = None
+    ) -> dict[str, Any]:
+        mv = self.get(name, version, label)
+        out = version_dict(mv)
+        out["lineage"] = self.lineage(mv)
+        return out
+
+    def lineage(self, mv: ModelVersion) -> dict[str, Any]:
+        """job → inputs/environment → this version → deployments (none yet)."""
+        job_name = mv.tags.get(LINEAGE_PREFIX + "job")
+        job: Job | None = None
+        if job_name:
+            try:
+                job = self.jobs.get(job_name)
+            except ResourceDoesNotExist:
+                job = None
+        elif mv.run_id:
+            job = self.jobs.store.find(mv.run_id)
+        recorded_inputs = mv.tags.get(LINEAGE_PREFIX + "inputs")
+        inputs = (
+            json.loads(recorded_inputs) if recorded_inputs else (job_inputs(job) if job else {})
+        )
+        return {
+            "run_id": mv.run_id,
+            "job": None
+            if job is None and not job_name
+            else {
+                "name": job.name if job else job_name,
+                "status": job.status if job else "deleted",
+                "compute": job.compute if job else None,
+                "experiment_id": job.experiment_id if job else None,
+            },
+            "inputs": inputs,
+            "environment": {
+                "name": mv.tags.get(LINEAGE_PREFIX + "environment")
+                or (job.environment if job else None),
+                "digest": mv.tags.get(LINEAGE_PREFIX + "environment_digest")
+                or (job.environment_digest if job else None),
+            }
+            if job or job_name
+            else None,
+            "deployments": [],
+        }
+
+    # --- change -----------------------------------------------------------------------
+    def update(
+        self,
+        name: str,
+        version: object,
+        description: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        mv = self.registry.get_model_version(name, version)
+        if description is not None:
+            self.registry.update_model_version(name, mv.version, description)
+        for k, v in (tags or {}).items():
+            if str(k).startswith("lapis."):
+                raise InvalidParameterValue(f"Tag '{k}' is reserved (lapis.* tags are Lapis' own)")
+            self.registry.set_model_version_tag(name, mv.version, k, v)
+        return self.show(name, mv.version)
+
+    def set_archived(self, name: str, version: object, archived: bool) -> dict[str, Any]:
+        mv = self.registry.get_model_version(name, version)
+        if archived:
+            self.registry.set_model_version_tag(name, mv.version, ARCHIVED_TAG, "true")
+        elif ARCHIVED_TAG in mv.tags:
+            self.registry.delete_model_version_tag(name, mv.version, ARCHIVED_TAG)
+        return self.show(name, mv.version)
+
+    def delete(self, name: str, version: object) -> None:
+        self.registry.delete_model_version(name, version)
+
+    # --- files --------------------------------------------------------------------------
+    def files(self, name: str, version: object) -> dict[str, Any]:
+        """The store folder holding the version's files and each file below it."""
+        mv = self.registry.get_model_version(name, version)
+        rel = self._store_path(self.registry.get_download_uri(name, mv.version))
+        if self.artifacts.is_file(rel):
+            root, _, base = rel.rpartition("/")
+            files = [FileInfo(base, False, None)]
+        else:
+            root, files = rel, self.artifacts.walk_files(rel)
+        return {"root": root, "files": [{"path": f.path, "size": f.file_size} for f in files]}
+
+    def _store_path(self, uri: str) -> str:
+        rel = proxied_path(uri)
+        if rel is not None:
+            return rel
+        if uri.startswith("runs:/"):
+            run_id, _, sub = uri[len("runs:/") :].lstrip("/").partition("/")
+            run = self.registry.tracking.get_run(run_id)
+            root = proxied_path(run.info.artifact_uri)
+            if root is not None:
+                sub = clean_relpath(sub)
+                return f"{root}/{sub}" if sub else root
+        raise InvalidParameterValue(f"Model files at '{uri}' are not in this workspace's store")
+
+
+def _exists(name: str, version: int | None) -> ResourceAlreadyExists:
+    return ResourceAlreadyExists(f"Model {name} already has a version {version}")
+
+
+def _explicit_version(value: object) -> int:
+    try:
+        return validate_version(value)
+    except InvalidParameterValue:
+        raise InvalidParameterValue(
+            f"Model version must be a positive integer, got '{value}'"
+        ) from None
+
+
+def _mapping(spec: Mapping[str, Any], key: str) -> dict[str, Any]:
+    value = spec.get(key) or {}
+    if not isinstance(value, dict):
+        raise InvalidParameterValue(f"'{key}' must be a mapping of names to values")
+    return value
+
+
+def job_inputs(job: Job) -> dict[str, Any]:
+    """The job's inputs: data paths as given (literals too, as values)."""
+    out: dict[str, Any] = {}
+    for key, value in (job.spec.get("inputs") or {}).items():
+        if isinstance(value, dict):
+            out[key] = {k: value[k] for k in ("type", "path", "value") if k in value}
+        else:
+            out[key] = {"value": value}
+    return out
+
+
+def lineage_tags(job: Job) -> dict[str, str]:
+    tags = {
+        LINEAGE_PREFIX + "job": job.name,
+        LINEAGE_PREFIX + "inputs": json.dumps(job_inputs(job), sort_keys=True, default=str),
+    }
+    if job.environment:
+        tags[LINEAGE_PREFIX + "environment"] = job.environment
+    if job.environment_digest:
+        tags[LINEAGE_PREFIX + "environment_digest"] = job.environment_digest
+    return tags
+
+
+def version_dict(mv: ModelVersion) -> dict[str, Any]:
+    """The API shape of one version (Azure's names where they exist)."""
+    user_tags = {k: v for k, v in mv.tags.items() if not k.startswith("lapis.")}
+    props = {
+        k[len(PROPERTY_PREFIX) :]: v for k, v in mv.tags.items() if k.startswith(PROPERTY_PREFIX)
+    }
+    return {
+        "name": mv.name,
+        "version": mv.version,
+        "type": mv.tags.get(TYPE_TAG, "mlflow_model" if mv.model_id else "custom_model"),
+        "path": mv.source,
+        "description": mv.description,
+        "tags": user_tags,
+        "properties": props,
+        "archived": mv.tags.get(ARCHIVED_TAG) == "true",
+        "status": mv.status,
+        "stage": mv.current_stage,
+        "aliases": list(mv.aliases),
+        "run_id": mv.run_id,
+        "job": mv.tags.get(LINEAGE_PREFIX + "job"),
+        "created_by": mv.user_id,
+        "created_at": mv.creation_timestamp,
+        "updated_at": mv.last_updated_timestamp,
+    }

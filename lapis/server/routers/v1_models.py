@@ -1,0 +1,116 @@
+"""Lapis' models API under ``/api/v1/models``: register, list, show, update, archive, files.
+
+A local folder is registered in three steps so that no file sits in the
+server's memory: ``POST /models`` with ``upload: true`` makes a pending
+version, ``PUT …/files/{path}`` streams each file into the store, and
+``POST …/ready`` marks the version registered.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from lapis.errors import MalformedRequest
+from lapis.registry.models import ModelService
+from lapis.server.routers.mlflow._handler import json_response
+
+router = APIRouter(prefix="/api/v1", tags=["models"])
+
+
+def _models(request: Request) -> ModelService:
+    models: ModelService = request.app.state.ws.models
+    return models
+
+
+async def _json(request: Request) -> dict[str, Any]:
+    try:
+        body = orjson.loads(await request.body() or b"{}")
+    except orjson.JSONDecodeError as exc:
+        raise MalformedRequest(f"Request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise MalformedRequest("Request body must be a JSON object")
+    return body
+
+
+@router.post("/models")
+async def create_model(request: Request) -> Response:
+    """Register a version: the model YAML's fields (``path`` a job output or ``runs:/``)."""
+    body = await _json(request)
+    principal = getattr(request.state, "principal", None)
+    result = await run_in_threadpool(_models(request).create, body, principal)
+    return json_response(result, status=201)
+
+
+@router.get("/models")
+async def list_models(
+    request: Request, name: str | None = None, include_archived: bool = False
+) -> Response:
+    found = await run_in_threadpool(_models(request).list, name, include_archived)
+    return json_response({"models": found})
+
+
+@router.get("/models/{name}/versions/{version}")
+async def show_model(request: Request, name: str, version: str) -> Response:
+    """``version`` is a number, or ``latest`` / an alias (the ``--label`` form)."""
+    models = _models(request)
+    if version.isdigit():
+        result = await run_in_threadpool(models.show, name, version)
+    else:
+        result = await run_in_threadpool(models.show, name, None, version)
+    return json_response(result)
+
+
+@router.patch("/models/{name}/versions/{version}")
+async def update_model(request: Request, name: str, version: str) -> Response:
+    body = await _json(request)
+    tags = body.get("tags") or {}
+    if not isinstance(tags, dict):
+        raise MalformedRequest("'tags' must be an object")
+    result = await run_in_threadpool(
+        _models(request).update, name, version, body.get("description"), tags
+    )
+    return json_response(result)
+
+
+@router.post("/models/{name}/versions/{version}/archive")
+async def archive_model(request: Request, name: str, version: str) -> Response:
+    return json_response(
+        await run_in_threadpool(_models(request).set_archived, name, version, True)
+    )
+
+
+@router.post("/models/{name}/versions/{version}/restore")
+async def restore_model(request: Request, name: str, version: str) -> Response:
+    return json_response(
+        await run_in_threadpool(_models(request).set_archived, name, version, False)
+    )
+
+
+@router.delete("/models/{name}/versions/{version}")
+async def delete_model(request: Request, name: str, version: str) -> Response:
+    await run_in_threadpool(_models(request).delete, name, version)
+    return json_response({})
+
+
+@router.put("/models/{name}/versions/{version}/files/{path:path}")
+async def upload_file(request: Request, name: str, version: str, path: str) -> Response:
+    models = _models(request)
+    target = await run_in_threadpool(models.upload_target, name, version, path)
+    written = await models.artifacts.write_stream(target, request.stream())
+    return json_response({"path": path, "size": written})
+
+
+@router.post("/models/{name}/versions/{version}/ready")
+async def finish_upload(request: Request, name: str, version: str) -> Response:
+    return json_response(await run_in_threadpool(_models(request).finish_upload, name, version))
+
+
+@router.get("/models/{name}/versions/{version}/files")
+async def list_files(request: Request, name: str, version: str) -> Response:
+    """The store folder of the version's files (download each from mlflow-artifacts)."""
+    return json_response(await run_in_threadpool(_models(request).files, name, version))
