@@ -32,7 +32,7 @@ class Workspace:
     compute: ComputeService
     environments: EnvironmentService
     jobs: JobService
-    models: ModelService = None  # type: ignore[assignment]  # set in open()
+    models: ModelService
     bootstrap: IssuedToken | None = None
     scheduler: Any = None
 
@@ -47,19 +47,22 @@ class Workspace:
         tracking.ensure_default_experiment()
         compute = ComputeService(db)
         environments = EnvironmentService(db, settings.home / "envs")
+        artifacts = ArtifactStore(settings.resolved_artifact_root)
+        registry = RegistryService(tracking)
+        jobs = JobService(JobStore(db), tracking, compute, environments, settings.home)
         ws = cls(
             settings=settings,
             db=db,
             auth=auth,
             tracking=tracking,
-            artifacts=ArtifactStore(settings.resolved_artifact_root),
+            artifacts=artifacts,
             logged_models=LoggedModelService(tracking),
-            registry=RegistryService(tracking),
+            registry=registry,
             compute=compute,
             environments=environments,
-            jobs=JobService(JobStore(db), tracking, compute, environments, settings.home),
+            jobs=jobs,
+            models=ModelService(registry, artifacts, jobs),
         )
-        ws.models = ModelService(ws.registry, ws.artifacts, ws.jobs)
         ws.bootstrap = auth.bootstrap_admin()
         return ws
 
