@@ -340,3 +340,33 @@ def test_bad_job_files_are_refused_with_file_and_line(lapis_server: Any, tmp_pat
     with http_for(lapis_server) as http:
         jobs = http.get("/api/v1/jobs", max_results=1000)["jobs"]
     assert not any(j["command"] == "echo hi" for j in jobs), "a refused job was stored"
+
+
+def test_logs_folder_is_uploaded_while_the_job_runs(lapis_server: Any, tmp_path: Path) -> None:
+    job_file = write_job(
+        tmp_path,
+        """\
+        code: src
+        command: python progress.py
+        """,
+        {
+            "src/progress.py": (
+                "import time\n"
+                "open('logs/progress.txt', 'w').write('epoch 1 of 3')\n"
+                "time.sleep(20)\n"
+            )
+        },
+    )
+    name = submit(lapis_server, job_file)["name"]
+    deadline = time.monotonic() + 15
+    while True:
+        with http_for(lapis_server) as http:
+            files = {f["path"] for f in http.get(f"/api/v1/jobs/{name}/files")["files"]}
+        if "logs/progress.txt" in files:
+            break
+        assert time.monotonic() < deadline, f"logs/ not uploaded while running: {files}"
+        time.sleep(0.2)
+    assert get(lapis_server, name)["status"] == "Running"
+    with http_for(lapis_server) as http:
+        http.post(f"/api/v1/jobs/{name}/cancel")
+    assert wait(lapis_server, name)["status"] == "Canceled"
