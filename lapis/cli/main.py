@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from lapis import __version__
-from lapis.cli import auth, compute, environment, experiment, job, model, run
+from lapis.cli import auth, compute, endpoint, environment, experiment, job, model, run
 from lapis.cli._common import CliState, OutputFormat
 from lapis.cli.server import server_command
 from lapis.errors import LapisError
@@ -40,6 +40,7 @@ app.add_typer(job.app, name="job")
 app.add_typer(compute.app, name="compute")
 app.add_typer(environment.app, name="environment")
 app.add_typer(model.app, name="model")
+app.add_typer(endpoint.app, name="online-endpoint")
 
 
 def _version(value: bool) -> None:

@@ -9,7 +9,14 @@ from lapis import __version__
 from lapis.server import errors
 from lapis.server.auth import BearerAuth
 from lapis.server.context import Workspace
-from lapis.server.routers import v1_compute, v1_environments, v1_jobs, v1_models, v1_tracking
+from lapis.server.routers import (
+    v1_compute,
+    v1_endpoints,
+    v1_environments,
+    v1_jobs,
+    v1_models,
+    v1_tracking,
+)
 from lapis.server.routers.mlflow import artifacts, experiments, logged_models, registry, runs
 from lapis.server.routers.mlflow._handler import json_response, mount
 
@@ -46,6 +53,7 @@ def create_app(ws: Workspace) -> FastAPI:
     app.include_router(v1_compute.router)
     app.include_router(v1_environments.router)
     app.include_router(v1_models.router)
+    app.include_router(v1_endpoints.router)
     app.include_router(artifacts.router)
     mount(app, runs.ROUTES + experiments.ROUTES + logged_models.ROUTES + registry.ROUTES)
     app.add_middleware(BearerAuth, workspace=ws)

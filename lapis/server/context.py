@@ -9,6 +9,7 @@ from lapis.artifacts.store import ArtifactStore
 from lapis.auth.service import AuthService, IssuedToken
 from lapis.compute.service import ComputeService
 from lapis.config import Settings
+from lapis.endpoints.service import EndpointService
 from lapis.environments.service import EnvironmentService
 from lapis.jobs.service import JobService
 from lapis.registry.models import ModelService
@@ -33,6 +34,7 @@ class Workspace:
     environments: EnvironmentService
     jobs: JobService
     models: ModelService
+    endpoints: EndpointService
     bootstrap: IssuedToken | None = None
     scheduler: Any = None
 
@@ -62,6 +64,7 @@ class Workspace:
             environments=environments,
             jobs=jobs,
             models=ModelService(registry, artifacts, jobs),
+            endpoints=EndpointService(db),
         )
         ws.bootstrap = auth.bootstrap_admin()
         return ws

@@ -412,3 +412,25 @@ job_events = Table(
     Column("reason", Text),
     Column("time", BigInteger, nullable=False),
 )
+
+# --- online endpoints -------------------------------------------------------------
+# One row per online endpoint. The keys are stored as issued, not hashed:
+# Azure's get-credentials returns them, so the server must be able to read
+# them back. ``traffic``/``mirror_traffic`` are JSON text (deployment → percent).
+online_endpoints = Table(
+    "online_endpoints",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("name_lower", String(32), nullable=False, unique=True),
+    Column("auth_mode", String(16), nullable=False, server_default="key"),
+    Column("description", Text),
+    Column("tags", Text, nullable=False, server_default="{}"),
+    Column("traffic", Text, nullable=False, server_default="{}"),
+    Column("mirror_traffic", Text, nullable=False, server_default="{}"),
+    Column("primary_key", String(128), nullable=False),
+    Column("secondary_key", String(128), nullable=False),
+    Column("provisioning_state", String(32), nullable=False),
+    Column("created_by", String(256)),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)

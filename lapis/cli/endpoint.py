@@ -1,0 +1,234 @@
+"""``lapis online-endpoint …``: online endpoints (deployments come later).
+
+A YAML file is checked here first, so a mistake is reported with its file and
+line before anything is sent; the server checks again because it alone knows
+which names are taken. ``--traffic`` takes Azure's ``blue=90 green=10`` form,
+quoted as one argument or not.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from lapis.cli._common import (
+    OutputFormat,
+    OutputOption,
+    client,
+    console,
+    fmt_time,
+    output_format,
+    print_json,
+)
+from lapis.endpoints.spec import load_text, parse_endpoint, parse_traffic_args
+from lapis.errors import InvalidParameterValue
+
+app = typer.Typer(
+    help="Online endpoints: a scoring URL with keys and a traffic split across deployments.",
+    no_args_is_help=True,
+)
+
+FileOption = Annotated[
+    Path | None,
+    typer.Option("--file", "-f", help="Endpoint YAML in Azure ML's format."),
+]
+
+
+def _path(name: str) -> str:
+    return f"/api/v1/endpoints/{quote(name, safe='')}"
+
+
+def _read_doc(file: Path) -> dict[str, Any]:
+    """Load and check an endpoint YAML locally, so errors carry file:line."""
+    try:
+        text = file.read_text()
+    except OSError as exc:
+        raise InvalidParameterValue(f"cannot read {file}: {exc.strerror}") from None
+    loc = load_text(text, str(file))
+    parse_endpoint(loc, partial=True)
+    if not isinstance(loc.data, dict):
+        raise InvalidParameterValue(f"{file}: must be a mapping of endpoint settings")
+    return dict(loc.data)
+
+
+def _split(traffic: dict[str, int]) -> str:
+    return " ".join(f"{k}={v}" for k, v in traffic.items()) or "-"
+
+
+def _summary(e: dict[str, Any], output: OutputFormat) -> None:
+    if output is OutputFormat.json:
+        print_json(e)
+        return
+    line = Text.assemble((e["name"], "bold"), ": ", (e["provisioning_state"], "green"))
+    line.append(f"  {e['scoring_uri']}", style="dim")
+    console().print(line)
+
+
+@app.command("create")
+def create(
+    ctx: typer.Context,
+    file: FileOption = None,
+    name: Annotated[
+        str | None, typer.Option("--name", "-n", help="Name (overrides the file's).")
+    ] = None,
+    output: OutputOption = None,
+) -> None:
+    """Create an online endpoint from a YAML file; its primary and secondary keys are issued."""
+    doc: dict[str, Any] = _read_doc(file) if file else {}
+    if name is not None:
+        doc["name"] = name
+    if "name" not in doc:
+        raise InvalidParameterValue("give the endpoint's name: -f FILE with name: or --name")
+    source = str(file) if file else "command line"
+    with client(ctx) as http:
+        e = http.post("/api/v1/endpoints", {**doc, "source": source})
+    _summary(e, output_format(ctx, output))
+
+
+@app.command("list")
+def list_endpoints(ctx: typer.Context, output: OutputOption = None) -> None:
+    """List online endpoints with their traffic split."""
+    with client(ctx) as http:
+        endpoints = http.get("/api/v1/endpoints")["endpoints"]
+    if output_format(ctx, output) is OutputFormat.json:
+        print_json(endpoints)
+        return
+    table = Table(title="Online endpoints", title_justify="left")
+    for col in ("Name", "State", "Auth", "Traffic", "Scoring URI"):
+        table.add_column(col)
+    for e in endpoints:
+        table.add_row(
+            Text(e["name"], style="bold"),
+            e["provisioning_state"],
+            e["auth_mode"],
+            _split(e["traffic"]),
+            e["scoring_uri"],
+        )
+    console().print(table)
+
+
+@app.command("show")
+def show(ctx: typer.Context, name: str, output: OutputOption = None) -> None:
+    """Show an endpoint: scoring_uri, traffic, mirror_traffic, auth mode, tags."""
+    with client(ctx) as http:
+        e = http.get(_path(name))
+    if output_format(ctx, output) is OutputFormat.json:
+        print_json(e)
+        return
+    rows: list[tuple[str, Any]] = [
+        ("name", Text(e["name"], style="bold")),
+        ("provisioning_state", e["provisioning_state"]),
+        ("auth_mode", e["auth_mode"]),
+        ("scoring_uri", e["scoring_uri"]),
+        ("traffic", _split(e["traffic"])),
+        ("mirror_traffic", _split(e["mirror_traffic"])),
+    ]
+    if e.get("description"):
+        rows.append(("description", e["description"]))
+    if e.get("tags"):
+        rows.append(("tags", ", ".join(f"{k}={v}" for k, v in e["tags"].items())))
+    rows.append(("created", f"{fmt_time(e.get('created_at'))} by {e.get('created_by') or '-'}"))
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold cyan")
+    grid.add_column()
+    for label, value in rows:
+        grid.add_row(label, value)
+    console().print(grid)
+
+
+@app.command("update", context_settings={"allow_extra_args": True})
+def update(
+    ctx: typer.Context,
+    name: str,
+    file: FileOption = None,
+    traffic: Annotated[
+        list[str] | None,
+        typer.Option("--traffic", help="New split, e.g. --traffic blue=90 green=10."),
+    ] = None,
+    mirror: Annotated[
+        list[str] | None,
+        typer.Option("--mirror-traffic", help="Copy a share of requests, e.g. green=10."),
+    ] = None,
+    description: Annotated[str | None, typer.Option("--description", help="Free text.")] = None,
+    output: OutputOption = None,
+) -> None:
+    """Change traffic, mirror traffic, description or tags of an endpoint."""
+    extra = list(ctx.args)
+    if extra and traffic is None and mirror is None:
+        raise InvalidParameterValue(f"unexpected arguments: {' '.join(extra)}")
+    if extra and traffic is not None and mirror is not None:
+        raise InvalidParameterValue(
+            "with both --traffic and --mirror-traffic, quote each split: "
+            "--traffic 'blue=90 green=10'"
+        )
+    doc: dict[str, Any] = _read_doc(file) if file else {}
+    # ``--traffic blue=90 green=10``: the shares after the first arrive as extra arguments
+    if traffic is not None:
+        doc["traffic"] = parse_traffic_args([*traffic, *(extra if mirror is None else [])])
+    if mirror is not None:
+        extra_mirror = extra if traffic is None else []
+        doc["mirror_traffic"] = parse_traffic_args([*mirror, *extra_mirror], "mirror_traffic")
+    if description is not None:
+        doc["description"] = description
+    if not doc:
+        raise InvalidParameterValue(
+            "nothing to update: give -f FILE, --traffic, --mirror-traffic or --description"
+        )
+    source = str(file) if file else "command line"
+    with client(ctx) as http:
+        e = http.request("PATCH", _path(name), json_body={**doc, "source": source}).json()
+    _summary(e, output_format(ctx, output))
+
+
+@app.command("get-credentials")
+def get_credentials(ctx: typer.Context, name: str, output: OutputOption = None) -> None:
+    """Print the endpoint's primaryKey and secondaryKey (callers present one to score)."""
+    with client(ctx) as http:
+        keys = http.post(f"{_path(name)}/listKeys")
+    if output_format(ctx, output) is OutputFormat.json:
+        print_json(keys)
+        return
+    console().print(f"primaryKey:   {keys['primaryKey']}\nsecondaryKey: {keys['secondaryKey']}")
+
+
+@app.command("regenerate-keys")
+def regenerate_keys(
+    ctx: typer.Context,
+    name: str,
+    key_type: Annotated[
+        str, typer.Option("--key-type", help="Which key to replace: primary or secondary.")
+    ] = "primary",
+    output: OutputOption = None,
+) -> None:
+    """Replace one key; callers using the other key are not interrupted."""
+    if key_type.lower() not in ("primary", "secondary"):
+        raise InvalidParameterValue(f"--key-type must be primary or secondary, got {key_type!r}")
+    with client(ctx) as http:
+        body = http.post(f"{_path(name)}/regenerateKeys", {"keyType": key_type.capitalize()})
+    if output_format(ctx, output) is OutputFormat.json:
+        print_json(body)
+        return
+    console().print(f"Regenerated the {key_type.lower()} key of '{name}'.")
+
+
+@app.command("delete")
+def delete(
+    ctx: typer.Context,
+    name: str,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    output: OutputOption = None,
+) -> None:
+    """Delete an online endpoint; its keys stop working at once."""
+    if not yes:
+        typer.confirm(f"Delete online endpoint '{name}'?", abort=True)
+    with client(ctx) as http:
+        body = http.request("DELETE", _path(name)).json()
+    if output_format(ctx, output) is OutputFormat.json:
+        print_json(body)
+        return
+    console().print(f"Deleted online endpoint '{body['name']}'.")

@@ -1,0 +1,164 @@
+"""Online endpoints: a name, an auth mode, two keys and a traffic split.
+
+An endpoint is the stable front of its deployments (which come later): the
+scoring URL, the keys callers present, and how requests are split
+(``traffic``) or copied (``mirror_traffic``) across deployments. Creating one
+provisions nothing, so it is ``Succeeded`` at once.
+
+Keys: two random keys (``secrets.token_urlsafe(32)``) are issued at create so
+that one can be rotated while callers move to the other. They are stored as
+issued, not hashed, because Azure's ``get-credentials`` returns them;
+``check_key`` compares in constant time (``hmac.compare_digest``) for the
+scoring route.
+"""
+
+from __future__ import annotations
+
+import builtins
+import difflib
+import hmac
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+from lapis.endpoints.spec import (
+    located,
+    parse_endpoint,
+    validate_traffic,
+)
+from lapis.errors import InvalidParameterValue, ResourceDoesNotExist
+from lapis.jobs.yaml_lines import Located
+from lapis.store.sql.endpoints import EndpointStore, OnlineEndpoint
+from lapis.store.sql.engine import Database
+from lapis.util import now_ms
+
+KEY_TYPES = ("primary", "secondary")
+
+
+def new_key() -> str:
+    return secrets.token_urlsafe(32)
+
+
+class EndpointService:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.store = EndpointStore(db)
+
+    # --- reading -----------------------------------------------------------------
+    def get(self, name: str) -> OnlineEndpoint:
+        """An endpoint by name, case-insensitively; a miss lists the known names."""
+        found = self.store.get(name)
+        if found is None:
+            known = [e.name for e in self.store.all()]
+            close = difflib.get_close_matches(name.lower(), [k.lower() for k in known], n=1)
+            hint = ""
+            if close:
+                hint = f" Did you mean {next(k for k in known if k.lower() == close[0])}?"
+            listing = ", ".join(known) if known else "none"
+            raise ResourceDoesNotExist(
+                f"Online endpoint '{name}' does not exist. Known endpoints: {listing}.{hint}"
+            )
+        return found
+
+    def list(self) -> builtins.list[OnlineEndpoint]:
+        return self.store.all()
+
+    @staticmethod
+    def describe(e: OnlineEndpoint, base_url: str) -> dict[str, Any]:
+        """The API's view of an endpoint, with Azure's names; never the keys."""
+        return {
+            "name": e.name,
+            "auth_mode": e.auth_mode,
+            "description": e.description,
+            "tags": e.tags,
+            "traffic": e.traffic,
+            "mirror_traffic": e.mirror_traffic,
+            "scoring_uri": f"{base_url.rstrip('/')}/api/v1/endpoints/{e.name}/score",
+            "provisioning_state": e.provisioning_state,
+            "created_by": e.created_by,
+            "created_at": e.created_at,
+            "updated_at": e.updated_at,
+        }
+
+    # --- writing -----------------------------------------------------------------
+    def create(
+        self,
+        doc: Mapping[str, Any] | Located,
+        *,
+        source: str = "<request>",
+        created_by: str | None = None,
+    ) -> OnlineEndpoint:
+        """Create an endpoint from its YAML document (Azure's managedOnlineEndpoint shape)."""
+        spec = parse_endpoint(located(doc, source))
+        assert spec.name is not None  # parse_endpoint requires it when not partial
+        now = now_ms()
+        e = OnlineEndpoint(
+            name=spec.name,
+            primary_key=new_key(),
+            secondary_key=new_key(),
+            created_at=now,
+            updated_at=now,
+            auth_mode=spec.auth_mode,
+            description=spec.description,
+            tags=spec.tags,
+            traffic=spec.traffic,
+            mirror_traffic=spec.mirror_traffic,
+            created_by=created_by,
+        )
+        self.store.insert(e)
+        return e
+
+    def update(
+        self, name: str, doc: Mapping[str, Any] | Located, *, source: str = "<request>"
+    ) -> OnlineEndpoint:
+        """Change description, tags, auth mode, traffic or mirror traffic (keys present only)."""
+        e = self.get(name)
+        spec = parse_endpoint(located(doc, source), partial=True)
+        if spec.name is not None and spec.name.lower() != e.name.lower():
+            raise InvalidParameterValue(
+                f"{source}: name '{spec.name}' does not match the endpoint being updated "
+                f"('{e.name}'); an endpoint cannot be renamed"
+            )
+        values: dict[str, Any] = {}
+        for key in ("auth_mode", "description", "tags", "traffic", "mirror_traffic"):
+            if key in spec.given:
+                values[key] = getattr(spec, key)
+        if values:
+            values["updated_at"] = now_ms()
+            self.store.update(e.name, **values)
+        return self.get(e.name)
+
+    def set_traffic(self, name: str, traffic: Mapping[str, Any]) -> OnlineEndpoint:
+        """Replace the traffic split (whole percents summing to 100, or 0 for none)."""
+        e = self.get(name)
+        self.store.update(e.name, traffic=validate_traffic(dict(traffic)), updated_at=now_ms())
+        return self.get(e.name)
+
+    def delete(self, name: str) -> OnlineEndpoint:
+        e = self.get(name)
+        self.store.delete(e.name)
+        return e
+
+    # --- keys --------------------------------------------------------------------
+    def get_credentials(self, name: str) -> dict[str, str]:
+        e = self.get(name)
+        return {"primaryKey": e.primary_key, "secondaryKey": e.secondary_key}
+
+    def regenerate_key(self, name: str, key_type: str) -> dict[str, str]:
+        """Replace the primary or the secondary key; the other one keeps working."""
+        kind = key_type.lower()
+        if kind not in KEY_TYPES:
+            raise InvalidParameterValue(f"key type must be primary or secondary, got {key_type!r}")
+        e = self.get(name)
+        self.store.update(e.name, **{f"{kind}_key": new_key()}, updated_at=now_ms())
+        return self.get_credentials(e.name)
+
+    def check_key(self, endpoint_name: str, presented_key: str) -> bool:
+        """Whether ``presented_key`` is one of the endpoint's keys, in constant time."""
+        e = self.store.get(endpoint_name)
+        if e is None or not presented_key:
+            return False
+        given = presented_key.encode()
+        primary = hmac.compare_digest(given, e.primary_key.encode())
+        secondary = hmac.compare_digest(given, e.secondary_key.encode())
+        return primary or secondary

@@ -1,0 +1,122 @@
+"""Lapis' online-endpoint API under ``/api/v1/endpoints`` (deployments come later).
+
+Bodies are the endpoint document as Azure's YAML has it (a JSON object), with
+an optional ``"source"`` naming the file it came from so that messages can
+point at it. Key routes follow Azure's REST names: ``listKeys`` returns
+``{"primaryKey", "secondaryKey"}`` and ``regenerateKeys`` takes
+``{"keyType": "Primary" | "Secondary"}``. ``scoring_uri`` is built from the
+URL the caller reached this server at.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from lapis.errors import MalformedRequest
+from lapis.server.context import Workspace
+from lapis.server.routers.mlflow._handler import json_response
+
+router = APIRouter(prefix="/api/v1", tags=["endpoints"])
+
+
+def _ws(request: Request) -> Workspace:
+    ws: Workspace = request.app.state.ws
+    return ws
+
+
+def _who(request: Request) -> str | None:
+    principal = getattr(request.state, "principal", None)
+    return principal.name if principal is not None else None
+
+
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+async def _body(request: Request) -> tuple[dict[str, Any], str]:
+    raw = await request.body()
+    try:
+        data = orjson.loads(raw) if raw.strip() else {}
+    except orjson.JSONDecodeError as exc:
+        raise MalformedRequest(f"Malformed JSON request body: {exc}") from None
+    if not isinstance(data, dict):
+        raise MalformedRequest(f"Request body must be a JSON object, got {type(data).__name__}")
+    source = data.pop("source", None)
+    return data, str(source) if source else "<request>"
+
+
+@router.post("/endpoints")
+async def create_endpoint(request: Request) -> Response:
+    """Create an online endpoint; its two keys are generated here."""
+    ws = _ws(request)
+    doc, source = await _body(request)
+
+    def work() -> dict[str, Any]:
+        e = ws.endpoints.create(doc, source=source, created_by=_who(request))
+        return ws.endpoints.describe(e, _base(request))
+
+    return json_response(await run_in_threadpool(work), status=201)
+
+
+@router.get("/endpoints")
+async def list_endpoints(request: Request) -> Response:
+    ws = _ws(request)
+
+    def work() -> list[dict[str, Any]]:
+        return [ws.endpoints.describe(e, _base(request)) for e in ws.endpoints.list()]
+
+    return json_response({"endpoints": await run_in_threadpool(work)})
+
+
+@router.get("/endpoints/{name}")
+async def get_endpoint(request: Request, name: str) -> Response:
+    ws = _ws(request)
+
+    def work() -> dict[str, Any]:
+        return ws.endpoints.describe(ws.endpoints.get(name), _base(request))
+
+    return json_response(await run_in_threadpool(work))
+
+
+@router.patch("/endpoints/{name}")
+async def update_endpoint(request: Request, name: str) -> Response:
+    """Change description, tags, auth mode, traffic or mirror traffic."""
+    ws = _ws(request)
+    doc, source = await _body(request)
+
+    def work() -> dict[str, Any]:
+        e = ws.endpoints.update(name, doc, source=source)
+        return ws.endpoints.describe(e, _base(request))
+
+    return json_response(await run_in_threadpool(work))
+
+
+@router.delete("/endpoints/{name}")
+async def delete_endpoint(request: Request, name: str) -> Response:
+    ws = _ws(request)
+    e = await run_in_threadpool(ws.endpoints.delete, name)
+    return json_response({"name": e.name, "deleted": True})
+
+
+@router.post("/endpoints/{name}/listKeys")
+async def list_keys(request: Request, name: str) -> Response:
+    """The endpoint's keys, as Azure's get-credentials returns them."""
+    ws = _ws(request)
+    return json_response(await run_in_threadpool(ws.endpoints.get_credentials, name))
+
+
+@router.post("/endpoints/{name}/regenerateKeys")
+async def regenerate_keys(request: Request, name: str) -> Response:
+    """Replace one key (``keyType``: Primary or Secondary); the other keeps working."""
+    ws = _ws(request)
+    doc, _ = await _body(request)
+    key_type = doc.get("keyType")
+    if not isinstance(key_type, str):
+        raise MalformedRequest('regenerateKeys needs {"keyType": "Primary" | "Secondary"}')
+    await run_in_threadpool(ws.endpoints.regenerate_key, name, key_type)
+    return json_response({"name": name, "keyType": key_type.capitalize(), "regenerated": True})

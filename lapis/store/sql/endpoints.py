@@ -1,0 +1,106 @@
+"""Online endpoints: one row each, found case-insensitively through ``name_lower``.
+
+The row keeps the spelling the user chose. Keys are stored as issued (not
+hashed) because ``get-credentials`` must return them, as Azure's does.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from lapis.errors import ResourceAlreadyExists
+from lapis.store.sql.engine import Database
+from lapis.store.sql.tables import online_endpoints as t
+
+JSON_COLUMNS = ("tags", "traffic", "mirror_traffic")
+
+
+@dataclass
+class OnlineEndpoint:
+    name: str
+    primary_key: str
+    secondary_key: str
+    created_at: int
+    updated_at: int
+    auth_mode: str = "key"
+    description: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    traffic: dict[str, int] = field(default_factory=dict)
+    mirror_traffic: dict[str, int] = field(default_factory=dict)
+    provisioning_state: str = "Succeeded"
+    created_by: str | None = None
+
+
+def _from_row(row: Any) -> OnlineEndpoint:
+    return OnlineEndpoint(
+        name=row.name,
+        primary_key=row.primary_key,
+        secondary_key=row.secondary_key,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        auth_mode=row.auth_mode,
+        description=row.description,
+        tags=json.loads(row.tags or "{}"),
+        traffic=json.loads(row.traffic or "{}"),
+        mirror_traffic=json.loads(row.mirror_traffic or "{}"),
+        provisioning_state=row.provisioning_state,
+        created_by=row.created_by,
+    )
+
+
+class EndpointStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def insert(self, e: OnlineEndpoint) -> None:
+        message = f"Online endpoint '{e.name}' already exists"
+        try:
+            with self.db.write() as conn:
+                if conn.execute(select(t.c.name).where(t.c.name_lower == e.name.lower())).first():
+                    raise ResourceAlreadyExists(message)
+                conn.execute(
+                    insert(t).values(
+                        name=e.name,
+                        name_lower=e.name.lower(),
+                        auth_mode=e.auth_mode,
+                        description=e.description,
+                        tags=json.dumps(e.tags),
+                        traffic=json.dumps(e.traffic),
+                        mirror_traffic=json.dumps(e.mirror_traffic),
+                        primary_key=e.primary_key,
+                        secondary_key=e.secondary_key,
+                        provisioning_state=e.provisioning_state,
+                        created_by=e.created_by,
+                        created_at=e.created_at,
+                        updated_at=e.updated_at,
+                    )
+                )
+        except IntegrityError:  # a concurrent create of the same name
+            raise ResourceAlreadyExists(message) from None
+
+    def get(self, name: str) -> OnlineEndpoint | None:
+        with self.db.read() as conn:
+            row = conn.execute(select(t).where(t.c.name_lower == name.lower())).first()
+        return _from_row(row) if row else None
+
+    def all(self) -> list[OnlineEndpoint]:
+        with self.db.read() as conn:
+            rows = conn.execute(select(t).order_by(t.c.name_lower)).all()
+        return [_from_row(r) for r in rows]
+
+    def update(self, name: str, **values: Any) -> None:
+        """Change columns of the endpoint whose stored name is ``name``."""
+        for key in JSON_COLUMNS:
+            if key in values:
+                values[key] = json.dumps(values[key])
+        with self.db.write() as conn:
+            conn.execute(update(t).where(t.c.name == name).values(**values))
+
+    def delete(self, name: str) -> None:
+        with self.db.write() as conn:
+            conn.execute(delete(t).where(t.c.name == name))
