@@ -292,6 +292,86 @@ def restore(
     _done(ctx, output, m, "restored")
 
 
+def _download_files(http: LapisHTTP, name: str, version: str, target: Path) -> list[Path]:
+    written: list[Path] = []
+    listing = http.get(f"{_base(name, version)}/files")
+    root = listing["root"]
+    for item in listing["files"]:
+        rel = str(item["path"])
+        dest = target / rel
+        if target.resolve() not in dest.resolve().parents:
+            raise InvalidParameterValue(f"Refusing to write outside {target}: {rel}")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.part")
+        url = f"/api/2.0/mlflow-artifacts/artifacts/{_q(root, '/')}/{_q(rel, '/')}"
+        with http.stream("GET", url) as resp, open(tmp, "wb") as fh:
+            for chunk in resp.iter_bytes():
+                fh.write(chunk)
+        tmp.replace(dest)
+        written.append(dest)
+    return written
+
+
+@app.command("package")
+def package(
+    ctx: typer.Context,
+    name: str,
+    version: Annotated[str, typer.Option(help="Version number.")],
+    output_path: Annotated[Path, typer.Option(help="Empty folder for the Docker build context.")],
+    scoring_script: Annotated[
+        str | None,
+        typer.Option(help="Script with init() and run(raw_data), relative to --code."),
+    ] = None,
+    code: Annotated[Path | None, typer.Option(help="Folder holding the scoring code.")] = None,
+    environment: Annotated[
+        str | None,
+        typer.Option(help="Environment whose packages the image installs (NAME[:VER|@latest])."),
+    ] = None,
+    output: OutputOption = None,
+) -> None:
+    """Write a self-contained Docker build context that serves this model version anywhere."""
+    import tempfile
+
+    from lapis.endpoints.package import PackageSpec, write_context
+
+    requirements: list[str] = []
+    python = image = None
+    with client(ctx) as http:
+        if environment:
+            ref = environment.removeprefix("azureml:")
+            env_name, _, ver = ref.partition(":")
+            env_name = env_name.partition("@")[0]  # @latest is the default
+            path = f"/api/v1/environments/{_q(env_name)}"
+            if ver:
+                path += f"/versions/{_q(ver)}"
+            env = http.get(path)
+            requirements = list(env["spec"].get("requirements") or [])
+            python, image = env["spec"].get("python"), env.get("image")
+        with tempfile.TemporaryDirectory(prefix="lapis-package-") as tmp:
+            model_dir = Path(tmp) / "model"
+            _download_files(http, name, version, model_dir)
+            files = write_context(
+                PackageSpec(
+                    model_label=f"{name}:{version}",
+                    model_dir=model_dir,
+                    code_dir=code,
+                    scoring_script=scoring_script,
+                    requirements=requirements,
+                    python=python,
+                    image=image,
+                ),
+                output_path,
+            )
+    if output_format(ctx, output) is OutputFormat.json:
+        print_json([str(p) for p in files])
+        return
+    console().print(
+        f"Wrote a Docker build context for {escape(name)}:{escape(version)} to {output_path} "
+        f"({len(files)} files); build it with `docker build -t {escape(name.lower())} "
+        f"{output_path}`"
+    )
+
+
 @app.command("download")
 def download(
     ctx: typer.Context,
@@ -304,23 +384,8 @@ def download(
 ) -> None:
     """Download a version's files into DOWNLOAD_PATH/<name>/."""
     target = download_path / name
-    written: list[Path] = []
     with client(ctx) as http:
-        listing = http.get(f"{_base(name, version)}/files")
-        root = listing["root"]
-        for item in listing["files"]:
-            rel = str(item["path"])
-            dest = target / rel
-            if target.resolve() not in dest.resolve().parents:
-                raise InvalidParameterValue(f"Refusing to write outside {target}: {rel}")
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            tmp = dest.with_name(f".{dest.name}.part")
-            url = f"/api/2.0/mlflow-artifacts/artifacts/{_q(root, '/')}/{_q(rel, '/')}"
-            with http.stream("GET", url) as resp, open(tmp, "wb") as fh:
-                for chunk in resp.iter_bytes():
-                    fh.write(chunk)
-            tmp.replace(dest)
-            written.append(dest)
+        written = _download_files(http, name, version, target)
     if output_format(ctx, output) is OutputFormat.json:
         print_json([str(p) for p in written])
         return
