@@ -26,8 +26,9 @@ from lapis.cli._common import (
     output_format,
     print_json,
 )
-from lapis.compute.spec import load_text, parse_compute
+from lapis.compute.spec import parse_compute
 from lapis.errors import InvalidParameterValue
+from lapis.jobs.yaml_lines import load
 
 app = typer.Typer(
     help="Compute targets: 'local' (this host) and compute instances with their own cores, "
@@ -77,7 +78,7 @@ def _read_doc(file: Path) -> dict[str, Any]:
         text = file.read_text()
     except OSError as exc:
         raise InvalidParameterValue(f"cannot read {file}: {exc.strerror}") from None
-    loc = load_text(text, str(file))
+    loc = load(text, str(file))
     parse_compute(loc, partial=True)
     if not isinstance(loc.data, dict):
         raise InvalidParameterValue(f"{file}: must be a mapping of compute settings")

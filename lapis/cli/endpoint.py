@@ -25,8 +25,9 @@ from lapis.cli._common import (
     output_format,
     print_json,
 )
-from lapis.endpoints.spec import load_text, parse_endpoint, parse_traffic_args
+from lapis.endpoints.spec import parse_endpoint, parse_traffic_args
 from lapis.errors import InvalidParameterValue
+from lapis.jobs.yaml_lines import load
 
 app = typer.Typer(
     help="Online endpoints: a scoring URL with keys and a traffic split across deployments.",
@@ -49,7 +50,7 @@ def _read_doc(file: Path) -> dict[str, Any]:
         text = file.read_text()
     except OSError as exc:
         raise InvalidParameterValue(f"cannot read {file}: {exc.strerror}") from None
-    loc = load_text(text, str(file))
+    loc = load(text, str(file))
     parse_endpoint(loc, partial=True)
     if not isinstance(loc.data, dict):
         raise InvalidParameterValue(f"{file}: must be a mapping of endpoint settings")

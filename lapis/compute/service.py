@@ -41,7 +41,7 @@ from lapis.compute.sizes import (
     fits_host,
     get_size,
 )
-from lapis.compute.spec import located, parse_compute
+from lapis.compute.spec import parse_compute
 from lapis.entities.compute import Compute, ComputeState, ComputeType
 from lapis.errors import (
     InvalidParameterValue,
@@ -49,7 +49,7 @@ from lapis.errors import (
     ResourceAlreadyExists,
     ResourceDoesNotExist,
 )
-from lapis.jobs.yaml_lines import Located
+from lapis.jobs.yaml_lines import Located, located
 from lapis.store.sql.computes import ComputeStore
 from lapis.store.sql.engine import Database
 from lapis.util import now_ms as _now

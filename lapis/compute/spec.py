@@ -21,7 +21,7 @@ from lapis.compute.schedules import parse_schedule
 from lapis.compute.sizes import get_size
 from lapis.entities.compute import ComputeType
 from lapis.errors import InvalidParameterValue, ResourceDoesNotExist
-from lapis.jobs.yaml_lines import Located, load
+from lapis.jobs.yaml_lines import Located, check_settings, located
 
 DEFAULT_SIZE = "Standard_DS3_v2"  # Azure's default for a compute instance
 KEYS = {
@@ -65,28 +65,10 @@ def parse_duration(text: str) -> int | None:
     return int(d * 86400 + h * 3600 + mi * 60 + float(m.group("s") or 0))
 
 
-def load_text(text: str, source: str) -> Located:
-    return load(text, source)
-
-
-def located(doc: Mapping[str, Any] | Located, source: str) -> Located:
-    if isinstance(doc, Located):
-        return doc
-    return Located(dict(doc), source)
-
-
 def parse_compute(doc: Mapping[str, Any] | Located, *, partial: bool = False) -> ComputeSpec:
     """Check a compute document; every complaint names the file, line and key."""
     loc = located(doc, "<compute>")
-    data = loc.data
-    if not isinstance(data, Mapping):
-        raise loc.error((), f"must be a mapping of compute settings, got {type(data).__name__}")
-    for key in data:
-        if key not in KEYS:
-            raise loc.error(
-                (str(key),),
-                f"is not a computeinstance setting Lapis knows; allowed: {', '.join(sorted(KEYS))}",
-            )
+    data = check_settings(loc, KEYS, "computeinstance")
     spec = ComputeSpec(given={k for k in data if k != "$schema"})
     _identity(loc, data, spec, partial)
     if "description" in data:

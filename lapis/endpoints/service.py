@@ -22,12 +22,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from lapis.endpoints.spec import (
-    located,
     parse_endpoint,
     validate_traffic,
 )
 from lapis.errors import InvalidParameterValue, ResourceDoesNotExist
-from lapis.jobs.yaml_lines import Located
+from lapis.jobs.yaml_lines import Located, located
 from lapis.store.sql.endpoints import EndpointStore, OnlineEndpoint
 from lapis.store.sql.engine import Database
 from lapis.util import now_ms

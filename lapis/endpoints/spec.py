@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lapis.errors import InvalidParameterValue
-from lapis.jobs.yaml_lines import Located, load
+from lapis.jobs.yaml_lines import Located, check_settings, located
 
 MIN_LENGTH, MAX_LENGTH = 3, 32
 RULES = (
@@ -129,16 +129,6 @@ def parse_traffic_args(items: Iterable[str], what: str = "traffic") -> dict[str,
     return validate_traffic(raw, what)
 
 
-def load_text(text: str, source: str) -> Located:
-    return load(text, source)
-
-
-def located(doc: Mapping[str, Any] | Located, source: str) -> Located:
-    if isinstance(doc, Located):
-        return doc
-    return Located(dict(doc), source)
-
-
 def _at(loc: Located, key: str, exc: InvalidParameterValue) -> InvalidParameterValue:
     return InvalidParameterValue(f"{loc.where((key,))}: {exc.message}", file=loc.source, key=key)
 
@@ -146,16 +136,7 @@ def _at(loc: Located, key: str, exc: InvalidParameterValue) -> InvalidParameterV
 def parse_endpoint(doc: Mapping[str, Any] | Located, *, partial: bool = False) -> EndpointSpec:
     """Check an endpoint document; every complaint names the file, line and key."""
     loc = located(doc, "<endpoint>")
-    data = loc.data
-    if not isinstance(data, Mapping):
-        raise loc.error((), f"must be a mapping of endpoint settings, got {type(data).__name__}")
-    for key in data:
-        if key not in KEYS:
-            raise loc.error(
-                (str(key),),
-                "is not an online endpoint setting Lapis knows; "
-                f"allowed: {', '.join(sorted(KEYS))}",
-            )
+    data = check_settings(loc, KEYS, "online endpoint")
     spec = EndpointSpec(given={k for k in data if k != "$schema"})
     if "name" in data:
         try:

@@ -6,7 +6,6 @@ its line numbers) using exactly the rules the server applies.
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any
 import yaml
 
 from lapis.environments.spec import EnvironmentSpec, from_conda, from_requirements
-from lapis.jobs.yaml_lines import Located, load
+from lapis.jobs.yaml_lines import Located, load, suggest
 
 CURATED_DIR = Path(__file__).parent / "curated"
 BUILD_STATUSES = ("Building", "Succeeded", "Failed")
@@ -50,11 +49,6 @@ class Definition:
 
 
 # --- document parsing -------------------------------------------------------------
-def suggest(word: str, known: list[str] | set[str]) -> str:
-    close = difflib.get_close_matches(word, sorted(known), n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
 def read_conda(
     doc: Located, raw: Any, hint: str = "`lapis environment create -f` does this for you"
 ) -> tuple[str, dict[str, Any]]:

@@ -10,7 +10,6 @@ so they are checked the same way.
 
 from __future__ import annotations
 
-import difflib
 import keyword
 import re
 import secrets
@@ -21,7 +20,7 @@ from typing import Any
 import yaml
 
 from lapis.errors import InvalidParameterValue
-from lapis.jobs.yaml_lines import Located, load
+from lapis.jobs.yaml_lines import Located, load, suggest
 from lapis.util import random_name
 
 TOP_LEVEL_KEYS = {
@@ -125,17 +124,12 @@ def generated_name() -> str:
     return f"{adjective}_{noun}_{secrets.token_hex(2)}"
 
 
-def _suggest(key: str, allowed: set[str]) -> str:
-    close = difflib.get_close_matches(key, sorted(allowed), n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
 def _check_keys(
     doc: Located, path: tuple[str, ...], value: dict[str, Any], allowed: set[str], what: str
 ) -> None:
     for key in value:
         if key not in allowed:
-            raise doc.error((*path, key), f"is not a valid key of {what}{_suggest(key, allowed)}")
+            raise doc.error((*path, key), f"is not a valid key of {what}{suggest(key, allowed)}")
 
 
 def _mapping(doc: Located, path: tuple[str, ...], value: Any) -> dict[str, Any]:
@@ -176,7 +170,7 @@ def _parse_input(doc: Located, name: str, raw: Any) -> JobInput:
     if kind not in INPUT_TYPES:
         raise doc.error(
             (*path, "type"),
-            f"must be one of {', '.join(sorted(INPUT_TYPES))}{_suggest(str(kind), INPUT_TYPES)}",
+            f"must be one of {', '.join(sorted(INPUT_TYPES))}{suggest(str(kind), INPUT_TYPES)}",
         )
     optional = bool(raw.get("optional", False))
     if kind in ("string", "integer", "number", "boolean"):
@@ -255,7 +249,7 @@ def _check_placeholders(doc: Located, spec: CommandJobSpec) -> None:
             raise doc.error(
                 ("command",),
                 f"refers to ${{{{{kind}.{name}}}}}, but the job has no "
-                f"{kind[:-1]} '{name}'{_suggest(name, set(known))}",
+                f"{kind[:-1]} '{name}'{suggest(name, set(known))}",
             )
     required_outside = _PLACEHOLDER.findall(_OPTIONAL.sub("", spec.command))
     for kind, name in required_outside:

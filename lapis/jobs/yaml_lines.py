@@ -8,6 +8,8 @@ plus a map from key path to line number.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,3 +76,32 @@ def load(text: str, source: str = "<job>") -> Located:
     lines: dict[Path, int] = {}
     data = {} if root is None else _convert(root, (), lines)
     return Located(data, source, lines)
+
+
+def located(doc: Mapping[str, Any] | Located, source: str) -> Located:
+    """A document parsed from a file keeps its lines; one built in code gets ``source`` only."""
+    if isinstance(doc, Located):
+        return doc
+    return Located(dict(doc), source)
+
+
+def suggest(word: str, known: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for a near miss, else nothing."""
+    close = difflib.get_close_matches(word, sorted(known), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def check_settings(loc: Located, keys: set[str], what: str) -> Mapping[str, Any]:
+    """The document as a mapping whose every key is one of ``keys`` (else file:line:key)."""
+    data = loc.data
+    if not isinstance(data, Mapping):
+        raise loc.error((), f"must be a mapping of {what} settings, got {type(data).__name__}")
+    article = "an" if what[:1].lower() in "aeiou" else "a"
+    for key in data:
+        if key not in keys:
+            raise loc.error(
+                (str(key),),
+                f"is not {article} {what} setting Lapis knows{suggest(str(key), keys)}; "
+                f"allowed: {', '.join(sorted(keys))}",
+            )
+    return data

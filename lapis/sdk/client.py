@@ -248,9 +248,10 @@ class ComputeOperations:
 
 def _compute_file(path: Path) -> dict[str, Any]:
     """A compute YAML checked here first, so a mistake names its file and line."""
-    from lapis.compute.spec import load_text, parse_compute  # light, but only needed here
+    from lapis.compute.spec import parse_compute  # light, but only needed here
+    from lapis.jobs.yaml_lines import load
 
-    loc = load_text(_read(path, "compute file"), str(path))
+    loc = load(_read(path, "compute file"), str(path))
     parse_compute(loc, partial=True)
     if not isinstance(loc.data, dict):
         raise InvalidParameterValue(f"{path}: must be a mapping of compute settings")

@@ -15,7 +15,6 @@ import pytest
 
 from lapis.compute.host import HostInfo
 from lapis.compute.service import ComputeService
-from lapis.compute.spec import load_text
 from lapis.entities.compute import ComputeState
 from lapis.errors import (
     InvalidParameterValue,
@@ -23,6 +22,7 @@ from lapis.errors import (
     ResourceAlreadyExists,
     ResourceDoesNotExist,
 )
+from lapis.jobs.yaml_lines import load
 from lapis.store.sql.engine import Database
 
 HOST = HostInfo(cores=4, memory_gib=23.4)
@@ -332,7 +332,7 @@ schedules:
 
 
 def test_azure_yaml_loads(svc: ComputeService) -> None:
-    c = svc.create(load_text(GOOD, "nb.yml"))
+    c = svc.create(load(GOOD, "nb.yml"))
     assert (c.name, c.size, c.idle_shutdown_seconds) == ("nb-one", "Standard_DS1_v2", 1800)
     assert c.schedules[0]["time_zone"] == "Europe/Berlin"
 
@@ -362,7 +362,7 @@ def test_yaml_errors_name_file_line_and_key(
     svc: ComputeService, old: str, new: str, where: str
 ) -> None:
     with pytest.raises(InvalidParameterValue) as exc:
-        svc.create(load_text(GOOD.replace(old, new), "nb.yml"))
+        svc.create(load(GOOD.replace(old, new), "nb.yml"))
     assert exc.value.message.startswith(where), exc.value.message
 
 

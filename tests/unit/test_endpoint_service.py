@@ -6,13 +6,13 @@ import pytest
 
 from lapis.endpoints.service import EndpointService
 from lapis.endpoints.spec import (
-    load_text,
     name_problem,
     parse_endpoint,
     parse_traffic_args,
     validate_traffic,
 )
 from lapis.errors import InvalidParameterValue, ResourceAlreadyExists, ResourceDoesNotExist
+from lapis.jobs.yaml_lines import load
 from lapis.store.sql.engine import Database
 
 YAML = """\
@@ -52,7 +52,7 @@ def test_valid_names(name: str) -> None:
 
 
 def test_create_from_yaml(svc: EndpointService) -> None:
-    e = svc.create(load_text(YAML, "endpoint.yml"), created_by="alice")
+    e = svc.create(load(YAML, "endpoint.yml"), created_by="alice")
     assert e.name == "my-endpoint" and e.auth_mode == "key"
     assert e.tags == {"a": "b"} and e.traffic == {} and e.provisioning_state == "Succeeded"
     got = svc.get("MY-ENDPOINT")
@@ -70,25 +70,25 @@ def test_duplicate_is_case_insensitive(svc: EndpointService) -> None:
 
 def test_bad_name_in_yaml_names_file_and_line(svc: EndpointService) -> None:
     with pytest.raises(InvalidParameterValue, match=r"ep\.yml:2: .*must start with a letter"):
-        svc.create(load_text("auth_mode: key\nname: 9lives\n", "ep.yml"))
+        svc.create(load("auth_mode: key\nname: 9lives\n", "ep.yml"))
 
 
 @pytest.mark.parametrize("mode", ["aml_token", "aad_token"])
 def test_unsupported_auth_mode_names_supported_value(svc: EndpointService, mode: str) -> None:
     with pytest.raises(InvalidParameterValue, match=r"ep\.yml:2: .*supported value is 'key'"):
-        svc.create(load_text(f"name: abc\nauth_mode: {mode}\n", "ep.yml"))
+        svc.create(load(f"name: abc\nauth_mode: {mode}\n", "ep.yml"))
 
 
 def test_unknown_key_names_file_line_and_key() -> None:
     with pytest.raises(InvalidParameterValue, match=r"ep\.yml:3: 'identity' is not an online"):
-        parse_endpoint(load_text("name: abc\nauth_mode: key\nidentity: {}\n", "ep.yml"))
+        parse_endpoint(load("name: abc\nauth_mode: key\nidentity: {}\n", "ep.yml"))
 
 
 def test_missing_name_and_malformed_yaml() -> None:
     with pytest.raises(InvalidParameterValue, match="'name' is required"):
-        parse_endpoint(load_text("auth_mode: key\n", "ep.yml"))
+        parse_endpoint(load("auth_mode: key\n", "ep.yml"))
     with pytest.raises(InvalidParameterValue, match=r"ep\.yml:\d+: malformed YAML"):
-        load_text("name: [abc\n", "ep.yml")
+        load("name: [abc\n", "ep.yml")
 
 
 def test_keys_generated_regenerated_checked(svc: EndpointService) -> None:
@@ -125,7 +125,7 @@ def test_traffic_validation(svc: EndpointService) -> None:
     with pytest.raises(InvalidParameterValue, match="at most 50"):
         validate_traffic({"green": 60}, "mirror_traffic")
     with pytest.raises(InvalidParameterValue, match=r"ep\.yml:2: traffic must total 100"):
-        parse_endpoint(load_text("name: abc\ntraffic: {blue: 50}\n", "ep.yml"))
+        parse_endpoint(load("name: abc\ntraffic: {blue: 50}\n", "ep.yml"))
 
     svc.create({"name": "split"})
     assert svc.set_traffic("split", {"blue": 90, "green": 10}).traffic == {"blue": 90, "green": 10}
