@@ -51,6 +51,7 @@ log = logging.getLogger("lapis.jobs")
 S = JobStatus
 HEARTBEAT_STALE_MS = 10_000
 LOG_SYNC_SECONDS = 2.0
+HEALTH_SECONDS = 0.25  # liveness/heartbeat checks per job; events are read every tick
 COMPUTE_TICK_SECONDS = 0.1
 IDLE_INTERVAL = 0.5
 _RUN_STATUS = {S.COMPLETED: "FINISHED", S.FAILED: "FAILED", S.CANCELED: "KILLED"}
@@ -65,6 +66,7 @@ class Tracked:
     launched: float = field(default_factory=time.monotonic)
     exited: bool = False
     last_log_sync: float = 0.0
+    last_health: float = 0.0
     synced: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
@@ -260,6 +262,10 @@ class JobScheduler:
             self._apply(name, t, event)
             if t.exited:
                 return
+        mono = time.monotonic()
+        if mono - t.last_health < HEALTH_SECONDS:
+            return  # the checks below cost a query and a process lookup: not every 20 ms
+        t.last_health = mono
         job = self.store.get(name)
         status = S(job.status)
         compute = self.compute_or_local(t.compute)
