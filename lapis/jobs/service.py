@@ -18,8 +18,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from lapis.compute.base import backend_for
 from lapis.compute.service import ComputeService
 from lapis.entities.auth import Principal
@@ -325,21 +323,3 @@ class JobService:
         (folder / "cancel").write_text(str(now))
         self.wake()
         return self.get(name)
-
-
-def spec_summary(job: Job) -> dict[str, Any]:
-    """What `job show` prints of the stored spec (no tokens, no internals)."""
-    spec = job.spec
-    return {
-        "command": spec.get("command"),
-        "inputs": spec.get("inputs"),
-        "outputs": spec.get("outputs"),
-        "environment": spec.get("environment", {}).get("label"),
-        "code": spec.get("code"),
-        "timeout_seconds": spec.get("timeout_seconds"),
-        "environment_variables": spec.get("environment_variables"),
-    }
-
-
-def dump_yaml(doc: dict[str, Any]) -> str:
-    return yaml.safe_dump(doc, sort_keys=False)

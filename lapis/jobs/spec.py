@@ -113,10 +113,6 @@ class CommandJobSpec:
     instance_count: int = 1
     source: str = "<job>"
 
-    def resolved_command(self, input_values: dict[str, str], output_paths: dict[str, str]) -> str:
-        """The command with optional segments settled and every placeholder replaced."""
-        return render_command(self.command, input_values, output_paths)
-
 
 def generated_name() -> str:
     """A readable job name in Azure's shape: ``brave_owl_3k7x``."""

@@ -60,8 +60,8 @@ def test_an_azure_job_file_loads_unchanged(tmp_path: Path) -> None:
 
 def test_placeholders_and_optional_segments() -> None:
     spec = parse_job(AZURE_JOB)
-    without = spec.resolved_command(
-        {"training_data": "/d", "lr": "0.01", "epochs": None}, {"model_dir": "/o"}
+    without = render_command(
+        spec.command, {"training_data": "/d", "lr": "0.01", "epochs": None}, {"model_dir": "/o"}
     )
     assert without == "python train.py --data /d --lr 0.01  --out /o"
     with_epochs = render_command(
