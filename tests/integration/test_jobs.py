@@ -166,14 +166,12 @@ def test_cli_create_stream_show_list(lapis_server: Any, tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     assert "hello from cli" in res.stdout
     assert "Completed" in res.stderr
-    listed = lapis_cli(lapis_server, "job", "list", "-o", "json")
-    name = next(
-        j["name"]
-        for j in __import__("json").loads(listed.stdout)
-        if "cli" in (j["command"] or "") or True
-    )
+    name = res.stderr.split("Job ", 1)[1].split()[0]  # "Job <name> submitted to local; …"
+    listed = json.loads(lapis_cli(lapis_server, "job", "list", "-o", "json").stdout)
+    mine = next(j for j in listed if j["name"] == name)
+    assert mine["status"] == "Completed" and mine["inputs"]["who"]["value"] == "cli"
     shown = lapis_cli(lapis_server, "job", "show", name)
-    assert shown.returncode == 0 and "timeline" in shown.stdout
+    assert shown.returncode == 0 and "timeline" in shown.stdout and name in shown.stdout
 
 
 def test_failed_job_says_why(lapis_server: Any, tmp_path: Path) -> None:
