@@ -167,12 +167,14 @@ class JobScheduler:
                     self._fail_waiting(job, f"compute '{name}' no longer exists")
                 continue
             busy = running.get(compute.name, 0)
-            for position, job in enumerate(queue):
-                if compute.runs_jobs and busy < compute.slots:
-                    if self._launch(job, compute):
-                        busy += 1
-                    continue
-                self._explain(job, compute, busy, position)
+            free = max(0, compute.slots - busy) if compute.runs_jobs else 0
+            starting, left = queue[:free], queue[free:]
+            # Reasons first, launches second: a reader that sees the slots taken
+            # never sees the jobs still waiting explained by the previous state.
+            for position, job in enumerate(left):
+                self._explain(job, compute, busy + len(starting), position)
+            for job in starting:
+                self._launch(job, compute)
 
     def _explain(self, job: Job, compute: Compute, busy: int, ahead: int) -> None:
         if not compute.runs_jobs:

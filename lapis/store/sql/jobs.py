@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import and_, func, insert, select, text, update
 from sqlalchemy.engine import Connection, Row
 
 from lapis.entities.jobs import Job, JobEvent
@@ -63,12 +63,22 @@ def _job(row: Row[Any]) -> Job:
     )
 
 
+_SEQ_LOCK = 0x1A915_0B5  # arbitrary, constant advisory-lock key for job sequence numbers
+
+
 class JobStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
     def create(self, conn: Connection, values: dict[str, Any], time_ms: int) -> int:
-        """Insert a job (inside the caller's transaction) and return its queue position."""
+        """Insert a job (inside the caller's transaction) and return its queue position.
+
+        ``seq`` is max+1, so two concurrent submits on PostgreSQL would read the
+        same max; a transaction-scoped advisory lock serialises them, which also
+        makes commit order equal queue order (SQLite already has one writer).
+        """
+        if self.db.dialect == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SEQ_LOCK})
         if conn.execute(select(jobs.c.name).where(jobs.c.name == values["name"])).first():
             raise ResourceAlreadyExists(f"A job named '{values['name']}' already exists")
         seq = int(conn.execute(select(func.coalesce(func.max(jobs.c.seq), 0))).scalar_one()) + 1
