@@ -194,12 +194,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-dir", required=True)
     parser.add_argument("--scoring-script")
     parser.add_argument("--mlflow-model", action="store_true")
+    parser.add_argument(
+        "--port-file", help="write the bound port here (atomically) once listening; for --port 0"
+    )
     args = parser.parse_args(argv)
     scorer = Scorer(args.model_dir, args.scoring_script, args.mlflow_model)
     server = ThreadingHTTPServer((args.host, args.port), make_handler(scorer))
     server.daemon_threads = True
-    sys.stderr.write(f"listening on {args.host}:{server.server_address[1]}\n")
+    port = server.server_address[1]
+    sys.stderr.write(f"listening on {args.host}:{port}\n")
     sys.stderr.flush()
+    if args.port_file:
+        tmp = f"{args.port_file}.tmp"
+        with open(tmp, "w") as fh:
+            fh.write(str(port))
+        os.replace(tmp, args.port_file)
     threading.Thread(target=scorer.load, daemon=True).start()  # listen first: probes see loading
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()

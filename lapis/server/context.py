@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from lapis.artifacts.store import ArtifactStore
 from lapis.auth.service import AuthService, IssuedToken
 from lapis.compute.service import ComputeService
 from lapis.config import Settings
+from lapis.endpoints.routing import RouteTable
 from lapis.endpoints.service import EndpointService
 from lapis.environments.service import EnvironmentService
 from lapis.jobs.service import JobService
@@ -37,6 +38,12 @@ class Workspace:
     endpoints: EndpointService
     bootstrap: IssuedToken | None = None
     scheduler: Any = None
+    # Online serving: the route table both planes share (lapis/endpoints/routing.py),
+    # the deployment control plane, per-deployment telemetry, and batch endpoints.
+    routes: RouteTable = field(default_factory=RouteTable)
+    deployments: Any = None
+    telemetry: Any = None
+    batch: Any = None
 
     @classmethod
     def open(cls, settings: Settings) -> Workspace:
