@@ -15,6 +15,7 @@ __all__ = [
     "ActiveRun",
     "Input",
     "MLClient",
+    "Model",
     "Output",
     "__version__",
     "active_run",
@@ -37,6 +38,7 @@ _SDK_NAMES = {
     "MLClient": "lapis.sdk.client",
     "command": "lapis.sdk.entities",
     "Input": "lapis.sdk.entities",
+    "Model": "lapis.sdk.models",
     "Output": "lapis.sdk.entities",
 }
 _LAZY: dict[str, str] = {
@@ -61,6 +63,7 @@ if TYPE_CHECKING:
         set_tags,
         start_run,
     )
+    from lapis.sdk.models import Model
 
 
 def __getattr__(name: str) -> Any:

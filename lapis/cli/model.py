@@ -27,7 +27,7 @@ from lapis.cli._common import (
 )
 from lapis.errors import InvalidParameterValue
 from lapis.jobs.yaml_lines import load
-from lapis.sdk.connection import LapisHTTP
+from lapis.sdk.models import download_model_files, is_local, upload_model
 
 app = typer.Typer(
     help="Models: versioned, with the job, data and environment that produced them.",
@@ -68,33 +68,9 @@ def _from_yaml(file: Path) -> dict[str, Any]:
             raise doc.error((key,), f"is not allowed; model files take: {', '.join(YAML_KEYS)}")
     spec = dict(doc.data)
     path = spec.get("path")
-    if isinstance(path, str) and _is_local(path) and not Path(path).is_absolute():
+    if isinstance(path, str) and is_local(path) and not Path(path).is_absolute():
         spec["path"] = str(file.parent / path)
     return spec
-
-
-def _is_local(path: str) -> bool:
-    return not (path.startswith("runs:/") or "://" in path)
-
-
-def _upload(http: LapisHTTP, spec: dict[str, Any], local: Path) -> dict[str, Any]:
-    files = [local] if local.is_file() else sorted(p for p in local.rglob("*") if p.is_file())
-    if not files:
-        raise InvalidParameterValue(f"Model path '{local}' has no files")
-    created = http.post("/api/v1/models", {**spec, "path": None, "upload": True})
-    base = _base(created["name"], created["version"])
-    try:
-        for f in files:
-            rel = f.name if f == local else f.relative_to(local).as_posix()
-            with open(f, "rb") as fh:
-                http.request("PUT", f"{base}/files/{_q(rel, '/')}", content=fh)
-        result: dict[str, Any] = http.post(f"{base}/ready")
-    except BaseException:
-        try:
-            http.request("DELETE", base)
-        finally:
-            raise
-    return result
 
 
 @app.command("create")
@@ -131,11 +107,11 @@ def create(
             raise InvalidParameterValue(f"Missing the model's {key} (--{key} or in the YAML)")
     model_path = str(spec["path"])
     with client(ctx) as http:
-        if _is_local(model_path):
+        if is_local(model_path):
             local = Path(model_path).expanduser()
             if not local.exists():
                 raise InvalidParameterValue(f"Model path '{model_path}' does not exist")
-            result = _upload(http, spec, local)
+            result = upload_model(http, spec, local)
         else:
             result = http.post("/api/v1/models", spec)
     if output_format(ctx, output) is OutputFormat.json:
@@ -292,26 +268,6 @@ def restore(
     _done(ctx, output, m, "restored")
 
 
-def _download_files(http: LapisHTTP, name: str, version: str, target: Path) -> list[Path]:
-    written: list[Path] = []
-    listing = http.get(f"{_base(name, version)}/files")
-    root = listing["root"]
-    for item in listing["files"]:
-        rel = str(item["path"])
-        dest = target / rel
-        if target.resolve() not in dest.resolve().parents:
-            raise InvalidParameterValue(f"Refusing to write outside {target}: {rel}")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.part")
-        url = f"/api/2.0/mlflow-artifacts/artifacts/{_q(root, '/')}/{_q(rel, '/')}"
-        with http.stream("GET", url) as resp, open(tmp, "wb") as fh:
-            for chunk in resp.iter_bytes():
-                fh.write(chunk)
-        tmp.replace(dest)
-        written.append(dest)
-    return written
-
-
 @app.command("package")
 def package(
     ctx: typer.Context,
@@ -349,7 +305,7 @@ def package(
             python, image = env["spec"].get("python"), env.get("image")
         with tempfile.TemporaryDirectory(prefix="lapis-package-") as tmp:
             model_dir = Path(tmp) / "model"
-            _download_files(http, name, version, model_dir)
+            download_model_files(http, name, version, model_dir)
             files = write_context(
                 PackageSpec(
                     model_label=f"{name}:{version}",
@@ -385,7 +341,7 @@ def download(
     """Download a version's files into DOWNLOAD_PATH/<name>/."""
     target = download_path / name
     with client(ctx) as http:
-        written = _download_files(http, name, version, target)
+        written = download_model_files(http, name, version, target)
     if output_format(ctx, output) is OutputFormat.json:
         print_json([str(p) for p in written])
         return

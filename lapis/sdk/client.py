@@ -25,6 +25,7 @@ from lapis.errors import InvalidParameterValue, ResourceDoesNotExist
 from lapis.sdk import jobs as sdk_jobs
 from lapis.sdk.connection import LapisHTTP, resolve
 from lapis.sdk.entities import CommandJob, Compute, Environment, Job
+from lapis.sdk.models import ModelOperations
 
 _STABLE_COMPUTE = {"Running", "Stopped", "Failed"}
 
@@ -348,6 +349,7 @@ class MLClient:
         self.jobs = JobOperations(http)
         self.compute = ComputeOperations(http)
         self.environments = EnvironmentOperations(http)
+        self.models = ModelOperations(http)
 
     @classmethod
     def from_home(cls, home: str | Path | None = None) -> MLClient:
