@@ -8,7 +8,6 @@ attaches to the job's own run.
 from __future__ import annotations
 
 import argparse
-import os
 
 import mlflow
 import numpy as np
@@ -16,6 +15,7 @@ from sklearn.datasets import load_digits
 from sklearn.linear_model import SGDClassifier
 from sklearn.metrics import accuracy_score, log_loss
 from sklearn.model_selection import train_test_split
+from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 
@@ -27,8 +27,9 @@ def main() -> None:
     parser.add_argument("--model-dir", default="outputs/model")
     args = parser.parse_args()
 
-    X, y = load_digits(return_X_y=True)
-    X = StandardScaler().fit_transform(X)
+    X_raw, y = load_digits(return_X_y=True)
+    scaler = StandardScaler().fit(X_raw)
+    X = scaler.transform(X_raw)
     X_train, X_val, y_train, y_val = train_test_split(X, y, test_size=0.25, random_state=0)
     params = {
         "loss": "log_loss",
@@ -65,9 +66,13 @@ def main() -> None:
             print(
                 f"epoch {epoch + 1:2d}/{args.epochs}  val_accuracy {val_accuracy:.3f}", flush=True
             )
-        mlflow.sklearn.log_model(model, name="model", input_example=X_val[:2])
-        os.makedirs(args.model_dir, exist_ok=True)
-        mlflow.sklearn.save_model(model, os.path.join(args.model_dir, "sgd-digits"))
+        # The served model takes raw 8x8 pixel values (0-16), so the scaler goes with it.
+        served = make_pipeline(scaler, model)
+        example = X_raw[:2]
+        mlflow.sklearn.log_model(served, name="model", input_example=example)
+        # The job's `model` output folder becomes an MLflow model folder that
+        # `lapis model create --type mlflow_model` registers and an endpoint serves.
+        mlflow.sklearn.save_model(served, args.model_dir, input_example=example)
         print(f"model saved to {args.model_dir}", flush=True)
 
 
