@@ -1,0 +1,444 @@
+"""``lapis batch-endpoint …`` and ``lapis batch-deployment …``: scoring folders in bulk.
+
+YAML files are checked here first, so a mistake is reported with its file and
+line before anything is sent or uploaded; the server checks again because it
+alone knows which names, models and computes exist. ``batch-deployment
+create`` uploads the ``code_configuration.code`` folder as a snapshot (as
+``lapis job create`` does for ``code``) and reads an environment given as a
+file. ``batch-endpoint invoke`` submits a job: follow it with ``--stream`` or
+``lapis job stream``, fetch predictions with ``lapis job download``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any, TextIO
+from urllib.parse import quote
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from lapis.cli._common import (
+    OutputFormat,
+    OutputOption,
+    client,
+    console,
+    fmt_duration,
+    fmt_time,
+    output_format,
+    print_json,
+)
+from lapis.cli.job import _status, _stream
+from lapis.endpoints.batch_spec import parse_batch_deployment, parse_batch_endpoint
+from lapis.errors import InvalidParameterValue
+from lapis.jobs.snapshot import pack, take_snapshot
+from lapis.jobs.yaml_lines import Located, load
+from lapis.sdk import jobs as sdk_jobs
+from lapis.sdk.connection import LapisHTTP
+from lapis.sdk.jobs import _environment_file
+
+endpoint_app = typer.Typer(
+    help="Batch endpoints: score folders of files in mini-batches, as jobs.",
+    no_args_is_help=True,
+)
+deployment_app = typer.Typer(
+    help="Batch deployments: a model, scoring script, environment and compute behind a "
+    "batch endpoint.",
+    no_args_is_help=True,
+)
+
+FileOption = Annotated[Path, typer.Option("--file", "-f", help="YAML in Azure ML's format.")]
+EndpointOption = Annotated[
+    str, typer.Option("--endpoint-name", "-e", help="The batch endpoint's name.")
+]
+
+
+def _path(name: str) -> str:
+    return f"/api/v1/batchEndpoints/{quote(name, safe='')}"
+
+
+def _load(file: Path) -> Located:
+    try:
+        text = file.read_text()
+    except OSError as exc:
+        raise InvalidParameterValue(f"cannot read {file}: {exc.strerror}") from None
+    loc = load(text, str(file))
+    if not isinstance(loc.data, dict):
+        raise InvalidParameterValue(f"{file}: must be a mapping of settings")
+    return loc
+
+
+def _grid(rows: list[tuple[str, Any]]) -> None:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold cyan")
+    grid.add_column()
+    for label, value in rows:
+        if value not in (None, "", {}, []):
+            grid.add_row(label, escape(str(value)))
+    console().print(grid)
+
+
+def _tags(tags: dict[str, str] | None) -> str:
+    return ", ".join(f"{k}={v}" for k, v in (tags or {}).items())
+
+
+# --- endpoints ---------------------------------------------------------------------------
+def _show_endpoint(e: dict[str, Any], output: OutputFormat) -> None:
+    if output is OutputFormat.json:
+        print_json(e)
+        return
+    _grid(
+        [
+            ("name", e["name"]),
+            ("provisioning_state", e["provisioning_state"]),
+            ("default deployment", (e.get("defaults") or {}).get("deployment_name") or "-"),
+            ("deployments", ", ".join(e.get("deployments") or []) or "-"),
+            ("scoring_uri", e.get("scoring_uri")),
+            ("description", e.get("description")),
+            ("tags", _tags(e.get("tags"))),
+            ("created", f"{fmt_time(e.get('created_at'))} by {e.get('created_by') or '-'}"),
+        ]
+    )
+
+
+@endpoint_app.command("create")
+def create_endpoint(
+    ctx: typer.Context,
+    file: Annotated[
+        Path | None, typer.Option("--file", "-f", help="Batch endpoint YAML in Azure ML's format.")
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", "-n", help="Name (overrides the file's).")
+    ] = None,
+    output: OutputOption = None,
+) -> None:
+    """Create a batch endpoint; its first deployment becomes its default."""
+    doc: dict[str, Any] = {}
+    if file is not None:
+        loc = _load(file)
+        parse_batch_endpoint(loc, partial=True)
+        doc = dict(loc.data)
+    if name is not None:
+        doc["name"] = name
+    if "name" not in doc:
+        raise InvalidParameterValue("give the endpoint's name: -f FILE with name: or --name")
+    with client(ctx) as http:
+        e = http.post("/api/v1/batchEndpoints", {**doc, "source": str(file or "command line")})
+    _show_endpoint(e, output_format(ctx, output))
+
+
+@endpoint_app.command("list")
+def list_endpoints(ctx: typer.Context, output: OutputOption = None) -> None:
+    """List batch endpoints with their default deployment."""
+    with client(ctx) as http:
+        endpoints = http.get("/api/v1/batchEndpoints")["endpoints"]
+    if output_format(ctx, output) is OutputFormat.json:
+        print_json(endpoints)
+        return
+    table = Table("name", "state", "default deployment", "deployments", "created")
+    for e in endpoints:
+        table.add_row(
+            f"[bold]{escape(e['name'])}[/bold]",
+            e["provisioning_state"],
+            escape((e.get("defaults") or {}).get("deployment_name") or "-"),
+            escape(", ".join(e.get("deployments") or []) or "-"),
+            fmt_time(e.get("created_at")),
+        )
+    console().print(table)
+
+
+@endpoint_app.command("show")
+def show_endpoint(ctx: typer.Context, name: str, output: OutputOption = None) -> None:
+    """Show a batch endpoint: default deployment, deployments, invoke URL, tags."""
+    with client(ctx) as http:
+        e = http.get(_path(name))
+    _show_endpoint(e, output_format(ctx, output))
+
+
+@endpoint_app.command("update")
+def update_endpoint(
+    ctx: typer.Context,
+    name: str,
+    file: Annotated[
+        Path | None, typer.Option("--file", "-f", help="YAML with the keys to change.")
+    ] = None,
+    default_deployment: Annotated[
+        str | None,
+        typer.Option("--default-deployment", "-d", help="Deployment used when none is named."),
+    ] = None,
+    description: Annotated[str | None, typer.Option(help="New description.")] = None,
+    output: OutputOption = None,
+) -> None:
+    """Change the default deployment, description or tags of a batch endpoint."""
+    doc: dict[str, Any] = {}
+    if file is not None:
+        loc = _load(file)
+        parse_batch_endpoint(loc, partial=True)
+        doc = dict(loc.data)
+    if default_deployment is not None:
+        doc["defaults"] = {**(doc.get("defaults") or {}), "deployment_name": default_deployment}
+    if description is not None:
+        doc["description"] = description
+    if not doc:
+        raise InvalidParameterValue(
+            "nothing to change: give --default-deployment, -f or --description"
+        )
+    with client(ctx) as http:
+        e = http.request(
+            "PATCH", _path(name), json_body={**doc, "source": str(file or "command line")}
+        ).json()
+    _show_endpoint(e, output_format(ctx, output))
+
+
+@endpoint_app.command("delete")
+def delete_endpoint(
+    ctx: typer.Context,
+    name: str,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    output: OutputOption = None,
+) -> None:
+    """Delete a batch endpoint and its deployments (its past jobs stay)."""
+    if not yes and sys.stdin.isatty():
+        typer.confirm(f"Delete batch endpoint {name} and its deployments?", abort=True)
+    with client(ctx) as http:
+        result = http.request("DELETE", _path(name)).json()
+    if output_format(ctx, output) is OutputFormat.json:
+        print_json(result)
+        return
+    console().print(f"Deleted batch endpoint {escape(result['name'])}")
+
+
+@endpoint_app.command("invoke")
+def invoke(
+    ctx: typer.Context,
+    name: str,
+    input: Annotated[
+        Path, typer.Option("--input", "-i", help="Folder of files to score (on this machine).")
+    ],
+    deployment: Annotated[
+        str | None,
+        typer.Option(
+            "--deployment-name",
+            "--deployment",
+            "-d",
+            help="Deployment to use (default: the endpoint's default).",
+        ),
+    ] = None,
+    stream: Annotated[
+        bool, typer.Option("--stream", help="Follow the scoring job's log until it ends.")
+    ] = False,
+    output: OutputOption = None,
+) -> None:
+    """Score every file of a folder: submits a job that writes predictions.csv."""
+    folder = input.expanduser().resolve()
+    if not folder.is_dir():
+        raise InvalidParameterValue(f"--input {input}: not a folder")
+    body: dict[str, Any] = {"input": str(folder)}
+    if deployment:
+        body["deployment_name"] = deployment
+    with client(ctx) as http:
+        job = http.post(f"{_path(name)}/invoke", body)
+        fmt = output_format(ctx, output)
+        if stream:
+            sys.stderr.write(f"Batch job {job['name']} submitted; streaming its log\n")
+            job = _follow(http, job["name"], sys.stderr if fmt is OutputFormat.json else None)
+    if fmt is OutputFormat.json:
+        print_json(job)
+    elif not stream:
+        n = escape(job["name"])
+        console().print(
+            f"Submitted batch job [bold]{n}[/bold] ({_status(job['status'])}); follow it with "
+            f"`lapis job stream {n}`, fetch predictions with "
+            f"`lapis job download {n} --output-name score`"
+        )
+    else:
+        console().print(
+            f"Predictions: `lapis job download {escape(job['name'])} --output-name score`"
+        )
+    if stream and job["status"] != "Completed":
+        raise typer.Exit(1)
+
+
+def _follow(http: LapisHTTP, name: str, out: TextIO | None) -> dict[str, Any]:
+    """``lapis job stream``'s loop; with ``-o json`` the log goes to stderr, the job to stdout."""
+    if out is None:
+        return _stream(http, name)
+
+    def on_status(status: str, reason: str | None) -> None:
+        sys.stderr.write(f"[{status}]" + (f" {reason}" if reason else "") + "\n")
+
+    final = sdk_jobs.stream(http, name, out=out, on_status=on_status)
+    sys.stderr.write(f"Job {name} ended: {final['status']}\n")
+    return final
+
+
+@endpoint_app.command("list-jobs")
+def list_jobs(
+    ctx: typer.Context,
+    name: str,
+    max_results: Annotated[int, typer.Option(help="How many, newest first.")] = 50,
+    output: OutputOption = None,
+) -> None:
+    """List a batch endpoint's invocations (its scoring jobs), newest first."""
+    with client(ctx) as http:
+        jobs = http.get(f"{_path(name)}/jobs", max_results=max_results)["jobs"]
+    if output_format(ctx, output) is OutputFormat.json:
+        print_json(jobs)
+        return
+    table = Table("job", "status", "deployment", "created", "duration", "note")
+    for j in jobs:
+        note = j.get("status_reason") or ""
+        table.add_row(
+            escape(j["name"]),
+            _status(j["status"]),
+            escape((j.get("tags") or {}).get("lapis.batch.deployment", "")),
+            fmt_time(j.get("created_at")),
+            fmt_duration(j.get("start_time"), j.get("end_time")),
+            escape(note.splitlines()[0] if note and j["status"] != "Completed" else ""),
+        )
+    console().print(table)
+
+
+# --- deployments -------------------------------------------------------------------------
+def _upload_code(http: LapisHTTP, folder: Path) -> str:
+    snap = take_snapshot(folder)
+    if not http.exists(f"/api/v1/snapshots/{snap.digest}"):
+        http.request("PUT", f"/api/v1/snapshots/{snap.digest}", content=pack(snap))
+    return snap.digest
+
+
+def _show_deployment(d: dict[str, Any], output: OutputFormat) -> None:
+    if output is OutputFormat.json:
+        print_json(d)
+        return
+    retry = d.get("retry_settings") or {}
+    code = d.get("code_configuration") or {}
+    _grid(
+        [
+            ("name", f"{d['name']}{' (default)' if d.get('is_default') else ''}"),
+            ("endpoint", d.get("endpoint_name")),
+            ("model", f"{d.get('model')} ({d.get('model_type')})"),
+            ("scoring_script", code.get("scoring_script") or "- (MLflow model)"),
+            ("environment", d.get("environment_label")),
+            ("compute", d.get("compute")),
+            (
+                "workers",
+                f"{(d.get('resources') or {}).get('instance_count', 1)} instance(s) x "
+                f"{d.get('max_concurrency_per_instance')}",
+            ),
+            ("mini_batch_size", d.get("mini_batch_size")),
+            ("output", f"{d.get('output_action')} → {d.get('output_file_name')}"),
+            (
+                "retry_settings",
+                f"max_retries {retry.get('max_retries')}, timeout {retry.get('timeout')} s",
+            ),
+            ("error_threshold", d.get("error_threshold")),
+            ("description", d.get("description")),
+            ("tags", _tags(d.get("tags"))),
+            ("created", f"{fmt_time(d.get('created_at'))} by {d.get('created_by') or '-'}"),
+        ]
+    )
+
+
+@deployment_app.command("create")
+def create_deployment(
+    ctx: typer.Context,
+    file: FileOption,
+    endpoint_name: Annotated[
+        str | None,
+        typer.Option("--endpoint-name", "-e", help="Endpoint (default: the file's endpoint_name)."),
+    ] = None,
+    set_default: Annotated[
+        bool, typer.Option("--set-default", help="Make it the endpoint's default deployment.")
+    ] = False,
+    output: OutputOption = None,
+) -> None:
+    """Create a batch deployment from YAML; its scoring code is uploaded and frozen now."""
+    loc = _load(file)
+    spec = parse_batch_deployment(loc)
+    endpoint = endpoint_name or spec.endpoint_name
+    if not endpoint:
+        raise InvalidParameterValue(
+            f"{file}: name the endpoint with endpoint_name: in the file or --endpoint-name"
+        )
+    body: dict[str, Any] = {**loc.data, "source": str(file), "set_default": set_default}
+    base = file.resolve().parent
+    with client(ctx) as http:
+        if spec.code is not None:
+            body["code_snapshot"] = _upload_code(http, (base / spec.code).resolve())
+        env = spec.environment
+        if env.kind == "file":
+            body["environment_file"] = _environment_file(base, str(env.name), str(file))
+        conda = env.conda_file
+        if env.kind == "inline" and isinstance(conda, str) and "\n" not in conda:
+            try:
+                body["conda_file_text"] = (base / conda).read_text()
+            except OSError as exc:
+                raise InvalidParameterValue(
+                    f"{file}: environment.conda_file: cannot read {base / conda}: {exc.strerror}"
+                ) from None
+        d = http.post(f"{_path(endpoint)}/deployments", body)
+    _show_deployment(d, output_format(ctx, output))
+
+
+@deployment_app.command("list")
+def list_deployments(
+    ctx: typer.Context, endpoint_name: EndpointOption, output: OutputOption = None
+) -> None:
+    """List a batch endpoint's deployments."""
+    with client(ctx) as http:
+        deployments = http.get(f"{_path(endpoint_name)}/deployments")["deployments"]
+    if output_format(ctx, output) is OutputFormat.json:
+        print_json(deployments)
+        return
+    table = Table("name", "default", "model", "compute", "mini_batch_size", "workers", "created")
+    for d in deployments:
+        workers = (d.get("resources") or {}).get("instance_count", 1) * int(
+            d.get("max_concurrency_per_instance") or 1
+        )
+        table.add_row(
+            f"[bold]{escape(d['name'])}[/bold]",
+            "yes" if d.get("is_default") else "",
+            escape(str(d.get("model"))),
+            escape(str(d.get("compute"))),
+            str(d.get("mini_batch_size")),
+            str(workers),
+            fmt_time(d.get("created_at")),
+        )
+    console().print(table)
+
+
+@deployment_app.command("show")
+def show_deployment(
+    ctx: typer.Context,
+    endpoint_name: EndpointOption,
+    name: Annotated[str, typer.Option("--name", "-n", help="The deployment's name.")],
+    output: OutputOption = None,
+) -> None:
+    """Show a batch deployment: model, scoring script, workers, retries, thresholds."""
+    with client(ctx) as http:
+        d = http.get(f"{_path(endpoint_name)}/deployments/{quote(name, safe='')}")
+    _show_deployment(d, output_format(ctx, output))
+
+
+@deployment_app.command("delete")
+def delete_deployment(
+    ctx: typer.Context,
+    endpoint_name: EndpointOption,
+    name: Annotated[str, typer.Option("--name", "-n", help="The deployment's name.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    output: OutputOption = None,
+) -> None:
+    """Delete a batch deployment (its past jobs stay)."""
+    if not yes and sys.stdin.isatty():
+        typer.confirm(f"Delete deployment {name} of batch endpoint {endpoint_name}?", abort=True)
+    with client(ctx) as http:
+        result = http.request(
+            "DELETE", f"{_path(endpoint_name)}/deployments/{quote(name, safe='')}"
+        ).json()
+    if output_format(ctx, output) is OutputFormat.json:
+        print_json(result)
+        return
+    console().print(f"Deleted deployment {escape(result['name'])} of {escape(endpoint_name)}")

@@ -1,0 +1,507 @@
+"""Batch endpoints: a stable name, deployments behind it, and invocations that are jobs.
+
+A batch invocation *is* a Lapis command job, so it gets status, logs,
+streaming, cancel, download and run history from the job system for free.
+``invoke`` builds the job:
+
+- its **code snapshot** is the deployment's scoring code (uploaded once, at
+  ``batch-deployment create``, and frozen there as Azure does) plus
+  ``lapis_batch_driver.py`` — a copy of :mod:`lapis.endpoints.batch_driver`,
+  standard library only, since it runs in the deployment's environment where
+  Lapis is not installed — and ``lapis_batch.json``, the driver's settings;
+- its **inputs** are the data folder (``data``, a local path read-only copied
+  by the job system) and the model (``model``, a local copy of the model
+  version's files, fetched from the artifact store once per version);
+- its **output** ``score`` is the folder the driver writes ``predictions.csv``
+  into; the job keeps it as a named output (``lapis job download``);
+- its environment, compute and environment variables are the deployment's;
+  tags ``lapis.batch.endpoint`` / ``lapis.batch.deployment`` point back here and
+  the experiment is named after the endpoint, as Azure names it.
+
+The data folder is a path on the server's host: for now the CLI and the server
+share the machine (as job inputs do).
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import difflib
+import json
+import shutil
+import tempfile
+import urllib.parse
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lapis.artifacts.store import ArtifactStore
+from lapis.compute.service import ComputeService
+from lapis.endpoints import batch_driver
+from lapis.endpoints.batch_spec import (
+    BatchDeploymentSpec,
+    parse_batch_deployment,
+    parse_batch_endpoint,
+    validate_name,
+)
+from lapis.entities.auth import Principal
+from lapis.entities.jobs import Job
+from lapis.environments.service import EnvironmentService
+from lapis.errors import InvalidParameterValue, InvalidState, ResourceDoesNotExist
+from lapis.jobs.service import JobService
+from lapis.jobs.snapshot import Snapshot, digest_files, pack
+from lapis.jobs.spec import EnvironmentRef
+from lapis.jobs.yaml_lines import Located, located, suggest
+from lapis.registry.models import ModelService, version_dict
+from lapis.store.sql.batch import BatchDeployment, BatchEndpoint, BatchStore
+from lapis.store.sql.engine import Database
+from lapis.util import now_ms
+
+DRIVER = "lapis_batch_driver.py"
+CONFIG = "lapis_batch.json"
+TAG_ENDPOINT = "lapis.batch.endpoint"
+TAG_DEPLOYMENT = "lapis.batch.deployment"
+READY = ".ready"
+EXTRAS = ("source", "code_snapshot", "environment_file", "conda_file_text", "set_default")
+
+
+def split_request(body: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The document and the extras (source, code snapshot, environment file…) of a request."""
+    doc = {k: v for k, v in body.items() if k not in EXTRAS}
+    extras = {k: body[k] for k in EXTRAS if k in body}
+    return doc, extras
+
+
+class BatchService:
+    def __init__(
+        self,
+        db: Database,
+        jobs: JobService,
+        models: ModelService,
+        artifacts: ArtifactStore,
+        environments: EnvironmentService,
+        compute: ComputeService,
+        home: Path,
+    ) -> None:
+        self.store = BatchStore(db)
+        self.jobs = jobs
+        self.models = models
+        self.artifacts = artifacts
+        self.environments = environments
+        self.compute = compute
+        self.models_root = home / "batch" / "models"
+
+    # --- endpoints -------------------------------------------------------------------
+    def get(self, name: str) -> BatchEndpoint:
+        found = self.store.get_endpoint(name)
+        if found is None:
+            known = [e.name for e in self.store.endpoints()]
+            raise ResourceDoesNotExist(
+                f"Batch endpoint '{name}' does not exist. Known batch endpoints: "
+                f"{', '.join(known) or 'none'}.{_did_you_mean(name, known)}"
+            )
+        return found
+
+    def list(self) -> builtins.list[BatchEndpoint]:
+        return self.store.endpoints()
+
+    def describe(self, e: BatchEndpoint, base_url: str) -> dict[str, Any]:
+        """The API's view of an endpoint, with Azure's names."""
+        return {
+            "name": e.name,
+            "description": e.description,
+            "tags": e.tags,
+            "defaults": {"deployment_name": e.default_deployment},
+            "deployments": [d.name for d in self.store.deployments(e.name)],
+            "scoring_uri": f"{base_url.rstrip('/')}/api/v1/batchEndpoints/{e.name}/invoke",
+            "provisioning_state": e.provisioning_state,
+            "created_by": e.created_by,
+            "created_at": e.created_at,
+            "updated_at": e.updated_at,
+        }
+
+    def create(
+        self,
+        doc: Mapping[str, Any] | Located,
+        *,
+        source: str = "<request>",
+        created_by: str | None = None,
+    ) -> BatchEndpoint:
+        """Create a batch endpoint from its YAML document (Azure's batchEndpoint shape)."""
+        spec = parse_batch_endpoint(located(doc, source))
+        assert spec.name is not None
+        now = now_ms()
+        e = BatchEndpoint(
+            name=spec.name,
+            created_at=now,
+            updated_at=now,
+            description=spec.description,
+            tags=spec.tags,
+            default_deployment=spec.default_deployment,
+            created_by=created_by,
+        )
+        self.store.insert_endpoint(e)
+        return e
+
+    def update(
+        self, name: str, doc: Mapping[str, Any] | Located, *, source: str = "<request>"
+    ) -> BatchEndpoint:
+        """Change description, tags or the default deployment (present keys only)."""
+        e = self.get(name)
+        spec = parse_batch_endpoint(located(doc, source), partial=True)
+        if spec.name is not None and spec.name.lower() != e.name.lower():
+            raise InvalidParameterValue(
+                f"{source}: name '{spec.name}' does not match the endpoint being updated "
+                f"('{e.name}'); an endpoint cannot be renamed"
+            )
+        values: dict[str, Any] = {}
+        if "description" in spec.given:
+            values["description"] = spec.description
+        if "tags" in spec.given:
+            values["tags"] = spec.tags
+        if spec.default_deployment is not None:
+            values["default_deployment"] = self.get_deployment(e.name, spec.default_deployment).name
+        if values:
+            values["updated_at"] = now_ms()
+            self.store.update_endpoint(e.name, **values)
+        return self.get(e.name)
+
+    def delete(self, name: str) -> BatchEndpoint:
+        """Delete an endpoint and its deployments; its past invocations stay as jobs."""
+        e = self.get(name)
+        self.store.delete_endpoint(e.name)
+        return e
+
+    # --- deployments -----------------------------------------------------------------
+    def get_deployment(self, endpoint: str, name: str) -> BatchDeployment:
+        e = self.get(endpoint)
+        found = self.store.get_deployment(e.name, name)
+        if found is None:
+            known = [d.name for d in self.store.deployments(e.name)]
+            raise ResourceDoesNotExist(
+                f"Batch endpoint '{e.name}' has no deployment '{name}'; its deployments: "
+                f"{', '.join(known) or 'none yet'}.{_did_you_mean(name, known)}"
+            )
+        return found
+
+    def list_deployments(self, endpoint: str) -> builtins.list[BatchDeployment]:
+        return self.store.deployments(self.get(endpoint).name)
+
+    def describe_deployment(self, d: BatchDeployment) -> dict[str, Any]:
+        e = self.store.get_endpoint(d.endpoint)
+        spec = d.spec
+        return {
+            **spec["doc"],
+            "endpoint_name": e.name if e else d.endpoint,
+            "model": f"azureml:{d.model_name}:{d.model_version}",
+            "model_type": spec["model"]["type"],
+            "code": spec["code"],
+            "environment_label": spec["environment"]["label"],
+            "is_default": bool(
+                e and e.default_deployment and e.default_deployment.lower() == d.name.lower()
+            ),
+            "provisioning_state": d.provisioning_state,
+            "created_by": d.created_by,
+            "created_at": d.created_at,
+            "updated_at": d.updated_at,
+        }
+
+    def create_deployment(
+        self,
+        endpoint: str,
+        doc: Mapping[str, Any] | Located,
+        extras: Mapping[str, Any] | None = None,
+        *,
+        created_by: str | None = None,
+    ) -> tuple[BatchDeployment, bool]:
+        """Check, resolve (model version, code snapshot, environment) and store a deployment.
+
+        Returns the deployment and whether it is now the endpoint's default: the
+        first deployment of an endpoint becomes its default, as does any created
+        with ``set_default``."""
+        extras = dict(extras or {})
+        source = str(extras.get("source") or "<request>")
+        loc = located(doc, source)
+        spec = parse_batch_deployment(loc)
+        e = self.get(endpoint)
+        if spec.endpoint_name is not None and spec.endpoint_name.lower() != e.name.lower():
+            raise loc.error(
+                ("endpoint_name",),
+                f"is '{spec.endpoint_name}', but the deployment is being made on '{e.name}'",
+            )
+        spec.endpoint_name = e.name
+        model = self._model(spec)
+        if spec.scoring_script is None and model["type"] != "mlflow_model":
+            raise InvalidParameterValue(
+                f"{source}: 'code_configuration' is required: model {model['name']}:"
+                f"{model['version']} is a {model['type']}, and only an mlflow_model can be "
+                "scored without a scoring script"
+            )
+        try:
+            self.compute.get(spec.compute)
+        except ResourceDoesNotExist as exc:
+            raise ResourceDoesNotExist(f"{source}: compute: {exc.message}") from None
+        code = self._code(spec, extras)
+        env = self._environment(spec, extras)
+        doc_out = spec.document()
+        doc_out["model"] = f"azureml:{model['name']}:{model['version']}"
+        now = now_ms()
+        d = BatchDeployment(
+            endpoint=e.name.lower(),
+            name=spec.name,
+            spec={
+                "doc": doc_out,
+                "model": model,
+                "code": code,
+                "environment": env,
+                "settings": spec.settings(),
+            },
+            created_at=now,
+            updated_at=now,
+            model_name=model["name"],
+            model_version=model["version"],
+            created_by=created_by,
+        )
+        is_default = self.store.insert_deployment(d, bool(extras.get("set_default")))
+        return d, is_default
+
+    def delete_deployment(self, endpoint: str, name: str) -> BatchDeployment:
+        d = self.get_deployment(endpoint, name)
+        self.store.delete_deployment(d.endpoint, d.name, now_ms())
+        return d
+
+    def _model(self, spec: BatchDeploymentSpec) -> dict[str, Any]:
+        where = f"{spec.source}: model"
+        try:
+            mv = self.models.get(spec.model_name, spec.model_version, spec.model_label)
+        except (ResourceDoesNotExist, InvalidParameterValue) as exc:
+            raise type(exc)(f"{where}: {exc.message}") from None
+        if mv.status != "READY":
+            raise InvalidState(
+                f"{where}: {mv.name}:{mv.version} is {mv.status}; its upload never finished"
+            )
+        return {"name": mv.name, "version": str(mv.version), "type": version_dict(mv)["type"]}
+
+    def _code(self, spec: BatchDeploymentSpec, extras: Mapping[str, Any]) -> dict[str, Any] | None:
+        if spec.scoring_script is None:
+            return None
+        where = f"{spec.source}: code_configuration"
+        digest = extras.get("code_snapshot")
+        if not isinstance(digest, str) or not digest:
+            raise InvalidParameterValue(
+                f"{where}.code: '{spec.code}' must be uploaded as a snapshot first "
+                "(the CLI does this)"
+            )
+        folder = self.jobs.snapshots / digest
+        if len(digest) != 64 or not folder.is_dir():
+            raise InvalidParameterValue(f"{where}.code: snapshot {digest[:12]} was not uploaded")
+        if not (folder / spec.scoring_script).is_file():
+            found = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.py"))
+            raise InvalidParameterValue(
+                f"{where}.scoring_script: '{spec.scoring_script}' is not in the code folder "
+                f"'{spec.code}'{suggest(spec.scoring_script, found)}; Python files there: "
+                f"{', '.join(found[:10]) or 'none'}"
+            )
+        for reserved in (DRIVER, CONFIG):
+            if (folder / reserved).exists():
+                raise InvalidParameterValue(
+                    f"{where}.code: the code folder holds '{reserved}', a name the batch "
+                    "driver needs; rename that file"
+                )
+        return {"digest": digest, "scoring_script": spec.scoring_script}
+
+    def _environment(self, spec: BatchDeploymentSpec, extras: Mapping[str, Any]) -> dict[str, Any]:
+        """Resolve the environment now (errors at create, not at invoke) and keep the
+        ``environment:`` value every invocation's job will name."""
+        where = f"{spec.source}: environment"
+        ref = spec.environment
+        if ref.kind == "file":
+            given = extras.get("environment_file")
+            if not isinstance(given, dict) or not (given.get("image") or given.get("conda_file")):
+                raise InvalidParameterValue(
+                    f"{where}: file:{ref.name} must be read by the client and sent as "
+                    "'environment_file' (the CLI does this)"
+                )
+            ref = EnvironmentRef(
+                "inline", image=given.get("image"), conda_file=given.get("conda_file")
+            )
+        if ref.kind == "inline" and isinstance(ref.conda_file, str) and "\n" not in ref.conda_file:
+            text = extras.get("conda_file_text")
+            if not isinstance(text, str):
+                raise InvalidParameterValue(
+                    f"{where}.conda_file: '{ref.conda_file}' is a path; send its text as "
+                    "'conda_file_text' (the CLI does this)"
+                )
+            ref = EnvironmentRef("inline", image=ref.image, conda_file=text)
+        try:
+            resolved = self.environments.resolve(ref)
+        except (InvalidParameterValue, ResourceDoesNotExist) as exc:
+            raise type(exc)(f"{where}: {exc.message}") from None
+        job_env: Any
+        if ref.kind == "system":
+            job_env = "system"
+        elif ref.kind == "registered":
+            job_env = f"azureml:{resolved.label}"  # pinned to the version resolved now
+        else:
+            conda = ref.conda_file
+            if isinstance(conda, str) and not conda.endswith("\n"):
+                conda += "\n"  # a one-line string would be taken for a path
+            job_env = {k: v for k, v in (("image", ref.image), ("conda_file", conda)) if v}
+        return {"label": resolved.label, "digest": resolved.digest, "job": job_env}
+
+    # --- invocations -----------------------------------------------------------------
+    def invoke(
+        self,
+        endpoint: str,
+        input_folder: str,
+        deployment: str | None = None,
+        principal: Principal | None = None,
+    ) -> Job:
+        """Score every file of ``input_folder`` with a deployment, as a job; return the job."""
+        e = self.get(endpoint)
+        if deployment is None:
+            if not e.default_deployment:
+                known = [d.name for d in self.store.deployments(e.name)]
+                raise InvalidState(
+                    f"Batch endpoint '{e.name}' has no default deployment; "
+                    + (
+                        f"name one with --deployment ({', '.join(known)}) or set it with "
+                        f"`lapis batch-endpoint update {e.name} --default-deployment NAME`"
+                        if known
+                        else "create one with `lapis batch-deployment create -f FILE`"
+                    )
+                )
+            deployment = e.default_deployment
+        d = self.get_deployment(e.name, deployment)
+        data = self._input_folder(input_folder)
+        model_dir = self._model_folder(d.spec["model"]["name"], d.spec["model"]["version"])
+        code = self._snapshot(d)
+        job_doc = {
+            "type": "command",
+            "display_name": f"{e.name}/{d.name}",
+            "experiment_name": e.name,
+            "description": f"batch scoring of {data} by {e.name}/{d.name}",
+            "tags": {TAG_ENDPOINT: e.name, TAG_DEPLOYMENT: d.name},
+            "code": "batch-scoring",
+            "command": f"python {DRIVER} --config {CONFIG}",
+            "environment": d.spec["environment"]["job"],
+            "compute": d.spec["doc"]["compute"],
+            "inputs": {
+                "data": {"type": "uri_folder", "path": str(data)},
+                "model": {"type": d.spec["model"]["type"], "path": str(model_dir)},
+            },
+            "outputs": {"score": {"type": "uri_folder"}},
+            "environment_variables": d.spec["doc"].get("environment_variables") or {},
+        }
+        request = {
+            "yaml": yaml.safe_dump(job_doc, sort_keys=False),
+            "source": f"batch endpoint {e.name}, deployment {d.name}",
+            "snapshot": code,
+        }
+        return self.jobs.submit(request, principal)
+
+    def jobs_of(self, endpoint: str, max_results: int = 50) -> builtins.list[Job]:
+        """The endpoint's invocations, newest first (jobs in its experiment with its tag)."""
+        e = self.get(endpoint)
+        try:
+            found = self.jobs.list(experiment_name=e.name, max_results=1000)
+        except ResourceDoesNotExist:
+            return []  # never invoked: its experiment does not exist yet
+        mine = [
+            j
+            for j in found
+            if (j.spec.get("tags") or {}).get(TAG_ENDPOINT, "").lower() == e.name.lower()
+        ]
+        return mine[:max_results]
+
+    @staticmethod
+    def _input_folder(given: str) -> Path:
+        if not isinstance(given, str) or not given.strip():
+            raise InvalidParameterValue("'input' must name a folder of files to score")
+        if "://" in given or given.startswith("azureml:"):
+            raise InvalidParameterValue(
+                f"input '{given}' is not a local path; this workspace scores local folders "
+                "(on the server's machine)"
+            )
+        path = Path(given).expanduser()
+        if not path.is_absolute():
+            raise InvalidParameterValue(
+                f"input '{given}' must be an absolute path on the server's machine "
+                "(the CLI resolves relative paths)"
+            )
+        if not path.is_dir():
+            what = "is a file; give the folder holding it" if path.is_file() else "does not exist"
+            raise InvalidParameterValue(f"input folder '{path}' {what}")
+        return path.resolve()
+
+    def _model_folder(self, name: str, version: str) -> Path:
+        """A local copy of a model version's files, fetched once and then reused."""
+        base = self.models_root / urllib.parse.quote(name, safe="") / version
+        final = base / "model"
+        if (base / READY).exists():
+            return final
+        tmp = base.parent / f".{version}.{uuid.uuid4().hex}"
+        target = tmp / "model"
+        target.mkdir(parents=True)
+        try:
+            listing = self.models.files(name, version)
+            root = listing["root"]
+            for item in listing["files"]:
+                rel = str(item["path"])
+                dest = (target / rel).resolve()
+                if target.resolve() not in dest.parents:
+                    raise InvalidParameterValue(f"model file '{rel}' would land outside {target}")
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                with open(dest, "wb") as fh:
+                    for chunk in self.artifacts.iter_read(f"{root}/{rel}" if root else rel):
+                        fh.write(chunk)
+            (tmp / READY).touch()
+            with contextlib.suppress(OSError):  # a concurrent invocation fetched it first
+                tmp.rename(base)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return final
+
+    def _snapshot(self, d: BatchDeployment) -> dict[str, Any]:
+        """The job's code: the deployment's scoring code, the driver and its settings."""
+        code = d.spec.get("code")
+        self.jobs.snapshots.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=self.jobs.snapshots, prefix=".batch-") as tmp:
+            root = Path(tmp) / "code"
+            if code:
+                source = self.jobs.snapshots / code["digest"]
+                if not source.is_dir():
+                    raise InvalidState(
+                        f"the code snapshot {code['digest'][:12]} of deployment {d.name} is "
+                        "missing on this server; create the deployment again"
+                    )
+                shutil.copytree(source, root)
+            else:
+                root.mkdir()
+            shutil.copyfile(batch_driver.__file__, root / DRIVER)
+            settings = {**d.spec["settings"], "mlflow_model": code is None}
+            (root / CONFIG).write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
+            sizes = {
+                p.relative_to(root).as_posix(): p.stat().st_size
+                for p in root.rglob("*")
+                if p.is_file()
+            }
+            files = tuple(sorted(sizes))
+            digest = digest_files(root, files)
+            if not self.jobs.has_snapshot(digest):
+                snap = Snapshot(root, files, sum(sizes.values()), digest, None)
+                self.jobs.store_snapshot(digest, pack(snap))
+        return {"digest": digest, "files": len(files), "bytes": sum(sizes.values())}
+
+
+def _did_you_mean(name: str, known: builtins.list[str]) -> str:
+    close = difflib.get_close_matches(name.lower(), [k.lower() for k in known], n=1)
+    if not close:
+        return ""
+    return f" Did you mean {next(k for k in known if k.lower() == close[0])}?"
+
+
+__all__ = ["BatchService", "split_request", "validate_name"]

@@ -1,0 +1,338 @@
+"""Batch-endpoint and batch-deployment YAML in Azure ML CLI v2's shape.
+
+A file written for ``az ml batch-endpoint create -f`` or ``az ml
+batch-deployment create -f`` loads here unchanged. Every complaint names the
+file, the line and the key; keys Lapis does not know are refused by name with
+a "did you mean", never ignored. Names follow the online-endpoint rules
+(:func:`lapis.endpoints.spec.name_problem`), because both end up in URLs.
+
+Defaults are Azure's: ``mini_batch_size`` 10, ``max_concurrency_per_instance``
+1, ``output_action: append_row`` into ``predictions.csv``, three retries of a
+mini-batch with a 30-second timeout, and ``error_threshold: -1`` (failures are
+counted and reported, never fatal). ``error_threshold`` counts failed *files*.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from lapis.endpoints.spec import AUTH_MODES, name_problem
+from lapis.errors import InvalidParameterValue
+from lapis.jobs.spec import EnvironmentRef, parse_environment
+from lapis.jobs.yaml_lines import Located, check_settings, located, suggest
+
+ENDPOINT_KEYS = {"$schema", "name", "description", "tags", "defaults", "auth_mode"}
+DEPLOYMENT_KEYS = {
+    "$schema",
+    "name",
+    "endpoint_name",
+    "type",
+    "description",
+    "tags",
+    "model",
+    "code_configuration",
+    "environment",
+    "compute",
+    "resources",
+    "max_concurrency_per_instance",
+    "mini_batch_size",
+    "output_action",
+    "output_file_name",
+    "retry_settings",
+    "error_threshold",
+    "logging_level",
+    "environment_variables",
+}
+OUTPUT_ACTIONS = ("append_row", "summary_only")
+LOGGING_LEVELS = ("debug", "info", "warning", "error", "critical")
+MAX_WORKERS = 64  # every worker is a process on the job's host
+_MODEL_REF = re.compile(
+    r"^(?:azureml:)?(?P<name>[^:@/\s]+)(?::(?P<version>\d+)|@(?P<label>[A-Za-z_][\w-]*))?$"
+)
+_FILE_NAME = re.compile(r"^[\w.\-]+$")
+
+
+@dataclass
+class BatchEndpointSpec:
+    """A checked batch-endpoint document; ``given`` names the keys the user wrote."""
+
+    name: str | None = None
+    description: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    default_deployment: str | None = None
+    given: set[str] = field(default_factory=set)
+
+
+@dataclass
+class BatchDeploymentSpec:
+    name: str = ""
+    endpoint_name: str | None = None
+    description: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    model_name: str = ""
+    model_version: str | None = None  # None: resolve ``model_label``
+    model_label: str | None = None
+    code: str | None = None
+    scoring_script: str | None = None
+    environment: EnvironmentRef = field(default_factory=lambda: EnvironmentRef("system"))
+    environment_raw: Any = None
+    compute: str = "local"
+    instance_count: int = 1
+    max_concurrency_per_instance: int = 1
+    mini_batch_size: int = 10
+    output_action: str = "append_row"
+    output_file_name: str = "predictions.csv"
+    max_retries: int = 3
+    timeout: int = 30
+    error_threshold: int = -1
+    logging_level: str = "info"
+    environment_variables: dict[str, str] = field(default_factory=dict)
+    source: str = "<deployment>"
+
+    def settings(self) -> dict[str, Any]:
+        """What the batch driver needs (stored with the deployment, shipped in the job)."""
+        return {
+            "scoring_script": self.scoring_script,
+            "workers": self.instance_count * self.max_concurrency_per_instance,
+            "mini_batch_size": self.mini_batch_size,
+            "output_action": self.output_action,
+            "output_file_name": self.output_file_name,
+            "max_retries": self.max_retries,
+            "timeout": self.timeout,
+            "error_threshold": self.error_threshold,
+            "logging_level": self.logging_level,
+        }
+
+    def document(self) -> dict[str, Any]:
+        """The normalised YAML document (what ``show`` prints), in Azure's key names."""
+        tail = f":{self.model_version}" if self.model_version else f"@{self.model_label}"
+        doc: dict[str, Any] = {
+            "name": self.name,
+            "endpoint_name": self.endpoint_name,
+            "description": self.description,
+            "tags": dict(self.tags),
+            "model": f"azureml:{self.model_name}{tail}",
+            "compute": self.compute,
+            "resources": {"instance_count": self.instance_count},
+            "max_concurrency_per_instance": self.max_concurrency_per_instance,
+            "mini_batch_size": self.mini_batch_size,
+            "output_action": self.output_action,
+            "output_file_name": self.output_file_name,
+            "retry_settings": {"max_retries": self.max_retries, "timeout": self.timeout},
+            "error_threshold": self.error_threshold,
+            "logging_level": self.logging_level,
+            "environment_variables": dict(self.environment_variables),
+            "environment": self.environment_raw if self.environment_raw is not None else "system",
+        }
+        if self.scoring_script is not None:
+            doc["code_configuration"] = {"code": self.code, "scoring_script": self.scoring_script}
+        return doc
+
+
+def validate_name(name: object, what: str) -> str:
+    if not isinstance(name, str):
+        raise InvalidParameterValue(f"{what} name must be a string, got {name!r}")
+    problem = name_problem(name)
+    if problem:
+        raise InvalidParameterValue(
+            f"Invalid {what} name '{name}': it {problem} "
+            "(3-32 characters: a letter first, then letters, digits or '-')",
+            field="name",
+        )
+    return name
+
+
+def _name(loc: Located, data: Mapping[str, Any], what: str) -> str:
+    try:
+        return validate_name(data["name"], what)
+    except InvalidParameterValue as exc:
+        raise loc.error(("name",), exc.message) from None
+
+
+def _strings(loc: Located, key: str, raw: Any) -> dict[str, str]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise loc.error((key,), f"must be a mapping of name: value, got {raw!r}")
+    return {str(k): "" if v is None else str(v) for k, v in raw.items()}
+
+
+def _text(loc: Located, key: str, raw: Any) -> str | None:
+    if raw is not None and not isinstance(raw, str):
+        raise loc.error((key,), f"must be a string, got {type(raw).__name__}")
+    return raw
+
+
+def _section(loc: Located, key: str, raw: Any, allowed: set[str]) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise loc.error((key,), f"must be a mapping, got {type(raw).__name__}")
+    for sub in raw:
+        if sub not in allowed:
+            raise loc.error(
+                (key, str(sub)),
+                f"is not a {key} setting{suggest(str(sub), allowed)}; "
+                f"allowed: {', '.join(sorted(allowed))}",
+            )
+    return dict(raw)
+
+
+def _int(loc: Located, path: tuple[str, ...], value: Any, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise loc.error(path, f"must be a whole number, got {value!r}")
+    if not low <= value <= high:
+        raise loc.error(path, f"must be from {low} to {high}, got {value}")
+    return value
+
+
+def parse_batch_endpoint(
+    doc: Mapping[str, Any] | Located, *, partial: bool = False
+) -> BatchEndpointSpec:
+    """Check a batch-endpoint document (``partial`` for update: name not required)."""
+    loc = located(doc, "<batch endpoint>")
+    data = check_settings(loc, ENDPOINT_KEYS, "batch endpoint")
+    spec = BatchEndpointSpec(given={k for k in data if k != "$schema"})
+    if "name" in data:
+        spec.name = _name(loc, data, "batch endpoint")
+    elif not partial:
+        raise loc.error(("name",), "is required (3-32 letters, digits or '-')")
+    if "auth_mode" in data and str(data["auth_mode"]).lower() not in (*AUTH_MODES, "aad_token"):
+        # Batch invocations are made with the caller's own token: any mode is accepted
+        # and recorded nowhere, as long as it is one Azure knows.
+        raise loc.error(("auth_mode",), f"must be aad_token or key, got {data['auth_mode']!r}")
+    spec.description = _text(loc, "description", data.get("description"))
+    spec.tags = _strings(loc, "tags", data.get("tags"))
+    defaults = _section(loc, "defaults", data.get("defaults"), {"deployment_name"})
+    if defaults.get("deployment_name") is not None:
+        try:
+            spec.default_deployment = validate_name(defaults["deployment_name"], "deployment")
+        except InvalidParameterValue as exc:
+            raise loc.error(("defaults", "deployment_name"), exc.message) from None
+    return spec
+
+
+def _model(loc: Located, spec: BatchDeploymentSpec, raw: Any) -> None:
+    if raw is None:
+        raise loc.error(
+            ("model",), "is required (azureml:NAME:VERSION, NAME:VERSION or NAME@latest)"
+        )
+    text = raw.strip() if isinstance(raw, str) else ""
+    m = _MODEL_REF.match(text) if text and not text.startswith("azureml://") else None
+    if m is None:
+        raise loc.error(
+            ("model",),
+            f"{raw!r} is not a registered model reference; use azureml:NAME:VERSION, "
+            "NAME:VERSION or NAME@latest (register local files with `lapis model create`)",
+        )
+    spec.model_name = m["name"]
+    spec.model_version = m["version"]
+    spec.model_label = None if m["version"] else (m["label"] or "latest")
+
+
+def _code(loc: Located, spec: BatchDeploymentSpec, raw: Any) -> None:
+    data = _section(loc, "code_configuration", raw, {"code", "scoring_script"})
+    for sub in ("code", "scoring_script"):
+        if not isinstance(data.get(sub), str) or not data[sub].strip():
+            what = "the folder holding the scoring code" if sub == "code" else "the script's path"
+            raise loc.error(("code_configuration", sub), f"is required ({what})")
+    script = str(data["scoring_script"]).replace("\\", "/")
+    if script.startswith("/") or ".." in script.split("/"):
+        raise loc.error(
+            ("code_configuration", "scoring_script"),
+            f"'{script}' must be a path inside the code folder",
+        )
+    spec.code, spec.scoring_script = str(data["code"]), script
+
+
+def _retry(loc: Located, spec: BatchDeploymentSpec, raw: Any) -> None:
+    data = _section(loc, "retry_settings", raw, {"max_retries", "timeout"})
+    if "max_retries" in data:
+        spec.max_retries = _int(loc, ("retry_settings", "max_retries"), data["max_retries"], 0, 100)
+    if "timeout" in data:
+        spec.timeout = _int(loc, ("retry_settings", "timeout"), data["timeout"], 1, 86_400)
+
+
+def _choice(loc: Located, key: str, raw: Any, allowed: tuple[str, ...]) -> str:
+    text = str(raw).lower() if isinstance(raw, str) else ""
+    if text not in allowed:
+        raise loc.error((key,), f"must be one of {', '.join(allowed)}, got {raw!r}")
+    return text
+
+
+def parse_batch_deployment(doc: Mapping[str, Any] | Located) -> BatchDeploymentSpec:
+    """Check a batch-deployment document; every complaint names the file, line and key."""
+    loc = located(doc, "<batch deployment>")
+    data = check_settings(loc, DEPLOYMENT_KEYS, "batch deployment")
+    spec = BatchDeploymentSpec(source=loc.source)
+    if "name" not in data:
+        raise loc.error(("name",), "is required (3-32 letters, digits or '-')")
+    spec.name = _name(loc, data, "deployment")
+    if data.get("endpoint_name") is not None:
+        spec.endpoint_name = str(data["endpoint_name"])
+    kind = data.get("type", "model")
+    if kind != "model":
+        raise loc.error(
+            ("type",), f"must be model (pipeline deployments are not supported), got {kind!r}"
+        )
+    spec.description = _text(loc, "description", data.get("description"))
+    spec.tags = _strings(loc, "tags", data.get("tags"))
+    _model(loc, spec, data.get("model"))
+    if data.get("code_configuration") is not None:
+        _code(loc, spec, data["code_configuration"])
+    if data.get("environment") is not None:
+        spec.environment = parse_environment(loc, data["environment"])
+        spec.environment_raw = data["environment"]
+    compute = data.get("compute")
+    if compute is not None:
+        if not isinstance(compute, str) or not compute.strip():
+            raise loc.error(("compute",), f"must be a compute name, got {compute!r}")
+        spec.compute = compute.strip().removeprefix("azureml:")
+    resources = _section(
+        loc, "resources", data.get("resources"), {"instance_count", "instance_type"}
+    )
+    if "instance_count" in resources:
+        spec.instance_count = _int(
+            loc, ("resources", "instance_count"), resources["instance_count"], 1, MAX_WORKERS
+        )
+    if "max_concurrency_per_instance" in data:
+        spec.max_concurrency_per_instance = _int(
+            loc,
+            ("max_concurrency_per_instance",),
+            data["max_concurrency_per_instance"],
+            1,
+            MAX_WORKERS,
+        )
+    workers = spec.instance_count * spec.max_concurrency_per_instance
+    if workers > MAX_WORKERS:
+        raise loc.error(
+            ("max_concurrency_per_instance",),
+            f"instance_count * max_concurrency_per_instance is {workers}; at most {MAX_WORKERS} "
+            "worker processes run on one host",
+        )
+    if "mini_batch_size" in data:
+        spec.mini_batch_size = _int(loc, ("mini_batch_size",), data["mini_batch_size"], 1, 100_000)
+    if "output_action" in data:
+        spec.output_action = _choice(loc, "output_action", data["output_action"], OUTPUT_ACTIONS)
+    if "output_file_name" in data:
+        name = data["output_file_name"]
+        if not isinstance(name, str) or not _FILE_NAME.match(name):
+            raise loc.error(
+                ("output_file_name",),
+                f"must be a plain file name (letters, digits, '.', '_', '-'), got {name!r}",
+            )
+        spec.output_file_name = name
+    _retry(loc, spec, data.get("retry_settings"))
+    if "error_threshold" in data:
+        spec.error_threshold = _int(
+            loc, ("error_threshold",), data["error_threshold"], -1, 2**31 - 1
+        )
+    if "logging_level" in data:
+        spec.logging_level = _choice(loc, "logging_level", data["logging_level"], LOGGING_LEVELS)
+    spec.environment_variables = _strings(
+        loc, "environment_variables", data.get("environment_variables")
+    )
+    return spec

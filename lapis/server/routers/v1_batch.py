@@ -1,0 +1,182 @@
+"""Lapis' batch-endpoint API under ``/api/v1/batchEndpoints`` (Azure's REST name).
+
+Bodies are the endpoint or deployment document as Azure's YAML has it (a JSON
+object), with an optional ``"source"`` naming the file it came from so that
+messages can point at it. A deployment body also carries what the CLI read or
+uploaded for it: ``code_snapshot`` (the digest of the uploaded code folder),
+``environment_file`` / ``conda_file_text``, and ``set_default``.
+
+``POST …/invoke`` with ``{"input": FOLDER, "deployment_name": D?}`` submits
+the scoring job and answers with it (the jobs API's shape); ``GET …/jobs``
+lists an endpoint's invocations.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from lapis.endpoints.batch import split_request
+from lapis.errors import MalformedRequest
+from lapis.server.context import Workspace
+from lapis.server.routers.mlflow._handler import json_response
+from lapis.server.routers.v1_jobs import job_dict
+
+router = APIRouter(prefix="/api/v1/batchEndpoints", tags=["batch endpoints"])
+
+
+def _ws(request: Request) -> Workspace:
+    ws: Workspace = request.app.state.ws
+    return ws
+
+
+def _who(request: Request) -> str | None:
+    principal = getattr(request.state, "principal", None)
+    return principal.name if principal is not None else None
+
+
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    try:
+        data = orjson.loads(raw) if raw.strip() else {}
+    except orjson.JSONDecodeError as exc:
+        raise MalformedRequest(f"Malformed JSON request body: {exc}") from None
+    if not isinstance(data, dict):
+        raise MalformedRequest(f"Request body must be a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _source(data: dict[str, Any]) -> str:
+    source = data.pop("source", None)
+    return str(source) if source else "<request>"
+
+
+# --- endpoints ---------------------------------------------------------------------------
+@router.post("")
+async def create_endpoint(request: Request) -> Response:
+    """Create a batch endpoint (``name``, ``description``, ``tags``, ``defaults``)."""
+    ws = _ws(request)
+    doc = await _body(request)
+    source = _source(doc)
+
+    def work() -> dict[str, Any]:
+        e = ws.batch.create(doc, source=source, created_by=_who(request))
+        return dict(ws.batch.describe(e, _base(request)))
+
+    return json_response(await run_in_threadpool(work), status=201)
+
+
+@router.get("")
+async def list_endpoints(request: Request) -> Response:
+    ws = _ws(request)
+
+    def work() -> list[dict[str, Any]]:
+        return [ws.batch.describe(e, _base(request)) for e in ws.batch.list()]
+
+    return json_response({"endpoints": await run_in_threadpool(work)})
+
+
+@router.get("/{name}")
+async def get_endpoint(request: Request, name: str) -> Response:
+    ws = _ws(request)
+
+    def work() -> dict[str, Any]:
+        return dict(ws.batch.describe(ws.batch.get(name), _base(request)))
+
+    return json_response(await run_in_threadpool(work))
+
+
+@router.patch("/{name}")
+async def update_endpoint(request: Request, name: str) -> Response:
+    """Change description, tags or ``defaults.deployment_name``."""
+    ws = _ws(request)
+    doc = await _body(request)
+    source = _source(doc)
+
+    def work() -> dict[str, Any]:
+        e = ws.batch.update(name, doc, source=source)
+        return dict(ws.batch.describe(e, _base(request)))
+
+    return json_response(await run_in_threadpool(work))
+
+
+@router.delete("/{name}")
+async def delete_endpoint(request: Request, name: str) -> Response:
+    """Delete the endpoint and its deployments; past invocations stay as jobs."""
+    ws = _ws(request)
+    e = await run_in_threadpool(ws.batch.delete, name)
+    return json_response({"name": e.name, "deleted": True})
+
+
+# --- deployments -------------------------------------------------------------------------
+@router.post("/{endpoint}/deployments")
+async def create_deployment(request: Request, endpoint: str) -> Response:
+    """Create a deployment; the endpoint's first one becomes its default."""
+    ws = _ws(request)
+    doc, extras = split_request(await _body(request))
+
+    def work() -> dict[str, Any]:
+        d, _ = ws.batch.create_deployment(endpoint, doc, extras, created_by=_who(request))
+        return dict(ws.batch.describe_deployment(d))
+
+    return json_response(await run_in_threadpool(work), status=201)
+
+
+@router.get("/{endpoint}/deployments")
+async def list_deployments(request: Request, endpoint: str) -> Response:
+    ws = _ws(request)
+
+    def work() -> list[dict[str, Any]]:
+        return [ws.batch.describe_deployment(d) for d in ws.batch.list_deployments(endpoint)]
+
+    return json_response({"deployments": await run_in_threadpool(work)})
+
+
+@router.get("/{endpoint}/deployments/{name}")
+async def get_deployment(request: Request, endpoint: str, name: str) -> Response:
+    ws = _ws(request)
+
+    def work() -> dict[str, Any]:
+        return dict(ws.batch.describe_deployment(ws.batch.get_deployment(endpoint, name)))
+
+    return json_response(await run_in_threadpool(work))
+
+
+@router.delete("/{endpoint}/deployments/{name}")
+async def delete_deployment(request: Request, endpoint: str, name: str) -> Response:
+    ws = _ws(request)
+    d = await run_in_threadpool(ws.batch.delete_deployment, endpoint, name)
+    return json_response({"name": d.name, "deleted": True})
+
+
+# --- invocations -------------------------------------------------------------------------
+@router.post("/{name}/invoke")
+async def invoke(request: Request, name: str) -> Response:
+    """Score a folder: ``{"input": FOLDER, "deployment_name": D?}`` → the scoring job."""
+    ws = _ws(request)
+    body = await _body(request)
+    folder = body.get("input")
+    deployment = body.get("deployment_name")
+    if not isinstance(folder, str) or not folder:
+        raise MalformedRequest('invoke needs {"input": "<folder on the server\'s machine>"}')
+    if deployment is not None and not isinstance(deployment, str):
+        raise MalformedRequest("'deployment_name' must be a string")
+    principal = getattr(request.state, "principal", None)
+    job = await run_in_threadpool(ws.batch.invoke, name, folder, deployment, principal)
+    return json_response(job_dict(job), status=201)
+
+
+@router.get("/{name}/jobs")
+async def list_jobs(request: Request, name: str, max_results: int = 50) -> Response:
+    """The endpoint's invocations, newest first."""
+    ws = _ws(request)
+    jobs = await run_in_threadpool(ws.batch.jobs_of, name, max_results)
+    return json_response({"jobs": [job_dict(j) for j in jobs]})
