@@ -1,4 +1,4 @@
-"""``lapis online-endpoint …``: online endpoints (deployments come later).
+"""``lapis online-endpoint …``: online endpoints (deployments: ``lapis online-deployment``).
 
 A YAML file is checked here first, so a mistake is reported with its file and
 line before anything is sent; the server checks again because it alone knows
@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
+import httpx
 import typer
 from rich.table import Table
 from rich.text import Text
@@ -26,7 +27,7 @@ from lapis.cli._common import (
     print_json,
 )
 from lapis.endpoints.spec import parse_endpoint, parse_traffic_args
-from lapis.errors import InvalidParameterValue
+from lapis.errors import InvalidParameterValue, LapisError
 from lapis.jobs.yaml_lines import load
 
 app = typer.Typer(
@@ -118,9 +119,13 @@ def show(ctx: typer.Context, name: str, output: OutputOption = None) -> None:
     """Show an endpoint: scoring_uri, traffic, mirror_traffic, auth mode, tags."""
     with client(ctx) as http:
         e = http.get(_path(name))
-    if output_format(ctx, output) is OutputFormat.json:
-        print_json(e)
-        return
+        if output_format(ctx, output) is OutputFormat.json:
+            print_json(e)
+            return
+        try:
+            metrics: dict[str, Any] | None = http.get(f"{_path(name)}/metrics", window=300)
+        except LapisError:
+            metrics = None  # a server without telemetry: show the rest
     rows: list[tuple[str, Any]] = [
         ("name", Text(e["name"], style="bold")),
         ("provisioning_state", e["provisioning_state"]),
@@ -129,17 +134,48 @@ def show(ctx: typer.Context, name: str, output: OutputOption = None) -> None:
         ("traffic", _split(e["traffic"])),
         ("mirror_traffic", _split(e["mirror_traffic"])),
     ]
+    for d in e.get("deployments") or []:
+        count = d["instance_count"]
+        rows.append(
+            (
+                f"deployment {d['name']}",
+                f"{d['provisioning_state']}, model {d['model']}, "
+                f"{count} instance{'s' if count != 1 else ''}",
+            )
+        )
     if e.get("description"):
         rows.append(("description", e["description"]))
     if e.get("tags"):
         rows.append(("tags", ", ".join(f"{k}={v}" for k, v in e["tags"].items())))
     rows.append(("created", f"{fmt_time(e.get('created_at'))} by {e.get('created_by') or '-'}"))
+    if metrics is not None:
+        rows.append(("requests", _traffic_line(metrics["totals"])))
+        for dep, figures in metrics["deployments"].items():
+            rows.append((f"  {dep}", _traffic_line(figures)))
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold cyan")
     grid.add_column()
     for label, value in rows:
         grid.add_row(label, value)
     console().print(grid)
+
+
+def _traffic_line(figures: dict[str, Any]) -> str:
+    """Telemetry in one line: totals since the server started, latency of the last 5 min."""
+    line = f"{figures['requests']} ({figures['errors']} errors"
+    if figures.get("mirrored"):
+        line += f", {figures['mirrored']} mirrored"
+    line += ")"
+    recent = figures.get("recent", {})
+    latency = recent.get("latency_ms", {})
+    if recent.get("requests"):
+        line += (
+            f"; last 5 min {recent['rps']} req/s, p50 {latency['p50']} ms, p99 {latency['p99']} ms"
+        )
+    states = figures.get("instance_states")
+    if states:
+        line += "; instances " + ", ".join(f"{n} {state}" for state, n in states.items() if n)
+    return line
 
 
 @app.command("update", context_settings={"allow_extra_args": True})
@@ -195,6 +231,66 @@ def get_credentials(ctx: typer.Context, name: str, output: OutputOption = None) 
         print_json(keys)
         return
     console().print(f"primaryKey:   {keys['primaryKey']}\nsecondaryKey: {keys['secondaryKey']}")
+
+
+@app.command("invoke")
+def invoke(
+    ctx: typer.Context,
+    name: str,
+    request_file: Annotated[
+        Path,
+        typer.Option("--request-file", "-r", help="The request body to send (a JSON file)."),
+    ],
+    deployment: Annotated[
+        str | None,
+        typer.Option(
+            "--deployment",
+            "-d",
+            help="Send to this deployment, bypassing the traffic split "
+            "(the azureml-model-deployment header).",
+        ),
+    ] = None,
+    output: OutputOption = None,
+) -> None:
+    """Score a request: POST the file to the endpoint's scoring URI with the endpoint key."""
+    try:
+        body = request_file.read_bytes()
+    except OSError as exc:
+        raise InvalidParameterValue(f"cannot read {request_file}: {exc.strerror}") from None
+    with client(ctx) as http:
+        key = http.post(f"{_path(name)}/listKeys")["primaryKey"]
+        url = http.url
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    if deployment:
+        headers["azureml-model-deployment"] = deployment
+    try:
+        resp = httpx.post(f"{url}{_path(name)}/score", content=body, headers=headers, timeout=300)
+    except httpx.HTTPError as exc:
+        raise LapisError(f"cannot reach the scoring URI of '{name}' at {url}: {exc}") from None
+    if resp.status_code >= 300:
+        raise LapisError(_invoke_error(name, resp))
+    if output_format(ctx, output) is OutputFormat.json:
+        try:
+            print_json(resp.json())
+            return
+        except ValueError:
+            pass
+    typer.echo(resp.text)
+
+
+def _invoke_error(name: str, resp: httpx.Response) -> str:
+    """One line: status, the error (the proxy's or the instance's) and the request id."""
+    try:
+        data = resp.json()
+    except ValueError:
+        data = None
+    error = resp.text.strip()[:300] or resp.reason_phrase
+    if isinstance(data, dict):
+        error = str(data.get("message") or data.get("error") or error)
+    where = resp.headers.get("azureml-model-deployment")
+    target = f"'{name}'" + (f" (deployment {where})" if where else "")
+    request_id = resp.headers.get("x-request-id") or "-"
+    return f"scoring {target} failed: HTTP {resp.status_code}: {error} [request id {request_id}]"
 
 
 @app.command("regenerate-keys")

@@ -19,7 +19,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from lapis import __version__
-from lapis.cli import auth, compute, endpoint, environment, experiment, job, model, run
+from lapis.cli import auth, batch, compute, endpoint, environment, experiment, job, model, run
+from lapis.cli import deployment as online_deployment
 from lapis.cli._common import CliState, OutputFormat
 from lapis.cli.server import server_command
 from lapis.errors import LapisError
@@ -41,6 +42,9 @@ app.add_typer(compute.app, name="compute")
 app.add_typer(environment.app, name="environment")
 app.add_typer(model.app, name="model")
 app.add_typer(endpoint.app, name="online-endpoint")
+app.add_typer(batch.endpoint_app, name="batch-endpoint")
+app.add_typer(batch.deployment_app, name="batch-deployment")
+app.add_typer(online_deployment.app, name="online-deployment")
 
 
 def _version(value: bool) -> None:

@@ -212,7 +212,8 @@ def _print_lineage(lin: dict[str, Any]) -> None:
     deployments = lin.get("deployments") or []
     if deployments:
         for d in deployments:
-            con.print(f"  deployment   {escape(str(d))}")
+            served = f"{d['endpoint']}/{d['deployment']} ({d['provisioning_state']})"
+            con.print(f"  deployment   {escape(served)}")
     else:
         con.print("  deployments: none")
 

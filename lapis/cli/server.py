@@ -109,6 +109,7 @@ def server_command(
     if ws.bootstrap is not None:
         typer.echo(f"Admin token written to {settings.credentials_path}")
     ws.start_scheduler(url)
+    ws.start_serving()
     config = uvicorn.Config(
         create_app(ws),
         log_level=log_level,

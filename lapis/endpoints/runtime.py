@@ -143,6 +143,23 @@ def _failed(request_id: str) -> tuple[int, bytes]:
     return 500, json.dumps(body).encode()
 
 
+def malformed_json(headers: dict[str, str], body: bytes, scorer: Scorer) -> str | None:
+    """Why a body declared as JSON does not parse, for scoring-script deployments.
+
+    A scoring script gets the raw body, so a broken JSON body would surface as
+    its ``json.loads`` raising — a 500 that blames the script for the caller's
+    mistake. Checking here answers 400 with the parser's reason instead.
+    MLflow models parse the body themselves and already answer 400.
+    """
+    if scorer.script is None or "json" not in headers.get("content-type", ""):
+        return None
+    try:
+        json.loads(body)
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        return str(exc)
+    return None
+
+
 ROW_WISE_FLAVORS = frozenset({"sklearn", "xgboost", "lightgbm", "catboost"})
 DEFAULT_MAX_BATCH = 64
 
@@ -331,6 +348,14 @@ class HttpConnection(asyncio.Protocol):
             del self.buf[: end + 4 + length]
             connection = headers.get("connection", "").lower()
             close = connection == "close" or (version == "HTTP/1.0" and connection != "keep-alive")
+            broken = malformed_json(headers, body, self.server.scorer) if method == "POST" else None
+            if broken:
+                error = {
+                    "error": f"bad request: the body is not valid JSON ({broken})",
+                    "request_id": request_id,
+                }
+                self._reply(lines[0], 400, error, request_id, close)
+                continue
             self._handle(lines[0], method, path, body, request_id, close)
 
     def _handle(
@@ -393,7 +418,8 @@ class HttpConnection(asyncio.Protocol):
     def _write(
         self, line: str, status: int, data: bytes, request_id: str | None, close: bool
     ) -> None:
-        sys.stderr.write(f'{self.peer} "{line}" {status}\n')
+        if not (status == 200 and line.startswith("GET ")):  # probes every few seconds: quiet
+            sys.stderr.write(f'{self.peer} "{line}" {status}\n')
         transport = self.transport
         if transport is None:
             return

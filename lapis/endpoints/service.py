@@ -18,7 +18,7 @@ import builtins
 import difflib
 import hmac
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from lapis.endpoints.spec import (
@@ -42,6 +42,31 @@ class EndpointService:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.store = EndpointStore(db)
+        # Installed by the deployment control plane (lapis.endpoints.deployments): the
+        # deployment names of an endpoint, so traffic can only name real deployments, and
+        # listeners told (endpoint name, deleted) after each change, to re-publish routes.
+        self.deployment_names: Callable[[str], builtins.list[str]] | None = None
+        self.listeners: builtins.list[Callable[[str, bool], None]] = []
+
+    def _changed(self, name: str, deleted: bool = False) -> None:
+        for listener in list(self.listeners):
+            listener(name, deleted)
+
+    def _check_deployments(self, name: str, splits: Mapping[str, Mapping[str, int]]) -> None:
+        """Every deployment a traffic split names must exist on the endpoint."""
+        if self.deployment_names is None:
+            return
+        known = self.deployment_names(name)
+        lower = {k.lower() for k in known}
+        for what, split in splits.items():
+            for dep in split:
+                if dep.lower() not in lower:
+                    listing = ", ".join(known) or "none yet"
+                    raise InvalidParameterValue(
+                        f"{what}: endpoint '{name}' has no deployment '{dep}'; "
+                        f"its deployments: {listing}",
+                        field=what,
+                    )
 
     # --- reading -----------------------------------------------------------------
     def get(self, name: str) -> OnlineEndpoint:
@@ -90,6 +115,9 @@ class EndpointService:
         """Create an endpoint from its YAML document (Azure's managedOnlineEndpoint shape)."""
         spec = parse_endpoint(located(doc, source))
         assert spec.name is not None  # parse_endpoint requires it when not partial
+        self._check_deployments(
+            spec.name, {"traffic": spec.traffic, "mirror_traffic": spec.mirror_traffic}
+        )
         now = now_ms()
         e = OnlineEndpoint(
             name=spec.name,
@@ -105,6 +133,7 @@ class EndpointService:
             created_by=created_by,
         )
         self.store.insert(e)
+        self._changed(e.name)
         return e
 
     def update(
@@ -122,20 +151,28 @@ class EndpointService:
         for key in ("auth_mode", "description", "tags", "traffic", "mirror_traffic"):
             if key in spec.given:
                 values[key] = getattr(spec, key)
+        self._check_deployments(
+            e.name, {k: values[k] for k in ("traffic", "mirror_traffic") if k in values}
+        )
         if values:
             values["updated_at"] = now_ms()
             self.store.update(e.name, **values)
+            self._changed(e.name)
         return self.get(e.name)
 
     def set_traffic(self, name: str, traffic: Mapping[str, Any]) -> OnlineEndpoint:
         """Replace the traffic split (whole percents summing to 100, or 0 for none)."""
         e = self.get(name)
-        self.store.update(e.name, traffic=validate_traffic(dict(traffic)), updated_at=now_ms())
+        checked = validate_traffic(dict(traffic))
+        self._check_deployments(e.name, {"traffic": checked})
+        self.store.update(e.name, traffic=checked, updated_at=now_ms())
+        self._changed(e.name)
         return self.get(e.name)
 
     def delete(self, name: str) -> OnlineEndpoint:
         e = self.get(name)
         self.store.delete(e.name)
+        self._changed(e.name, deleted=True)
         return e
 
     # --- keys --------------------------------------------------------------------
@@ -150,6 +187,7 @@ class EndpointService:
             raise InvalidParameterValue(f"key type must be primary or secondary, got {key_type!r}")
         e = self.get(name)
         self.store.update(e.name, **{f"{kind}_key": new_key()}, updated_at=now_ms())
+        self._changed(e.name)
         return self.get_credentials(e.name)
 
     def check_key(self, endpoint_name: str, presented_key: str) -> bool:

@@ -25,7 +25,7 @@ import contextlib
 import json
 import re
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,6 +78,9 @@ class ModelService:
         self.artifacts = artifacts
         self.jobs = jobs
         self.db = registry.db
+        # (model name, version) -> the online deployments serving it; installed by
+        # lapis.endpoints.deployments.DeploymentService (which is built after this service).
+        self.deployments_of: Callable[[str, str], list[dict[str, Any]]] = lambda _n, _v: []
 
     # --- create -----------------------------------------------------------------
     def create(self, spec: Mapping[str, Any], principal: Principal | None = None) -> dict[str, Any]:
@@ -262,7 +265,7 @@ class ModelService:
         return out
 
     def lineage(self, mv: ModelVersion) -> dict[str, Any]:
-        """job → inputs/environment → this version → deployments (none yet)."""
+        """job → inputs/environment → this version → the deployments serving it."""
         job_name = mv.tags.get(LINEAGE_PREFIX + "job")
         job: Job | None = None
         if job_name:
@@ -295,7 +298,7 @@ class ModelService:
             }
             if job or job_name
             else None,
-            "deployments": [],
+            "deployments": self.deployments_of(mv.name, str(mv.version)),
         }
 
     # --- change -----------------------------------------------------------------------

@@ -6,15 +6,19 @@ from fastapi import FastAPI
 from starlette.responses import Response
 
 from lapis import __version__
+from lapis.endpoints.proxy import ScoringProxy
 from lapis.server import errors
 from lapis.server.auth import BearerAuth
 from lapis.server.context import Workspace
 from lapis.server.routers import (
+    v1_batch,
     v1_compute,
+    v1_deployments,
     v1_endpoints,
     v1_environments,
     v1_jobs,
     v1_models,
+    v1_serving,
     v1_tracking,
 )
 from lapis.server.routers.mlflow import artifacts, experiments, logged_models, registry, runs
@@ -54,7 +58,11 @@ def create_app(ws: Workspace) -> FastAPI:
     app.include_router(v1_environments.router)
     app.include_router(v1_models.router)
     app.include_router(v1_endpoints.router)
+    app.include_router(v1_batch.router)
+    app.include_router(v1_deployments.router)
+    app.include_router(v1_serving.router)
     app.include_router(artifacts.router)
     mount(app, runs.ROUTES + experiments.ROUTES + logged_models.ROUTES + registry.ROUTES)
     app.add_middleware(BearerAuth, workspace=ws)
+    app.add_middleware(ScoringProxy, workspace=ws)  # outermost: scoring needs no user token
     return app

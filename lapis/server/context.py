@@ -11,6 +11,7 @@ from lapis.compute.service import ComputeService
 from lapis.config import Settings
 from lapis.endpoints.routing import RouteTable
 from lapis.endpoints.service import EndpointService
+from lapis.endpoints.telemetry import Telemetry
 from lapis.environments.service import EnvironmentService
 from lapis.jobs.service import JobService
 from lapis.registry.models import ModelService
@@ -42,7 +43,8 @@ class Workspace:
     # the deployment control plane, per-deployment telemetry, and batch endpoints.
     routes: RouteTable = field(default_factory=RouteTable)
     deployments: Any = None
-    telemetry: Any = None
+    instance_manager: Any = None
+    telemetry: Telemetry = field(default_factory=Telemetry)
     batch: Any = None
 
     @classmethod
@@ -73,6 +75,14 @@ class Workspace:
             models=ModelService(registry, artifacts, jobs),
             endpoints=EndpointService(db),
         )
+        from lapis.endpoints.deployments import DeploymentService
+
+        ws.deployments = DeploymentService(db, ws.endpoints, ws.models, environments, settings.home)
+        from lapis.endpoints.batch import BatchService
+
+        ws.batch = BatchService(
+            db, jobs, ws.models, artifacts, environments, compute, settings.home
+        )
         ws.bootstrap = auth.bootstrap_admin()
         return ws
 
@@ -83,7 +93,17 @@ class Workspace:
         self.scheduler = JobScheduler(self.jobs, self.auth, self.artifacts, url)
         self.scheduler.start()
 
+    def start_serving(self) -> None:
+        """Run online deployments' instances (lapis/endpoints/instances.py): only the
+        process serving the API does this, since the scoring route lives there too."""
+        from lapis.endpoints.instances import InstanceManager
+
+        self.instance_manager = InstanceManager(self.deployments, self.routes)
+        self.instance_manager.start()
+
     def close(self) -> None:
+        if self.instance_manager is not None:
+            self.instance_manager.stop()
         if self.scheduler is not None:
             self.scheduler.stop()
         self.db.dispose()

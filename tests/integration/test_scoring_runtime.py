@@ -88,6 +88,16 @@ def test_scoring_script_init_run_and_errors(script_instance: tuple[str, Path]) -
     time.sleep(0.2)
     assert "secret internal detail" in log.read_text()
     assert body["request_id"] in log.read_text()
+    # A body declared as JSON that does not parse is the caller's mistake: 400 with the
+    # parser's reason, and run() is never called with it.
+    broken = httpx.post(
+        f"{url}/score", content=b'{"data": [1, 2', headers={"content-type": "application/json"}
+    )
+    assert broken.status_code == 400, broken.text
+    assert "not valid JSON" in broken.json()["error"] and broken.json()["request_id"]
+    # Successful probes stay out of the instance log; scoring requests are in it.
+    text = log.read_text()
+    assert '"GET /ready HTTP/1.1" 200' not in text and '"POST /score HTTP/1.1" 200' in text
 
 
 def test_mlflow_model_without_script(tmp_path: Path) -> None:

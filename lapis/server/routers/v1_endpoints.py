@@ -1,4 +1,4 @@
-"""Lapis' online-endpoint API under ``/api/v1/endpoints`` (deployments come later).
+"""Lapis' online-endpoint API under ``/api/v1/endpoints`` (deployments: v1_deployments.py).
 
 Bodies are the endpoint document as Azure's YAML has it (a JSON object), with
 an optional ``"source"`` naming the file it came from so that messages can
@@ -78,7 +78,18 @@ async def get_endpoint(request: Request, name: str) -> Response:
     ws = _ws(request)
 
     def work() -> dict[str, Any]:
-        return ws.endpoints.describe(ws.endpoints.get(name), _base(request))
+        out = ws.endpoints.describe(ws.endpoints.get(name), _base(request))
+        if ws.deployments is not None:  # each deployment's name, state and readiness
+            out["deployments"] = [
+                {
+                    "name": d.name,
+                    "provisioning_state": d.provisioning_state,
+                    "model": d.spec["doc"]["model"],
+                    "instance_count": d.spec["doc"]["instance_count"],
+                }
+                for d in ws.deployments.list(name)
+            ]
+        return out
 
     return json_response(await run_in_threadpool(work))
 
@@ -100,6 +111,8 @@ async def update_endpoint(request: Request, name: str) -> Response:
 async def delete_endpoint(request: Request, name: str) -> Response:
     ws = _ws(request)
     e = await run_in_threadpool(ws.endpoints.delete, name)
+    if ws.telemetry is not None:  # a new endpoint of the same name starts from zero
+        ws.telemetry.forget(e.name)
     return json_response({"name": e.name, "deleted": True})
 
 
