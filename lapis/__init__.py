@@ -13,8 +13,12 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ActiveRun",
+    "BatchEndpoint",
+    "CodeConfiguration",
     "Input",
     "MLClient",
+    "ManagedOnlineDeployment",
+    "ManagedOnlineEndpoint",
     "Model",
     "Output",
     "__version__",
@@ -39,6 +43,10 @@ _SDK_NAMES = {
     "command": "lapis.sdk.entities",
     "Input": "lapis.sdk.entities",
     "Model": "lapis.sdk.models",
+    "BatchEndpoint": "lapis.sdk.endpoints",
+    "CodeConfiguration": "lapis.sdk.endpoints",
+    "ManagedOnlineDeployment": "lapis.sdk.endpoints",
+    "ManagedOnlineEndpoint": "lapis.sdk.endpoints",
     "Output": "lapis.sdk.entities",
 }
 _LAZY: dict[str, str] = {
@@ -47,6 +55,12 @@ _LAZY: dict[str, str] = {
 
 if TYPE_CHECKING:
     from lapis.sdk.client import MLClient
+    from lapis.sdk.endpoints import (
+        BatchEndpoint,
+        CodeConfiguration,
+        ManagedOnlineDeployment,
+        ManagedOnlineEndpoint,
+    )
     from lapis.sdk.entities import Input, Output, command
     from lapis.sdk.fluent import (
         ActiveRun,

@@ -33,11 +33,9 @@ from lapis.cli._common import (
 from lapis.cli.job import _status, _stream
 from lapis.endpoints.batch_spec import parse_batch_deployment, parse_batch_endpoint
 from lapis.errors import InvalidParameterValue
-from lapis.jobs.snapshot import pack, take_snapshot
-from lapis.jobs.yaml_lines import Located, load
 from lapis.sdk import jobs as sdk_jobs
 from lapis.sdk.connection import LapisHTTP
-from lapis.sdk.jobs import _environment_file
+from lapis.sdk.serving import prepare_batch_deployment, read_yaml
 
 endpoint_app = typer.Typer(
     help="Batch endpoints: score folders of files in mini-batches, as jobs.",
@@ -59,15 +57,7 @@ def _path(name: str) -> str:
     return f"/api/v1/batchEndpoints/{quote(name, safe='')}"
 
 
-def _load(file: Path) -> Located:
-    try:
-        text = file.read_text()
-    except OSError as exc:
-        raise InvalidParameterValue(f"cannot read {file}: {exc.strerror}") from None
-    loc = load(text, str(file))
-    if not isinstance(loc.data, dict):
-        raise InvalidParameterValue(f"{file}: must be a mapping of settings")
-    return loc
+_load = read_yaml
 
 
 def _grid(rows: list[tuple[str, Any]]) -> None:
@@ -302,13 +292,6 @@ def list_jobs(
 
 
 # --- deployments -------------------------------------------------------------------------
-def _upload_code(http: LapisHTTP, folder: Path) -> str:
-    snap = take_snapshot(folder)
-    if not http.exists(f"/api/v1/snapshots/{snap.digest}"):
-        http.request("PUT", f"/api/v1/snapshots/{snap.digest}", content=pack(snap))
-    return snap.digest
-
-
 def _show_deployment(d: dict[str, Any], output: OutputFormat) -> None:
     if output is OutputFormat.json:
         print_json(d)
@@ -357,28 +340,10 @@ def create_deployment(
 ) -> None:
     """Create a batch deployment from YAML; its scoring code is uploaded and frozen now."""
     loc = _load(file)
-    spec = parse_batch_deployment(loc)
-    endpoint = endpoint_name or spec.endpoint_name
-    if not endpoint:
-        raise InvalidParameterValue(
-            f"{file}: name the endpoint with endpoint_name: in the file or --endpoint-name"
-        )
-    body: dict[str, Any] = {**loc.data, "source": str(file), "set_default": set_default}
-    base = file.resolve().parent
+    parse_batch_deployment(loc)  # file:line errors before connecting
     with client(ctx) as http:
-        if spec.code is not None:
-            body["code_snapshot"] = _upload_code(http, (base / spec.code).resolve())
-        env = spec.environment
-        if env.kind == "file":
-            body["environment_file"] = _environment_file(base, str(env.name), str(file))
-        conda = env.conda_file
-        if env.kind == "inline" and isinstance(conda, str) and "\n" not in conda:
-            try:
-                body["conda_file_text"] = (base / conda).read_text()
-            except OSError as exc:
-                raise InvalidParameterValue(
-                    f"{file}: environment.conda_file: cannot read {base / conda}: {exc.strerror}"
-                ) from None
+        body, endpoint = prepare_batch_deployment(http, loc, endpoint_name)
+        body["set_default"] = set_default
         d = http.post(f"{_path(endpoint)}/deployments", body)
     _show_deployment(d, output_format(ctx, output))
 

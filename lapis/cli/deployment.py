@@ -1,12 +1,8 @@
 """``lapis online-deployment …``: the processes behind an online endpoint.
 
-The YAML is checked here first, so a mistake is reported with its file and
-line before anything is uploaded. Then what the server cannot read from this
-machine is sent ahead: the ``code`` folder as a snapshot (skipped when the
-server already holds that digest), an inline model ``path`` registered as a
-model version of ``<endpoint>-<deployment>`` (a new one only when its files
-changed), an environment given
-as a file or with a conda file path read in. ``create`` and ``update`` wait,
+The YAML is checked and what the server cannot read from this machine (code
+folder, inline model, environment files) is sent ahead by
+``lapis.sdk.serving``, which ``MLClient`` uses too. ``create`` and ``update`` wait,
 with a status line, until the deployment is ``Succeeded`` or ``Failed``
 (``--no-wait`` returns at once).
 """
@@ -14,10 +10,8 @@ with a status line, until the deployment is ``Succeeded`` or ``Failed``
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote
 
 import typer
 from rich.console import Console
@@ -34,21 +28,22 @@ from lapis.cli._common import (
     output_format,
     print_json,
 )
-from lapis.endpoints.deployment_spec import parse_deployment
 from lapis.errors import InvalidParameterValue
-from lapis.jobs.snapshot import digest_files, pack, take_snapshot
-from lapis.jobs.yaml_lines import Located, load
+from lapis.jobs.yaml_lines import Located
 from lapis.sdk.connection import LapisHTTP
-from lapis.sdk.jobs import _environment_file
-from lapis.sdk.models import upload_model
+from lapis.sdk.serving import (
+    deployment_path,
+    load_deployment,
+    prepare_deployment,
+    read_yaml,
+    wait_deployment,
+)
 
 app = typer.Typer(
     help="Online deployments: model, code and environment served by instance processes.",
     no_args_is_help=True,
 )
 
-FINAL = ("Succeeded", "Failed")
-CONTENT_TAG = "content_digest"  # on an inline model's versions: the sha256 of its files
 FileOption = Annotated[
     Path, typer.Option("--file", "-f", help="Deployment YAML in Azure ML's format.")
 ]
@@ -62,85 +57,11 @@ WaitOption = Annotated[
 ]
 
 
-def _path(endpoint: str, name: str | None = None) -> str:
-    base = f"/api/v1/endpoints/{quote(endpoint, safe='')}/deployments"
-    return f"{base}/{quote(name, safe='')}" if name else base
+_path = deployment_path
 
 
 def _load(file: Path, endpoint: str | None, name: str | None) -> tuple[Located, str]:
-    try:
-        text = file.read_text()
-    except OSError as exc:
-        raise InvalidParameterValue(f"cannot read {file}: {exc.strerror}") from None
-    loc = load(text, str(file))
-    if isinstance(loc.data, dict):
-        loc.data.update({k: v for k, v in (("name", name), ("endpoint_name", endpoint)) if v})
-    spec = parse_deployment(loc)
-    target = endpoint or spec.endpoint_name
-    if not target:
-        raise InvalidParameterValue(
-            f"{file}: give the endpoint: endpoint_name in the file or --endpoint-name"
-        )
-    return loc, target
-
-
-def _prepare(http: LapisHTTP, loc: Located, endpoint: str) -> dict[str, Any]:
-    """The request body: the document plus the uploads the server cannot do itself."""
-    spec = parse_deployment(loc)
-    base = Path(loc.source).resolve().parent
-    doc: dict[str, Any] = dict(loc.data)
-    body: dict[str, Any] = {"source": loc.source}
-    if spec.code is not None and spec.scoring_script is not None:
-        code = (base / spec.code).resolve()
-        if not (code / spec.scoring_script).is_file():
-            raise loc.error(
-                ("code_configuration", "scoring_script"),
-                f"'{spec.scoring_script}' is not in the code folder {code}",
-            )
-        snap = take_snapshot(code)
-        if not http.exists(f"/api/v1/snapshots/{snap.digest}"):
-            http.request("PUT", f"/api/v1/snapshots/{snap.digest}", content=pack(snap))
-        body["code_snapshot"] = snap.digest
-    env = spec.environment
-    if env is not None and env.kind == "file":
-        body["environment_file"] = _environment_file(base, str(env.name), loc.source)
-    elif env is not None and env.kind == "inline":
-        conda = env.conda_file
-        if isinstance(conda, str) and "\n" not in conda:
-            try:
-                body["conda_file_text"] = (base / conda).read_text()
-            except OSError as exc:
-                raise loc.error(
-                    ("environment", "conda_file"), f"cannot read {base / conda}: {exc.strerror}"
-                ) from None
-    model = spec.model
-    if model is not None and model.path is not None:
-        local = (base / model.path).resolve()
-        if not local.exists():
-            raise loc.error(("model", "path"), f"'{model.path}' does not exist ({local})")
-        doc["model"] = _inline_model(http, f"{endpoint}-{spec.name}", model.type, local, loc)
-    return {**doc, **body}
-
-
-def _inline_model(http: LapisHTTP, name: str, mtype: str, local: Path, loc: Located) -> str:
-    """Register an inline model's files, or re-use the version already holding the same bytes
-    (so that ``update -f`` with unchanged files does not roll the instances over)."""
-    if local.is_file():
-        digest = digest_files(local.parent, [local.name])
-    else:
-        rels = [p.relative_to(local).as_posix() for p in local.rglob("*") if p.is_file()]
-        digest = digest_files(local, rels)
-    for v in http.get("/api/v1/models", name=name)["models"]:
-        if v["tags"].get(CONTENT_TAG) == digest and v["status"] == "READY":
-            return f"azureml:{v['name']}:{v['version']}"
-    spec = {
-        "name": name,
-        "type": mtype,
-        "description": f"registered from {loc.source} (an inline model of a deployment)",
-        "tags": {CONTENT_TAG: digest},
-    }
-    registered = upload_model(http, spec, local)
-    return f"azureml:{registered['name']}:{registered['version']}"
+    return load_deployment(read_yaml(file), endpoint, name)
 
 
 def _err() -> Console:
@@ -149,9 +70,9 @@ def _err() -> Console:
 
 def _wait(http: LapisHTTP, endpoint: str, name: str, verb: str) -> dict[str, Any]:
     """Poll until Succeeded or Failed, with a status line on stderr."""
-    d: dict[str, Any] = http.get(_path(endpoint, name))
     with _err().status(f"{verb} {name}…") as status:
-        while d["provisioning_state"] not in FINAL:
+
+        def progress(d: dict[str, Any]) -> None:
             ready = sum(
                 1 for i in d["instances"] if i["ready"] and i["generation"] == d["generation"]
             )
@@ -159,9 +80,8 @@ def _wait(http: LapisHTTP, endpoint: str, name: str, verb: str) -> dict[str, Any
                 f"{verb} deployment {escape(name)}: {d['provisioning_state']}, "
                 f"{ready}/{d['instance_count']} instance(s) ready"
             )
-            time.sleep(0.5)
-            d = http.get(_path(endpoint, name))
-    return d
+
+        return wait_deployment(http, endpoint, name, progress)
 
 
 def _finish(ctx: typer.Context, d: dict[str, Any], output: OutputFormat | None) -> None:
@@ -198,7 +118,7 @@ def create(
     """Create a deployment from a YAML file and wait until its instances are ready."""
     loc, endpoint = _load(file, endpoint_name, name)
     with client(ctx) as http:
-        body = _prepare(http, loc, endpoint)
+        body = prepare_deployment(http, loc, endpoint)
         if all_traffic:
             body["all_traffic"] = True
         d = http.post(_path(endpoint), body)
@@ -246,7 +166,7 @@ def update(
     with client(ctx) as http:
         if file is not None:
             loc, endpoint = _load(file, endpoint_name, name)
-            body = _prepare(http, loc, endpoint)
+            body = prepare_deployment(http, loc, endpoint)
             body.update(_set_pairs(set_ or []))
             target = str(body["name"])
         else:

@@ -24,6 +24,12 @@ import yaml
 from lapis.errors import InvalidParameterValue, ResourceDoesNotExist
 from lapis.sdk import jobs as sdk_jobs
 from lapis.sdk.connection import LapisHTTP, resolve
+from lapis.sdk.endpoints import (
+    BatchDeploymentOperations,
+    BatchEndpointOperations,
+    OnlineDeploymentOperations,
+    OnlineEndpointOperations,
+)
 from lapis.sdk.entities import CommandJob, Compute, Environment, Job
 from lapis.sdk.models import ModelOperations
 
@@ -350,6 +356,10 @@ class MLClient:
         self.compute = ComputeOperations(http)
         self.environments = EnvironmentOperations(http)
         self.models = ModelOperations(http)
+        self.online_endpoints = OnlineEndpointOperations(http)
+        self.online_deployments = OnlineDeploymentOperations(http)
+        self.batch_endpoints = BatchEndpointOperations(http)
+        self.batch_deployments = BatchDeploymentOperations(http)
 
     @classmethod
     def from_home(cls, home: str | Path | None = None) -> MLClient:
