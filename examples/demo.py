@@ -1,4 +1,4 @@
-"""End-to-end demo: a workspace server, a compute instance, a YAML job, the results.
+"""End-to-end demo: a server, a compute instance, a YAML job, a model, an endpoint.
 
 Run with ``make demo``. It starts ``lapis server`` in ./.lapis-demo, creates a
 one-core compute instance (examples/compute/cpu-demo.yml), submits the
@@ -6,8 +6,12 @@ training job examples/jobs/digits/job.yml there and streams its log: the
 script trains a scikit-learn classifier on the digits data set, logging
 params, per-epoch and per-step metrics and the model with the unmodified
 **mlflow** client. Then it prints the job, its metrics and the instance with
-the Lapis CLI. In a terminal the server stays up for browsing until Ctrl+C; without one
-(CI, scripts) the demo stops the server and exits 0.
+the Lapis CLI, registers the job's model output in the model registry, deploys
+it behind the online endpoint ``digits-demo`` (examples/endpoints/digits),
+scores four handwritten digits through the endpoint's scoring URL, and prints
+the endpoint with its telemetry and the model's lineage. In a terminal the
+server stays up for browsing until Ctrl+C; without one (CI, scripts) the demo
+stops the server and exits 0.
 """
 
 from __future__ import annotations
@@ -24,6 +28,17 @@ from pathlib import Path
 HOME = Path(os.environ.get("LAPIS_DEMO_HOME", ".lapis-demo")).resolve()
 EXAMPLES = Path(__file__).resolve().parent
 EXPERIMENT = "digits-demo"
+MODEL = "digits-sgd"
+ENDPOINT = "digits-demo"
+SERVING = EXAMPLES / "endpoints" / "digits"
+
+
+def shown(path: Path) -> str:
+    """``path`` relative to where the demo was started, when it is below it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def start_server() -> tuple[subprocess.Popen[bytes], str, str]:
@@ -79,7 +94,7 @@ def run_job(url: str, token: str) -> dict[str, object]:
     from lapis.sdk.connection import LapisHTTP
 
     job_file = EXAMPLES / "jobs" / "digits" / "job.yml"
-    print(f"\n$ lapis job create -f {job_file.relative_to(Path.cwd())} --stream")
+    print(f"\n$ lapis job create -f {shown(job_file)} --stream")
     with LapisHTTP(url, token) as http:
         job = jobs.submit_file(http, job_file)
         print(f"Submitted job {job['name']} to {job['compute']}")
@@ -95,6 +110,65 @@ def run_job(url: str, token: str) -> dict[str, object]:
     return final
 
 
+def quiet(*args: str) -> subprocess.CompletedProcess[str]:
+    """A CLI call whose JSON answer the demo reads instead of printing."""
+    env = dict(os.environ, LAPIS_HOME=str(HOME))
+    return subprocess.run(
+        [sys.executable, "-m", "lapis", *args, "-o", "json"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+
+
+def serve(job: dict[str, object], url: str) -> str:
+    """Register the job's model, deploy it (or roll the deployment over to it), score."""
+    print(
+        f"\n$ lapis model create --name {MODEL} --type mlflow_model "
+        f"--path azureml://jobs/{job['name']}/outputs/model"
+    )
+    made = quiet("model", "create", "--name", MODEL, "--type", "mlflow_model",
+                 "--path", f"azureml://jobs/{job['name']}/outputs/model")  # fmt: skip
+    if made.returncode != 0:
+        sys.exit(made.stderr.strip())
+    version = str(json.loads(made.stdout)["version"])
+    print(f"Registered model {MODEL} version {version}")
+    if quiet("online-endpoint", "show", ENDPOINT).returncode != 0:
+        print(f"\n$ lapis online-endpoint create -f {shown(SERVING)}/endpoint.yml")
+        lapis("online-endpoint", "create", "-f", str(SERVING / "endpoint.yml"))
+    if quiet("online-deployment", "show", "-e", ENDPOINT, "-n", "blue").returncode != 0:
+        print(f"\n$ lapis online-deployment create -f {shown(SERVING)}/blue.yml"
+              " --all-traffic")  # fmt: skip
+        lapis("online-deployment", "create", "-f", str(SERVING / "blue.yml"), "--all-traffic")
+    else:  # a second demo run: roll the running deployment over to the new version
+        change = f"model=azureml:{MODEL}:{version}"
+        print(f"\n$ lapis online-deployment update -e {ENDPOINT} -n blue --set {change}")
+        lapis("online-deployment", "update", "-e", ENDPOINT, "-n", "blue", "--set", change)
+    request = SERVING / "sample-request.json"
+    print(f"\n$ lapis online-endpoint invoke {ENDPOINT} --request-file {shown(request)}")
+    print("# four 8x8 images of handwritten digits: 0, 1, 2 and 3")
+    lapis("online-endpoint", "invoke", ENDPOINT, "--request-file", str(request))
+    traffic(url, request)
+    return version
+
+
+def traffic(url: str, request: Path) -> None:
+    """A short burst of scoring requests, so the endpoint's telemetry has something to show."""
+    import httpx
+
+    keys = json.loads(quiet("online-endpoint", "get-credentials", ENDPOINT).stdout)
+    headers = {"Authorization": f"Bearer {keys['primaryKey']}"}
+    body = request.read_bytes()
+    started = time.perf_counter()
+    with httpx.Client(base_url=url, headers=headers, timeout=30) as http:
+        codes = [
+            http.post(f"/api/v1/endpoints/{ENDPOINT}/score", content=body).status_code
+            for _ in range(200)
+        ]
+    took = time.perf_counter() - started
+    print(f"\nSent 200 scoring requests in {took:.2f} s: {codes.count(200)} answered 200")
+
+
 def main() -> None:
     proc, url, token = start_server()
     try:
@@ -108,11 +182,18 @@ def main() -> None:
         lapis("run", "metrics", run_id)
         print("\n$ lapis compute show cpu-demo")
         lapis("compute", "show", "cpu-demo")
+        version = serve(job, url)
+        print(f"\n$ lapis online-endpoint show {ENDPOINT}")
+        lapis("online-endpoint", "show", ENDPOINT)
+        print(f"\n$ lapis model show {MODEL} --version {version}   # job → model → deployment")
+        lapis("model", "show", MODEL, "--version", version)
         print(f"\nJob {job['name']} (run {run_id}) in experiment '{EXPERIMENT}'.")
         print(f"Server:  {url}  (every call needs the token: LAPIS_HOME={HOME} lapis auth token)")
         print(f"Try:     LAPIS_HOME={HOME} .venv/bin/lapis run list --experiment {EXPERIMENT}")
         print(f"         LAPIS_HOME={HOME} .venv/bin/lapis run show {run_id}")
         print(f"         LAPIS_HOME={HOME} .venv/bin/lapis job download {job['name']}")
+        print(f"         LAPIS_HOME={HOME} .venv/bin/lapis online-deployment get-logs "
+              f"-e {ENDPOINT} -n blue")  # fmt: skip
         if sys.stdin.isatty() and sys.stdout.isatty():
             print("The server stays up for browsing; press Ctrl+C to stop it.")
             try:
