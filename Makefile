@@ -39,9 +39,14 @@ test: lint
 test-fast: $(VENV)/.stamp-dev
 	$(VENV)/bin/pytest -n 2 --dist loadgroup -q -x
 
+# bench/serving.py drives the servers with wrk (a Debian package); install it when missing.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
 bench: $(VENV)/.stamp-dev
 	$(PY) bench/tracking.py
 	$(PY) bench/jobs.py
+	command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y wrk; }
+	$(PY) bench/serving.py
 
 clean:
 	rm -rf $(VENV) .lapis-demo .pytest_cache .mypy_cache .ruff_cache
