@@ -130,15 +130,21 @@ def test_scoring_through_the_server(lapis_server: Any, tmp_path: Path) -> None:
         # with Retry-After, none hangs; the instance comes back and the restart is logged.
         victim = next(i for i in deployment(lapis_server, ep, "blue")["instances"] if i["ready"])
         codes: Counter[int] = Counter()
+        problems: list[str] = []  # what the load threads saw go wrong (asserted below)
         stop = threading.Event()
 
         def load() -> None:
             with httpx.Client(timeout=10) as client:
                 while not stop.is_set():
-                    r = client.post(uri, json=REQUEST, headers=auth)
-                    assert r.status_code in (200, 503), r.text
-                    if r.status_code == 503:
-                        assert r.headers["retry-after"]
+                    try:
+                        r = client.post(uri, json=REQUEST, headers=auth)
+                    except httpx.TimeoutException as exc:
+                        problems.append(f"hung: {exc!r}")
+                        continue
+                    if r.status_code not in (200, 503) or (
+                        r.status_code == 503 and not r.headers.get("retry-after")
+                    ):
+                        problems.append(f"{r.status_code} {r.headers} {r.text}")
                     codes[r.status_code] += 1
 
         worker = threading.Thread(target=load)
@@ -159,8 +165,46 @@ def test_scoring_through_the_server(lapis_server: Any, tmp_path: Path) -> None:
             stop.set()
             worker.join(timeout=30)
         assert not worker.is_alive(), "a scoring request hung"
+        assert not problems, problems[:5]
         assert back[0]["pid"] != victim["pid"] and codes[200] > 0, codes
         log = ok(lapis_server, "online-deployment", "get-logs", "-e", ep, "-n", "blue")["log"]
         assert f"instance {victim['index']} exited (code -9); restarting" in log
+
+        # Roll blue over to model-2 under load: no request fails, and afterwards blue
+        # answers with the new model.
+        seen: Counter[str] = Counter()
+        stop.clear()
+
+        def steady() -> None:
+            with httpx.Client(timeout=10) as client:
+                while not stop.is_set():
+                    try:
+                        r = client.post(uri, json=REQUEST, headers=auth)
+                    except httpx.TimeoutException as exc:
+                        problems.append(f"hung: {exc!r}")
+                        continue
+                    if r.status_code != 200:
+                        problems.append(f"{r.status_code} {r.text}")
+                        continue
+                    seen[json.dumps(r.json())] += 1
+
+        worker = threading.Thread(target=steady)
+        worker.start()
+        try:
+            (folder / "blue.yml").write_text(blue.replace("path: model-1", "path: model-2"))
+            rolled = ok(lapis_server, "online-deployment", "update", "-f", str(folder / "blue.yml"))
+            assert rolled["provisioning_state"] == "Succeeded" and rolled["generation"] == 2
+            time.sleep(0.5)
+        finally:
+            stop.set()
+            worker.join(timeout=30)
+        assert not worker.is_alive(), "a scoring request hung during the rollover"
+        assert not problems, problems[:5]
+        assert len(seen) == 2, seen  # answers from both generations: the load spanned the switch
+        assert set(seen) <= {json.dumps(ANSWERS["blue"]), json.dumps(ANSWERS["green"])}, seen
+        after = http.post(uri, json=REQUEST, headers=auth)
+        assert (
+            after.json() == ANSWERS["green"] and after.headers["azureml-model-deployment"] == "blue"
+        )
     ok(lapis_server, "online-endpoint", "update", ep, "--mirror-traffic", "green=0")
     ok(lapis_server, "online-endpoint", "delete", ep, "--yes")
