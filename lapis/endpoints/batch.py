@@ -25,13 +25,7 @@ share the machine (as job inputs do).
 from __future__ import annotations
 
 import builtins
-import contextlib
 import difflib
-import json
-import shutil
-import tempfile
-import urllib.parse
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -40,7 +34,7 @@ import yaml
 
 from lapis.artifacts.store import ArtifactStore
 from lapis.compute.service import ComputeService
-from lapis.endpoints import batch_driver
+from lapis.endpoints import batch_invocation as invocation
 from lapis.endpoints.batch_spec import (
     BatchDeploymentSpec,
     parse_batch_deployment,
@@ -52,7 +46,6 @@ from lapis.entities.jobs import Job
 from lapis.environments.service import EnvironmentService
 from lapis.errors import InvalidParameterValue, InvalidState, ResourceDoesNotExist
 from lapis.jobs.service import JobService
-from lapis.jobs.snapshot import Snapshot, digest_files, pack
 from lapis.jobs.spec import EnvironmentRef
 from lapis.jobs.yaml_lines import Located, located, suggest
 from lapis.registry.models import ModelService, version_dict
@@ -60,11 +53,6 @@ from lapis.store.sql.batch import BatchDeployment, BatchEndpoint, BatchStore
 from lapis.store.sql.engine import Database
 from lapis.util import now_ms
 
-DRIVER = "lapis_batch_driver.py"
-CONFIG = "lapis_batch.json"
-TAG_ENDPOINT = "lapis.batch.endpoint"
-TAG_DEPLOYMENT = "lapis.batch.deployment"
-READY = ".ready"
 EXTRAS = ("source", "code_snapshot", "environment_file", "conda_file_text", "set_default")
 
 
@@ -305,7 +293,7 @@ class BatchService:
                 f"'{spec.code}'{suggest(spec.scoring_script, found)}; Python files there: "
                 f"{', '.join(found[:10]) or 'none'}"
             )
-        for reserved in (DRIVER, CONFIG):
+        for reserved in (invocation.DRIVER, invocation.CONFIG):
             if (folder / reserved).exists():
                 raise InvalidParameterValue(
                     f"{where}.code: the code folder holds '{reserved}', a name the batch "
@@ -376,30 +364,17 @@ class BatchService:
                 )
             deployment = e.default_deployment
         d = self.get_deployment(e.name, deployment)
-        data = self._input_folder(input_folder)
-        model_dir = self._model_folder(d.spec["model"]["name"], d.spec["model"]["version"])
-        code = self._snapshot(d)
-        job_doc = {
-            "type": "command",
-            "display_name": f"{e.name}/{d.name}",
-            "experiment_name": e.name,
-            "description": f"batch scoring of {data} by {e.name}/{d.name}",
-            "tags": {TAG_ENDPOINT: e.name, TAG_DEPLOYMENT: d.name},
-            "code": "batch-scoring",
-            "command": f"python {DRIVER} --config {CONFIG}",
-            "environment": d.spec["environment"]["job"],
-            "compute": d.spec["doc"]["compute"],
-            "inputs": {
-                "data": {"type": "uri_folder", "path": str(data)},
-                "model": {"type": d.spec["model"]["type"], "path": str(model_dir)},
-            },
-            "outputs": {"score": {"type": "uri_folder"}},
-            "environment_variables": d.spec["doc"].get("environment_variables") or {},
-        }
+        data = invocation.input_folder(input_folder)
+        model = d.spec["model"]
+        model_dir = invocation.model_folder(
+            self.models, self.artifacts, self.models_root, model["name"], model["version"]
+        )
         request = {
-            "yaml": yaml.safe_dump(job_doc, sort_keys=False),
+            "yaml": yaml.safe_dump(
+                invocation.job_document(e.name, d, data, model_dir), sort_keys=False
+            ),
             "source": f"batch endpoint {e.name}, deployment {d.name}",
-            "snapshot": code,
+            "snapshot": invocation.scoring_snapshot(self.jobs, d),
         }
         return self.jobs.submit(request, principal)
 
@@ -413,88 +388,9 @@ class BatchService:
         mine = [
             j
             for j in found
-            if (j.spec.get("tags") or {}).get(TAG_ENDPOINT, "").lower() == e.name.lower()
+            if (j.spec.get("tags") or {}).get(invocation.TAG_ENDPOINT, "").lower() == e.name.lower()
         ]
         return mine[:max_results]
-
-    @staticmethod
-    def _input_folder(given: str) -> Path:
-        if not isinstance(given, str) or not given.strip():
-            raise InvalidParameterValue("'input' must name a folder of files to score")
-        if "://" in given or given.startswith("azureml:"):
-            raise InvalidParameterValue(
-                f"input '{given}' is not a local path; this workspace scores local folders "
-                "(on the server's machine)"
-            )
-        path = Path(given).expanduser()
-        if not path.is_absolute():
-            raise InvalidParameterValue(
-                f"input '{given}' must be an absolute path on the server's machine "
-                "(the CLI resolves relative paths)"
-            )
-        if not path.is_dir():
-            what = "is a file; give the folder holding it" if path.is_file() else "does not exist"
-            raise InvalidParameterValue(f"input folder '{path}' {what}")
-        return path.resolve()
-
-    def _model_folder(self, name: str, version: str) -> Path:
-        """A local copy of a model version's files, fetched once and then reused."""
-        base = self.models_root / urllib.parse.quote(name, safe="") / version
-        final = base / "model"
-        if (base / READY).exists():
-            return final
-        tmp = base.parent / f".{version}.{uuid.uuid4().hex}"
-        target = tmp / "model"
-        target.mkdir(parents=True)
-        try:
-            listing = self.models.files(name, version)
-            root = listing["root"]
-            for item in listing["files"]:
-                rel = str(item["path"])
-                dest = (target / rel).resolve()
-                if target.resolve() not in dest.parents:
-                    raise InvalidParameterValue(f"model file '{rel}' would land outside {target}")
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                with open(dest, "wb") as fh:
-                    for chunk in self.artifacts.iter_read(f"{root}/{rel}" if root else rel):
-                        fh.write(chunk)
-            (tmp / READY).touch()
-            with contextlib.suppress(OSError):  # a concurrent invocation fetched it first
-                tmp.rename(base)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        return final
-
-    def _snapshot(self, d: BatchDeployment) -> dict[str, Any]:
-        """The job's code: the deployment's scoring code, the driver and its settings."""
-        code = d.spec.get("code")
-        self.jobs.snapshots.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=self.jobs.snapshots, prefix=".batch-") as tmp:
-            root = Path(tmp) / "code"
-            if code:
-                source = self.jobs.snapshots / code["digest"]
-                if not source.is_dir():
-                    raise InvalidState(
-                        f"the code snapshot {code['digest'][:12]} of deployment {d.name} is "
-                        "missing on this server; create the deployment again"
-                    )
-                shutil.copytree(source, root)
-            else:
-                root.mkdir()
-            shutil.copyfile(batch_driver.__file__, root / DRIVER)
-            settings = {**d.spec["settings"], "mlflow_model": code is None}
-            (root / CONFIG).write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
-            sizes = {
-                p.relative_to(root).as_posix(): p.stat().st_size
-                for p in root.rglob("*")
-                if p.is_file()
-            }
-            files = tuple(sorted(sizes))
-            digest = digest_files(root, files)
-            if not self.jobs.has_snapshot(digest):
-                snap = Snapshot(root, files, sum(sizes.values()), digest, None)
-                self.jobs.store_snapshot(digest, pack(snap))
-        return {"digest": digest, "files": len(files), "bytes": sum(sizes.values())}
 
 
 def _did_you_mean(name: str, known: builtins.list[str]) -> str:
