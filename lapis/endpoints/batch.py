@@ -46,7 +46,6 @@ from lapis.entities.jobs import Job
 from lapis.environments.service import EnvironmentService
 from lapis.errors import InvalidParameterValue, InvalidState, ResourceDoesNotExist
 from lapis.jobs.service import JobService
-from lapis.jobs.spec import EnvironmentRef
 from lapis.jobs.yaml_lines import Located, located, suggest
 from lapis.registry.models import ModelService, version_dict
 from lapis.store.sql.batch import BatchDeployment, BatchEndpoint, BatchStore
@@ -304,30 +303,7 @@ class BatchService:
     def _environment(self, spec: BatchDeploymentSpec, extras: Mapping[str, Any]) -> dict[str, Any]:
         """Resolve the environment now (errors at create, not at invoke) and keep the
         ``environment:`` value every invocation's job will name."""
-        where = f"{spec.source}: environment"
-        ref = spec.environment
-        if ref.kind == "file":
-            given = extras.get("environment_file")
-            if not isinstance(given, dict) or not (given.get("image") or given.get("conda_file")):
-                raise InvalidParameterValue(
-                    f"{where}: file:{ref.name} must be read by the client and sent as "
-                    "'environment_file' (the CLI does this)"
-                )
-            ref = EnvironmentRef(
-                "inline", image=given.get("image"), conda_file=given.get("conda_file")
-            )
-        if ref.kind == "inline" and isinstance(ref.conda_file, str) and "\n" not in ref.conda_file:
-            text = extras.get("conda_file_text")
-            if not isinstance(text, str):
-                raise InvalidParameterValue(
-                    f"{where}.conda_file: '{ref.conda_file}' is a path; send its text as "
-                    "'conda_file_text' (the CLI does this)"
-                )
-            ref = EnvironmentRef("inline", image=ref.image, conda_file=text)
-        try:
-            resolved = self.environments.resolve(ref)
-        except (InvalidParameterValue, ResourceDoesNotExist) as exc:
-            raise type(exc)(f"{where}: {exc.message}") from None
+        ref, resolved = self.environments.resolve_sent(spec.environment, extras, spec.source)
         job_env: Any
         if ref.kind == "system":
             job_env = "system"

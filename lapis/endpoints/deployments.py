@@ -379,28 +379,7 @@ class DeploymentService:
         same = stored is not None and stored["doc"].get("environment") == spec.environment_raw
         if same and not fresh and ref.kind in ("file", "inline") and stored is not None:
             return dict(stored["environment"])  # nothing new to read: keep what was resolved
-        if ref.kind == "file":
-            given = extras.get("environment_file")
-            if not isinstance(given, dict) or not (given.get("image") or given.get("conda_file")):
-                raise InvalidParameterValue(
-                    f"{source}: environment: file:{ref.name} must be read by the client and "
-                    "sent as 'environment_file' (the CLI does this)"
-                )
-            ref = EnvironmentRef(
-                "inline", image=given.get("image"), conda_file=given.get("conda_file")
-            )
-        if ref.kind == "inline" and isinstance(ref.conda_file, str) and "\n" not in ref.conda_file:
-            text = extras.get("conda_file_text")
-            if not isinstance(text, str):
-                raise InvalidParameterValue(
-                    f"{source}: environment.conda_file: '{ref.conda_file}' is a path; send its "
-                    "text as 'conda_file_text' (the CLI does this)"
-                )
-            ref = EnvironmentRef("inline", image=ref.image, conda_file=text)
-        try:
-            resolved = self.environments.resolve(ref)
-        except (InvalidParameterValue, ResourceDoesNotExist) as exc:
-            raise type(exc)(f"{source}: environment: {exc.message}") from None
+        _, resolved = self.environments.resolve_sent(ref, extras, source)
         return {
             "kind": resolved.kind,
             "label": resolved.label,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import builtins
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -242,6 +243,45 @@ class EnvironmentService:
             raise InvalidParameterValue(f"Cannot resolve environment reference {ref!r}")
         env = self.get(ref.name, ref.version, ref.label)
         return self._resolved(env)
+
+    def resolve_sent(
+        self, ref: EnvironmentRef, sent: Mapping[str, Any], source: str
+    ) -> tuple[EnvironmentRef, ResolvedEnvironment]:
+        """Resolve a reference whose files the client read and sent along.
+
+        The server never reads the caller's files: ``environment: file:env.yml``
+        arrives as ``sent["environment_file"]`` and a ``conda_file`` path as
+        ``sent["conda_file_text"]`` (the CLI and SDK send both). Returns the
+        reference with those texts in place — what jobs, deployments and batch
+        deployments store — and what it resolves to; messages start with ``source``.
+        """
+        if ref.kind == "file":
+            given = sent.get("environment_file")
+            if not isinstance(given, dict) or not (given.get("image") or given.get("conda_file")):
+                raise InvalidParameterValue(
+                    f"{source}: environment: file:{ref.name} must be read by the client and "
+                    "sent as 'environment_file' with 'image' and/or 'conda_file' (the CLI and "
+                    "SDK do this)"
+                )
+            ref = EnvironmentRef(
+                "inline", image=given.get("image"), conda_file=given.get("conda_file")
+            )
+        if ref.kind == "inline" and isinstance(ref.conda_file, str) and "\n" not in ref.conda_file:
+            text = sent.get("conda_file_text")
+            if not isinstance(text, str):
+                raise InvalidParameterValue(
+                    f"{source}: environment.conda_file: '{ref.conda_file}' is a path; send its "
+                    "text as 'conda_file_text' (the CLI and SDK do this)"
+                )
+            ref = EnvironmentRef(
+                "inline", name=ref.name, version=ref.version, image=ref.image, conda_file=text
+            )
+        try:
+            return ref, self.resolve(ref)
+        except InvalidParameterValue as exc:
+            raise type(exc)(f"{source}: environment: {exc.message}") from None
+        except ResourceDoesNotExist as exc:
+            raise ResourceDoesNotExist(f"{source}: environment: {exc.message}") from None
 
     @staticmethod
     def _resolved(env: dict[str, Any]) -> ResolvedEnvironment:

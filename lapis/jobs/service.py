@@ -25,7 +25,7 @@ from lapis.entities.jobs import Job
 from lapis.environments.service import EnvironmentService
 from lapis.errors import InvalidParameterValue, InvalidState, ResourceDoesNotExist
 from lapis.jobs.snapshot import digest_files, unpack
-from lapis.jobs.spec import CommandJobSpec, EnvironmentRef, parse_job
+from lapis.jobs.spec import CommandJobSpec, parse_job
 from lapis.jobs.status import JobStatus
 from lapis.store.sql.jobs import JobStore
 from lapis.tracking.service import TrackingService
@@ -168,34 +168,7 @@ class JobService:
     def _environment(
         self, spec: CommandJobSpec, request: dict[str, Any], source: str
     ) -> dict[str, Any]:
-        ref = spec.environment
-        if ref.kind == "file":
-            given = request.get("environment_file")
-            if not isinstance(given, dict) or not (given.get("image") or given.get("conda_file")):
-                raise InvalidParameterValue(
-                    f"{source}: environment: file:{ref.name} must be read by the client and "
-                    "sent as 'environment_file' with 'image' and/or 'conda_file' (the CLI and "
-                    "SDK do this)"
-                )
-            ref = EnvironmentRef(
-                "inline", image=given.get("image"), conda_file=given.get("conda_file")
-            )
-        if ref.kind == "inline" and isinstance(ref.conda_file, str) and "\n" not in ref.conda_file:
-            text = request.get("conda_file_text")
-            if not isinstance(text, str):
-                raise InvalidParameterValue(
-                    f"{source}: environment.conda_file: '{ref.conda_file}' is a path; send its "
-                    "text as 'conda_file_text' (the CLI and SDK do this)"
-                )
-            ref = EnvironmentRef(
-                "inline", name=ref.name, version=ref.version, image=ref.image, conda_file=text
-            )
-        try:
-            resolved = self.environments.resolve(ref)
-        except InvalidParameterValue as exc:
-            raise type(exc)(f"{source}: environment: {exc.message}") from None
-        except ResourceDoesNotExist as exc:
-            raise ResourceDoesNotExist(f"{source}: environment: {exc.message}") from None
+        _, resolved = self.environments.resolve_sent(spec.environment, request, source)
         return {
             "kind": resolved.kind,
             "label": resolved.label,
