@@ -22,7 +22,14 @@ from typing import Any
 from lapis.endpoints.spec import AUTH_MODES, name_problem
 from lapis.errors import InvalidParameterValue
 from lapis.jobs.spec import EnvironmentRef, parse_environment
-from lapis.jobs.yaml_lines import Located, check_settings, located, suggest
+from lapis.jobs.yaml_lines import (
+    Located,
+    check_settings,
+    located,
+    section,
+    string_map,
+    whole_number,
+)
 
 ENDPOINT_KEYS = {"$schema", "name", "description", "tags", "defaults", "auth_mode"}
 DEPLOYMENT_KEYS = {
@@ -152,41 +159,10 @@ def _name(loc: Located, data: Mapping[str, Any], what: str) -> str:
         raise loc.error(("name",), exc.message) from None
 
 
-def _strings(loc: Located, key: str, raw: Any) -> dict[str, str]:
-    if raw is None:
-        return {}
-    if not isinstance(raw, Mapping):
-        raise loc.error((key,), f"must be a mapping of name: value, got {raw!r}")
-    return {str(k): "" if v is None else str(v) for k, v in raw.items()}
-
-
 def _text(loc: Located, key: str, raw: Any) -> str | None:
     if raw is not None and not isinstance(raw, str):
         raise loc.error((key,), f"must be a string, got {type(raw).__name__}")
     return raw
-
-
-def _section(loc: Located, key: str, raw: Any, allowed: set[str]) -> dict[str, Any]:
-    if raw is None:
-        return {}
-    if not isinstance(raw, Mapping):
-        raise loc.error((key,), f"must be a mapping, got {type(raw).__name__}")
-    for sub in raw:
-        if sub not in allowed:
-            raise loc.error(
-                (key, str(sub)),
-                f"is not a {key} setting{suggest(str(sub), allowed)}; "
-                f"allowed: {', '.join(sorted(allowed))}",
-            )
-    return dict(raw)
-
-
-def _int(loc: Located, path: tuple[str, ...], value: Any, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise loc.error(path, f"must be a whole number, got {value!r}")
-    if not low <= value <= high:
-        raise loc.error(path, f"must be from {low} to {high}, got {value}")
-    return value
 
 
 def parse_batch_endpoint(
@@ -205,8 +181,8 @@ def parse_batch_endpoint(
         # and recorded nowhere, as long as it is one Azure knows.
         raise loc.error(("auth_mode",), f"must be aad_token or key, got {data['auth_mode']!r}")
     spec.description = _text(loc, "description", data.get("description"))
-    spec.tags = _strings(loc, "tags", data.get("tags"))
-    defaults = _section(loc, "defaults", data.get("defaults"), {"deployment_name"})
+    spec.tags = string_map(loc, "tags", data.get("tags"))
+    defaults = section(loc, "defaults", data.get("defaults"), {"deployment_name"})
     if defaults.get("deployment_name") is not None:
         try:
             spec.default_deployment = validate_name(defaults["deployment_name"], "deployment")
@@ -234,7 +210,7 @@ def _model(loc: Located, spec: BatchDeploymentSpec, raw: Any) -> None:
 
 
 def _code(loc: Located, spec: BatchDeploymentSpec, raw: Any) -> None:
-    data = _section(loc, "code_configuration", raw, {"code", "scoring_script"})
+    data = section(loc, "code_configuration", raw, {"code", "scoring_script"})
     for sub in ("code", "scoring_script"):
         if not isinstance(data.get(sub), str) or not data[sub].strip():
             what = "the folder holding the scoring code" if sub == "code" else "the script's path"
@@ -249,11 +225,13 @@ def _code(loc: Located, spec: BatchDeploymentSpec, raw: Any) -> None:
 
 
 def _retry(loc: Located, spec: BatchDeploymentSpec, raw: Any) -> None:
-    data = _section(loc, "retry_settings", raw, {"max_retries", "timeout"})
+    data = section(loc, "retry_settings", raw, {"max_retries", "timeout"})
     if "max_retries" in data:
-        spec.max_retries = _int(loc, ("retry_settings", "max_retries"), data["max_retries"], 0, 100)
+        spec.max_retries = whole_number(
+            loc, ("retry_settings", "max_retries"), data["max_retries"], 0, 100
+        )
     if "timeout" in data:
-        spec.timeout = _int(loc, ("retry_settings", "timeout"), data["timeout"], 1, 86_400)
+        spec.timeout = whole_number(loc, ("retry_settings", "timeout"), data["timeout"], 1, 86_400)
 
 
 def _choice(loc: Located, key: str, raw: Any, allowed: tuple[str, ...]) -> str:
@@ -279,7 +257,7 @@ def parse_batch_deployment(doc: Mapping[str, Any] | Located) -> BatchDeploymentS
             ("type",), f"must be model (pipeline deployments are not supported), got {kind!r}"
         )
     spec.description = _text(loc, "description", data.get("description"))
-    spec.tags = _strings(loc, "tags", data.get("tags"))
+    spec.tags = string_map(loc, "tags", data.get("tags"))
     _model(loc, spec, data.get("model"))
     if data.get("code_configuration") is not None:
         _code(loc, spec, data["code_configuration"])
@@ -291,15 +269,15 @@ def parse_batch_deployment(doc: Mapping[str, Any] | Located) -> BatchDeploymentS
         if not isinstance(compute, str) or not compute.strip():
             raise loc.error(("compute",), f"must be a compute name, got {compute!r}")
         spec.compute = compute.strip().removeprefix("azureml:")
-    resources = _section(
+    resources = section(
         loc, "resources", data.get("resources"), {"instance_count", "instance_type"}
     )
     if "instance_count" in resources:
-        spec.instance_count = _int(
+        spec.instance_count = whole_number(
             loc, ("resources", "instance_count"), resources["instance_count"], 1, MAX_WORKERS
         )
     if "max_concurrency_per_instance" in data:
-        spec.max_concurrency_per_instance = _int(
+        spec.max_concurrency_per_instance = whole_number(
             loc,
             ("max_concurrency_per_instance",),
             data["max_concurrency_per_instance"],
@@ -314,7 +292,9 @@ def parse_batch_deployment(doc: Mapping[str, Any] | Located) -> BatchDeploymentS
             "worker processes run on one host",
         )
     if "mini_batch_size" in data:
-        spec.mini_batch_size = _int(loc, ("mini_batch_size",), data["mini_batch_size"], 1, 100_000)
+        spec.mini_batch_size = whole_number(
+            loc, ("mini_batch_size",), data["mini_batch_size"], 1, 100_000
+        )
     if "output_action" in data:
         spec.output_action = _choice(loc, "output_action", data["output_action"], OUTPUT_ACTIONS)
     if "output_file_name" in data:
@@ -327,12 +307,12 @@ def parse_batch_deployment(doc: Mapping[str, Any] | Located) -> BatchDeploymentS
         spec.output_file_name = name
     _retry(loc, spec, data.get("retry_settings"))
     if "error_threshold" in data:
-        spec.error_threshold = _int(
+        spec.error_threshold = whole_number(
             loc, ("error_threshold",), data["error_threshold"], -1, 2**31 - 1
         )
     if "logging_level" in data:
         spec.logging_level = _choice(loc, "logging_level", data["logging_level"], LOGGING_LEVELS)
-    spec.environment_variables = _strings(
+    spec.environment_variables = string_map(
         loc, "environment_variables", data.get("environment_variables")
     )
     return spec

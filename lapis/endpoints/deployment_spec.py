@@ -25,7 +25,14 @@ from lapis.endpoints.routing import DEFAULT_MAX_CONCURRENT, DEFAULT_REQUEST_TIME
 from lapis.endpoints.spec import name_problem
 from lapis.errors import InvalidParameterValue
 from lapis.jobs.spec import EnvironmentRef, parse_environment
-from lapis.jobs.yaml_lines import Located, check_settings, located, suggest
+from lapis.jobs.yaml_lines import (
+    Located,
+    check_settings,
+    located,
+    section,
+    string_map,
+    whole_number,
+)
 
 KEYS = {
     "$schema",
@@ -155,30 +162,6 @@ def validate_deployment_name(name: object) -> str:
     return name
 
 
-def _int(loc: Located, path: tuple[str, ...], value: Any, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise loc.error(path, f"must be a whole number, got {value!r}")
-    if value < low or (high is not None and value > high):
-        bound = f"from {low} to {high}" if high is not None else f"at least {low}"
-        raise loc.error(path, f"must be {bound}, got {value}")
-    return value
-
-
-def _section(loc: Located, key: str, raw: Any, allowed: set[str] | tuple[str, ...]) -> dict:
-    if raw is None:
-        return {}
-    if not isinstance(raw, Mapping):
-        raise loc.error((key,), f"must be a mapping, got {type(raw).__name__}")
-    for sub in raw:
-        if sub not in allowed:
-            raise loc.error(
-                (key, str(sub)),
-                f"is not a {key} setting{suggest(str(sub), allowed)}; "
-                f"allowed: {', '.join(sorted(allowed))}",
-            )
-    return dict(raw)
-
-
 def parse_model(loc: Located, raw: Any) -> ModelRef:
     path = ("model",)
     if isinstance(raw, str):
@@ -193,7 +176,7 @@ def parse_model(loc: Located, raw: Any) -> ModelRef:
                 "NAME@latest, or an inline mapping with a local 'path'",
             )
         return ModelRef(name=m["name"], version=m["version"], label=m["label"])
-    data = _section(loc, "model", raw, MODEL_KEYS)
+    data = section(loc, "model", raw, MODEL_KEYS)
     if not data:
         raise loc.error(path, "must be a model reference (azureml:NAME:VERSION) or {path: …}")
     if not isinstance(data.get("path"), str) or not data["path"]:
@@ -205,16 +188,16 @@ def parse_model(loc: Located, raw: Any) -> ModelRef:
 
 
 def _probe(loc: Located, key: str, raw: Any, default: Probe) -> Probe:
-    data = _section(loc, key, raw, PROBE_KEYS)
+    data = section(loc, key, raw, PROBE_KEYS)
     values = asdict(default)
     for sub, value in data.items():
         low = 0 if sub == "initial_delay" else 1
-        values[sub] = _int(loc, (key, sub), value, low, 3600)
+        values[sub] = whole_number(loc, (key, sub), value, low, 3600)
     return Probe(**values)
 
 
 def _requests(loc: Located, raw: Any) -> RequestSettings:
-    data = _section(loc, "request_settings", raw, REQUEST_KEYS)
+    data = section(loc, "request_settings", raw, REQUEST_KEYS)
     out = RequestSettings()
     bounds = {
         "request_timeout_ms": (1, 3_600_000),
@@ -223,12 +206,12 @@ def _requests(loc: Located, raw: Any) -> RequestSettings:
     }
     for sub, value in data.items():
         low, high = bounds[sub]
-        setattr(out, sub, _int(loc, ("request_settings", sub), value, low, high))
+        setattr(out, sub, whole_number(loc, ("request_settings", sub), value, low, high))
     return out
 
 
 def _code(loc: Located, spec: DeploymentSpec, raw: Any) -> None:
-    data = _section(loc, "code_configuration", raw, CODE_KEYS)
+    data = section(loc, "code_configuration", raw, CODE_KEYS)
     for sub in ("code", "scoring_script"):
         if not isinstance(data.get(sub), str) or not data[sub].strip():
             what = "the folder holding the scoring code" if sub == "code" else "the script's path"
@@ -240,14 +223,6 @@ def _code(loc: Located, spec: DeploymentSpec, raw: Any) -> None:
             f"'{script}' must be a path inside the code folder",
         )
     spec.code, spec.scoring_script = str(data["code"]), script
-
-
-def _strings(loc: Located, key: str, raw: Any) -> dict[str, str]:
-    if raw is None:
-        return {}
-    if not isinstance(raw, Mapping):
-        raise loc.error((key,), f"must be a mapping of name: value, got {raw!r}")
-    return {str(k): "" if v is None else str(v) for k, v in raw.items()}
 
 
 def parse_deployment(doc: Mapping[str, Any] | Located) -> DeploymentSpec:
@@ -279,13 +254,13 @@ def parse_deployment(doc: Mapping[str, Any] | Located) -> DeploymentSpec:
     if data.get("instance_type") is not None:
         spec.instance_type = str(data["instance_type"])
     if "instance_count" in data:
-        spec.instance_count = _int(
+        spec.instance_count = whole_number(
             loc, ("instance_count",), data["instance_count"], 1, MAX_INSTANCES
         )
-    spec.environment_variables = _strings(
+    spec.environment_variables = string_map(
         loc, "environment_variables", data.get("environment_variables")
     )
-    spec.tags = _strings(loc, "tags", data.get("tags"))
+    spec.tags = string_map(loc, "tags", data.get("tags"))
     spec.request_settings = _requests(loc, data.get("request_settings"))
     spec.liveness_probe = _probe(
         loc, "liveness_probe", data.get("liveness_probe"), default_liveness()

@@ -105,3 +105,40 @@ def check_settings(loc: Located, keys: set[str], what: str) -> Mapping[str, Any]
                 f"allowed: {', '.join(sorted(keys))}",
             )
     return data
+
+
+def section(
+    loc: Located, key: str, raw: Any, allowed: set[str] | tuple[str, ...]
+) -> dict[str, Any]:
+    """A nested mapping (``request_settings:``) whose keys must be among ``allowed``."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise loc.error((key,), f"must be a mapping, got {type(raw).__name__}")
+    for sub in raw:
+        if sub not in allowed:
+            raise loc.error(
+                (key, str(sub)),
+                f"is not a {key} setting{suggest(str(sub), allowed)}; "
+                f"allowed: {', '.join(sorted(allowed))}",
+            )
+    return dict(raw)
+
+
+def whole_number(loc: Located, path: Path, value: Any, low: int, high: int | None = None) -> int:
+    """An integer (not a bool) from ``low`` to ``high`` (no upper bound when None)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise loc.error(path, f"must be a whole number, got {value!r}")
+    if value < low or (high is not None and value > high):
+        bound = f"from {low} to {high}" if high is not None else f"at least {low}"
+        raise loc.error(path, f"must be {bound}, got {value}")
+    return value
+
+
+def string_map(loc: Located, key: str, raw: Any) -> dict[str, str]:
+    """``tags:`` / ``environment_variables:``: every value as text (None as empty)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise loc.error((key,), f"must be a mapping of name: value, got {raw!r}")
+    return {str(k): "" if v is None else str(v) for k, v in raw.items()}

@@ -57,7 +57,7 @@ def test_online_endpoint_from_python(client: MLClient) -> None:
     )
     assert json.loads(answer) == [4.75, -1.5]
     assert json.loads(client.online_endpoints.invoke(ep, request={"data": [[1, 0, 0]]})) == [0.75]
-    with pytest.raises(LapisError, match="answered 500.*request id"):
+    with pytest.raises(LapisError, match=r"answered 500.*request id"):
         client.online_endpoints.invoke(ep, request={"data": [[1, 2]]})  # wrong width: script bug
     assert "init: loaded a linear model" in client.online_deployments.get_logs("blue", ep)
     assert [x["name"] for x in client.online_deployments.list(ep)] == ["blue"]
