@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 
-.PHONY: demo test test-fast lint format bench clean
+.PHONY: demo test test-fast lint format bench clean studio-assets browser
 
 $(VENV)/.stamp-venv:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Lapis needs Python >= 3.11"'
@@ -21,7 +21,25 @@ $(VENV)/.stamp-dev: pyproject.toml $(VENV)/.stamp-venv
 	$(PIP) install --quiet -e '.[dev]'
 	touch $@
 
-demo: $(VENV)/.stamp-demo
+# The studio's front-end libraries (htmx, uPlot) come from the npm registry through
+# package.json / package-lock.json and are copied into the package; never by hand.
+STUDIO_VENDOR := lapis/server/studio/static/vendor
+$(STUDIO_VENDOR)/.stamp: package.json package-lock.json
+	@command -v npm >/dev/null || { echo "npm is needed to build the studio's assets (Debian: apt-get install npm)"; exit 1; }
+	npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p $(STUDIO_VENDOR)
+	cp node_modules/htmx.org/dist/htmx.min.js node_modules/uplot/dist/uPlot.iife.min.js \
+	   node_modules/uplot/dist/uPlot.min.css $(STUDIO_VENDOR)/
+	touch $@
+
+studio-assets: $(STUDIO_VENDOR)/.stamp
+
+# The browser tests drive Debian's Chromium (Playwright cannot download browsers here).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
+
+demo: $(VENV)/.stamp-demo studio-assets
 	$(PY) examples/demo.py
 
 lint: $(VENV)/.stamp-dev
@@ -33,14 +51,13 @@ format: $(VENV)/.stamp-dev
 	$(VENV)/bin/ruff check --fix lapis tests bench examples
 	$(VENV)/bin/ruff format lapis tests bench examples
 
-test: lint
+test: lint studio-assets browser
 	$(VENV)/bin/pytest -n 2 --dist loadgroup -q
 
 test-fast: $(VENV)/.stamp-dev
 	$(VENV)/bin/pytest -n 2 --dist loadgroup -q -x
 
-# bench/serving.py drives the servers with wrk (a Debian package); install it when missing.
-SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# bench/serving.py drives the servers with wrk (a Debian package); installed when missing.
 
 bench: $(VENV)/.stamp-dev
 	$(PY) bench/tracking.py
@@ -49,4 +66,4 @@ bench: $(VENV)/.stamp-dev
 	$(PY) bench/serving.py
 
 clean:
-	rm -rf $(VENV) .lapis-demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .lapis-demo .pytest_cache .mypy_cache .ruff_cache node_modules $(STUDIO_VENDOR) test-results

@@ -7,7 +7,7 @@ from starlette.responses import Response
 
 from lapis import __version__
 from lapis.endpoints.proxy import ScoringProxy
-from lapis.server import errors
+from lapis.server import errors, studio
 from lapis.server.auth import BearerAuth
 from lapis.server.context import Workspace
 from lapis.server.routers import (
@@ -63,6 +63,7 @@ def create_app(ws: Workspace) -> FastAPI:
     app.include_router(v1_serving.router)
     app.include_router(artifacts.router)
     mount(app, runs.ROUTES + experiments.ROUTES + logged_models.ROUTES + registry.ROUTES)
+    studio.install(app)  # the web UI at /; after errors.install, whose handlers it wraps
     app.add_middleware(BearerAuth, workspace=ws)
     app.add_middleware(ScoringProxy, workspace=ws)  # outermost: scoring needs no user token
     return app

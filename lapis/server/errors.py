@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import html
 import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lapis.errors import LapisError
@@ -79,11 +80,22 @@ class CatchAll:
             log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
             if started:
                 raise
-            response = JSONResponse(
-                {
-                    "error_code": "INTERNAL_ERROR",
-                    "message": f"Internal error: {type(exc).__name__}",
-                },
-                status_code=500,
-            )
+            from lapis.server.studio.web import is_api_path
+
+            response: Response
+            if is_api_path(scope.get("path", "")):
+                response = JSONResponse(
+                    {
+                        "error_code": "INTERNAL_ERROR",
+                        "message": f"Internal error: {type(exc).__name__}",
+                    },
+                    status_code=500,
+                )
+            else:  # a studio page: a readable page, never a traceback
+                response = HTMLResponse(
+                    "<!doctype html><title>Error</title><h1>Something went wrong</h1>"
+                    f"<p>Internal error: {html.escape(type(exc).__name__)}; the server log has "
+                    'the details.</p><p><a href="/">Back to the home page</a></p>',
+                    status_code=500,
+                )
             await response(scope, receive, send)

@@ -1,0 +1,39 @@
+// Lapis studio: small behaviours on top of server-rendered pages and htmx.
+(function () {
+  "use strict";
+  // Theme: follow the system unless the user chose; remember the choice.
+  var saved = localStorage.getItem("lapis-theme");
+  if (saved) document.documentElement.setAttribute("data-theme", saved);
+  function toggleTheme() {
+    var root = document.documentElement;
+    var dark = root.getAttribute("data-theme") === "dark" ||
+      (!root.getAttribute("data-theme") && matchMedia("(prefers-color-scheme: dark)").matches);
+    var next = dark ? "light" : "dark";
+    root.setAttribute("data-theme", next);
+    localStorage.setItem("lapis-theme", next);
+  }
+  // Times arrive as UTC ISO text; show them in the browser's time zone.
+  function localTimes(root) {
+    (root || document).querySelectorAll("time[datetime]").forEach(function (el) {
+      var d = new Date(el.getAttribute("datetime"));
+      if (!isNaN(d)) { el.textContent = d.toLocaleString(); el.title = el.getAttribute("datetime"); }
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () {
+    var btn = document.getElementById("theme-toggle");
+    if (btn) btn.addEventListener("click", toggleTheme);
+    localTimes(document);
+  });
+  // Every htmx request carries the CSRF token (double submit, see session.py).
+  document.addEventListener("htmx:configRequest", function (ev) {
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    if (meta) ev.detail.headers["X-CSRF-Token"] = meta.content;
+  });
+  document.addEventListener("htmx:afterSwap", function (ev) { localTimes(ev.target); });
+  // A failed htmx request that the server did not explain (network down, proxy error).
+  document.addEventListener("htmx:sendError", function () {
+    var box = document.getElementById("messages");
+    if (box) box.innerHTML = '<div class="flash bad" role="alert">The server did not answer; check that it is running and retry.</div>';
+  });
+  window.LapisStudio = { localTimes: localTimes };
+})();
