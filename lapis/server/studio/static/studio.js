@@ -30,6 +30,15 @@
     if (meta) ev.detail.headers["X-CSRF-Token"] = meta.content;
   });
   document.addEventListener("htmx:afterSwap", function (ev) { localTimes(ev.target); });
+  // htmx does not swap 4xx/5xx answers; the server's error fragments (web.error_page)
+  // carry HX-Retarget: #messages, so let those through to be shown.
+  document.addEventListener("htmx:beforeSwap", function (ev) {
+    var xhr = ev.detail && ev.detail.xhr;
+    if (xhr && xhr.status >= 400 && xhr.getResponseHeader("HX-Retarget")) {
+      ev.detail.shouldSwap = true;
+      ev.detail.isError = false;
+    }
+  });
   // A failed htmx request that the server did not explain (network down, proxy error).
   document.addEventListener("htmx:sendError", function () {
     var box = document.getElementById("messages");
