@@ -25,7 +25,7 @@ from lapis.entities.jobs import Job
 from lapis.environments.service import EnvironmentService
 from lapis.errors import InvalidParameterValue, InvalidState, ResourceDoesNotExist
 from lapis.jobs.snapshot import digest_files, unpack
-from lapis.jobs.spec import CommandJobSpec, parse_job
+from lapis.jobs.spec import CommandJobSpec, generated_name, parse_job
 from lapis.jobs.status import JobStatus
 from lapis.store.sql.jobs import JobStore
 from lapis.tracking.service import TrackingService
@@ -101,27 +101,10 @@ class JobService:
         env = self._environment(spec, request, source)
         inputs = self._inputs(spec, base_dir, source)
         code = self._code(spec, request, source)
-        experiment = self.tracking.get_or_create_experiment(spec.experiment_name, principal)
-        tags = {
-            **spec.tags,
-            "mlflow.source.type": "JOB",
-            "mlflow.source.name": source,
-            "lapis.job.name": spec.name,
-            "lapis.job.compute": compute.name,
-        }
-        if code and code.get("git_commit"):
-            tags["mlflow.source.git.commit"] = str(code["git_commit"])
         if self._exists(spec.name):
             from lapis.errors import ResourceAlreadyExists
 
             raise ResourceAlreadyExists(f"A job named '{spec.name}' already exists")
-        run = self.tracking.create_run(
-            experiment.experiment_id,
-            run_name=spec.display_name or spec.name,
-            tags=tags,
-            principal=principal,
-        )
-        self.tracking.update_run(run.info.run_id, status="SCHEDULED")
         stored = {
             "command": spec.command,
             "description": spec.description,
@@ -136,16 +119,63 @@ class JobService:
             "source": source,
             "user_id": principal.user_id if principal else None,
         }
+        return self._record(spec.name, spec.display_name, compute.name, stored, principal)
+
+    def resubmit(self, name: str, principal: Principal | None) -> Job:
+        """The same job again under a new generated name: same command, environment and
+        code snapshot (the studio's Re-submit). The compute must still exist."""
+        old = self.store.get(name)
+        compute = self.compute.get(old.compute)
+        code = old.spec.get("code")
+        if code and not self.has_snapshot(str(code["digest"])):
+            raise InvalidState(
+                f"Job {name}'s code snapshot {str(code['digest'])[:12]} is no longer on the "
+                "server; submit the job file again"
+            )
+        stored = {**old.spec, "user_id": principal.user_id if principal else None}
+        new_name = generated_name()
+        while self._exists(new_name):
+            new_name = generated_name()
+        return self._record(new_name, old.display_name, compute.name, stored, principal)
+
+    def _record(
+        self,
+        name: str,
+        display_name: str | None,
+        compute: str,
+        stored: dict[str, Any],
+        principal: Principal | None,
+    ) -> Job:
+        """Record a checked job: its MLflow run, its row, then queue it."""
+        experiment = self.tracking.get_or_create_experiment(stored["experiment_name"], principal)
+        code = stored.get("code")
+        env = stored["environment"]
+        tags = {
+            **(stored.get("tags") or {}),
+            "mlflow.source.type": "JOB",
+            "mlflow.source.name": stored["source"],
+            "lapis.job.name": name,
+            "lapis.job.compute": compute,
+        }
+        if code and code.get("git_commit"):
+            tags["mlflow.source.git.commit"] = str(code["git_commit"])
+        run = self.tracking.create_run(
+            experiment.experiment_id,
+            run_name=display_name or name,
+            tags=tags,
+            principal=principal,
+        )
+        self.tracking.update_run(run.info.run_id, status="SCHEDULED")
         now = now_ms()
         with self.store.db.write() as conn:
             self.store.create(
                 conn,
                 {
-                    "name": spec.name,
+                    "name": name,
                     "run_id": run.info.run_id,
                     "experiment_id": int(experiment.experiment_id),
-                    "display_name": spec.display_name,
-                    "compute": compute.name,
+                    "display_name": display_name,
+                    "compute": compute,
                     "spec": stored,
                     "environment": env["label"],
                     "environment_digest": env.get("digest"),
@@ -154,9 +184,9 @@ class JobService:
                 },
                 now,
             )
-        self.store.transition(spec.name, JobStatus.QUEUED, time_ms=now, reason="waiting for a slot")
+        self.store.transition(name, JobStatus.QUEUED, time_ms=now, reason="waiting for a slot")
         self.wake()
-        return self.get(spec.name)
+        return self.get(name)
 
     def _exists(self, name: str) -> bool:
         try:

@@ -5,6 +5,24 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from lapis.server.studio import session
-from lapis.server.studio.pages import home
+from lapis.server.studio.pages import compare, endpoint_actions, home, run_detail
+from lapis.server.studio.pages import compute as compute_pages
+from lapis.server.studio.pages import endpoints as endpoints_pages
+from lapis.server.studio.pages import environments as environments_pages
+from lapis.server.studio.pages import jobs as jobs_pages
+from lapis.server.studio.pages import models as models_pages
+from lapis.server.studio.pages import runs as runs_pages
 
-ROUTERS: list[APIRouter] = [session.router, home.router]
+ROUTERS: list[APIRouter] = [
+    session.router,
+    home.router,
+    runs_pages.router,
+    run_detail.router,
+    compare.router,
+    jobs_pages.router,
+    compute_pages.router,
+    environments_pages.router,
+    models_pages.router,
+    endpoints_pages.router,
+    endpoint_actions.router,
+]

@@ -1,0 +1,280 @@
+"""Jobs: the list, one job's page, its live log tail, its files, cancel and re-submit.
+
+The job page is mostly static; two parts stay live. The status block (chip,
+reason, timeline, buttons) is a fragment htmx polls every 2 s while the job
+has not ended — the last answer, for an ended job, carries no poll trigger and
+tells the page (``HX-Trigger: job-ended``) to reload the file list. The log is
+a server-sent event stream that reads the same cursor API as ``lapis job
+stream`` (the environment build log first, then the job's own output), gives
+each event the cursor as its id so a reconnecting browser resumes where it
+was, and ends with an ``end`` event once the job is terminal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import posixpath
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response, StreamingResponse
+
+from lapis.artifacts.store import clean_relpath, proxied_path
+from lapis.entities.jobs import Job
+from lapis.errors import InvalidParameterValue, ResourceDoesNotExist
+from lapis.jobs import logs
+from lapis.jobs.status import JobStatus
+from lapis.server.studio.web import render
+from lapis.util import now_ms
+
+router = APIRouter(include_in_schema=False)
+
+PAGE_SIZES = (25, 50, 100, 200)
+LOG_POLL_SECONDS = 0.4
+KEEPALIVE_SECONDS = 15.0
+REGISTERED_LABEL = re.compile(r"^([A-Za-z0-9][\w.\-]*):([\w.\-]+)$")
+
+
+def _terminal(job: Job) -> bool:
+    return JobStatus(job.status).is_terminal
+
+
+def duration_ms(job: Job, now: int) -> int | None:
+    """How long the job ran (or has run so far); None before it started."""
+    if not job.start_time:
+        return None
+    return (job.end_time or now) - job.start_time
+
+
+def timeline(job: Job, now: int) -> list[dict[str, Any]]:
+    """Each persisted status with its time, how long it lasted and its share of the total."""
+    events = sorted(job.events, key=lambda e: e.time)
+    out: list[dict[str, Any]] = []
+    for i, e in enumerate(events):
+        if i + 1 < len(events):
+            end: int | None = events[i + 1].time
+        else:
+            end = None if JobStatus(e.status).is_terminal else now
+        out.append(
+            {
+                "status": e.status,
+                "time": e.time,
+                "reason": e.reason,
+                "ms": None if end is None else max(0, end - e.time),
+            }
+        )
+    total = sum(s["ms"] or 0 for s in out) or 1
+    for s in out:
+        s["pct"] = round(100 * (s["ms"] or 0) / total, 2)
+    return out
+
+
+def _ctx(ws: Any, name: str) -> dict[str, Any]:
+    job = ws.jobs.get(name)
+    now = now_ms()
+    return {
+        "job": job,
+        "terminal": _terminal(job),
+        "timeline": timeline(job, now),
+        "duration": duration_ms(job, now),
+    }
+
+
+# --- list ---------------------------------------------------------------------------
+@router.get("/jobs")
+async def jobs_list(
+    request: Request, status: str = "", compute: str = "", max: int = 50
+) -> Response:
+    ws = request.app.state.ws
+    if max not in PAGE_SIZES:
+        raise InvalidParameterValue(f"max must be one of {', '.join(map(str, PAGE_SIZES))}")
+
+    def gather() -> dict[str, Any]:
+        jobs = ws.jobs.list(status=status or None, compute=compute or None, max_results=max)
+        now = now_ms()
+        names: dict[str, str] = {}
+        for exp_id in {str(j.experiment_id) for j in jobs}:
+            with contextlib.suppress(ResourceDoesNotExist):
+                names[exp_id] = ws.tracking.get_experiment(exp_id).name
+        return {
+            "rows": [
+                {
+                    "job": j,
+                    "duration": duration_ms(j, now),
+                    "experiment": names.get(str(j.experiment_id), j.spec.get("experiment_name")),
+                }
+                for j in jobs
+            ],
+            "statuses": [s.value for s in JobStatus],
+            "computes": [c.name for c in ws.compute.list()],
+            "status": status,
+            "compute": compute,
+            "max": max,
+            "page_sizes": PAGE_SIZES,
+        }
+
+    return render(request, "jobs/list.html", await run_in_threadpool(gather), section="jobs")
+
+
+# --- one job ------------------------------------------------------------------------
+@router.get("/jobs/{name}")
+async def job_page(request: Request, name: str) -> Response:
+    ws = request.app.state.ws
+
+    def gather() -> dict[str, Any]:
+        ctx = _ctx(ws, name)
+        job = ctx["job"]
+        env_link = None
+        registered = REGISTERED_LABEL.match(job.environment or "")
+        if registered:  # "name:version"; inline and system environments have no page
+            env_name, env_version = registered.groups()
+            env_link = f"/environments/{quote(env_name, safe='')}?version={quote(env_version)}"
+        return {**ctx, "env_link": env_link, "spec": job.spec}
+
+    return render(request, "jobs/detail.html", await run_in_threadpool(gather), section="jobs")
+
+
+@router.get("/jobs/{name}/status")
+async def job_status(request: Request, name: str) -> Response:
+    """The live block: chip, reason, timeline, buttons (polled while the job runs)."""
+    ctx = await run_in_threadpool(_ctx, request.app.state.ws, name)
+    headers = {"HX-Trigger": "job-ended"} if ctx["terminal"] else None
+    return render(request, "jobs/_status.html", ctx, headers=headers)
+
+
+@router.post("/jobs/{name}/cancel")
+async def job_cancel(request: Request, name: str) -> Response:
+    ws = request.app.state.ws
+    principal = getattr(request.state, "principal", None)
+
+    def work() -> dict[str, Any]:
+        ws.jobs.cancel(name, principal)
+        return _ctx(ws, name)
+
+    ctx = await run_in_threadpool(work)
+    return render(request, "jobs/_status.html", {**ctx, "flash": "Cancel requested."})
+
+
+@router.post("/jobs/{name}/resubmit")
+async def job_resubmit(request: Request, name: str) -> Response:
+    """Submit the same job again (same spec and snapshot) and go to the new job's page."""
+    ws = request.app.state.ws
+    principal = getattr(request.state, "principal", None)
+    job = await run_in_threadpool(ws.jobs.resubmit, name, principal)
+    target = f"/jobs/{quote(job.name, safe='')}"
+    return Response(status_code=204, headers={"HX-Redirect": target})
+
+
+# --- log tail -----------------------------------------------------------------------
+def _sse(event: str, data: str, event_id: str | None = None) -> bytes:
+    lines = [f"event: {event}"]
+    if event_id:
+        lines.append(f"id: {event_id}")
+    lines += [f"data: {line}" for line in data.split("\n")]
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+@router.get("/jobs/{name}/log/stream")
+async def job_log_stream(request: Request, name: str, cursor: str | None = None) -> Response:
+    """New log text as ``log`` events (id = cursor), then ``end`` with the final status."""
+    ws = request.app.state.ws
+    start = request.headers.get("last-event-id") or cursor
+    logs.parse_cursor(start)  # a bad cursor is a 400 now, not a broken stream later
+    await run_in_threadpool(ws.jobs.store.get, name)  # and an unknown job a 404
+
+    def read(at: str | None) -> tuple[str, str, str, bool]:
+        job = ws.jobs.store.get(name)
+        # read the status first: a job that ended before this read has all its log written
+        terminal = _terminal(job)
+        text, after = logs.read(ws.jobs.job_dir(name), at)
+        return text, after, job.status, terminal
+
+    async def events() -> AsyncIterator[bytes]:
+        at = start
+        quiet = 0.0
+        yield b"retry: 2000\n\n"
+        while True:
+            text, at, status, terminal = await run_in_threadpool(read, at)
+            if text:
+                yield _sse("log", text.removesuffix("\n"), at)
+                quiet = 0.0
+                continue  # more may be waiting (reads come in chunks)
+            if terminal:
+                yield _sse("end", status)
+                return
+            if await request.is_disconnected():
+                return
+            await asyncio.sleep(LOG_POLL_SECONDS)
+            quiet += LOG_POLL_SECONDS
+            if quiet >= KEEPALIVE_SECONDS:
+                quiet = 0.0
+                yield b": keep-alive\n\n"
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+# --- outputs and artifacts ----------------------------------------------------------
+def _artifact_root(ws: Any, job: Job) -> str:
+    run = ws.tracking.get_run(job.run_id)
+    root = proxied_path(run.info.artifact_uri)
+    if not root:
+        raise ResourceDoesNotExist(
+            f"Job {job.name}'s artifacts are not kept in this server's artifact store"
+        )
+    return root
+
+
+@router.get("/jobs/{name}/files")
+async def job_files(request: Request, name: str) -> Response:
+    """The named outputs and the rest of the run's artifacts, with download links."""
+    ws = request.app.state.ws
+
+    def gather() -> dict[str, Any]:
+        job = ws.jobs.store.get(name)
+        files = ws.artifacts.walk_files(_artifact_root(ws, job))
+        outputs: dict[str, list[Any]] = {o: [] for o in job.spec.get("outputs") or {}}
+        others = []
+        for f in files:
+            head, _, rest = f.path.partition("/")
+            out_name = rest.partition("/")[0]
+            if head == "named-outputs" and out_name in outputs:
+                outputs[out_name].append(f)
+            else:
+                others.append(f)
+        return {"job": job, "outputs": outputs, "files": others, "terminal": _terminal(job)}
+
+    return render(request, "jobs/_files.html", await run_in_threadpool(gather))
+
+
+@router.get("/jobs/{name}/download")
+async def job_download(request: Request, name: str, path: str) -> Response:
+    """One artifact file of the job's run, streamed as an attachment."""
+    ws = request.app.state.ws
+    rel = clean_relpath(path)
+    if not rel:
+        raise InvalidParameterValue("Give the path of a file to download")
+
+    def locate() -> str:
+        job = ws.jobs.store.get(name)
+        full = f"{_artifact_root(ws, job)}/{rel}"
+        if not ws.artifacts.is_file(full):
+            raise ResourceDoesNotExist(f"Job {name} has no file '{rel}'")
+        return full
+
+    full = await run_in_threadpool(locate)
+    filename = posixpath.basename(rel)
+    disposition = f"attachment; filename*=UTF-8''{quote(filename, safe='')}"
+    return StreamingResponse(
+        ws.artifacts.iter_read(full),
+        media_type="application/octet-stream",
+        headers={"Content-Disposition": disposition},
+    )
