@@ -167,6 +167,13 @@ class InstanceManager(threading.Thread):
             endpoints = {e.name.lower() for e in self.svc.endpoints.list()}
             for name in endpoints:
                 self._publish(name)
+            # Drain only after publishing: a generation that became ready in this tick
+            # must be in the route table before the old one stops taking requests, or
+            # callers would meet a route whose every instance is draining (503).
+            now = time.monotonic()
+            for st in self._states.values():
+                count = int(st.row.spec["doc"]["instance_count"])
+                self._drain(st, st.row.generation, count, now)
             for name in self.routes.names():
                 if name not in endpoints:
                     self.routes.remove(name)
@@ -213,7 +220,6 @@ class InstanceManager(threading.Thread):
         target = [st.procs.get((gen, i)) for i in range(count)]
         if st.failed_gen != gen and all(p and p.instance and p.instance.ready for p in target):
             self._succeeded(st, gen, count)
-        self._drain(st, gen, count, now)
         return bool(
             st.preparing or st.pending or any(p.state != "Ready" for p in st.procs.values())
         )

@@ -44,8 +44,10 @@ def test_every_route_needs_sign_in(lapis_server: Any, method: str, path: str) ->
         assert fragment.status_code == 401 and fragment.headers["hx-redirect"].startswith(
             "/signin?next="
         )
-        stale = http.request(method, path, cookies={"lapis_token": "revoked-or-made-up"})
-        assert stale.status_code == 303
+    with httpx.Client(
+        base_url=lapis_server.url, cookies={"lapis_token": "revoked-or-made-up"}
+    ) as stale_client:
+        assert stale_client.request(method, path).status_code == 303
 
 
 def test_there_are_routes_to_check() -> None:
