@@ -189,6 +189,8 @@ def main() -> None:
         lapis("model", "show", MODEL, "--version", version)
         print(f"\nJob {job['name']} (run {run_id}) in experiment '{EXPERIMENT}'.")
         print(f"Server:  {url}  (every call needs the token: LAPIS_HOME={HOME} lapis auth token)")
+        print(f"Studio:  {url}/  (sign in with that token; the run, job, model and endpoint")
+        print(f"         pages: {url}/runs/{run_id}, {url}/endpoints/{ENDPOINT})")
         print(f"Try:     LAPIS_HOME={HOME} .venv/bin/lapis run list --experiment {EXPERIMENT}")
         print(f"         LAPIS_HOME={HOME} .venv/bin/lapis run show {run_id}")
         print(f"         LAPIS_HOME={HOME} .venv/bin/lapis job download {job['name']}")

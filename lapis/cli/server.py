@@ -78,7 +78,7 @@ def server_command(
     ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
 ) -> None:
-    """Run the workspace server: REST API, MLflow tracking protocol and artifact proxy."""
+    """Run the workspace server: studio (web UI at /), REST API, MLflow tracking, scoring."""
     import uvicorn
 
     from lapis.server.app import create_app
@@ -106,6 +106,7 @@ def server_command(
     info = {"url": url, "pid": os.getpid(), "port": bound, "started_at": now_ms()}
     settings.server_info_path.write_text(json.dumps(info, indent=2))
     typer.echo(f"Lapis server at {url}  (home {settings.home})", err=False)
+    typer.echo(f"Studio: open {url}/ and sign in with the token from `lapis auth token`")
     if ws.bootstrap is not None:
         typer.echo(f"Admin token written to {settings.credentials_path}")
     ws.start_scheduler(url)
