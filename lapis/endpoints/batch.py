@@ -256,7 +256,19 @@ class BatchService:
         return d, is_default
 
     def delete_deployment(self, endpoint: str, name: str) -> BatchDeployment:
-        d = self.get_deployment(endpoint, name)
+        """Delete a deployment; the default one only when it is the last (as Azure does),
+        so an endpoint with deployments never loses its default by accident."""
+        e = self.get(endpoint)
+        d = self.get_deployment(e.name, name)
+        others = [
+            x.name for x in self.store.deployments(e.name) if x.name.lower() != d.name.lower()
+        ]
+        if others and (e.default_deployment or "").lower() == d.name.lower():
+            raise InvalidState(
+                f"'{d.name}' is the default deployment of batch endpoint '{e.name}'; make another "
+                f"one the default first (`lapis batch-endpoint update {e.name} "
+                f"--default-deployment {others[0]}`), or delete the endpoint"
+            )
         self.store.delete_deployment(d.endpoint, d.name, now_ms())
         return d
 

@@ -195,9 +195,18 @@ def test_error_threshold_fails_the_job(lapis_server: Any, tmp_path: Path) -> Non
         lapis_server, "batch-endpoint", "update", endpoint, "--default-deployment", "strict"
     )
     assert moved["defaults"]["deployment_name"] == "strict"
+    # the default cannot be deleted while another deployment could take its place
+    refused = lapis_cli(lapis_server, "batch-deployment", "delete", "-e", endpoint, "-n", "strict",
+                        "-y")  # fmt: skip
+    assert refused.returncode == 1 and "is the default deployment" in refused.stderr
+    assert "--default-deployment flaky" in refused.stderr
+    _json(lapis_server, "batch-endpoint", "update", endpoint, "--default-deployment", "flaky")
     _ok(lapis_cli(lapis_server, "batch-deployment", "delete", "-e", endpoint, "-n", "strict", "-y"))
     shown = _json(lapis_server, "batch-endpoint", "show", endpoint)
-    assert shown["defaults"]["deployment_name"] is None and shown["deployments"] == ["flaky"]
+    assert shown["defaults"]["deployment_name"] == "flaky" and shown["deployments"] == ["flaky"]
+    _ok(lapis_cli(lapis_server, "batch-deployment", "delete", "-e", endpoint, "-n", "flaky", "-y"))
+    shown = _json(lapis_server, "batch-endpoint", "show", endpoint)  # the last one may go
+    assert shown["defaults"]["deployment_name"] is None and shown["deployments"] == []
 
 
 def test_example_scores_csv_files(lapis_server: Any, tmp_path: Path) -> None:
