@@ -348,6 +348,30 @@ def create_deployment(
     _show_deployment(d, output_format(ctx, output))
 
 
+@deployment_app.command("update")
+def update_deployment(
+    ctx: typer.Context,
+    file: FileOption,
+    endpoint_name: Annotated[
+        str | None,
+        typer.Option("--endpoint-name", "-e", help="Endpoint (default: the file's endpoint_name)."),
+    ] = None,
+    set_default: Annotated[
+        bool, typer.Option("--set-default", help="Make it the endpoint's default deployment.")
+    ] = False,
+    output: OutputOption = None,
+) -> None:
+    """Replace a batch deployment with the YAML's (code uploaded again); past jobs keep theirs."""
+    loc = _load(file)
+    spec = parse_batch_deployment(loc)  # file:line errors before connecting
+    with client(ctx) as http:
+        body, endpoint = prepare_batch_deployment(http, loc, endpoint_name)
+        body["set_default"] = set_default
+        target = f"{_path(endpoint)}/deployments/{quote(spec.name, safe='')}"
+        d = http.request("PUT", target, json_body=body).json()
+    _show_deployment(d, output_format(ctx, output))
+
+
 @deployment_app.command("list")
 def list_deployments(
     ctx: typer.Context, endpoint_name: EndpointOption, output: OutputOption = None

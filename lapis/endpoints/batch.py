@@ -203,12 +203,15 @@ class BatchService:
         extras: Mapping[str, Any] | None = None,
         *,
         created_by: str | None = None,
+        replace: str | None = None,
     ) -> tuple[BatchDeployment, bool]:
         """Check, resolve (model version, code snapshot, environment) and store a deployment.
 
         Returns the deployment and whether it is now the endpoint's default: the
         first deployment of an endpoint becomes its default, as does any created
-        with ``set_default``."""
+        with ``set_default``. With ``replace`` (the name of an existing deployment)
+        the document replaces that deployment's, checked the same way; later
+        invocations use it, past ones keep what they ran with."""
         extras = dict(extras or {})
         source = str(extras.get("source") or "<request>")
         loc = located(doc, source)
@@ -220,6 +223,14 @@ class BatchService:
                 f"is '{spec.endpoint_name}', but the deployment is being made on '{e.name}'",
             )
         spec.endpoint_name = e.name
+        existing = None
+        if replace is not None:
+            existing = self.get_deployment(e.name, replace)
+            if spec.name.lower() != existing.name.lower():
+                raise loc.error(
+                    ("name",),
+                    f"is '{spec.name}', but deployment '{existing.name}' is being updated",
+                )
         model = self._model(spec)
         if spec.scoring_script is None and model["type"] != "mlflow_model":
             raise InvalidParameterValue(
@@ -252,8 +263,14 @@ class BatchService:
             model_version=model["version"],
             created_by=created_by,
         )
-        is_default = self.store.insert_deployment(d, bool(extras.get("set_default")))
-        return d, is_default
+        if existing is None:
+            is_default = self.store.insert_deployment(d, bool(extras.get("set_default")))
+            return d, is_default
+        d.name, d.created_at, d.created_by = existing.name, existing.created_at, existing.created_by
+        self.store.replace_deployment(d)
+        if extras.get("set_default"):
+            self.store.update_endpoint(e.name, default_deployment=d.name, updated_at=now)
+        return d, (self.get(e.name).default_deployment or "").lower() == d.name.lower()
 
     def delete_deployment(self, endpoint: str, name: str) -> BatchDeployment:
         """Delete a deployment; the default one only when it is the last (as Azure does),

@@ -331,7 +331,12 @@ class BatchDeploymentOperations:
             base = Path.cwd()
         body, endpoint = prepare_batch_deployment(self._http, loc, None, base)
         body["set_default"] = set_default
-        result = self._http.post(f"/api/v1/batchEndpoints/{_q(endpoint)}/deployments", body)
+        path = f"/api/v1/batchEndpoints/{_q(endpoint)}/deployments"
+        name = str(body.get("name") or "")
+        if name and _exists(self._http, f"{path}/{_q(name)}"):
+            result = self._http.request("PUT", f"{path}/{_q(name)}", json_body=body).json()
+        else:
+            result = self._http.post(path, body)
         return Poller(result, lambda _t: result)
 
     def get(self, name: str, endpoint_name: str) -> dict[str, Any]:

@@ -268,6 +268,21 @@ def test_example_scores_csv_files(lapis_server: Any, tmp_path: Path) -> None:
         "part-002.csv"
     ] * 3 + ["part-003.csv"] + ["part-004.csv"] * 2
 
+    # update -f replaces the deployment's document; the next invocation uses it
+    spec = folder / "deployment.yml"
+    spec.write_text(spec.read_text().replace("mini_batch_size: 2", "mini_batch_size: 5"))
+    updated = _json(lapis_server, "batch-deployment", "update", "-f", str(spec))
+    assert updated["mini_batch_size"] == 5 and updated["name"] == "linear"
+    again = _json(
+        lapis_server, "batch-endpoint", "invoke", f"houses-{uid}", "--input", str(folder / "data")
+    )
+    assert wait(lapis_server, again["name"], timeout=60)["status"] == "Completed"
+    assert "mini-batch 1/1" in log_text(lapis_server, again["name"])  # 5 files, one mini-batch
+    bad = spec.read_text().replace("name: linear", "name: other")
+    (folder / "other.yml").write_text(bad)
+    res = lapis_cli(lapis_server, "batch-deployment", "update", "-f", str(folder / "other.yml"))
+    assert res.returncode == 1 and "has no deployment 'other'" in res.stderr, res.stderr
+
 
 def test_clear_errors(lapis_server: Any, tmp_path: Path) -> None:
     endpoint, data = _setup(lapis_server, tmp_path, 3)

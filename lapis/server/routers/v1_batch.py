@@ -130,6 +130,19 @@ async def create_deployment(request: Request, endpoint: str) -> Response:
     return json_response(await run_in_threadpool(work), status=201)
 
 
+@router.put("/{endpoint}/deployments/{name}")
+async def update_deployment(request: Request, endpoint: str, name: str) -> Response:
+    """Replace a deployment's document (the whole YAML, as ``update -f`` sends it)."""
+    ws = _ws(request)
+    doc, extras = split_request(await _body(request))
+
+    def work() -> dict[str, Any]:
+        d, _ = ws.batch.create_deployment(endpoint, doc, extras, replace=name)
+        return dict(ws.batch.describe_deployment(d))
+
+    return json_response(await run_in_threadpool(work))
+
+
 @router.get("/{endpoint}/deployments")
 async def list_deployments(request: Request, endpoint: str) -> Response:
     ws = _ws(request)

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from lapis.errors import ResourceAlreadyExists
+from lapis.errors import ResourceAlreadyExists, ResourceDoesNotExist
 from lapis.store.sql.engine import Database
 from lapis.store.sql.tables import batch_deployments as dt
 from lapis.store.sql.tables import batch_endpoints as et
@@ -173,6 +173,24 @@ class BatchStore:
                 return False
         except IntegrityError:
             raise ResourceAlreadyExists(message) from None
+
+    def replace_deployment(self, d: BatchDeployment) -> None:
+        """Store a new spec for an existing deployment (``batch-deployment update``)."""
+        with self.db.write() as conn:
+            changed = conn.execute(
+                update(dt)
+                .where(dt.c.endpoint == d.endpoint, dt.c.name_lower == d.name.lower())
+                .values(
+                    spec=json.dumps(d.spec),
+                    model_name=d.model_name,
+                    model_version=d.model_version,
+                    updated_at=d.updated_at,
+                )
+            ).rowcount
+        if not changed:
+            raise ResourceDoesNotExist(
+                f"Batch endpoint '{d.endpoint}' has no deployment '{d.name}' to update"
+            )
 
     def get_deployment(self, endpoint: str, name: str) -> BatchDeployment | None:
         with self.db.read() as conn:
