@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from lapis.compute.clock import InstanceClock, fmt_seconds, stopping_reason
 from lapis.compute.host import HostInfo, check_fits, detect_host, pick_cores
 from lapis.compute.schedules import ScheduleWindows, next_action
 from lapis.compute.sizes import (
@@ -56,23 +57,16 @@ from lapis.util import now_ms as _now
 
 S = ComputeState
 LOCAL = "local"
-ACTIVITY_PERSIST_MS = 30_000  # how stale the stored activity of a busy instance may get
 SCHEDULE_PERSIST_MS = 30_000
 BUSY_MEMORY_MS = 2_000  # a tick this recent saw jobs: describe() calls the instance busy
 SCHEDULE_LOOKBACK_MS = 60_000  # after a restart, triggers older than this are not caught up
-
-
-def fmt_seconds(seconds: int) -> str:
-    if seconds % 60 == 0:
-        return f"{seconds // 60} min"
-    return f"{seconds} s"
 
 
 def _clock(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000).astimezone().strftime("%H:%M")
 
 
-class ComputeService:
+class ComputeService(InstanceClock):
     def __init__(
         self,
         db: Database,
@@ -336,7 +330,7 @@ class ComputeService:
         if c.state == S.STOPPING.value:
             raise InvalidState(f"Compute '{c.name}' is already Stopping")
         cause = f"by {by}" if by else "on request"
-        self._move_or_fail(c, S.STOPPING, _stopping_reason(cause, running), _now_or(now_ms), cause)
+        self._move_or_fail(c, S.STOPPING, stopping_reason(cause, running), _now_or(now_ms), cause)
         return self.get(c.name)
 
     def restart(self, name: str, *, by: str | None = None, now_ms: int | None = None) -> Compute:
@@ -375,70 +369,6 @@ class ComputeService:
         c = self.get(name)
         if now_ms > c.last_activity_at:
             self.store.update(c.name, last_activity_at=now_ms)
-
-    # --- time passing --------------------------------------------------------------
-    def tick(
-        self, now_ms: int, running: Mapping[str, int], queued: Mapping[str, int]
-    ) -> builtins.list[str]:
-        """Apply whatever is due at ``now_ms``; the names of instances whose state changed."""
-        run = {k.lower(): v for k, v in running.items()}
-        que = {k.lower(): v for k, v in queued.items()}
-        changed = []
-        for c in self.store.all():
-            key = c.name.lower()
-            before = c.state
-            self._schedules_due(c, now_ms, run.get(key, 0))
-            self._advance(c, now_ms, run.get(key, 0), que.get(key, 0))
-            if c.state != before or c.state_changed_at == now_ms:
-                changed.append(c.name)
-        return changed
-
-    def _advance(self, c: Compute, now: int, running: int, queued: int) -> None:
-        cause = str(c.properties.get("cause") or "on request")
-        if c.state == S.CREATING.value:
-            self._move(c, S.RUNNING, "ready", now, last_activity_at=now)
-        elif c.state == S.STARTING.value:
-            self._move(c, S.RUNNING, f"started {cause}", now, last_activity_at=now)
-        elif c.state == S.STOPPING.value and running == 0:
-            self._move(c, S.STOPPED, f"stopped {cause}", now)
-        elif c.state == S.RESTARTING.value and running == 0:
-            self._move(c, S.RUNNING, f"restarted {cause}", now, last_activity_at=now)
-        elif c.state == S.RUNNING.value:
-            self._idle_check(c, now, busy=running + queued > 0)
-
-    def _idle_check(self, c: Compute, now: int, busy: bool) -> None:
-        key = c.name.lower()
-        if busy:
-            self._busy_at[key] = now
-            if now - c.last_activity_at >= ACTIVITY_PERSIST_MS:
-                self.store.update(c.name, last_activity_at=now)
-            return
-        seen = self._busy_at.pop(key, 0)
-        if seen > c.last_activity_at:  # busy → idle: store when the last job was seen
-            self.store.update(c.name, last_activity_at=seen)
-            c.last_activity_at = seen
-        idle = c.idle_shutdown_seconds
-        if idle and now - c.last_activity_at >= idle * 1000:
-            reason = f"idle for {fmt_seconds(idle)} (idle_time_before_shutdown)"
-            self._move(c, S.STOPPED, reason, now, cause="by idle shutdown")
-
-    def _schedules_due(self, c: Compute, now: int, running: int) -> None:
-        if not c.schedules:
-            return
-        stored = int(c.properties.get("schedule_checked_at") or c.created_at)
-        fired, persist = self._windows.fired(c.name.lower(), c.schedules, stored, now)
-        for s in fired:
-            self._fire(c, s, now, running)
-        if persist:
-            c.properties = {**c.properties, "schedule_checked_at": now}
-            self.store.update(c.name, properties=c.properties)
-
-    def _fire(self, c: Compute, s: dict[str, Any], now: int, running: int) -> None:
-        cause = f"by schedule '{s['cron']}' ({s['time_zone']})"
-        if s["action"] == "stop" and c.state not in (S.STOPPED.value, S.STOPPING.value):
-            self._move(c, S.STOPPING, _stopping_reason(cause, running), now, cause=cause)
-        elif s["action"] == "start" and c.state in (S.STOPPED.value, S.FAILED.value):
-            self._move(c, S.STARTING, f"starting {cause}", now, cause=cause)
 
     # --- helpers -------------------------------------------------------------------
     def _move(
@@ -479,12 +409,3 @@ def _known(size: str | None) -> bool:
 
 def _now_or(ms: int | None) -> int:
     return _now() if ms is None else ms
-
-
-def _stopping_reason(cause: str, running: int) -> str:
-    if running:
-        return (
-            f"stopping {cause}; waiting for {running} running job(s) to finish "
-            "(queued jobs stay queued)"
-        )
-    return f"stopping {cause}"
