@@ -25,6 +25,7 @@ import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lapis.errors import Unauthenticated
+from lapis.server.studio import session, web
 
 OPEN_PATHS = frozenset({"/healthz"})
 
@@ -57,8 +58,6 @@ class BearerAuth:
         self.ws = workspace
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        from lapis.server.studio import session, web
-
         path = scope.get("path", "")
         if scope["type"] != "http" or path in OPEN_PATHS or web.is_open_path(path):
             await self.app(scope, receive, send)
