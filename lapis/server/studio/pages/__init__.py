@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from lapis.server.studio import session
+from lapis.server.studio.pages import batch as batch_pages
 from lapis.server.studio.pages import compare, endpoint_actions, home, run_detail
 from lapis.server.studio.pages import compute as compute_pages
 from lapis.server.studio.pages import endpoints as endpoints_pages
@@ -23,6 +24,7 @@ ROUTERS: list[APIRouter] = [
     compute_pages.router,
     environments_pages.router,
     models_pages.router,
+    batch_pages.router,
     endpoints_pages.router,
     endpoint_actions.router,
 ]
