@@ -325,51 +325,60 @@ def _show_deployment(d: dict[str, Any], output: OutputFormat) -> None:
     )
 
 
+DeploymentEndpointOption = Annotated[
+    str | None,
+    typer.Option("--endpoint-name", "-e", help="Endpoint (default: the file's endpoint_name)."),
+]
+SetDefaultOption = Annotated[
+    bool, typer.Option("--set-default", help="Make it the endpoint's default deployment.")
+]
+
+
+def _send_deployment(
+    ctx: typer.Context,
+    file: Path,
+    endpoint_name: str | None,
+    set_default: bool,
+    output: OutputFormat | None,
+    *,
+    replace: bool,
+) -> None:
+    """Check the YAML (file:line errors before connecting), upload its code, create or replace."""
+    loc = _load(file)
+    spec = parse_batch_deployment(loc)
+    with client(ctx) as http:
+        body, endpoint = prepare_batch_deployment(http, loc, endpoint_name)
+        body["set_default"] = set_default
+        if replace:
+            target = f"{_path(endpoint)}/deployments/{quote(spec.name, safe='')}"
+            d = http.request("PUT", target, json_body=body).json()
+        else:
+            d = http.post(f"{_path(endpoint)}/deployments", body)
+    _show_deployment(d, output_format(ctx, output))
+
+
 @deployment_app.command("create")
 def create_deployment(
     ctx: typer.Context,
     file: FileOption,
-    endpoint_name: Annotated[
-        str | None,
-        typer.Option("--endpoint-name", "-e", help="Endpoint (default: the file's endpoint_name)."),
-    ] = None,
-    set_default: Annotated[
-        bool, typer.Option("--set-default", help="Make it the endpoint's default deployment.")
-    ] = False,
+    endpoint_name: DeploymentEndpointOption = None,
+    set_default: SetDefaultOption = False,
     output: OutputOption = None,
 ) -> None:
     """Create a batch deployment from YAML; its scoring code is uploaded and frozen now."""
-    loc = _load(file)
-    parse_batch_deployment(loc)  # file:line errors before connecting
-    with client(ctx) as http:
-        body, endpoint = prepare_batch_deployment(http, loc, endpoint_name)
-        body["set_default"] = set_default
-        d = http.post(f"{_path(endpoint)}/deployments", body)
-    _show_deployment(d, output_format(ctx, output))
+    _send_deployment(ctx, file, endpoint_name, set_default, output, replace=False)
 
 
 @deployment_app.command("update")
 def update_deployment(
     ctx: typer.Context,
     file: FileOption,
-    endpoint_name: Annotated[
-        str | None,
-        typer.Option("--endpoint-name", "-e", help="Endpoint (default: the file's endpoint_name)."),
-    ] = None,
-    set_default: Annotated[
-        bool, typer.Option("--set-default", help="Make it the endpoint's default deployment.")
-    ] = False,
+    endpoint_name: DeploymentEndpointOption = None,
+    set_default: SetDefaultOption = False,
     output: OutputOption = None,
 ) -> None:
     """Replace a batch deployment with the YAML's (code uploaded again); past jobs keep theirs."""
-    loc = _load(file)
-    spec = parse_batch_deployment(loc)  # file:line errors before connecting
-    with client(ctx) as http:
-        body, endpoint = prepare_batch_deployment(http, loc, endpoint_name)
-        body["set_default"] = set_default
-        target = f"{_path(endpoint)}/deployments/{quote(spec.name, safe='')}"
-        d = http.request("PUT", target, json_body=body).json()
-    _show_deployment(d, output_format(ctx, output))
+    _send_deployment(ctx, file, endpoint_name, set_default, output, replace=True)
 
 
 @deployment_app.command("list")
