@@ -19,8 +19,8 @@ from sqlalchemy.exc import IntegrityError
 
 from lapis.errors import ResourceAlreadyExists, ResourceDoesNotExist
 from lapis.store.sql.engine import Database
-from lapis.store.sql.tables import batch_deployments as dt
-from lapis.store.sql.tables import batch_endpoints as et
+from lapis.store.sql.serving_tables import batch_deployments as dt
+from lapis.store.sql.serving_tables import batch_endpoints as et
 
 
 @dataclass

@@ -24,8 +24,8 @@ from sqlalchemy.exc import IntegrityError
 
 from lapis.errors import ResourceAlreadyExists
 from lapis.store.sql.engine import Database
-from lapis.store.sql.tables import deployment_instances as it
-from lapis.store.sql.tables import online_deployments as t
+from lapis.store.sql.serving_tables import deployment_instances as it
+from lapis.store.sql.serving_tables import online_deployments as t
 
 
 @dataclass

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from lapis.errors import ResourceAlreadyExists
 from lapis.store.sql.engine import Database
-from lapis.store.sql.tables import online_endpoints as t
+from lapis.store.sql.serving_tables import online_endpoints as t
 
 JSON_COLUMNS = ("tags", "traffic", "mirror_traffic")
 
