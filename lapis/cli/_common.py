@@ -66,6 +66,27 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
+YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+
+
+def delete_and_report(
+    ctx: typer.Context, what: str, path: str, yes: bool, output: OutputFormat | None
+) -> None:
+    """Ask (unless ``--yes``), DELETE ``path``, then print the answer or ``Deleted <what>.``
+
+    Without a terminal and without ``--yes`` the question reads end-of-input and
+    the command stops with exit 1, so a script never deletes by accident.
+    """
+    if not yes:
+        typer.confirm(f"Delete {what}?", abort=True)
+    with client(ctx) as http:
+        body = http.request("DELETE", path).json()
+    if output_format(ctx, output) is OutputFormat.json:
+        print_json(body)
+        return
+    console().print(f"Deleted {what}.", markup=False)
+
+
 def fmt_time(ms: int | None) -> str:
     if not ms:
         return "-"

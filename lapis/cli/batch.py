@@ -23,8 +23,10 @@ from rich.table import Table
 from lapis.cli._common import (
     OutputFormat,
     OutputOption,
+    YesOption,
     client,
     console,
+    delete_and_report,
     fmt_duration,
     fmt_time,
     output_format,
@@ -184,20 +186,11 @@ def update_endpoint(
 
 @endpoint_app.command("delete")
 def delete_endpoint(
-    ctx: typer.Context,
-    name: str,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
-    output: OutputOption = None,
+    ctx: typer.Context, name: str, yes: YesOption = False, output: OutputOption = None
 ) -> None:
     """Delete a batch endpoint and its deployments (its past jobs stay)."""
-    if not yes and sys.stdin.isatty():
-        typer.confirm(f"Delete batch endpoint {name} and its deployments?", abort=True)
-    with client(ctx) as http:
-        result = http.request("DELETE", _path(name)).json()
-    if output_format(ctx, output) is OutputFormat.json:
-        print_json(result)
-        return
-    console().print(f"Deleted batch endpoint {escape(result['name'])}")
+    what = f"batch endpoint '{name}' and its deployments"
+    delete_and_report(ctx, what, _path(name), yes, output)
 
 
 @endpoint_app.command("invoke")
@@ -426,17 +419,10 @@ def delete_deployment(
     ctx: typer.Context,
     endpoint_name: EndpointOption,
     name: Annotated[str, typer.Option("--name", "-n", help="The deployment's name.")],
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    yes: YesOption = False,
     output: OutputOption = None,
 ) -> None:
     """Delete a batch deployment (its past jobs stay)."""
-    if not yes and sys.stdin.isatty():
-        typer.confirm(f"Delete deployment {name} of batch endpoint {endpoint_name}?", abort=True)
-    with client(ctx) as http:
-        result = http.request(
-            "DELETE", f"{_path(endpoint_name)}/deployments/{quote(name, safe='')}"
-        ).json()
-    if output_format(ctx, output) is OutputFormat.json:
-        print_json(result)
-        return
-    console().print(f"Deleted deployment {escape(result['name'])} of {escape(endpoint_name)}")
+    what = f"deployment '{name}' of batch endpoint '{endpoint_name}'"
+    path = f"{_path(endpoint_name)}/deployments/{quote(name, safe='')}"
+    delete_and_report(ctx, what, path, yes, output)

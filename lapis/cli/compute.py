@@ -20,8 +20,10 @@ from rich.text import Text
 from lapis.cli._common import (
     OutputFormat,
     OutputOption,
+    YesOption,
     client,
     console,
+    delete_and_report,
     fmt_time,
     output_format,
     print_json,
@@ -319,20 +321,10 @@ def restart(
 
 @app.command("delete")
 def delete(
-    ctx: typer.Context,
-    name: str,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
-    output: OutputOption = None,
+    ctx: typer.Context, name: str, yes: YesOption = False, output: OutputOption = None
 ) -> None:
     """Delete an instance with no running or queued jobs; its cores and quota are freed."""
-    if not yes:
-        typer.confirm(f"Delete compute '{name}'?", abort=True)
-    with client(ctx) as http:
-        body = http.request("DELETE", _path(name)).json()
-    if output_format(ctx, output) is OutputFormat.json:
-        print_json(body)
-        return
-    console().print(f"Deleted compute '{body['name']}'.")
+    delete_and_report(ctx, f"compute '{name}'", _path(name), yes, output)
 
 
 @app.command("update")

@@ -22,8 +22,10 @@ from rich.text import Text
 from lapis.cli._common import (
     OutputFormat,
     OutputOption,
+    YesOption,
     client,
     console,
+    delete_and_report,
     fmt_time,
     output_format,
     print_json,
@@ -268,18 +270,12 @@ def delete(
     ctx: typer.Context,
     endpoint_name: EndpointOption,
     name: NameOption,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    yes: YesOption = False,
     output: OutputOption = None,
 ) -> None:
     """Delete a deployment and stop its instances (refused while it receives traffic)."""
-    if not yes:
-        typer.confirm(f"Delete deployment '{name}' of endpoint '{endpoint_name}'?", abort=True)
-    with client(ctx) as http:
-        body = http.request("DELETE", _path(endpoint_name, name)).json()
-    if output_format(ctx, output) is OutputFormat.json:
-        print_json(body)
-        return
-    console().print(f"Deleted deployment '{body['name']}' of '{endpoint_name}'.")
+    what = f"deployment '{name}' of endpoint '{endpoint_name}'"
+    delete_and_report(ctx, what, _path(endpoint_name, name), yes, output)
 
 
 @app.command("get-logs")

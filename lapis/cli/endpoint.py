@@ -20,8 +20,10 @@ from rich.text import Text
 from lapis.cli._common import (
     OutputFormat,
     OutputOption,
+    YesOption,
     client,
     console,
+    delete_and_report,
     fmt_time,
     output_format,
     print_json,
@@ -315,17 +317,7 @@ def regenerate_keys(
 
 @app.command("delete")
 def delete(
-    ctx: typer.Context,
-    name: str,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
-    output: OutputOption = None,
+    ctx: typer.Context, name: str, yes: YesOption = False, output: OutputOption = None
 ) -> None:
     """Delete an online endpoint; its keys stop working at once."""
-    if not yes:
-        typer.confirm(f"Delete online endpoint '{name}'?", abort=True)
-    with client(ctx) as http:
-        body = http.request("DELETE", _path(name)).json()
-    if output_format(ctx, output) is OutputFormat.json:
-        print_json(body)
-        return
-    console().print(f"Deleted online endpoint '{body['name']}'.")
+    delete_and_report(ctx, f"online endpoint '{name}'", _path(name), yes, output)
