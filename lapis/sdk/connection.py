@@ -217,9 +217,14 @@ class LapisHTTP:
         return err
 
     def exists(self, path: str) -> bool:
-        """HEAD ``path``: True on 2xx, False on 404; anything else raises."""
+        """HEAD ``path``: True on 2xx, False on 404; anything else raises.
+
+        Resources whose route answers only GET (405 to HEAD) are asked with GET.
+        """
         try:
             resp = self._client.request("HEAD", path)
+            if resp.status_code == 405:
+                resp = self._client.request("GET", path)
         except httpx.ConnectError as exc:
             raise self._unreachable(exc) from exc
         if resp.status_code == 404:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from lapis.errors import InvalidParameterValue, LapisError, ResourceDoesNotExist
+from lapis.errors import InvalidParameterValue, LapisError
 from lapis.jobs.yaml_lines import Located, located
 from lapis.sdk.connection import LapisHTTP
 from lapis.sdk.entities import Job
@@ -39,15 +39,6 @@ from lapis.sdk.serving import (
 
 def _q(name: str) -> str:
     return quote(name, safe="")
-
-
-def _exists(http: LapisHTTP, path: str) -> bool:
-    """Whether GET ``path`` finds something (these resources answer GET, not HEAD)."""
-    try:
-        http.get(path)
-    except ResourceDoesNotExist:
-        return False
-    return True
 
 
 class Poller:
@@ -146,7 +137,7 @@ class OnlineEndpointOperations:
         loc = _located(endpoint, "endpoint")
         doc = {**dict(loc.data), "source": loc.source}
         name = str(doc.get("name") or "")
-        if name and _exists(self._http, self._path(name)):
+        if name and self._http.exists(self._path(name)):
             result = self._http.request("PATCH", self._path(name), json_body=doc).json()
         else:
             result = self._http.post("/api/v1/endpoints", doc)
@@ -235,7 +226,7 @@ class OnlineDeploymentOperations:
             base = Path.cwd()
         body = prepare_deployment(self._http, loc, endpoint, base)
         name = str(body["name"])
-        if _exists(self._http, deployment_path(endpoint, name)):
+        if self._http.exists(deployment_path(endpoint, name)):
             first = self._http.request(
                 "PATCH", deployment_path(endpoint, name), json_body=body
             ).json()
@@ -281,7 +272,7 @@ class BatchEndpointOperations:
         loc = _located(endpoint, "batch endpoint")
         doc = {**dict(loc.data), "source": loc.source}
         name = str(doc.get("name") or "")
-        if name and _exists(self._http, self._path(name)):
+        if name and self._http.exists(self._path(name)):
             result = self._http.request("PATCH", self._path(name), json_body=doc).json()
         else:
             result = self._http.post("/api/v1/batchEndpoints", doc)
@@ -333,7 +324,7 @@ class BatchDeploymentOperations:
         body["set_default"] = set_default
         path = f"/api/v1/batchEndpoints/{_q(endpoint)}/deployments"
         name = str(body.get("name") or "")
-        if name and _exists(self._http, f"{path}/{_q(name)}"):
+        if name and self._http.exists(f"{path}/{_q(name)}"):
             result = self._http.request("PUT", f"{path}/{_q(name)}", json_body=body).json()
         else:
             result = self._http.post(path, body)
