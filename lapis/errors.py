@@ -14,6 +14,8 @@ mlflow client reacts to our errors exactly as it would to its own server's.
     ├── InvalidState                INVALID_STATE             400
     ├── Unauthenticated             UNAUTHENTICATED           401
     ├── PermissionDenied            PERMISSION_DENIED         403
+    ├── RequestTooLarge             REQUEST_TOO_LARGE         413
+    ├── InsufficientStorage         INSUFFICIENT_STORAGE      507
     └── TemporarilyUnavailable      TEMPORARILY_UNAVAILABLE   503
 """
 
@@ -74,6 +76,21 @@ class PermissionDenied(LapisError):
     http_status = 403
 
 
+class RequestTooLarge(LapisError):
+    """A body, archive or document over one of the server's limits; the message has the
+    numbers (what was seen, what is allowed) so the client can say what to shrink."""
+
+    error_code = "REQUEST_TOO_LARGE"
+    http_status = 413
+
+
+class InsufficientStorage(LapisError):
+    """The disk under the home or the artifact store is full: nothing was half-written."""
+
+    error_code = "INSUFFICIENT_STORAGE"
+    http_status = 507
+
+
 class TemporarilyUnavailable(LapisError):
     error_code = "TEMPORARILY_UNAVAILABLE"
     http_status = 503
@@ -90,6 +107,8 @@ _BY_CODE: dict[str, type[LapisError]] = {
         InvalidState,
         Unauthenticated,
         PermissionDenied,
+        RequestTooLarge,
+        InsufficientStorage,
         TemporarilyUnavailable,
     )
 }

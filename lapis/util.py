@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import random
 import time
 import uuid
+
+# The errno values that mean "the disk is full" (ENOSPC) or "over quota" (EDQUOT): the
+# server answers them with 507 rather than a 500.
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 _ADJECTIVES = (
     "amber bold brave bright calm clever crisp eager fancy gentle happy honest jolly keen "

@@ -30,7 +30,7 @@ from lapis.cli._common import (
 )
 from lapis.compute.spec import parse_compute
 from lapis.errors import InvalidParameterValue
-from lapis.jobs.yaml_lines import load
+from lapis.jobs.yaml_lines import load, read_text_file
 
 app = typer.Typer(
     help="Compute targets: 'local' (this host) and compute instances with their own cores, "
@@ -76,10 +76,7 @@ def _state(state: str) -> Text:
 
 def _read_doc(file: Path) -> dict[str, Any]:
     """Load and check a compute YAML locally, so errors carry file:line."""
-    try:
-        text = file.read_text()
-    except OSError as exc:
-        raise InvalidParameterValue(f"cannot read {file}: {exc.strerror}") from None
+    text = read_text_file(file)
     loc = load(text, str(file))
     parse_compute(loc, partial=True)
     if not isinstance(loc.data, dict):

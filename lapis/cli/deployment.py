@@ -31,7 +31,7 @@ from lapis.cli._common import (
     print_json,
 )
 from lapis.errors import InvalidParameterValue
-from lapis.jobs.yaml_lines import Located
+from lapis.jobs.yaml_lines import Located, safe_load
 from lapis.sdk.connection import LapisHTTP
 from lapis.sdk.serving import (
     deployment_path,
@@ -130,7 +130,6 @@ def create(
 
 
 def _set_pairs(items: list[str]) -> dict[str, Any]:
-    import yaml
 
     out: dict[str, Any] = {}
     for item in items:
@@ -141,7 +140,7 @@ def _set_pairs(items: list[str]) -> dict[str, Any]:
         parts = key.split(".")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
-        node[parts[-1]] = yaml.safe_load(value)
+        node[parts[-1]] = safe_load(value, f"--set {key}")
     return out
 
 

@@ -30,7 +30,7 @@ from lapis.cli._common import (
 )
 from lapis.endpoints.spec import parse_endpoint, parse_traffic_args
 from lapis.errors import InvalidParameterValue, LapisError
-from lapis.jobs.yaml_lines import load
+from lapis.jobs.yaml_lines import load, read_text_file
 
 app = typer.Typer(
     help="Online endpoints: a scoring URL with keys and a traffic split across deployments.",
@@ -49,10 +49,7 @@ def _path(name: str) -> str:
 
 def _read_doc(file: Path) -> dict[str, Any]:
     """Load and check an endpoint YAML locally, so errors carry file:line."""
-    try:
-        text = file.read_text()
-    except OSError as exc:
-        raise InvalidParameterValue(f"cannot read {file}: {exc.strerror}") from None
+    text = read_text_file(file)
     loc = load(text, str(file))
     parse_endpoint(loc, partial=True)
     if not isinstance(loc.data, dict):

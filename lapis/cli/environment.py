@@ -27,7 +27,7 @@ from lapis.cli._common import (
     print_json,
 )
 from lapis.errors import InvalidParameterValue, LapisError, ResourceDoesNotExist
-from lapis.jobs.yaml_lines import load
+from lapis.jobs.yaml_lines import load, read_text_file
 
 app = typer.Typer(
     help="Environments: the Python packages a job runs with, built once with uv and reused.",
@@ -62,7 +62,7 @@ def _inline_conda(path: Path, text: str) -> str | None:
     target = (path.parent / raw).resolve()
     if not target.is_file():
         raise doc.error(("conda_file",), f"file not found: {target}")
-    return target.read_text()
+    return read_text_file(target, "conda file")
 
 
 @app.command("create")
@@ -78,7 +78,7 @@ def create(
     output: OutputOption = None,
 ) -> None:
     """Register an environment version from a YAML file (its conda file is read relative to it)."""
-    text = file.read_text()
+    text = read_text_file(file, "environment file")
     overrides: dict[str, Any] = {"name": name, "version": version}
     overrides["conda_file"] = _inline_conda(file, text)
     with client(ctx) as http:

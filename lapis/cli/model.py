@@ -26,7 +26,7 @@ from lapis.cli._common import (
     print_json,
 )
 from lapis.errors import InvalidParameterValue
-from lapis.jobs.yaml_lines import load
+from lapis.jobs.yaml_lines import load, read_text_file
 from lapis.sdk.models import download_model_files, is_local, upload_model
 
 app = typer.Typer(
@@ -56,10 +56,7 @@ def _pairs(items: list[str] | None, flag: str) -> dict[str, str]:
 
 
 def _from_yaml(file: Path) -> dict[str, Any]:
-    try:
-        text = file.read_text()
-    except OSError as exc:
-        raise InvalidParameterValue(f"cannot read {file}: {exc.strerror}") from None
+    text = read_text_file(file)
     doc = load(text, str(file))
     if not isinstance(doc.data, dict):
         raise doc.error((), "a model file must be a mapping of keys to values")

@@ -7,6 +7,7 @@ deployments; see that module's docstring for what the job is made of.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import shutil
 import tempfile
@@ -129,5 +130,5 @@ def scoring_snapshot(jobs: JobService, d: BatchDeployment) -> dict[str, Any]:
         digest = digest_files(root, files)
         if not jobs.has_snapshot(digest):
             snap = Snapshot(root, files, sum(sizes.values()), digest, None)
-            jobs.store_snapshot(digest, pack(snap))
+            jobs.store_snapshot(digest, io.BytesIO(pack(snap)))
     return {"digest": digest, "files": len(files), "bytes": sum(sizes.values())}

@@ -108,14 +108,18 @@ def _interpreter(
 ) -> tuple[str, Path | None]:
     """Lapis' python for a system environment, else the uv-built one (and its folder)."""
     env = d.spec["environment"]
-    if env["kind"] != "built" or not env.get("spec"):
-        return sys.executable, None
+    envs = svc.environments
+    if env["kind"] != "built" or not env.get("spec"):  # a thin layer over Lapis' interpreter
+        try:
+            layered = envs.builder.layered(sys.executable)
+        except Exception as exc:
+            raise PrepareError(f"the layered system environment failed: {exc}") from None
+        return str(layered.python), layered.path
     spec = EnvironmentSpec(
         python=env["spec"].get("python"),
         requirements=tuple(env["spec"].get("requirements") or ()),
         conda_only=tuple(env["spec"].get("conda") or ()),
     )
-    envs = svc.environments
     log_path = envs.log_path(spec.digest)
     if not (envs.builder.path_for(spec) / ".lapis-ready").exists():
         log(f"building environment {env['label']} ({spec.digest[:12]}); log: {log_path}")

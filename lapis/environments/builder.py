@@ -6,11 +6,20 @@ An environment lives in ``<root>/<digest>`` and is usable only once its
 lock, then finds the marker and reuses the result — one build, however many
 jobs ask. uv is told never to download a Python: ``python=X.Y`` must name an
 interpreter this host has, and the error lists the ones it does.
+
+Every environment has its own ``pip`` (``uv venv --seed``), so a job that runs
+``pip install x`` installs into its environment — never into the host's Python,
+which ``pip`` on ``PATH`` would otherwise be. The ``system`` environment is not
+Lapis' interpreter itself but a *layered* one (:meth:`EnvironmentBuilder.layered`):
+a thin virtual environment made once per base interpreter whose ``.pth`` file
+puts Lapis' packages after its own, so a job sees everything Lapis has and its
+installs land in the thin layer.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -25,6 +34,12 @@ from lapis.environments.spec import EnvironmentSpec
 from lapis.errors import InvalidParameterValue, LapisError
 
 READY = ".lapis-ready"
+# Prints an interpreter's own site-packages first, then its other import folders.
+_SITE_PATHS = (
+    "import site, sys, sysconfig; p = sysconfig.get_paths(); "
+    "print('\\n'.join([p['purelib'], p['platlib'], *site.getsitepackages(), "
+    "*[x for x in sys.path if x.endswith('site-packages')]]))"
+)
 LOG_NAME = "build.log"
 
 
@@ -89,6 +104,57 @@ class EnvironmentBuilder:
                 return self._result(spec, target, True, started)
             self._build(spec, target, log)
         return self._result(spec, target, False, started)
+
+    def layered(
+        self, base_python: str, log: Callable[[str], None] | None = None
+    ) -> BuiltEnvironment:
+        """A thin environment over ``base_python``'s packages (made once per interpreter)."""
+        started = time.monotonic()
+        key = f"{base_python}\0{os.path.realpath(base_python)}"
+        digest = f"layered-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+        target = self.root / digest
+        if (target / READY).exists():
+            return BuiltEnvironment(digest, target, target / "bin" / "python", True, 0.0)
+        self.root.mkdir(parents=True, exist_ok=True)
+        with _locked(self.root / f"{digest}.lock"):
+            if not (target / READY).exists():
+                self._build_layered(base_python, target, log)
+        return BuiltEnvironment(
+            digest, target, target / "bin" / "python", False, time.monotonic() - started
+        )
+
+    def _build_layered(
+        self, base_python: str, target: Path, log: Callable[[str], None] | None
+    ) -> None:
+        logfile = self.root / f"{target.name}.{LOG_NAME}"
+        logfile.write_text("")
+        if target.exists():
+            shutil.rmtree(target)
+        paths = subprocess.run(
+            [base_python, "-c", _SITE_PATHS], capture_output=True, text=True, check=True
+        ).stdout.split("\n")
+        code = self._run(
+            [self.uv, "venv", "--quiet", "--seed", "--python", base_python, str(target)],
+            logfile,
+            log,
+        )
+        if code != 0:
+            shutil.rmtree(target, ignore_errors=True)
+            raise EnvironmentBuildError(
+                f"Making the layered system environment failed (exit {code}); see {logfile}",
+                log_path=str(logfile),
+            )
+        python = target / "bin" / "python"
+        own = subprocess.run(
+            [str(python), "-c", _SITE_PATHS], capture_output=True, text=True, check=True
+        ).stdout.split("\n")[0]
+        lines = [p for p in dict.fromkeys(paths) if p and p != own]
+        # ``import`` lines of a .pth run at start-up; addsitedir also reads the base's own
+        # .pth files (editable installs, namespace packages), which a bare path would skip.
+        Path(own, "_lapis_base.pth").write_text(
+            "".join(f"import site; site.addsitedir({p!r})\n" for p in lines)
+        )
+        (target / READY).write_text(str(time.time()))
 
     def _result(
         self, spec: EnvironmentSpec, target: Path, hit: bool, started: float
@@ -157,7 +223,7 @@ class EnvironmentBuilder:
         if target.exists():
             shutil.rmtree(target)  # a build that died half-way
         target.mkdir(parents=True)
-        venv = [self.uv, "venv", "--quiet", str(target)]
+        venv = [self.uv, "venv", "--quiet", "--seed", str(target)]
         if spec.python:
             venv += ["--python", spec.python]
         code = self._run(venv, logfile, log)

@@ -14,7 +14,8 @@ from typing import Any
 import yaml
 
 from lapis.environments.spec import EnvironmentSpec, from_conda, from_requirements
-from lapis.jobs.yaml_lines import Located, load, suggest
+from lapis.errors import InvalidParameterValue
+from lapis.jobs.yaml_lines import Located, load, read_text_file, safe_load, suggest
 
 CURATED_DIR = Path(__file__).parent / "curated"
 BUILD_STATUSES = ("Building", "Succeeded", "Failed")
@@ -58,9 +59,9 @@ def read_conda(
         return yaml.safe_dump(raw, sort_keys=False), raw
     if isinstance(raw, str):
         try:
-            data = yaml.safe_load(raw)
-        except yaml.YAMLError as exc:
-            raise doc.error(path, f"is not valid conda YAML: {exc}") from None
+            data = safe_load(raw, "conda_file")
+        except InvalidParameterValue as exc:
+            raise doc.error(path, f"is not valid conda YAML: {exc.message}") from None
         if isinstance(data, dict):
             return raw, data
         raise doc.error(
@@ -177,5 +178,7 @@ def load_curated() -> list[tuple[Definition, Path]]:
     """The environments shipped in ``curated/*.yml``, checked like users' own."""
     out = []
     for path in sorted(CURATED_DIR.glob("*.yml")):
-        out.append((parse_definition(load(path.read_text(), str(path.name))), path))
+        out.append(
+            (parse_definition(load(read_text_file(path, "environment file"), str(path.name))), path)
+        )
     return out

@@ -21,9 +21,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
 from lapis.errors import InvalidParameterValue
+from lapis.jobs.yaml_lines import safe_load
 
 _CONDA_VERSION = re.compile(
     r"^(?P<name>[A-Za-z0-9_.\-]+)\s*(?P<op>[=<>!~]{1,2})?\s*(?P<ver>[^=\s]*)"
@@ -132,10 +131,7 @@ def from_requirements(lines: list[str] | str, python: str | None = None) -> Envi
 
 def from_conda(text: str | dict[str, Any], source: str = "conda.yml") -> EnvironmentSpec:
     """Parse a conda environment file; ``python=X.Y`` picks the interpreter."""
-    try:
-        data = yaml.safe_load(text) if isinstance(text, str) else text
-    except yaml.YAMLError as exc:
-        raise InvalidParameterValue(f"{source}: malformed YAML: {exc}") from None
+    data = safe_load(text, source) if isinstance(text, str) else text
     if not isinstance(data, dict):
         raise InvalidParameterValue(f"{source}: a conda file must be a mapping with 'dependencies'")
     deps = data.get("dependencies") or []

@@ -29,6 +29,7 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +44,7 @@ from lapis.errors import LapisError, ResourceDoesNotExist
 from lapis.jobs import workdir
 from lapis.jobs.service import JobService
 from lapis.jobs.status import ALLOWED, JobStatus
-from lapis.jobs.supervisor import HEARTBEAT, JOB_FILE, read_events
+from lapis.jobs.supervisor import HEARTBEAT, JOB_FILE, STD_LOG, read_events
 from lapis.store.sql.jobs import ACTIVE
 from lapis.util import now_ms
 
@@ -209,10 +210,14 @@ class JobScheduler:
         if user_id:
             token = self.auth.issue_token(str(user_id), f"job {job.name}")
         env_spec = job.spec["environment"]
-        environment: dict[str, Any] = {"kind": env_spec["kind"], "label": env_spec["label"]}
+        environment: dict[str, Any] = {
+            "kind": env_spec["kind"],
+            "label": env_spec["label"],
+            "root": str(self.jobs.environments.envs_root),
+        }
         if env_spec["kind"] == "built":
-            environment.update(spec=env_spec["spec"], root=str(self.jobs.environments.envs_root))
-        else:
+            environment["spec"] = env_spec["spec"]
+        else:  # the supervisor layers a thin environment over this interpreter
             environment["python"] = self.python
         workdir.write_job_file(
             folder,
@@ -426,8 +431,17 @@ class JobScheduler:
 
     def _upload_all(self, job: Job, folder: Path) -> None:
         root = self._run_root(job)
+        log_path = folder / STD_LOG
+
+        def skipper(prefix: str) -> Callable[[str], None]:
+            def skipped(line: str) -> None:  # said in the job's own log, uploaded after this
+                with open(log_path, "a") as log:
+                    log.write(f"[lapis] {prefix}/{line}\n")
+
+            return skipped
+
         for local, prefix in workdir.artifact_folders(job, folder):
-            workdir.upload_tree(self.artifacts, local, f"{root}/{prefix}")
+            workdir.upload_tree(self.artifacts, local, f"{root}/{prefix}", skipped=skipper(prefix))
 
     def _sync_logs(self, job: Job, folder: Path, t: Tracked) -> None:
         """Upload what changed in ``./logs`` and the job's log while it runs."""

@@ -12,24 +12,31 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import tarfile
 import uuid
+import zlib
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from lapis.compute.base import backend_for
 from lapis.compute.service import ComputeService
 from lapis.entities.auth import Principal
 from lapis.entities.jobs import Job
 from lapis.environments.service import EnvironmentService
-from lapis.errors import InvalidParameterValue, InvalidState, ResourceDoesNotExist
-from lapis.jobs.snapshot import digest_files, unpack
+from lapis.errors import (
+    InvalidParameterValue,
+    InvalidState,
+    PermissionDenied,
+    ResourceDoesNotExist,
+)
+from lapis.jobs.snapshot import check_digest, digest_files, unpack
 from lapis.jobs.spec import CommandJobSpec, generated_name, parse_job
 from lapis.jobs.status import JobStatus
 from lapis.store.sql.jobs import JobStore
 from lapis.tracking.service import TrackingService
-from lapis.util import now_ms
+from lapis.util import DISK_FULL, now_ms
 
 PATH_INPUTS = {"uri_file", "uri_folder", "mlflow_model", "custom_model", "mltable"}
 
@@ -53,14 +60,16 @@ class JobService:
         self.wake: Callable[[], None] = lambda: None  # the scheduler replaces this
 
     # --- code snapshots -----------------------------------------------------------
-    def has_snapshot(self, digest: str) -> bool:
-        return (self.snapshots / digest).is_dir()
+    def snapshot_dir(self, digest: object) -> Path:
+        """The stored snapshot's folder; only a well-formed digest names one."""
+        return self.snapshots / check_digest(digest)
 
-    def store_snapshot(self, digest: str, data: bytes) -> dict[str, Any]:
+    def has_snapshot(self, digest: object) -> bool:
+        return self.snapshot_dir(digest).is_dir()
+
+    def store_snapshot(self, digest: str, data: IO[bytes]) -> dict[str, Any]:
         """Keep an uploaded snapshot under its digest, after checking the digest is right."""
-        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-            raise InvalidParameterValue(f"'{digest}' is not a snapshot digest (64 hex characters)")
-        final = self.snapshots / digest
+        final = self.snapshot_dir(digest)
         if final.is_dir():
             return {"digest": digest, "stored": False}
         tmp = self.snapshots / f".{digest}.{uuid.uuid4().hex}"
@@ -68,7 +77,9 @@ class JobService:
         try:
             try:
                 files = unpack(data, tmp)
-            except (OSError, EOFError, ValueError) as exc:
+            except (tarfile.TarError, EOFError, zlib.error, ValueError, OSError) as exc:
+                if isinstance(exc, OSError) and exc.errno in DISK_FULL:
+                    raise
                 raise InvalidParameterValue(
                     f"snapshot upload is not a tar archive: {exc}"
                 ) from None
@@ -237,11 +248,21 @@ class JobService:
                         raise InvalidParameterValue(
                             f"{source}: inputs.{name}.path: '{path}' is not a file (uri_file)"
                         )
-                    entry["path"] = str(path.resolve())
+                    resolved = path.resolve()
+                    if self._inside_workspace(resolved):
+                        raise PermissionDenied(
+                            f"{source}: inputs.{name}.path: '{item.path}' is inside the "
+                            "workspace's own folder; a job cannot read the server's files"
+                        )
+                    entry["path"] = str(resolved)
             else:
                 entry["value"] = item.value
             out[name] = entry
         return out
+
+    def _inside_workspace(self, path: Path) -> bool:
+        home = self.home.resolve()
+        return path == home or home in path.parents
 
     def _code(
         self, spec: CommandJobSpec, request: dict[str, Any], source: str
@@ -254,7 +275,7 @@ class JobService:
                 f"{source}: code: '{spec.code}' must be uploaded as a snapshot first "
                 "(the CLI and SDK do this)"
             )
-        digest = str(snapshot["digest"])
+        digest = check_digest(snapshot["digest"])
         if not self.has_snapshot(digest):
             raise InvalidParameterValue(f"{source}: code: snapshot {digest[:12]} was not uploaded")
         return {

@@ -14,14 +14,14 @@ import fnmatch
 import hashlib
 import io
 import os
-import shutil
 import subprocess
 import tarfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import IO
 
-from lapis.errors import InvalidParameterValue
+from lapis.errors import InvalidParameterValue, RequestTooLarge
 
 MAX_BYTES = 300 * 1024 * 1024
 MAX_FILES = 2000
@@ -165,11 +165,31 @@ def pack(snapshot: Snapshot) -> bytes:
     return buf.getvalue()
 
 
-def unpack(data: bytes, target: Path) -> list[str]:
-    """Extract an uploaded snapshot; only regular files with clean relative names."""
+_HEX64 = frozenset("0123456789abcdef")
+
+
+def check_digest(digest: object) -> str:
+    """A snapshot digest is 64 lowercase hex characters and nothing else: it becomes a
+    folder name under the snapshot store, so ``/usr/share`` or ``../x`` never reach a path."""
+    if not isinstance(digest, str) or len(digest) != 64 or not _HEX64.issuperset(digest):
+        shown = repr(digest)[:80]
+        raise InvalidParameterValue(f"{shown} is not a snapshot digest (64 hex characters)")
+    return digest
+
+
+def unpack(
+    source: IO[bytes], target: Path, max_bytes: int = MAX_BYTES, max_files: int = MAX_FILES
+) -> list[str]:
+    """Extract an uploaded snapshot; only regular files with clean relative names.
+
+    The archive is read member by member and every byte written is counted, so a
+    decompression bomb stops at the limit instead of filling the disk: the limits are
+    the ones the client applies before packing (Azure's 300 MB / 2,000 files).
+    """
     names: list[str] = []
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
-        for member in tar.getmembers():
+    total = 0
+    with tarfile.open(fileobj=source, mode="r:*") as tar:
+        for member in tar:
             rel = PurePosixPath(member.name)
             if member.isdir():
                 continue
@@ -177,12 +197,24 @@ def unpack(data: bytes, target: Path) -> list[str]:
                 raise InvalidParameterValue(
                     f"snapshot entry '{member.name}' is not a plain file inside the snapshot"
                 )
+            if len(names) >= max_files:
+                raise RequestTooLarge(
+                    f"snapshot holds more than {max_files} files; the limit is {max_files}"
+                )
             dest = target / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
             src = tar.extractfile(member)
             assert src is not None
             with open(dest, "wb") as out:
-                shutil.copyfileobj(src, out)
+                while chunk := src.read(1 << 20):
+                    total += len(chunk)
+                    if total > max_bytes:
+                        raise RequestTooLarge(
+                            f"snapshot expands to more than {max_bytes // 2**20} MB (stopped at "
+                            f"{total // 2**20} MB, file {len(names) + 1}); the limit is "
+                            f"{max_bytes // 2**20} MB"
+                        )
+                    out.write(chunk)
             os.chmod(dest, 0o755 if member.mode & 0o100 else 0o644)
             names.append(rel.as_posix())
     return names

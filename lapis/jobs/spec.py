@@ -17,10 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from lapis.errors import InvalidParameterValue
-from lapis.jobs.yaml_lines import Located, load, suggest
+from lapis.jobs.yaml_lines import Located, load, read_text_file, safe_load, suggest
 from lapis.util import random_name
 
 TOP_LEVEL_KEYS = {
@@ -283,7 +281,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> None:
             target = target.setdefault(part, {})
             if not isinstance(target, dict):
                 raise InvalidParameterValue(f"--set {key}: '{part}' is not a mapping")
-        target[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
+        target[parts[-1]] = safe_load(raw, f"--set {key}") if raw.strip() else ""
 
 
 def parse_job(
@@ -351,8 +349,5 @@ def parse_job(
 
 def load_job_file(path: Path, overrides: list[str] | None = None) -> CommandJobSpec:
     """Parse a job file; relative ``code`` paths are taken from the file's folder, as Azure does."""
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise InvalidParameterValue(f"cannot read job file {path}: {exc.strerror}") from None
+    text = read_text_file(path, "job file")
     return parse_job(text, str(path), overrides, base_dir=path.parent)

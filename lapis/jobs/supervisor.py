@@ -132,10 +132,17 @@ def _tail(path: Path, lines: int = 10) -> str:
 def _environment(job_dir: Path, job: dict[str, Any]) -> str | None:
     """The interpreter folder to put first on PATH; None after a failed build (event sent)."""
     env = job["environment"]
-    if env["kind"] != "built":
-        return str(Path(env["python"]).parent)
     from lapis.environments.builder import EnvironmentBuilder
     from lapis.environments.spec import EnvironmentSpec
+
+    if env["kind"] != "built":  # never Lapis' own interpreter: a thin layer over it
+        try:
+            layered = EnvironmentBuilder(Path(env["root"])).layered(env["python"])
+        except Exception as exc:
+            reason = f"environment build failed: layering over {env['python']}: {exc}"
+            emit(job_dir, "Exited", code=None, outcome="Failed", reason=reason)
+            return None
+        return str(layered.python.parent)
 
     spec = EnvironmentSpec(
         python=env["spec"].get("python"),
@@ -194,9 +201,8 @@ def supervise(job_dir: Path) -> int:
             os.sched_setaffinity(0, cpus)  # inherited by the command and all it starts
         env = {**os.environ, **job["env"]}
         env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
-        env.pop("VIRTUAL_ENV", None)
-        if job["environment"]["kind"] == "built":
-            env["VIRTUAL_ENV"] = str(Path(bin_dir).parent)
+        env["VIRTUAL_ENV"] = str(Path(bin_dir).parent)
+        env.pop("PYTHONHOME", None)
         log_path = job_dir / STD_LOG
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "ab", buffering=0) as log:

@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from typing import Any
 from lapis.artifacts.store import ArtifactStore
 from lapis.entities.compute import Compute
 from lapis.entities.jobs import Job
+from lapis.jobs.snapshot import check_digest
 from lapis.jobs.spec import render_command
 from lapis.jobs.supervisor import JOB_FILE
 
@@ -36,22 +38,29 @@ class Prepared:
     outputs: dict[str, str]
 
 
+def _chmod(path: Path, mode: int) -> None:
+    """Change a file's mode, never a link's target: a job may leave a link to any file
+    (``credentials.json``, ``/etc/shadow``) in its folder, and chmod follows links."""
+    if not path.is_symlink():
+        path.chmod(mode)
+
+
 def _read_only(path: Path) -> None:
     if path.is_file():
-        path.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+        _chmod(path, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
         return
     for dirpath, _dirnames, filenames in os.walk(path, topdown=False):
         for name in filenames:
-            Path(dirpath, name).chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
-        Path(dirpath).chmod(stat.S_IRUSR | stat.S_IXUSR | stat.S_IRGRP | stat.S_IXGRP)
+            _chmod(Path(dirpath, name), stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+        _chmod(Path(dirpath), stat.S_IRUSR | stat.S_IXUSR | stat.S_IRGRP | stat.S_IXGRP)
 
 
 def _writable(path: Path) -> None:
     """Undo ``_read_only`` so an old folder can be replaced."""
     for dirpath, _dirs, filenames in os.walk(path):
-        Path(dirpath).chmod(0o755)
+        _chmod(Path(dirpath), 0o755)
         for name in filenames:
-            Path(dirpath, name).chmod(0o644)
+            _chmod(Path(dirpath, name), 0o644)
 
 
 def prepare(job: Job, folder: Path, snapshots: Path) -> Prepared:
@@ -64,7 +73,7 @@ def prepare(job: Job, folder: Path, snapshots: Path) -> Prepared:
     wd = folder / "wd"
     code = job.spec.get("code")
     if code:
-        shutil.copytree(snapshots / code["digest"], wd)
+        shutil.copytree(snapshots / check_digest(code["digest"]), wd, symlinks=True)
     wd.mkdir(exist_ok=True)
     (wd / "outputs").mkdir(exist_ok=True)
     (wd / "logs").mkdir(exist_ok=True)
@@ -156,18 +165,33 @@ def upload_tree(
     local: Path,
     prefix: str,
     seen: dict[str, tuple[int, int]] | None = None,
+    skipped: Callable[[str], None] | None = None,
 ) -> int:
-    """Copy every file under ``local`` to ``prefix``; with ``seen``, only changed ones."""
-    if not local.is_dir():
+    """Copy every regular file under ``local`` to ``prefix``; with ``seen``, only changed ones.
+
+    Links are never followed (a job's link to ``/etc/shadow`` must not become a
+    downloadable artifact) and nor are pipes or devices read: each one skipped is
+    reported to ``skipped`` with what it was, so the job's log can say so.
+    """
+    if not local.is_dir() or local.is_symlink():
         return 0
     copied = 0
-    for dirpath, _dirs, filenames in os.walk(local):
-        for name in sorted(filenames):
+    for dirpath, dirnames, filenames in os.walk(local):
+        for name in sorted(filenames + [d for d in dirnames if Path(dirpath, d).is_symlink()]):
             path = Path(dirpath, name)
             rel = path.relative_to(local).as_posix()
             try:
-                st = path.stat()
+                st = path.lstat()
             except FileNotFoundError:
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                if skipped is not None:
+                    what = (
+                        f"a symbolic link to {os.readlink(path)}"
+                        if stat.S_ISLNK(st.st_mode)
+                        else "not a regular file"
+                    )
+                    skipped(f"{rel} is {what}; not collected")
                 continue
             key = f"{prefix}/{rel}"
             mark = (st.st_size, st.st_mtime_ns)

@@ -9,6 +9,8 @@ plus a map from key path to line number.
 from __future__ import annotations
 
 import difflib
+import os
+import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,7 +66,111 @@ def _scalar(node: yaml.Node) -> Any:
         loader.dispose()
 
 
-def load(text: str, source: str = "<job>") -> Located:
+# Budgets for hand-written documents. Aliases share nodes, so a few hundred bytes of
+# ``&a [*a, *a, …]`` levels describe billions of values ("billion laughs"): the expanded
+# size is counted on the node graph, in linear time, before anything is built from it.
+MAX_EXPANDED_NODES = 100_000
+MAX_DEPTH = 200
+MAX_DOCUMENT_BYTES = 8 * 1024 * 1024
+
+
+def read_text_file(path: os.PathLike[str] | str, what: str = "file") -> str:
+    """A hand-written document's text, or one line saying why not — quickly.
+
+    A FIFO, a device or ``/dev/zero`` behind a symlink would block or never end, so
+    only regular files are opened; size is capped before and while reading; bytes that
+    are not UTF-8 are reported with their line instead of a ``UnicodeDecodeError``.
+    """
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        raise InvalidParameterValue(f"cannot read {what} {path}: {exc.strerror}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise InvalidParameterValue(f"cannot read {what} {path}: it is a folder, not a file")
+    if not stat.S_ISREG(info.st_mode):
+        raise InvalidParameterValue(
+            f"cannot read {what} {path}: not a regular file (a pipe, device or socket)"
+        )
+    too_big = InvalidParameterValue(
+        f"cannot read {what} {path}: over the {MAX_DOCUMENT_BYTES // 2**20} MB limit for documents"
+    )
+    if info.st_size > MAX_DOCUMENT_BYTES:
+        raise too_big
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_DOCUMENT_BYTES + 1)
+    except OSError as exc:
+        raise InvalidParameterValue(f"cannot read {what} {path}: {exc.strerror}") from None
+    if len(data) > MAX_DOCUMENT_BYTES:
+        raise too_big
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise InvalidParameterValue(
+            f"{path}:{line}: {what} is not UTF-8 text (byte 0x{data[exc.start]:02x} at "
+            f"offset {exc.start})",
+            file=str(path),
+        ) from None
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _check_budget(root: yaml.Node, source: str) -> None:
+    """Refuse a document whose aliases expand past the budget, or that refers to itself."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, int, bool]] = [(root, 1, False)]
+    while stack:
+        node, depth, done = stack.pop()
+        key = id(node)
+        if done:
+            open_nodes.discard(key)
+            total = 1 + sum(sizes[id(c)] for c in _children(node))
+            sizes[key] = min(total, MAX_EXPANDED_NODES + 1)
+            if total > MAX_EXPANDED_NODES:
+                raise InvalidParameterValue(
+                    f"{source}:{node.start_mark.line + 1}: YAML aliases expand to more than "
+                    f"{MAX_EXPANDED_NODES:,} values; the limit is {MAX_EXPANDED_NODES:,} "
+                    "(an alias bomb?)",
+                    file=source,
+                )
+            continue
+        if key in sizes:
+            continue
+        if depth > MAX_DEPTH:
+            raise InvalidParameterValue(
+                f"{source}:{node.start_mark.line + 1}: YAML nested more than {MAX_DEPTH} "
+                "levels deep",
+                file=source,
+            )
+        open_nodes.add(key)
+        stack.append((node, depth, True))
+        for child in _children(node):
+            if id(child) in open_nodes:
+                raise InvalidParameterValue(
+                    f"{source}:{child.start_mark.line + 1}: YAML alias refers to a value that "
+                    "contains it (a recursive document)",
+                    file=source,
+                )
+            if id(child) not in sizes:
+                stack.append((child, depth + 1, False))
+
+
+def compose(text: str, source: str) -> yaml.Node | None:
+    """The checked node graph of one YAML document, every failure a line-located error."""
+    if len(text) > MAX_DOCUMENT_BYTES:
+        raise InvalidParameterValue(
+            f"{source}: the document is {len(text) / 2**20:.1f} MB; YAML documents are limited "
+            f"to {MAX_DOCUMENT_BYTES // 2**20} MB",
+            file=source,
+        )
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
@@ -73,9 +179,36 @@ def load(text: str, source: str = "<job>") -> Located:
         raise InvalidParameterValue(
             f"{source}{line}: malformed YAML: {exc.problem or exc}", file=source
         ) from None
+    except yaml.YAMLError as exc:
+        raise InvalidParameterValue(f"{source}: malformed YAML: {exc}", file=source) from None
+    except RecursionError:
+        raise InvalidParameterValue(
+            f"{source}: YAML nested too deeply (over {MAX_DEPTH} levels)", file=source
+        ) from None
+    if root is not None:
+        _check_budget(root, source)
+    return root
+
+
+def load(text: str, source: str = "<job>") -> Located:
+    root = compose(text, source)
     lines: dict[Path, int] = {}
     data = {} if root is None else _convert(root, (), lines)
     return Located(data, source, lines)
+
+
+def safe_load(text: str, source: str = "<yaml>") -> Any:
+    """``yaml.safe_load`` under the same budgets as :func:`load`, for text from users."""
+    root = compose(text, source)
+    if root is None:
+        return None
+    loader = yaml.SafeLoader("")
+    try:
+        return loader.construct_document(root)
+    except yaml.YAMLError as exc:
+        raise InvalidParameterValue(f"{source}: malformed YAML: {exc}", file=source) from None
+    finally:
+        loader.dispose()
 
 
 def located(doc: Mapping[str, Any] | Located, source: str) -> Located:

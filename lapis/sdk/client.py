@@ -22,6 +22,7 @@ from urllib.parse import quote
 import yaml
 
 from lapis.errors import InvalidParameterValue, ResourceDoesNotExist
+from lapis.jobs.yaml_lines import read_text_file, safe_load
 from lapis.sdk import jobs as sdk_jobs
 from lapis.sdk.connection import LapisHTTP, resolve
 from lapis.sdk.endpoints import (
@@ -37,10 +38,7 @@ _STABLE_COMPUTE = {"Running", "Stopped", "Failed"}
 
 
 def _read(path: Path, what: str) -> str:
-    try:
-        return path.read_text()
-    except OSError as exc:
-        raise InvalidParameterValue(f"cannot read {what} {path}: {exc.strerror}") from None
+    return read_text_file(path, what)
 
 
 def _name(item: str | Job | Compute | Environment) -> str:
@@ -281,7 +279,7 @@ class EnvironmentOperations:
         if isinstance(environment, (str, Path)):
             path = Path(environment).expanduser()
             text = _read(path, "environment file")
-            data = yaml.safe_load(text)
+            data = safe_load(text, str(path))
             conda = _conda_text(data.get("conda_file") if isinstance(data, dict) else None, path)
             body: dict[str, Any] = {
                 "yaml": text,

@@ -18,6 +18,7 @@ from typing import Any, TextIO
 from lapis.errors import InvalidParameterValue, ResourceDoesNotExist
 from lapis.jobs.snapshot import pack, take_snapshot
 from lapis.jobs.spec import parse_job
+from lapis.jobs.yaml_lines import read_text_file, safe_load
 from lapis.sdk.connection import LapisHTTP
 
 
@@ -53,7 +54,7 @@ def prepare_submission(
     if spec.environment.kind == "inline" and isinstance(conda, str) and "\n" not in conda:
         path = (base_dir / conda).resolve()
         try:
-            body["conda_file_text"] = path.read_text()
+            body["conda_file_text"] = read_text_file(path, "conda file")
         except OSError as exc:
             raise InvalidParameterValue(
                 f"{source}: environment.conda_file: cannot read {path}: {exc.strerror}"
@@ -63,24 +64,20 @@ def prepare_submission(
 
 def _environment_file(base_dir: Path, location: str, source: str) -> dict[str, Any]:
     """``environment: file:env.yml``: the environment document, its conda file read in."""
-    import yaml
-
     path = (base_dir / location).resolve()
     try:
-        doc = yaml.safe_load(path.read_text())
+        doc = safe_load(read_text_file(path, "environment file"), str(path))
     except OSError as exc:
         raise InvalidParameterValue(
             f"{source}: environment: cannot read {path}: {exc.strerror}"
         ) from None
-    except yaml.YAMLError as exc:
-        raise InvalidParameterValue(f"{path}: malformed YAML: {exc}") from None
     if not isinstance(doc, dict):
         raise InvalidParameterValue(f"{path}: an environment file must be a mapping")
     conda = doc.get("conda_file")
     if isinstance(conda, str) and "\n" not in conda:
         conda_path = (path.parent / conda).resolve()
         try:
-            conda = conda_path.read_text()
+            conda = read_text_file(conda_path, "conda file")
         except OSError as exc:
             raise InvalidParameterValue(
                 f"{path}: conda_file: cannot read {conda_path}: {exc.strerror}"
@@ -89,10 +86,7 @@ def _environment_file(base_dir: Path, location: str, source: str) -> dict[str, A
 
 
 def submit_file(http: LapisHTTP, path: Path, overrides: list[str] | None = None) -> dict[str, Any]:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise InvalidParameterValue(f"cannot read job file {path}: {exc.strerror}") from None
+    text = read_text_file(path, "job file")
     body = prepare_submission(http, text, str(path), path.parent, overrides)
     result: dict[str, Any] = http.post("/api/v1/jobs", body)
     return result

@@ -23,7 +23,7 @@ from lapis.endpoints.batch_spec import parse_batch_deployment
 from lapis.endpoints.deployment_spec import parse_deployment
 from lapis.errors import InvalidParameterValue
 from lapis.jobs.snapshot import digest_files, pack, take_snapshot
-from lapis.jobs.yaml_lines import Located, load
+from lapis.jobs.yaml_lines import Located, load, read_text_file
 from lapis.sdk.connection import LapisHTTP
 from lapis.sdk.jobs import _environment_file
 from lapis.sdk.models import upload_model
@@ -39,10 +39,7 @@ def deployment_path(endpoint: str, name: str | None = None) -> str:
 
 def read_yaml(file: Path) -> Located:
     """A YAML file as a located mapping (each key keeps its line for messages)."""
-    try:
-        text = file.read_text()
-    except OSError as exc:
-        raise InvalidParameterValue(f"cannot read {file}: {exc.strerror}") from None
+    text = read_text_file(file)
     loc = load(text, str(file))
     if not isinstance(loc.data, dict):
         raise InvalidParameterValue(f"{file}: must be a mapping of settings")
@@ -82,7 +79,7 @@ def _environment_extras(loc: Located, base: Path, env: Any, body: dict[str, Any]
     conda = env.conda_file
     if env.kind == "inline" and isinstance(conda, str) and "\n" not in conda:
         try:
-            body["conda_file_text"] = (base / conda).read_text()
+            body["conda_file_text"] = read_text_file(base / conda, "conda file")
         except OSError as exc:
             raise loc.error(
                 ("environment", "conda_file"), f"cannot read {base / conda}: {exc.strerror}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from typing import Any
 
 import orjson
@@ -11,14 +12,15 @@ from starlette.responses import Response
 
 from lapis.artifacts.store import proxied_path
 from lapis.entities.jobs import Job
-from lapis.errors import MalformedRequest
+from lapis.errors import MalformedRequest, RequestTooLarge
 from lapis.jobs import logs
+from lapis.jobs.snapshot import check_digest
 from lapis.jobs.status import JobStatus
 from lapis.server.context import Workspace
 from lapis.server.routers.mlflow._handler import json_response
 
 router = APIRouter(prefix="/api/v1", tags=["jobs"])
-MAX_SNAPSHOT_BYTES = 400 * 1024 * 1024
+MAX_SNAPSHOT_BYTES = 300 * 1024 * 1024  # compressed; what it expands to is capped too
 
 
 def _ws(request: Request) -> Workspace:
@@ -80,12 +82,19 @@ async def snapshot_exists(request: Request, digest: str) -> Response:
 @router.put("/snapshots/{digest}")
 async def upload_snapshot(request: Request, digest: str) -> Response:
     """A gzip'd tar of the code folder; the server checks it hashes to ``digest``."""
-    data = bytearray()
-    async for chunk in request.stream():
-        data.extend(chunk)
-        if len(data) > MAX_SNAPSHOT_BYTES:
-            raise MalformedRequest("snapshot upload is larger than 400 MB")
-    result = await run_in_threadpool(_ws(request).jobs.store_snapshot, digest, bytes(data))
+    check_digest(digest)
+    with tempfile.TemporaryFile(dir=_ws(request).jobs.home) as spool:
+        received = 0
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > MAX_SNAPSHOT_BYTES:
+                raise RequestTooLarge(
+                    f"snapshot upload is over {MAX_SNAPSHOT_BYTES // 2**20} MB compressed; "
+                    f"the limit is {MAX_SNAPSHOT_BYTES // 2**20} MB"
+                )
+            await run_in_threadpool(spool.write, chunk)
+        spool.seek(0)
+        result = await run_in_threadpool(_ws(request).jobs.store_snapshot, digest, spool)
     return json_response(result)
 
 

@@ -13,8 +13,9 @@ from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.responses import FileResponse, Response, StreamingResponse
 
 from lapis.artifacts.store import ArtifactStore, clean_relpath
-from lapis.errors import InvalidParameterValue, ResourceDoesNotExist
+from lapis.errors import InvalidParameterValue, PermissionDenied, ResourceDoesNotExist
 from lapis.server.routers.mlflow._handler import json_response
+from lapis.tracking.artifact_owner import artifact_owner
 
 router = APIRouter(tags=["mlflow-artifacts"])
 PREFIXES = ("/api/2.0/mlflow-artifacts", "/ajax-api/2.0/mlflow-artifacts")
@@ -25,10 +26,22 @@ def _store(request: Request) -> ArtifactStore:
     return store
 
 
-async def upload(request: Request, artifact_path: str) -> Response:
+async def _owned(request: Request, artifact_path: str, verb: str) -> str:
+    """The clean path, once it is known to lie below one run's or logged model's root."""
     rel = clean_relpath(artifact_path)
     if not rel:
-        raise InvalidParameterValue("Artifact path must name a file")
+        raise InvalidParameterValue(f"Artifact path must name a file or folder to {verb}")
+    owner = await run_in_threadpool(artifact_owner, request.app.state.ws.tracking, rel)
+    if owner is None:
+        raise PermissionDenied(
+            f"Artifact path '{artifact_path}' is not inside one run's or logged model's "
+            f"artifacts; only paths below <run>/artifacts/ can be {verb}d through the proxy"
+        )
+    return rel
+
+
+async def upload(request: Request, artifact_path: str) -> Response:
+    rel = await _owned(request, artifact_path, "update")
     await _store(request).write_stream(rel, request.stream())
     return json_response({})
 
@@ -62,7 +75,11 @@ async def list_artifacts(request: Request, path: str = "") -> Response:
 
 
 async def delete(request: Request, artifact_path: str) -> Response:
-    await run_in_threadpool(_store(request).delete, clean_relpath(artifact_path))
+    """Deletes reach one run's or logged model's files, never a root: ``.``, ``%2e``, an
+    experiment's folder or the registry's model versions are refused before anything
+    is touched."""
+    rel = await _owned(request, artifact_path, "delete")
+    await run_in_threadpool(_store(request).delete, rel)
     return json_response({})
 
 

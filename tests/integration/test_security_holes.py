@@ -1,0 +1,279 @@
+"""Regression tests for the holes found when the workspace was attacked (issue 9).
+
+Each test reproduces one attack against a real ``lapis server`` and checks that it
+now gets a 4xx with a message — and that the server and its files are unharmed.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+import tarfile
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from jobkit import lapis_cli, log_text, submit, wait, write_job
+
+MLFLOW = "/api/2.0/mlflow"
+PROXY = "/api/2.0/mlflow-artifacts/artifacts"
+
+
+@pytest.fixture(scope="module")
+def api(lapis_server: Any) -> Any:
+    with lapis_server.client() as c:
+        yield c
+
+
+def _run(api: httpx.Client, experiment: str) -> tuple[str, str]:
+    """A fresh run and its store-relative artifact root."""
+    r = api.post(f"{MLFLOW}/experiments/create", json={"name": experiment})
+    exp_id = r.json()["experiment_id"] if r.status_code == 200 else None
+    if exp_id is None:
+        exp_id = api.get(
+            f"{MLFLOW}/experiments/get-by-name", params={"experiment_name": experiment}
+        ).json()["experiment"]["experiment_id"]
+    run = api.post(f"{MLFLOW}/runs/create", json={"experiment_id": exp_id}).json()["run"]
+    uri = run["info"]["artifact_uri"]
+    return run["info"]["run_id"], uri.split("mlflow-artifacts:/", 1)[1].lstrip("/")
+
+
+def _error(resp: httpx.Response, status: int, *fragments: str) -> dict[str, Any]:
+    assert resp.status_code == status, resp.text
+    body: dict[str, Any] = resp.json()
+    assert body.get("error_code") and body.get("message"), body
+    for fragment in fragments:
+        assert fragment in body["message"], body["message"]
+    return body
+
+
+# --- 1. one request deleted every artifact -------------------------------------------
+def test_artifact_deletes_never_reach_a_root(api: httpx.Client) -> None:
+    run_id, root = _run(api, "holes-delete")
+    assert api.put(f"{PROXY}/{root}/keep.txt", content=b"keep").status_code == 200
+    assert api.put(f"{PROXY}/{root}/sub/gone.txt", content=b"x").status_code == 200
+    experiment_folder = root.split("/")[0]
+    for path in ("%2e", ".", "./", "%2e/", "%2E", experiment_folder, f"{experiment_folder}/%2e"):
+        r = api.delete(f"{PROXY}/{path}")
+        assert r.status_code in (400, 403, 405), (path, r.status_code, r.text)
+        assert r.json()["message"], path
+    r = api.delete(f"{PROXY}/")  # empty: not even a route that deletes
+    assert r.status_code in (400, 403, 404, 405), r.text
+    # the run's own root is not deletable either; things below it are
+    _error(api.delete(f"{PROXY}/{root}"), 403, "only paths below")
+    _error(api.delete(f"{PROXY}/{root}/%2e"), 403)
+    # a path shaped like a run's, with a run id that is not this one's location
+    fake = "0" * 32
+    _error(api.delete(f"{PROXY}/{experiment_folder}/{fake}/artifacts/keep.txt"), 403)
+    assert api.delete(f"{PROXY}/{root}/sub").status_code == 200
+    assert api.get(f"{PROXY}/{root}/keep.txt").content == b"keep"
+    assert api.get(f"{PROXY}/{root}/sub/gone.txt").status_code == 404
+    # writes are pinned the same way: nothing lands on registered model versions
+    _error(api.put(f"{PROXY}/models/victim/1/MLmodel", content=b"evil"), 403)
+    _error(api.put(f"{PROXY}/stray.txt", content=b"x"), 403)
+    assert api.get(f"{PROXY}/{root}/keep.txt").status_code == 200
+    assert run_id
+
+
+# --- 2. a snapshot digest was taken as a server path -----------------------------------
+def test_snapshot_digest_is_never_a_path(lapis_server: Any, api: httpx.Client) -> None:
+    job = textwrap.dedent(
+        """\
+        command: ls
+        code: .
+        environment: system
+        """
+    )
+    for digest in ("/usr/share", "../../etc", "A" * 64, "0" * 63, ["x"]):
+        r = api.post(
+            "/api/v1/jobs",
+            json={"yaml": job, "source": "job.yml", "snapshot": {"digest": digest}},
+        )
+        _error(r, 400, "snapshot digest")
+    for digest in ("%2e%2e", "..%2f..%2fetc", "0" * 63):
+        assert api.put(f"/api/v1/snapshots/{digest}", content=b"").status_code in (400, 404)
+        assert api.head(f"/api/v1/snapshots/{digest}").status_code in (400, 404)
+    assert not list((lapis_server.home / "jobs").glob("*/wd/share"))
+
+
+# --- 3. decompression bomb -------------------------------------------------------------
+def _tar(members: list[tuple[str, int]]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=9) as tar:
+        for name, size in members:
+            info = tarfile.TarInfo(name)
+            info.size = size
+
+            class Zeros(io.RawIOBase):
+                left = size
+
+                def readable(self) -> bool:
+                    return True
+
+                def readinto(self, b: Any) -> int:
+                    n = min(len(b), self.left)
+                    b[:n] = bytes(n)
+                    self.left -= n
+                    return n
+
+            tar.addfile(info, io.BufferedReader(Zeros()))
+    return buf.getvalue()
+
+
+def test_snapshot_bombs_are_refused_with_the_numbers(lapis_server: Any, api: httpx.Client) -> None:
+    digest = "ab" * 32
+    bomb = _tar([("big.bin", 301 * 1024 * 1024)])
+    assert len(bomb) < 2 * 1024 * 1024
+    body = _error(api.put(f"/api/v1/snapshots/{digest}", content=bomb), 413, "300 MB")
+    assert body["error_code"] == "REQUEST_TOO_LARGE"
+    many = _tar([(f"f{i}.txt", 0) for i in range(2001)])
+    _error(api.put(f"/api/v1/snapshots/{digest}", content=many), 413, "2000 files")
+    leftovers = [p for p in (lapis_server.home / "snapshots").glob(".*") if p.is_dir()]
+    assert leftovers == []
+    assert api.get("/healthz").status_code == 200
+
+
+# --- 4. YAML alias bomb -------------------------------------------------------------------
+BOMB = textwrap.dedent(
+    """\
+    a: &a ["x","x","x","x","x","x","x","x","x"]
+    b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+    c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+    d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+    e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+    f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+    g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+    h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
+    i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
+    command: echo
+    """
+)
+
+
+def test_yaml_alias_bomb_is_refused_by_server_and_cli(
+    lapis_server: Any, api: httpx.Client, tmp_path: Path
+) -> None:
+    _error(api.post("/api/v1/jobs", json={"yaml": BOMB, "source": "bomb.yml"}), 400, "alias")
+    r = api.post("/api/v1/environments", json={"yaml": BOMB, "source": "env.yml"})
+    _error(r, 400, "alias")
+    recursive = "a: &a [*a]\ncommand: echo\n"
+    assert api.post("/api/v1/jobs", json={"yaml": recursive}).status_code == 400
+    (tmp_path / "bomb.yml").write_text(BOMB)
+    for args in (["job", "create", "-f"], ["compute", "create", "-f"], ["model", "create", "-f"]):
+        done = lapis_cli(lapis_server, *args, str(tmp_path / "bomb.yml"))
+        assert done.returncode != 0
+        assert "alias" in done.stderr + done.stdout
+        assert "Traceback" not in done.stderr
+
+
+# --- 5. job outputs followed symlinks -------------------------------------------------------
+def test_job_outputs_never_follow_links(lapis_server: Any, tmp_path: Path) -> None:
+    creds = lapis_server.home / "credentials.json"
+    assert stat.S_IMODE(creds.stat().st_mode) == 0o600
+    job_file = write_job(
+        tmp_path / "links",
+        """\
+        command: python make_links.py
+        code: .
+        environment: system
+        outputs:
+          model:
+            type: uri_folder
+        """,
+        files={
+            "make_links.py": """\
+            import os
+            os.makedirs("outputs/nested", exist_ok=True)
+            open("outputs/real.txt", "w").write("real")
+            os.symlink("/etc/passwd", "outputs/passwd")
+            os.symlink(os.path.abspath("../../../credentials.json"), "outputs/creds.json")
+            os.symlink("/etc", "outputs/etc_dir")
+            os.symlink("/etc/hostname", "outputs/nested/host")
+            out = os.environ["AZURE_ML_OUTPUT_model"]
+            os.symlink("/etc/passwd", os.path.join(out, "passwd"))
+            """
+        },
+    )
+    job = wait(lapis_server, submit(lapis_server, job_file)["name"], timeout=120)
+    assert job["status"] == "Completed", job["status_reason"]
+    with lapis_server.client() as c:
+        run = c.get(f"{MLFLOW}/runs/get", params={"run_id": job["run_id"]}).json()["run"]
+        root = run["info"]["artifact_uri"].split("mlflow-artifacts:/", 1)[1].lstrip("/")
+        listed = c.get(PROXY, params={"path": f"{root}/outputs"}).json()["files"]
+        names = {f["path"] for f in listed}
+        assert names == {"real.txt"}, names  # nested/ held only a link
+        for rel in ("outputs/passwd", "outputs/creds.json", "outputs/nested/host"):
+            assert c.get(f"{PROXY}/{root}/{rel}").status_code == 404, rel
+        named = c.get(PROXY, params={"path": f"{root}/named-outputs/model"}).json()["files"]
+        assert named == []
+    log = log_text(lapis_server, job["name"])
+    assert "outputs/creds.json is a symbolic link" in log
+    assert "named-outputs/model/passwd is a symbolic link to /etc/passwd" in log
+    assert stat.S_IMODE(creds.stat().st_mode) == 0o600
+    assert stat.S_IMODE(os.stat("/etc/passwd").st_mode) == 0o644
+
+
+# --- 13. a job could change Lapis' own interpreter -----------------------------------------
+def _wheel(folder: Path, module: str) -> Path:
+    """A minimal pure-Python wheel, so the test installs without a package index."""
+    import base64
+    import hashlib
+    import zipfile
+
+    dist = f"{module}-1.0.dist-info"
+    files = {
+        f"{module}.py": b"VALUE = 42\n",
+        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {module}\nVersion: 1.0\n".encode(),
+        f"{dist}/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
+        b"Tag: py3-none-any\n",
+    }
+    record = []
+    for name, data in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append(f"{name},sha256={digest},{len(data)}")
+    record.append(f"{dist}/RECORD,,")
+    files[f"{dist}/RECORD"] = ("\n".join(record) + "\n").encode()
+    path = folder / f"{module}-1.0-py3-none-any.whl"
+    folder.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return path
+
+
+@pytest.mark.parametrize("environment", ["system", "built"])
+def test_pip_install_in_a_job_stays_in_the_job_environment(
+    lapis_server: Any, tmp_path: Path, environment: str
+) -> None:
+    import subprocess
+    import sys
+    import uuid
+
+    module = f"lapis_probe_{uuid.uuid4().hex[:8]}"
+    folder = tmp_path / "pip"
+    _wheel(folder, module)
+    env_yaml = (
+        "environment: system\n"
+        if environment == "system"
+        else "environment:\n  conda_file:\n    dependencies: [python, pip]\n"
+    )
+    job_file = write_job(
+        folder,
+        "command: >-\n"
+        f"  pip install --no-index {module}-1.0-py3-none-any.whl &&\n"
+        f"  python -c 'import {module}, sys; print(\"value\", {module}.VALUE, sys.prefix)'\n"
+        "code: .\n" + env_yaml,
+    )
+    job = wait(lapis_server, submit(lapis_server, job_file)["name"], timeout=240)
+    log = log_text(lapis_server, job["name"])
+    assert job["status"] == "Completed", log
+    assert "value 42" in log
+    # neither the server's interpreter nor the host's can import it
+    for python in (sys.executable, "/usr/bin/python3"):
+        if not Path(python).exists():
+            continue
+        probe = subprocess.run([python, "-c", f"import {module}"], capture_output=True)
+        assert probe.returncode != 0, f"{python} can import {module}"
