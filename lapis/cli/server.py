@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from lapis.config import DEFAULT_PORT, Settings
+from lapis.server.home import lock_home, record_holder
 
 if TYPE_CHECKING:
     from lapis.server.context import Workspace
@@ -86,6 +87,8 @@ def server_command(
     settings = Settings.from_env(
         home=home, host=host, port=port, database_url=database_url, artifact_root=artifact_root
     )
+    os.umask(0o077)  # everything the server and its jobs create is private to this user
+    lock = lock_home(settings.home)  # before anything is touched: one server per home
     ws = _open_workspace(settings)
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -104,7 +107,8 @@ def server_command(
     from lapis.util import now_ms
 
     info = {"url": url, "pid": os.getpid(), "port": bound, "started_at": now_ms()}
-    settings.server_info_path.write_text(json.dumps(info, indent=2))
+    _write_private(settings.server_info_path, info)
+    record_holder(lock, info)
     typer.echo(f"Lapis server at {url}  (home {settings.home})", err=False)
     typer.echo(f"Studio: open {url}/ and sign in with the token from `lapis auth token`")
     if ws.bootstrap is not None:

@@ -37,7 +37,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from lapis.endpoints.deployments import DeploymentService, tail
+from lapis.endpoints.deployments import DEPLOYMENT_LOG, DeploymentService, tail
 from lapis.endpoints.generation import Prepared, prepare
 from lapis.endpoints.instance_process import (
     DeploymentState,
@@ -47,6 +47,7 @@ from lapis.endpoints.instance_process import (
     stop_groups,
 )
 from lapis.endpoints.routing import DeploymentRoute, EndpointRoute, Instance, RouteTable
+from lapis.logrotate import rotate_if_large
 from lapis.store.sql.deployments import InstanceRow
 from lapis.util import now_ms
 
@@ -206,7 +207,9 @@ class InstanceManager(threading.Thread):
             for k, due in list(st.pending.items()):
                 if k[0] == st.live_gen and k not in st.procs and due <= now:
                     self._spawn(st, st.prepared[st.live_gen], k)
+        rotate_if_large(st.folder / DEPLOYMENT_LOG)
         for k, p in list(st.procs.items()):
+            rotate_if_large(p.log_path)  # one access line per request: bounded by size
             if p.check_port() and p.instance is not None:
                 self._by_instance[id(p.instance)] = p
                 port = p.instance.port

@@ -7,7 +7,8 @@ provisions nothing, so it is ``Succeeded`` at once.
 
 Keys: two random keys (``secrets.token_urlsafe(32)``) are issued at create so
 that one can be rotated while callers move to the other. They are stored as
-issued, not hashed, because Azure's ``get-credentials`` returns them;
+issued, sealed with the workspace key rather than hashed, because Azure's
+``get-credentials`` returns them;
 ``check_key`` compares in constant time (``hmac.compare_digest``) for the
 scoring route.
 """
@@ -27,6 +28,7 @@ from lapis.endpoints.spec import (
 )
 from lapis.errors import InvalidParameterValue, ResourceDoesNotExist
 from lapis.jobs.yaml_lines import Located, located
+from lapis.store.sealed import Sealer
 from lapis.store.sql.endpoints import EndpointStore, OnlineEndpoint
 from lapis.store.sql.engine import Database
 from lapis.util import now_ms
@@ -39,9 +41,9 @@ def new_key() -> str:
 
 
 class EndpointService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, sealer: Sealer | None = None) -> None:
         self.db = db
-        self.store = EndpointStore(db)
+        self.store = EndpointStore(db, sealer)
         # Installed by the deployment control plane (lapis.endpoints.deployments): the
         # deployment names of an endpoint, so traffic can only name real deployments, and
         # listeners told (endpoint name, deleted) after each change, to re-publish routes.

@@ -16,6 +16,8 @@ from lapis.environments.service import EnvironmentService
 from lapis.jobs.service import JobService
 from lapis.registry.models import ModelService
 from lapis.registry.service import RegistryService
+from lapis.server.home import make_private
+from lapis.store.sealed import Sealer
 from lapis.store.sql.engine import Database
 from lapis.store.sql.jobs import JobStore
 from lapis.store.sql.principals import PrincipalStore
@@ -50,9 +52,11 @@ class Workspace:
     @classmethod
     def open(cls, settings: Settings) -> Workspace:
         """Connect, migrate, and make sure the defaults (admin, Default experiment) exist."""
-        settings.home.mkdir(parents=True, exist_ok=True)
+        make_private(settings.home)
         db = Database(settings.resolved_database_url)
         db.migrate()
+        make_private(settings.home)  # the database files exist now
+        sealer = Sealer.for_home(settings.home)
         auth = AuthService(PrincipalStore(db))
         tracking = TrackingService(db)
         tracking.ensure_default_experiment()
@@ -73,7 +77,7 @@ class Workspace:
             environments=environments,
             jobs=jobs,
             models=ModelService(registry, artifacts, jobs),
-            endpoints=EndpointService(db),
+            endpoints=EndpointService(db, sealer),
         )
         from lapis.endpoints.deployments import DeploymentService
 
@@ -83,6 +87,7 @@ class Workspace:
         ws.batch = BatchService(
             db, jobs, ws.models, artifacts, environments, compute, settings.home
         )
+        ws.endpoints.store.reseal_plaintext_keys()
         ws.bootstrap = auth.bootstrap_admin()
         return ws
 

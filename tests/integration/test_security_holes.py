@@ -277,3 +277,65 @@ def test_pip_install_in_a_job_stays_in_the_job_environment(
             continue
         probe = subprocess.run([python, "-c", f"import {module}"], capture_output=True)
         assert probe.returncode != 0, f"{python} can import {module}"
+
+
+# --- 6. secrets at rest -------------------------------------------------------------------
+def _stored_keys(server: Any, name: str) -> tuple[str, str]:
+    query = "select primary_key, secondary_key from online_endpoints where name = %s"
+    if server.database_url:
+        import psycopg
+
+        url = server.database_url.replace("postgresql+psycopg://", "postgresql://")
+        with psycopg.connect(url) as conn:
+            row = conn.execute(query, (name,)).fetchone()
+    else:
+        import sqlite3
+
+        with sqlite3.connect(server.home / "lapis.db") as conn:
+            row = conn.execute(query.replace("%s", "?"), (name,)).fetchone()
+    assert row is not None
+    return str(row[0]), str(row[1])
+
+
+def test_secrets_at_rest(lapis_server: Any, api: httpx.Client) -> None:
+    home = lapis_server.home
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    for name in ("credentials.json", "workspace.key", "server.json"):
+        assert stat.S_IMODE((home / name).stat().st_mode) == 0o600, name
+    if not lapis_server.database_url:
+        assert stat.S_IMODE((home / "lapis.db").stat().st_mode) == 0o600
+    api.post("/api/v1/endpoints", json={"name": "sealed-keys", "auth_mode": "key"})
+    keys = api.post("/api/v1/endpoints/sealed-keys/listKeys").json()
+    primary, secondary = _stored_keys(lapis_server, "sealed-keys")
+    assert keys["primaryKey"] not in primary and keys["secondaryKey"] not in secondary
+    assert primary.startswith("sealed:v1:") and secondary.startswith("sealed:v1:")
+    raw = b"".join(p.read_bytes() for p in home.glob("lapis.db*"))
+    assert keys["primaryKey"].encode() not in raw
+    # the sealed key still opens where it must: the scoring route checks it
+    r = httpx.post(
+        f"{lapis_server.url}/api/v1/endpoints/sealed-keys/score",
+        headers={"Authorization": f"Bearer {keys['primaryKey']}"},
+        json={},
+    )
+    assert r.status_code != 401, r.text
+
+
+# --- 9. a second server on the same home --------------------------------------------------
+def test_second_server_on_the_same_home_is_refused(lapis_server: Any) -> None:
+    import json
+    import subprocess
+    import sys
+
+    info_before = (lapis_server.home / "server.json").read_text()
+    done = subprocess.run(
+        [sys.executable, "-m", "lapis", "server", "--home", str(lapis_server.home), "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    pid = json.loads(info_before)["pid"]
+    assert f"in use by process {pid}" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    assert (lapis_server.home / "server.json").read_text() == info_before
+    assert httpx.get(f"{lapis_server.url}/healthz").status_code == 200
