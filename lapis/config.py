@@ -30,6 +30,9 @@ class Settings:
     artifact_root: str | None = None
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
+    # JSON bodies over this are refused with 413 before being read (streamed uploads
+    # of artifacts, snapshots and model files are exempt).
+    max_body_bytes: int = 32 * 1024 * 1024
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -40,6 +43,7 @@ class Settings:
             artifact_root=os.environ.get("LAPIS_ARTIFACT_ROOT") or None,
             host=os.environ.get("LAPIS_HOST", "127.0.0.1"),
             port=int(os.environ.get("LAPIS_PORT", DEFAULT_PORT)),
+            max_body_bytes=int(float(os.environ.get("LAPIS_MAX_BODY_MB", "32")) * 2**20),
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         if "home" in given:

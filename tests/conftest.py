@@ -38,6 +38,7 @@ class ServerProcess:
     token: str = ""
     env: dict[str, str] = field(default_factory=dict)
     port: int = 0
+    start_args: list[str] = field(default_factory=list)  # extra `lapis server` options
 
     def start(self, timeout: float = 60.0) -> ServerProcess:
         info = self.home / "server.json"
@@ -46,6 +47,7 @@ class ServerProcess:
         cmd += ["--port", str(self.port)]
         if self.database_url:
             cmd += ["--database-url", self.database_url]
+        cmd += self.start_args
         log_path = self.home.parent / f"{self.home.name}-server.log"
         with open(log_path, "ab") as log:  # the child keeps its own descriptor
             self.proc = subprocess.Popen(

@@ -11,6 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+INT64_MAX = 2**63 - 1  # what a BIGINT column holds: epoch milliseconds fit with room to spare
+
 
 class MetricColumns(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -33,10 +35,10 @@ class CreateRunRequest(BaseModel):
     experiment_name: str | None = None
     run_name: str | None = None
     tags: dict[str, str] = Field(default_factory=dict)
-    start_time: int | None = None
+    start_time: int | None = Field(default=None, ge=0, le=INT64_MAX)
 
 
 class EndRunRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     status: str = "FINISHED"
-    end_time: int | None = None
+    end_time: int | None = Field(default=None, ge=0, le=INT64_MAX)

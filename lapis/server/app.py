@@ -10,6 +10,7 @@ from lapis.endpoints.proxy import ScoringProxy
 from lapis.server import errors, studio
 from lapis.server.auth import BearerAuth
 from lapis.server.context import Workspace
+from lapis.server.guard import RequestGuard
 from lapis.server.routers import (
     v1_batch,
     v1_compute,
@@ -65,5 +66,6 @@ def create_app(ws: Workspace) -> FastAPI:
     mount(app, runs.ROUTES + experiments.ROUTES + logged_models.ROUTES + registry.ROUTES)
     studio.install(app)  # the web UI at /; after errors.install, whose handlers it wraps
     app.add_middleware(BearerAuth, workspace=ws)
-    app.add_middleware(ScoringProxy, workspace=ws)  # outermost: scoring needs no user token
+    app.add_middleware(ScoringProxy, workspace=ws)  # scoring needs no user token
+    app.add_middleware(RequestGuard, max_body=ws.settings.max_body_bytes)  # outermost
     return app

@@ -11,7 +11,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from lapis.errors import LapisError
+from lapis.errors import InsufficientStorage, InvalidParameterValue, LapisError
+from lapis.server.guard import BodyTooLarge
+from lapis.util import DISK_FULL
 
 log = logging.getLogger("lapis.server")
 
@@ -52,6 +54,26 @@ def install(app: FastAPI) -> None:
     app.add_middleware(CatchAll)
 
 
+def _known(exc: Exception) -> tuple[int, LapisError] | None:
+    """Failures that are the request's or the machine's, not a bug: a full disk (507)
+    and a value the database refuses to store (400), found wherever they surface."""
+    if isinstance(exc, OSError) and exc.errno in DISK_FULL:
+        return 507, InsufficientStorage(
+            "The server's disk is full (no space left on device); nothing was half-written. "
+            "Free space under the workspace home or the artifact store and retry."
+        )
+    from sqlalchemy.exc import DataError, OperationalError
+
+    if isinstance(exc, DataError):
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        return 400, InvalidParameterValue(f"A value cannot be stored: {reason}")
+    if isinstance(exc, OperationalError) and "disk" in str(exc.orig or "").lower():
+        return 507, InsufficientStorage(
+            f"The database cannot write: {str(exc.orig).strip().splitlines()[0]}"
+        )
+    return None
+
+
 class CatchAll:
     """Turn an unexpected exception into a JSON 500 and one log record.
 
@@ -76,7 +98,21 @@ class CatchAll:
 
         try:
             await self.app(scope, receive, tracking_send)
+        except BodyTooLarge:
+            raise  # the request guard outside answers 413
         except Exception as exc:
+            known = None if started else _known(exc)
+            if known is not None:
+                status, error = known
+                log.warning(
+                    "%s on %s %s: %s",
+                    error.error_code,
+                    scope.get("method"),
+                    scope.get("path"),
+                    error.message,
+                )
+                await JSONResponse(error.to_json(), status_code=status)(scope, receive, send)
+                return
             log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
             if started:
                 raise

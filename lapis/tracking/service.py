@@ -165,7 +165,7 @@ class TrackingService:
                 f"different values (run_name='{name}', mlflow.runName="
                 f"'{clean['mlflow.runName']}')."
             )
-        clean["mlflow.runName"] = name
+        clean["mlflow.runName"] = v.no_nul("The run name", name)
         if user_id is None and principal is not None:
             user_id = principal.name
         if user_id is not None:
@@ -212,7 +212,7 @@ class TrackingService:
         elif status is not None and RunStatus(status).is_terminal and info.end_time is None:
             values["end_time"] = now_ms()
         if run_name:
-            values["name"] = run_name
+            values["name"] = v.no_nul("The run name", run_name)
         if values:
             self.runs.update(run_id, **values)
         return self.runs.get_info(run_id)

@@ -15,6 +15,13 @@ MAX_ID = 2**31 - 1
 _KEY_RE = re.compile(r"^[/\w.\- :]*$")
 
 
+def no_nul(what: str, text: str) -> str:
+    """NUL cannot be kept in PostgreSQL text; refused on every store so they agree."""
+    if "\x00" in text:
+        raise InvalidParameterValue(f"{what} contains a NUL character, which cannot be stored")
+    return text
+
+
 def validate_key(kind: str, key: object) -> str:
     if not isinstance(key, str) or not key:
         raise InvalidParameterValue(
@@ -43,7 +50,7 @@ def validate_param(key: object, value: object) -> tuple[str, str]:
     validate_key("param", key)
     if value is None:
         raise InvalidParameterValue(f"Missing value for param '{key}'")
-    text = value if isinstance(value, str) else str(value)
+    text = no_nul(f"Param '{key}'", value if isinstance(value, str) else str(value))
     if len(text) > MAX_PARAM_VALUE_LENGTH:
         raise InvalidParameterValue(
             f"Param value '{text[:100]}...' for key '{key}' had length {len(text)}, which "
@@ -57,7 +64,9 @@ def validate_tag(key: object, value: object) -> tuple[str, str]:
         raise InvalidParameterValue(
             f"Invalid tag name: {key!r}. Tag names must be 1 to {MAX_KEY_LENGTH} characters."
         )
+    no_nul("A tag name", key)
     text = "" if value is None else (value if isinstance(value, str) else str(value))
+    no_nul(f"Tag '{key}'", text)
     if len(text) > MAX_TAG_VALUE_LENGTH:
         raise InvalidParameterValue(
             f"Tag value '{text[:100]}...' for key '{key}' had length {len(text)}, which exceeded "
@@ -76,7 +85,7 @@ def validate_experiment_name(name: object) -> str:
             f"Experiment name had length {len(name)}, which exceeded length limit of "
             f"{MAX_EXPERIMENT_NAME_LENGTH}"
         )
-    return name
+    return no_nul("The experiment name", name)
 
 
 def parse_experiment_id(value: object) -> int:

@@ -339,3 +339,94 @@ def test_second_server_on_the_same_home_is_refused(lapis_server: Any) -> None:
     assert "Traceback" not in done.stderr
     assert (lapis_server.home / "server.json").read_text() == info_before
     assert httpx.get(f"{lapis_server.url}/healthz").status_code == 200
+
+
+# --- 8. avoidable 500s ------------------------------------------------------------------------
+def test_values_a_store_cannot_keep_are_400s(api: httpx.Client) -> None:
+    run_id, _ = _run(api, "holes-500s")
+    exp_id = api.get(f"{MLFLOW}/runs/get", params={"run_id": run_id}).json()["run"]["info"][
+        "experiment_id"
+    ]
+    deep = "[" * 1000 + "]" * 1000
+    cases: list[tuple[str, str, Any]] = [
+        ("POST", f"{MLFLOW}/experiments/create", {"name": "a\u0000b"}),
+        ("POST", f"{MLFLOW}/runs/set-tag", {"run_id": run_id, "key": "k\u0000", "value": "v"}),
+        ("POST", f"{MLFLOW}/runs/log-parameter", {"run_id": run_id, "key": "p", "value": "\u0000"}),
+        ("POST", f"{MLFLOW}/runs/set-tag", {"run_id": run_id, "key": 123, "value": "v"}),
+        ("POST", f"{MLFLOW}/runs/log-batch", {"run_id": run_id, "tags": [{"key": 5, "value": 1}]}),
+        ("POST", f"{MLFLOW}/experiments/set-experiment-tag", {"experiment_id": exp_id, "key": 7}),
+        ("POST", f"{MLFLOW}/runs/create", {"experiment_id": exp_id, "tags": [{"key": 7}]}),
+        ("POST", f"{MLFLOW}/registered-models/create", {"name": "m", "tags": [{"key": 7}]}),
+        ("POST", f"{MLFLOW}/runs/create", {"experiment_id": exp_id, "start_time": 10**30}),
+        ("POST", "/api/v1/runs", {"start_time": 10**30}),
+        ("POST", "/api/v1/runs", {"start_time": 2**63}),
+        ("POST", "/api/v1/runs", {"run_name": "x\u0000"}),
+        ("GET", f"{MLFLOW}/runs/get?run_id=%00", None),
+        ("GET", "/api/v1/jobs/%00", None),
+        ("GET", f"{MLFLOW}/experiments/get-by-name?experiment_name=a%00", None),
+    ]
+    for path in (
+        f"{MLFLOW}/runs/set-tag",
+        f"{MLFLOW}/experiments/create",
+        f"{MLFLOW}/runs/create",
+        f"{MLFLOW}/runs/log-batch",
+        f"{MLFLOW}/registered-models/create",
+        "/api/v1/jobs",
+        "/api/v1/environments",
+        "/api/v1/computes",
+    ):
+        cases.append(("RAW", path, f'{{"run_id": "{run_id}", "name": {deep}, "tags": {deep}}}'))
+    for method, path, body in cases:
+        if method == "RAW":
+            r = api.post(path, content=body, headers={"content-type": "application/json"})
+        else:
+            r = api.request(method, path, json=body)
+        assert 400 <= r.status_code < 500, (method, path, str(body)[:60], r.status_code, r.text)
+        assert r.json()["message"], (method, path)
+
+
+def test_bodies_over_the_limit_are_413_before_being_read(api: httpx.Client) -> None:
+    big = b'{"name": "' + b"x" * (33 * 1024 * 1024) + b'"}'
+    r = api.post(f"{MLFLOW}/experiments/create", content=big)
+    body = _error(r, 413, "limit")
+    assert body["error_code"] == "REQUEST_TOO_LARGE"
+
+    def chunks() -> Any:
+        for _ in range(40):
+            yield b"x" * (1024 * 1024)
+
+    r = api.post("/api/v1/jobs", content=chunks())  # no Content-Length: counted as it comes
+    assert r.status_code == 413, r.text
+    assert api.get("/healthz").status_code == 200
+
+
+def test_a_full_disk_is_507_and_nothing_half_written(tmp_path: Path) -> None:
+    import subprocess
+
+    from conftest import ServerProcess
+
+    tiny = tmp_path / "tiny"
+    tiny.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(tiny)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(
+            f"LOUD SKIP: cannot mount a 2 MB tmpfs to fill (needs root): {mounted.stderr!r}"
+        )
+    server = ServerProcess(home=tmp_path / "home")
+    server.start_args = ["--artifact-root", tiny.as_uri()]
+    try:
+        server.start()
+        with server.client() as c:
+            _, root = _run(c, "full-disk")
+            assert c.put(f"{PROXY}/{root}/small.txt", content=b"fits").status_code == 200
+            r = c.put(f"{PROXY}/{root}/big.bin", content=os.urandom(3 * 1024 * 1024))
+            body = _error(r, 507, "disk is full")
+            assert body["error_code"] == "INSUFFICIENT_STORAGE"
+            files = [p.name for p in tiny.rglob("*") if p.is_file()]
+            assert files == ["small.txt"], files  # no .part left behind
+            assert c.get(f"{PROXY}/{root}/small.txt").content == b"fits"
+    finally:
+        server.kill9()
+        subprocess.run(["umount", "-l", str(tiny)], check=False)

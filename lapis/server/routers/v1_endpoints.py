@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from lapis.errors import MalformedRequest
+from lapis.server.body import json_object
 from lapis.server.context import Workspace
 from lapis.server.routers.mlflow._handler import json_response
 
@@ -39,13 +39,7 @@ def _base(request: Request) -> str:
 
 
 async def _body(request: Request) -> tuple[dict[str, Any], str]:
-    raw = await request.body()
-    try:
-        data = orjson.loads(raw) if raw.strip() else {}
-    except orjson.JSONDecodeError as exc:
-        raise MalformedRequest(f"Malformed JSON request body: {exc}") from None
-    if not isinstance(data, dict):
-        raise MalformedRequest(f"Request body must be a JSON object, got {type(data).__name__}")
+    data = await json_object(request)
     source = data.pop("source", None)
     return data, str(source) if source else "<request>"
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import PlainTextResponse, Response
 
 from lapis.errors import MalformedRequest
+from lapis.server.body import json_object
 from lapis.server.routers.mlflow._handler import json_response
 from lapis.server.routers.v1_tracking import _ws
 
@@ -24,14 +24,7 @@ router = APIRouter(prefix="/api/v1", tags=["environments"])
 
 
 async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    try:
-        body = orjson.loads(raw) if raw.strip() else {}
-    except orjson.JSONDecodeError as exc:
-        raise MalformedRequest(f"Request body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise MalformedRequest("Request body must be a JSON object")
-    return body
+    return await json_object(request)
 
 
 @router.post("/environments")

@@ -5,17 +5,17 @@ from __future__ import annotations
 import tempfile
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from lapis.artifacts.store import proxied_path
 from lapis.entities.jobs import Job
-from lapis.errors import MalformedRequest, RequestTooLarge
+from lapis.errors import RequestTooLarge
 from lapis.jobs import logs
 from lapis.jobs.snapshot import check_digest
 from lapis.jobs.status import JobStatus
+from lapis.server.body import json_object
 from lapis.server.context import Workspace
 from lapis.server.routers.mlflow._handler import json_response
 
@@ -63,13 +63,7 @@ def job_dict(job: Job) -> dict[str, Any]:
 
 
 async def _json(request: Request) -> dict[str, Any]:
-    try:
-        body = orjson.loads(await request.body())
-    except orjson.JSONDecodeError as exc:
-        raise MalformedRequest(f"Request body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise MalformedRequest("Request body must be a JSON object")
-    return body
+    return await json_object(request, allow_empty=False)
 
 
 @router.head("/snapshots/{digest}")

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from lapis.errors import MalformedRequest
 from lapis.registry.models import ModelService
+from lapis.server.body import json_object
 from lapis.server.routers.mlflow._handler import json_response
 
 router = APIRouter(prefix="/api/v1", tags=["models"])
@@ -28,13 +28,7 @@ def _models(request: Request) -> ModelService:
 
 
 async def _json(request: Request) -> dict[str, Any]:
-    try:
-        body = orjson.loads(await request.body() or b"{}")
-    except orjson.JSONDecodeError as exc:
-        raise MalformedRequest(f"Request body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise MalformedRequest("Request body must be a JSON object")
-    return body
+    return await json_object(request)
 
 
 @router.post("/models")

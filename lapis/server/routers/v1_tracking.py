@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from lapis.api.tracking import CreateRunRequest, EndRunRequest, LogRequest
 from lapis.entities.tracking import Experiment, Run, ViewType
-from lapis.errors import InvalidParameterValue, MalformedRequest, ResourceDoesNotExist
+from lapis.errors import InvalidParameterValue, ResourceDoesNotExist
+from lapis.server.body import json_object
 from lapis.server.context import Workspace
 from lapis.server.routers.mlflow._handler import json_response
 from lapis.tracking.mlflow_compat import float_out
@@ -173,12 +173,7 @@ async def log(request: Request, run_id: str) -> Response:
     pydantic model: at 100,000 points a request, model validation would cost
     more than the database insert.
     """
-    try:
-        body = orjson.loads(await request.body())
-    except orjson.JSONDecodeError as exc:
-        raise MalformedRequest(f"Malformed JSON request body: {exc}") from None
-    if not isinstance(body, dict):
-        raise MalformedRequest("Request body must be a JSON object")
+    body = await json_object(request, allow_empty=False)
     unknown = set(body) - {"metrics", "params", "tags"}
     if unknown:
         raise InvalidParameterValue(

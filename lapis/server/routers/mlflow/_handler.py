@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import builtins
 import re
+import reprlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +25,8 @@ from starlette.responses import Response
 from starlette.routing import Route as StarletteRoute
 
 from lapis.entities.auth import Principal
-from lapis.errors import InvalidParameterValue, MalformedRequest
+from lapis.errors import InvalidParameterValue
+from lapis.server.body import parse_object
 from lapis.server.context import Workspace
 
 MLFLOW_PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
@@ -38,8 +40,12 @@ def _missing(name: str) -> InvalidParameterValue:
     )
 
 
+_SHORT = reprlib.Repr()  # deep or huge values are shown cut short, never recursed into
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother = 3, 80, 80
+
+
 def _bad(name: str, value: object, expected: str) -> InvalidParameterValue:
-    shown = repr(value) if not isinstance(value, str) else f'"{value}"'
+    shown = _SHORT.repr(value) if not isinstance(value, str) else f'"{value[:200]}"'
     return InvalidParameterValue(
         f"Invalid value {shown} for parameter '{name}' supplied: expected {expected}"
     )
@@ -158,12 +164,7 @@ async def read_args(request: Request, method: str) -> Args:
     body = await request.body()
     if not body.strip():
         return Args.from_query(request.query_params)
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise MalformedRequest(f"Malformed JSON request body: {exc}") from None
-    if not isinstance(data, dict):
-        raise MalformedRequest(f"Request body must be a JSON object, got {type(data).__name__}")
+    data = parse_object(body)
     for key in request.query_params:
         data.setdefault(key, request.query_params[key])
     return Args(data)
