@@ -381,7 +381,7 @@ class BatchService:
             "source": f"batch endpoint {e.name}, deployment {d.name}",
             "snapshot": invocation.scoring_snapshot(self.jobs, d),
         }
-        return self.jobs.submit(request, principal)
+        return self.jobs.submit(request, principal, internal=True)
 
     def jobs_of(self, endpoint: str, max_results: int = 50) -> builtins.list[Job]:
         """The endpoint's invocations, newest first (jobs in its experiment with its tag)."""

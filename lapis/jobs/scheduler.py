@@ -38,6 +38,7 @@ from typing import Any
 from lapis.artifacts.store import ArtifactStore, proxied_path
 from lapis.auth.service import AuthService
 from lapis.compute.base import LaunchContext, backend_for
+from lapis.entities.auth import JobScope
 from lapis.entities.compute import Compute
 from lapis.entities.jobs import Job
 from lapis.errors import LapisError, ResourceDoesNotExist
@@ -208,7 +209,8 @@ class JobScheduler:
         token = None
         user_id = job.spec.get("user_id")
         if user_id:
-            token = self.auth.issue_token(str(user_id), f"job {job.name}")
+            scope = JobScope(job.name, job.run_id, str(job.experiment_id))
+            token = self.auth.issue_job_token(str(user_id), scope)
         env_spec = job.spec["environment"]
         environment: dict[str, Any] = {
             "kind": env_spec["kind"],

@@ -95,7 +95,11 @@ class JobService:
         return {"digest": digest, "stored": True, "files": len(files)}
 
     # --- submission ---------------------------------------------------------------
-    def submit(self, request: dict[str, Any], principal: Principal | None) -> Job:
+    def submit(
+        self, request: dict[str, Any], principal: Principal | None, internal: bool = False
+    ) -> Job:
+        """Validate and queue a job. ``internal`` jobs (a batch invocation the server
+        builds) may read the workspace's own files; a client's never can."""
         text = request.get("yaml")
         if not isinstance(text, str) or not text.strip():
             raise InvalidParameterValue("'yaml' must hold the job file's text")
@@ -110,7 +114,7 @@ class JobService:
         if reason:
             raise InvalidParameterValue(f"{source}: compute: {reason}")
         env = self._environment(spec, request, source)
-        inputs = self._inputs(spec, base_dir, source)
+        inputs = self._inputs(spec, base_dir, source, internal)
         code = self._code(spec, request, source)
         if self._exists(spec.name):
             from lapis.errors import ResourceAlreadyExists
@@ -219,7 +223,7 @@ class JobService:
         }
 
     def _inputs(
-        self, spec: CommandJobSpec, base_dir: Path | None, source: str
+        self, spec: CommandJobSpec, base_dir: Path | None, source: str, internal: bool = False
     ) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
         for name, item in spec.inputs.items():
@@ -249,7 +253,7 @@ class JobService:
                             f"{source}: inputs.{name}.path: '{path}' is not a file (uri_file)"
                         )
                     resolved = path.resolve()
-                    if self._inside_workspace(resolved):
+                    if not internal and self._inside_workspace(resolved):
                         raise PermissionDenied(
                             f"{source}: inputs.{name}.path: '{item.path}' is inside the "
                             "workspace's own folder; a job cannot read the server's files"

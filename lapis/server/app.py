@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.responses import Response
 
 from lapis import __version__
 from lapis.endpoints.proxy import ScoringProxy
 from lapis.server import errors, studio
 from lapis.server.auth import BearerAuth
+from lapis.server.authorize import authorize_route
 from lapis.server.context import Workspace
 from lapis.server.guard import RequestGuard
 from lapis.server.routers import (
@@ -32,6 +33,8 @@ def create_app(ws: Workspace) -> FastAPI:
         version=__version__,
         description="Self-hosted ML workspace: Lapis' own API under /api/v1 and MLflow's "
         "tracking protocol under /api/2.0/mlflow.",
+        # every route's declared action is checked after routing (lapis/server/permissions.py)
+        dependencies=[Depends(authorize_route)],
     )
     app.state.ws = ws
     errors.install(app)

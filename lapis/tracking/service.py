@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 
 from sqlalchemy import Connection
 
-from lapis.entities.auth import Principal
+from lapis.entities.auth import JOB_TAG, Principal
 from lapis.entities.tracking import (
     DatasetInput,
     Experiment,
@@ -23,7 +23,7 @@ from lapis.entities.tracking import (
     RunStatus,
     ViewType,
 )
-from lapis.errors import InvalidParameterValue, ResourceDoesNotExist
+from lapis.errors import InvalidParameterValue, PermissionDenied, ResourceDoesNotExist
 from lapis.store.sql.engine import Database
 from lapis.store.sql.experiments import ExperimentStore
 from lapis.store.sql.metrics import MetricStore, Point
@@ -158,6 +158,13 @@ class TrackingService:
         )
         _require_active_experiment(exp)
         clean = dict(v.validate_tag(k, val) for k, val in (tags or {}).items())
+        if principal is not None and principal.job is not None:
+            if exp.experiment_id != principal.job.experiment_id:
+                raise PermissionDenied(
+                    f"The token of job {principal.job.job} can start runs only in its own "
+                    f"experiment {principal.job.experiment_id}, not {exp.experiment_id}"
+                )
+            clean[JOB_TAG] = principal.job.job
         name = run_name or clean.get("mlflow.runName") or random_name()
         if clean.get("mlflow.runName", name) != name:
             raise InvalidParameterValue(

@@ -278,7 +278,10 @@ def test_artifacts_stream_through_the_server(lapis_server: Any) -> None:
             time.sleep(0.02)
 
     chunk = os.urandom(1 << 20)
-    path = "/api/2.0/mlflow-artifacts/artifacts/0/streamed/artifacts/big.bin"
+    with lapis_server.client() as c:  # uploads land only below a real run's artifact root
+        run = c.post("/api/2.0/mlflow/runs/create", json={"experiment_id": "0"}).json()["run"]
+    root = run["info"]["artifact_uri"].split("mlflow-artifacts:/", 1)[1].lstrip("/")
+    path = f"/api/2.0/mlflow-artifacts/artifacts/{root}/big.bin"
     watcher = threading.Thread(target=watch)
     watcher.start()
     try:

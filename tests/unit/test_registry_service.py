@@ -18,7 +18,7 @@ from lapis.store.sql.tables import logged_model_tags, logged_models
 from lapis.tracking.service import TrackingService
 from lapis.util import now_ms
 
-ALICE = Principal(user_id="u" * 32, name="alice", role="admin")
+ALICE = Principal(user_id="u" * 32, name="alice", roles=("Owner",))
 
 
 @pytest.fixture

@@ -21,7 +21,12 @@ def run_supervisor(tmp_path: Path, command: str, **limits: Any) -> list[dict[str
     job = {
         "name": "t",
         "command": command,
-        "environment": {"kind": "system", "label": "system", "python": sys.executable},
+        "environment": {
+            "kind": "system",
+            "label": "system",
+            "python": sys.executable,
+            "root": str(tmp_path.parent / "envs"),  # the layered env is made once, shared
+        },
         "env": {"LAPIS_JOB_NAME": "t"},
         "cpu_set": limits.pop("cpu_set", []),
         "memory_limit_bytes": limits.pop("memory_limit_bytes", None),

@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from lapis.api.tracking import CreateRunRequest, EndRunRequest, LogRequest
+from lapis.auth.actions import ACTIONS
 from lapis.entities.tracking import Experiment, Run, ViewType
 from lapis.errors import InvalidParameterValue, ResourceDoesNotExist
 from lapis.server.body import json_object
@@ -71,7 +72,15 @@ def _experiment(ws: Workspace, id_or_name: str) -> Experiment:
 async def whoami(request: Request) -> dict[str, Any]:
     """The principal behind the token that made this call."""
     p = request.state.principal
-    return {"user_id": p.user_id, "name": p.name, "role": p.role}
+    actions = [a for a in ACTIONS if _ws(request).auth.can(p, a)]
+    return {
+        "user_id": p.user_id,
+        "name": p.name,
+        "role": p.role,
+        "roles": list(p.roles),
+        "job": p.job.job if p.job else None,
+        "actions": actions,
+    }
 
 
 @router.get("/experiments")

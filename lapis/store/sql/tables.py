@@ -42,9 +42,16 @@ users = Table(
     Column("user_id", String(32), primary_key=True),
     Column("name", String(256), nullable=False, unique=True),
     Column("display_name", String(256)),
-    Column("role", String(64), nullable=False, server_default="reader"),
     Column("created_at", BigInteger, nullable=False),
     Column("disabled", Boolean, nullable=False, server_default="0"),
+    # Roles are in role_assignments (lapis/store/sql/auth_tables.py).
+    # argon2id hash for sign-in with a password; NULL: token-only user.
+    Column("password_hash", String(256)),
+    # Where the identity comes from: "local" today; single sign-on would add
+    # "oidc" with the issuer's subject in external_id.
+    Column("auth_source", String(32), nullable=False, server_default="local"),
+    Column("external_id", String(256)),
+    Column("created_by", String(256)),
 )
 
 tokens = Table(
@@ -57,6 +64,10 @@ tokens = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("expires_at", BigInteger),
     Column("revoked", Boolean, nullable=False, server_default="0"),
+    # JSON: what a job's token may reach ({"job", "run_id", "experiment_id"}); NULL for
+    # a person's token, which reaches what the user's roles allow.
+    Column("scope", Text),
+    Column("last_used_at", BigInteger),
 )
 
 # --- tracking ---------------------------------------------------------------
@@ -320,6 +331,9 @@ computes = Table(
     Column("cpu_set", String(256), nullable=False, server_default=""),
     Column("properties", Text, nullable=False, server_default="{}"),
     Column("created_by", String(256)),
+    # The user who may use the instance (submit jobs as themselves, open its tools):
+    # its creator, or the user it was assigned to; NULL on rows from before owners.
+    Column("owner", String(256)),
     Column("created_at", BigInteger, nullable=False),
     Column("state_changed_at", BigInteger, nullable=False),
     Column("last_activity_at", BigInteger, nullable=False),

@@ -26,6 +26,7 @@ from starlette.routing import Route as StarletteRoute
 
 from lapis.entities.auth import Principal
 from lapis.errors import InvalidParameterValue
+from lapis.server.authorize import authorize_mlflow
 from lapis.server.body import parse_object
 from lapis.server.context import Workspace
 
@@ -182,21 +183,22 @@ class Dispatcher:
     def __init__(self, routes: Sequence[Route]) -> None:
         self.routes = list(routes)
         self.exact: dict[tuple[str, str], Handler] = {}
-        self.patterns: list[tuple[str, re.Pattern[str], Handler]] = []
+        self.patterns: list[tuple[str, re.Pattern[str], Handler, str]] = []
         for method, path, fn in routes:
             if "{" in path:
                 regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path)
-                self.patterns.append((method, re.compile(f"^{regex}$"), fn))
+                self.patterns.append((method, re.compile(f"^{regex}$"), fn, path))
             else:
                 self.exact[(method, path)] = fn
 
-    def resolve(self, method: str, path: str) -> tuple[Handler, dict[str, str]] | None:
+    def resolve(self, method: str, path: str) -> tuple[Handler, dict[str, str], str] | None:
+        """The handler, its path parameters and the route's template (for its action)."""
         fn = self.exact.get((method, path))
         if fn is not None:
-            return fn, {}
-        for m, pattern, handler in self.patterns:
+            return fn, {}, path
+        for m, pattern, handler, template in self.patterns:
             if m == method and (match := pattern.match(path)):
-                return handler, match.groupdict()
+                return handler, match.groupdict(), template
         return None
 
     def openapi_paths(self, prefix: str) -> dict[str, dict[str, Any]]:
@@ -222,9 +224,15 @@ def mount(app: FastAPI, routes: Sequence[Route], prefixes: Sequence[str] = MLFLO
         found = dispatcher.resolve(request.method, "/" + request.path_params["rest"])
         if found is None:
             raise StarletteHTTPException(404)
-        fn, params = found
+        fn, params, template = found
         args = await read_args(request, request.method)
-        ctx = Ctx(request.app.state.ws, request.state.principal, params)
+        ws, principal = request.app.state.ws, request.state.principal
+        check = (request.method, template, args.data, params)
+        if principal.job is None:  # roles only: decided in memory
+            request.state.action = authorize_mlflow(ws, principal, *check)
+        else:  # a job's reach may look runs up in the store
+            request.state.action = await run_in_threadpool(authorize_mlflow, ws, principal, *check)
+        ctx = Ctx(ws, principal, params)
         return json_response(await run_in_threadpool(fn, args, ctx))
 
     for i, prefix in enumerate(prefixes):
