@@ -163,6 +163,17 @@ class AuthService:
             raise InvalidState(f"User '{target.name}' is disabled")
         return self.issue(target.user_id, target.name, name, expires_in_ms)
 
+    def rotate(self, principal: Principal) -> IssuedToken:
+        """A new token for the caller, same name and lifetime; the calling one is revoked."""
+        if principal.job is not None or principal.token_id is None:
+            raise PermissionDenied("Only a person's token can be rotated")
+        old = self.store.list_tokens(token_id=principal.token_id)[0]
+        lifetime = old.expires_at - old.created_at if old.expires_at else None
+        issued = self.issue(principal.user_id, principal.name, old.name, lifetime)
+        self.store.revoke_id(principal.token_id)
+        self._forget_cached()
+        return issued
+
     def revoke_token(self, principal: Principal, token_id: str) -> TokenInfo:
         found = self.store.list_tokens(token_id=token_id, include_revoked=True)
         if not found:

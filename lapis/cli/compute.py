@@ -130,6 +130,13 @@ def create(
     ] = None,
     idle: IdleOption = None,
     description: Annotated[str | None, typer.Option("--description", help="Free text.")] = None,
+    user: Annotated[
+        str | None,
+        typer.Option(
+            "--user",
+            help="Assign the instance to this user: only they can run jobs on it (default: you).",
+        ),
+    ] = None,
     wait: WaitOption = False,
     output: OutputOption = None,
 ) -> None:
@@ -145,6 +152,7 @@ def create(
         "size": size,
         "description": description,
         "idle_time_before_shutdown_minutes": idle,
+        "assigned_user": user,
     }
     doc.update({k: v for k, v in overrides.items() if v is not None})
     if idle is not None:
@@ -232,6 +240,8 @@ def show(ctx: typer.Context, name: str, output: OutputOption = None) -> None:
     rows.append(("Next schedule", f"{nxt['note']} on {fmt_time(nxt['time'])}" if nxt else "none"))
     if c.get("created_by"):
         rows.append(("Created", f"{fmt_time(c.get('created_at'))} by {c['created_by']}"))
+    if c.get("owner"):
+        rows.append(("User", f"{c['owner']} (only they can run jobs on it)"))
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold cyan")
     grid.add_column()

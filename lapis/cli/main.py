@@ -19,7 +19,18 @@ from rich.console import Console
 from rich.markup import escape
 
 from lapis import __version__
-from lapis.cli import auth, batch, compute, endpoint, environment, experiment, job, model, run
+from lapis.cli import (
+    access,
+    auth,
+    batch,
+    compute,
+    endpoint,
+    environment,
+    experiment,
+    job,
+    model,
+    run,
+)
 from lapis.cli import deployment as online_deployment
 from lapis.cli._common import CliState, OutputFormat
 from lapis.cli.server import server_command
@@ -45,6 +56,10 @@ app.add_typer(endpoint.app, name="online-endpoint")
 app.add_typer(batch.endpoint_app, name="batch-endpoint")
 app.add_typer(batch.deployment_app, name="batch-deployment")
 app.add_typer(online_deployment.app, name="online-deployment")
+app.add_typer(access.user_app, name="user")
+app.add_typer(access.token_app, name="token")
+app.add_typer(access.role_app, name="role")
+app.add_typer(access.audit_app, name="audit")
 
 
 def _version(value: bool) -> None:

@@ -115,6 +115,7 @@ def server_command(
         typer.echo(f"Admin token written to {settings.credentials_path}")
     ws.start_scheduler(url)
     ws.start_serving()
+    ws.audit.start()
     config = uvicorn.Config(
         create_app(ws),
         log_level=log_level,

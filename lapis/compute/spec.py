@@ -35,6 +35,10 @@ KEYS = {
     "idle_time_before_shutdown",
     "ssh_public_access_enabled",
     "schedules",
+    # Azure's shape for an instance made for someone else; its user_object_id is a Lapis
+    # user name. ``assigned_user`` is the short form (`lapis compute create --user`).
+    "create_on_behalf_of",
+    "assigned_user",
 }
 _DURATION = re.compile(
     r"^P(?:(?P<d>\d+)D)?(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?$"
@@ -53,6 +57,7 @@ class ComputeSpec:
     idle_shutdown_seconds: int | None = None
     ssh_enabled: bool = False
     schedules: list[dict[str, Any]] = field(default_factory=list)
+    assigned_user: str | None = None
     given: set[str] = field(default_factory=set)
 
 
@@ -89,7 +94,22 @@ def parse_compute(doc: Mapping[str, Any] | Located, *, partial: bool = False) ->
         spec.given.add("idle")
     if "schedules" in data:
         spec.schedules = _schedules(loc, data["schedules"])
+    spec.assigned_user = _assigned(loc, data)
     return spec
+
+
+def _assigned(loc: Located, data: Mapping[str, Any]) -> str | None:
+    user = data.get("assigned_user")
+    behalf = data.get("create_on_behalf_of")
+    if behalf is not None:
+        if not isinstance(behalf, Mapping) or not isinstance(behalf.get("user_object_id"), str):
+            raise loc.error(
+                ("create_on_behalf_of",), "must be a mapping with user_object_id: <user name>"
+            )
+        user = behalf["user_object_id"]
+    if user is not None and (not isinstance(user, str) or not user.strip()):
+        raise loc.error(("assigned_user",), "must be a user name")
+    return user.strip() if isinstance(user, str) else None
 
 
 def _identity(loc: Located, data: Mapping[str, Any], spec: ComputeSpec, partial: bool) -> None:

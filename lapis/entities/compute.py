@@ -49,9 +49,15 @@ class Compute:
     cpu_set: tuple[int, ...] = ()
     properties: dict[str, Any] = field(default_factory=dict)
     created_by: str | None = None
+    owner: str | None = None  # who may use it: the creator or the user it is assigned to
     created_at: int = 0
     state_changed_at: int = 0
     last_activity_at: int = 0
+
+    @property
+    def user(self) -> str | None:
+        """The instance's user (Azure: only they submit jobs to it and open its tools)."""
+        return self.owner or self.created_by
 
     @property
     def slots(self) -> int:

@@ -23,6 +23,7 @@ from typing import IO, Any
 from lapis.compute.base import backend_for
 from lapis.compute.service import ComputeService
 from lapis.entities.auth import Principal
+from lapis.entities.compute import Compute
 from lapis.entities.jobs import Job
 from lapis.environments.service import EnvironmentService
 from lapis.errors import (
@@ -110,6 +111,8 @@ class JobService:
         base_dir = Path(str(request["base_dir"])) if request.get("base_dir") else None
         spec = parse_job(text, source, overrides, base_dir=None)
         compute = self.compute.get(spec.compute)
+        if not internal:
+            self._check_instance_user(compute, principal, source)
         reason = backend_for(compute).unsupported(compute, spec)
         if reason:
             raise InvalidParameterValue(f"{source}: compute: {reason}")
@@ -136,11 +139,25 @@ class JobService:
         }
         return self._record(spec.name, spec.display_name, compute.name, stored, principal)
 
+    @staticmethod
+    def _check_instance_user(compute: Compute, principal: Principal | None, source: str) -> None:
+        """A compute instance runs jobs for its user only (its creator, or the user it was
+        assigned to), as on Azure: others may see and manage it, not run work on it."""
+        if compute.type != "computeinstance" or principal is None or compute.user is None:
+            return
+        if principal.name.lower() != compute.user.lower():
+            raise PermissionDenied(
+                f"{source}: compute: instance '{compute.name}' belongs to {compute.user}; only "
+                "its user can submit jobs to it (create your own instance, or ask for one "
+                "assigned to you)"
+            )
+
     def resubmit(self, name: str, principal: Principal | None) -> Job:
         """The same job again under a new generated name: same command, environment and
         code snapshot (the studio's Re-submit). The compute must still exist."""
         old = self.store.get(name)
         compute = self.compute.get(old.compute)
+        self._check_instance_user(compute, principal, f"job {name}")
         code = old.spec.get("code")
         if code and not self.has_snapshot(str(code["digest"])):
             raise InvalidState(

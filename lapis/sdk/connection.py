@@ -140,6 +140,7 @@ class LapisHTTP:
     ) -> None:
         self.url = url.rstrip("/")
         self.source = source
+        self.token = token
         headers = {"User-Agent": "lapis-sdk"}
         if token:
             headers["Authorization"] = f"Bearer {token}"

@@ -8,11 +8,13 @@ from starlette.responses import Response
 from lapis import __version__
 from lapis.endpoints.proxy import ScoringProxy
 from lapis.server import errors, studio
+from lapis.server.audit import AuditTrail
 from lapis.server.auth import BearerAuth
 from lapis.server.authorize import authorize_route
 from lapis.server.context import Workspace
 from lapis.server.guard import RequestGuard
 from lapis.server.routers import (
+    v1_access,
     v1_batch,
     v1_compute,
     v1_deployments,
@@ -56,6 +58,7 @@ def create_app(ws: Workspace) -> FastAPI:
             }
         )
 
+    app.include_router(v1_access.router)
     app.include_router(v1_tracking.router)
     app.include_router(v1_jobs.router)
     app.include_router(v1_compute.router)
@@ -69,6 +72,7 @@ def create_app(ws: Workspace) -> FastAPI:
     mount(app, runs.ROUTES + experiments.ROUTES + logged_models.ROUTES + registry.ROUTES)
     studio.install(app)  # the web UI at /; after errors.install, whose handlers it wraps
     app.add_middleware(BearerAuth, workspace=ws)
+    app.add_middleware(AuditTrail, writer=ws.audit)  # sees the principal BearerAuth found
     app.add_middleware(ScoringProxy, workspace=ws)  # scoring needs no user token
     app.add_middleware(RequestGuard, max_body=ws.settings.max_body_bytes)  # outermost
     return app

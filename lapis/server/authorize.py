@@ -68,18 +68,21 @@ def _strings(value: Any) -> list[str]:
     return [str(value)]
 
 
-def authorize_mlflow(
-    ws: Workspace,
-    principal: Principal,
-    method: str,
-    template: str,
-    args: Mapping[str, Any],
-    path_params: Mapping[str, str],
-) -> str:
-    """The action of an MLflow route, checked; a job's reach checked on the ids it names."""
+def mlflow_action(method: str, template: str) -> str:
     action = MLFLOW_ACTIONS.get((method, template))
     if action is None:
         raise PermissionDenied(f"{method} /api/2.0/mlflow{template} declares no action; refused")
+    return action
+
+
+def authorize_mlflow(
+    ws: Workspace,
+    principal: Principal,
+    action: str,
+    args: Mapping[str, Any],
+    path_params: Mapping[str, str],
+) -> None:
+    """An MLflow route's action, checked; a job's reach checked on the ids it names."""
     ws.auth.authorize(principal, action)
     if principal.job is not None:
         runs = [
@@ -96,4 +99,3 @@ def authorize_mlflow(
             model_ids=models,
             registry=action.startswith("workspaces/models/"),
         )
-    return action

@@ -48,6 +48,7 @@ class Workspace:
     instance_manager: Any = None
     telemetry: Telemetry = field(default_factory=Telemetry)
     batch: Any = None
+    audit: Any = None  # lapis.server.audit.AuditWriter, started with the server
 
     @classmethod
     def open(cls, settings: Settings) -> Workspace:
@@ -87,6 +88,10 @@ class Workspace:
         ws.batch = BatchService(
             db, jobs, ws.models, artifacts, environments, compute, settings.home
         )
+        from lapis.server.audit import AuditWriter
+        from lapis.store.sql.audit import AuditStore
+
+        ws.audit = AuditWriter(AuditStore(db))
         ws.endpoints.store.reseal_plaintext_keys()
         ws.bootstrap = auth.bootstrap_admin()
         return ws
@@ -107,6 +112,8 @@ class Workspace:
         self.instance_manager.start()
 
     def close(self) -> None:
+        if self.audit is not None:
+            self.audit.stop()
         if self.instance_manager is not None:
             self.instance_manager.stop()
         if self.scheduler is not None:

@@ -135,6 +135,7 @@ ROUTE_ACTIONS: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/users/{name}/password"): SELF,  # own password; others need users/write
     ("GET", "/api/v1/tokens"): SELF,
     ("POST", "/api/v1/tokens"): SELF,  # for oneself; for another user needs users/write
+    ("POST", "/api/v1/tokens/rotate"): SELF,
     ("POST", "/api/v1/tokens/{token_id}/revoke"): SELF,
     ("GET", "/api/v1/roles"): "workspaces/roles/read",
     ("POST", "/api/v1/roles"): "workspaces/roles/write",

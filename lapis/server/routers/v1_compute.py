@@ -72,6 +72,12 @@ async def create_compute(request: Request) -> Response:
     doc, source = await _body(request)
 
     def work() -> dict[str, Any]:
+        behalf = doc.get("create_on_behalf_of")
+        assigned = behalf.get("user_object_id") if isinstance(behalf, dict) else None
+        assigned = assigned or doc.get("assigned_user")
+        if isinstance(assigned, str) and assigned:  # an existing user, spelt as stored
+            doc["assigned_user"] = ws.auth.store.get_user(assigned).name
+            doc.pop("create_on_behalf_of", None)
         c = ws.compute.create(doc, source=source, created_by=_who(request))
         return ws.compute.describe(c)
 

@@ -54,4 +54,4 @@ class AuditStore:
             q = q.where(t.c.id < before_id)
         q = q.order_by(t.c.id.desc()).limit(max(1, min(limit, 1000)))
         with self.db.read() as conn:
-            return [dict(r._mapping) for r in conn.execute(q)]
+            return [{str(k): v for k, v in r._mapping.items()} for r in conn.execute(q)]

@@ -26,7 +26,7 @@ from starlette.routing import Route as StarletteRoute
 
 from lapis.entities.auth import Principal
 from lapis.errors import InvalidParameterValue
-from lapis.server.authorize import authorize_mlflow
+from lapis.server.authorize import authorize_mlflow, mlflow_action
 from lapis.server.body import parse_object
 from lapis.server.context import Workspace
 
@@ -227,11 +227,11 @@ def mount(app: FastAPI, routes: Sequence[Route], prefixes: Sequence[str] = MLFLO
         fn, params, template = found
         args = await read_args(request, request.method)
         ws, principal = request.app.state.ws, request.state.principal
-        check = (request.method, template, args.data, params)
+        action = request.state.action = mlflow_action(request.method, template)
         if principal.job is None:  # roles only: decided in memory
-            request.state.action = authorize_mlflow(ws, principal, *check)
+            authorize_mlflow(ws, principal, action, args.data, params)
         else:  # a job's reach may look runs up in the store
-            request.state.action = await run_in_threadpool(authorize_mlflow, ws, principal, *check)
+            await run_in_threadpool(authorize_mlflow, ws, principal, action, args.data, params)
         ctx = Ctx(ws, principal, params)
         return json_response(await run_in_threadpool(fn, args, ctx))
 
