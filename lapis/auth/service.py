@@ -42,6 +42,7 @@ DAY_MS = 86_400_000
 BOOTSTRAP_TOKEN_DAYS = 90
 SIGN_IN_HOURS = 12
 MIN_PASSWORD = 8
+SESSION_TOKEN = "studio sign-in"
 
 # What a job's token may ever do (further narrowed by its submitter's roles and, for
 # runs and artifacts, to the job's own run): log to its run, read its experiment,
@@ -222,7 +223,20 @@ class AuthService:
             raise refused from None
         if user.disabled:
             raise refused
-        return self.issue(user.user_id, user.name, "studio sign-in", SIGN_IN_HOURS * 3_600_000)
+        return self.issue(user.user_id, user.name, SESSION_TOKEN, SIGN_IN_HOURS * 3_600_000)
+
+    def end_session(self, token: str) -> None:
+        """Revoke a studio sign-in token (a pasted API token is left alone)."""
+        try:
+            principal = self.authenticate(f"Bearer {token}")
+        except Unauthenticated:
+            return
+        if principal.token_id is None:
+            return
+        found = self.store.list_tokens(token_id=principal.token_id)
+        if found and found[0].name == SESSION_TOKEN:
+            self.store.revoke_id(principal.token_id)
+            self._forget_cached()
 
     @staticmethod
     def _password_hash(password: str | None) -> str | None:

@@ -37,5 +37,12 @@ class Studio:
 def sign_in(page: Any, server: Any, token: str | None = None) -> None:
     page.goto(f"{server.url}/signin")
     page.fill("#token", token or server.token)
-    page.click("button[type=submit]")
+    page.click("#token-signin button[type=submit]")
     page.wait_for_load_state("domcontentloaded")
+
+
+def http_sign_in(http: Any, token: str) -> Any:
+    """Sign an httpx client in as the browser would: the form's CSRF value, then the post."""
+    http.get("/signin")
+    csrf = http.cookies.get("lapis_csrf")
+    return http.post("/signin", data={"token": token, "next": "/", "csrf": csrf})

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 from jobkit import HOLDING_SLOT, get, http_for, log_text, submit, wait, write_job
-from studiokit import Studio
+from studiokit import Studio, http_sign_in
 
 # A line every 0.3 s for at least 6 s, and on until the test has seen the log grow
 # (the test creates the sentinel file), so a slow machine cannot make it end early.
@@ -170,7 +170,7 @@ def test_log_stream_resumes_from_its_cursor(lapis_server: Any, tmp_path: Path) -
     )
     name = wait(lapis_server, submit(lapis_server, job_file)["name"])["name"]
     with httpx.Client(base_url=lapis_server.url) as http:
-        http.post("/signin", data={"token": lapis_server.token, "next": "/"})
+        http_sign_in(http, lapis_server.token)
         whole = http.get(f"/jobs/{name}/log/stream")
         assert whole.headers["content-type"].startswith("text/event-stream")
         assert "data: first\ndata: second" in whole.text

@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 import httpx
-from studiokit import Studio
+from studiokit import Studio, http_sign_in
 
 EVIL = "<script>alert(1)</script>"
 
@@ -168,7 +168,7 @@ def test_run_page_charts_params_artifacts_and_escaping(studio: Studio) -> None:
 
 def test_compare_needs_two_to_ten_runs(lapis_server: Any) -> None:
     with httpx.Client(base_url=lapis_server.url) as http:
-        http.post("/signin", data={"token": lapis_server.token, "next": "/"})
+        http_sign_in(http, lapis_server.token)
         answer = http.get("/compare?runs=abc")
         assert answer.status_code == 400 and "between 2 and 10" in answer.text
         missing = http.get("/runs/0123456789abcdef0123456789abcdef")

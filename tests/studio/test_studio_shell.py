@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from studiokit import Studio, sign_in
+from studiokit import Studio, http_sign_in, sign_in
 
 
 def test_sign_in_home_and_sign_out(browser: Any, lapis_server: Any) -> None:
@@ -42,7 +42,10 @@ def test_home_lists_computes_and_errors_are_pages(studio: Studio) -> None:
 
 def test_cookie_is_not_accepted_by_the_api_and_posts_need_csrf(lapis_server: Any) -> None:
     with httpx.Client(base_url=lapis_server.url) as http:
-        signed = http.post("/signin", data={"token": lapis_server.token, "next": "/"})
+        # sign-in itself needs the form's CSRF value (no login CSRF from other sites)
+        refused = http.post("/signin", data={"token": lapis_server.token, "next": "/"})
+        assert refused.status_code == 403 and "lapis_token" not in http.cookies
+        signed = http_sign_in(http, lapis_server.token)
         assert signed.status_code == 303 and "lapis_token" in http.cookies
         assert http.get("/").status_code == 200
         assert http.get("/api/v1/jobs").status_code == 401  # the API wants the bearer header

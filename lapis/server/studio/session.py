@@ -14,6 +14,12 @@ State-changing studio requests (htmx POSTs) must also carry the
 the layout puts the value in a ``<meta>`` tag and studio.js adds the header
 to every htmx request. A cross-site page can make a browser send the cookie
 on a top-level POST but cannot read the CSRF cookie to set the header.
+
+Sign-in and sign-out are plain form posts and carry the same value in a hidden
+``csrf`` field instead, checked against the cookie (set by the sign-in page):
+another site can neither sign a visitor in to an account of its choosing nor
+sign them out. Users with a password sign in with name and password; that
+makes a 12-hour session token which signing out revokes.
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ import secrets
 from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
-from starlette.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
 from lapis.errors import Unauthenticated
 from lapis.server.studio.web import render
@@ -60,24 +67,61 @@ def signin_redirect(path: str, query: str = "") -> RedirectResponse:
     return RedirectResponse(f"/signin?next={quote(target, safe='')}", status_code=303)
 
 
+def _set_csrf(response: Response, value: str, secure: bool) -> None:
+    response.set_cookie(
+        CSRF_COOKIE, value, max_age=MAX_AGE, httponly=False, samesite="lax", secure=secure, path="/"
+    )
+
+
+def _form_csrf_ok(request: Request, sent: str) -> bool:
+    expected = request.cookies.get(CSRF_COOKIE, "")
+    return bool(expected) and hmac.compare_digest(expected, sent)
+
+
 @router.get("/signin")
 async def signin_form(request: Request, next: str = "/") -> Response:
-    return render(request, "signin.html", {"next": safe_next(next)})
+    value = csrf_token(request) or secrets.token_urlsafe(24)
+    response = render(request, "signin.html", {"next": safe_next(next), "csrf": value})
+    if not csrf_token(request):
+        _set_csrf(response, value, request.url.scheme == "https")
+    return response
 
 
 @router.post("/signin")
-async def signin(request: Request, token: str = Form(""), next: str = Form("/")) -> Response:
+async def signin(
+    request: Request,
+    token: str = Form(""),
+    username: str = Form(""),
+    password: str = Form(""),
+    csrf: str = Form(""),
+    next: str = Form("/"),
+) -> Response:
     ws = request.app.state.ws
     target = safe_next(next)
+
+    def again(error: str, status: int) -> Response:
+        value = csrf_token(request) or secrets.token_urlsafe(24)
+        page = render(
+            request,
+            "signin.html",
+            {"next": target, "error": error, "csrf": value, "username": username},
+            status=status,
+        )
+        if not csrf_token(request):
+            _set_csrf(page, value, request.url.scheme == "https")
+        return page
+
+    if not _form_csrf_ok(request, csrf):
+        return again("The sign-in form expired; please sign in again.", 403)
+    if username.strip():
+        try:
+            token = (await run_in_threadpool(ws.auth.sign_in, username.strip(), password)).token
+        except Unauthenticated:
+            return again("Unknown user or wrong password.", 401)
     try:
         principal = ws.auth.authenticate(f"Bearer {token.strip()}")
     except Unauthenticated:
-        return render(
-            request,
-            "signin.html",
-            {"next": target, "error": "That token is not valid (or was revoked or expired)."},
-            status=401,
-        )
+        return again("That token is not valid (or was revoked or expired).", 401)
     response = RedirectResponse(target, status_code=303)
     secure = request.url.scheme == "https"
     response.set_cookie(
@@ -89,21 +133,20 @@ async def signin(request: Request, token: str = Form(""), next: str = Form("/"))
         secure=secure,
         path="/",
     )
-    response.set_cookie(
-        CSRF_COOKIE,
-        secrets.token_urlsafe(24),
-        max_age=MAX_AGE,
-        httponly=False,
-        samesite="lax",
-        secure=secure,
-        path="/",
-    )
+    _set_csrf(response, secrets.token_urlsafe(24), secure)  # a fresh one per session
     request.state.principal = principal
     return response
 
 
 @router.post("/signout")
-async def signout() -> Response:
+async def signout(request: Request, csrf: str = Form("")) -> Response:
+    if not _form_csrf_ok(request, csrf):
+        return PlainTextResponse(
+            "Sign-out needs the page's CSRF token; reload the page and retry.", status_code=403
+        )
+    token = request.cookies.get(TOKEN_COOKIE)
+    if token:  # a session made by password sign-in ends here; a pasted token lives on
+        await run_in_threadpool(request.app.state.ws.auth.end_session, token)
     response = RedirectResponse("/signin", status_code=303)
     response.delete_cookie(TOKEN_COOKIE, path="/")
     response.delete_cookie(CSRF_COOKIE, path="/")
