@@ -202,8 +202,11 @@ class AuthService:
         principal = self.store.principal_for_hash(digest)
         if principal is None:
             raise Unauthenticated("Invalid, expired or revoked token")
+        until = now + _CACHE_SECONDS
+        if principal.expires_at is not None:  # an expiring token is not cached past its end
+            until = min(until, now + (principal.expires_at - now_ms()) / 1000)
         with self._lock:
-            self._cache[digest] = (now + _CACHE_SECONDS, principal)
+            self._cache[digest] = (until, principal)
         return principal
 
     # --- passwords -------------------------------------------------------------------

@@ -44,7 +44,7 @@ from lapis.endpoints.batch_spec import (
 from lapis.entities.auth import Principal
 from lapis.entities.jobs import Job
 from lapis.environments.service import EnvironmentService
-from lapis.errors import InvalidParameterValue, InvalidState, ResourceDoesNotExist
+from lapis.errors import InvalidParameterValue, InvalidState, PermissionDenied, ResourceDoesNotExist
 from lapis.jobs.service import JobService
 from lapis.jobs.yaml_lines import Located, located, suggest
 from lapis.registry.models import ModelService, version_dict
@@ -370,6 +370,11 @@ class BatchService:
             deployment = e.default_deployment
         d = self.get_deployment(e.name, deployment)
         data = invocation.input_folder(input_folder)
+        if self.jobs.inside_workspace(data):
+            raise PermissionDenied(
+                f"input folder '{input_folder}' is inside the workspace's own folder; a batch "
+                "invocation cannot read the server's files"
+            )
         model = d.spec["model"]
         model_dir = invocation.model_folder(
             self.models, self.artifacts, self.models_root, model["name"], model["version"]

@@ -24,6 +24,7 @@ class Principal:
     roles: tuple[str, ...] = ()
     token_id: str | None = None
     job: JobScope | None = None
+    expires_at: int | None = None  # the token's, epoch ms
 
     @property
     def role(self) -> str:

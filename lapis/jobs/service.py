@@ -270,7 +270,7 @@ class JobService:
                             f"{source}: inputs.{name}.path: '{path}' is not a file (uri_file)"
                         )
                     resolved = path.resolve()
-                    if not internal and self._inside_workspace(resolved):
+                    if not internal and self.inside_workspace(resolved):
                         raise PermissionDenied(
                             f"{source}: inputs.{name}.path: '{item.path}' is inside the "
                             "workspace's own folder; a job cannot read the server's files"
@@ -281,7 +281,7 @@ class JobService:
             out[name] = entry
         return out
 
-    def _inside_workspace(self, path: Path) -> bool:
+    def inside_workspace(self, path: Path) -> bool:
         home = self.home.resolve()
         return path == home or home in path.parents
 

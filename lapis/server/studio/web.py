@@ -39,14 +39,16 @@ VENDOR_FILES = ("htmx.min.js", "uPlot.iife.min.js", "uPlot.min.css")
 API_PREFIXES = ("/api/", "/ajax-api/", "/metrics", "/healthz", "/openapi.json", "/docs", "/redoc")
 OPEN_PATHS = frozenset({"/signin", "/signout", "/favicon.ico"})
 
+# (section, link, label, the action needed to see it): the menu shows what one may open.
 NAV = (
-    ("home", "/", "Home"),
-    ("experiments", "/experiments", "Experiments"),
-    ("jobs", "/jobs", "Jobs"),
-    ("compute", "/compute", "Compute"),
-    ("environments", "/environments", "Environments"),
-    ("models", "/models", "Models"),
-    ("endpoints", "/endpoints", "Endpoints"),
+    ("home", "/", "Home", "workspaces/read"),
+    ("experiments", "/experiments", "Experiments", "workspaces/experiments/read"),
+    ("jobs", "/jobs", "Jobs", "workspaces/jobs/read"),
+    ("compute", "/compute", "Compute", "workspaces/computes/read"),
+    ("environments", "/environments", "Environments", "workspaces/environments/read"),
+    ("models", "/models", "Models", "workspaces/models/read"),
+    ("endpoints", "/endpoints", "Endpoints", "workspaces/onlineEndpoints/read"),
+    ("admin", "/admin/users", "Admin", "workspaces/users/read"),
 )
 
 STATUS_TONES = {
@@ -130,7 +132,7 @@ def tone(status: str | None) -> str:
 
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 templates.env.filters.update(time=fmt_time, duration=fmt_duration, num=fmt_number, tone=tone)
-templates.env.globals.update(nav=NAV, version=__version__)
+templates.env.globals.update(version=__version__)
 
 
 def render(
@@ -145,8 +147,16 @@ def render(
     """A page (or fragment) with what the layout needs added to ``context``."""
     from lapis.server.studio.session import csrf_token
 
+    principal = getattr(request.state, "principal", None)
+
+    def can(action: str) -> bool:
+        """Pages hide what the signed-in user may not do (the server refuses it anyway)."""
+        return principal is not None and bool(request.app.state.ws.auth.can(principal, action))
+
     ctx = {
-        "principal": getattr(request.state, "principal", None),
+        "principal": principal,
+        "can": can,
+        "nav": [item[:3] for item in NAV if can(item[3])],
         "csrf": csrf_token(request),
         "assets_ready": assets_ready(),
         "section": section,

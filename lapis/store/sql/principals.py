@@ -285,7 +285,13 @@ class PrincipalStore:
         now = now_ms()
         with self.db.read() as conn:
             row = conn.execute(
-                select(users.c.user_id, users.c.name, tokens.c.token_id, tokens.c.scope)
+                select(
+                    users.c.user_id,
+                    users.c.name,
+                    tokens.c.token_id,
+                    tokens.c.scope,
+                    tokens.c.expires_at,
+                )
                 .join(tokens, tokens.c.user_id == users.c.user_id)
                 .where(
                     tokens.c.token_hash == token_hash,
@@ -302,5 +308,10 @@ class PrincipalStore:
             data = json.loads(row.scope)
             scope = JobScope(str(data["job"]), str(data["run_id"]), str(data["experiment_id"]))
         return Principal(
-            user_id=row.user_id, name=row.name, roles=held, token_id=row.token_id, job=scope
+            user_id=row.user_id,
+            name=row.name,
+            roles=held,
+            token_id=row.token_id,
+            job=scope,
+            expires_at=row.expires_at,
         )

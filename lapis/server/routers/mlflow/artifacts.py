@@ -13,6 +13,7 @@ from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.responses import FileResponse, Response, StreamingResponse
 
 from lapis.artifacts.store import ArtifactStore, clean_relpath
+from lapis.auth.reach import JobReach
 from lapis.errors import InvalidParameterValue, PermissionDenied, ResourceDoesNotExist
 from lapis.server.routers.mlflow._handler import json_response
 from lapis.tracking.artifact_owner import artifact_owner
@@ -26,6 +27,20 @@ def _store(request: Request) -> ArtifactStore:
     return store
 
 
+def _job_reach(request: Request, rel: str) -> None:
+    """A job's token reaches the artifacts of its own run (and runs it started) only."""
+    principal = request.state.principal
+    if principal.job is None:
+        return
+    tracking = request.app.state.ws.tracking
+    owner = artifact_owner(tracking, rel)
+    JobReach(tracking).check(
+        principal,
+        run_ids=[owner.id] if owner is not None and owner.kind == "run" else [],
+        model_ids=[owner.id] if owner is not None and owner.kind == "logged_model" else [],
+    )
+
+
 async def _owned(request: Request, artifact_path: str, verb: str) -> str:
     """The clean path, once it is known to lie below one run's or logged model's root."""
     rel = clean_relpath(artifact_path)
@@ -37,6 +52,7 @@ async def _owned(request: Request, artifact_path: str, verb: str) -> str:
             f"Artifact path '{artifact_path}' is not inside one run's or logged model's "
             f"artifacts; only paths below <run>/artifacts/ can be {verb}d through the proxy"
         )
+    await run_in_threadpool(_job_reach, request, rel)
     return rel
 
 
@@ -49,6 +65,7 @@ async def upload(request: Request, artifact_path: str) -> Response:
 async def download(request: Request, artifact_path: str) -> Response:
     store = _store(request)
     rel = clean_relpath(artifact_path)
+    await run_in_threadpool(_job_reach, request, rel)
     if not await run_in_threadpool(store.is_file, rel):
         raise ResourceDoesNotExist(f"Artifact '{artifact_path}' does not exist")
     local = store.local_path(rel)
@@ -61,6 +78,7 @@ async def download(request: Request, artifact_path: str) -> Response:
 
 async def list_artifacts(request: Request, path: str = "") -> Response:
     rel = clean_relpath(path)
+    await run_in_threadpool(_job_reach, request, f"{rel}/." if rel else rel)
     files = await run_in_threadpool(_store(request).list, rel)
     prefix = f"{rel}/" if rel else ""
     return json_response(

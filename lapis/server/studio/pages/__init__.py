@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from lapis.server.studio import session
+from lapis.server.studio.pages import admin, compare, endpoint_actions, home, run_detail
 from lapis.server.studio.pages import batch as batch_pages
-from lapis.server.studio.pages import compare, endpoint_actions, home, run_detail
 from lapis.server.studio.pages import compute as compute_pages
 from lapis.server.studio.pages import endpoints as endpoints_pages
 from lapis.server.studio.pages import environments as environments_pages
@@ -27,4 +27,5 @@ ROUTERS: list[APIRouter] = [
     batch_pages.router,
     endpoints_pages.router,
     endpoint_actions.router,
+    admin.router,
 ]
