@@ -33,6 +33,9 @@ class Settings:
     # JSON bodies over this are refused with 413 before being read (streamed uploads
     # of artifacts, snapshots and model files are exempt).
     max_body_bytes: int = 32 * 1024 * 1024
+    # Jobs run under a Landlock sandbox keeping the workspace home out of reach
+    # (lapis/jobs/sandbox.py); LAPIS_JOB_SANDBOX=off turns it off.
+    job_sandbox: bool = True
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -44,6 +47,7 @@ class Settings:
             host=os.environ.get("LAPIS_HOST", "127.0.0.1"),
             port=int(os.environ.get("LAPIS_PORT", DEFAULT_PORT)),
             max_body_bytes=int(float(os.environ.get("LAPIS_MAX_BODY_MB", "32")) * 2**20),
+            job_sandbox=os.environ.get("LAPIS_JOB_SANDBOX", "on").lower() not in ("off", "0", "no"),
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         if "home" in given:

@@ -193,3 +193,9 @@ def point_mlflow(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[ServerPr
     """For tests with a server of their own: call it after every (re)start of that server."""
     yield lambda server: _point_mlflow(server, monkeypatch)
     _reset_mlflow()
+
+
+@pytest.fixture
+def server_type() -> type[ServerProcess]:
+    """The ServerProcess class, for tests that start a server with options of their own."""
+    return ServerProcess

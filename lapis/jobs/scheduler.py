@@ -81,6 +81,7 @@ class JobScheduler:
         url: str,
         python: str = sys.executable,
         interval: float = 0.05,
+        sandbox: bool = True,
     ) -> None:
         self.jobs = jobs
         self.store = jobs.store
@@ -90,6 +91,7 @@ class JobScheduler:
         self.url = url
         self.python = python
         self.interval = interval
+        self.sandbox = sandbox
         self.tracked: dict[str, Tracked] = {}
         self._reasons: dict[str, str] = {}
         self._finalizing: set[str] = set()
@@ -233,6 +235,7 @@ class JobScheduler:
                 if compute.type != "local"
                 else None,
                 "timeout_seconds": job.spec.get("timeout_seconds"),
+                "sandbox": self._sandbox(folder),
             },
         )
         now = now_ms()
@@ -414,6 +417,16 @@ class JobScheduler:
         self._revoke_token(folder)
         if upload_error is None:
             workdir.discard_copies(folder)
+
+    def _sandbox(self, folder: Path) -> dict[str, list[str]] | None:
+        """What the job may not reach (lapis/jobs/sandbox.py): the home but its own folder
+        and the environments; a local artifact root kept elsewhere. None: switched off."""
+        if not self.sandbox:
+            return None
+        deny = [str(self.jobs.home)]
+        if self.artifacts.is_local:
+            deny.append(self.artifacts.root)
+        return {"deny": deny, "allow": [str(folder), str(self.jobs.environments.envs_root)]}
 
     def _revoke_token(self, folder: Path) -> None:
         """The job's token dies with the job: leftover children cannot write to its run."""

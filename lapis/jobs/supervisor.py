@@ -182,6 +182,24 @@ def _environment(job_dir: Path, job: dict[str, Any]) -> str | None:
     return str(built.python.parent)
 
 
+def _sandbox(job_dir: Path, job: dict[str, Any]) -> Any:
+    """The job's Landlock rules, or None (switched off, or no Landlock: said in the log)."""
+    spec = job.get("sandbox")
+    if not spec:
+        return None
+    from lapis.jobs import sandbox
+
+    box = sandbox.prepare(spec.get("deny") or [], spec.get("allow") or [])
+    if box is None:
+        note = job_dir / "system_logs" / "sandbox.txt"
+        note.parent.mkdir(parents=True, exist_ok=True)
+        note.write_text(
+            "This kernel has no Landlock: the job ran without the filesystem sandbox and "
+            "could read the workspace's files.\n"
+        )
+    return box
+
+
 def supervise(job_dir: Path) -> int:
     import subprocess
 
@@ -203,19 +221,28 @@ def supervise(job_dir: Path) -> int:
         env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
         env["VIRTUAL_ENV"] = str(Path(bin_dir).parent)
         env.pop("PYTHONHOME", None)
+        tmp = job_dir / "tmp"  # the job's own temporary folder (the sandbox allows it)
+        tmp.mkdir(exist_ok=True)
+        env["TMPDIR"] = env["TMP"] = env["TEMP"] = str(tmp)
         log_path = job_dir / STD_LOG
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(log_path, "ab", buffering=0) as log:
-            proc = subprocess.Popen(
-                ["/bin/bash", "-c", job["command"]],
-                cwd=job_dir / "wd",
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        emit(job_dir, "Running", pid=proc.pid)
+        box = _sandbox(job_dir, job)
+        try:
+            with open(log_path, "ab", buffering=0) as log:
+                proc = subprocess.Popen(
+                    ["/bin/bash", "-c", job["command"]],
+                    cwd=job_dir / "wd",
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    preexec_fn=box.enter if box is not None else None,
+                )
+        finally:
+            if box is not None:
+                box.close()
+        emit(job_dir, "Running", pid=proc.pid, sandbox=f"landlock v{box.abi}" if box else None)
         return _watch(job_dir, job, proc)
     finally:
         stop.set()

@@ -100,7 +100,9 @@ class Workspace:
         """Run jobs: only the process serving ``url`` does this (jobs call back to it)."""
         from lapis.jobs.scheduler import JobScheduler
 
-        self.scheduler = JobScheduler(self.jobs, self.auth, self.artifacts, url)
+        self.scheduler = JobScheduler(
+            self.jobs, self.auth, self.artifacts, url, sandbox=self.settings.job_sandbox
+        )
         self.scheduler.start()
 
     def start_serving(self) -> None:

@@ -400,10 +400,8 @@ def test_bodies_over_the_limit_are_413_before_being_read(api: httpx.Client) -> N
     assert api.get("/healthz").status_code == 200
 
 
-def test_a_full_disk_is_507_and_nothing_half_written(tmp_path: Path) -> None:
+def test_a_full_disk_is_507_and_nothing_half_written(tmp_path: Path, server_type: Any) -> None:
     import subprocess
-
-    from conftest import ServerProcess
 
     tiny = tmp_path / "tiny"
     tiny.mkdir()
@@ -414,7 +412,7 @@ def test_a_full_disk_is_507_and_nothing_half_written(tmp_path: Path) -> None:
         pytest.skip(
             f"LOUD SKIP: cannot mount a 2 MB tmpfs to fill (needs root): {mounted.stderr!r}"
         )
-    server = ServerProcess(home=tmp_path / "home")
+    server = server_type(home=tmp_path / "home")
     server.start_args = ["--artifact-root", tiny.as_uri()]
     try:
         server.start()
@@ -430,3 +428,55 @@ def test_a_full_disk_is_507_and_nothing_half_written(tmp_path: Path) -> None:
     finally:
         server.kill9()
         subprocess.run(["umount", "-l", str(tiny)], check=False)
+
+
+# --- 7. a job could read the server's secrets ------------------------------------------------
+SNOOP = """\
+import os, pathlib
+home = pathlib.Path(os.environ["SNOOP_HOME"])
+for name in ("credentials.json", "workspace.key", "lapis.db", "server.json"):
+    try:
+        (home / name).read_bytes()
+        print("READ", name)
+    except OSError as exc:
+        print("DENIED", name, exc.errno)
+try:
+    os.kill(int(os.environ["SNOOP_PID"]), 0)
+    print("SIGNAL ok")
+except OSError:
+    print("SIGNAL denied")
+import tempfile
+with tempfile.NamedTemporaryFile() as fh:
+    fh.write(b"scratch works")
+open("outputs/ok.txt", "w").write("own folder works")
+"""
+
+
+def test_jobs_cannot_read_the_workspace_secrets(lapis_server: Any, tmp_path: Path) -> None:
+    import json
+
+    from lapis.jobs import sandbox
+
+    if sandbox.abi_version() == 0:
+        pytest.skip("LOUD SKIP: this kernel has no Landlock; jobs run unsandboxed here")
+    pid = json.loads((lapis_server.home / "server.json").read_text())["pid"]
+    job_file = write_job(
+        tmp_path / "snoop",
+        f"""\
+        command: python snoop.py
+        code: .
+        environment: system
+        environment_variables:
+          SNOOP_HOME: {lapis_server.home}
+          SNOOP_PID: "{pid}"
+        """,
+        files={"snoop.py": SNOOP},
+    )
+    job = wait(lapis_server, submit(lapis_server, job_file)["name"], timeout=120)
+    log = log_text(lapis_server, job["name"])
+    assert job["status"] == "Completed", log
+    for name in ("credentials.json", "workspace.key", "lapis.db", "server.json"):
+        assert f"DENIED {name}" in log, log
+    assert "READ " not in log
+    assert "SIGNAL denied" in log, log  # the server cannot be signalled from a job
+    assert "scratch works" not in log  # tempfile worked (no error printed)

@@ -56,9 +56,26 @@ async def _owned(request: Request, artifact_path: str, verb: str) -> str:
     return rel
 
 
+async def drain(request: Request, limit: int = 64 * 2**20) -> None:
+    """Read what is left of a failed upload's body (up to ``limit``), so the client gets
+    the answer instead of a connection reset while it is still sending."""
+    seen = 0
+    while seen < limit:
+        message = await request.receive()
+        if message["type"] != "http.request":
+            return
+        seen += len(message.get("body", b""))
+        if not message.get("more_body"):
+            return
+
+
 async def upload(request: Request, artifact_path: str) -> Response:
     rel = await _owned(request, artifact_path, "update")
-    await _store(request).write_stream(rel, request.stream())
+    try:
+        await _store(request).write_stream(rel, request.stream())
+    except OSError:  # a full disk, say: answered 507 by the error handler
+        await drain(request)
+        raise
     return json_response({})
 
 
