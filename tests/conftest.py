@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -39,6 +40,7 @@ class ServerProcess:
     env: dict[str, str] = field(default_factory=dict)
     port: int = 0
     start_args: list[str] = field(default_factory=list)  # extra `lapis server` options
+    verify: str | bool = True  # a CA file for an HTTPS server with a self-signed certificate
 
     def start(self, timeout: float = 60.0) -> ServerProcess:
         info = self.home / "server.json"
@@ -60,7 +62,8 @@ class ServerProcess:
             if info.exists():
                 try:
                     self.url = json.loads(info.read_text())["url"]
-                    if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                    ok = httpx.get(f"{self.url}/healthz", timeout=2, verify=self._verify())
+                    if ok.status_code == 200:
                         break
                 except (OSError, ValueError, KeyError, httpx.HTTPError):
                     pass
@@ -94,9 +97,19 @@ class ServerProcess:
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(timeout=15)
 
+    def _verify(self) -> Any:
+        import ssl
+
+        return (
+            ssl.create_default_context(cafile=self.verify) if isinstance(self.verify, str) else True
+        )
+
     def client(self) -> httpx.Client:
         return httpx.Client(
-            base_url=self.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=60
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {self.token}"},
+            timeout=60,
+            verify=self._verify(),
         )
 
 

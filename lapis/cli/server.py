@@ -14,6 +14,7 @@ import typer
 
 from lapis.config import DEFAULT_PORT, Settings
 from lapis.server.home import lock_home, record_holder
+from lapis.server.tls import ca_bundle, check_pair
 
 if TYPE_CHECKING:
     from lapis.server.context import Workspace
@@ -54,6 +55,17 @@ def _open_workspace(settings: Settings) -> Workspace:
         ) from None
 
 
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def server_command(
     home: Annotated[
         Path | None,
@@ -77,6 +89,13 @@ def server_command(
             "--artifact-root", help="fsspec URL for artifacts (default file://HOME/artifacts)."
         ),
     ] = None,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option("--tls-cert", help="PEM certificate: serve HTTPS (TLS 1.2 or newer)."),
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option("--tls-key", help="PEM private key of --tls-cert.")
+    ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
 ) -> None:
     """Run the workspace server: studio (web UI at /), REST API, MLflow tracking, scoring."""
@@ -87,6 +106,15 @@ def server_command(
     settings = Settings.from_env(
         home=home, host=host, port=port, database_url=database_url, artifact_root=artifact_root
     )
+    if (tls_cert is None) != (tls_key is None):
+        raise typer.BadParameter("give both --tls-cert and --tls-key, or neither")
+    context = check_pair(tls_cert, tls_key) if tls_cert and tls_key else None
+    if context is None and not _loopback(host):
+        typer.echo(
+            f"Warning: serving plain HTTP on {host}: tokens and passwords cross the network "
+            "unencrypted. Use --tls-cert/--tls-key (or a TLS-terminating proxy).",
+            err=True,
+        )
     os.umask(0o077)  # everything the server and its jobs create is private to this user
     lock = lock_home(settings.home)  # before anything is touched: one server per home
     ws = _open_workspace(settings)
@@ -98,7 +126,8 @@ def server_command(
         raise typer.BadParameter(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     bound = sock.getsockname()[1]
     shown_host = f"[{host}]" if ":" in host else host
-    url = f"http://{shown_host}:{bound}"
+    url = f"{'https' if context else 'http'}://{shown_host}:{bound}"
+    bundle = ca_bundle(settings.home, tls_cert) if tls_cert and context else None
     if ws.bootstrap is not None:
         _write_private(
             settings.credentials_path,
@@ -106,14 +135,21 @@ def server_command(
         )
     from lapis.util import now_ms
 
-    info = {"url": url, "pid": os.getpid(), "port": bound, "started_at": now_ms()}
+    info: dict[str, object] = {
+        "url": url,
+        "pid": os.getpid(),
+        "port": bound,
+        "started_at": now_ms(),
+    }
+    if bundle is not None:
+        info["ca_bundle"] = str(bundle)
     _write_private(settings.server_info_path, info)
     record_holder(lock, info)
     typer.echo(f"Lapis server at {url}  (home {settings.home})", err=False)
     typer.echo(f"Studio: open {url}/ and sign in with the token from `lapis auth token`")
     if ws.bootstrap is not None:
         typer.echo(f"Admin token written to {settings.credentials_path}")
-    ws.start_scheduler(url)
+    ws.start_scheduler(url, ca_bundle=str(bundle) if bundle else None)
     ws.start_serving()
     ws.audit.start()
     config = uvicorn.Config(
@@ -122,7 +158,12 @@ def server_command(
         access_log=False,
         timeout_graceful_shutdown=5,
         lifespan="off",
+        ssl_certfile=str(tls_cert) if context else None,
+        ssl_keyfile=str(tls_key) if context else None,
     )
+    if context is not None:
+        config.load()
+        config.ssl = context  # ours: TLS 1.2 minimum, checked above
     # uvicorn re-raises the signal that stopped it once it has shut down; exiting
     # through SystemExit/KeyboardInterrupt instead lets the cleanup below run.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

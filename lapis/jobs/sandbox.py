@@ -135,12 +135,16 @@ def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
 
 
-def prepare(deny: Iterable[str], allow: Iterable[str]) -> Sandbox | None:
-    """Rules keeping ``deny`` out of reach but for ``allow``; None without Landlock."""
+def prepare(
+    deny: Iterable[str], allow: Iterable[str], read_only: Iterable[str] = ()
+) -> Sandbox | None:
+    """Rules keeping ``deny`` out of reach but for ``allow`` (and ``read_only``, which can
+    be read and not changed); None without Landlock."""
     abi = abi_version()
     if abi <= 0:
         return None
     denied = sorted({_real(d) for d in deny if d})
+    readable = sorted({_real(a) for a in read_only if a})
     allowed = sorted({_real(a) for a in allow if a})
     full, file_full = _all_rights(abi), _file_rights(abi)
     sandbox = Sandbox(abi)
@@ -163,7 +167,7 @@ def prepare(deny: Iterable[str], allow: Iterable[str]) -> Sandbox | None:
     for d in denied:
         parts = d.strip("/").split("/")
         ancestors.update("/" + "/".join(parts[:i]) for i in range(len(parts)))
-    for a in allowed:  # ancestors of allowed folders inside a denied tree, too
+    for a in allowed + readable:  # ancestors of allowed folders inside a denied tree, too
         if any(_inside(a, d) for d in denied):
             parts = a.strip("/").split("/")
             ancestors.update(
@@ -184,6 +188,8 @@ def prepare(deny: Iterable[str], allow: Iterable[str]) -> Sandbox | None:
             grant(path, full)
     for a in allowed:
         grant(a, full)
+    for r in readable:
+        grant(r, READ_FILE | READ_DIR)
     return sandbox
 
 

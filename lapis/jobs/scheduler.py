@@ -82,6 +82,7 @@ class JobScheduler:
         python: str = sys.executable,
         interval: float = 0.05,
         sandbox: bool = True,
+        ca_bundle: str | None = None,
     ) -> None:
         self.jobs = jobs
         self.store = jobs.store
@@ -92,6 +93,7 @@ class JobScheduler:
         self.python = python
         self.interval = interval
         self.sandbox = sandbox
+        self.ca_bundle = ca_bundle  # jobs trust a self-signed server certificate through it
         self.tracked: dict[str, Tracked] = {}
         self._reasons: dict[str, str] = {}
         self._finalizing: set[str] = set()
@@ -229,7 +231,9 @@ class JobScheduler:
                 "name": job.name,
                 "command": prepared.command,
                 "environment": environment,
-                "env": workdir.job_environment(job, compute, self.url, token, prepared),
+                "env": workdir.job_environment(
+                    job, compute, self.url, token, prepared, self.ca_bundle
+                ),
                 "cpu_set": list(compute.cpu_set),
                 "memory_limit_bytes": compute.memory_limit_bytes
                 if compute.type != "local"
@@ -418,7 +422,7 @@ class JobScheduler:
         if upload_error is None:
             workdir.discard_copies(folder)
 
-    def _sandbox(self, folder: Path) -> dict[str, list[str]] | None:
+    def _sandbox(self, folder: Path) -> dict[str, Any] | None:
         """What the job may not reach (lapis/jobs/sandbox.py): the home but its own folder
         and the environments; a local artifact root kept elsewhere. None: switched off."""
         if not self.sandbox:
@@ -426,7 +430,11 @@ class JobScheduler:
         deny = [str(self.jobs.home)]
         if self.artifacts.is_local:
             deny.append(self.artifacts.root)
-        return {"deny": deny, "allow": [str(folder), str(self.jobs.environments.envs_root)]}
+        return {
+            "deny": deny,
+            "allow": [str(folder), str(self.jobs.environments.envs_root)],
+            "read_only": [self.ca_bundle] if self.ca_bundle else [],
+        }
 
     def _revoke_token(self, folder: Path) -> None:
         """The job's token dies with the job: leftover children cannot write to its run."""

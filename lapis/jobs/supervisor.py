@@ -189,7 +189,9 @@ def _sandbox(job_dir: Path, job: dict[str, Any]) -> Any:
         return None
     from lapis.jobs import sandbox
 
-    box = sandbox.prepare(spec.get("deny") or [], spec.get("allow") or [])
+    box = sandbox.prepare(
+        spec.get("deny") or [], spec.get("allow") or [], spec.get("read_only") or []
+    )
     if box is None:
         note = job_dir / "system_logs" / "sandbox.txt"
         note.parent.mkdir(parents=True, exist_ok=True)

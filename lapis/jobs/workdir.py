@@ -108,7 +108,12 @@ def prepare(job: Job, folder: Path, snapshots: Path) -> Prepared:
 
 
 def job_environment(
-    job: Job, compute: Compute, url: str, token: str | None, prepared: Prepared
+    job: Job,
+    compute: Compute,
+    url: str,
+    token: str | None,
+    prepared: Prepared,
+    ca_bundle: str | None = None,
 ) -> dict[str, str]:
     """Variables the job sees: tracking for plain ``mlflow``, and Lapis' own."""
     env = {
@@ -126,6 +131,8 @@ def job_environment(
     if token:
         env["MLFLOW_TRACKING_TOKEN"] = token
         env["LAPIS_TOKEN"] = token
+    if ca_bundle:  # public roots plus the server's self-signed certificate
+        env["SSL_CERT_FILE"] = env["REQUESTS_CA_BUNDLE"] = ca_bundle
     for name, path in prepared.inputs.items():
         env[f"AZURE_ML_INPUT_{name}"] = path
     for name, path in prepared.outputs.items():

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import ssl
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,9 +46,10 @@ class Connection:
     url: str
     token: str | None
     source: str
+    ca_bundle: str | None = None  # set for a server with a self-signed certificate
 
     def client(self) -> LapisHTTP:
-        return LapisHTTP(self.url, self.token, source=self.source)
+        return LapisHTTP(self.url, self.token, source=self.source, verify=self.ca_bundle)
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -91,12 +93,16 @@ def resolve(
         creds = _read_json(home / "credentials.json")
         token = str(creds["token"]) if creds and creds.get("token") else None
     url = env.get("LAPIS_URL")
-    if url and not prefer_home:
-        return Connection(url.rstrip("/"), token, "LAPIS_URL")
+    ca = env.get("LAPIS_CA_BUNDLE") or None
     info = _read_json(home / "server.json")
+    if url and not prefer_home:
+        if ca is None and info and str(info.get("url", "")).rstrip("/") == url.rstrip("/"):
+            ca = str(info["ca_bundle"]) if info.get("ca_bundle") else None  # the local server
+        return Connection(url.rstrip("/"), token, "LAPIS_URL", ca)
     if not info or not info.get("url"):
         raise ServerNotFound(f"no Lapis server is running for workspace {home}: {_START_HINT}")
-    return Connection(str(info["url"]).rstrip("/"), token, str(home / "server.json"))
+    ca = ca or (str(info["ca_bundle"]) if info.get("ca_bundle") else None)
+    return Connection(str(info["url"]).rstrip("/"), token, str(home / "server.json"), ca)
 
 
 def error_from_response(resp: httpx.Response) -> LapisError:
@@ -137,6 +143,7 @@ class LapisHTTP:
         source: str = "",
         transport: httpx.BaseTransport | None = None,
         timeout: float = 300.0,
+        verify: str | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.source = source
@@ -149,6 +156,7 @@ class LapisHTTP:
             headers=headers,
             timeout=httpx.Timeout(timeout, connect=10.0),
             transport=transport,
+            verify=ssl.create_default_context(cafile=verify) if verify else True,
         )
 
     def close(self) -> None:

@@ -13,6 +13,7 @@ from lapis.server.auth import BearerAuth
 from lapis.server.authorize import authorize_route
 from lapis.server.context import Workspace
 from lapis.server.guard import RequestGuard
+from lapis.server.headers import SecurityHeaders
 from lapis.server.routers import (
     v1_access,
     v1_batch,
@@ -74,5 +75,6 @@ def create_app(ws: Workspace) -> FastAPI:
     app.add_middleware(BearerAuth, workspace=ws)
     app.add_middleware(AuditTrail, writer=ws.audit)  # sees the principal BearerAuth found
     app.add_middleware(ScoringProxy, workspace=ws)  # scoring needs no user token
-    app.add_middleware(RequestGuard, max_body=ws.settings.max_body_bytes)  # outermost
+    app.add_middleware(RequestGuard, max_body=ws.settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders)  # outermost: every answer gets them
     return app

@@ -96,12 +96,17 @@ class Workspace:
         ws.bootstrap = auth.bootstrap_admin()
         return ws
 
-    def start_scheduler(self, url: str) -> None:
+    def start_scheduler(self, url: str, ca_bundle: str | None = None) -> None:
         """Run jobs: only the process serving ``url`` does this (jobs call back to it)."""
         from lapis.jobs.scheduler import JobScheduler
 
         self.scheduler = JobScheduler(
-            self.jobs, self.auth, self.artifacts, url, sandbox=self.settings.job_sandbox
+            self.jobs,
+            self.auth,
+            self.artifacts,
+            url,
+            sandbox=self.settings.job_sandbox,
+            ca_bundle=ca_bundle,
         )
         self.scheduler.start()
 
