@@ -77,6 +77,7 @@ class DeploymentService:
         self.snapshots = home / "snapshots"
         self.root = home / "deployments"
         self.runtime: DeploymentRuntime | None = None
+        self.sandbox = True  # instances run under Landlock (Settings.job_sandbox)
         endpoints.deployment_names = self.names
         endpoints.listeners.append(self._endpoint_changed)
         models.deployments_of = self.of_model

@@ -26,6 +26,7 @@ from lapis.endpoints import runtime
 from lapis.endpoints.deployments import DeploymentService
 from lapis.environments.spec import EnvironmentSpec
 from lapis.errors import InvalidParameterValue, LapisError
+from lapis.jobs.snapshot import check_digest
 from lapis.store.sql.deployments import OnlineDeployment
 
 READY = ".ready"
@@ -41,6 +42,9 @@ class Prepared:
     argv: list[str]
     env: dict[str, str]
     cwd: Path
+    # (denied, allowed) trees for the instance's Landlock sandbox (lapis/jobs/sandbox.py):
+    # the home is out of reach but for this deployment's folder and the environments.
+    sandbox: tuple[tuple[str, ...], tuple[str, ...]] | None = None
 
 
 class PrepareError(LapisError):
@@ -61,7 +65,7 @@ def prepare(svc: DeploymentService, d: OnlineDeployment, log: Callable[[str], No
             raise PrepareError(f"cannot fetch model {label}: {exc.message}") from None
         log(f"model {model['name']}:{model['version']}: {count} file(s) in {base / 'model'}")
         if code is not None:
-            snapshot = svc.snapshots / code["digest"]
+            snapshot = svc.snapshots / check_digest(code["digest"])
             if not snapshot.is_dir():
                 raise PrepareError(f"code snapshot {code['digest'][:12]} is missing on this server")
             shutil.copytree(snapshot, base / "code")
@@ -84,7 +88,13 @@ def prepare(svc: DeploymentService, d: OnlineDeployment, log: Callable[[str], No
         env["VIRTUAL_ENV"] = str(venv)
         env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     cwd = base / "code" if code is not None else base
-    return Prepared(d.generation, argv, env, cwd)
+    env["TMPDIR"] = str(svc.folder(d) / "tmp")
+    Path(env["TMPDIR"]).mkdir(parents=True, exist_ok=True)
+    box = (
+        (str(svc.home),),
+        (str(svc.folder(d)), str(svc.environments.envs_root)),
+    )
+    return Prepared(d.generation, argv, env, cwd, box if svc.sandbox else None)
 
 
 def _download_model(svc: DeploymentService, name: str, version: str, target: Path) -> int:

@@ -83,6 +83,7 @@ class Workspace:
         from lapis.endpoints.deployments import DeploymentService
 
         ws.deployments = DeploymentService(db, ws.endpoints, ws.models, environments, settings.home)
+        ws.deployments.sandbox = settings.job_sandbox
         from lapis.endpoints.batch import BatchService
 
         ws.batch = BatchService(

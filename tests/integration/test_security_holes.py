@@ -480,3 +480,68 @@ def test_jobs_cannot_read_the_workspace_secrets(lapis_server: Any, tmp_path: Pat
     assert "READ " not in log
     assert "SIGNAL denied" in log, log  # the server cannot be signalled from a job
     assert "scratch works" not in log  # tempfile worked (no error printed)
+
+
+SCORE_SNOOP = """\
+import json, os
+
+
+def init():
+    pass
+
+
+def run(raw_data):
+    out = {}
+    for name in ("credentials.json", "workspace.key", "lapis.db"):
+        try:
+            open(os.path.join(os.environ["SNOOP_HOME"], name), "rb").read()
+            out[name] = "read"
+        except OSError:
+            out[name] = "denied"
+    return out
+"""
+
+
+def test_scoring_code_cannot_read_the_workspace_secrets(lapis_server: Any, tmp_path: Path) -> None:
+    import json
+    import shutil
+    import time
+    import uuid
+
+    from lapis.jobs import sandbox
+
+    if sandbox.abi_version() == 0:
+        pytest.skip("LOUD SKIP: this kernel has no Landlock; scoring runs unsandboxed here")
+    example = Path(__file__).resolve().parents[2] / "examples" / "endpoints"
+    folder = tmp_path / "ep"
+    shutil.copytree(example, folder)
+    name = f"snoop-{uuid.uuid4().hex[:6]}"
+    (folder / "onlinescoring" / "score.py").write_text(SCORE_SNOOP)
+    for yml in folder.glob("*.yml"):
+        yml.write_text(yml.read_text().replace("my-endpoint", name))
+    blue = folder / "blue.yml"
+    text = blue.read_text().replace(
+        'environment_variables:\n', f"environment_variables:\n  SNOOP_HOME: {lapis_server.home}\n"
+    )
+    blue.write_text(text)
+    for args in (
+        ["online-endpoint", "create", "-f", str(folder / "endpoint.yml")],
+        ["online-deployment", "create", "-f", str(blue), "--all-traffic"],
+    ):
+        done = lapis_cli(lapis_server, *args)
+        assert done.returncode == 0, done.stderr
+    with lapis_server.client() as c:
+        key = c.post(f"/api/v1/endpoints/{name}/listKeys").json()["primaryKey"]
+        deadline = time.monotonic() + 90
+        while True:
+            r = c.post(
+                f"/api/v1/endpoints/{name}/score",
+                content=json.dumps({"data": [[1, 2, 3]]}),
+                headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+            )
+            if r.status_code == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert r.status_code == 200, r.text
+        assert r.json() == {n: "denied" for n in ("credentials.json", "workspace.key", "lapis.db")}
+        c.delete(f"/api/v1/endpoints/{name}")
