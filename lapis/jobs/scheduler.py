@@ -44,6 +44,7 @@ from lapis.entities.jobs import Job
 from lapis.errors import LapisError, ResourceDoesNotExist
 from lapis.jobs import workdir
 from lapis.jobs.service import JobService
+from lapis.jobs.spool import SPOOL, replay_spool
 from lapis.jobs.status import ALLOWED, JobStatus
 from lapis.jobs.supervisor import HEARTBEAT, JOB_FILE, STD_LOG, read_events
 from lapis.store.sql.jobs import ACTIVE
@@ -232,7 +233,7 @@ class JobScheduler:
                 "command": prepared.command,
                 "environment": environment,
                 "env": workdir.job_environment(
-                    job, compute, self.url, token, prepared, self.ca_bundle
+                    job, compute, self.url, token, prepared, self.ca_bundle, str(folder / SPOOL)
                 ),
                 "cpu_set": list(compute.cpu_set),
                 "memory_limit_bytes": compute.memory_limit_bytes
@@ -396,6 +397,10 @@ class JobScheduler:
             self.store.transition(name, S.FINALIZING, time_ms=now_ms(), reason="uploading outputs")
         folder = self.jobs.job_dir(name)
         upload_error = None
+        try:
+            replay_spool(self.jobs.tracking, job, folder / SPOOL)
+        except Exception:  # the files stay; the next finalize attempt tries again
+            log.exception("replaying the spooled metrics of job %s failed", name)
         try:
             self._upload_all(job, folder)
         except Exception as exc:  # the job's result stands; say what could not be kept

@@ -114,6 +114,7 @@ def job_environment(
     token: str | None,
     prepared: Prepared,
     ca_bundle: str | None = None,
+    spool: str | None = None,
 ) -> dict[str, str]:
     """Variables the job sees: tracking for plain ``mlflow``, and Lapis' own."""
     env = {
@@ -131,6 +132,10 @@ def job_environment(
     if token:
         env["MLFLOW_TRACKING_TOKEN"] = token
         env["LAPIS_TOKEN"] = token
+    if spool:  # the SDK keeps batches here while the server is away (lapis/sdk/writer.py)
+        env["LAPIS_SPOOL_DIR"] = spool
+    # the mlflow client retries for about ten minutes before giving up on a request
+    env["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "10"
     if ca_bundle:  # public roots plus the server's self-signed certificate
         env["SSL_CERT_FILE"] = env["REQUESTS_CA_BUNDLE"] = ca_bundle
     for name, path in prepared.inputs.items():

@@ -18,6 +18,14 @@ backoff for up to ``retry_timeout`` seconds (the server ignores a point it
 already has, so resending a batch is safe). A 4xx answer means the batch
 itself is wrong; it is dropped and the error is raised from the next logging
 call, ``flush`` or ``end_run`` — never swallowed.
+
+Inside a job (``LAPIS_SPOOL_DIR`` set by the scheduler) a server that stays
+away does not fail the job: a batch that could not be sent is written to the
+spool folder (whole, fsync'd, then renamed into place) and resent from there in
+the background, oldest first. ``flush`` — and so ``end_run`` and the exit hook —
+keeps trying for ``LAPIS_EXIT_GRACE`` seconds (default 300) and then leaves the
+rest on disk, where the server replays it into the run when it finalizes the
+job. An outage longer than the job itself therefore loses no point either.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ import time
 import weakref
 from collections.abc import Mapping
 from operator import itemgetter
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -91,6 +100,12 @@ class MetricWriter:
         self.retry_timeout = (
             _env_float("LAPIS_RETRY_TIMEOUT", 60.0) if retry_timeout is None else retry_timeout
         )
+        spool = os.environ.get("LAPIS_SPOOL_DIR")
+        self.spool = Path(spool) if spool else None
+        if self.spool is not None and retry_timeout is None:
+            self.retry_timeout = _env_float("LAPIS_RETRY_TIMEOUT", 10.0)  # then to disk
+        self.exit_grace = _env_float("LAPIS_EXIT_GRACE", 300.0)
+        self._spooled = 0
         self.sent_points = 0
         self._path = f"/api/v1/runs/{run_id}/log"
         self._points: list[Point] = []
@@ -177,9 +192,12 @@ class MetricWriter:
 
     # --- flushing -------------------------------------------------------------
     def flush(self) -> None:
-        """Send everything logged so far; return once the server has acknowledged it."""
+        """Send everything logged so far; return once the server has acknowledged it
+        (or, in a job, once it is safe on disk and the grace period has passed)."""
         with self._send_lock:
             self._send_pending()
+            if self.spool is not None and self._spool_files():
+                self._drain_spool(deadline=time.monotonic() + self.exit_grace)
         if self._error is not None:
             self._raise_pending()
 
@@ -206,10 +224,13 @@ class MetricWriter:
             self._wake.clear()
             if self._closed:
                 return
-            if not (self._points or self._params or self._tags):
+            spooled = self.spool is not None and self._spooled > 0
+            if not (self._points or self._params or self._tags or spooled):
                 continue
             with self._send_lock:
                 self._send_pending()
+                if spooled:
+                    self._drain_spool(deadline=None)
 
     def _take(self) -> tuple[list[Point], dict[str, str], dict[str, str]]:
         points = self._points
@@ -238,9 +259,13 @@ class MetricWriter:
                     body["params"] = params
                 if tags:
                     body["tags"] = tags
+            content = _dumps(body)
             try:
-                self._post(_dumps(body))
+                self._post(content)
             except BaseException as exc:
+                if self.spool is not None and _transient(exc):
+                    self._to_spool(content)  # kept on disk, resent in the background
+                    continue
                 lost = len(batch) - start
                 self._error = exc
                 if not isinstance(exc, LapisError) or status_of(exc) is None:
@@ -251,6 +276,56 @@ class MetricWriter:
                     )
                 return
             self.sent_points += len(chunk)
+
+    # --- the spool (jobs only) --------------------------------------------------------
+    def _spool_files(self) -> list[Path]:
+        assert self.spool is not None
+        try:
+            return sorted(self.spool.glob(f"{self.run_id}.*.json"))
+        except OSError:
+            return []
+
+    def _to_spool(self, content: bytes) -> None:
+        assert self.spool is not None
+        self.spool.mkdir(parents=True, exist_ok=True)
+        self._spooled += 1
+        name = f"{self.run_id}.{time.time_ns():020d}.{os.getpid()}.{self._spooled}.json"
+        tmp = self.spool / f".{name}.part"
+        with open(tmp, "wb") as fh:
+            fh.write(content)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.spool / name)
+
+    def _drain_spool(self, deadline: float | None) -> None:
+        """Resend spooled batches oldest first; with a deadline, keep trying until then."""
+        delay = 0.5
+        while True:
+            files = self._spool_files()
+            for path in files:
+                try:
+                    self.http.post_raw(self._path, path.read_bytes())
+                except BaseException as exc:
+                    if not _transient(exc):
+                        path.unlink(missing_ok=True)  # a 4xx: the batch itself is wrong
+                        self._error = exc
+                        continue
+                    break
+                path.unlink(missing_ok=True)
+            else:
+                self._spooled = 0
+                return
+            if deadline is None or time.monotonic() + delay > deadline:
+                if deadline is not None:
+                    print(
+                        f"lapis: the server did not come back within {self.exit_grace:.0f} s; "
+                        f"{len(self._spool_files())} batch(es) of run {self.run_id} stay in "
+                        f"{self.spool}, recorded by the server when the job ends",
+                        file=sys.stderr,
+                    )
+                return
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
     def _post(self, content: bytes) -> None:
         """POST one batch, retrying what may succeed later (see the module docstring)."""
@@ -270,6 +345,16 @@ class MetricWriter:
                     raise
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+
+def _transient(exc: BaseException) -> bool:
+    """Would the same request succeed later (server away or busy), not a bad batch?"""
+    if isinstance(exc, httpx.TransportError | ServerNotFound):
+        return True
+    if isinstance(exc, LapisError):
+        status = status_of(exc)
+        return (status or 0) >= 500 or status == 429
+    return False
 
 
 def flush_all() -> None:

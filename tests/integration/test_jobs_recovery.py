@@ -94,3 +94,61 @@ def _supervisor_pid(server: Any, name: str) -> int:
         if "lapis.jobs.supervisor" in cmd and str(server.home / "jobs" / name) in cmd:
             return int(proc.pid)
     raise AssertionError("no supervisor process found")
+
+
+OUTAGE = """\
+import os, pathlib, sys, time
+import lapis
+
+marks = pathlib.Path(sys.argv[1])
+with lapis.start_run() as run:
+    for step in range(40):
+        lapis.log_metric("loss", 1.0 / (step + 1), step=step)
+    lapis.flush()
+    (marks / "phase1").touch()
+    while not (marks / "down").exists():
+        time.sleep(0.05)
+    for step in range(40, 80):  # the server is down: these wait on disk
+        lapis.log_metric("loss", 1.0 / (step + 1), step=step)
+print("logged 80 points", flush=True)
+(marks / "done").touch()
+"""
+
+
+def test_a_server_outage_longer_than_the_job_loses_no_point(
+    fresh_server: Any, tmp_path: Path
+) -> None:
+    """The job ends while the server is down; its spooled points reach the run afterwards."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    job_file = write_job(
+        tmp_path / "outage",
+        f"""\
+        code: src
+        command: python outage.py {marks}
+        environment: system
+        environment_variables:
+          LAPIS_RETRY_TIMEOUT: "1"
+          LAPIS_EXIT_GRACE: "1"
+        """,
+        {"src/outage.py": OUTAGE},
+    )
+    name = submit(fresh_server, job_file)["name"]
+    deadline = time.monotonic() + 120
+    while not (marks / "phase1").exists():
+        assert time.monotonic() < deadline, log_text(fresh_server, name)
+        time.sleep(0.05)
+    fresh_server.kill9()
+    (marks / "down").touch()
+    while not (marks / "done").exists():
+        assert time.monotonic() < deadline, "the job did not finish while the server was down"
+        time.sleep(0.05)
+    time.sleep(1.0)
+    fresh_server.start()
+    job = wait(fresh_server, name, timeout=60)
+    assert job["status"] == "Completed", job["status_reason"]
+    with fresh_server.client() as c:
+        history = c.get(f"/api/v1/runs/{job['run_id']}/metrics/loss/history").json()
+    steps = sorted(p["step"] for p in history["points"])
+    assert steps == list(range(80)), steps
+    assert not list((fresh_server.home / "jobs" / name / "spool").glob("*.json"))

@@ -521,7 +521,7 @@ def test_scoring_code_cannot_read_the_workspace_secrets(lapis_server: Any, tmp_p
         yml.write_text(yml.read_text().replace("my-endpoint", name))
     blue = folder / "blue.yml"
     text = blue.read_text().replace(
-        'environment_variables:\n', f"environment_variables:\n  SNOOP_HOME: {lapis_server.home}\n"
+        "environment_variables:\n", f"environment_variables:\n  SNOOP_HOME: {lapis_server.home}\n"
     )
     blue.write_text(text)
     for args in (

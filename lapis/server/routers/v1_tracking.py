@@ -15,6 +15,7 @@ from lapis.errors import InvalidParameterValue, ResourceDoesNotExist
 from lapis.server.body import json_object
 from lapis.server.context import Workspace
 from lapis.server.routers.mlflow._handler import json_response
+from lapis.tracking.columnar import parse_log_body
 from lapis.tracking.mlflow_compat import float_out
 
 router = APIRouter(prefix="/api/v1", tags=["tracking"])
@@ -178,58 +179,20 @@ async def metric_history(request: Request, run_id: str, key: str) -> Response:
 async def log(request: Request, run_id: str) -> Response:
     """Columnar batch of metrics plus params and tags, written in one transaction.
 
-    The body is parsed with orjson and checked by hand rather than through a
-    pydantic model: at 100,000 points a request, model validation would cost
-    more than the database insert.
+    The body is checked by :func:`lapis.tracking.columnar.parse_log_body`.
     """
-    body = await json_object(request, allow_empty=False)
-    unknown = set(body) - {"metrics", "params", "tags"}
-    if unknown:
-        raise InvalidParameterValue(
-            f"Unknown field(s) in log request: {', '.join(sorted(unknown))}"
-        )
-    m = body.get("metrics") or {}
-    cols = {}
-    for name in ("key", "value", "step", "timestamp"):
-        col = m.get(name, [])
-        if not isinstance(col, list):
-            raise InvalidParameterValue(f"metrics.{name} must be a list")
-        cols[name] = col
-    values = cols["value"]
-    if not all(type(x) is float or type(x) is int for x in values):
-        values = [_num(x, i) for i, x in enumerate(values)]
-    if not all(type(x) is int for x in cols["step"]) or not all(
-        type(x) is int for x in cols["timestamp"]
-    ):
-        raise InvalidParameterValue("metrics.step and metrics.timestamp must be lists of integers")
-    for name in ("step", "timestamp"):
-        col = cols[name]
-        if col and (min(col) < -(2**63) or max(col) > 2**63 - 1):
-            raise InvalidParameterValue(
-                f"metrics.{name} holds a value that does not fit in 64 bits"
-            )
-    if not all(type(x) is str for x in cols["key"]):
-        raise InvalidParameterValue("metrics.key must be a list of strings")
-    params, tags = body.get("params") or {}, body.get("tags") or {}
-    if not isinstance(params, dict) or not isinstance(tags, dict):
-        raise InvalidParameterValue("params and tags must be JSON objects")
+    parsed = parse_log_body(await json_object(request, allow_empty=False))
     n = await run_in_threadpool(
         _ws(request).tracking.log_columns,
         run_id,
-        cols["key"],
-        values,
-        cols["step"],
-        cols["timestamp"],
-        params,
-        tags,
+        parsed.keys,
+        parsed.values,
+        parsed.steps,
+        parsed.timestamps,
+        parsed.params,
+        parsed.tags,
     )
     return json_response({"metrics": n})
-
-
-def _num(x: object, i: int) -> float:
-    from lapis.tracking.mlflow_compat import float_in
-
-    return float_in(x, f"metrics.value[{i}]")
 
 
 @router.post("/runs/{run_id}/end")
