@@ -43,13 +43,13 @@ demo: $(VENV)/.stamp-demo studio-assets
 	$(PY) examples/demo.py
 
 lint: $(VENV)/.stamp-dev
-	$(VENV)/bin/ruff check lapis tests bench examples
-	$(VENV)/bin/ruff format --check lapis tests bench examples
+	$(VENV)/bin/ruff check lapis tests bench examples scripts
+	$(VENV)/bin/ruff format --check lapis tests bench examples scripts
 	$(VENV)/bin/mypy lapis
 
 format: $(VENV)/.stamp-dev
-	$(VENV)/bin/ruff check --fix lapis tests bench examples
-	$(VENV)/bin/ruff format lapis tests bench examples
+	$(VENV)/bin/ruff check --fix lapis tests bench examples scripts
+	$(VENV)/bin/ruff format lapis tests bench examples scripts
 
 test: lint studio-assets browser
 	$(VENV)/bin/pytest -n 2 --dist loadgroup -q

@@ -263,14 +263,17 @@ def start_mlflow(workers: int | None) -> ServerHandle:
     return handle
 
 
-def start_lapis() -> ServerHandle:
+def start_lapis(database_url: str | None = None, label: str = "Lapis") -> ServerHandle:
     """`lapis server --port 0`: the URL comes from server.json, the token from credentials.json."""
     exe = executable("lapis")
     argv_head = [exe] if exe else [sys.executable, "-m", "lapis.cli.main"]
     home = Path(tempfile.mkdtemp(prefix="bench-lapis-"))
-    handle = ServerHandle(name="lapis", label="Lapis", home=home, health_path="/healthz")
+    handle = ServerHandle(name="lapis", label=label, home=home, health_path="/healthz")
     try:
-        handle._spawn([*argv_head, "server", "--home", str(home), "--port", "0"])
+        argv = [*argv_head, "server", "--home", str(home), "--port", "0"]
+        if database_url:
+            argv += ["--database-url", database_url]
+        handle._spawn(argv)
         t0 = time.monotonic()
         while not handle.url:
             handle._check_alive()

@@ -42,3 +42,23 @@ class EndRunRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     status: str = "FINISHED"
     end_time: int | None = Field(default=None, ge=0, le=INT64_MAX)
+
+
+def inline_refs(model: type[BaseModel]) -> dict[str, Any]:
+    """A model's JSON schema with its ``$defs`` written in place, for ``openapi_extra``
+    (where a ``#/$defs/...`` reference would point nowhere in the OpenAPI document)."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return resolve(defs[ref.rsplit("/", 1)[-1]])
+            return {k: resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved

@@ -29,6 +29,44 @@ from lapis.server.routers import (
 from lapis.server.routers.mlflow import artifacts, experiments, logged_models, registry, runs
 from lapis.server.routers.mlflow._handler import json_response, mount
 
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error_code", "message"],
+    "properties": {
+        "error_code": {"type": "string"},
+        "message": {"type": "string"},
+        "details": {"type": "object"},
+    },
+}
+
+
+def document_errors(app: FastAPI) -> None:
+    """Every operation documents its errors: any 4xx, 503 and 507, all as ``Error``.
+
+    The answers come from one exception handler (lapis/server/errors.py), so one
+    schema describes them all; a fuzzer can then check error bodies, not only codes.
+    """
+    inner = app.openapi
+
+    def openapi() -> dict[str, object]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = inner()
+        schema.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+        ref = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        for item in schema.get("paths", {}).values():
+            for op in item.values():
+                if not isinstance(op, dict) or "responses" not in op:
+                    continue
+                op["responses"].pop("422", None)  # validation errors are answered 400
+                op["responses"].setdefault("4XX", {"description": "The request was refused"} | ref)
+                for code, what in (("503", "Temporarily unavailable"), ("507", "Disk full")):
+                    op["responses"].setdefault(code, {"description": what} | ref)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
 
 def create_app(ws: Workspace) -> FastAPI:
     app = FastAPI(
@@ -72,6 +110,7 @@ def create_app(ws: Workspace) -> FastAPI:
     app.include_router(artifacts.router)
     mount(app, runs.ROUTES + experiments.ROUTES + logged_models.ROUTES + registry.ROUTES)
     studio.install(app)  # the web UI at /; after errors.install, whose handlers it wraps
+    document_errors(app)
     app.add_middleware(BearerAuth, workspace=ws)
     app.add_middleware(AuditTrail, writer=ws.audit)  # sees the principal BearerAuth found
     app.add_middleware(ScoringProxy, workspace=ws)  # scoring needs no user token

@@ -49,7 +49,13 @@ def install(app: FastAPI) -> None:
             if exc.status_code in (404, 405)
             else str(exc.detail)
         )
-        return JSONResponse({"error_code": code, "message": message}, status_code=exc.status_code)
+        if exc.status_code == 405 and exc.headers and exc.headers.get("Allow"):
+            message += f"; allowed: {exc.headers['Allow']}"
+        return JSONResponse(
+            {"error_code": code, "message": message},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),  # a 405 keeps its Allow header
+        )
 
     app.add_middleware(CatchAll)
 

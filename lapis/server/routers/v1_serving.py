@@ -73,7 +73,16 @@ def _empty(ws: Workspace, endpoint: str, deployment: str, window: int, step: int
     return series.summary() | {"timeseries": series.window(now, span, step or max(1, span // 300))}
 
 
-@router.get("/metrics", tags=["server"])
+@router.get(
+    "/metrics",
+    tags=["server"],
+    responses={
+        200: {
+            "description": "Prometheus text exposition format",
+            "content": {"text/plain; version=0.0.4; charset=utf-8": {"schema": {"type": "string"}}},
+        }
+    },
+)
 async def prometheus_metrics(request: Request) -> Response:
     """Prometheus text format; scrape it with ``authorization: {credentials: <token>}``."""
     ws = _ws(request)

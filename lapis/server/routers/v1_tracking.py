@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from lapis.api.tracking import CreateRunRequest, EndRunRequest, LogRequest
+from lapis.api.tracking import CreateRunRequest, EndRunRequest, LogRequest, inline_refs
 from lapis.auth.actions import ACTIONS
 from lapis.entities.tracking import Experiment, Run, ViewType
 from lapis.errors import InvalidParameterValue, ResourceDoesNotExist
@@ -171,7 +171,7 @@ async def metric_history(request: Request, run_id: str, key: str) -> Response:
     "/runs/{run_id}/log",
     openapi_extra={
         "requestBody": {
-            "content": {"application/json": {"schema": LogRequest.model_json_schema()}},
+            "content": {"application/json": {"schema": inline_refs(LogRequest)}},
             "required": True,
         }
     },

@@ -163,11 +163,12 @@ def log_inputs(a: Args, c: Ctx) -> dict[str, Any]:
 
 
 def log_outputs(a: Args, c: Ctx) -> dict[str, Any]:
-    models = [
-        (m["model_id"], int(m.get("step") or 0))
-        for m in a.list("models")
-        if isinstance(m, dict) and isinstance(m.get("model_id"), str)
-    ]
+    models = []
+    for i, m in enumerate(a.list("models")):
+        if not isinstance(m, dict) or not isinstance(m.get("model_id"), str):
+            continue
+        step = Args(m).int(f"models[{i}].step") if m.get("step") is not None else 0
+        models.append((m["model_id"], step or 0))
     c.ws.tracking.log_outputs(_run_id(a), models)
     return {}
 
