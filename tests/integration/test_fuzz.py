@@ -74,7 +74,7 @@ def test_fuzz_the_api(lapis_server: Any, role: str, tmp_path: Path) -> None:
             "--report-junit-path",
             str(report),
             "--no-color",
-        ],  # fmt: skip
+        ],
         capture_output=True,
         text=True,
         timeout=900,
