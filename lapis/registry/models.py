@@ -220,6 +220,23 @@ class ModelService:
             raise InvalidParameterValue("Upload path must name a file")
         return f"{upload_root(mv.name, mv.version)}/{rel}"
 
+    def fail_interrupted_uploads(self) -> int:
+        """At start-up: a version still ``PENDING_REGISTRATION`` lost its uploader with the
+        previous server; it is marked failed (never served, never ``@latest``) rather than
+        left half-written. Register it again."""
+        with self.db.write() as conn:
+            done = conn.execute(
+                update(model_versions)
+                .where(model_versions.c.status == ModelVersionStatus.PENDING_REGISTRATION.value)
+                .values(
+                    status=ModelVersionStatus.FAILED_REGISTRATION.value,
+                    status_message="the upload was interrupted by a server restart; "
+                    "register the model again",
+                    last_updated_time=now_ms(),
+                )
+            )
+        return int(done.rowcount or 0)
+
     def finish_upload(self, name: str, version: object) -> dict[str, Any]:
         mv = self._pending(name, version)
         if not self.artifacts.walk_files(upload_root(mv.name, mv.version)):
@@ -414,6 +431,7 @@ def version_dict(mv: ModelVersion) -> dict[str, Any]:
         "properties": props,
         "archived": mv.tags.get(ARCHIVED_TAG) == "true",
         "status": mv.status,
+        "status_message": mv.status_message,
         "stage": mv.current_stage,
         "aliases": list(mv.aliases),
         "run_id": mv.run_id,

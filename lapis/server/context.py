@@ -94,6 +94,7 @@ class Workspace:
 
         ws.audit = AuditWriter(AuditStore(db))
         ws.endpoints.store.reseal_plaintext_keys()
+        ws.models.fail_interrupted_uploads()
         ws.bootstrap = auth.bootstrap_admin()
         return ws
 

@@ -144,3 +144,89 @@ def test_kill9_right_after_mlflow_client_acks(fresh_server: Any, point_mlflow: A
     assert run.data.tags["final"] == "yes"
     assert run.data.metrics == {"acc": 49 / 50, "loss": 9 + 499 / 997}
     assert MlflowClient().get_experiment(eid).tags["k"] == "v"
+
+
+@pytest.mark.timeout(240)
+def test_kill9_under_eight_writers_loses_no_acknowledged_point(fresh_server: Any) -> None:
+    """Eight clients log 1,000-point batches to their own runs; kill -9 lands mid-stream."""
+    with fresh_server.client() as c:
+        exp = c.post("/api/2.0/mlflow/experiments/create", json={"name": "eight"}).json()
+        run_ids = [
+            c.post(
+                "/api/2.0/mlflow/runs/create", json={"experiment_id": exp["experiment_id"]}
+            ).json()["run"]["info"]["run_id"]
+            for _ in range(8)
+        ]
+    acked: dict[str, list[History]] = {r: [] for r in run_ids}
+    stop = threading.Event()
+    writers = [
+        threading.Thread(
+            target=_writer, args=(fresh_server.url, fresh_server.token, r, acked[r], stop)
+        )
+        for r in run_ids
+    ]
+    for w in writers:
+        w.start()
+    deadline = time.monotonic() + 60
+    while sum(len(a) for a in acked.values()) < 40 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    fresh_server.kill9()
+    stop.set()
+    for w in writers:
+        w.join(timeout=30)
+    assert sum(len(a) for a in acked.values()) >= 40, "the writers never got going"
+    fresh_server.start()
+    for run_id, batches in acked.items():
+        stored = set(_history(fresh_server, run_id, "loss"))
+        for i, batch in enumerate(batches):
+            missing = [p for p in batch if p not in stored]
+            assert not missing, f"run {run_id} batch {i}: acknowledged, {len(missing)} lost"
+        assert len(stored) % 1000 == 0  # a batch is all there or not at all
+
+
+@pytest.mark.timeout(180)
+def test_kill9_during_a_model_registration_leaves_no_half_version(
+    fresh_server: Any, tmp_path: Any
+) -> None:
+    """The server dies between a version's files: it comes back as a failed registration,
+    never served as @latest; registering again gives a complete next version."""
+    from lapis.sdk.models import model_base
+
+    with fresh_server.client() as c:
+        created = c.post(
+            "/api/v1/models", json={"name": "crashy", "type": "custom_model", "upload": True}
+        ).json()
+        base = model_base(created["name"], created["version"])
+        assert c.put(f"{base}/files/part-1.bin", content=b"first half").status_code == 200
+    fresh_server.kill9()  # before part 2 and before /ready
+    fresh_server.start()
+    with fresh_server.client() as c:
+        half = c.get(f"{base}").json()
+        assert half["status"] == "FAILED_REGISTRATION", half
+        assert "interrupted" in half["status_message"]
+        r = c.post(f"{base}/ready")
+        assert r.status_code == 400  # it cannot be completed after the fact
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "part-1.bin").write_bytes(b"first half")
+    (folder / "part-2.bin").write_bytes(b"second half")
+    from jobkit import lapis_cli
+
+    done = lapis_cli(fresh_server, "model", "create", "--name", "crashy", "--path", str(folder))
+    assert done.returncode == 0, done.stderr
+    with fresh_server.client() as c:
+        latest = c.get("/api/v1/models/crashy/versions/latest").json()
+    assert str(latest["version"]) == "2" and latest["status"] == "READY", latest
+    out = tmp_path / "down"
+    done = lapis_cli(
+        fresh_server,
+        "model",
+        "download",
+        "crashy",
+        "--version",
+        "2",
+        "--download-path",
+        str(out),
+    )
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in out.rglob("*.bin")) == ["part-1.bin", "part-2.bin"]

@@ -285,7 +285,10 @@ class ModelVersionStore:
         with self.db.read() as conn:
             require_model(conn, name)
             found: int | None = conn.execute(
-                select(func.max(mv.version)).where(mv.name == name, mv.lifecycle_stage == ACTIVE)
+                # a version still uploading (or whose upload died) is never "latest"
+                select(func.max(mv.version)).where(
+                    mv.name == name, mv.lifecycle_stage == ACTIVE, mv.status == "READY"
+                )
             ).scalar_one()
             return None if found is None else int(found)
 
