@@ -65,6 +65,7 @@ bench: $(VENV)/.stamp-dev
 	command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y wrk; }
 	$(PY) bench/serving.py
 	$(PY) bench/studio.py
+	$(PY) bench/load.py
 
 clean:
 	rm -rf $(VENV) .lapis-demo .pytest_cache .mypy_cache .ruff_cache node_modules $(STUDIO_VENDOR) test-results
