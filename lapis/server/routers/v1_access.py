@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from lapis.api import access as a
 from lapis.auth.actions import ACTIONS
 from lapis.auth.service import AuthService, IssuedToken
 from lapis.entities.auth import Principal, TokenInfo, User
@@ -70,13 +71,13 @@ def _seconds(body: dict[str, Any]) -> int | None:
 
 
 # --- users --------------------------------------------------------------------------------
-@router.get("/users")
+@router.get("/users", status_code=200, responses={200: {"model": a.UserList}})
 async def list_users(request: Request) -> Response:
     users = await run_in_threadpool(_auth(request).users, _me(request))
     return json_response({"users": [user_dict(u) for u in users]})
 
 
-@router.post("/users")
+@router.post("/users", status_code=201, responses={201: {"model": a.UserOut}})
 async def create_user(request: Request) -> Response:
     """A user with roles and, optionally, a password for the studio's sign-in."""
     body = await json_object(request)
@@ -94,26 +95,26 @@ async def create_user(request: Request) -> Response:
     return json_response(user_dict(user), status=201)
 
 
-@router.get("/users/{name}")
+@router.get("/users/{name}", status_code=200, responses={200: {"model": a.UserOut}})
 async def get_user(request: Request, name: str) -> Response:
     user = await run_in_threadpool(_auth(request).user, _me(request), name)
     return json_response(user_dict(user))
 
 
-@router.post("/users/{name}/disable")
+@router.post("/users/{name}/disable", status_code=200, responses={200: {"model": a.UserOut}})
 async def disable_user(request: Request, name: str) -> Response:
     """Disabled users' tokens stop working at once."""
     user = await run_in_threadpool(_auth(request).set_disabled, _me(request), name, True)
     return json_response(user_dict(user))
 
 
-@router.post("/users/{name}/enable")
+@router.post("/users/{name}/enable", status_code=200, responses={200: {"model": a.UserOut}})
 async def enable_user(request: Request, name: str) -> Response:
     user = await run_in_threadpool(_auth(request).set_disabled, _me(request), name, False)
     return json_response(user_dict(user))
 
 
-@router.post("/users/{name}/password")
+@router.post("/users/{name}/password", status_code=200, responses={200: {"model": a.Done}})
 async def set_password(request: Request, name: str) -> Response:
     body = await json_object(request)
     password = _str(body, "password")
@@ -122,14 +123,14 @@ async def set_password(request: Request, name: str) -> Response:
 
 
 # --- tokens --------------------------------------------------------------------------------
-@router.get("/tokens")
+@router.get("/tokens", status_code=200, responses={200: {"model": a.TokenList}})
 async def list_tokens(request: Request, user: str | None = None) -> Response:
     """Your tokens; ``?user=NAME`` (or ``*``) for others' with workspaces/users/read."""
     found = await run_in_threadpool(_auth(request).tokens, _me(request), user)
     return json_response({"tokens": [token_dict(t) for t in found]})
 
 
-@router.post("/tokens")
+@router.post("/tokens", status_code=201, responses={201: {"model": a.IssuedTokenOut}})
 async def create_token(request: Request) -> Response:
     """A new token, shown in this response only; for another user with users/write."""
     body = await json_object(request)
@@ -143,33 +144,33 @@ async def create_token(request: Request) -> Response:
     return json_response(issued_dict(issued), status=201)
 
 
-@router.post("/tokens/rotate")
+@router.post("/tokens/rotate", status_code=201, responses={201: {"model": a.IssuedTokenOut}})
 async def rotate_token(request: Request) -> Response:
     """Replace the calling token: a new one (same name and lifetime) now, this one revoked."""
     issued = await run_in_threadpool(_auth(request).rotate, _me(request))
     return json_response(issued_dict(issued), status=201)
 
 
-@router.post("/tokens/{token_id}/revoke")
+@router.post("/tokens/{token_id}/revoke", status_code=200, responses={200: {"model": a.TokenOut}})
 async def revoke_token(request: Request, token_id: str) -> Response:
     info = await run_in_threadpool(_auth(request).revoke_token, _me(request), token_id)
     return json_response(token_dict(info))
 
 
 # --- roles ---------------------------------------------------------------------------------
-@router.get("/actions")
+@router.get("/actions", status_code=200, responses={200: {"model": a.ActionList}})
 async def list_actions(request: Request) -> Response:
     """The action catalog custom roles are written against."""
     return json_response({"actions": [{"action": a, "description": d} for a, d in ACTIONS.items()]})
 
 
-@router.get("/roles")
+@router.get("/roles", status_code=200, responses={200: {"model": a.RoleList}})
 async def list_roles(request: Request) -> Response:
     roles = await run_in_threadpool(_auth(request).roles)
     return json_response({"roles": [r.to_dict() for r in roles]})
 
 
-@router.post("/roles")
+@router.post("/roles", status_code=201, responses={201: {"model": a.RoleOut}})
 async def create_role(request: Request) -> Response:
     """A custom role from its YAML/JSON text (``{"yaml": ..., "source": "role.yml"}``)."""
     body = await json_object(request)
@@ -180,7 +181,7 @@ async def create_role(request: Request) -> Response:
     return json_response(role.to_dict(), status=201)
 
 
-@router.get("/roles/{name}")
+@router.get("/roles/{name}", status_code=200, responses={200: {"model": a.RoleDetail}})
 async def get_role(request: Request, name: str) -> Response:
     role = await run_in_threadpool(_auth(request).role, name)
     holders = await run_in_threadpool(_auth(request).store.holders, role.name)
@@ -189,13 +190,13 @@ async def get_role(request: Request, name: str) -> Response:
     )
 
 
-@router.delete("/roles/{name}")
+@router.delete("/roles/{name}", status_code=200, responses={200: {"model": a.Done}})
 async def delete_role(request: Request, name: str) -> Response:
     await run_in_threadpool(_auth(request).delete_role, _me(request), name)
     return json_response({"name": name, "deleted": True})
 
 
-@router.post("/roleAssignments")
+@router.post("/roleAssignments", status_code=201, responses={201: {"model": a.UserOut}})
 async def assign_role(request: Request) -> Response:
     body = await json_object(request)
     user = await run_in_threadpool(
@@ -204,14 +205,14 @@ async def assign_role(request: Request) -> Response:
     return json_response(user_dict(user), status=201)
 
 
-@router.delete("/roleAssignments")
+@router.delete("/roleAssignments", status_code=200, responses={200: {"model": a.UserOut}})
 async def unassign_role(request: Request, user: str, role: str) -> Response:
     found = await run_in_threadpool(_auth(request).unassign, _me(request), user, role)
     return json_response(user_dict(found))
 
 
 # --- audit ---------------------------------------------------------------------------------
-@router.get("/audit")
+@router.get("/audit", status_code=200, responses={200: {"model": a.AuditList}})
 async def list_audit(
     request: Request,
     user: str | None = None,
