@@ -178,28 +178,23 @@ class InstanceProcess:
         argv = [sys.executable, "-S", "-c", LAUNCHER, str(os.getpid()), *self.prepared.argv]
         argv += ["--port", "0", PORT_FLAG, str(self.port_file)]
         self.started_at = now_ms()
-        box = None
-        if self.prepared.sandbox is not None:  # scoring code keeps out of the workspace
-            from lapis.jobs import sandbox
+        from lapis.jobs import sandbox
 
-            box = sandbox.prepare(*self.prepared.sandbox)
+        # scoring code keeps out of the workspace (lapis/jobs/sandbox.py)
+        box = sandbox.prepare(*self.prepared.sandbox) if self.prepared.sandbox else None
         with open(self.log_path, "ab", buffering=0) as log:
             stamp = time.strftime("%Y-%m-%d %H:%M:%S")
             log.write(f"--- {stamp} generation {self.generation}: starting ---\n".encode())
-            try:
-                self.proc = subprocess.Popen(
-                    argv,
-                    cwd=self.prepared.cwd,
-                    env=self.prepared.env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                    preexec_fn=box.enter if box is not None else None,
-                )
-            finally:
-                if box is not None:
-                    box.close()
+            self.proc = sandbox.spawn(
+                box,
+                argv,
+                cwd=self.prepared.cwd,
+                env=self.prepared.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         self.pid_start = start_time_ms(self.proc.pid)
 
     def poll(self) -> int | None:

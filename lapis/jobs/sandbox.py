@@ -30,8 +30,10 @@ import ctypes
 import os
 import platform
 import stat
-from collections.abc import Callable, Iterable
+import subprocess
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 _CREATE, _ADD_RULE, _RESTRICT = 444, 445, 446  # same numbers on x86_64 and arm64
 _VERSION_FLAG = 1
@@ -193,5 +195,11 @@ def prepare(
     return sandbox
 
 
-def preexec(sandbox: Sandbox | None) -> Callable[[], None] | None:
-    return sandbox.enter if sandbox is not None else None
+def spawn(box: Sandbox | None, argv: list[str], **popen: Any) -> subprocess.Popen[bytes]:
+    """Start ``argv`` inside ``box`` (entered in the child, right before exec), then close
+    the rule descriptors in the parent; without a box, a plain start."""
+    try:
+        return subprocess.Popen(argv, preexec_fn=box.enter if box else None, **popen)
+    finally:
+        if box is not None:
+            box.close()

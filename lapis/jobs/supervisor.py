@@ -228,22 +228,20 @@ def supervise(job_dir: Path) -> int:
         env["TMPDIR"] = env["TMP"] = env["TEMP"] = str(tmp)
         log_path = job_dir / STD_LOG
         log_path.parent.mkdir(parents=True, exist_ok=True)
+        from lapis.jobs import sandbox
+
         box = _sandbox(job_dir, job)
-        try:
-            with open(log_path, "ab", buffering=0) as log:
-                proc = subprocess.Popen(
-                    ["/bin/bash", "-c", job["command"]],
-                    cwd=job_dir / "wd",
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                    preexec_fn=box.enter if box is not None else None,
-                )
-        finally:
-            if box is not None:
-                box.close()
+        with open(log_path, "ab", buffering=0) as log:
+            proc = sandbox.spawn(
+                box,
+                ["/bin/bash", "-c", job["command"]],
+                cwd=job_dir / "wd",
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         emit(job_dir, "Running", pid=proc.pid, sandbox=f"landlock v{box.abi}" if box else None)
         return _watch(job_dir, job, proc)
     finally:
