@@ -419,3 +419,61 @@ def test_a_job_token_reaches_only_its_own_run(
     # the job's token died with the job
     token_list = admin.get("/api/v1/tokens", params={"user": "*"}).json()["tokens"]
     assert not [t for t in token_list if t.get("job") == job["name"]]
+
+
+MATRIX_JOB = """\
+import json, os
+import httpx
+
+h = httpx.Client(base_url=os.environ["LAPIS_URL"], timeout=60,
+                 headers={"Authorization": "Bearer " + os.environ["LAPIS_TOKEN"]})
+results = []
+for method, path in json.load(open("routes.json")):
+    body = {} if method in ("POST", "PUT", "PATCH") else None
+    r = h.request(method, path, json=body)
+    results.append([r.status_code, r.text[:300]])
+print("MATRIX " + json.dumps(results))
+"""
+
+
+def test_job_token_matrix(lapis_server: Any, world: dict[str, Any], tmp_path: Path) -> None:
+    """Every route called with a job's token: only the job's actions pass the role check,
+    and those that name someone else's run or experiment are refused by its reach."""
+    import json
+
+    from jobkit import log_text, submit, wait, write_job
+
+    from lapis.auth.service import JOB_ACTIONS
+
+    # the API surface (studio pages go through the same check, answered as HTML)
+    cases = [c for c in _cases() if c[1].startswith(("/api/", "/ajax-api/", "/metrics"))]
+    calls = []
+    for method, template, action in cases:
+        if "{action}" in action:
+            action = "workspaces/computes/start/action"
+            template = template.replace("{action}", "start")
+        calls.append((method, _fill(template, world), action, template))
+    folder = tmp_path / "matrix"
+    folder.mkdir()
+    (folder / "routes.json").write_text(json.dumps([[m, p] for m, p, _, _ in calls]))
+    job_file = write_job(
+        folder,
+        "command: python matrix.py\ncode: .\nenvironment: system\n",
+        files={"matrix.py": MATRIX_JOB},
+    )
+    job = wait(lapis_server, submit(lapis_server, job_file)["name"], timeout=300)
+    log = log_text(lapis_server, job["name"])
+    assert job["status"] == "Completed", log[-3000:]
+    results = json.loads(log.split("MATRIX ", 1)[1].splitlines()[0])
+    problems = []
+    for (method, _path, action, template), (status, text) in zip(calls, results, strict=True):
+        if status >= 500:
+            problems.append(f"{method} {template}: {status} {text[:80]}")
+        elif action == SELF:
+            continue
+        elif action in JOB_ACTIONS:
+            if status == 403 and "reaches only its own run" not in text:
+                problems.append(f"job refused {method} {template} ({action}): {text[:120]}")
+        elif not (status == 403 and (method == "HEAD" or action in text)):
+            problems.append(f"job not refused {method} {template} ({action}): {status}")
+    assert problems == [], "\n".join(problems)
