@@ -265,7 +265,7 @@ def test_compute_instance_is_used_by_its_user_only(
     from lapis.sdk.connection import LapisHTTP
 
     admin = world["admin"]
-    name = f"ci-{uuid.uuid4().hex[:6]}"
+    name = f"cix{uuid.uuid4().hex[:6]}"
     r = admin.post(
         "/api/v1/computes",
         json={"name": name, "type": "computeinstance", "size": "Standard_DS1_v2"},
@@ -286,7 +286,7 @@ def test_compute_instance_is_used_by_its_user_only(
     me = httpx.get(
         f"{lapis_server.url}/api/v1/whoami", headers={"Authorization": f"Bearer {scientist}"}
     ).json()["name"]
-    mine = f"ci-{uuid.uuid4().hex[:6]}"
+    mine = f"ciy{uuid.uuid4().hex[:6]}"
     r = admin.post(
         "/api/v1/computes",
         json={
