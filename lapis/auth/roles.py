@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lapis.auth.actions import ACTIONS, known, matches, normalize
-from lapis.jobs.yaml_lines import load, suggest
+from lapis.specs.yaml_lines import load, suggest
 
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9 _.\-]{0,127}$")
 

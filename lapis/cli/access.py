@@ -28,7 +28,7 @@ from lapis.cli._common import (
 )
 from lapis.config import default_home
 from lapis.errors import InvalidParameterValue
-from lapis.jobs.yaml_lines import read_text_file
+from lapis.specs.yaml_lines import read_text_file
 
 user_app = typer.Typer(help="Users of the workspace: create, list, disable.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens: create, list, revoke, rotate.", no_args_is_help=True)

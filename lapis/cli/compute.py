@@ -30,7 +30,7 @@ from lapis.cli._common import (
 )
 from lapis.compute.spec import parse_compute
 from lapis.errors import InvalidParameterValue
-from lapis.jobs.yaml_lines import load, read_text_file
+from lapis.specs.yaml_lines import load, read_text_file
 
 app = typer.Typer(
     help="Compute targets: 'local' (this host) and compute instances with their own cores, "

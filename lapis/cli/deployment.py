@@ -31,7 +31,6 @@ from lapis.cli._common import (
     print_json,
 )
 from lapis.errors import InvalidParameterValue
-from lapis.jobs.yaml_lines import Located, safe_load
 from lapis.sdk.connection import LapisHTTP
 from lapis.sdk.serving import (
     deployment_path,
@@ -40,6 +39,7 @@ from lapis.sdk.serving import (
     read_yaml,
     wait_deployment,
 )
+from lapis.specs.yaml_lines import Located, safe_load
 
 app = typer.Typer(
     help="Online deployments: model, code and environment served by instance processes.",

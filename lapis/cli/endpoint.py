@@ -30,7 +30,7 @@ from lapis.cli._common import (
 )
 from lapis.endpoints.spec import parse_endpoint, parse_traffic_args
 from lapis.errors import InvalidParameterValue, LapisError
-from lapis.jobs.yaml_lines import load, read_text_file
+from lapis.specs.yaml_lines import load, read_text_file
 
 app = typer.Typer(
     help="Online endpoints: a scoring URL with keys and a traffic split across deployments.",

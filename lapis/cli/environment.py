@@ -27,7 +27,7 @@ from lapis.cli._common import (
     print_json,
 )
 from lapis.errors import InvalidParameterValue, LapisError, ResourceDoesNotExist
-from lapis.jobs.yaml_lines import load, read_text_file
+from lapis.specs.yaml_lines import load, read_text_file
 
 app = typer.Typer(
     help="Environments: the Python packages a job runs with, built once with uv and reused.",

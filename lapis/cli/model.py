@@ -26,8 +26,8 @@ from lapis.cli._common import (
     print_json,
 )
 from lapis.errors import InvalidParameterValue
-from lapis.jobs.yaml_lines import load, read_text_file
 from lapis.sdk.models import download_model_files, is_local, upload_model
+from lapis.specs.yaml_lines import load, read_text_file
 
 app = typer.Typer(
     help="Models: versioned, with the job, data and environment that produced them.",

@@ -50,7 +50,7 @@ from lapis.errors import (
     ResourceAlreadyExists,
     ResourceDoesNotExist,
 )
-from lapis.jobs.yaml_lines import Located, located
+from lapis.specs.yaml_lines import Located, located
 from lapis.store.sql.computes import ComputeStore
 from lapis.store.sql.engine import Database
 from lapis.util import now_ms as _now

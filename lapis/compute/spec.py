@@ -21,7 +21,7 @@ from lapis.compute.schedules import parse_schedule
 from lapis.compute.sizes import get_size
 from lapis.entities.compute import ComputeType
 from lapis.errors import InvalidParameterValue, ResourceDoesNotExist
-from lapis.jobs.yaml_lines import Located, check_settings, located
+from lapis.specs.yaml_lines import Located, check_settings, located
 
 DEFAULT_SIZE = "Standard_DS3_v2"  # Azure's default for a compute instance
 KEYS = {

@@ -46,8 +46,8 @@ from lapis.entities.jobs import Job
 from lapis.environments.service import EnvironmentService
 from lapis.errors import InvalidParameterValue, InvalidState, PermissionDenied, ResourceDoesNotExist
 from lapis.jobs.service import JobService
-from lapis.jobs.yaml_lines import Located, located, suggest
 from lapis.registry.models import ModelService, version_dict
+from lapis.specs.yaml_lines import Located, located, suggest
 from lapis.store.sql.batch import BatchDeployment, BatchEndpoint, BatchStore
 from lapis.store.sql.engine import Database
 from lapis.util import now_ms

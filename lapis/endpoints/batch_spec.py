@@ -22,7 +22,7 @@ from typing import Any
 from lapis.endpoints.spec import AUTH_MODES, name_problem
 from lapis.errors import InvalidParameterValue
 from lapis.jobs.spec import EnvironmentRef, parse_environment
-from lapis.jobs.yaml_lines import (
+from lapis.specs.yaml_lines import (
     Located,
     check_settings,
     located,

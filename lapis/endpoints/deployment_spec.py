@@ -25,7 +25,7 @@ from lapis.endpoints.routing import DEFAULT_MAX_CONCURRENT, DEFAULT_REQUEST_TIME
 from lapis.endpoints.spec import name_problem
 from lapis.errors import InvalidParameterValue
 from lapis.jobs.spec import EnvironmentRef, parse_environment
-from lapis.jobs.yaml_lines import (
+from lapis.specs.yaml_lines import (
     Located,
     check_settings,
     located,

@@ -28,8 +28,8 @@ from lapis.endpoints.service import EndpointService
 from lapis.environments.service import EnvironmentService
 from lapis.errors import InvalidParameterValue, InvalidState, ResourceDoesNotExist
 from lapis.jobs.spec import EnvironmentRef
-from lapis.jobs.yaml_lines import Located, located, suggest
 from lapis.registry.models import ModelService, version_dict
+from lapis.specs.yaml_lines import Located, located, suggest
 from lapis.store.sql.deployments import DeploymentStore, OnlineDeployment
 from lapis.store.sql.engine import Database
 from lapis.util import now_ms

@@ -27,7 +27,7 @@ from lapis.endpoints.spec import (
     validate_traffic,
 )
 from lapis.errors import InvalidParameterValue, ResourceDoesNotExist
-from lapis.jobs.yaml_lines import Located, located
+from lapis.specs.yaml_lines import Located, located
 from lapis.store.sealed import Sealer
 from lapis.store.sql.endpoints import EndpointStore, OnlineEndpoint
 from lapis.store.sql.engine import Database

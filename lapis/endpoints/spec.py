@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lapis.errors import InvalidParameterValue
-from lapis.jobs.yaml_lines import Located, check_settings, located
+from lapis.specs.yaml_lines import Located, check_settings, located
 
 MIN_LENGTH, MAX_LENGTH = 3, 32
 RULES = (

@@ -15,7 +15,7 @@ import yaml
 
 from lapis.environments.spec import EnvironmentSpec, from_conda, from_requirements
 from lapis.errors import InvalidParameterValue
-from lapis.jobs.yaml_lines import Located, load, read_text_file, safe_load, suggest
+from lapis.specs.yaml_lines import Located, load, read_text_file, safe_load, suggest
 
 CURATED_DIR = Path(__file__).parent / "curated"
 BUILD_STATUSES = ("Building", "Succeeded", "Failed")

@@ -42,7 +42,7 @@ from lapis.errors import (
     ResourceDoesNotExist,
 )
 from lapis.jobs.spec import EnvironmentRef
-from lapis.jobs.yaml_lines import Located, load
+from lapis.specs.yaml_lines import Located, load
 from lapis.store.sql.engine import Database
 from lapis.store.sql.environments import EnvironmentStore
 from lapis.util import now_ms

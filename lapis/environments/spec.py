@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lapis.errors import InvalidParameterValue
-from lapis.jobs.yaml_lines import safe_load
+from lapis.specs.yaml_lines import safe_load
 
 _CONDA_VERSION = re.compile(
     r"^(?P<name>[A-Za-z0-9_.\-]+)\s*(?P<op>[=<>!~]{1,2})?\s*(?P<ver>[^=\s]*)"

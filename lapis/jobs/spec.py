@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from lapis.errors import InvalidParameterValue
-from lapis.jobs.yaml_lines import Located, load, read_text_file, safe_load, suggest
+from lapis.specs.yaml_lines import Located, load, read_text_file, safe_load, suggest
 from lapis.util import random_name
 
 TOP_LEVEL_KEYS = {

@@ -22,7 +22,6 @@ from urllib.parse import quote
 import yaml
 
 from lapis.errors import InvalidParameterValue, ResourceDoesNotExist
-from lapis.jobs.yaml_lines import read_text_file, safe_load
 from lapis.sdk import jobs as sdk_jobs
 from lapis.sdk.connection import LapisHTTP, resolve
 from lapis.sdk.endpoints import (
@@ -33,6 +32,7 @@ from lapis.sdk.endpoints import (
 )
 from lapis.sdk.entities import CommandJob, Compute, Environment, Job
 from lapis.sdk.models import ModelOperations
+from lapis.specs.yaml_lines import read_text_file, safe_load
 
 _STABLE_COMPUTE = {"Running", "Stopped", "Failed"}
 
@@ -254,7 +254,7 @@ class ComputeOperations:
 def _compute_file(path: Path) -> dict[str, Any]:
     """A compute YAML checked here first, so a mistake names its file and line."""
     from lapis.compute.spec import parse_compute  # light, but only needed here
-    from lapis.jobs.yaml_lines import load
+    from lapis.specs.yaml_lines import load
 
     loc = load(_read(path, "compute file"), str(path))
     parse_compute(loc, partial=True)

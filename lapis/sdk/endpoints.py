@@ -23,7 +23,6 @@ from typing import Any
 from urllib.parse import quote
 
 from lapis.errors import InvalidParameterValue, LapisError
-from lapis.jobs.yaml_lines import Located, located
 from lapis.sdk.connection import LapisHTTP
 from lapis.sdk.entities import Job
 from lapis.sdk.serving import (
@@ -35,6 +34,7 @@ from lapis.sdk.serving import (
     read_yaml,
     wait_deployment,
 )
+from lapis.specs.yaml_lines import Located, located
 
 
 def _q(name: str) -> str:

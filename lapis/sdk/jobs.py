@@ -18,8 +18,8 @@ from typing import Any, TextIO
 from lapis.errors import InvalidParameterValue, ResourceDoesNotExist
 from lapis.jobs.snapshot import pack, take_snapshot
 from lapis.jobs.spec import parse_job
-from lapis.jobs.yaml_lines import read_text_file, safe_load
 from lapis.sdk.connection import LapisHTTP
+from lapis.specs.yaml_lines import read_text_file, safe_load
 
 
 def prepare_submission(

@@ -23,10 +23,10 @@ from lapis.endpoints.batch_spec import parse_batch_deployment
 from lapis.endpoints.deployment_spec import parse_deployment
 from lapis.errors import InvalidParameterValue
 from lapis.jobs.snapshot import digest_files, pack, take_snapshot
-from lapis.jobs.yaml_lines import Located, load, read_text_file
 from lapis.sdk.connection import LapisHTTP
 from lapis.sdk.jobs import _environment_file
 from lapis.sdk.models import upload_model
+from lapis.specs.yaml_lines import Located, load, read_text_file
 
 FINAL = ("Succeeded", "Failed")
 CONTENT_TAG = "content_digest"  # on an inline model's versions: the sha256 of its files

@@ -10,7 +10,7 @@ import pytest
 from lapis.endpoints.batch_driver import to_lines
 from lapis.endpoints.batch_spec import parse_batch_deployment, parse_batch_endpoint
 from lapis.errors import InvalidParameterValue
-from lapis.jobs.yaml_lines import load
+from lapis.specs.yaml_lines import load
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "batch"
 

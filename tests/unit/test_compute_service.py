@@ -22,7 +22,7 @@ from lapis.errors import (
     ResourceAlreadyExists,
     ResourceDoesNotExist,
 )
-from lapis.jobs.yaml_lines import load
+from lapis.specs.yaml_lines import load
 from lapis.store.sql.engine import Database
 
 HOST = HostInfo(cores=4, memory_gib=23.4)

@@ -6,7 +6,7 @@ import pytest
 
 from lapis.endpoints.deployment_spec import parse_deployment
 from lapis.errors import InvalidParameterValue
-from lapis.jobs.yaml_lines import load
+from lapis.specs.yaml_lines import load
 
 GOOD = """\
 $schema: https://azuremlschemas.azureedge.net/latest/managedOnlineDeployment.schema.json

@@ -12,7 +12,7 @@ from lapis.endpoints.spec import (
     validate_traffic,
 )
 from lapis.errors import InvalidParameterValue, ResourceAlreadyExists, ResourceDoesNotExist
-from lapis.jobs.yaml_lines import load
+from lapis.specs.yaml_lines import load
 from lapis.store.sql.engine import Database
 
 YAML = """\

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from lapis.errors import InvalidParameterValue
-from lapis.jobs.yaml_lines import (
+from lapis.specs.yaml_lines import (
     MAX_EXPANDED_NODES,
     load,
     read_text_file,
