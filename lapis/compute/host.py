@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psutil
 
-from lapis.compute.sizes import VmSize, fits_host
+from lapis.entities.sizes import VmSize, fits_host
 from lapis.errors import InvalidParameterValue
 
 

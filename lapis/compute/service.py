@@ -33,7 +33,9 @@ from typing import Any
 from lapis.compute.clock import InstanceClock, fmt_seconds, stopping_reason
 from lapis.compute.host import HostInfo, check_fits, detect_host, pick_cores
 from lapis.compute.schedules import ScheduleWindows, next_action
-from lapis.compute.sizes import (
+from lapis.compute.spec import parse_compute
+from lapis.entities.compute import Compute, ComputeState, ComputeType
+from lapis.entities.sizes import (
     BY_NAME,
     CATALOGUE,
     DEFAULT_FAMILY_QUOTA,
@@ -42,8 +44,6 @@ from lapis.compute.sizes import (
     fits_host,
     get_size,
 )
-from lapis.compute.spec import parse_compute
-from lapis.entities.compute import Compute, ComputeState, ComputeType
 from lapis.errors import (
     InvalidParameterValue,
     InvalidState,

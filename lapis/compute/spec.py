@@ -18,8 +18,8 @@ from typing import Any
 
 from lapis.compute.names import validate_compute_name
 from lapis.compute.schedules import parse_schedule
-from lapis.compute.sizes import get_size
 from lapis.entities.compute import ComputeType
+from lapis.entities.sizes import get_size
 from lapis.errors import InvalidParameterValue, ResourceDoesNotExist
 from lapis.specs.yaml_lines import Located, check_settings, located
 

@@ -40,12 +40,12 @@ from lapis.auth.service import AuthService
 from lapis.compute.base import LaunchContext, backend_for
 from lapis.entities.auth import JobScope
 from lapis.entities.compute import Compute
+from lapis.entities.job_status import ALLOWED, JobStatus
 from lapis.entities.jobs import Job
 from lapis.errors import LapisError, ResourceDoesNotExist
 from lapis.jobs import workdir
 from lapis.jobs.service import JobService
 from lapis.jobs.spool import SPOOL, replay_spool
-from lapis.jobs.status import ALLOWED, JobStatus
 from lapis.jobs.supervisor import HEARTBEAT, JOB_FILE, STD_LOG, read_events
 from lapis.store.sql.jobs import ACTIVE
 from lapis.util import now_ms

@@ -24,6 +24,7 @@ from lapis.compute.base import backend_for
 from lapis.compute.service import ComputeService
 from lapis.entities.auth import Principal
 from lapis.entities.compute import Compute
+from lapis.entities.job_status import JobStatus
 from lapis.entities.jobs import Job
 from lapis.environments.service import EnvironmentService
 from lapis.errors import (
@@ -34,7 +35,6 @@ from lapis.errors import (
 )
 from lapis.jobs.snapshot import check_digest, digest_files, unpack
 from lapis.jobs.spec import CommandJobSpec, generated_name, parse_job
-from lapis.jobs.status import JobStatus
 from lapis.store.sql.jobs import JobStore
 from lapis.tracking.service import TrackingService
 from lapis.util import DISK_FULL, now_ms

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lapis.compute.sizes import check_quota, cores_in_use, fits_host, get_size
+from lapis.entities.sizes import check_quota, cores_in_use, fits_host, get_size
 from lapis.errors import InvalidParameterValue, ResourceDoesNotExist
 
 

@@ -6,8 +6,8 @@ import itertools
 
 import pytest
 
+from lapis.entities.job_status import ALLOWED, TERMINAL, JobStatus, check_transition
 from lapis.errors import InvalidState
-from lapis.jobs.status import ALLOWED, TERMINAL, JobStatus, check_transition
 
 HAPPY_PATH = ["NotStarted", "Queued", "Preparing", "Starting", "Running", "Finalizing", "Completed"]
 

@@ -10,11 +10,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from lapis.artifacts.store import proxied_path
+from lapis.entities.job_status import JobStatus
 from lapis.entities.jobs import Job
 from lapis.errors import RequestTooLarge
 from lapis.jobs import logs
 from lapis.jobs.snapshot import check_digest
-from lapis.jobs.status import JobStatus
 from lapis.server.body import json_object
 from lapis.server.context import Workspace
 from lapis.server.routers.mlflow._handler import json_response

@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from lapis.compute.sizes import BY_NAME
 from lapis.entities.compute import Compute
+from lapis.entities.sizes import BY_NAME
 from lapis.errors import ResourceAlreadyExists
 from lapis.store.sql.engine import Database
 from lapis.store.sql.tables import compute_events, computes

@@ -15,9 +15,9 @@ import orjson
 from sqlalchemy import and_, func, insert, select, text, update
 from sqlalchemy.engine import Connection, Row
 
+from lapis.entities.job_status import TERMINAL, JobStatus, check_transition
 from lapis.entities.jobs import Job, JobEvent
 from lapis.errors import ResourceAlreadyExists, ResourceDoesNotExist
-from lapis.jobs.status import TERMINAL, JobStatus, check_transition
 from lapis.store.sql.engine import Database
 from lapis.store.sql.tables import job_events, jobs
 

@@ -23,8 +23,8 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from lapis.entities.job_status import JobStatus
 from lapis.errors import ResourceDoesNotExist
-from lapis.jobs.status import JobStatus
 from lapis.server.studio.pages import endpoints as endpoints_pages
 from lapis.server.studio.pages.jobs import duration_ms
 from lapis.server.studio.web import render

@@ -25,10 +25,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
 from lapis.artifacts.store import clean_relpath, proxied_path
+from lapis.entities.job_status import JobStatus
 from lapis.entities.jobs import Job
 from lapis.errors import InvalidParameterValue, ResourceDoesNotExist
 from lapis.jobs import logs
-from lapis.jobs.status import JobStatus
 from lapis.server.studio.web import render
 from lapis.util import now_ms
 
