@@ -21,7 +21,7 @@ from typing import Any
 
 from lapis.endpoints.spec import AUTH_MODES, name_problem
 from lapis.errors import InvalidParameterValue
-from lapis.jobs.spec import EnvironmentRef, parse_environment
+from lapis.specs.job import EnvironmentRef, parse_environment
 from lapis.specs.yaml_lines import (
     Located,
     check_settings,

@@ -24,7 +24,7 @@ from typing import Any
 from lapis.endpoints.routing import DEFAULT_MAX_CONCURRENT, DEFAULT_REQUEST_TIMEOUT_MS
 from lapis.endpoints.spec import name_problem
 from lapis.errors import InvalidParameterValue
-from lapis.jobs.spec import EnvironmentRef, parse_environment
+from lapis.specs.job import EnvironmentRef, parse_environment
 from lapis.specs.yaml_lines import (
     Located,
     check_settings,

@@ -27,8 +27,8 @@ from lapis.endpoints.deployment_spec import NEEDS_SCRIPT, DeploymentSpec, parse_
 from lapis.endpoints.service import EndpointService
 from lapis.environments.service import EnvironmentService
 from lapis.errors import InvalidParameterValue, InvalidState, ResourceDoesNotExist
-from lapis.jobs.spec import EnvironmentRef
 from lapis.registry.models import ModelService, version_dict
+from lapis.specs.job import EnvironmentRef
 from lapis.specs.yaml_lines import Located, located, suggest
 from lapis.store.sql.deployments import DeploymentStore, OnlineDeployment
 from lapis.store.sql.engine import Database

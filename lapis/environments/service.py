@@ -41,7 +41,7 @@ from lapis.errors import (
     ResourceAlreadyExists,
     ResourceDoesNotExist,
 )
-from lapis.jobs.spec import EnvironmentRef
+from lapis.specs.job import EnvironmentRef
 from lapis.specs.yaml_lines import Located, load
 from lapis.store.sql.engine import Database
 from lapis.store.sql.environments import EnvironmentStore

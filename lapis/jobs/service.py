@@ -34,7 +34,7 @@ from lapis.errors import (
     ResourceDoesNotExist,
 )
 from lapis.jobs.snapshot import check_digest, digest_files, unpack
-from lapis.jobs.spec import CommandJobSpec, generated_name, parse_job
+from lapis.specs.job import CommandJobSpec, generated_name, parse_job
 from lapis.store.sql.jobs import JobStore
 from lapis.tracking.service import TrackingService
 from lapis.util import DISK_FULL, now_ms

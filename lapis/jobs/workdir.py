@@ -27,8 +27,8 @@ from lapis.artifacts.store import ArtifactStore
 from lapis.entities.compute import Compute
 from lapis.entities.jobs import Job
 from lapis.jobs.snapshot import check_digest
-from lapis.jobs.spec import render_command
 from lapis.jobs.supervisor import JOB_FILE
+from lapis.specs.job import render_command
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ from typing import Any, TextIO
 
 from lapis.errors import InvalidParameterValue, ResourceDoesNotExist
 from lapis.jobs.snapshot import pack, take_snapshot
-from lapis.jobs.spec import parse_job
 from lapis.sdk.connection import LapisHTTP
+from lapis.specs.job import parse_job
 from lapis.specs.yaml_lines import read_text_file, safe_load
 
 

@@ -11,7 +11,7 @@ from lapis.environments.builder import READY
 from lapis.environments.service import EnvironmentService, failure_reason
 from lapis.environments.spec import from_conda, from_requirements
 from lapis.errors import InvalidParameterValue, ResourceAlreadyExists, ResourceDoesNotExist
-from lapis.jobs.spec import EnvironmentRef
+from lapis.specs.job import EnvironmentRef
 from lapis.store.sql.engine import Database
 
 HOST_PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from lapis.errors import InvalidParameterValue
-from lapis.jobs.spec import load_job_file, parse_job, render_command
+from lapis.specs.job import load_job_file, parse_job, render_command
 
 AZURE_JOB = """\
 $schema: https://azuremlschemas.azureedge.net/latest/commandJob.schema.json
