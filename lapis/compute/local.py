@@ -14,16 +14,7 @@ from typing import Any
 
 from lapis.compute.base import ComputeBackend, LaunchContext, register
 from lapis.entities.compute import ComputeType
-
-
-def process_start(pid: int) -> int | None:
-    """A process' start time (ms), or None when it does not exist."""
-    import psutil
-
-    try:
-        return int(psutil.Process(pid).create_time() * 1000)
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return None
+from lapis.util.processes import kill_tree, same_process, start_time_ms
 
 
 class ProcessBackend(ComputeBackend):
@@ -46,7 +37,7 @@ class ProcessBackend(ComputeBackend):
         finally:
             log.close()
         self._children[proc.pid] = proc
-        return {"pid": proc.pid, "start": process_start(proc.pid)}
+        return {"pid": proc.pid, "start": start_time_ms(proc.pid)}
 
     def reap(self) -> None:
         """Collect supervisors that ended (they are our children until the server restarts)."""
@@ -59,15 +50,9 @@ class ProcessBackend(ComputeBackend):
         pid = handle.get("pid")
         if not pid:
             return False
-        start = process_start(int(pid))
-        if start is None:
-            return False
-        want = handle.get("start")
-        return want is None or abs(start - int(want)) < 2000
+        return same_process(int(pid), handle.get("start"))
 
     def terminate(self, handle: dict[str, Any], child_pid: int | None) -> None:
-        from lapis.jobs.supervisor import kill_tree
-
         if child_pid:
             kill_tree(child_pid, grace=1.0)
         if self.alive(handle):

@@ -25,7 +25,6 @@ import contextlib
 import http.client
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -43,6 +42,7 @@ from lapis.endpoints.generation import Prepared
 from lapis.endpoints.routing import Instance
 from lapis.store.sql.deployments import OnlineDeployment
 from lapis.util import now_ms
+from lapis.util.processes import same_process, start_time_ms, stop_trees
 
 PR_SET_PDEATHSIG = 1
 LAUNCHER = f"""\
@@ -76,48 +76,17 @@ def probe(port: int, path: str, timeout: float) -> tuple[int, dict[str, Any]]:
         conn.close()
 
 
-def start_time_ms(pid: int) -> int | None:
-    try:
-        return round(psutil.Process(pid).create_time() * 1000)
-    except psutil.Error:
-        return None
-
-
 def end_leftover(pid: int, pid_start: int | None) -> bool:
     """End a recorded instance process if it still runs — the same process, not a reused pid."""
-    if pid_start is None:
+    if pid_start is None or not same_process(pid, pid_start):
         return False
     try:
-        proc = psutil.Process(pid)
-        same = abs(round(proc.create_time() * 1000) - pid_start) <= 10
-        if not same or PORT_FLAG not in proc.cmdline():
+        if PORT_FLAG not in psutil.Process(pid).cmdline():
             return False
     except psutil.Error:
         return False
-    stop_groups([pid])
+    stop_trees([pid])
     return True
-
-
-def stop_groups(pids: list[int], grace: float = 3.0) -> None:
-    """SIGTERM each process group (and tree), wait up to ``grace`` s together, then SIGKILL."""
-    procs: list[psutil.Process] = []
-    for pid in pids:
-        with contextlib.suppress(psutil.Error):
-            root = psutil.Process(pid)
-            procs += [root, *root.children(recursive=True)]
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGTERM)
-    for p in procs:
-        with contextlib.suppress(psutil.Error):
-            p.terminate()
-    _, alive = psutil.wait_procs(procs, timeout=grace)
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
-    for p in alive:
-        with contextlib.suppress(psutil.Error):
-            p.kill()
-    psutil.wait_procs(alive, timeout=grace)
 
 
 class InstanceProcess:
@@ -226,7 +195,7 @@ class InstanceProcess:
         if self.instance is not None:
             self.instance.ready = False
         if self.proc is not None and self.proc.poll() is None:
-            stop_groups([self.proc.pid])
+            stop_trees([self.proc.pid])
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=5)
 

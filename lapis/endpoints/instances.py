@@ -44,12 +44,12 @@ from lapis.endpoints.instance_process import (
     InstanceProcess,
     backoff,
     end_leftover,
-    stop_groups,
 )
 from lapis.endpoints.routing import DeploymentRoute, EndpointRoute, Instance, RouteTable
 from lapis.logrotate import rotate_if_large
 from lapis.store.sql.deployments import InstanceRow
 from lapis.util import now_ms
+from lapis.util.processes import stop_trees
 
 log = logging.getLogger(__name__)
 BUSY_TICK, IDLE_TICK = 0.2, 1.0
@@ -140,7 +140,7 @@ class InstanceManager(threading.Thread):
             procs = [p for st in self._states.values() for p in st.procs.values()]
             for p in procs:
                 p.signal_stop()
-            stop_groups([p.pid for p in procs if p.pid and p.poll() is None])
+            stop_trees([p.pid for p in procs if p.pid and p.poll() is None])
             self._states.clear()
         self._pool.shutdown(wait=False, cancel_futures=True)
         try:

@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import sys
 import threading
 import time
@@ -76,26 +75,10 @@ def read_events(job_dir: Path, offset: int = 0) -> tuple[list[dict[str, Any]], i
 
 
 def kill_tree(pid: int, grace: float = KILL_GRACE_SECONDS) -> None:
-    """End a process, its group and every descendant (even ones that left the group)."""
-    import psutil
+    """End a process, its group and every descendant (lapis/util/processes.py)."""
+    from lapis.util.processes import kill_tree as end_tree
 
-    try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        procs = []
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGTERM)
-    for p in procs:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            p.terminate()
-    _, alive = psutil.wait_procs(procs, timeout=grace)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
-    for p in alive:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            p.kill()
-    psutil.wait_procs(alive, timeout=grace)
+    end_tree(pid, grace)
 
 
 def _tree_rss(pid: int) -> int:
