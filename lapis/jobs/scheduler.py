@@ -57,7 +57,6 @@ LOG_SYNC_SECONDS = 2.0
 HEALTH_SECONDS = 0.25  # liveness/heartbeat checks per job; events are read every tick
 COMPUTE_TICK_SECONDS = 0.1
 IDLE_INTERVAL = 0.5
-_RUN_STATUS = {S.COMPLETED: "FINISHED", S.FAILED: "FAILED", S.CANCELED: "KILLED"}
 
 
 @dataclass
@@ -421,7 +420,7 @@ class JobScheduler:
             reason=reason,
             exit_code=int(code) if code is not None else None,
         )
-        self.jobs.tracking.update_run(job.run_id, status=_RUN_STATUS[outcome], end_time=now)
+        self.jobs.tracking.update_run(job.run_id, status=outcome.mlflow_status, end_time=now)
         self.compute.touch(t.compute, now)
         self._revoke_token(folder)
         if upload_error is None:
