@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from lapis.endpoints.deployment_spec import parse_code_configuration
 from lapis.endpoints.spec import AUTH_MODES, name_problem
 from lapis.errors import InvalidParameterValue
 from lapis.specs.job import EnvironmentRef, parse_environment
@@ -209,21 +210,6 @@ def _model(loc: Located, spec: BatchDeploymentSpec, raw: Any) -> None:
     spec.model_label = None if m["version"] else (m["label"] or "latest")
 
 
-def _code(loc: Located, spec: BatchDeploymentSpec, raw: Any) -> None:
-    data = section(loc, "code_configuration", raw, {"code", "scoring_script"})
-    for sub in ("code", "scoring_script"):
-        if not isinstance(data.get(sub), str) or not data[sub].strip():
-            what = "the folder holding the scoring code" if sub == "code" else "the script's path"
-            raise loc.error(("code_configuration", sub), f"is required ({what})")
-    script = str(data["scoring_script"]).replace("\\", "/")
-    if script.startswith("/") or ".." in script.split("/"):
-        raise loc.error(
-            ("code_configuration", "scoring_script"),
-            f"'{script}' must be a path inside the code folder",
-        )
-    spec.code, spec.scoring_script = str(data["code"]), script
-
-
 def _retry(loc: Located, spec: BatchDeploymentSpec, raw: Any) -> None:
     data = section(loc, "retry_settings", raw, {"max_retries", "timeout"})
     if "max_retries" in data:
@@ -260,7 +246,7 @@ def parse_batch_deployment(doc: Mapping[str, Any] | Located) -> BatchDeploymentS
     spec.tags = string_map(loc, "tags", data.get("tags"))
     _model(loc, spec, data.get("model"))
     if data.get("code_configuration") is not None:
-        _code(loc, spec, data["code_configuration"])
+        spec.code, spec.scoring_script = parse_code_configuration(loc, data["code_configuration"])
     if data.get("environment") is not None:
         spec.environment = parse_environment(loc, data["environment"])
         spec.environment_raw = data["environment"]

@@ -210,7 +210,9 @@ def _requests(loc: Located, raw: Any) -> RequestSettings:
     return out
 
 
-def _code(loc: Located, spec: DeploymentSpec, raw: Any) -> None:
+def parse_code_configuration(loc: Located, raw: Any) -> tuple[str, str]:
+    """``code_configuration`` of an online or batch deployment: (code folder, script path
+    inside it)."""
     data = section(loc, "code_configuration", raw, CODE_KEYS)
     for sub in ("code", "scoring_script"):
         if not isinstance(data.get(sub), str) or not data[sub].strip():
@@ -222,7 +224,7 @@ def _code(loc: Located, spec: DeploymentSpec, raw: Any) -> None:
             ("code_configuration", "scoring_script"),
             f"'{script}' must be a path inside the code folder",
         )
-    spec.code, spec.scoring_script = str(data["code"]), script
+    return str(data["code"]), script
 
 
 def parse_deployment(doc: Mapping[str, Any] | Located) -> DeploymentSpec:
@@ -245,7 +247,7 @@ def parse_deployment(doc: Mapping[str, Any] | Located) -> DeploymentSpec:
         raise loc.error(("model",), "is required (azureml:NAME:VERSION or {path: …})")
     spec.model = parse_model(loc, data["model"])
     if data.get("code_configuration") is not None:
-        _code(loc, spec, data["code_configuration"])
+        spec.code, spec.scoring_script = parse_code_configuration(loc, data["code_configuration"])
     elif spec.model.path is not None and spec.model.type != "mlflow_model":
         raise loc.error(("code_configuration",), NEEDS_SCRIPT)
     if data.get("environment") is not None:
