@@ -34,7 +34,6 @@ class TokenOut(BaseModel):
     created_at: int
     expires_at: int | None
     revoked: bool
-    last_used_at: int | None
     job: str | None
 
 

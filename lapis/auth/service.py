@@ -126,9 +126,6 @@ class AuthService:
         self.store.add_token(token_id, user_id, name, hash_token(token), expires, scope)
         return IssuedToken(user_name, token, token_id, expires)
 
-    def issue_token(self, user_id: str, name: str) -> str:
-        return self.issue(user_id, "", name).token
-
     def issue_job_token(self, user_id: str, scope: JobScope) -> str:
         """A token that reaches only the job's own run (revoked when the job ends)."""
         return self.issue(user_id, "", f"job {scope.job}", scope=scope).token

@@ -53,5 +53,4 @@ class TokenInfo:
     created_at: int
     expires_at: int | None
     revoked: bool
-    last_used_at: int | None
     job: str | None

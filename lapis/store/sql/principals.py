@@ -269,17 +269,10 @@ class PrincipalStore:
                 created_at=r.created_at,
                 expires_at=r.expires_at,
                 revoked=bool(r.revoked),
-                last_used_at=r.last_used_at,
                 job=json.loads(r.scope)["job"] if r.scope else None,
             )
             for r in rows
         ]
-
-    def touch_token(self, token_id: str, when: int) -> None:
-        with self.db.write() as conn:
-            conn.execute(
-                update(tokens).where(tokens.c.token_id == token_id).values(last_used_at=when)
-            )
 
     def principal_for_hash(self, token_hash: str) -> Principal | None:
         now = now_ms()

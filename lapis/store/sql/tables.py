@@ -67,7 +67,6 @@ tokens = Table(
     # JSON: what a job's token may reach ({"job", "run_id", "experiment_id"}); NULL for
     # a person's token, which reaches what the user's roles allow.
     Column("scope", Text),
-    Column("last_used_at", BigInteger),
 )
 
 # --- tracking ---------------------------------------------------------------

@@ -84,7 +84,6 @@ def upgrade() -> None:
         batch.add_column(sa.Column("created_by", sa.String(length=256), nullable=True))
     with op.batch_alter_table("tokens") as batch:
         batch.add_column(sa.Column("scope", sa.Text(), nullable=True))
-        batch.add_column(sa.Column("last_used_at", sa.BigInteger(), nullable=True))
     with op.batch_alter_table("computes") as batch:
         batch.add_column(sa.Column("owner", sa.String(length=256), nullable=True))
 
@@ -93,7 +92,6 @@ def downgrade() -> None:
     with op.batch_alter_table("computes") as batch:
         batch.drop_column("owner")
     with op.batch_alter_table("tokens") as batch:
-        batch.drop_column("last_used_at")
         batch.drop_column("scope")
     with op.batch_alter_table("users") as batch:
         batch.drop_column("created_by")
