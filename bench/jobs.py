@@ -76,7 +76,7 @@ BUILDER_CHILD = """\
 import json, sys, time
 t0 = time.perf_counter()
 from lapis.environments.builder import EnvironmentBuilder
-from lapis.environments.spec import from_conda
+from lapis.specs.environment import from_conda
 root, repeats = sys.argv[1], int(sys.argv[2])
 text = sys.stdin.read()
 builder = EnvironmentBuilder(__import__("pathlib").Path(root))

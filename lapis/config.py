@@ -34,7 +34,7 @@ class Settings:
     # of artifacts, snapshots and model files are exempt).
     max_body_bytes: int = 32 * 1024 * 1024
     # Jobs run under a Landlock sandbox keeping the workspace home out of reach
-    # (lapis/jobs/sandbox.py); LAPIS_JOB_SANDBOX=off turns it off.
+    # (lapis/compute/sandbox.py); LAPIS_JOB_SANDBOX=off turns it off.
     job_sandbox: bool = True
 
     @classmethod

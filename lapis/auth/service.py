@@ -135,6 +135,11 @@ class AuthService:
         self.store.revoke_hash(hash_token(token))
         self._forget_cached()
 
+    def revoke_job_tokens(self, job: str) -> None:
+        """The job's tokens die with the job: leftover children cannot write to its run."""
+        if self.store.revoke_job_tokens(job):
+            self._forget_cached()
+
     def tokens(self, principal: Principal, user: str | None = None) -> list[TokenInfo]:
         """Own tokens; someone else's with ``workspaces/users/read``; all with user='*'."""
         if user is None:
@@ -328,6 +333,14 @@ class AuthService:
     def roles(self) -> list[RoleDefinition]:
         defs = self._definitions().values()
         return sorted(defs, key=lambda r: (not r.builtin, r.name.lower()))
+
+    def holders(self, role: str) -> list[str]:
+        """The users a role is assigned to."""
+        return self.store.holders(role)
+
+    def user_name(self, name: str) -> str:
+        """A user's name as stored (names are case-insensitive); 404 when there is none."""
+        return self.store.get_user(name).name
 
     def create_role(self, principal: Principal, text: str, source: str) -> RoleDefinition:
         self.authorize(principal, "workspaces/roles/write")

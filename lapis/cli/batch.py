@@ -33,11 +33,11 @@ from lapis.cli._common import (
     print_json,
 )
 from lapis.cli.job import _status, _stream
-from lapis.endpoints.batch_spec import parse_batch_deployment, parse_batch_endpoint
 from lapis.errors import InvalidParameterValue
 from lapis.sdk import jobs as sdk_jobs
 from lapis.sdk.connection import LapisHTTP
 from lapis.sdk.serving import prepare_batch_deployment, read_yaml
+from lapis.specs.batch import parse_batch_deployment, parse_batch_endpoint
 
 endpoint_app = typer.Typer(
     help="Batch endpoints: score folders of files in mini-batches, as jobs.",

@@ -28,8 +28,8 @@ from lapis.cli._common import (
     output_format,
     print_json,
 )
-from lapis.compute.spec import parse_compute
 from lapis.errors import InvalidParameterValue
+from lapis.specs.compute import parse_compute
 from lapis.specs.yaml_lines import load, read_text_file
 
 app = typer.Typer(

@@ -28,8 +28,8 @@ from lapis.cli._common import (
     output_format,
     print_json,
 )
-from lapis.endpoints.spec import parse_endpoint, parse_traffic_args
 from lapis.errors import InvalidParameterValue, LapisError
+from lapis.specs.endpoint import parse_endpoint, parse_traffic_args
 from lapis.specs.yaml_lines import load, read_text_file
 
 app = typer.Typer(

@@ -18,7 +18,6 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from lapis import __version__
 from lapis.cli import (
     access,
     auth,
@@ -35,6 +34,7 @@ from lapis.cli import deployment as online_deployment
 from lapis.cli._common import CliState, OutputFormat
 from lapis.cli.server import server_command
 from lapis.errors import LapisError
+from lapis.version import __version__
 
 app = typer.Typer(
     name="lapis",

@@ -286,7 +286,7 @@ def package(
     """Write a self-contained Docker build context that serves this model version anywhere."""
     import tempfile
 
-    from lapis.endpoints.package import PackageSpec, write_context
+    from lapis.endpoints.packaging.context import PackageSpec, write_context
 
     requirements: list[str] = []
     python = image = None

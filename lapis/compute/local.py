@@ -1,32 +1,70 @@
-"""The process backends: ``local`` and ``computeinstance`` both run on this host.
+"""Backends that run jobs as processes on this host: ``local`` and (in instance.py) instances.
 
-They differ only in the limits the scheduler passes (an instance's cores and
-memory, versus the whole host), which the supervisor enforces. The handle is
-the supervisor's pid plus its start time, so a pid reused after a reboot is
-never mistaken for our supervisor.
+A job is a supervisor process (``python -m lapis.compute.supervisor JOB_DIR``)
+in its own session, talking through files in the job folder (the protocol is
+in supervisor.py): ``job.json`` in, ``events.jsonl``/``heartbeat``/logs out,
+``cancel`` in. Staging copies the code snapshot and the inputs into that folder
+(workdir.py) on the launching worker thread.
+
+The handle is the supervisor's pid, its start time (a pid reused after a
+reboot is never mistaken for ours) and the job folder.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
-from typing import Any
+import threading
+import time
+from pathlib import Path
+from typing import ClassVar
 
-from lapis.compute.base import ComputeBackend, LaunchContext, register
-from lapis.entities.compute import ComputeType
+from lapis.compute import logs as job_logs
+from lapis.compute import workdir
+from lapis.compute.base import ComputeBackend, Handle, LaunchContext, NodeState, Progress
+from lapis.compute.supervisor import CANCEL, HEARTBEAT, read_events
+from lapis.compute.workdir import SPOOL
+from lapis.entities.compute import Compute, ComputeType
 from lapis.util.processes import kill_tree, same_process, start_time_ms
 
 
 class ProcessBackend(ComputeBackend):
-    def __init__(self, type_name: str) -> None:
-        self.type_name = type_name
-        self._children: dict[int, subprocess.Popen[bytes]] = {}
+    """Jobs as supervised process trees on this host; subclasses decide the lifecycle."""
 
-    def launch(self, ctx: LaunchContext) -> dict[str, Any]:
-        log = open(ctx.job_dir / "supervisor.log", "ab")  # noqa: SIM115  (handed to the child)
+    def __init__(self) -> None:
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
+        self._lock = threading.Lock()
+
+    # --- jobs ----------------------------------------------------------------------------
+    def _launch(self, ctx: LaunchContext) -> Handle:
+        folder = ctx.job_dir
+        prepared = workdir.prepare(ctx.job, folder, ctx.snapshots)
+        env = dict(ctx.env)
+        env["LAPIS_SPOOL_DIR"] = str(folder / SPOOL)
+        for name, path in prepared.inputs.items():
+            env[f"AZURE_ML_INPUT_{name}"] = path
+        for name, path in prepared.outputs.items():
+            env[f"AZURE_ML_OUTPUT_{name}"] = path
+        env.update(ctx.job.spec.get("environment_variables") or {})
+        workdir.write_job_file(
+            folder,
+            {
+                "name": ctx.job.name,
+                "command": prepared.command,
+                "environment": ctx.environment,
+                "env": env,
+                "cpu_set": list(ctx.compute.cpu_set),
+                "memory_limit_bytes": (
+                    ctx.compute.memory_limit_bytes if self.limits_memory else None
+                ),
+                "timeout_seconds": ctx.job.spec.get("timeout_seconds"),
+                "sandbox": ctx.sandbox,
+            },
+        )
+        log = open(folder / "supervisor.log", "ab")  # noqa: SIM115  (handed to the child)
         try:
             proc = subprocess.Popen(
-                [ctx.python, "-m", "lapis.jobs.supervisor", str(ctx.job_dir)],
+                [ctx.python, "-m", "lapis.compute.supervisor", str(folder)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
@@ -36,29 +74,81 @@ class ProcessBackend(ComputeBackend):
             )
         finally:
             log.close()
-        self._children[proc.pid] = proc
-        return {"pid": proc.pid, "start": start_time_ms(proc.pid)}
+        with self._lock:
+            self._children[proc.pid] = proc
+        return {"pid": proc.pid, "start": start_time_ms(proc.pid), "dir": str(folder)}
 
-    def reap(self) -> None:
-        """Collect supervisors that ended (they are our children until the server restarts)."""
-        for pid, proc in list(self._children.items()):
-            if proc.poll() is not None:
-                del self._children[pid]
+    def poll(self, handle: Handle, cursor: int) -> Progress:
+        folder = _folder(handle)
+        events, after = read_events(folder, cursor)
+        try:
+            beat: float | None = (folder / HEARTBEAT).stat().st_mtime
+        except FileNotFoundError:
+            beat = None
+        return Progress(events, after, beat)
 
-    def alive(self, handle: dict[str, Any]) -> bool:
-        self.reap()
+    def alive(self, handle: Handle) -> bool:
+        self._reap()
         pid = handle.get("pid")
-        if not pid:
-            return False
-        return same_process(int(pid), handle.get("start"))
+        return pid is not None and same_process(int(pid), handle.get("start"))
 
-    def terminate(self, handle: dict[str, Any], child_pid: int | None) -> None:
-        if child_pid:
-            kill_tree(child_pid, grace=1.0)
+    def logs(self, handle: Handle, cursor: str | None) -> tuple[str, str]:
+        return job_logs.read(_folder(handle), cursor)
+
+    def cancel(self, handle: Handle, force: bool = False) -> None:
+        folder = _folder(handle)
+        if not force:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / CANCEL).write_text(str(int(time.time() * 1000)))
+            return
+        child = _running_pid(folder)
+        if child:
+            kill_tree(child, grace=1.0)
         if self.alive(handle):
             kill_tree(int(handle["pid"]), grace=1.0)
-        self.reap()
+        self._reap()
+
+    def collect(self, handle: Handle) -> Path:
+        return _folder(handle)  # already here
+
+    def _reap(self) -> None:
+        """Collect supervisors that ended (our children until the server restarts)."""
+        with self._lock:
+            for pid, proc in list(self._children.items()):
+                if proc.poll() is not None:
+                    del self._children[pid]
 
 
-register(ProcessBackend(ComputeType.LOCAL.value))
-register(ProcessBackend(ComputeType.INSTANCE.value))
+class LocalBackend(ProcessBackend):
+    """This host as a whole: always running, nothing to provision, no memory cap."""
+
+    type_name: ClassVar[str] = ComputeType.LOCAL.value
+    description: ClassVar[str] = "this host: each job is a supervised process, no resource slice"
+
+    def _provision(self, compute: Compute) -> None:
+        pass  # the host is there
+
+    def _start(self, compute: Compute) -> None:
+        pass
+
+    def _stop(self, compute: Compute) -> None:
+        pass
+
+    def _delete(self, compute: Compute) -> None:
+        pass
+
+    def _observe(self, compute: Compute) -> list[NodeState]:
+        return [NodeState(os.uname().nodename, "Running", "this host")]
+
+
+def _folder(handle: Handle) -> Path:
+    return Path(str(handle["dir"]))
+
+
+def _running_pid(folder: Path) -> int | None:
+    """The job's own process, from the supervisor's Running event (None before it ran)."""
+    pid = None
+    for event in read_events(folder, 0)[0]:
+        if event.get("status") == "Running" and event.get("pid"):
+            pid = int(event["pid"])
+    return pid

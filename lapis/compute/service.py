@@ -30,11 +30,12 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from lapis.compute.clock import InstanceClock, fmt_seconds, stopping_reason
+from lapis.compute.base import NodeState
 from lapis.compute.host import HostInfo, check_fits, detect_host, pick_cores
-from lapis.compute.schedules import ScheduleWindows, next_action
-from lapis.compute.spec import parse_compute
+from lapis.compute.lifecycle import Lifecycle, fmt_seconds, stopping_reason
+from lapis.compute.registry import BackendRegistry, default_registry
 from lapis.entities.compute import Compute, ComputeState, ComputeType
+from lapis.entities.jobs import Job
 from lapis.entities.sizes import (
     BY_NAME,
     CATALOGUE,
@@ -50,37 +51,67 @@ from lapis.errors import (
     ResourceAlreadyExists,
     ResourceDoesNotExist,
 )
+from lapis.specs.compute import parse_compute
+from lapis.specs.schedules import next_action
 from lapis.specs.yaml_lines import Located, located
 from lapis.store.sql.computes import ComputeStore
 from lapis.store.sql.engine import Database
+from lapis.store.sql.jobs import JobStore
 from lapis.util import now_ms as _now
 
 S = ComputeState
 LOCAL = "local"
-SCHEDULE_PERSIST_MS = 30_000
 BUSY_MEMORY_MS = 2_000  # a tick this recent saw jobs: describe() calls the instance busy
-SCHEDULE_LOOKBACK_MS = 60_000  # after a restart, triggers older than this are not caught up
 
 
 def _clock(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000).astimezone().strftime("%H:%M")
 
 
-class ComputeService(InstanceClock):
+class ComputeService:
     def __init__(
         self,
         db: Database,
         host: HostInfo | None = None,
         quotas: Mapping[str, int] | None = None,
+        backends: BackendRegistry | None = None,
     ) -> None:
         self.db = db
         self.store = ComputeStore(db)
         self.host = host or detect_host()
         self.quotas = dict(quotas or {})
-        self._busy_at: dict[str, int] = {}  # last tick that saw jobs, per name_lower
-        self._windows = ScheduleWindows(SCHEDULE_LOOKBACK_MS, SCHEDULE_PERSIST_MS)
-        # the job scheduler sets this: a state change may let queued jobs start (or stop them)
-        self.wake: Callable[[], None] = lambda: None
+        self.backends = backends or default_registry()
+        self.lifecycle = Lifecycle(self.store, self.backends)
+        self._jobs = JobStore(db)  # read only: which jobs hold or wait for a compute
+
+    @property
+    def wake(self) -> Callable[[], None]:
+        return self.lifecycle.wake
+
+    @wake.setter
+    def wake(self, fn: Callable[[], None]) -> None:
+        self.lifecycle.wake = fn  # the job scheduler's: a state change may let jobs start
+
+    def tick(
+        self, now_ms: int, running: Mapping[str, int], queued: Mapping[str, int]
+    ) -> builtins.list[str]:
+        """Apply what is due at ``now_ms`` (lapis/compute/lifecycle.py)."""
+        return self.lifecycle.tick(now_ms, running, queued)
+
+    def jobs_on(self, name: str) -> tuple[builtins.list[Job], builtins.list[Job]]:
+        """(running, queued) jobs of one compute, each in submission order."""
+        return self._jobs.active_on(self.get(name).name)
+
+    def nodes(self, name: str) -> builtins.list[NodeState]:
+        """The compute's nodes as its backend sees them now."""
+        c = self.get(name)
+        return self.backends.for_compute(c).observe(c)
+
+    def capabilities(self, name: str) -> dict[str, str]:
+        """What a job cannot ask of this compute, each with the reason."""
+        c = self.get(name)
+        missing = self.backends.for_compute(c).capabilities(c)
+        return {feature.value: reason for feature, reason in missing.items()}
 
     # --- reading -----------------------------------------------------------------
     def local(self) -> Compute:
@@ -112,6 +143,14 @@ class ComputeService(InstanceClock):
                 f"Compute '{name}' does not exist. Known computes: {', '.join(known)}.{hint}"
             )
         return found
+
+    def get_or_local(self, name: str) -> Compute:
+        """The compute a job ran on, or ``local`` when it was deleted since (its jobs
+        were all done by then: deleting waits for them)."""
+        try:
+            return self.get(name)
+        except ResourceDoesNotExist:
+            return self.local()
 
     def list(self) -> builtins.list[Compute]:
         return [self.local(), *self.store.all()]
@@ -151,7 +190,7 @@ class ComputeService(InstanceClock):
     ) -> dict[str, Any]:
         """The API's view of a compute, with when and why it will next stop or start."""
         now = _now() if now_ms is None else now_ms
-        busy = busy or now - self._busy_at.get(c.name.lower(), 0) < BUSY_MEMORY_MS
+        busy = busy or now - self.lifecycle.busy_at.get(c.name.lower(), 0) < BUSY_MEMORY_MS
         out: dict[str, Any] = {
             "name": c.name,
             "type": c.type,
@@ -185,7 +224,7 @@ class ComputeService(InstanceClock):
             elif busy:
                 note = f"busy; stops {idle} after its last job ends"
             else:
-                last = max(c.last_activity_at, self._busy_at.get(c.name.lower(), 0))
+                last = max(c.last_activity_at, self.lifecycle.busy_at.get(c.name.lower(), 0))
                 deadline = last + c.idle_shutdown_seconds * 1000
                 note = f"stops at {_clock(deadline)} if still idle ({idle} idle shutdown)"
             out["idle_shutdown"] = {
@@ -255,7 +294,9 @@ class ComputeService(InstanceClock):
                 last_activity_at=now,
             )
         )
-        self._forget(spec.name)
+        self.lifecycle.forget(spec.name)
+        created = self.get(spec.name)
+        self.lifecycle.call(created, "provision", now)
         self.wake()
         return self.get(spec.name)
 
@@ -299,14 +340,16 @@ class ComputeService(InstanceClock):
             values["properties"] = {**props, "schedule_checked_at": now}
         if values:
             self.store.update(c.name, **values)
-            self._windows.forget(c.name.lower())
+            self.lifecycle.windows.forget(c.name.lower())
         return self.get(c.name)
 
     def start(self, name: str, *, by: str | None = None, now_ms: int | None = None) -> Compute:
         c = self._instance(name, "started")
         if c.state in (S.STOPPED.value, S.FAILED.value):
             cause = f"by {by}" if by else "on request"
-            self._move_or_fail(c, S.STARTING, f"starting {cause}", _now_or(now_ms), cause)
+            now = _now_or(now_ms)
+            self._move_or_fail(c, S.STARTING, f"starting {cause}", now, cause)
+            self.lifecycle.call(c, "start", now)
             return self.get(c.name)
         if c.state == S.RUNNING.value:
             raise InvalidState(f"Compute '{c.name}' is already Running; nothing to start")
@@ -322,11 +365,13 @@ class ComputeService(InstanceClock):
         name: str,
         *,
         by: str | None = None,
-        running: int = 0,
+        running: int | None = None,
         now_ms: int | None = None,
     ) -> Compute:
         """Stop taking jobs; Stopped once the running ones end (queued ones stay queued)."""
         c = self._instance(name, "stopped")
+        if running is None:
+            running = len(self._jobs.active_on(c.name)[0])
         if c.state == S.STOPPED.value:
             raise InvalidState(f"Compute '{c.name}' is already Stopped")
         if c.state == S.STOPPING.value:
@@ -349,20 +394,27 @@ class ComputeService(InstanceClock):
     def delete(
         self,
         name: str,
-        running: int = 0,
-        queued: int = 0,
+        running: int | None = None,
+        queued: int | None = None,
         *,
         by: str | None = None,
         now_ms: int | None = None,
     ) -> None:
+        """Delete an instance; refused while jobs run on it or wait for it (the one rule)."""
         c = self._instance(name, "deleted")
+        if running is None or queued is None:
+            active, waiting = self._jobs.active_on(c.name)
+            running, queued = len(active), len(waiting)
         if running or queued:
             raise InvalidState(
                 f"Compute '{c.name}' has {running} running and {queued} queued job(s); cancel "
                 "them or let them finish before deleting it"
             )
-        self.store.delete(c.name, f"deleted by {by}" if by else "deleted", _now_or(now_ms))
-        self._forget(c.name)
+        now = _now_or(now_ms)
+        if not self.lifecycle.call(c, "delete", now):
+            raise InvalidState(f"Compute '{c.name}' could not be deleted: {c.state_reason}")
+        self.store.delete(c.name, f"deleted by {by}" if by else "deleted", now)
+        self.lifecycle.forget(c.name)
 
     def touch(self, name: str, now_ms: int) -> None:
         """Record activity (a job started, a user connected): the idle clock restarts."""
@@ -373,33 +425,14 @@ class ComputeService(InstanceClock):
             self.store.update(c.name, last_activity_at=now_ms)
 
     # --- helpers -------------------------------------------------------------------
-    def _move(
-        self, c: Compute, to: S, reason: str, now: int, cause: str | None = None, **values: Any
-    ) -> bool:
-        if cause is not None:
-            c.properties = {**c.properties, "cause": cause}
-            values["properties"] = c.properties
-        if not self.store.set_state(c.name, c.state, to.value, reason, now, **values):
-            return False
-        c.state, c.state_reason, c.state_changed_at = to.value, reason, now
-        if "last_activity_at" in values:
-            c.last_activity_at = values["last_activity_at"]
-        self.wake()
-        return True
-
     def _move_or_fail(self, c: Compute, to: S, reason: str, now: int, cause: str) -> None:
-        if not self._move(c, to, reason, now, cause=cause):
+        if not self.lifecycle.move(c, to, reason, now, cause=cause):
             raise InvalidState(f"Compute '{c.name}' changed state meanwhile; look again and retry")
 
     def _instance(self, name: str, verb: str) -> Compute:
         if name.lower() == LOCAL:
             raise InvalidState(f"'local' is this host: it is always running and cannot be {verb}")
         return self.get(name)
-
-    def _forget(self, name: str) -> None:
-        key = name.lower()
-        self._busy_at.pop(key, None)
-        self._windows.forget(key)
 
     def _host_tuple(self) -> tuple[int, float, int]:
         return self.host.cores, self.host.memory_gib, self.host.gpus

@@ -1,1 +1,4 @@
-"""Online and batch endpoints (being built): the scoring runtime lives in runtime.py."""
+"""Online and batch endpoints, by concept: control/, data/, batch/, packaging/, runtime/.
+
+The documents they read are parsed in ``lapis.specs`` (endpoint, deployment, batch).
+"""

@@ -29,8 +29,7 @@ class Job:
     environment_digest: str | None = None
     snapshot_digest: str | None = None
     exit_code: int | None = None
-    supervisor_pid: int | None = None
-    supervisor_start: int | None = None
+    handle: dict[str, Any] | None = None  # its compute backend's, opaque (compute/base.py)
     job_dir: str | None = None
     created_by: str | None = None
     created_at: int = 0

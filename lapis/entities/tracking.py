@@ -8,7 +8,19 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
+
+
+class Point(NamedTuple):
+    """One metric value as written: the unit of every ingest path (REST, SDK, batch)."""
+
+    key: str
+    value: float
+    timestamp: int
+    step: int
+    model_id: str | None = None
+    dataset_name: str | None = None
+    dataset_digest: str | None = None
 
 
 class RunStatus(str, enum.Enum):

@@ -30,8 +30,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from lapis.environments.spec import EnvironmentSpec
 from lapis.errors import InvalidParameterValue, LapisError
+from lapis.specs.environment import EnvironmentSpec
 
 READY = ".lapis-ready"
 # Prints an interpreter's own site-packages first, then its other import folders.

@@ -25,7 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from lapis.environments.builder import LOG_NAME, READY, EnvironmentBuilder, EnvironmentBuildError
-from lapis.environments.document import (
+from lapis.errors import (
+    InvalidParameterValue,
+    LapisError,
+    ResourceAlreadyExists,
+    ResourceDoesNotExist,
+)
+from lapis.specs.environment import EnvironmentSpec, from_conda
+from lapis.specs.environment_document import (
     BUILD_STATUSES,
     Definition,
     failure_reason,
@@ -33,13 +40,6 @@ from lapis.environments.document import (
     parse_definition,
     read_conda,
     suggest,
-)
-from lapis.environments.spec import EnvironmentSpec, from_conda
-from lapis.errors import (
-    InvalidParameterValue,
-    LapisError,
-    ResourceAlreadyExists,
-    ResourceDoesNotExist,
 )
 from lapis.specs.job import EnvironmentRef
 from lapis.specs.yaml_lines import Located, load

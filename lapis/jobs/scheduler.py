@@ -3,28 +3,33 @@
 Who owns what:
 - the **service** inserts a job and puts it in ``Queued``;
 - this **scheduler** takes queued jobs in submission order (``seq``) when
-  their compute is ``Running`` and has a free slot (two per core), prepares
-  the job folder, starts a supervisor through the compute's backend, and
-  moves the job to ``Preparing``; for jobs that must wait it writes *why*
-  into ``status_reason`` (slots busy, instance stopped);
-- the **supervisor** reports ``Preparing``/``Starting``/``Running``/``Exited``
-  through ``events.jsonl``; the scheduler applies those events, uploads logs
-  while the job runs, and on ``Exited`` uploads outputs (``Finalizing``) and
-  records the end (``Completed``/``Failed``/``Canceled``) on the job and its
-  MLflow run;
-- a stale heartbeat makes a job ``NotResponding``; a supervisor that vanished
-  without an ``Exited`` event fails its job with that reason.
+  their compute is ``Running`` and has a free slot (two per core), moves the
+  job to ``Preparing`` and hands it to a launcher thread, which asks the
+  compute's **backend** (``lapis.compute.base``) to stage and start it and
+  stores the backend's opaque handle in ``jobs.handle``; for jobs that must
+  wait it writes *why* into ``status_reason`` (slots busy, instance stopped);
+- the **backend** reports ``Preparing``/``Starting``/``Running``/``Exited``
+  events through ``poll(handle, cursor)``; the scheduler applies them, uploads
+  logs while the job runs, and on ``Exited`` uploads outputs (``Finalizing``)
+  from the folder ``collect(handle)`` gives and records the end
+  (``Completed``/``Failed``/``Canceled``) on the job and its MLflow run;
+- a stale heartbeat makes a job ``NotResponding``; a job whose backend says it
+  is gone (``alive`` is False) without an ``Exited`` event fails with that reason.
+
+The scheduler never asks which type of compute it holds: everything that
+differs between this host, an instance and a cluster is behind the backend.
 
 At start-up the scheduler **reconciles**: every job that was active when the
-server stopped is re-attached (its events are replayed from the start of the
-file; replays that would move a job backwards are ignored), so a job that
-finished while the server was down gets its final status and artifacts.
+server stopped is re-attached through its stored handle (its events are
+replayed from the start; replays that would move a job backwards are
+ignored), so a job that finished while the server was down gets its final
+status and artifacts. A job caught between ``Preparing`` and a stored handle
+is launched again.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import sys
 import threading
@@ -37,16 +42,18 @@ from typing import Any
 
 from lapis.artifacts.store import ArtifactStore, proxied_path
 from lapis.auth.service import AuthService
-from lapis.compute.base import LaunchContext, backend_for
+from lapis.compute import workdir
+from lapis.compute.base import ComputeBackend, Handle, LaunchContext
+from lapis.compute.registry import BackendRegistry, default_registry
+from lapis.compute.supervisor import STD_LOG
+from lapis.compute.workdir import SPOOL
 from lapis.entities.auth import JobScope
 from lapis.entities.compute import Compute
 from lapis.entities.job_status import ALLOWED, JobStatus
 from lapis.entities.jobs import Job
 from lapis.errors import LapisError, ResourceDoesNotExist
-from lapis.jobs import workdir
 from lapis.jobs.service import JobService
-from lapis.jobs.spool import SPOOL, replay_spool
-from lapis.jobs.supervisor import HEARTBEAT, JOB_FILE, STD_LOG, read_events
+from lapis.jobs.spool import replay_spool
 from lapis.store.sql.jobs import ACTIVE
 from lapis.util import now_ms
 
@@ -61,12 +68,14 @@ IDLE_INTERVAL = 0.5
 
 @dataclass
 class Tracked:
-    handle: dict[str, Any]
     compute: str
-    offset: int = 0
-    child_pid: int | None = None
+    handle: Handle | None = None  # None while the launcher thread is starting the job
+    cursor: int = 0
+    ran: bool = False  # the job's own process started (a Running event was seen)
+    heartbeat_at: float | None = None
     launched: float = field(default_factory=time.monotonic)
     exited: bool = False
+    cancel_sent: bool = False
     last_log_sync: float = 0.0
     last_health: float = 0.0
     synced: dict[str, tuple[int, int]] = field(default_factory=dict)
@@ -83,6 +92,7 @@ class JobScheduler:
         interval: float = 0.05,
         sandbox: bool = True,
         ca_bundle: str | None = None,
+        backends: BackendRegistry | None = None,
     ) -> None:
         self.jobs = jobs
         self.store = jobs.store
@@ -94,15 +104,20 @@ class JobScheduler:
         self.interval = interval
         self.sandbox = sandbox
         self.ca_bundle = ca_bundle  # jobs trust a self-signed server certificate through it
+        self.backends = backends or default_registry()
         self.tracked: dict[str, Tracked] = {}
         self._reasons: dict[str, str] = {}
         self._finalizing: set[str] = set()
+        self._cancels: set[str] = set()  # cancel requests not yet passed to a backend
         self._pool = ThreadPoolExecutor(2, thread_name_prefix="lapis-finalize")
+        # staging copies code and inputs: never on the scheduler's own thread
+        self._launcher = ThreadPoolExecutor(2, thread_name_prefix="lapis-launch")
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_compute_tick = 0.0
         jobs.wake = self._wake.set
+        jobs.on_cancel = self._cancel_requested
         jobs.compute.wake = self._wake.set
         self._idle = False
 
@@ -117,6 +132,7 @@ class JobScheduler:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        self._launcher.shutdown(wait=True)
         self._pool.shutdown(wait=True)
 
     def _loop(self) -> None:
@@ -154,10 +170,23 @@ class JobScheduler:
         for job in self.store.search(statuses=[S.NOT_STARTED.value], ascending=True, limit=10_000):
             self.store.transition(job.name, S.QUEUED, time_ms=now, reason="queued at restart")
         for job in self.store.search(statuses=list(ACTIVE), ascending=True, limit=10_000):
-            handle = {"pid": job.supervisor_pid, "start": job.supervisor_start}
-            self.tracked[job.name] = Tracked(handle=handle, compute=job.compute)
+            if job.handle is None:  # the server stopped while starting it: start it again
+                self._relaunch(job)
+                continue
+            self.tracked[job.name] = Tracked(compute=job.compute, handle=job.handle)
+            if job.status == S.CANCEL_REQUESTED.value:
+                self._cancels.add(job.name)
             log.info("re-attached to job %s (%s)", job.name, job.status)
         self._poll()
+
+    def _relaunch(self, job: Job) -> None:
+        try:
+            compute = self.compute.get(job.compute)
+        except ResourceDoesNotExist:
+            self._fail(job, f"compute '{job.compute}' no longer exists")
+            return
+        log.info("starting job %s again (the server stopped while starting it)", job.name)
+        self._hand_to_launcher(job, compute)
 
     # --- queue --------------------------------------------------------------------
     def _dispatch(self, running: dict[str, int]) -> None:
@@ -202,14 +231,57 @@ class JobScheduler:
         ):
             self.jobs.tracking.update_run(job.run_id, status="FAILED", end_time=now)
 
+    def _fail(self, job: Job, reason: str) -> None:
+        now = now_ms()
+        current = S(self.store.get(job.name).status)
+        if current.is_terminal:
+            return
+        outcome = S.CANCELED if current is S.CANCEL_REQUESTED else S.FAILED
+        if self.store.transition(job.name, outcome, time_ms=now, reason=reason):
+            self.jobs.tracking.update_run(job.run_id, status=outcome.mlflow_status, end_time=now)
+
     def _launch(self, job: Job, compute: Compute) -> bool:
         self._reasons.pop(job.name, None)
-        folder = self.jobs.job_dir(job.name)
+        now = now_ms()
+        if not self.store.transition(
+            job.name,
+            S.PREPARING,
+            time_ms=now,
+            reason=f"starting on {compute.name}",
+            expect=(S.QUEUED,),
+            job_dir=str(self.jobs.job_dir(job.name)),
+        ):
+            return False  # canceled meanwhile
+        self.compute.touch(compute.name, now)
+        self._hand_to_launcher(job, compute)
+        return True
+
+    def _hand_to_launcher(self, job: Job, compute: Compute) -> None:
+        self.tracked[job.name] = Tracked(compute=compute.name)
+        self._launcher.submit(self._launch_on_worker, job, compute)
+
+    def _launch_on_worker(self, job: Job, compute: Compute) -> None:
+        """Stage and start one job through its backend (a launcher thread)."""
         try:
-            prepared = workdir.prepare(job, folder, self.jobs.snapshots)
-        except (OSError, LapisError) as exc:
-            self._fail_waiting(job, f"could not prepare the job folder: {exc}")
-            return False
+            handle = self._backend(compute).launch(self._context(job, compute))
+        except Exception as exc:
+            if not isinstance(exc, (OSError, LapisError)):
+                log.exception("starting job %s failed", job.name)
+            self.tracked.pop(job.name, None)
+            with contextlib.suppress(Exception):
+                self._fail(job, f"could not prepare the job folder: {exc}")
+                self.auth.revoke_job_tokens(job.name)
+            self._wake.set()
+            return
+        self.store.set_handle(job.name, handle)
+        tracked = self.tracked.get(job.name)
+        if tracked is not None:
+            tracked.handle = handle
+            tracked.launched = time.monotonic()
+        self._wake.set()
+
+    def _context(self, job: Job, compute: Compute) -> LaunchContext:
+        folder = self.jobs.job_dir(job.name)
         token = None
         user_id = job.spec.get("user_id")
         if user_id:
@@ -225,41 +297,23 @@ class JobScheduler:
             environment["spec"] = env_spec["spec"]
         else:  # the supervisor layers a thin environment over this interpreter
             environment["python"] = self.python
-        workdir.write_job_file(
-            folder,
-            {
-                "name": job.name,
-                "command": prepared.command,
-                "environment": environment,
-                "env": workdir.job_environment(
-                    job, compute, self.url, token, prepared, self.ca_bundle, str(folder / SPOOL)
-                ),
-                "cpu_set": list(compute.cpu_set),
-                "memory_limit_bytes": compute.memory_limit_bytes
-                if compute.type != "local"
-                else None,
-                "timeout_seconds": job.spec.get("timeout_seconds"),
-                "sandbox": self._sandbox(folder),
-            },
+        return LaunchContext(
+            job=job,
+            compute=compute,
+            job_dir=folder,
+            snapshots=self.jobs.snapshots,
+            python=self.python,
+            environment=environment,
+            env=workdir.job_environment(job, compute, self.url, token, self.ca_bundle),
+            sandbox=self._sandbox(folder),
         )
-        now = now_ms()
-        if not self.store.transition(
-            job.name,
-            S.PREPARING,
-            time_ms=now,
-            reason=f"starting on {compute.name}",
-            expect=(S.QUEUED,),
-            job_dir=str(folder),
-        ):
-            return False  # canceled meanwhile
-        backend = backend_for(compute)
-        handle = backend.launch(
-            LaunchContext(job_name=job.name, job_dir=folder, compute=compute, python=self.python)
-        )
-        self.store.set(job.name, supervisor_pid=handle["pid"], supervisor_start=handle["start"])
-        self.tracked[job.name] = Tracked(handle=handle, compute=compute.name)
-        self.compute.touch(compute.name, now)
-        return True
+
+    def _backend(self, compute: Compute) -> ComputeBackend:
+        return self.backends.for_compute(compute)
+
+    def _cancel_requested(self, name: str) -> None:
+        self._cancels.add(name)
+        self._wake.set()
 
     # --- watching -----------------------------------------------------------------
     def _poll(self) -> None:
@@ -272,28 +326,29 @@ class JobScheduler:
                 self.tracked.pop(name, None)
 
     def _poll_one(self, name: str, t: Tracked) -> None:
-        folder = self.jobs.job_dir(name)
-        events, t.offset = read_events(folder, t.offset)
-        for event in events:
-            self._apply(name, t, event)
-            if t.exited:
-                return
+        if t.handle is None:
+            return  # the launcher has not started it yet
+        backend = self._backend(self.compute.get_or_local(t.compute))
+        if name in self._cancels:
+            self._cancels.discard(name)
+            backend.cancel(t.handle)
+            t.cancel_sent = True
+        if self._read(name, t, backend):
+            return
         mono = time.monotonic()
         if mono - t.last_health < HEALTH_SECONDS:
             return  # the checks below cost a query and a process lookup: not every 20 ms
         t.last_health = mono
         job = self.store.get(name)
         status = S(job.status)
-        compute = self.compute_or_local(t.compute)
-        backend = backend_for(compute)
+        if status is S.CANCEL_REQUESTED and not t.cancel_sent:
+            backend.cancel(t.handle)
+            t.cancel_sent = True
         if not backend.alive(t.handle):
-            events, t.offset = read_events(folder, t.offset)  # it may have just written Exited
-            for event in events:
-                self._apply(name, t, event)
-            if not t.exited:
+            if not self._read(name, t, backend):  # it may have just written Exited
                 self._lost(name, t, backend)
             return
-        age = self._heartbeat_age(folder, t)
+        age = self._heartbeat_age(t)
         if age > HEARTBEAT_STALE_MS and status is not S.NOT_RESPONDING:
             self.store.transition(
                 name,
@@ -302,24 +357,30 @@ class JobScheduler:
                 reason=f"no heartbeat from the job's supervisor for {age // 1000} s",
             )
         elif age <= HEARTBEAT_STALE_MS and status is S.NOT_RESPONDING:
-            back = S.RUNNING if t.child_pid else S.STARTING
+            back = S.RUNNING if t.ran else S.STARTING
             self.store.transition(name, back, time_ms=now_ms(), reason="heartbeat is back")
         if status is S.RUNNING and time.monotonic() - t.last_log_sync > LOG_SYNC_SECONDS:
             t.last_log_sync = time.monotonic()
-            self._sync_logs(job, folder, t)
+            self._sync_logs(job, backend.collect(t.handle), t)
 
-    def compute_or_local(self, name: str) -> Compute:
-        try:
-            return self.compute.get(name)
-        except ResourceDoesNotExist:
-            return self.compute.get("local")
+    def _read(self, name: str, t: Tracked, backend: ComputeBackend) -> bool:
+        """Apply the backend's new events; True once the job has exited."""
+        assert t.handle is not None
+        progress = backend.poll(t.handle, t.cursor)
+        t.cursor = progress.cursor
+        if progress.heartbeat_at is not None:
+            t.heartbeat_at = progress.heartbeat_at
+        for event in progress.events:
+            self._apply(name, t, event)
+            if t.exited:
+                return True
+        return False
 
     @staticmethod
-    def _heartbeat_age(folder: Path, t: Tracked) -> int:
-        try:
-            return int((time.time() - (folder / HEARTBEAT).stat().st_mtime) * 1000)
-        except FileNotFoundError:
-            return int((time.monotonic() - t.launched) * 1000)
+    def _heartbeat_age(t: Tracked) -> int:
+        if t.heartbeat_at is not None:
+            return int((time.time() - t.heartbeat_at) * 1000)
+        return int((time.monotonic() - t.launched) * 1000)
 
     def _apply(self, name: str, t: Tracked, event: dict[str, Any]) -> None:
         status = event.get("status")
@@ -342,7 +403,7 @@ class JobScheduler:
                 name, S.STARTING, time_ms=when, expect=(S.PREPARING, S.NOT_RESPONDING)
             )
         elif status == "Running":
-            t.child_pid = int(event["pid"])
+            t.ran = True
             if self.store.transition(
                 name, S.RUNNING, time_ms=when, expect=(S.STARTING, S.NOT_RESPONDING)
             ):
@@ -353,8 +414,9 @@ class JobScheduler:
             self._finalizing.add(name)
             self._pool.submit(self._finalize_safely, name, t, event)
 
-    def _lost(self, name: str, t: Tracked, backend: Any) -> None:
-        backend.terminate(t.handle, t.child_pid)
+    def _lost(self, name: str, t: Tracked, backend: ComputeBackend) -> None:
+        assert t.handle is not None
+        backend.cancel(t.handle, force=True)
         t.exited = True
         self._finalizing.add(name)
         event = {
@@ -382,6 +444,7 @@ class JobScheduler:
                     self.jobs.tracking.update_run(job.run_id, status="FAILED", end_time=now)
         finally:
             self.tracked.pop(name, None)
+            self._cancels.discard(name)
             self._finalizing.discard(name)
             self._wake.set()
 
@@ -394,7 +457,8 @@ class JobScheduler:
         reason = str(event.get("reason") or "")
         if outcome is not S.CANCELED and S.FINALIZING in ALLOWED[status]:
             self.store.transition(name, S.FINALIZING, time_ms=now_ms(), reason="uploading outputs")
-        folder = self.jobs.job_dir(name)
+        assert t.handle is not None
+        folder = self._backend(self.compute.get_or_local(t.compute)).collect(t.handle)
         upload_error = None
         try:
             replay_spool(self.jobs.tracking, job, folder / SPOOL)
@@ -422,12 +486,12 @@ class JobScheduler:
         )
         self.jobs.tracking.update_run(job.run_id, status=outcome.mlflow_status, end_time=now)
         self.compute.touch(t.compute, now)
-        self._revoke_token(folder)
+        self.auth.revoke_job_tokens(name)
         if upload_error is None:
             workdir.discard_copies(folder)
 
     def _sandbox(self, folder: Path) -> dict[str, Any] | None:
-        """What the job may not reach (lapis/jobs/sandbox.py): the home but its own folder
+        """What the job may not reach (lapis/compute/sandbox.py): the home but its own folder
         and the environments; a local artifact root kept elsewhere. None: switched off."""
         if not self.sandbox:
             return None
@@ -439,15 +503,6 @@ class JobScheduler:
             "allow": [str(folder), str(self.jobs.environments.envs_root)],
             "read_only": [self.ca_bundle] if self.ca_bundle else [],
         }
-
-    def _revoke_token(self, folder: Path) -> None:
-        """The job's token dies with the job: leftover children cannot write to its run."""
-        try:
-            token = json.loads((folder / JOB_FILE).read_text())["env"].get("LAPIS_TOKEN")
-        except (OSError, ValueError, KeyError):
-            return
-        if token:
-            self.auth.revoke(token)
 
     def _run_root(self, job: Job) -> str:
         run = self.jobs.tracking.get_run(job.run_id)

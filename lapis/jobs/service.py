@@ -20,7 +20,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import IO, Any
 
-from lapis.compute.base import backend_for
+from lapis.artifacts.snapshot import check_digest, digest_files, unpack
+from lapis.compute.logs import parse_cursor
+from lapis.compute.registry import backend_for
 from lapis.compute.service import ComputeService
 from lapis.entities.auth import Principal
 from lapis.entities.compute import Compute
@@ -33,7 +35,6 @@ from lapis.errors import (
     PermissionDenied,
     ResourceDoesNotExist,
 )
-from lapis.jobs.snapshot import check_digest, digest_files, unpack
 from lapis.specs.job import CommandJobSpec, generated_name, parse_job
 from lapis.store.sql.jobs import JobStore
 from lapis.tracking.service import TrackingService
@@ -58,7 +59,8 @@ class JobService:
         self.home = home
         self.snapshots = home / "snapshots"
         self.jobs_root = home / "jobs"
-        self.wake: Callable[[], None] = lambda: None  # the scheduler replaces this
+        self.wake: Callable[[], None] = lambda: None  # the scheduler replaces these two
+        self.on_cancel: Callable[[str], None] = lambda name: None
 
     # --- code snapshots -----------------------------------------------------------
     def snapshot_dir(self, digest: object) -> Path:
@@ -308,8 +310,9 @@ class JobService:
         }
 
     # --- reading ----------------------------------------------------------------------
-    def get(self, name: str) -> Job:
-        return self.store.get(name, events=True)
+    def get(self, name: str, events: bool = True) -> Job:
+        """A job; ``events=False`` skips its status history (one query less)."""
+        return self.store.get(name, events=events)
 
     def list(
         self,
@@ -363,8 +366,20 @@ class JobService:
             self.store.transition(
                 name, JobStatus.CANCEL_REQUESTED, time_ms=now, reason=f"cancel requested{who}"
             )
-        folder = self.job_dir(name)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "cancel").write_text(str(now))
-        self.wake()
+        self.on_cancel(name)  # the scheduler passes it to the job's backend
         return self.get(name)
+
+    def counts(self) -> tuple[dict[str, int], dict[str, int]]:
+        """Per compute: jobs holding a slot, and jobs waiting in its queue."""
+        return self.store.counts()
+
+    # --- logs -------------------------------------------------------------------------
+    def logs(self, name: str, cursor: str | None) -> tuple[Job, str, str]:
+        """The job, its log text after ``cursor`` and the next cursor (empty before it starts)."""
+        job = self.store.get(name)
+        if job.handle is None:
+            parse_cursor(cursor)  # a bad cursor is a 400 even before the job starts
+            return job, "", cursor or "0:0"
+        backend = backend_for(self.compute.get_or_local(job.compute))
+        text, after = backend.logs(job.handle, cursor)
+        return job, text, after

@@ -24,7 +24,6 @@ from lapis.errors import LapisError
 from lapis.tracking.columnar import parse_log_body
 from lapis.tracking.service import TrackingService
 
-SPOOL = "spool"
 log = logging.getLogger("lapis.jobs")
 
 

@@ -79,7 +79,7 @@ class ModelService:
         self.jobs = jobs
         self.db = registry.db
         # (model name, version) -> the online deployments serving it; installed by
-        # lapis.endpoints.deployments.DeploymentService (which is built after this service).
+        # lapis.endpoints.control.deployments.DeploymentService (which is built after this service).
         self.deployments_of: Callable[[str, str], list[dict[str, Any]]] = lambda _n, _v: []
 
     # --- create -----------------------------------------------------------------

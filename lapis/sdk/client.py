@@ -253,7 +253,7 @@ class ComputeOperations:
 
 def _compute_file(path: Path) -> dict[str, Any]:
     """A compute YAML checked here first, so a mistake names its file and line."""
-    from lapis.compute.spec import parse_compute  # light, but only needed here
+    from lapis.specs.compute import parse_compute  # light, but only needed here
     from lapis.specs.yaml_lines import load
 
     loc = load(_read(path, "compute file"), str(path))

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
+from lapis.artifacts.snapshot import pack, take_snapshot
 from lapis.errors import InvalidParameterValue, ResourceDoesNotExist
-from lapis.jobs.snapshot import pack, take_snapshot
 from lapis.sdk.connection import LapisHTTP
 from lapis.specs.job import parse_job
 from lapis.specs.yaml_lines import read_text_file, safe_load

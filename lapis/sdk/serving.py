@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from lapis.endpoints.batch_spec import parse_batch_deployment
-from lapis.endpoints.deployment_spec import parse_deployment
+from lapis.artifacts.snapshot import digest_files, pack, take_snapshot
 from lapis.errors import InvalidParameterValue
-from lapis.jobs.snapshot import digest_files, pack, take_snapshot
 from lapis.sdk.connection import LapisHTTP
 from lapis.sdk.jobs import _environment_file
 from lapis.sdk.models import upload_model
+from lapis.specs.batch import parse_batch_deployment
+from lapis.specs.deployment import parse_deployment
 from lapis.specs.yaml_lines import Located, load, read_text_file
 
 FINAL = ("Succeeded", "Failed")

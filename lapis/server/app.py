@@ -5,8 +5,7 @@ from __future__ import annotations
 from fastapi import Depends, FastAPI
 from starlette.responses import Response
 
-from lapis import __version__
-from lapis.endpoints.proxy import ScoringProxy
+from lapis.endpoints.data.proxy import ScoringProxy
 from lapis.server import errors, studio
 from lapis.server.audit import AuditTrail
 from lapis.server.auth import BearerAuth
@@ -28,6 +27,7 @@ from lapis.server.routers import (
 )
 from lapis.server.routers.mlflow import artifacts, experiments, logged_models, registry, runs
 from lapis.server.routers.mlflow._handler import json_response, mount
+from lapis.version import __version__
 
 ERROR_SCHEMA = {
     "type": "object",

@@ -41,6 +41,18 @@ class AuditWriter:
         with self._lock:
             self._rows.append(row)
 
+    def query(
+        self,
+        user: str | None = None,
+        since: int | None = None,
+        action: str | None = None,
+        limit: int = 100,
+        before_id: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Recorded writes, newest first, after flushing what is still buffered."""
+        self.flush()
+        return self.store.query(user, since, action, limit, before_id)
+
     def flush(self) -> None:
         with self._lock:
             rows, self._rows = self._rows, []

@@ -9,9 +9,9 @@ from lapis.artifacts.store import ArtifactStore
 from lapis.auth.service import AuthService, IssuedToken
 from lapis.compute.service import ComputeService
 from lapis.config import Settings
-from lapis.endpoints.routing import RouteTable
-from lapis.endpoints.service import EndpointService
-from lapis.endpoints.telemetry import Telemetry
+from lapis.endpoints.control.endpoints import EndpointService
+from lapis.endpoints.data.routing import RouteTable
+from lapis.endpoints.data.telemetry import Telemetry
 from lapis.environments.service import EnvironmentService
 from lapis.jobs.service import JobService
 from lapis.registry.models import ModelService
@@ -41,7 +41,7 @@ class Workspace:
     endpoints: EndpointService
     bootstrap: IssuedToken | None = None
     scheduler: Any = None
-    # Online serving: the route table both planes share (lapis/endpoints/routing.py),
+    # Online serving: the route table both planes share (lapis/endpoints/data/routing.py),
     # the deployment control plane, per-deployment telemetry, and batch endpoints.
     routes: RouteTable = field(default_factory=RouteTable)
     deployments: Any = None
@@ -80,11 +80,11 @@ class Workspace:
             models=ModelService(registry, artifacts, jobs),
             endpoints=EndpointService(db, sealer),
         )
-        from lapis.endpoints.deployments import DeploymentService
+        from lapis.endpoints.control.deployments import DeploymentService
 
         ws.deployments = DeploymentService(db, ws.endpoints, ws.models, environments, settings.home)
         ws.deployments.sandbox = settings.job_sandbox
-        from lapis.endpoints.batch import BatchService
+        from lapis.endpoints.batch.service import BatchService
 
         ws.batch = BatchService(
             db, jobs, ws.models, artifacts, environments, compute, settings.home
@@ -113,9 +113,9 @@ class Workspace:
         self.scheduler.start()
 
     def start_serving(self) -> None:
-        """Run online deployments' instances (lapis/endpoints/instances.py): only the
+        """Run online deployments' instances (lapis/endpoints/control/instances.py): only the
         process serving the API does this, since the scoring route lives there too."""
-        from lapis.endpoints.instances import InstanceManager
+        from lapis.endpoints.control.instances import InstanceManager
 
         self.instance_manager = InstanceManager(self.deployments, self.routes)
         self.instance_manager.start()

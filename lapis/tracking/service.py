@@ -9,6 +9,7 @@ params and tags: single-item calls go through it too.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
@@ -18,6 +19,7 @@ from lapis.entities.tracking import (
     Experiment,
     LifecycleStage,
     Metric,
+    Point,
     Run,
     RunInfo,
     RunStatus,
@@ -26,10 +28,13 @@ from lapis.entities.tracking import (
 from lapis.errors import InvalidParameterValue, PermissionDenied, ResourceDoesNotExist
 from lapis.store.sql.engine import Database
 from lapis.store.sql.experiments import ExperimentStore
-from lapis.store.sql.metrics import MetricStore, Point
+from lapis.store.sql.metrics import MetricStore
 from lapis.store.sql.runs import RunStore
 from lapis.tracking import validation as v
 from lapis.util import new_run_id, now_ms, random_name
+
+if TYPE_CHECKING:
+    from lapis.tracking.run_table import RunsPage, RunsQuery
 
 DEFAULT_EXPERIMENT_ID = 0
 DEFAULT_EXPERIMENT_NAME = "Default"
@@ -389,6 +394,33 @@ class TrackingService:
             self.runs.get_info(run_id)
             out.extend(self.metrics.sampled(run_id, key, max_results, start_step, end_step))
         return out
+
+    # --- the studio's views (read-only; their SQL lives in run_table and store.sql.series) ---
+    def experiment_stats(self) -> dict[int, tuple[int, int | None]]:
+        """Per experiment id: (runs, last run start), for the experiments list."""
+        from lapis.tracking import run_table
+
+        with self.db.read() as conn:
+            return run_table.experiment_stats(conn)
+
+    def runs_page(self, experiment: Experiment, query: RunsQuery) -> RunsPage:
+        from lapis.tracking import run_table
+
+        return run_table.runs_page(self.db, experiment, query)
+
+    def metric_series(
+        self,
+        run_id: str,
+        keys: Sequence[str],
+        x: str = "step",
+        points: int = 1000,
+        x_range: tuple[int, int] | None = None,
+    ) -> dict[str, dict[str, Any]]:
+        """Downsampled series for charts (min/max kept per bucket: spikes stay visible)."""
+        from lapis.store.sql.series import SeriesReader
+
+        self.runs.get_info(run_id)
+        return SeriesReader(self.db).read(run_id, keys, x, points, x_range)
 
 
 def _not_active(run_id: str, stage: str) -> InvalidParameterValue:

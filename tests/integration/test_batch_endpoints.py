@@ -360,7 +360,7 @@ def run(mini_batch):
 
 def test_driver_replaces_hung_and_dead_workers(tmp_path: Path) -> None:
     """The driver alone (as the job runs it): a timed-out and a crashed mini-batch retried."""
-    from lapis.endpoints import batch_driver
+    from lapis.endpoints.runtime import batch_driver
 
     code, data, markers = tmp_path / "code", tmp_path / "data", tmp_path / "markers"
     for folder in (code, data, markers, tmp_path / "model"):

@@ -91,7 +91,7 @@ def _supervisor_pid(server: Any, name: str) -> int:
 
     for proc in psutil.process_iter(["cmdline"]):
         cmd = proc.info["cmdline"] or []
-        if "lapis.jobs.supervisor" in cmd and str(server.home / "jobs" / name) in cmd:
+        if "lapis.compute.supervisor" in cmd and str(server.home / "jobs" / name) in cmd:
             return int(proc.pid)
     raise AssertionError("no supervisor process found")
 

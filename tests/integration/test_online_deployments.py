@@ -23,7 +23,7 @@ import httpx
 import psutil
 from jobkit import http_for, lapis_cli
 
-from lapis.endpoints.instance_process import end_leftover, start_time_ms
+from lapis.endpoints.control.instance_process import end_leftover, start_time_ms
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "endpoints"
 REQUEST = json.loads((EXAMPLE / "sample-request.json").read_text())

@@ -2,7 +2,7 @@
 
 The server runs in-process (uvicorn in a thread) so that the test can publish
 routes into ``ws.routes`` itself, standing in for the deployment control
-plane; the instances are real ``lapis.endpoints.runtime`` processes running a
+plane; the instances are real ``lapis.endpoints.runtime.scoring`` processes running a
 pure-Python scoring script. Requests go over real sockets with httpx, each
 with a client timeout, so that a hang fails the test instead of stalling it.
 """
@@ -28,7 +28,7 @@ import pytest
 import uvicorn
 
 from lapis.config import Settings
-from lapis.endpoints.routing import DeploymentRoute, EndpointRoute, Instance
+from lapis.endpoints.data.routing import DeploymentRoute, EndpointRoute, Instance
 from lapis.server.app import create_app
 from lapis.server.context import Workspace
 
@@ -74,7 +74,7 @@ class Serving:
                 [
                     sys.executable,
                     "-m",
-                    "lapis.endpoints.runtime",
+                    "lapis.endpoints.runtime.scoring",
                     *("--port", "0", "--port-file", str(port_file), "--model-dir", str(model)),
                     *("--scoring-script", str(self.tmp / "score.py")),
                 ],
@@ -455,7 +455,14 @@ def test_mlflow_micro_batching_keeps_each_answer(tmp_path: Path) -> None:
     with open(tmp_path / "instance.log", "wb") as log:
         proc = subprocess.Popen(
             [
-                *(sys.executable, "-m", "lapis.endpoints.runtime", "--port", "0", "--mlflow-model"),
+                *(
+                    sys.executable,
+                    "-m",
+                    "lapis.endpoints.runtime.scoring",
+                    "--port",
+                    "0",
+                    "--mlflow-model",
+                ),
                 *("--port-file", str(port_file), "--model-dir", str(tmp_path / "m")),
             ],
             stdout=log,

@@ -33,7 +33,7 @@ def start(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[bytes], str, Pat
     log = tmp_path / "instance.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "lapis.endpoints.runtime", "--port", "0", *args],
+            [sys.executable, "-m", "lapis.endpoints.runtime.scoring", "--port", "0", *args],
             stdout=out,
             stderr=subprocess.STDOUT,
         )

@@ -455,7 +455,7 @@ open("outputs/ok.txt", "w").write("own folder works")
 def test_jobs_cannot_read_the_workspace_secrets(lapis_server: Any, tmp_path: Path) -> None:
     import json
 
-    from lapis.jobs import sandbox
+    from lapis.compute import sandbox
 
     if sandbox.abi_version() == 0:
         pytest.skip("LOUD SKIP: this kernel has no Landlock; jobs run unsandboxed here")
@@ -508,7 +508,7 @@ def test_scoring_code_cannot_read_the_workspace_secrets(lapis_server: Any, tmp_p
     import time
     import uuid
 
-    from lapis.jobs import sandbox
+    from lapis.compute import sandbox
 
     if sandbox.abi_version() == 0:
         pytest.skip("LOUD SKIP: this kernel has no Landlock; scoring runs unsandboxed here")

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from lapis.endpoints.batch_driver import to_lines
-from lapis.endpoints.batch_spec import parse_batch_deployment, parse_batch_endpoint
+from lapis.endpoints.runtime.batch_driver import to_lines
 from lapis.errors import InvalidParameterValue
+from lapis.specs.batch import parse_batch_deployment, parse_batch_endpoint
 from lapis.specs.yaml_lines import load
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "batch"

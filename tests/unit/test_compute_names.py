@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from lapis.compute.names import validate_compute_name
 from lapis.errors import InvalidParameterValue
+from lapis.specs.names import validate_compute_name
 
 
 @pytest.mark.parametrize("name", ["cpu-dev", "abc", "a" * 24, "gpu-a100-x", "Dev1-box", "a-1b"])

@@ -6,15 +6,15 @@ from datetime import UTC, datetime
 
 import pytest
 
-from lapis.compute.schedules import (
+from lapis.errors import InvalidParameterValue
+from lapis.specs.compute import parse_duration
+from lapis.specs.schedules import (
     ScheduleWindows,
     fires_between,
     next_action,
     next_fire,
     parse_schedule,
 )
-from lapis.compute.spec import parse_duration
-from lapis.errors import InvalidParameterValue
 
 
 def ms(text: str) -> int:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from lapis.endpoints.deployment_spec import parse_deployment
 from lapis.errors import InvalidParameterValue
+from lapis.specs.deployment import parse_deployment
 from lapis.specs.yaml_lines import load
 
 GOOD = """\

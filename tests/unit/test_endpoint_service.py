@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from lapis.endpoints.service import EndpointService
-from lapis.endpoints.spec import (
+from lapis.endpoints.control.endpoints import EndpointService
+from lapis.errors import InvalidParameterValue, ResourceAlreadyExists, ResourceDoesNotExist
+from lapis.specs.endpoint import (
     name_problem,
     parse_endpoint,
     parse_traffic_args,
     validate_traffic,
 )
-from lapis.errors import InvalidParameterValue, ResourceAlreadyExists, ResourceDoesNotExist
 from lapis.specs.yaml_lines import load
 from lapis.store.sql.engine import Database
 

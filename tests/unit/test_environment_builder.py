@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from lapis.environments.builder import BuiltEnvironment, EnvironmentBuilder, EnvironmentBuildError
-from lapis.environments.spec import EnvironmentSpec, from_requirements
 from lapis.errors import InvalidParameterValue
+from lapis.specs.environment import EnvironmentSpec, from_requirements
 
 HOST_PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
 

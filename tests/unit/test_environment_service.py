@@ -9,8 +9,8 @@ import pytest
 
 from lapis.environments.builder import READY
 from lapis.environments.service import EnvironmentService, failure_reason
-from lapis.environments.spec import from_conda, from_requirements
 from lapis.errors import InvalidParameterValue, ResourceAlreadyExists, ResourceDoesNotExist
+from lapis.specs.environment import from_conda, from_requirements
 from lapis.specs.job import EnvironmentRef
 from lapis.store.sql.engine import Database
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from lapis.environments.spec import from_conda, from_requirements
 from lapis.errors import InvalidParameterValue
+from lapis.specs.environment import from_conda, from_requirements
 
 CONDA = """\
 name: sk

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 
-from lapis.store.sql.metrics import Point
+from lapis.entities.tracking import Point
 from lapis.tracking.service import TrackingService
 
 

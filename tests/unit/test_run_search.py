@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from lapis.entities.tracking import ViewType
+from lapis.entities.tracking import Point, ViewType
 from lapis.errors import InvalidParameterValue
-from lapis.store.sql.metrics import Point
 from lapis.tracking.search.grammar import parse_filter
 from lapis.tracking.service import TrackingService
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from lapis.artifacts.snapshot import take_snapshot
 from lapis.errors import InvalidParameterValue
-from lapis.jobs.snapshot import take_snapshot
 
 
 def _tree(root: Path, files: dict[str, str]) -> Path:

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert
 
-from lapis.server.studio.series import Bucket, SeriesReader, bucket_points, downsample, emit
 from lapis.store.sql.engine import Database
+from lapis.store.sql.series import Bucket, SeriesReader, bucket_points, downsample, emit
 from lapis.store.sql.tables import latest_metrics, metrics
 
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from lapis.jobs import logs
-from lapis.jobs.supervisor import BUILD_LOG, STD_LOG, emit, read_events
+from lapis.compute import logs
+from lapis.compute.supervisor import BUILD_LOG, STD_LOG, emit, read_events
 
 
 def run_supervisor(tmp_path: Path, command: str, **limits: Any) -> list[dict[str, Any]]:
@@ -34,7 +34,7 @@ def run_supervisor(tmp_path: Path, command: str, **limits: Any) -> list[dict[str
     }
     (job_dir / "job.json").write_text(json.dumps(job))
     subprocess.run(
-        [sys.executable, "-m", "lapis.jobs.supervisor", str(job_dir)], check=True, timeout=60
+        [sys.executable, "-m", "lapis.compute.supervisor", str(job_dir)], check=True, timeout=60
     )
     events, _ = read_events(job_dir)
     return events

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from lapis.endpoints.routing import DeploymentRoute, EndpointRoute, Instance, RouteTable
-from lapis.endpoints.telemetry import BUCKETS, NBUCKETS, RING_SECONDS, Telemetry, quantile
+from lapis.endpoints.data.routing import DeploymentRoute, EndpointRoute, Instance, RouteTable
+from lapis.endpoints.data.telemetry import BUCKETS, NBUCKETS, RING_SECONDS, Telemetry, quantile
 
 
 class Clock:
@@ -89,7 +89,7 @@ def test_prometheus_text() -> None:
     t.record("shop", "Blue", 200, 0.004)
     t.record("shop", "Blue", 200, 0.004)
     t.record("shop", "", 401, 0.0001)
-    from lapis.endpoints.telemetry import prometheus
+    from lapis.endpoints.data.telemetry import prometheus
 
     text = prometheus(t, routes)
     assert 'lapis_endpoint_requests_total{endpoint="Shop",deployment="Blue",code="200"} 2' in text

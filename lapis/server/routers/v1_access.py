@@ -184,7 +184,7 @@ async def create_role(request: Request) -> Response:
 @router.get("/roles/{name}", status_code=200, responses={200: {"model": a.RoleDetail}})
 async def get_role(request: Request, name: str) -> Response:
     role = await run_in_threadpool(_auth(request).role, name)
-    holders = await run_in_threadpool(_auth(request).store.holders, role.name)
+    holders = await run_in_threadpool(_auth(request).holders, role.name)
     return json_response(
         role.to_dict() | {"allowed_actions": role.allowed_actions(), "assigned_to": holders}
     )
@@ -223,6 +223,5 @@ async def list_audit(
 ) -> Response:
     """Writes newest first; ``since`` is epoch ms, ``action`` may hold ``*``."""
     ws = request.app.state.ws
-    await run_in_threadpool(ws.audit.flush)
-    rows = await run_in_threadpool(ws.audit.store.query, user, since, action, limit, before_id)
+    rows = await run_in_threadpool(ws.audit.query, user, since, action, limit, before_id)
     return json_response({"entries": rows})

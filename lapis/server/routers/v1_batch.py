@@ -19,7 +19,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from lapis.endpoints.batch import split_request
+from lapis.endpoints.batch.service import split_request
 from lapis.errors import MalformedRequest
 from lapis.server.body import json_object
 from lapis.server.context import Workspace

@@ -18,7 +18,6 @@ from starlette.responses import Response
 from lapis.server.body import json_object
 from lapis.server.context import Workspace
 from lapis.server.routers.mlflow._handler import json_response
-from lapis.store.sql.jobs import JobStore
 from lapis.util import now_ms
 
 router = APIRouter(prefix="/api/v1", tags=["compute"])
@@ -51,15 +50,9 @@ def _job(job: Any) -> dict[str, Any]:
     }
 
 
-def _active_on(ws: Workspace, name: str) -> tuple[list[Any], list[Any]]:
-    """(running, queued) jobs on a compute, from the job store."""
-    running, queued = JobStore(ws.db).active_on(name)
-    return list(running), list(queued)
-
-
 def _view(ws: Workspace, name: str) -> dict[str, Any]:
     c = ws.compute.get(name)
-    running, queued = _active_on(ws, c.name)
+    running, queued = ws.compute.jobs_on(c.name)
     out = ws.compute.describe(c, now_ms(), busy=bool(running or queued))
     out["jobs"] = {"running": [_job(j) for j in running], "queued": [_job(j) for j in queued]}
     return out
@@ -76,7 +69,7 @@ async def create_compute(request: Request) -> Response:
         assigned = behalf.get("user_object_id") if isinstance(behalf, dict) else None
         assigned = assigned or doc.get("assigned_user")
         if isinstance(assigned, str) and assigned:  # an existing user, spelt as stored
-            doc["assigned_user"] = ws.auth.store.get_user(assigned).name
+            doc["assigned_user"] = ws.auth.user_name(assigned)
             doc.pop("create_on_behalf_of", None)
         c = ws.compute.create(doc, source=source, created_by=_who(request))
         return ws.compute.describe(c)
@@ -132,9 +125,7 @@ async def stop_compute(request: Request, name: str) -> Response:
     ws = _ws(request)
 
     def work() -> dict[str, Any]:
-        c = ws.compute.get(name)
-        running, _ = _active_on(ws, c.name) if c.type != "local" else ([], [])
-        ws.compute.stop(name, by=_who(request), running=len(running))
+        ws.compute.stop(name, by=_who(request))
         return _view(ws, name)
 
     return json_response(await run_in_threadpool(work))
@@ -158,8 +149,7 @@ async def delete_compute(request: Request, name: str) -> Response:
 
     def work() -> dict[str, Any]:
         c = ws.compute.get(name)
-        running, queued = _active_on(ws, c.name) if c.type != "local" else ([], [])
-        ws.compute.delete(name, len(running), len(queued), by=_who(request))
+        ws.compute.delete(name, by=_who(request))
         return {"name": c.name, "deleted": True}
 
     return json_response(await run_in_threadpool(work))

@@ -21,7 +21,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from lapis.endpoints.deployments import DeploymentService, split_request
+from lapis.endpoints.control.deployments import DeploymentService, split_request
 from lapis.errors import InvalidParameterValue
 from lapis.server.routers.mlflow._handler import json_response
 from lapis.server.routers.v1_endpoints import _body, _who, _ws

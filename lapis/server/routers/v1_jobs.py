@@ -9,12 +9,11 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from lapis.artifacts.snapshot import check_digest
 from lapis.artifacts.store import proxied_path
 from lapis.entities.job_status import JobStatus
 from lapis.entities.jobs import Job
 from lapis.errors import RequestTooLarge
-from lapis.jobs import logs
-from lapis.jobs.snapshot import check_digest
 from lapis.server.body import json_object
 from lapis.server.context import Workspace
 from lapis.server.routers.mlflow._handler import json_response
@@ -134,8 +133,7 @@ async def job_logs(request: Request, name: str, cursor: str | None = None) -> Re
     ws = _ws(request)
 
     def read() -> dict[str, Any]:
-        job = ws.jobs.store.get(name)
-        text, after = logs.read(ws.jobs.job_dir(name), cursor)
+        job, text, after = ws.jobs.logs(name, cursor)
         return {
             "data": text,
             "cursor": after,
@@ -153,7 +151,7 @@ async def job_files(request: Request, name: str) -> Response:
     ws = _ws(request)
 
     def listing() -> dict[str, Any]:
-        job = ws.jobs.store.get(name)
+        job = ws.jobs.get(name, events=False)
         run = ws.tracking.get_run(job.run_id)
         root = proxied_path(run.info.artifact_uri) or ""
         files = [

@@ -1,11 +1,11 @@
 """Scoring telemetry: ``GET /api/v1/endpoints/{name}/metrics`` and Prometheus ``GET /metrics``.
 
 Both read the in-memory telemetry the scoring proxy records
-(:mod:`lapis.endpoints.telemetry`) and the route table for instance health,
+(:mod:`lapis.endpoints.data.telemetry`) and the route table for instance health,
 so they run on the event loop without the database, except for one look-up
 that tells an unknown endpoint (404) from one with nothing deployed yet.
 The scoring route itself is not here: it is the raw ASGI
-:class:`lapis.endpoints.proxy.ScoringProxy`, in front of everything.
+:class:`lapis.endpoints.data.proxy.ScoringProxy`, in front of everything.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from lapis.endpoints.telemetry import RING_SECONDS, instance_states, prometheus
+from lapis.endpoints.data.telemetry import RING_SECONDS, instance_states, prometheus
 from lapis.server.context import Workspace
 from lapis.server.routers.mlflow._handler import json_response
 

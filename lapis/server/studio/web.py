@@ -26,8 +26,8 @@ from starlette.responses import HTMLResponse, Response
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from lapis import __version__
 from lapis.errors import LapisError
+from lapis.version import __version__
 
 log = logging.getLogger("lapis.studio")
 

@@ -53,8 +53,7 @@ def _job(row: Row[Any]) -> Job:
         environment_digest=row.environment_digest,
         snapshot_digest=row.snapshot_digest,
         exit_code=row.exit_code,
-        supervisor_pid=row.supervisor_pid,
-        supervisor_start=row.supervisor_start,
+        handle=orjson.loads(row.handle) if row.handle else None,
         job_dir=row.job_dir,
         created_by=row.created_by,
         created_at=row.created_at,
@@ -220,6 +219,10 @@ class JobStore:
                 )
                 .values(status_reason=reason)
             )
+
+    def set_handle(self, name: str, handle: dict[str, Any]) -> None:
+        """Record where the backend runs the job: a restarted server finds it by this."""
+        self.set(name, handle=orjson.dumps(handle).decode())
 
     def set(self, name: str, **values: Any) -> None:
         with self.db.write() as conn:

@@ -11,23 +11,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from itertools import repeat
-from typing import Any, NamedTuple
+from typing import Any
 
 from sqlalchemy import Connection
 
-from lapis.entities.tracking import Metric
+from lapis.entities.tracking import Metric, Point
 from lapis.store.sql.engine import Database
-
-
-class Point(NamedTuple):
-    key: str
-    value: float
-    timestamp: int
-    step: int
-    model_id: str | None = None
-    dataset_name: str | None = None
-    dataset_digest: str | None = None
-
 
 # (key, step, timestamp, stored value, is_nan): NaN is stored as 0 plus a flag,
 # since not every database keeps NaN in a float column.

@@ -235,6 +235,21 @@ class PrincipalStore:
                 update(tokens).where(tokens.c.token_hash == token_hash).values(revoked=True)
             )
 
+    def revoke_job_tokens(self, job: str) -> int:
+        """Revoke the tokens issued to one job (scoped to it; a user's own token never)."""
+        with self.db.write() as conn:
+            rows = conn.execute(
+                select(tokens.c.token_id, tokens.c.scope).where(
+                    tokens.c.name == f"job {job}",
+                    tokens.c.scope.is_not(None),
+                    tokens.c.revoked.is_(False),
+                )
+            ).all()
+            ids = [r.token_id for r in rows if json.loads(r.scope).get("job") == job]
+            if ids:
+                conn.execute(update(tokens).where(tokens.c.token_id.in_(ids)).values(revoked=True))
+        return len(ids)
+
     def revoke_id(self, token_id: str) -> TokenInfo:
         with self.db.write() as conn:
             done = conn.execute(

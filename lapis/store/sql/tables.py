@@ -385,7 +385,7 @@ environment_builds = Table(
 
 # --- jobs -------------------------------------------------------------------------
 # A job is an MLflow run (same id) plus what it takes to execute it. The
-# scheduler owns ``status``/``status_reason`` and the supervisor columns; ``seq``
+# scheduler owns ``status``/``status_reason`` and ``handle``; ``seq``
 # is the submission order the instance queue keeps. ``spec`` is the resolved
 # request (JSON) the supervisor is started from.
 jobs = Table(
@@ -405,8 +405,7 @@ jobs = Table(
     Column("environment_digest", String(64)),
     Column("snapshot_digest", String(64)),
     Column("exit_code", Integer),
-    Column("supervisor_pid", Integer),
-    Column("supervisor_start", BigInteger),
+    Column("handle", Text),  # the compute backend's JSON handle (lapis/compute/base.py)
     Column("job_dir", Text),
     Column("created_by", String(256)),
     Column("created_at", BigInteger, nullable=False),

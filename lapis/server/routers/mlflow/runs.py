@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from lapis.entities.tracking import DatasetInput
+from lapis.entities.tracking import DatasetInput, Point
 from lapis.errors import InvalidParameterValue
 from lapis.server.routers.mlflow._handler import Args, Ctx, Route
 from lapis.server.routers.mlflow.experiments import view_type
-from lapis.store.sql.metrics import Point
 from lapis.tracking.mlflow_compat import (
     float_in,
     metric_json,

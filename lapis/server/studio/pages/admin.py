@@ -85,7 +85,7 @@ async def roles_page(request: Request) -> Response:
 
     def gather() -> list[dict[str, Any]]:
         return [
-            {"role": r, "allows": r.allowed_actions(), "holders": auth.store.holders(r.name)}
+            {"role": r, "allows": r.allowed_actions(), "holders": auth.holders(r.name)}
             for r in auth.roles()
         ]
 
@@ -109,8 +109,7 @@ async def audit_page(
 ) -> Response:
     ws = request.app.state.ws
     since = int(time.time() * 1000) - max(1, hours) * 3_600_000
-    await run_in_threadpool(ws.audit.flush)
-    rows = await run_in_threadpool(ws.audit.store.query, user or None, since, action or None, limit)
+    rows = await run_in_threadpool(ws.audit.query, user or None, since, action or None, limit)
     ctx = {"rows": rows, "user": user, "action": action, "hours": hours}
     return render(request, "admin/audit.html", ctx, section="admin")
 

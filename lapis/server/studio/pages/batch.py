@@ -1,6 +1,6 @@
 """A batch endpoint's page: its deployments, its invocations, and a form to invoke it.
 
-Everything goes through :class:`lapis.endpoints.batch.BatchService` in-process,
+Everything goes through :class:`lapis.endpoints.batch.service.BatchService` in-process,
 the same calls the API makes, so the page's messages read as the CLI's do:
 **Invoke** calls ``ws.batch.invoke`` (an unknown folder, or no default
 deployment, comes back as the service's error in the message area) and sends

@@ -3,7 +3,7 @@
 State is live: the list's rows and the instance's state block are fragments
 htmx polls every 2 s, so Stopping → Stopped shows without a reload. The
 create form checks the name as the user types with the API's own rule
-(:func:`lapis.compute.names.name_problem`), shows each size with its family's
+(:func:`lapis.specs.names.name_problem`), shows each size with its family's
 quota left (``ComputeService.list_sizes``), and shows an API refusal (quota,
 a taken name) next to the form rather than as a page.
 """
@@ -17,11 +17,11 @@ from fastapi import APIRouter, Form, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from lapis.compute.names import RULES, name_problem
-from lapis.compute.spec import DEFAULT_SIZE
 from lapis.entities.compute import ComputeType
 from lapis.errors import InvalidParameterValue, LapisError
 from lapis.server.studio.web import render
+from lapis.specs.compute import DEFAULT_SIZE
+from lapis.specs.names import RULES, name_problem
 from lapis.util import now_ms
 
 router = APIRouter(include_in_schema=False)
@@ -33,7 +33,7 @@ def _who(request: Request) -> str | None:
 
 
 def _rows(ws: Any) -> list[dict[str, Any]]:
-    running, queued = ws.jobs.store.counts()
+    running, queued = ws.jobs.counts()
     now = now_ms()
     return [
         {
@@ -47,7 +47,7 @@ def _rows(ws: Any) -> list[dict[str, Any]]:
 
 def _view(ws: Any, name: str, history: bool = False) -> dict[str, Any]:
     c = ws.compute.get(name)
-    running, queued = ws.jobs.store.active_on(c.name)
+    running, queued = ws.compute.jobs_on(c.name)
     view = ws.compute.describe(c, now_ms(), busy=bool(running or queued))
     events = ws.compute.events(c.name) if history and c.type != ComputeType.LOCAL.value else []
     return {"c": view, "running": running, "queued": queued, "events": events}
@@ -139,20 +139,16 @@ async def compute_state(request: Request, name: str) -> Response:
 
 
 def _act(ws: Any, name: str, action: str, who: str | None) -> None:
-    c = ws.compute.get(name)
-    if c.type == ComputeType.LOCAL.value:
-        raise InvalidParameterValue(
-            f"'local' is this host: it is always running and cannot be {action}ed"
-        )
-    running, queued = ws.jobs.store.active_on(c.name)
+    """The same service calls as the API: the rules (not on local, not while jobs run)
+    live in the compute service."""
     if action == "start":
-        ws.compute.start(c.name, by=who)
+        ws.compute.start(name, by=who)
     elif action == "stop":
-        ws.compute.stop(c.name, by=who, running=len(running))
+        ws.compute.stop(name, by=who)
     elif action == "restart":
-        ws.compute.restart(c.name, by=who)
+        ws.compute.restart(name, by=who)
     else:
-        ws.compute.delete(c.name, len(running), len(queued), by=who)
+        ws.compute.delete(name, by=who)
 
 
 @router.post("/compute/{name}/{action}")

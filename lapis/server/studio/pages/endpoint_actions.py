@@ -19,7 +19,7 @@ that answered, latency — is shown whatever its status; only a server that
 does not answer at all is an error.
 
 **Telemetry** is the in-memory series the proxy records
-(:mod:`lapis.endpoints.telemetry`), returned as columns ready for uPlot.
+(:mod:`lapis.endpoints.data.telemetry`), returned as columns ready for uPlot.
 """
 
 from __future__ import annotations
@@ -35,11 +35,11 @@ from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
-from lapis.endpoints.spec import validate_traffic
-from lapis.endpoints.telemetry import RING_SECONDS
+from lapis.endpoints.data.telemetry import RING_SECONDS
 from lapis.errors import InvalidParameterValue, TemporarilyUnavailable
 from lapis.server.studio.pages.endpoints import base_url, deployment_rows
 from lapis.server.studio.web import render
+from lapis.specs.endpoint import validate_traffic
 
 TEST_TIMEOUT_S = 30.0
 MAX_SHOWN_BODY = 200_000  # characters of an answer shown on the page

@@ -28,7 +28,6 @@ from lapis.artifacts.store import clean_relpath, proxied_path
 from lapis.entities.job_status import JobStatus
 from lapis.entities.jobs import Job
 from lapis.errors import InvalidParameterValue, ResourceDoesNotExist
-from lapis.jobs import logs
 from lapis.server.studio.web import render
 from lapis.util import now_ms
 
@@ -184,15 +183,13 @@ async def job_log_stream(request: Request, name: str, cursor: str | None = None)
     """New log text as ``log`` events (id = cursor), then ``end`` with the final status."""
     ws = request.app.state.ws
     start = request.headers.get("last-event-id") or cursor
-    logs.parse_cursor(start)  # a bad cursor is a 400 now, not a broken stream later
-    await run_in_threadpool(ws.jobs.store.get, name)  # and an unknown job a 404
+    # a bad cursor is a 400 now, not a broken stream later; an unknown job a 404
+    await run_in_threadpool(ws.jobs.logs, name, start)
 
     def read(at: str | None) -> tuple[str, str, str, bool]:
-        job = ws.jobs.store.get(name)
-        # read the status first: a job that ended before this read has all its log written
-        terminal = _terminal(job)
-        text, after = logs.read(ws.jobs.job_dir(name), at)
-        return text, after, job.status, terminal
+        # the status is read first: a job that ended before this read has all its log written
+        job, text, after = ws.jobs.logs(name, at)
+        return text, after, job.status, _terminal(job)
 
     async def events() -> AsyncIterator[bytes]:
         at = start
@@ -239,7 +236,7 @@ async def job_files(request: Request, name: str) -> Response:
     ws = request.app.state.ws
 
     def gather() -> dict[str, Any]:
-        job = ws.jobs.store.get(name)
+        job = ws.jobs.get(name, events=False)
         files = ws.artifacts.walk_files(_artifact_root(ws, job))
         outputs: dict[str, list[Any]] = {o: [] for o in job.spec.get("outputs") or {}}
         others = []
@@ -264,7 +261,7 @@ async def job_download(request: Request, name: str, path: str) -> Response:
         raise InvalidParameterValue("Give the path of a file to download")
 
     def locate() -> str:
-        job = ws.jobs.store.get(name)
+        job = ws.jobs.get(name, events=False)
         full = f"{_artifact_root(ws, job)}/{rel}"
         if not ws.artifacts.is_file(full):
             raise ResourceDoesNotExist(f"Job {name} has no file '{rel}'")

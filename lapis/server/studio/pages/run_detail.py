@@ -22,7 +22,6 @@ from starlette.responses import FileResponse, Response, StreamingResponse
 from lapis.artifacts.store import clean_relpath, proxied_path
 from lapis.entities.tracking import Run
 from lapis.errors import InvalidParameterValue, LapisError, ResourceDoesNotExist
-from lapis.server.studio.series import SeriesReader
 from lapis.server.studio.web import render
 
 router = APIRouter(include_in_schema=False)
@@ -179,13 +178,12 @@ async def metric_series(
     wanted = [k for k in keys.split(",") if k][:MAX_CHART_KEYS]
 
     def work() -> dict[str, Any]:
-        ws.tracking.runs.get_info(run_id)
         if (lo is None) != (hi is None):
             raise InvalidParameterValue("lo and hi go together: give both or neither")
         window = (lo, hi) if lo is not None and hi is not None else None
         if window and window[0] > window[1]:
             raise InvalidParameterValue(f"lo ({lo}) must not be greater than hi ({hi})")
-        series = SeriesReader(ws.tracking.db).read(run_id, wanted, x, points, window)
+        series = ws.tracking.metric_series(run_id, wanted, x, points, window)
         return {"x": x, "series": series}
 
     try:

@@ -21,8 +21,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from lapis.entities.tracking import RunStatus
-from lapis.server.studio import runs_query as rq
 from lapis.server.studio.web import is_htmx, render
+from lapis.tracking import run_table as rq
 
 router = APIRouter(include_in_schema=False)
 
@@ -33,8 +33,7 @@ async def experiments(request: Request) -> Response:
 
     def gather() -> dict[str, Any]:
         exps, _ = ws.tracking.search_experiments(max_results=50_000)
-        with ws.tracking.db.read() as conn:
-            stats = rq.experiment_stats(conn)
+        stats = ws.tracking.experiment_stats()
         items = []
         for e in exps:
             count, last_run = stats.get(int(e.experiment_id), (0, None))
@@ -72,7 +71,7 @@ async def experiment_runs(
 
     def gather() -> dict[str, Any]:
         exp = ws.tracking.get_experiment(experiment_id)
-        return {"experiment": exp, "page": rq.runs_page(ws.tracking.db, exp, query)}
+        return {"experiment": exp, "page": ws.tracking.runs_page(exp, query)}
 
     data = await run_in_threadpool(gather)
     exp = data["experiment"]

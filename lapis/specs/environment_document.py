@@ -13,11 +13,11 @@ from typing import Any
 
 import yaml
 
-from lapis.environments.spec import EnvironmentSpec, from_conda, from_requirements
 from lapis.errors import InvalidParameterValue
+from lapis.specs.environment import EnvironmentSpec, from_conda, from_requirements
 from lapis.specs.yaml_lines import Located, load, read_text_file, safe_load, suggest
 
-CURATED_DIR = Path(__file__).parent / "curated"
+CURATED_DIR = Path(__file__).parent.parent / "environments" / "curated"
 BUILD_STATUSES = ("Building", "Succeeded", "Failed")
 DOC_KEYS = {
     "$schema",

@@ -16,11 +16,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from lapis.compute.names import validate_compute_name
-from lapis.compute.schedules import parse_schedule
 from lapis.entities.compute import ComputeType
 from lapis.entities.sizes import get_size
 from lapis.errors import InvalidParameterValue, ResourceDoesNotExist
+from lapis.specs.names import validate_compute_name
+from lapis.specs.schedules import parse_schedule
 from lapis.specs.yaml_lines import Located, check_settings, located
 
 DEFAULT_SIZE = "Standard_DS3_v2"  # Azure's default for a compute instance

@@ -1,6 +1,6 @@
 """Building a batch invocation's job: the input folder, the model copy, the code snapshot.
 
-Split from :mod:`lapis.endpoints.batch` so the service keeps to endpoints and
+Split from :mod:`lapis.endpoints.batch.service` so the service keeps to endpoints and
 deployments; see that module's docstring for what the job is made of.
 """
 
@@ -16,11 +16,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from lapis.artifacts.snapshot import Snapshot, digest_files, pack
 from lapis.artifacts.store import ArtifactStore
-from lapis.endpoints import batch_driver
+from lapis.endpoints.runtime import batch_driver
 from lapis.errors import InvalidParameterValue, InvalidState
 from lapis.jobs.service import JobService
-from lapis.jobs.snapshot import Snapshot, digest_files, pack
 from lapis.registry.models import ModelService
 from lapis.store.sql.batch import BatchDeployment
 

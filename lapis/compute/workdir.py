@@ -6,7 +6,8 @@
                      ``outputs/`` and ``logs/`` (Azure's conventions);
 - ``inputs/<name>/`` read-only copies of ``uri_file``/``uri_folder`` inputs;
 - ``named-outputs/<name>/`` the folders ``${{outputs.<name>}}`` points at;
-- ``user_logs/std_log.txt``, ``system_logs/`` and the supervisor's files.
+- ``user_logs/std_log.txt``, ``system_logs/`` and the supervisor's files;
+- ``spool/``         metric batches the SDK kept while the server was away.
 
 Inputs are copied, not linked, and made read-only, so a job can neither
 change a user's data nor see it change under it.
@@ -23,12 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lapis.artifacts.snapshot import check_digest
 from lapis.artifacts.store import ArtifactStore
+from lapis.compute.supervisor import JOB_FILE
 from lapis.entities.compute import Compute
 from lapis.entities.jobs import Job
-from lapis.jobs.snapshot import check_digest
-from lapis.jobs.supervisor import JOB_FILE
 from lapis.specs.job import render_command
+
+SPOOL = "spool"
 
 
 @dataclass(frozen=True)
@@ -108,15 +111,13 @@ def prepare(job: Job, folder: Path, snapshots: Path) -> Prepared:
 
 
 def job_environment(
-    job: Job,
-    compute: Compute,
-    url: str,
-    token: str | None,
-    prepared: Prepared,
-    ca_bundle: str | None = None,
-    spool: str | None = None,
+    job: Job, compute: Compute, url: str, token: str | None, ca_bundle: str | None = None
 ) -> dict[str, str]:
-    """Variables the job sees: tracking for plain ``mlflow``, and Lapis' own."""
+    """Variables every job sees, whatever runs it: tracking for plain ``mlflow``, Lapis' own.
+
+    The backend adds what depends on where the job runs (input and output
+    paths, the spool folder) and then the job's own ``environment_variables``.
+    """
     env = {
         "MLFLOW_TRACKING_URI": url,
         "MLFLOW_RUN_ID": job.run_id,
@@ -132,17 +133,10 @@ def job_environment(
     if token:
         env["MLFLOW_TRACKING_TOKEN"] = token
         env["LAPIS_TOKEN"] = token
-    if spool:  # the SDK keeps batches here while the server is away (lapis/sdk/writer.py)
-        env["LAPIS_SPOOL_DIR"] = spool
     # the mlflow client retries for about ten minutes before giving up on a request
     env["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "10"
     if ca_bundle:  # public roots plus the server's self-signed certificate
         env["SSL_CERT_FILE"] = env["REQUESTS_CA_BUNDLE"] = ca_bundle
-    for name, path in prepared.inputs.items():
-        env[f"AZURE_ML_INPUT_{name}"] = path
-    for name, path in prepared.outputs.items():
-        env[f"AZURE_ML_OUTPUT_{name}"] = path
-    env.update(job.spec.get("environment_variables") or {})
     return env
 
 

@@ -1,6 +1,6 @@
 """The supervisor: one small detached process per running job.
 
-The server starts it (``python -m lapis.jobs.supervisor JOB_DIR``) in a new
+The server starts it (``python -m lapis.compute.supervisor JOB_DIR``) in a new
 session and forgets about it; from then on the job no longer depends on the
 server being alive. The supervisor builds the environment if needed, starts
 the user's command in its own process group (pinned to the compute's cores),
@@ -116,7 +116,7 @@ def _environment(job_dir: Path, job: dict[str, Any]) -> str | None:
     """The interpreter folder to put first on PATH; None after a failed build (event sent)."""
     env = job["environment"]
     from lapis.environments.builder import EnvironmentBuilder
-    from lapis.environments.spec import EnvironmentSpec
+    from lapis.specs.environment import EnvironmentSpec
 
     if env["kind"] != "built":  # never Lapis' own interpreter: a thin layer over it
         try:
@@ -170,7 +170,7 @@ def _sandbox(job_dir: Path, job: dict[str, Any]) -> Any:
     spec = job.get("sandbox")
     if not spec:
         return None
-    from lapis.jobs import sandbox
+    from lapis.compute import sandbox
 
     box = sandbox.prepare(
         spec.get("deny") or [], spec.get("allow") or [], spec.get("read_only") or []
@@ -211,7 +211,7 @@ def supervise(job_dir: Path) -> int:
         env["TMPDIR"] = env["TMP"] = env["TEMP"] = str(tmp)
         log_path = job_dir / STD_LOG
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        from lapis.jobs import sandbox
+        from lapis.compute import sandbox
 
         box = _sandbox(job_dir, job)
         with open(log_path, "ab", buffering=0) as log:
@@ -301,7 +301,7 @@ def _watch_loop(job_dir: Path, job: dict[str, Any], proc: Any, waiter: int | Non
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        sys.stderr.write("usage: python -m lapis.jobs.supervisor JOB_DIR\n")
+        sys.stderr.write("usage: python -m lapis.compute.supervisor JOB_DIR\n")
         return 2
     job_dir = Path(args[0])
     try:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lapis.compute.supervisor import BUILD_LOG, STD_LOG
 from lapis.errors import InvalidParameterValue
-from lapis.jobs.supervisor import BUILD_LOG, STD_LOG
 
 LOG_FILES = (BUILD_LOG, STD_LOG)
 CHUNK = 256 * 1024

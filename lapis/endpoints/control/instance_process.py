@@ -2,7 +2,7 @@
 bookkeeping (:class:`DeploymentState`) for the instance manager.
 
 The process is the scoring server (``lapis_scoring.py``, a copy of
-``lapis.endpoints.runtime``) started with ``--port 0 --port-file F`` in a
+``lapis.endpoints.runtime.scoring``) started with ``--port 0 --port-file F`` in a
 session of its own (so stopping it ends whatever it started too), its stdout
 and stderr appended to ``instance-<i>.log``. It is started through a tiny
 launcher that asks Linux to SIGKILL it when the thread that started it — the
@@ -36,10 +36,10 @@ from typing import Any
 
 import psutil
 
-from lapis.endpoints.deployment_spec import Probe
-from lapis.endpoints.deployments import DEPLOYMENT_LOG
-from lapis.endpoints.generation import Prepared
-from lapis.endpoints.routing import Instance
+from lapis.endpoints.control.deployments import DEPLOYMENT_LOG
+from lapis.endpoints.control.generation import Prepared
+from lapis.endpoints.data.routing import Instance
+from lapis.specs.deployment import Probe
 from lapis.store.sql.deployments import OnlineDeployment
 from lapis.util import now_ms
 from lapis.util.processes import same_process, start_time_ms, stop_trees
@@ -147,9 +147,9 @@ class InstanceProcess:
         argv = [sys.executable, "-S", "-c", LAUNCHER, str(os.getpid()), *self.prepared.argv]
         argv += ["--port", "0", PORT_FLAG, str(self.port_file)]
         self.started_at = now_ms()
-        from lapis.jobs import sandbox
+        from lapis.compute import sandbox
 
-        # scoring code keeps out of the workspace (lapis/jobs/sandbox.py)
+        # scoring code keeps out of the workspace (lapis/compute/sandbox.py)
         box = sandbox.prepare(*self.prepared.sandbox) if self.prepared.sandbox else None
         with open(self.log_path, "ab", buffering=0) as log:
             stamp = time.strftime("%Y-%m-%d %H:%M:%S")

@@ -2,11 +2,11 @@
 
 Two halves of online serving meet here and nowhere else:
 
-- the **control plane** (``lapis.endpoints.deployments``: deployment specs,
+- the **control plane** (``lapis.endpoints.control.deployments``: deployment specs,
   the instance manager thread that starts, probes, restarts and rolls over
   instance processes) *publishes* an :class:`EndpointRoute` whenever an
   endpoint's keys, traffic or instances change;
-- the **data plane** (``lapis.endpoints.proxy``: the ASGI scoring route on the
+- the **data plane** (``lapis.endpoints.data.proxy``: the ASGI scoring route on the
   Lapis server) *reads* the table on every request, without touching the
   database: key check, traffic pick, a free instance, forward, telemetry.
 
@@ -24,8 +24,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-DEFAULT_MAX_CONCURRENT = 1  # Azure's default max_concurrent_requests_per_instance
-DEFAULT_REQUEST_TIMEOUT_MS = 5000
+from lapis.specs.deployment import DEFAULT_MAX_CONCURRENT, DEFAULT_REQUEST_TIMEOUT_MS
 
 
 @dataclass(eq=False)

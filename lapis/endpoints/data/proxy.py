@@ -6,7 +6,7 @@ scoring path itself and passes everything else on untouched. Per request it
 does, without touching the database:
 
 1. look the endpoint up in the route table the control plane publishes
-   (:mod:`lapis.endpoints.routing`);
+   (:mod:`lapis.endpoints.data.routing`);
 2. check ``Authorization: Bearer <key>`` against the endpoint's keys in
    constant time (scoring needs the endpoint key, never a user token);
 3. choose a deployment — the ``azureml-model-deployment`` header if given,
@@ -15,7 +15,7 @@ does, without touching the database:
    ``max_concurrent_requests_per_instance`` everywhere it answers 429 at
    once, with no ready instance 503 + ``Retry-After`` — it never queues;
 5. forward the body over a pooled keep-alive connection
-   (:mod:`lapis.endpoints.upstream`) within ``request_timeout_ms`` (else
+   (:mod:`lapis.endpoints.data.upstream`) within ``request_timeout_ms`` (else
    408); a refused or reset connection is reported to the control plane and
    the request is tried once on a sibling instance;
 6. answer with the instance's status and body plus ``x-request-id`` and
@@ -39,8 +39,13 @@ import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from lapis.endpoints.routing import DeploymentRoute, EndpointRoute, Instance
-from lapis.endpoints.upstream import ConnectFailed, UpstreamError, UpstreamPool, UpstreamTimeout
+from lapis.endpoints.data.routing import DeploymentRoute, EndpointRoute, Instance
+from lapis.endpoints.data.upstream import (
+    ConnectFailed,
+    UpstreamError,
+    UpstreamPool,
+    UpstreamTimeout,
+)
 
 PREFIX = "/api/v1/endpoints/"
 SUFFIX = "/score"

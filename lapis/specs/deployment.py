@@ -21,9 +21,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from lapis.endpoints.routing import DEFAULT_MAX_CONCURRENT, DEFAULT_REQUEST_TIMEOUT_MS
-from lapis.endpoints.spec import name_problem
 from lapis.errors import InvalidParameterValue
+from lapis.specs.endpoint import name_problem
 from lapis.specs.job import EnvironmentRef, parse_environment
 from lapis.specs.yaml_lines import (
     Located,
@@ -64,6 +63,9 @@ NEEDS_SCRIPT = (
 _MODEL_REF = re.compile(
     r"^(?:azureml:)?(?P<name>[^:@/\s]+)(?::(?P<version>\d+)|@(?P<label>[A-Za-z_][\w-]*))$"
 )
+
+DEFAULT_MAX_CONCURRENT = 1  # Azure's default max_concurrent_requests_per_instance
+DEFAULT_REQUEST_TIMEOUT_MS = 5000
 
 
 @dataclass

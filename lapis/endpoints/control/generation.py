@@ -3,7 +3,7 @@
 Everything an instance runs is copied under
 ``$LAPIS_HOME/deployments/<endpoint>/<deployment>/g<generation>/`` —
 ``model/`` (downloaded from the artifact store), ``code/`` (the uploaded
-snapshot) and ``lapis_scoring.py`` (a copy of ``lapis.endpoints.runtime``, the
+snapshot) and ``lapis_scoring.py`` (a copy of ``lapis.endpoints.runtime.scoring``, the
 standard-library scoring server) — so a running generation never changes
 under its instances and the next one can be prepared beside it. A ``.ready``
 marker makes the work happen once: a restarted server reuses the folder.
@@ -22,11 +22,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from lapis.endpoints import runtime
-from lapis.endpoints.deployments import DeploymentService
-from lapis.environments.spec import EnvironmentSpec
+from lapis.artifacts.snapshot import check_digest
+from lapis.endpoints.control.deployments import DeploymentService
+from lapis.endpoints.runtime import scoring as runtime
 from lapis.errors import InvalidParameterValue, LapisError
-from lapis.jobs.snapshot import check_digest
+from lapis.specs.environment import EnvironmentSpec
 from lapis.store.sql.deployments import OnlineDeployment
 
 READY = ".ready"
@@ -42,7 +42,7 @@ class Prepared:
     argv: list[str]
     env: dict[str, str]
     cwd: Path
-    # (denied, allowed) trees for the instance's Landlock sandbox (lapis/jobs/sandbox.py):
+    # (denied, allowed) trees for the instance's Landlock sandbox (lapis/compute/sandbox.py):
     # the home is out of reach but for this deployment's folder and the environments.
     sandbox: tuple[tuple[str, ...], tuple[str, ...]] | None = None
 

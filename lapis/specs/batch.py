@@ -4,7 +4,7 @@ A file written for ``az ml batch-endpoint create -f`` or ``az ml
 batch-deployment create -f`` loads here unchanged. Every complaint names the
 file, the line and the key; keys Lapis does not know are refused by name with
 a "did you mean", never ignored. Names follow the online-endpoint rules
-(:func:`lapis.endpoints.spec.name_problem`), because both end up in URLs.
+(:func:`lapis.specs.endpoint.name_problem`), because both end up in URLs.
 
 Defaults are Azure's: ``mini_batch_size`` 10, ``max_concurrency_per_instance``
 1, ``output_action: append_row`` into ``predictions.csv``, three retries of a
@@ -19,9 +19,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from lapis.endpoints.deployment_spec import parse_code_configuration
-from lapis.endpoints.spec import AUTH_MODES, name_problem
 from lapis.errors import InvalidParameterValue
+from lapis.specs.deployment import parse_code_configuration
+from lapis.specs.endpoint import AUTH_MODES, name_problem
 from lapis.specs.job import EnvironmentRef, parse_environment
 from lapis.specs.yaml_lines import (
     Located,

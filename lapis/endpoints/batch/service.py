@@ -6,7 +6,7 @@ streaming, cancel, download and run history from the job system for free.
 
 - its **code snapshot** is the deployment's scoring code (uploaded once, at
   ``batch-deployment create``, and frozen there as Azure does) plus
-  ``lapis_batch_driver.py`` — a copy of :mod:`lapis.endpoints.batch_driver`,
+  ``lapis_batch_driver.py`` — a copy of :mod:`lapis.endpoints.runtime.batch_driver`,
   standard library only, since it runs in the deployment's environment where
   Lapis is not installed — and ``lapis_batch.json``, the driver's settings;
 - its **inputs** are the data folder (``data``, a local path read-only copied
@@ -34,19 +34,19 @@ import yaml
 
 from lapis.artifacts.store import ArtifactStore
 from lapis.compute.service import ComputeService
-from lapis.endpoints import batch_invocation as invocation
-from lapis.endpoints.batch_spec import (
-    BatchDeploymentSpec,
-    parse_batch_deployment,
-    parse_batch_endpoint,
-    validate_name,
-)
+from lapis.endpoints.batch import invocation
 from lapis.entities.auth import Principal
 from lapis.entities.jobs import Job
 from lapis.environments.service import EnvironmentService
 from lapis.errors import InvalidParameterValue, InvalidState, PermissionDenied, ResourceDoesNotExist
 from lapis.jobs.service import JobService
 from lapis.registry.models import ModelService, version_dict
+from lapis.specs.batch import (
+    BatchDeploymentSpec,
+    parse_batch_deployment,
+    parse_batch_endpoint,
+    validate_name,
+)
 from lapis.specs.yaml_lines import Located, located, suggest
 from lapis.store.sql.batch import BatchDeployment, BatchEndpoint, BatchStore
 from lapis.store.sql.engine import Database

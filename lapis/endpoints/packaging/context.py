@@ -15,7 +15,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lapis.endpoints import runtime
+from lapis.endpoints.runtime import scoring as runtime
 from lapis.errors import InvalidParameterValue
 
 PORT = 5001

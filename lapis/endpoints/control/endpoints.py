@@ -22,11 +22,11 @@ import secrets
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from lapis.endpoints.spec import (
+from lapis.errors import InvalidParameterValue, ResourceDoesNotExist
+from lapis.specs.endpoint import (
     parse_endpoint,
     validate_traffic,
 )
-from lapis.errors import InvalidParameterValue, ResourceDoesNotExist
 from lapis.specs.yaml_lines import Located, located
 from lapis.store.sealed import Sealer
 from lapis.store.sql.endpoints import EndpointStore, OnlineEndpoint
@@ -44,7 +44,7 @@ class EndpointService:
     def __init__(self, db: Database, sealer: Sealer | None = None) -> None:
         self.db = db
         self.store = EndpointStore(db, sealer)
-        # Installed by the deployment control plane (lapis.endpoints.deployments): the
+        # Installed by the deployment control plane (lapis.endpoints.control.deployments): the
         # deployment names of an endpoint, so traffic can only name real deployments, and
         # listeners told (endpoint name, deleted) after each change, to re-publish routes.
         self.deployment_names: Callable[[str], builtins.list[str]] | None = None

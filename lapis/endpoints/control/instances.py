@@ -5,11 +5,11 @@ reconciles the ``online_deployments`` rows with the processes it runs, a few
 times a second and at once when woken (a create, update or delete, a probe
 that changed its mind, the data plane reporting a failed connection):
 
-- **prepare** the row's ``generation`` (``lapis.endpoints.generation``: model,
+- **prepare** the row's ``generation`` (``lapis.endpoints.control.generation``: model,
   code, environment) on a worker thread — an environment build can take minutes
   and must not hold up other deployments;
 - **start** ``instance_count`` processes of it (``instance_process``) and give
-  each a routable :class:`~lapis.endpoints.routing.Instance` once its port is known;
+  each a routable :class:`~lapis.endpoints.data.routing.Instance` once its port is known;
 - **restart** one that exits, logging ``instance 1 exited (code -9); restarting,
   restart #1`` in the deployment log, with a back-off when it keeps dying;
 - **state**: ``Creating``/``Updating`` → ``Succeeded`` once every instance of the
@@ -18,7 +18,7 @@ that changed its mind, the data plane reporting a failed connection):
 - **roll over**: when the new generation is ready the old instances are marked
   draining (no new requests) and stopped once ``in_flight`` is 0, or after the
   request timeout, so no request in flight fails;
-- **publish** each endpoint's :class:`~lapis.endpoints.routing.EndpointRoute`
+- **publish** each endpoint's :class:`~lapis.endpoints.data.routing.EndpointRoute`
   (keys, traffic, deployments and their instances), re-using the same
   ``Instance`` objects while their processes live.
 
@@ -37,15 +37,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from lapis.endpoints.deployments import DEPLOYMENT_LOG, DeploymentService, tail
-from lapis.endpoints.generation import Prepared, prepare
-from lapis.endpoints.instance_process import (
+from lapis.endpoints.control.deployments import DEPLOYMENT_LOG, DeploymentService, tail
+from lapis.endpoints.control.generation import Prepared, prepare
+from lapis.endpoints.control.instance_process import (
     DeploymentState,
     InstanceProcess,
     backoff,
     end_leftover,
 )
-from lapis.endpoints.routing import DeploymentRoute, EndpointRoute, Instance, RouteTable
+from lapis.endpoints.data.routing import DeploymentRoute, EndpointRoute, Instance, RouteTable
 from lapis.logrotate import rotate_if_large
 from lapis.store.sql.deployments import InstanceRow
 from lapis.util import now_ms

@@ -5,7 +5,7 @@ model version exists (and is registered), the scoring script is in the
 uploaded code snapshot, the environment resolves. What the instances will
 run — model, code, environment, environment variables — is resolved here and
 stored with the document; when an update changes any of it the deployment's
-``generation`` goes up and the instance manager (``lapis.endpoints.instances``)
+``generation`` goes up and the instance manager (``lapis.endpoints.control.instances``)
 rolls the instances over to it. A change of ``instance_count`` alone scales
 the current generation; request settings, probes, description and tags apply
 in place.
@@ -23,11 +23,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from lapis.endpoints.deployment_spec import NEEDS_SCRIPT, DeploymentSpec, parse_deployment
-from lapis.endpoints.service import EndpointService
+from lapis.endpoints.control.endpoints import EndpointService
 from lapis.environments.service import EnvironmentService
 from lapis.errors import InvalidParameterValue, InvalidState, ResourceDoesNotExist
 from lapis.registry.models import ModelService, version_dict
+from lapis.specs.deployment import NEEDS_SCRIPT, DeploymentSpec, parse_deployment
 from lapis.specs.job import EnvironmentRef
 from lapis.specs.yaml_lines import Located, located, suggest
 from lapis.store.sql.deployments import DeploymentStore, OnlineDeployment

@@ -1,0 +1,1 @@
+"""Batch endpoints: deployments that score folders of files as command jobs."""
