@@ -46,6 +46,7 @@ lint: $(VENV)/.stamp-dev
 	$(VENV)/bin/ruff check lapis tests bench examples scripts
 	$(VENV)/bin/ruff format --check lapis tests bench examples scripts
 	$(VENV)/bin/mypy lapis
+	$(VENV)/bin/lint-imports
 
 format: $(VENV)/.stamp-dev
 	$(VENV)/bin/ruff check --fix lapis tests bench examples scripts

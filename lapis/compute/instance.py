@@ -1,21 +1,21 @@
 """Compute instances: a named, pinned slice of this host (a VM size's cores and memory).
 
 Jobs run exactly as on ``local`` (supervised processes), confined to the
-instance's cores and memory by the supervisor. The node is this host, so
-there is nothing to boot: provisioning checks the pinned cores still exist,
-and ``observe`` reports the one node in the state the lifecycle recorded.
-Notebook servers and SSH (workstations) will hang off this backend.
+instance's cores and memory by the supervisor. The node is this host, which
+is already up: provisioning, starting and stopping hold nothing beyond the
+state the lifecycle records (the slice is bookkeeping — queued jobs simply do
+not start while it is stopped), and ``observe`` reports the one node as that
+state says. Notebook servers and SSH (workstations) will hang off this backend,
+and that is where ``start``/``stop`` will start and end processes.
 """
 
 from __future__ import annotations
 
-import os
 from typing import ClassVar
 
 from lapis.compute.base import NodeState
 from lapis.compute.local import ProcessBackend
 from lapis.entities.compute import Compute, ComputeState, ComputeType
-from lapis.errors import InvalidState
 
 
 class InstanceBackend(ProcessBackend):
@@ -24,13 +24,13 @@ class InstanceBackend(ProcessBackend):
     limits_memory: ClassVar[bool] = True
 
     def _provision(self, compute: Compute) -> None:
-        self._check_cores(compute)
+        pass
 
     def _start(self, compute: Compute) -> None:
-        self._check_cores(compute)
+        pass
 
     def _stop(self, compute: Compute) -> None:
-        pass  # the running jobs have ended; nothing else holds the slice
+        pass
 
     def _delete(self, compute: Compute) -> None:
         pass
@@ -40,13 +40,3 @@ class InstanceBackend(ProcessBackend):
         if state not in (ComputeState.STOPPED.value, ComputeState.FAILED.value):
             state = ComputeState.RUNNING.value  # a slice of a running host is up at once
         return [NodeState(f"{compute.name}-0", state, f"cores {list(compute.cpu_set)}")]
-
-    @staticmethod
-    def _check_cores(compute: Compute) -> None:
-        have = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
-        missing = [c for c in compute.cpu_set if have and c not in have]
-        if missing:
-            raise InvalidState(
-                f"instance '{compute.name}' is pinned to cores {missing} that this host "
-                "no longer offers; delete it and create it again"
-            )

@@ -368,3 +368,103 @@ def test_yaml_errors_name_file_line_and_key(
 
 def test_state_enum_matches_what_tick_writes() -> None:
     assert {s.value for s in ComputeState} >= {"Creating", "Running", "Stopping", "Stopped"}
+
+
+# --- the lifecycle goes through the compute's backend ----------------------------------------
+class SlowCloudInstance:
+    """TEST DOUBLE of a cloud VM provider (which cannot exist on one machine): nodes take
+    two observations to come up, and provisioning fails when asked to."""
+
+    def __new__(cls, fail: str | None = None) -> Any:
+        from lapis.compute.base import NodeState
+        from lapis.compute.instance import InstanceBackend
+
+        class Backend(InstanceBackend):
+            calls: list[str] = []
+
+            def _provision(self, compute: Any) -> None:
+                self.calls.append("provision")
+                if fail:
+                    raise RuntimeError(fail)
+
+            def _start(self, compute: Any) -> None:
+                self.calls.append("start")
+
+            def _stop(self, compute: Any) -> None:
+                self.calls.append("stop")
+
+            def _delete(self, compute: Any) -> None:
+                self.calls.append("delete")
+
+            def _observe(self, compute: Any) -> list[Any]:
+                self.calls.append("observe")
+                up = self.calls.count("observe") > 1
+                return [NodeState("vm-0", "Running" if up else "Starting")]
+
+        return Backend()
+
+
+def _service_with(database: Database, backend: Any) -> ComputeService:
+    from lapis.compute.local import LocalBackend
+    from lapis.compute.registry import BackendRegistry
+
+    registry = BackendRegistry()
+    registry.register(LocalBackend())
+    registry.register(backend)
+    return ComputeService(database, host=HOST, backends=registry)
+
+
+def test_the_backend_is_called_and_running_waits_for_its_nodes(database: Database) -> None:
+    backend = SlowCloudInstance()
+    svc = _service_with(database, backend)
+    svc.create(doc(), now_ms=T0)
+    assert backend.calls == ["provision"]
+    svc.tick(T0 + 100, {}, {})
+    assert svc.get("cpu").state == "Creating"  # the node is still starting
+    svc.tick(T0 + 200, {}, {})
+    assert svc.get("cpu").state == "Running"
+    assert [n.state for n in svc.nodes("cpu")] == ["Running"]
+    svc.stop("cpu", now_ms=T0 + 300)
+    svc.tick(T0 + 400, {}, {})
+    assert svc.get("cpu").state == "Stopped" and backend.calls[-1] == "stop"
+    svc.start("cpu", now_ms=T0 + 500)
+    assert backend.calls[-1] == "start"
+    svc.delete("cpu", now_ms=T0 + 600)
+    assert backend.calls[-1] == "delete"
+
+
+def test_a_backend_failure_fails_the_compute_with_its_reason(database: Database) -> None:
+    svc = _service_with(database, SlowCloudInstance(fail="no capacity in this region"))
+    c = svc.create(doc(), now_ms=T0)
+    assert c.state == "Failed"
+    assert "provision on compute 'cpu' failed: no capacity in this region" in str(c.state_reason)
+    assert not c.runs_jobs
+
+
+def test_stop_and_delete_count_the_jobs_themselves(database: Database) -> None:
+    """The rule 'no delete while jobs run or wait' lives in the service, for every face."""
+    from lapis.store.sql.jobs import JobStore
+
+    svc = ComputeService(database, host=HOST)
+    svc.create(doc(), now_ms=T0)
+    svc.tick(T0 + 100, {}, {})
+    jobs = JobStore(database)
+    with database.write() as conn:
+        jobs.create(
+            conn,
+            {
+                "name": "j1",
+                "run_id": "1" * 32,
+                "experiment_id": 0,
+                "compute": "cpu",
+                "spec": {},
+            },
+            T0,
+        )
+    from lapis.entities.job_status import JobStatus
+
+    jobs.transition("j1", JobStatus.QUEUED, time_ms=T0)
+    with pytest.raises(InvalidState, match="0 running and 1 queued"):
+        svc.delete("cpu")
+    running, queued = svc.jobs_on("cpu")
+    assert (len(running), [j.name for j in queued]) == (0, ["j1"])

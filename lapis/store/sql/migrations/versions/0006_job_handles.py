@@ -35,14 +35,18 @@ def upgrade() -> None:
         sa.column("supervisor_pid", sa.Integer),
         sa.column("supervisor_start", sa.BigInteger),
         sa.column("job_dir", sa.Text),
+        sa.column("status", sa.String),
         sa.column("handle", sa.Text),
     )
+    c = jobs.c
     rows = conn.execute(
-        sa.select(
-            jobs.c.name, jobs.c.supervisor_pid, jobs.c.supervisor_start, jobs.c.job_dir
-        ).where(jobs.c.job_dir.is_not(None))
+        sa.select(c.name, c.supervisor_pid, c.supervisor_start, c.job_dir, c.status).where(
+            c.job_dir.is_not(None)
+        )
     ).all()
-    for name, pid, start, job_dir in rows:
+    for name, pid, start, job_dir, status in rows:
+        if pid is None and status not in _ENDED:
+            continue  # caught while starting: the scheduler starts it again
         handle = {"pid": pid, "start": start, "dir": job_dir}
         conn.execute(sa.update(jobs).where(jobs.c.name == name).values(handle=json.dumps(handle)))
     with op.batch_alter_table("jobs") as batch:
