@@ -101,7 +101,7 @@ def server_command(
     """Run the workspace server: studio (web UI at /), REST API, MLflow tracking, scoring."""
     import uvicorn
 
-    from lapis.server.app import create_app
+    from lapis.server.app import Background, create_app
 
     settings = Settings.from_env(
         home=home, host=host, port=port, database_url=database_url, artifact_root=artifact_root
@@ -149,15 +149,13 @@ def server_command(
     typer.echo(f"Studio: open {url}/ and sign in with the token from `lapis auth token`")
     if ws.bootstrap is not None:
         typer.echo(f"Admin token written to {settings.credentials_path}")
-    ws.start_scheduler(url, ca_bundle=str(bundle) if bundle else None)
-    ws.start_serving()
-    ws.audit.start()
+    background = Background(url, ca_bundle=str(bundle) if bundle else None)
     config = uvicorn.Config(
-        create_app(ws),
+        create_app(ws, background),  # its lifespan starts and stops the scheduler and serving
         log_level=log_level,
         access_log=False,
         timeout_graceful_shutdown=5,
-        lifespan="off",
+        lifespan="on",
         ssl_certfile=str(tls_cert) if context else None,
         ssl_keyfile=str(tls_key) if context else None,
     )

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
 from fastapi import Depends, FastAPI
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from lapis.endpoints.data.proxy import ScoringProxy
@@ -68,8 +73,35 @@ def document_errors(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def create_app(ws: Workspace) -> FastAPI:
+@dataclass(frozen=True)
+class Background:
+    """The work the app runs beside the API (``Workspace.start``): where it is served."""
+
+    url: str  # jobs and deployment instances call back here
+    ca_bundle: str | None = None  # for a self-signed certificate (lapis/server/tls.py)
+
+
+def create_app(ws: Workspace, background: Background | None = None) -> FastAPI:
+    """The app for one workspace; with ``background``, its lifespan runs the server's life.
+
+    Startup begins the audit writer, the job scheduler (which first reconciles the
+    jobs a previous server left) and the deployment instances; shutdown ends them.
+    Without ``background`` the app only answers requests (route listings, tests of
+    one layer).
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if background is not None:
+            await run_in_threadpool(ws.start, background.url, background.ca_bundle)
+        try:
+            yield
+        finally:
+            if background is not None:
+                await run_in_threadpool(ws.stop)
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Lapis",
         version=__version__,
         description="Self-hosted ML workspace: Lapis' own API under /api/v1 and MLflow's "

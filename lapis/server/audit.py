@@ -67,6 +67,10 @@ class AuditWriter:
                     self._rows[:0] = rows
 
     def start(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+
         def loop() -> None:
             while not self._stop.wait(FLUSH_SECONDS):
                 self.flush()
@@ -78,6 +82,7 @@ class AuditWriter:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+            self._thread = None
         self.flush()
 
 

@@ -1,23 +1,36 @@
-"""The services one server process holds, built once from Settings at start-up."""
+"""The services one server process holds, built once from Settings at start-up.
+
+``Workspace.open`` builds the services (no threads, no child processes), so
+tools and tests can hold a workspace without running anything. ``start``
+begins the work that runs beside the API — the audit writer, the job
+scheduler, the deployment instances — and ``stop`` ends it; the app's
+lifespan (lapis/server/app.py) calls both, so whoever runs the app (uvicorn
+from ``lapis server``, a test in-process) gets the same server life.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from lapis.artifacts.store import ArtifactStore
 from lapis.auth.service import AuthService, IssuedToken
 from lapis.compute.service import ComputeService
 from lapis.config import Settings
+from lapis.endpoints.batch.service import BatchService
+from lapis.endpoints.control.deployments import DeploymentService
 from lapis.endpoints.control.endpoints import EndpointService
+from lapis.endpoints.control.instances import InstanceManager
 from lapis.endpoints.data.routing import RouteTable
 from lapis.endpoints.data.telemetry import Telemetry
 from lapis.environments.service import EnvironmentService
+from lapis.jobs.scheduler import JobScheduler
 from lapis.jobs.service import JobService
 from lapis.registry.models import ModelService
 from lapis.registry.service import RegistryService
+from lapis.server.audit import AuditWriter
 from lapis.server.home import make_private
 from lapis.store.sealed import Sealer
+from lapis.store.sql.audit import AuditStore
 from lapis.store.sql.engine import Database
 from lapis.store.sql.jobs import JobStore
 from lapis.store.sql.principals import PrincipalStore
@@ -39,16 +52,17 @@ class Workspace:
     jobs: JobService
     models: ModelService
     endpoints: EndpointService
+    deployments: DeploymentService
+    batch: BatchService
+    audit: AuditWriter  # its thread runs between start() and stop()
     bootstrap: IssuedToken | None = None
-    scheduler: Any = None
-    # Online serving: the route table both planes share (lapis/endpoints/data/routing.py),
-    # the deployment control plane, per-deployment telemetry, and batch endpoints.
+    # Online serving: the route table both planes share (lapis/endpoints/data/routing.py)
+    # and per-deployment telemetry.
     routes: RouteTable = field(default_factory=RouteTable)
-    deployments: Any = None
-    instance_manager: Any = None
     telemetry: Telemetry = field(default_factory=Telemetry)
-    batch: Any = None
-    audit: Any = None  # lapis.server.audit.AuditWriter, started with the server
+    # Set by start(), in the one process that serves the API (jobs and instances call it)
+    scheduler: JobScheduler | None = None
+    instance_manager: InstanceManager | None = None
 
     @classmethod
     def open(cls, settings: Settings) -> Workspace:
@@ -66,6 +80,10 @@ class Workspace:
         artifacts = ArtifactStore(settings.resolved_artifact_root)
         registry = RegistryService(tracking)
         jobs = JobService(JobStore(db), tracking, compute, environments, settings.home)
+        endpoints = EndpointService(db, sealer)
+        models = ModelService(registry, artifacts, jobs)
+        deployments = DeploymentService(db, endpoints, models, environments, settings.home)
+        deployments.sandbox = settings.job_sandbox
         ws = cls(
             settings=settings,
             db=db,
@@ -77,54 +95,47 @@ class Workspace:
             compute=compute,
             environments=environments,
             jobs=jobs,
-            models=ModelService(registry, artifacts, jobs),
-            endpoints=EndpointService(db, sealer),
+            models=models,
+            endpoints=endpoints,
+            deployments=deployments,
+            batch=BatchService(db, jobs, models, artifacts, environments, compute, settings.home),
+            audit=AuditWriter(AuditStore(db)),
         )
-        from lapis.endpoints.control.deployments import DeploymentService
-
-        ws.deployments = DeploymentService(db, ws.endpoints, ws.models, environments, settings.home)
-        ws.deployments.sandbox = settings.job_sandbox
-        from lapis.endpoints.batch.service import BatchService
-
-        ws.batch = BatchService(
-            db, jobs, ws.models, artifacts, environments, compute, settings.home
-        )
-        from lapis.server.audit import AuditWriter
-        from lapis.store.sql.audit import AuditStore
-
-        ws.audit = AuditWriter(AuditStore(db))
         ws.endpoints.store.reseal_plaintext_keys()
         ws.models.fail_interrupted_uploads()
         ws.bootstrap = auth.bootstrap_admin()
         return ws
 
-    def start_scheduler(self, url: str, ca_bundle: str | None = None) -> None:
-        """Run jobs: only the process serving ``url`` does this (jobs call back to it)."""
-        from lapis.jobs.scheduler import JobScheduler
+    def start(self, url: str, ca_bundle: str | None = None) -> None:
+        """Begin the work beside the API: audit writer, job scheduler, deployment instances.
 
-        self.scheduler = JobScheduler(
-            self.jobs,
-            self.auth,
-            self.artifacts,
-            url,
-            sandbox=self.settings.job_sandbox,
-            ca_bundle=ca_bundle,
-        )
-        self.scheduler.start()
+        Only the process serving ``url`` does this: jobs and instances call back to it.
+        """
+        self.audit.start()
+        if self.scheduler is None:
+            self.scheduler = JobScheduler(
+                self.jobs,
+                self.auth,
+                self.artifacts,
+                url,
+                sandbox=self.settings.job_sandbox,
+                ca_bundle=ca_bundle,
+            )
+            self.scheduler.start()  # reconciles the jobs the last server left first
+        if self.instance_manager is None:
+            self.instance_manager = InstanceManager(self.deployments, self.routes)
+            self.instance_manager.start()
 
-    def start_serving(self) -> None:
-        """Run online deployments' instances (lapis/endpoints/control/instances.py): only the
-        process serving the API does this, since the scoring route lives there too."""
-        from lapis.endpoints.control.instances import InstanceManager
-
-        self.instance_manager = InstanceManager(self.deployments, self.routes)
-        self.instance_manager.start()
-
-    def close(self) -> None:
-        if self.audit is not None:
-            self.audit.stop()
+    def stop(self) -> None:
+        """End what ``start`` began (each once): instances, scheduler, then the audit trail."""
         if self.instance_manager is not None:
             self.instance_manager.stop()
+            self.instance_manager = None
         if self.scheduler is not None:
             self.scheduler.stop()
+            self.scheduler = None
+        self.audit.stop()
+
+    def close(self) -> None:
+        self.stop()
         self.db.dispose()
