@@ -212,3 +212,91 @@ def point_mlflow(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[ServerPr
 def server_type() -> type[ServerProcess]:
     """The ServerProcess class, for tests that start a server with options of their own."""
     return ServerProcess
+
+
+@dataclass
+class InProcessServer:
+    """The whole app in this process: uvicorn in a thread, lifespan on, as ``lapis server``
+    runs it — so the scheduler, job service, backends, proxy and auth run where a test (and
+    coverage) can see them. Jobs still run as real supervisor processes calling back over HTTP.
+    """
+
+    home: Path
+    database_url: str | None = None
+    url: str = ""
+    token: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+    ws: Any = None
+    _server: Any = None
+    _thread: Any = None
+
+    def start(self, timeout: float = 60.0) -> InProcessServer:
+        import socket
+        import threading
+
+        import uvicorn
+
+        from lapis.config import Settings
+        from lapis.server.app import Background, create_app
+        from lapis.server.context import Workspace
+
+        self.ws = Workspace.open(Settings(home=self.home, database_url=self.database_url))
+        assert self.ws.bootstrap is not None
+        self.token = self.ws.bootstrap.token
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        app = create_app(self.ws, Background(self.url))
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the in-process server did not start")
+            time.sleep(0.02)
+        self.env = {
+            "LAPIS_HOME": str(self.home),
+            "LAPIS_URL": self.url,
+            "LAPIS_TOKEN": self.token,
+            "MLFLOW_TRACKING_URI": self.url,
+            "MLFLOW_TRACKING_TOKEN": self.token,
+        }
+        return self
+
+    def stop(self) -> None:
+        """Shut down as SIGTERM would: the lifespan ends the scheduler and instances."""
+        if self._server is not None:
+            self._server.should_exit = True
+            self._thread.join(timeout=30)
+            self._server = None
+        if self.ws is not None:
+            self.ws.close()
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=60
+        )
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def inprocess_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[InProcessServer]:
+    """The whole server inside the test process, once per metadata store."""
+    pg_name = db_url = None
+    if request.param == "postgres":
+        if not PG_URL:
+            pytest.skip(PG_SKIP)
+        pg_name, db_url = _pg_database()
+    base = tmp_path_factory.mktemp(f"inproc-{request.param}")
+    server = InProcessServer(home=base / "home", database_url=db_url)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+        if pg_name:
+            _drop_pg(pg_name)

@@ -1,0 +1,90 @@
+"""The whole app in the test process: the lifespan runs the server's life.
+
+The same flows the subprocess tests cover — a job from YAML to Completed with
+its metrics, the MLflow client, the studio, an instance's lifecycle — through
+an app started the way ``lapis server`` starts it, but in this process, so the
+scheduler, job service, compute backends and auth are exercised where the test
+can look at them (``server.ws``) and where coverage measures them.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from jobkit import create_instance, log_text, submit, wait, write_job
+
+from lapis.server.app import create_app
+
+
+def test_the_lifespan_starts_the_scheduler_and_a_job_runs(
+    inprocess_server: Any, tmp_path: Path
+) -> None:
+    ws = inprocess_server.ws
+    assert ws.scheduler is not None and ws.instance_manager is not None
+    job_file = write_job(
+        tmp_path / "p",
+        """\
+        type: command
+        code: src
+        command: python train.py
+        environment: system
+        compute: local
+        experiment_name: inproc
+        """,
+        {
+            "src/train.py": """\
+            import mlflow
+            with mlflow.start_run():
+                for step in range(3):
+                    mlflow.log_metric("loss", 1.0 / (step + 1), step=step)
+            print("trained")
+            """
+        },
+    )
+    job = submit(inprocess_server, job_file)
+    done = wait(inprocess_server, job["name"], timeout=120)
+    assert done["status"] == "Completed", (
+        done["status_reason"],
+        log_text(inprocess_server, job["name"]),
+    )
+    assert "trained" in log_text(inprocess_server, job["name"])
+    stored = ws.jobs.get(job["name"], events=False)
+    assert stored.handle is not None and stored.handle["dir"].endswith(job["name"])
+    history, _ = ws.tracking.metric_history(done["run_id"], "loss")
+    assert [m.value for m in history] == [1.0, 0.5, 1.0 / 3]
+
+
+def test_an_instance_goes_through_its_backend(inprocess_server: Any) -> None:
+    name = create_instance(inprocess_server)
+    assert [n.state for n in inprocess_server.ws.compute.nodes(name)] == ["Running"]
+    with inprocess_server.client() as c:
+        assert c.post(f"/api/v1/computes/{name}/stop").status_code == 200
+        deadline = time.monotonic() + 15
+        while c.get(f"/api/v1/computes/{name}").json()["state"] != "Stopped":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert c.delete(f"/api/v1/computes/{name}").status_code == 200
+
+
+def test_asgi_transport_without_background_answers_but_runs_nothing(
+    inprocess_server: Any,
+) -> None:
+    """A second app on the same workspace, no lifespan work: requests only (route tests)."""
+    import asyncio
+
+    app = create_app(inprocess_server.ws)
+
+    async def go() -> tuple[int, int]:
+        transport = httpx.ASGITransport(app=app)
+        headers = {"Authorization": f"Bearer {inprocess_server.token}"}
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://app", headers=headers
+        ) as c:
+            health = await c.get("/healthz")
+            computes = await c.get("/api/v1/computes")
+            return health.status_code, computes.status_code
+
+    assert asyncio.run(go()) == (200, 200)
