@@ -52,8 +52,11 @@ format: $(VENV)/.stamp-dev
 	$(VENV)/bin/ruff check --fix lapis tests bench examples scripts
 	$(VENV)/bin/ruff format lapis tests bench examples scripts
 
+# Coverage of lapis/ includes the servers, supervisors and CLI runs the tests start
+# ([tool.coverage.run] patch = subprocess in pyproject.toml).
 test: lint studio-assets browser
-	$(VENV)/bin/pytest -n 2 --dist loadgroup -q
+	rm -f .coverage .coverage.*
+	$(VENV)/bin/pytest -n 2 --dist loadgroup -q --cov=lapis --cov-report=term
 
 test-fast: $(VENV)/.stamp-dev
 	$(VENV)/bin/pytest -n 2 --dist loadgroup -q -x

@@ -263,6 +263,21 @@ def start_mlflow(workers: int | None) -> ServerHandle:
     return handle
 
 
+def start_noop() -> ServerHandle:
+    """The do-nothing server (bench/_noop.py): the ceiling a single client call can reach."""
+    home = Path(tempfile.mkdtemp(prefix="bench-noop-"))
+    handle = ServerHandle(name="noop", label="no-op server (ceiling)", home=home, health_path="/")
+    try:
+        port = free_port()
+        handle.url = f"http://127.0.0.1:{port}"
+        handle._spawn([sys.executable, str(Path(__file__).with_name("_noop.py")), str(port)])
+        handle.wait_ready()
+    except BaseException:
+        handle.cleanup()
+        raise
+    return handle
+
+
 def start_lapis(database_url: str | None = None, label: str = "Lapis") -> ServerHandle:
     """`lapis server --port 0`: the URL comes from server.json, the token from credentials.json."""
     exe = executable("lapis")

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 BASELINE = "mlflow-default"
-SERVER_ORDER = ("mlflow-default", "mlflow-w1", "lapis")
+SERVER_ORDER = ("noop", "mlflow-default", "mlflow-w1", "lapis")
+CEILING_TARGET = 0.8  # issue 10: single calls at >= 80 % of the no-op server's rate
 
 
 @dataclass(frozen=True)
@@ -187,3 +188,22 @@ def _plain(title: str, head: list[str], body: list[list[str]]) -> str:
         cells = [c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in pairs]
         lines.append("  ".join(cells))
     return "\n".join(lines)
+
+
+def ceiling(servers: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """Lapis' single-call rate as a share of the do-nothing server's, same client, same run."""
+    lapis = _num(servers.get("lapis", {}).get("single_pts_s"))
+    noop = _num(servers.get("noop", {}).get("single_pts_s"))
+    if lapis is None or noop is None or noop <= 0:
+        return None
+    share = lapis / noop
+    lat = _num(servers["lapis"].get("single_p50_ms"))
+    base = _num(servers["noop"].get("single_p50_ms"))
+    spent = f"; Lapis adds {lat - base:.2f} ms per call (p50)" if lat and base else ""
+    met = "met" if share >= CEILING_TARGET else "NOT met"
+    text = (
+        f"single log_metric: Lapis {lapis:,.0f} calls/s = {share:.0%} of the no-op ceiling "
+        f"{noop:,.0f} calls/s (target >= {CEILING_TARGET:.0%}: {met}){spent}"
+    )
+    return {"lapis": lapis, "noop": noop, "share": share, "met": share >= CEILING_TARGET,
+            "text": text}  # fmt: skip

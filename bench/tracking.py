@@ -3,7 +3,9 @@
     python bench/tracking.py [--quick] [--only lapis|mlflow] [--json PATH] [--baseline PATH]
 
 Servers run one after another, never at the same time, so each has the
-machine to itself: MLflow's default `mlflow server` (4 uvicorn workers),
+machine to itself: a do-nothing server (bench/_noop.py: the ceiling a single
+client call can reach on this machine, measured with the single-call step
+only), MLflow's default `mlflow server` (4 uvicorn workers),
 `mlflow server --workers 1`, then `lapis server`. Each gets a fresh temp home
 (SQLite backend, proxied artifacts in a temp root) and a free loopback port,
 and is killed with its whole process tree when its turn ends, on Ctrl+C or on
@@ -85,6 +87,7 @@ def bench_server(
     sdk: bool,
     timeout: float,
     log_dir: Path,
+    only_steps: list[str] | None = None,
 ) -> dict[str, Any]:
     say(f"== {label}: starting")
     try:
@@ -113,15 +116,16 @@ def bench_server(
             "errors": {},
         }
         t0 = time.monotonic()
-        steps = [*MLFLOW_STEPS, "sdk"] if sdk else MLFLOW_STEPS
-        for group in (MLFLOW_STEPS, ["sdk"]) if sdk else (MLFLOW_STEPS,):
+        first = only_steps or MLFLOW_STEPS
+        steps = [*first, "sdk"] if sdk else first
+        for group in (first, ["sdk"]) if sdk else (first,):
             rc, res = h.run_client(
                 srv, ["--steps", ",".join(group), "--config", json.dumps(cfg)], timeout
             )
             out["errors"].update(res.pop("_errors", {}))
             out.setdefault("tracebacks", {}).update(res.pop("_tracebacks", {}))
             if "_error" in res or (rc != 0 and not res):
-                out["errors"]["_client" if group is MLFLOW_STEPS else "sdk"] = res.pop(
+                out["errors"]["_client" if group is first else "sdk"] = res.pop(
                     "_error", f"client exited with code {rc}"
                 )
             out.update(res)
@@ -131,7 +135,7 @@ def bench_server(
         out["after_processes"] = after["processes"]
         if srv.proc is None or srv.proc.poll() is not None:
             out["errors"]["_server"] = "server died during the workload:\n" + srv.log_tail()
-        if out["errors"]:  # keep the server's log: its home is deleted on exit
+        if out["errors"] and (srv.home / "server.log").exists():  # its home goes on exit
             log_copy = log_dir / f"{srv.name}-{datetime.now():%Y%m%d-%H%M%S}.log"
             log_dir.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(srv.home / "server.log", log_copy)
@@ -164,7 +168,9 @@ def main() -> int:
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _interrupt)
 
-    plan: list[tuple[str, Callable[[], h.ServerHandle], str, bool]] = []
+    plan: list[tuple[str, Callable[[], h.ServerHandle], str, bool]] = [
+        ("noop", h.start_noop, "no-op (ceiling)", False),
+    ]
     if args.only != "lapis":
         plan += [
             ("mlflow-default", lambda: h.start_mlflow(None), "MLflow default", False),
@@ -186,7 +192,8 @@ def main() -> int:
     try:
         for name, start, label, sdk in plan:
             timeout = 300 if args.quick else 1500
-            servers[name] = bench_server(start, label, cfg, sdk, timeout, path.parent)
+            only = ["single"] if name == "noop" else None
+            servers[name] = bench_server(start, label, cfg, sdk, timeout, path.parent, only)
     except KeyboardInterrupt:
         say("interrupted: servers stopped")
         return 130
@@ -202,6 +209,9 @@ def main() -> int:
         f"ratio > 1 means Lapis is better"
     )
     rep.render(records, servers, title)
+    ceiling = rep.ceiling(servers)
+    if ceiling:
+        say(ceiling["text"])
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {
         "timestamp": datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -213,7 +223,7 @@ def main() -> int:
         "lapis": _version("lapis"),
         "duration_s": round(time.monotonic() - started, 1),
     }
-    doc = {"meta": meta, "config": cfg, "servers": servers, "rows": records}
+    doc = {"meta": meta, "config": cfg, "servers": servers, "rows": records, "ceiling": ceiling}
     path.write_text(json.dumps(doc, indent=2) + "\n")
     say(f"results: {path}  (total {meta['duration_s']:.0f} s)")
     return 0

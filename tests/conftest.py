@@ -144,7 +144,7 @@ def _server(kind: str, base: Path) -> Iterator[ServerProcess]:
     try:
         yield server.start()
     finally:
-        server.kill9()
+        server.stop()  # SIGTERM first: a clean shutdown, and its coverage data is written
         if pg_name:
             _drop_pg(pg_name)
 

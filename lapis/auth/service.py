@@ -22,6 +22,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from lapis.auth.actions import ACTIONS, SELF, normalize
 from lapis.auth.roles import BUILTIN, RoleDefinition, parse_role
@@ -78,7 +79,11 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _hasher():  # type: ignore[no-untyped-def]
+if TYPE_CHECKING:
+    from argon2 import PasswordHasher
+
+
+def _hasher() -> PasswordHasher:
     from argon2 import PasswordHasher
 
     return PasswordHasher()
@@ -222,6 +227,7 @@ class AuthService:
             _hasher().hash(password)  # same time whether or not the user exists
             raise refused
         user, stored = found
+        assert stored is not None  # checked above
         try:
             _hasher().verify(stored, password)
         except (VerificationError, InvalidHashError):

@@ -184,7 +184,9 @@ def _num(v: Any) -> float:
     return {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}.get(str(v), math.nan)
 
 
-def summarise(key: str, latest: dict[str, Any], points: list[dict[str, Any]] | None) -> dict:
+def summarise(
+    key: str, latest: dict[str, Any], points: list[dict[str, Any]] | None
+) -> dict[str, Any]:
     """One row of ``lapis run metrics``: the latest point, plus history statistics if fetched."""
     row: dict[str, Any] = {
         "key": key,

@@ -39,10 +39,9 @@ from lapis.specs.environment_document import (
     load_curated,
     parse_definition,
     read_conda,
-    suggest,
 )
 from lapis.specs.job import EnvironmentRef
-from lapis.specs.yaml_lines import Located, load
+from lapis.specs.yaml_lines import Located, load, suggest
 from lapis.store.sql.engine import Database
 from lapis.store.sql.environments import EnvironmentStore
 from lapis.util import now_ms

@@ -29,13 +29,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
-from sqlalchemy.exc import IntegrityError
-
 from lapis.artifacts.store import ArtifactStore, FileInfo, clean_relpath, proxied_path
 from lapis.entities.auth import Principal
 from lapis.entities.jobs import Job
-from lapis.entities.registry import ModelVersion, ModelVersionStatus, Stage
+from lapis.entities.registry import ModelVersion, ModelVersionStatus
 from lapis.errors import (
     InvalidParameterValue,
     InvalidState,
@@ -45,9 +42,7 @@ from lapis.errors import (
 from lapis.jobs.service import JobService
 from lapis.registry.service import RegistryService
 from lapis.registry.validation import validate_model_name, validate_tag, validate_version
-from lapis.store.sql.model_versions import ACTIVE, touch_model
-from lapis.store.sql.tables import model_version_tags, model_versions
-from lapis.util import now_ms
+from lapis.store.sql.model_versions import ModelVersionStore
 
 MODEL_TYPES = ("custom_model", "mlflow_model")
 TYPE_TAG = "lapis.model.type"
@@ -77,7 +72,7 @@ class ModelService:
         self.registry = registry
         self.artifacts = artifacts
         self.jobs = jobs
-        self.db = registry.db
+        self.versions = ModelVersionStore(registry.db)  # the one writer of model_versions
         # (model name, version) -> the online deployments serving it; installed by
         # lapis.endpoints.control.deployments.DeploymentService (which is built after this service).
         self.deployments_of: Callable[[str, str], list[dict[str, Any]]] = lambda _n, _v: []
@@ -164,44 +159,15 @@ class ModelService:
     def _insert(
         self, name: str, version: int | None, values: dict[str, Any], tags: dict[str, str]
     ) -> int:
-        """Insert ``version`` (or max + 1); an upload's source names its own folder."""
-        mv = model_versions.c
-        try:
-            with self.db.write() as conn:
-                now = now_ms()
-                touch_model(conn, name, now)
-                if version is None:
-                    last = conn.execute(
-                        select(func.max(mv.version)).where(mv.name == name)
-                    ).scalar_one()
-                    version = int(last or 0) + 1
-                elif conn.execute(
-                    select(mv.version).where(mv.name == name, mv.version == version)
-                ).first():
-                    raise _exists(name, version)
-                if not values["source"]:
-                    values["source"] = f"mlflow-artifacts:/{upload_root(name, version)}"
-                conn.execute(
-                    insert(model_versions).values(
-                        **values,
-                        name=name,
-                        version=version,
-                        creation_time=now,
-                        last_updated_time=now,
-                        current_stage=Stage.NONE.value,
-                        lifecycle_stage=ACTIVE,
-                    )
-                )
-                conn.execute(
-                    insert(model_version_tags),
-                    [
-                        {"name": name, "version": version, "key": k, "value": v}
-                        for k, v in tags.items()
-                    ],
-                )
-                return version
-        except IntegrityError:
-            raise _exists(name, version) from None
+        """Insert ``version`` (or max + 1) through the one writer of model versions;
+        an upload's source names its own folder."""
+        return self.versions.create_version(
+            name,
+            values,
+            tags,
+            version=version,
+            source_for=lambda number: f"mlflow-artifacts:/{upload_root(name, number)}",
+        )
 
     # --- uploads ------------------------------------------------------------------
     def _pending(self, name: str, version: object) -> ModelVersion:
@@ -224,18 +190,11 @@ class ModelService:
         """At start-up: a version still ``PENDING_REGISTRATION`` lost its uploader with the
         previous server; it is marked failed (never served, never ``@latest``) rather than
         left half-written. Register it again."""
-        with self.db.write() as conn:
-            done = conn.execute(
-                update(model_versions)
-                .where(model_versions.c.status == ModelVersionStatus.PENDING_REGISTRATION.value)
-                .values(
-                    status=ModelVersionStatus.FAILED_REGISTRATION.value,
-                    status_message="the upload was interrupted by a server restart; "
-                    "register the model again",
-                    last_updated_time=now_ms(),
-                )
-            )
-        return int(done.rowcount or 0)
+        return self.versions.fail_pending(
+            ModelVersionStatus.PENDING_REGISTRATION.value,
+            ModelVersionStatus.FAILED_REGISTRATION.value,
+            "the upload was interrupted by a server restart; register the model again",
+        )
 
     def finish_upload(self, name: str, version: object) -> dict[str, Any]:
         mv = self._pending(name, version)
@@ -243,12 +202,7 @@ class ModelService:
             raise InvalidParameterValue(
                 f"Model {name} version {mv.version}: no files were uploaded"
             )
-        with self.db.write() as conn:
-            conn.execute(
-                update(model_versions)
-                .where(model_versions.c.name == mv.name, model_versions.c.version == mv.version)
-                .values(status=ModelVersionStatus.READY.value, last_updated_time=now_ms())
-            )
+        self.versions.set_status(mv.name, int(mv.version), ModelVersionStatus.READY.value)
         return self.show(mv.name, mv.version)
 
     # --- read -----------------------------------------------------------------------

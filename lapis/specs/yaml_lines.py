@@ -265,7 +265,7 @@ def whole_number(loc: Located, path: Path, value: Any, low: int, high: int | Non
     if value < low or (high is not None and value > high):
         bound = f"from {low} to {high}" if high is not None else f"at least {low}"
         raise loc.error(path, f"must be {bound}, got {value}")
-    return value
+    return int(value)
 
 
 def string_map(loc: Located, key: str, raw: Any) -> dict[str, str]:

@@ -74,7 +74,7 @@ def _compare(actual: Any, op: str, expected: Any) -> bool:
             return False
     else:
         actual, exp = str(actual), str(expected)
-    return {
+    result: bool = {
         "=": actual == exp,
         "!=": actual != exp,
         "<": actual < exp,
@@ -82,6 +82,7 @@ def _compare(actual: Any, op: str, expected: Any) -> bool:
         ">": actual > exp,
         ">=": actual >= exp,
     }[op]
+    return result
 
 
 def matches(model: LoggedModel, filter_string: str) -> bool:

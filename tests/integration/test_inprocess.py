@@ -16,6 +16,8 @@ from typing import Any
 import httpx
 from jobkit import create_instance, log_text, submit, wait, write_job
 
+from lapis.api import compute as compute_api
+from lapis.api import jobs as jobs_api
 from lapis.server.app import create_app
 
 
@@ -55,18 +57,34 @@ def test_the_lifespan_starts_the_scheduler_and_a_job_runs(
     assert stored.handle is not None and stored.handle["dir"].endswith(job["name"])
     history, _ = ws.tracking.metric_history(done["run_id"], "loss")
     assert [m.value for m in history] == [1.0, 0.5, 1.0 / 3]
+    # the answers are the typed contracts the routes declare
+    with inprocess_server.client() as c:
+        name = job["name"]
+        jobs_api.JobOut.model_validate(c.get(f"/api/v1/jobs/{name}").json())
+        listed = jobs_api.JobList.model_validate(c.get("/api/v1/jobs").json())
+        assert name in [j.name for j in listed.jobs]
+        logs = jobs_api.JobLogs.model_validate(c.get(f"/api/v1/jobs/{name}/logs").json())
+        assert logs.terminal and "trained" in logs.data
+        files = jobs_api.JobFiles.model_validate(c.get(f"/api/v1/jobs/{name}/files").json())
+        assert any(f.path.endswith("std_log.txt") for f in files.files)
 
 
 def test_an_instance_goes_through_its_backend(inprocess_server: Any) -> None:
     name = create_instance(inprocess_server)
     assert [n.state for n in inprocess_server.ws.compute.nodes(name)] == ["Running"]
     with inprocess_server.client() as c:
+        shown = compute_api.ComputeDetail.model_validate(c.get(f"/api/v1/computes/{name}").json())
+        assert [n.state for n in shown.nodes] == ["Running"]
+        assert "cluster" in shown.unsupported["multi_node"]
+        compute_api.ComputeList.model_validate(c.get("/api/v1/computes").json())
+        compute_api.SizeList.model_validate(c.get("/api/v1/compute-sizes").json())
         assert c.post(f"/api/v1/computes/{name}/stop").status_code == 200
         deadline = time.monotonic() + 15
         while c.get(f"/api/v1/computes/{name}").json()["state"] != "Stopped":
             assert time.monotonic() < deadline
             time.sleep(0.1)
-        assert c.delete(f"/api/v1/computes/{name}").status_code == 200
+        gone = c.delete(f"/api/v1/computes/{name}")
+        assert compute_api.ComputeDeleted.model_validate(gone.json()).deleted
 
 
 def test_asgi_transport_without_background_answers_but_runs_nothing(

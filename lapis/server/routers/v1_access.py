@@ -67,7 +67,7 @@ def _seconds(body: dict[str, Any]) -> int | None:
         raise InvalidParameterValue(
             "'expires_in_seconds' must be a positive whole number", field="expires_in_seconds"
         )
-    return value * 1000
+    return int(value) * 1000
 
 
 # --- users --------------------------------------------------------------------------------

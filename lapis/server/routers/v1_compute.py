@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from lapis.api import compute as api
 from lapis.server.body import json_object
 from lapis.server.context import Workspace
 from lapis.server.routers.mlflow._handler import json_response
@@ -55,10 +56,12 @@ def _view(ws: Workspace, name: str) -> dict[str, Any]:
     running, queued = ws.compute.jobs_on(c.name)
     out = ws.compute.describe(c, now_ms(), busy=bool(running or queued))
     out["jobs"] = {"running": [_job(j) for j in running], "queued": [_job(j) for j in queued]}
+    out["nodes"] = [asdict(n) for n in ws.compute.nodes(c.name)]
+    out["unsupported"] = ws.compute.capabilities(c.name)
     return out
 
 
-@router.post("/computes")
+@router.post("/computes", status_code=201, responses={201: {"model": api.ComputeOut}})
 async def create_compute(request: Request) -> Response:
     """Create a compute instance from its YAML document (as JSON)."""
     ws = _ws(request)
@@ -77,7 +80,7 @@ async def create_compute(request: Request) -> Response:
     return json_response(await run_in_threadpool(work), status=201)
 
 
-@router.get("/computes")
+@router.get("/computes", responses={200: {"model": api.ComputeList}})
 async def list_computes(request: Request) -> Response:
     ws = _ws(request)
 
@@ -88,14 +91,14 @@ async def list_computes(request: Request) -> Response:
     return json_response({"computes": await run_in_threadpool(work)})
 
 
-@router.get("/computes/{name}")
+@router.get("/computes/{name}", responses={200: {"model": api.ComputeDetail}})
 async def get_compute(request: Request, name: str) -> Response:
     """One compute with its running and queued jobs, and when it will next stop or start."""
     ws = _ws(request)
     return json_response(await run_in_threadpool(_view, ws, name))
 
 
-@router.patch("/computes/{name}")
+@router.patch("/computes/{name}", responses={200: {"model": api.ComputeDetail}})
 async def update_compute(request: Request, name: str) -> Response:
     """Change description, tags, idle shutdown or schedules (size and SSH are fixed)."""
     ws = _ws(request)
@@ -108,7 +111,7 @@ async def update_compute(request: Request, name: str) -> Response:
     return json_response(await run_in_threadpool(work))
 
 
-@router.post("/computes/{name}/start")
+@router.post("/computes/{name}/start", responses={200: {"model": api.ComputeDetail}})
 async def start_compute(request: Request, name: str) -> Response:
     ws = _ws(request)
 
@@ -119,7 +122,7 @@ async def start_compute(request: Request, name: str) -> Response:
     return json_response(await run_in_threadpool(work))
 
 
-@router.post("/computes/{name}/stop")
+@router.post("/computes/{name}/stop", responses={200: {"model": api.ComputeDetail}})
 async def stop_compute(request: Request, name: str) -> Response:
     """Stop taking jobs: running jobs finish, queued jobs wait for the next start."""
     ws = _ws(request)
@@ -131,7 +134,7 @@ async def stop_compute(request: Request, name: str) -> Response:
     return json_response(await run_in_threadpool(work))
 
 
-@router.post("/computes/{name}/restart")
+@router.post("/computes/{name}/restart", responses={200: {"model": api.ComputeDetail}})
 async def restart_compute(request: Request, name: str) -> Response:
     ws = _ws(request)
 
@@ -142,7 +145,7 @@ async def restart_compute(request: Request, name: str) -> Response:
     return json_response(await run_in_threadpool(work))
 
 
-@router.delete("/computes/{name}")
+@router.delete("/computes/{name}", responses={200: {"model": api.ComputeDeleted}})
 async def delete_compute(request: Request, name: str) -> Response:
     """Delete an instance that has no running or queued job (its quota is released)."""
     ws = _ws(request)
@@ -155,7 +158,7 @@ async def delete_compute(request: Request, name: str) -> Response:
     return json_response(await run_in_threadpool(work))
 
 
-@router.get("/compute-sizes")
+@router.get("/compute-sizes", responses={200: {"model": api.SizeList}})
 async def list_sizes(request: Request) -> Response:
     """The VM size catalogue: what fits this host and how much quota each family has left."""
     ws = _ws(request)

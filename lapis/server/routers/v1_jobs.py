@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from lapis.api import jobs as api
 from lapis.artifacts.snapshot import check_digest
 from lapis.artifacts.store import proxied_path
 from lapis.entities.job_status import JobStatus
@@ -72,7 +73,7 @@ async def snapshot_exists(request: Request, digest: str) -> Response:
     return Response(status_code=200 if found else 404)
 
 
-@router.put("/snapshots/{digest}")
+@router.put("/snapshots/{digest}", responses={200: {"model": api.SnapshotStored}})
 async def upload_snapshot(request: Request, digest: str) -> Response:
     """A gzip'd tar of the code folder; the server checks it hashes to ``digest``."""
     check_digest(digest)
@@ -91,7 +92,7 @@ async def upload_snapshot(request: Request, digest: str) -> Response:
     return json_response(result)
 
 
-@router.post("/jobs")
+@router.post("/jobs", status_code=201, responses={201: {"model": api.JobOut}})
 async def create_job(request: Request) -> Response:
     """Submit a command job: its YAML text, overrides, base folder, snapshot and conda text."""
     body = await _json(request)
@@ -100,7 +101,7 @@ async def create_job(request: Request) -> Response:
     return json_response(job_dict(job), status=201)
 
 
-@router.get("/jobs")
+@router.get("/jobs", responses={200: {"model": api.JobList}})
 async def list_jobs(
     request: Request,
     status: str | None = None,
@@ -114,20 +115,20 @@ async def list_jobs(
     return json_response({"jobs": [job_dict(j) for j in jobs]})
 
 
-@router.get("/jobs/{name}")
+@router.get("/jobs/{name}", responses={200: {"model": api.JobOut}})
 async def get_job(request: Request, name: str) -> Response:
     job = await run_in_threadpool(_ws(request).jobs.get, name)
     return json_response(job_dict(job))
 
 
-@router.post("/jobs/{name}/cancel")
+@router.post("/jobs/{name}/cancel", responses={200: {"model": api.JobOut}})
 async def cancel_job(request: Request, name: str) -> Response:
     principal = getattr(request.state, "principal", None)
     job = await run_in_threadpool(_ws(request).jobs.cancel, name, principal)
     return json_response(job_dict(job))
 
 
-@router.get("/jobs/{name}/logs")
+@router.get("/jobs/{name}/logs", responses={200: {"model": api.JobLogs}})
 async def job_logs(request: Request, name: str, cursor: str | None = None) -> Response:
     """Log text after ``cursor`` plus the next cursor and the job's status (for streaming)."""
     ws = _ws(request)
@@ -145,7 +146,7 @@ async def job_logs(request: Request, name: str, cursor: str | None = None) -> Re
     return json_response(await run_in_threadpool(read))
 
 
-@router.get("/jobs/{name}/files")
+@router.get("/jobs/{name}/files", responses={200: {"model": api.JobFiles}})
 async def job_files(request: Request, name: str) -> Response:
     """Every artifact of the job's run, with the store path to download it from."""
     ws = _ws(request)

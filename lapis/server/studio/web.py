@@ -191,18 +191,20 @@ def error_page(request: Request, status: int, message: str) -> Response:
 
 def install_error_pages(app: FastAPI) -> None:
     """Wrap the JSON error handlers: studio paths get pages, API paths keep JSON."""
-    json_handlers = dict(app.exception_handlers)
+    json_handlers: dict[Any, Any] = dict(app.exception_handlers)
 
     async def lapis_error(request: Request, exc: Exception) -> Response:
         if is_api_path(request.url.path):
-            return await json_handlers[LapisError](request, exc)
+            answer: Response = await json_handlers[LapisError](request, exc)
+            return answer
         assert isinstance(exc, LapisError)
         return error_page(request, exc.http_status, exc.message)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         if is_api_path(request.url.path):
             handler = json_handlers[StarletteHTTPException]
-            return await handler(request, exc)
+            answer: Response = await handler(request, exc)
+            return answer
         assert isinstance(exc, StarletteHTTPException)
         message = (
             f"There is no page at {request.url.path}" if exc.status_code == 404 else str(exc.detail)
@@ -212,7 +214,8 @@ def install_error_pages(app: FastAPI) -> None:
     async def validation_error(request: Request, exc: Exception) -> Response:
         if is_api_path(request.url.path):
             handler = json_handlers[RequestValidationError]
-            return await handler(request, exc)
+            answer: Response = await handler(request, exc)
+            return answer
         assert isinstance(exc, RequestValidationError)
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors()

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from lapis.entities.registry import ModelVersion, Stage
-from lapis.errors import LapisError, ResourceDoesNotExist
+from lapis.errors import LapisError, ResourceAlreadyExists, ResourceDoesNotExist
 from lapis.store.sql.engine import Database
 from lapis.store.sql.experiments import upsert
 from lapis.store.sql.tables import (
@@ -100,27 +100,45 @@ class ModelVersionStore:
         self.db = db
 
     def create_version(
-        self, name: str, values: Mapping[str, object], tags: Mapping[str, str]
+        self,
+        name: str,
+        values: Mapping[str, object],
+        tags: Mapping[str, str],
+        *,
+        version: int | None = None,
+        source_for: Callable[[int], str] | None = None,
     ) -> int:
-        """Insert version max+1 of ``name``; numbering counts deleted versions too.
+        """Insert ``version`` of ``name`` (default max+1; numbering counts deleted versions).
 
-        Two writers on PostgreSQL may pick the same number; the loser's insert hits
-        the primary key and is retried with the next number.
+        The one writer of new versions, for MLflow's ``create_model_version`` and
+        Lapis' own registrations alike. ``source_for`` names the source from the number
+        when it depends on it (an upload's folder). Two writers on PostgreSQL may pick
+        the same number; the loser's insert hits the primary key and is retried with
+        the next one. An explicit ``version`` that exists raises ``ResourceAlreadyExists``.
         """
         for _ in range(_CREATE_RETRIES):
             now = now_ms()
             try:
                 with self.db.write() as conn:
                     touch_model(conn, name, now)
-                    last: int | None = conn.execute(
-                        select(func.max(mv.version)).where(mv.name == name)
-                    ).scalar_one()
-                    version = int(last or 0) + 1
+                    number = version
+                    if number is None:
+                        last: int | None = conn.execute(
+                            select(func.max(mv.version)).where(mv.name == name)
+                        ).scalar_one()
+                        number = int(last or 0) + 1
+                    elif conn.execute(
+                        select(mv.version).where(mv.name == name, mv.version == number)
+                    ).first():
+                        raise ResourceAlreadyExists(f"Model {name} already has a version {number}")
+                    row = dict(values)
+                    if source_for is not None and not row.get("source"):
+                        row["source"] = source_for(number)
                     conn.execute(
                         insert(model_versions).values(
-                            **values,
+                            **row,
                             name=name,
-                            version=version,
+                            version=number,
                             creation_time=now,
                             last_updated_time=now,
                             current_stage=Stage.NONE.value,
@@ -131,20 +149,38 @@ class ModelVersionStore:
                         conn.execute(
                             insert(model_version_tags),
                             [
-                                {"name": name, "version": version, "key": k, "value": v}
+                                {"name": name, "version": number, "key": k, "value": v}
                                 for k, v in tags.items()
                             ],
                         )
-                    model_id = values.get("model_id")
+                    model_id = row.get("model_id")
                     if isinstance(model_id, str):
-                        self._link_logged_model(conn, model_id, name, version)
-                    return version
+                        self._link_logged_model(conn, model_id, name, number)
+                    return number
             except IntegrityError:
+                if version is not None:
+                    raise ResourceAlreadyExists(
+                        f"Model {name} already has a version {version}"
+                    ) from None
                 continue
         raise LapisError(
             f"Model Version creation error (name={name}). Giving up after "
             f"{_CREATE_RETRIES} attempts."
         )
+
+    def set_status(self, name: str, version: int, status: str) -> None:
+        with self.db.write() as conn:
+            self._touch_version(conn, name, version, status=status)
+
+    def fail_pending(self, pending: str, failed: str, message: str) -> int:
+        """Mark every version still in status ``pending`` as ``failed``, with why."""
+        with self.db.write() as conn:
+            done = conn.execute(
+                update(model_versions)
+                .where(model_versions.c.status == pending)
+                .values(status=failed, status_message=message, last_updated_time=now_ms())
+            )
+        return int(done.rowcount or 0)
 
     @staticmethod
     def _link_logged_model(conn: Connection, model_id: str, name: str, version: int) -> None:

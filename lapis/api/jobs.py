@@ -1,0 +1,74 @@
+"""Wire models of the job routes (``/api/v1/jobs``, ``/api/v1/snapshots``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+
+class JobEventOut(BaseModel):
+    status: str
+    time: int
+    reason: str | None
+
+
+class JobOut(BaseModel):
+    name: str
+    type: str
+    display_name: str
+    status: str
+    status_reason: str | None
+    run_id: str
+    experiment_id: str
+    experiment_name: str | None
+    compute: str
+    command: str | None
+    description: str | None
+    tags: dict[str, Any]
+    environment: str | None
+    environment_digest: str | None
+    image: str | None
+    code: dict[str, Any] | None
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+    environment_variables: dict[str, Any]
+    timeout_seconds: int | None
+    exit_code: int | None
+    created_by: str | None
+    created_at: int
+    start_time: int | None
+    end_time: int | None
+    terminal: bool
+    events: list[JobEventOut]
+
+
+class JobList(BaseModel):
+    jobs: list[JobOut]
+
+
+class JobLogs(BaseModel):
+    """Log text after the cursor given, and the cursor to ask from next."""
+
+    data: str
+    cursor: str
+    status: str
+    status_reason: str | None
+    terminal: bool
+
+
+class JobFile(BaseModel):
+    path: str
+    size: int | None
+
+
+class JobFiles(BaseModel):
+    root: str
+    files: list[JobFile]
+    outputs: list[str]
+
+
+class SnapshotStored(BaseModel):
+    digest: str
+    stored: bool  # False: the server had it already
+    files: int | None = None
