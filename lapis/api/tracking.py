@@ -62,3 +62,63 @@ def inline_refs(model: type[BaseModel]) -> dict[str, Any]:
 
     resolved: dict[str, Any] = resolve(schema)
     return resolved
+
+
+# --- answers -------------------------------------------------------------------------------
+class WhoAmI(BaseModel):
+    user_id: str
+    name: str
+    role: str | None
+    roles: list[str]
+    job: str | None  # set when the token is a job's
+    actions: list[str]
+
+
+class ExperimentOut(BaseModel):
+    experiment_id: str
+    name: str
+    artifact_location: str | None
+    lifecycle_stage: str
+    creation_time: int | None
+    last_update_time: int | None
+    tags: dict[str, str]
+
+
+class ExperimentList(BaseModel):
+    experiments: list[ExperimentOut]
+
+
+class LatestMetric(BaseModel):
+    value: float | str  # NaN and infinities travel as strings, as MLflow writes them
+    step: int
+    timestamp: int
+
+
+class RunOut(BaseModel):
+    run_id: str
+    run_name: str | None
+    experiment_id: str
+    status: str
+    start_time: int | None
+    end_time: int | None
+    user_id: str | None
+    created_by: str | None
+    artifact_uri: str | None
+    lifecycle_stage: str
+    params: dict[str, str]
+    tags: dict[str, str]
+    metrics: dict[str, LatestMetric]
+
+
+class RunList(BaseModel):
+    runs: list[RunOut]
+    next_page_token: str | None
+
+
+class MetricHistory(BaseModel):
+    key: str
+    points: list[LatestMetric]
+
+
+class Logged(BaseModel):
+    metrics: int  # points written (a resent batch counts again; the store ignores repeats)

@@ -242,6 +242,11 @@ def show(ctx: typer.Context, name: str, output: OutputOption = None) -> None:
         rows.append(("Created", f"{fmt_time(c.get('created_at'))} by {c['created_by']}"))
     if c.get("owner"):
         rows.append(("User", f"{c['owner']} (only they can run jobs on it)"))
+    for node in c.get("nodes") or []:
+        detail = f"  {node['detail']}" if node.get("detail") else ""
+        rows.append(("Node", Text.assemble(node["name"], "  ", _state(node["state"]), detail)))
+    for feature, reason in sorted((c.get("unsupported") or {}).items()):
+        rows.append(("Cannot run", f"{feature.replace('_', '-')}: {reason}"))
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold cyan")
     grid.add_column()

@@ -99,6 +99,11 @@ def test_create_from_yaml_then_list_and_show(lapis_server: Server, tmp_path: Pat
     assert table.returncode == 0, table.stderr
     for needle in ("Standard_DS1_v2", "Idle shutdown", "Next schedule", "stops at", "Running jobs"):
         assert needle in table.stdout
+    # the node its backend reports, and what it cannot run with the reason
+    assert shown["nodes"] and shown["nodes"][0]["name"] == "nb-show-0"
+    words = " ".join(table.stdout.split())  # a long reason wraps in the table
+    assert "Node nb-show-0 Running" in words
+    assert "Cannot run multi-node:" in words and "need a compute cluster" in words
     listing = cli(lapis_server, "compute", "list")
     assert listing.returncode == 0 and "nb-show" in listing.stdout and "local" in listing.stdout
 

@@ -106,3 +106,52 @@ def test_asgi_transport_without_background_answers_but_runs_nothing(
             return health.status_code, computes.status_code
 
     assert asyncio.run(go()) == (200, 200)
+
+
+def test_tracking_and_environment_answers_match_their_contracts(inprocess_server: Any) -> None:
+    from lapis.api import environments as env_api
+    from lapis.api import tracking as tracking_api
+
+    with inprocess_server.client() as c:
+        me = tracking_api.WhoAmI.model_validate(c.get("/api/v1/whoami").json())
+        assert "workspaces/jobs/write" in me.actions
+        run = tracking_api.RunOut.model_validate(
+            c.post("/api/v1/runs", json={"experiment_name": "contracts"}).json()
+        )
+        body = {"metrics": {"key": ["a", "a"], "value": [1.0, 2.0], "step": [0, 1],
+                            "timestamp": [1, 2]}, "params": {"p": 1}}  # fmt: skip
+        sent = c.post(f"/api/v1/runs/{run.run_id}/log", content=_json(body))
+        assert tracking_api.Logged.model_validate(sent.json()).metrics == 2
+        history = tracking_api.MetricHistory.model_validate(
+            c.get(f"/api/v1/runs/{run.run_id}/metrics/a/history").json()
+        )
+        assert [p.value for p in history.points] == [1.0, 2.0]
+        ended = tracking_api.RunOut.model_validate(
+            c.post(f"/api/v1/runs/{run.run_id}/end", json={}).json()
+        )
+        assert ended.status == "FINISHED" and ended.params == {"p": "1"}
+        listed = tracking_api.RunList.model_validate(
+            c.get("/api/v1/runs", params={"experiment": "contracts"}).json()
+        )
+        assert [r.run_id for r in listed.runs] == [run.run_id]
+        tracking_api.ExperimentList.model_validate(c.get("/api/v1/experiments").json())
+        tracking_api.ExperimentOut.model_validate(c.get("/api/v1/experiments/contracts").json())
+
+        made = c.post("/api/v1/environments", json={"name": "img-only", "image": "python:3.11"})
+        env = env_api.EnvironmentOut.model_validate(made.json())
+        assert (env.name, env.kind) == ("img-only", "system")
+        env_api.EnvironmentOut.model_validate(c.get("/api/v1/environments/img-only").json())
+        env_api.EnvironmentList.model_validate(c.get("/api/v1/environments").json())
+        env_api.EnvironmentList.model_validate(
+            c.get("/api/v1/environments/img-only/versions").json()
+        )
+        built = c.post(f"/api/v1/environments/img-only/versions/{env.version}/build")
+        assert env_api.BuildResult.model_validate(built.json()).cache_hit
+        archived = c.post(f"/api/v1/environments/img-only/versions/{env.version}/archive")
+        assert env_api.EnvironmentOut.model_validate(archived.json()).archived
+
+
+def _json(value: Any) -> bytes:
+    import json
+
+    return json.dumps(value).encode()

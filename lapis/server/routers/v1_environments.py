@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import PlainTextResponse, Response
 
+from lapis.api import environments as api
 from lapis.errors import MalformedRequest
 from lapis.server.body import json_object
 from lapis.server.routers.mlflow._handler import json_response
@@ -27,7 +28,7 @@ async def _body(request: Request) -> dict[str, Any]:
     return await json_object(request)
 
 
-@router.post("/environments")
+@router.post("/environments", responses={200: {"model": api.EnvironmentOut}})
 async def create_environment(request: Request) -> Response:
     """Register an environment version (the next integer when ``version`` is left out)."""
     body = await _body(request)
@@ -57,38 +58,46 @@ async def create_environment(request: Request) -> Response:
     return json_response(env)
 
 
-@router.get("/environments")
+@router.get("/environments", responses={200: {"model": api.EnvironmentList}})
 async def list_environments(request: Request) -> Response:
     """The latest version of every environment, curated ones included."""
     envs = await run_in_threadpool(_ws(request).environments.list)
     return json_response({"environments": envs})
 
 
-@router.get("/environments/{name}")
+@router.get("/environments/{name}", responses={200: {"model": api.EnvironmentOut}})
 async def get_environment(request: Request, name: str) -> Response:
     """The latest version of ``name``."""
     return json_response(await run_in_threadpool(_ws(request).environments.get, name))
 
 
-@router.get("/environments/{name}/versions")
+@router.get("/environments/{name}/versions", responses={200: {"model": api.EnvironmentList}})
 async def list_versions(request: Request, name: str) -> Response:
     envs = await run_in_threadpool(_ws(request).environments.versions, name)
     return json_response({"environments": envs})
 
 
-@router.get("/environments/{name}/versions/{version}")
+@router.get(
+    "/environments/{name}/versions/{version}", responses={200: {"model": api.EnvironmentOut}}
+)
 async def get_version(request: Request, name: str, version: str) -> Response:
     """One version; ``latest`` means the highest number."""
     return json_response(await run_in_threadpool(_ws(request).environments.get, name, version))
 
 
-@router.post("/environments/{name}/versions/{version}/build")
+@router.post(
+    "/environments/{name}/versions/{version}/build",
+    responses={200: {"model": api.BuildResult}},
+)
 async def build_version(request: Request, name: str, version: str) -> Response:
     """Build now, answer when done; a failure is 400 ENVIRONMENT_BUILD_FAILED with the log tail."""
     return json_response(await run_in_threadpool(_ws(request).environments.build, name, version))
 
 
-@router.post("/environments/{name}/versions/{version}/archive")
+@router.post(
+    "/environments/{name}/versions/{version}/archive",
+    responses={200: {"model": api.EnvironmentOut}},
+)
 async def archive_version(request: Request, name: str, version: str) -> Response:
     """Hide a version from listings and ``@latest`` (jobs naming it exactly still work)."""
     return json_response(await run_in_threadpool(_ws(request).environments.archive, name, version))

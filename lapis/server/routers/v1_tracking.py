@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from lapis.api import tracking as api
 from lapis.api.tracking import CreateRunRequest, EndRunRequest, LogRequest, inline_refs
 from lapis.auth.actions import ACTIONS
 from lapis.entities.tracking import Experiment, Run, ViewType
@@ -69,7 +70,7 @@ def _experiment(ws: Workspace, id_or_name: str) -> Experiment:
     return ws.tracking.get_experiment_by_name(id_or_name)
 
 
-@router.get("/whoami")
+@router.get("/whoami", responses={200: {"model": api.WhoAmI}})
 async def whoami(request: Request) -> dict[str, Any]:
     """The principal behind the token that made this call."""
     p = request.state.principal
@@ -84,7 +85,7 @@ async def whoami(request: Request) -> dict[str, Any]:
     }
 
 
-@router.get("/experiments")
+@router.get("/experiments", responses={200: {"model": api.ExperimentList}})
 async def list_experiments(request: Request, view: str = "active") -> Response:
     views = {"active": ViewType.ACTIVE_ONLY, "deleted": ViewType.DELETED_ONLY, "all": ViewType.ALL}
     if view not in views:
@@ -93,13 +94,13 @@ async def list_experiments(request: Request, view: str = "active") -> Response:
     return json_response({"experiments": [experiment_dict(e) for e in exps]})
 
 
-@router.get("/experiments/{id_or_name}")
+@router.get("/experiments/{id_or_name}", responses={200: {"model": api.ExperimentOut}})
 async def get_experiment(request: Request, id_or_name: str) -> Response:
     exp = await run_in_threadpool(_experiment, _ws(request), id_or_name)
     return json_response(experiment_dict(exp))
 
 
-@router.post("/runs")
+@router.post("/runs", responses={200: {"model": api.RunOut}})
 async def create_run(request: Request, body: CreateRunRequest) -> Response:
     ws = _ws(request)
 
@@ -120,7 +121,7 @@ async def create_run(request: Request, body: CreateRunRequest) -> Response:
     return json_response(run_dict(await run_in_threadpool(work)))
 
 
-@router.get("/runs")
+@router.get("/runs", responses={200: {"model": api.RunList}})
 async def search_runs(
     request: Request,
     experiment: str | None = None,
@@ -148,12 +149,14 @@ async def search_runs(
     return json_response({"runs": [run_dict(r) for r in runs], "next_page_token": token})
 
 
-@router.get("/runs/{run_id}")
+@router.get("/runs/{run_id}", responses={200: {"model": api.RunOut}})
 async def get_run(request: Request, run_id: str) -> Response:
     return json_response(run_dict(await run_in_threadpool(_ws(request).tracking.get_run, run_id)))
 
 
-@router.get("/runs/{run_id}/metrics/{key:path}/history")
+@router.get(
+    "/runs/{run_id}/metrics/{key:path}/history", responses={200: {"model": api.MetricHistory}}
+)
 async def metric_history(request: Request, run_id: str, key: str) -> Response:
     points, _ = await run_in_threadpool(_ws(request).tracking.metric_history, run_id, key)
     return json_response(
@@ -169,6 +172,7 @@ async def metric_history(request: Request, run_id: str, key: str) -> Response:
 
 @router.post(
     "/runs/{run_id}/log",
+    responses={200: {"model": api.Logged}},
     openapi_extra={
         "requestBody": {
             "content": {"application/json": {"schema": inline_refs(LogRequest)}},
@@ -195,7 +199,7 @@ async def log(request: Request, run_id: str) -> Response:
     return json_response({"metrics": n})
 
 
-@router.post("/runs/{run_id}/end")
+@router.post("/runs/{run_id}/end", responses={200: {"model": api.RunOut}})
 async def end_run(request: Request, run_id: str, body: EndRunRequest) -> Response:
     ws = _ws(request)
 

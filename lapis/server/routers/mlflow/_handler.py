@@ -282,14 +282,17 @@ def mount(app: FastAPI, routes: Sequence[Route], prefixes: Sequence[str] = MLFLO
 
     for i, prefix in enumerate(prefixes):
         # A plain Starlette route: FastAPI's per-request parameter solving buys nothing here.
-        app.router.routes.append(
+        # First in the table: routing is a linear scan, and the tracking calls a training
+        # job makes are the most frequent requests (no other route shares these prefixes).
+        app.router.routes.insert(
+            i,
             StarletteRoute(
                 f"{prefix}/{{rest:path}}",
                 mlflow_endpoint,
                 methods=["GET", "POST", "PATCH", "DELETE", "PUT"],
                 include_in_schema=False,
                 name=f"mlflow_{i}",
-            )
+            ),
         )
 
     default_openapi = app.openapi
