@@ -310,6 +310,10 @@ class JobService:
         }
 
     # --- reading ----------------------------------------------------------------------
+    def find_by_run(self, run_id: str) -> Job | None:
+        """The job whose MLflow run this is, if a job made it."""
+        return self.store.find(run_id)
+
     def get(self, name: str, events: bool = True) -> Job:
         """A job; ``events=False`` skips its status history (one query less)."""
         return self.store.get(name, events=events)

@@ -245,7 +245,7 @@ class ModelService:
             except ResourceDoesNotExist:
                 job = None
         elif mv.run_id:
-            job = self.jobs.store.find(mv.run_id)
+            job = self.jobs.find_by_run(mv.run_id)
         recorded_inputs = mv.tags.get(LINEAGE_PREFIX + "inputs")
         inputs = (
             json.loads(recorded_inputs) if recorded_inputs else (job_inputs(job) if job else {})

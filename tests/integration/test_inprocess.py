@@ -151,6 +151,32 @@ def test_tracking_and_environment_answers_match_their_contracts(inprocess_server
         assert env_api.EnvironmentOut.model_validate(archived.json()).archived
 
 
+def test_model_registry_answers_match_their_contracts(inprocess_server: Any) -> None:
+    from lapis.api import models as models_api
+
+    with inprocess_server.client() as c:
+        made = c.post("/api/v1/models", json={"name": "contract-model", "upload": True})
+        assert made.status_code == 201, made.text
+        pending = models_api.ModelDetail.model_validate(made.json())
+        assert pending.status == "PENDING_REGISTRATION"
+        base = f"/api/v1/models/contract-model/versions/{pending.version}"
+        put = c.put(f"{base}/files/model.pkl", content=b"weights")
+        assert models_api.UploadedFile.model_validate(put.json()).size == 7
+        ready = models_api.ModelDetail.model_validate(c.post(f"{base}/ready").json())
+        assert ready.status == "READY" and ready.lineage.deployments == []
+        files = models_api.ModelFiles.model_validate(c.get(f"{base}/files").json())
+        assert [f.path.rsplit("/", 1)[-1] for f in files.files] == ["model.pkl"]
+        listed = models_api.ModelList.model_validate(
+            c.get("/api/v1/models", params={"name": "contract-model"}).json()
+        )
+        assert [m.version for m in listed.models] == [pending.version]
+        archived = models_api.ModelDetail.model_validate(c.post(f"{base}/archive").json())
+        restored = models_api.ModelDetail.model_validate(c.post(f"{base}/restore").json())
+        assert archived.archived and not restored.archived
+        shown = c.get("/api/v1/models/contract-model/versions/latest")
+        assert models_api.ModelDetail.model_validate(shown.json()).version == pending.version
+
+
 def _json(value: Any) -> bytes:
     import json
 

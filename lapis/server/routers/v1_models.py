@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from lapis.api import models as api
 from lapis.errors import MalformedRequest
 from lapis.registry.models import ModelService
 from lapis.server.body import json_object
@@ -31,7 +32,7 @@ async def _json(request: Request) -> dict[str, Any]:
     return await json_object(request)
 
 
-@router.post("/models")
+@router.post("/models", status_code=201, responses={201: {"model": api.ModelDetail}})
 async def create_model(request: Request) -> Response:
     """Register a version: the model YAML's fields (``path`` a job output or ``runs:/``)."""
     body = await _json(request)
@@ -40,7 +41,7 @@ async def create_model(request: Request) -> Response:
     return json_response(result, status=201)
 
 
-@router.get("/models")
+@router.get("/models", responses={200: {"model": api.ModelList}})
 async def list_models(
     request: Request, name: str | None = None, include_archived: bool = False
 ) -> Response:
@@ -48,7 +49,7 @@ async def list_models(
     return json_response({"models": found})
 
 
-@router.get("/models/{name}/versions/{version}")
+@router.get("/models/{name}/versions/{version}", responses={200: {"model": api.ModelDetail}})
 async def show_model(request: Request, name: str, version: str) -> Response:
     """``version`` is a number, or ``latest`` / an alias (the ``--label`` form)."""
     models = _models(request)
@@ -59,7 +60,7 @@ async def show_model(request: Request, name: str, version: str) -> Response:
     return json_response(result)
 
 
-@router.patch("/models/{name}/versions/{version}")
+@router.patch("/models/{name}/versions/{version}", responses={200: {"model": api.ModelDetail}})
 async def update_model(request: Request, name: str, version: str) -> Response:
     body = await _json(request)
     tags = body.get("tags") or {}
@@ -71,14 +72,18 @@ async def update_model(request: Request, name: str, version: str) -> Response:
     return json_response(result)
 
 
-@router.post("/models/{name}/versions/{version}/archive")
+@router.post(
+    "/models/{name}/versions/{version}/archive", responses={200: {"model": api.ModelDetail}}
+)
 async def archive_model(request: Request, name: str, version: str) -> Response:
     return json_response(
         await run_in_threadpool(_models(request).set_archived, name, version, True)
     )
 
 
-@router.post("/models/{name}/versions/{version}/restore")
+@router.post(
+    "/models/{name}/versions/{version}/restore", responses={200: {"model": api.ModelDetail}}
+)
 async def restore_model(request: Request, name: str, version: str) -> Response:
     return json_response(
         await run_in_threadpool(_models(request).set_archived, name, version, False)
@@ -91,7 +96,10 @@ async def delete_model(request: Request, name: str, version: str) -> Response:
     return json_response({})
 
 
-@router.put("/models/{name}/versions/{version}/files/{path:path}")
+@router.put(
+    "/models/{name}/versions/{version}/files/{path:path}",
+    responses={200: {"model": api.UploadedFile}},
+)
 async def upload_file(request: Request, name: str, version: str, path: str) -> Response:
     models = _models(request)
     target = await run_in_threadpool(models.upload_target, name, version, path)
@@ -99,12 +107,12 @@ async def upload_file(request: Request, name: str, version: str, path: str) -> R
     return json_response({"path": path, "size": written})
 
 
-@router.post("/models/{name}/versions/{version}/ready")
+@router.post("/models/{name}/versions/{version}/ready", responses={200: {"model": api.ModelDetail}})
 async def finish_upload(request: Request, name: str, version: str) -> Response:
     return json_response(await run_in_threadpool(_models(request).finish_upload, name, version))
 
 
-@router.get("/models/{name}/versions/{version}/files")
+@router.get("/models/{name}/versions/{version}/files", responses={200: {"model": api.ModelFiles}})
 async def list_files(request: Request, name: str, version: str) -> Response:
     """The store folder of the version's files (download each from mlflow-artifacts)."""
     return json_response(await run_in_threadpool(_models(request).files, name, version))

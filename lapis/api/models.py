@@ -1,0 +1,71 @@
+"""Wire models of the model-registry routes (``/api/v1/models``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+class ModelVersionOut(BaseModel):
+    """One registered version, with Azure's field names where they exist."""
+
+    model_config = ConfigDict(extra="allow")  # ``lineage`` on show, see ModelDetail
+    name: str
+    version: int | str
+    type: str
+    path: str | None
+    description: str | None
+    tags: dict[str, str]
+    properties: dict[str, str]
+    archived: bool
+    status: str | None
+    status_message: str | None
+    stage: str | None
+    aliases: list[str]
+    run_id: str | None
+    job: str | None
+    created_by: str | None
+    created_at: int | None
+    updated_at: int | None
+
+
+class LineageJob(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: str | None
+    status: str | None
+    compute: str | None
+
+
+class Lineage(BaseModel):
+    """job → its inputs and environment → this version → the deployments serving it."""
+
+    model_config = ConfigDict(extra="allow")
+    run_id: str | None
+    job: LineageJob | None
+    inputs: Any
+    environment: dict[str, Any] | None
+    deployments: list[dict[str, Any]]
+
+
+class ModelDetail(ModelVersionOut):
+    lineage: Lineage
+
+
+class ModelList(BaseModel):
+    models: list[ModelVersionOut]
+
+
+class ModelFile(BaseModel):
+    path: str
+    size: int | None
+
+
+class ModelFiles(BaseModel):
+    root: str
+    files: list[ModelFile]
+
+
+class UploadedFile(BaseModel):
+    path: str
+    size: int
