@@ -181,3 +181,34 @@ def _json(value: Any) -> bytes:
     import json
 
     return json.dumps(value).encode()
+
+
+def test_endpoint_answers_match_their_contracts(inprocess_server: Any) -> None:
+    from lapis.api import endpoints as api
+
+    with inprocess_server.client() as c:
+        made = c.post("/api/v1/endpoints", json={"name": "contract-ep", "auth_mode": "key"})
+        assert made.status_code == 201, made.text
+        api.EndpointOut.model_validate(made.json())
+        api.EndpointList.model_validate(c.get("/api/v1/endpoints").json())
+        shown = api.EndpointDetail.model_validate(c.get("/api/v1/endpoints/contract-ep").json())
+        assert shown.deployments == []
+        keys = api.EndpointKeys.model_validate(
+            c.post("/api/v1/endpoints/contract-ep/listKeys").json()
+        )
+        again = c.post("/api/v1/endpoints/contract-ep/regenerateKeys", json={"keyType": "primary"})
+        assert api.KeyRegenerated.model_validate(again.json()).keyType == "Primary"
+        fresh = c.post("/api/v1/endpoints/contract-ep/listKeys").json()
+        assert fresh["primaryKey"] != keys.primaryKey and fresh["secondaryKey"] == keys.secondaryKey
+        api.DeploymentList.model_validate(c.get("/api/v1/endpoints/contract-ep/deployments").json())
+        assert api.Deleted.model_validate(c.delete("/api/v1/endpoints/contract-ep").json()).deleted
+
+        made = c.post("/api/v1/batchEndpoints", json={"name": "contract-batch"})
+        assert made.status_code == 201, made.text
+        api.BatchEndpointOut.model_validate(made.json())
+        api.BatchEndpointList.model_validate(c.get("/api/v1/batchEndpoints").json())
+        api.BatchDeploymentList.model_validate(
+            c.get("/api/v1/batchEndpoints/contract-batch/deployments").json()
+        )
+        gone = c.delete("/api/v1/batchEndpoints/contract-batch")
+        assert api.Deleted.model_validate(gone.json()).deleted

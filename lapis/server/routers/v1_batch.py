@@ -19,6 +19,8 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from lapis.api import endpoints as api
+from lapis.api import jobs as jobs_api
 from lapis.endpoints.batch.service import split_request
 from lapis.errors import MalformedRequest
 from lapis.server.body import json_object
@@ -53,7 +55,7 @@ def _source(data: dict[str, Any]) -> str:
 
 
 # --- endpoints ---------------------------------------------------------------------------
-@router.post("")
+@router.post("", status_code=201, responses={201: {"model": api.BatchEndpointOut}})
 async def create_endpoint(request: Request) -> Response:
     """Create a batch endpoint (``name``, ``description``, ``tags``, ``defaults``)."""
     ws = _ws(request)
@@ -67,7 +69,7 @@ async def create_endpoint(request: Request) -> Response:
     return json_response(await run_in_threadpool(work), status=201)
 
 
-@router.get("")
+@router.get("", responses={200: {"model": api.BatchEndpointList}})
 async def list_endpoints(request: Request) -> Response:
     ws = _ws(request)
 
@@ -77,7 +79,7 @@ async def list_endpoints(request: Request) -> Response:
     return json_response({"endpoints": await run_in_threadpool(work)})
 
 
-@router.get("/{name}")
+@router.get("/{name}", responses={200: {"model": api.BatchEndpointOut}})
 async def get_endpoint(request: Request, name: str) -> Response:
     ws = _ws(request)
 
@@ -87,7 +89,7 @@ async def get_endpoint(request: Request, name: str) -> Response:
     return json_response(await run_in_threadpool(work))
 
 
-@router.patch("/{name}")
+@router.patch("/{name}", responses={200: {"model": api.BatchEndpointOut}})
 async def update_endpoint(request: Request, name: str) -> Response:
     """Change description, tags or ``defaults.deployment_name``."""
     ws = _ws(request)
@@ -101,7 +103,7 @@ async def update_endpoint(request: Request, name: str) -> Response:
     return json_response(await run_in_threadpool(work))
 
 
-@router.delete("/{name}")
+@router.delete("/{name}", responses={200: {"model": api.Deleted}})
 async def delete_endpoint(request: Request, name: str) -> Response:
     """Delete the endpoint and its deployments; past invocations stay as jobs."""
     ws = _ws(request)
@@ -110,7 +112,9 @@ async def delete_endpoint(request: Request, name: str) -> Response:
 
 
 # --- deployments -------------------------------------------------------------------------
-@router.post("/{endpoint}/deployments")
+@router.post(
+    "/{endpoint}/deployments", status_code=201, responses={201: {"model": api.BatchDeploymentOut}}
+)
 async def create_deployment(request: Request, endpoint: str) -> Response:
     """Create a deployment; the endpoint's first one becomes its default."""
     ws = _ws(request)
@@ -123,7 +127,7 @@ async def create_deployment(request: Request, endpoint: str) -> Response:
     return json_response(await run_in_threadpool(work), status=201)
 
 
-@router.put("/{endpoint}/deployments/{name}")
+@router.put("/{endpoint}/deployments/{name}", responses={200: {"model": api.BatchDeploymentOut}})
 async def update_deployment(request: Request, endpoint: str, name: str) -> Response:
     """Replace a deployment's document (the whole YAML, as ``update -f`` sends it)."""
     ws = _ws(request)
@@ -136,7 +140,7 @@ async def update_deployment(request: Request, endpoint: str, name: str) -> Respo
     return json_response(await run_in_threadpool(work))
 
 
-@router.get("/{endpoint}/deployments")
+@router.get("/{endpoint}/deployments", responses={200: {"model": api.BatchDeploymentList}})
 async def list_deployments(request: Request, endpoint: str) -> Response:
     ws = _ws(request)
 
@@ -146,7 +150,7 @@ async def list_deployments(request: Request, endpoint: str) -> Response:
     return json_response({"deployments": await run_in_threadpool(work)})
 
 
-@router.get("/{endpoint}/deployments/{name}")
+@router.get("/{endpoint}/deployments/{name}", responses={200: {"model": api.BatchDeploymentOut}})
 async def get_deployment(request: Request, endpoint: str, name: str) -> Response:
     ws = _ws(request)
 
@@ -156,7 +160,7 @@ async def get_deployment(request: Request, endpoint: str, name: str) -> Response
     return json_response(await run_in_threadpool(work))
 
 
-@router.delete("/{endpoint}/deployments/{name}")
+@router.delete("/{endpoint}/deployments/{name}", responses={200: {"model": api.Deleted}})
 async def delete_deployment(request: Request, endpoint: str, name: str) -> Response:
     ws = _ws(request)
     d = await run_in_threadpool(ws.batch.delete_deployment, endpoint, name)
@@ -164,7 +168,7 @@ async def delete_deployment(request: Request, endpoint: str, name: str) -> Respo
 
 
 # --- invocations -------------------------------------------------------------------------
-@router.post("/{name}/invoke")
+@router.post("/{name}/invoke", status_code=201, responses={201: {"model": jobs_api.JobOut}})
 async def invoke(request: Request, name: str) -> Response:
     """Score a folder: ``{"input": FOLDER, "deployment_name": D?}`` → the scoring job."""
     ws = _ws(request)
@@ -180,7 +184,7 @@ async def invoke(request: Request, name: str) -> Response:
     return json_response(job_dict(job), status=201)
 
 
-@router.get("/{name}/jobs")
+@router.get("/{name}/jobs", responses={200: {"model": jobs_api.JobList}})
 async def list_jobs(request: Request, name: str, max_results: int = 50) -> Response:
     """The endpoint's invocations, newest first."""
     ws = _ws(request)

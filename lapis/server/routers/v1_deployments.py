@@ -21,6 +21,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from lapis.api import endpoints as api
 from lapis.endpoints.control.deployments import DeploymentService, split_request
 from lapis.errors import InvalidParameterValue
 from lapis.server.routers.mlflow._handler import json_response
@@ -34,7 +35,7 @@ def _svc(request: Request) -> DeploymentService:
     return svc
 
 
-@router.post("")
+@router.post("", status_code=201, responses={201: {"model": api.DeploymentOut}})
 async def create_deployment(request: Request, endpoint: str) -> Response:
     """Create a deployment; its instances start in the background."""
     svc = _svc(request)
@@ -49,7 +50,7 @@ async def create_deployment(request: Request, endpoint: str) -> Response:
     return json_response(await run_in_threadpool(work), status=201)
 
 
-@router.get("")
+@router.get("", responses={200: {"model": api.DeploymentList}})
 async def list_deployments(request: Request, endpoint: str) -> Response:
     svc = _svc(request)
 
@@ -59,13 +60,13 @@ async def list_deployments(request: Request, endpoint: str) -> Response:
     return json_response({"deployments": await run_in_threadpool(work)})
 
 
-@router.get("/{name}")
+@router.get("/{name}", responses={200: {"model": api.DeploymentOut}})
 async def get_deployment(request: Request, endpoint: str, name: str) -> Response:
     svc = _svc(request)
     return json_response(await run_in_threadpool(lambda: svc.describe(svc.get(endpoint, name))))
 
 
-@router.patch("/{name}")
+@router.patch("/{name}", responses={200: {"model": api.DeploymentOut}})
 async def update_deployment(request: Request, endpoint: str, name: str) -> Response:
     """Change any keys; a new model, code, environment or variables roll the instances over."""
     svc = _svc(request)
@@ -79,7 +80,7 @@ async def update_deployment(request: Request, endpoint: str, name: str) -> Respo
     return json_response(await run_in_threadpool(work))
 
 
-@router.delete("/{name}")
+@router.delete("/{name}", responses={200: {"model": api.Deleted}})
 async def delete_deployment(request: Request, endpoint: str, name: str) -> Response:
     """Stop the instances and forget the deployment (refused while it takes traffic)."""
     svc = _svc(request)
@@ -87,7 +88,7 @@ async def delete_deployment(request: Request, endpoint: str, name: str) -> Respo
     return json_response({"endpoint": endpoint, "name": d.name, "deleted": True})
 
 
-@router.get("/{name}/logs")
+@router.get("/{name}/logs", responses={200: {"model": api.DeploymentLogs}})
 async def deployment_logs(
     request: Request, endpoint: str, name: str, lines: int = 200, instance: int | None = None
 ) -> Response:

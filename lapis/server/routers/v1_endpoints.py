@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from lapis.api import endpoints as api
 from lapis.errors import MalformedRequest
 from lapis.server.body import json_object
 from lapis.server.context import Workspace
@@ -44,7 +45,7 @@ async def _body(request: Request) -> tuple[dict[str, Any], str]:
     return data, str(source) if source else "<request>"
 
 
-@router.post("/endpoints")
+@router.post("/endpoints", status_code=201, responses={201: {"model": api.EndpointOut}})
 async def create_endpoint(request: Request) -> Response:
     """Create an online endpoint; its two keys are generated here."""
     ws = _ws(request)
@@ -57,7 +58,7 @@ async def create_endpoint(request: Request) -> Response:
     return json_response(await run_in_threadpool(work), status=201)
 
 
-@router.get("/endpoints")
+@router.get("/endpoints", responses={200: {"model": api.EndpointList}})
 async def list_endpoints(request: Request) -> Response:
     ws = _ws(request)
 
@@ -67,7 +68,7 @@ async def list_endpoints(request: Request) -> Response:
     return json_response({"endpoints": await run_in_threadpool(work)})
 
 
-@router.get("/endpoints/{name}")
+@router.get("/endpoints/{name}", responses={200: {"model": api.EndpointDetail}})
 async def get_endpoint(request: Request, name: str) -> Response:
     ws = _ws(request)
 
@@ -88,7 +89,7 @@ async def get_endpoint(request: Request, name: str) -> Response:
     return json_response(await run_in_threadpool(work))
 
 
-@router.patch("/endpoints/{name}")
+@router.patch("/endpoints/{name}", responses={200: {"model": api.EndpointOut}})
 async def update_endpoint(request: Request, name: str) -> Response:
     """Change description, tags, auth mode, traffic or mirror traffic."""
     ws = _ws(request)
@@ -101,7 +102,7 @@ async def update_endpoint(request: Request, name: str) -> Response:
     return json_response(await run_in_threadpool(work))
 
 
-@router.delete("/endpoints/{name}")
+@router.delete("/endpoints/{name}", responses={200: {"model": api.Deleted}})
 async def delete_endpoint(request: Request, name: str) -> Response:
     ws = _ws(request)
     e = await run_in_threadpool(ws.endpoints.delete, name)
@@ -110,14 +111,14 @@ async def delete_endpoint(request: Request, name: str) -> Response:
     return json_response({"name": e.name, "deleted": True})
 
 
-@router.post("/endpoints/{name}/listKeys")
+@router.post("/endpoints/{name}/listKeys", responses={200: {"model": api.EndpointKeys}})
 async def list_keys(request: Request, name: str) -> Response:
     """The endpoint's keys, as Azure's get-credentials returns them."""
     ws = _ws(request)
     return json_response(await run_in_threadpool(ws.endpoints.get_credentials, name))
 
 
-@router.post("/endpoints/{name}/regenerateKeys")
+@router.post("/endpoints/{name}/regenerateKeys", responses={200: {"model": api.KeyRegenerated}})
 async def regenerate_keys(request: Request, name: str) -> Response:
     """Replace one key (``keyType``: Primary or Secondary); the other keeps working."""
     ws = _ws(request)

@@ -1,0 +1,132 @@
+"""Wire models of the online and batch endpoint routes.
+
+Deployments answer with their stored document (Azure's field names, spread in)
+plus what Lapis adds, so those models allow extra fields and pin down the added
+ones; everything else is closed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+class DeploymentBrief(BaseModel):
+    name: str
+    provisioning_state: str
+    model: Any
+    instance_count: int
+
+
+class EndpointOut(BaseModel):
+    model_config = ConfigDict(extra="allow")  # ``deployments`` on show
+    name: str
+    auth_mode: str
+    description: str | None
+    tags: dict[str, Any]
+    traffic: dict[str, int]
+    mirror_traffic: dict[str, int]
+    scoring_uri: str
+    provisioning_state: str
+    created_by: str | None
+    created_at: int
+    updated_at: int
+
+
+class EndpointDetail(EndpointOut):
+    deployments: list[DeploymentBrief]
+
+
+class EndpointList(BaseModel):
+    endpoints: list[EndpointOut]
+
+
+class EndpointKeys(BaseModel):
+    primaryKey: str
+    secondaryKey: str
+
+
+class KeyRegenerated(BaseModel):
+    name: str
+    keyType: str
+    regenerated: bool
+
+
+class Deleted(BaseModel):
+    name: str
+    deleted: bool
+    endpoint: str | None = None
+
+
+class InstanceOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    index: int
+    generation: int
+    state: str
+    ready: bool
+    restarts: int
+
+
+class DeploymentOut(BaseModel):
+    model_config = ConfigDict(extra="allow")  # the deployment document itself
+    name: str
+    endpoint_name: str
+    type: str
+    model_type: str
+    environment_label: str
+    provisioning_state: str
+    state_reason: str | None
+    generation: int
+    traffic: int
+    instances: list[InstanceOut]
+    created_by: str | None
+    created_at: int
+    updated_at: int
+
+
+class DeploymentList(BaseModel):
+    deployments: list[DeploymentOut]
+
+
+class DeploymentLogs(BaseModel):
+    endpoint: str
+    name: str
+    instance: int
+    log: str
+
+
+class BatchEndpointOut(BaseModel):
+    name: str
+    description: str | None
+    tags: dict[str, Any]
+    defaults: dict[str, str | None]
+    deployments: list[str]
+    scoring_uri: str
+    provisioning_state: str
+    created_by: str | None
+    created_at: int
+    updated_at: int
+
+
+class BatchEndpointList(BaseModel):
+    endpoints: list[BatchEndpointOut]
+
+
+class BatchDeploymentOut(BaseModel):
+    model_config = ConfigDict(extra="allow")  # the batch deployment document itself
+    name: str
+    endpoint_name: str
+    model: str
+    model_type: str
+    code: Any
+    environment_label: str
+    is_default: bool
+    provisioning_state: str
+    created_by: str | None
+    created_at: int
+    updated_at: int
+
+
+class BatchDeploymentList(BaseModel):
+    deployments: list[BatchDeploymentOut]
