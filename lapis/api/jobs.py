@@ -72,3 +72,33 @@ class SnapshotStored(BaseModel):
     digest: str
     stored: bool  # False: the server had it already
     files: int | None = None
+
+
+class SnapshotRef(BaseModel):
+    """The code snapshot a submission names (uploaded first, by digest)."""
+
+    digest: str
+    git_commit: str | None = None
+    git_dirty: bool | None = None
+    files: int | None = None
+    bytes: int | None = None
+
+
+class SubmitJob(BaseModel):
+    """``POST /api/v1/jobs``: the job file's text and what the client read for it.
+
+    The server never reads the submitter's files: the code arrives as a snapshot,
+    an ``environment: file:…`` document and a ``conda_file`` as their contents.
+    """
+
+    yaml: str
+    source: str = "<job>"
+    overrides: list[str] = []
+    base_dir: str | None = None  # the job file's folder on the client (for messages, inputs)
+    snapshot: SnapshotRef | None = None
+    environment_file: dict[str, Any] | None = None
+    conda_file_text: str | None = None
+
+    def sent_files(self) -> dict[str, Any]:
+        """What ``EnvironmentService.resolve_sent`` reads."""
+        return {"environment_file": self.environment_file, "conda_file_text": self.conda_file_text}

@@ -15,11 +15,14 @@ import shutil
 import tarfile
 import uuid
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import IO, Any
 
+from pydantic import ValidationError
+
+from lapis.api.jobs import SnapshotRef, SubmitJob
 from lapis.artifacts.snapshot import check_digest, digest_files, unpack
 from lapis.compute.logs import parse_cursor
 from lapis.compute.registry import backend_for
@@ -99,28 +102,26 @@ class JobService:
 
     # --- submission ---------------------------------------------------------------
     def submit(
-        self, request: dict[str, Any], principal: Principal | None, internal: bool = False
+        self,
+        request: SubmitJob | Mapping[str, Any],
+        principal: Principal | None,
+        internal: bool = False,
     ) -> Job:
         """Validate and queue a job. ``internal`` jobs (a batch invocation the server
         builds) may read the workspace's own files; a client's never can."""
-        text = request.get("yaml")
-        if not isinstance(text, str) or not text.strip():
-            raise InvalidParameterValue("'yaml' must hold the job file's text")
-        source = str(request.get("source") or "<job>")
-        overrides = request.get("overrides") or []
-        if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
-            raise InvalidParameterValue("'overrides' must be a list of key=value strings")
-        base_dir = Path(str(request["base_dir"])) if request.get("base_dir") else None
-        spec = parse_job(text, source, overrides, base_dir=None)
+        sub = request if isinstance(request, SubmitJob) else parse_submission(request)
+        source = sub.source
+        base_dir = Path(sub.base_dir) if sub.base_dir else None
+        spec = parse_job(sub.yaml, source, sub.overrides, base_dir=None)
         compute = self.compute.get(spec.compute)
         if not internal:
             self._check_instance_user(compute, principal, source)
         reason = backend_for(compute).unsupported(compute, spec)
         if reason:
             raise InvalidParameterValue(f"{source}: compute: {reason}")
-        env = self._environment(spec, request, source)
+        env = self._environment(spec, sub, source)
         inputs = self._inputs(spec, base_dir, source, internal)
-        code = self._code(spec, request, source)
+        code = self._code(spec, sub.snapshot, source)
         if self._exists(spec.name):
             from lapis.errors import ResourceAlreadyExists
 
@@ -229,10 +230,8 @@ class JobService:
             return False
         return True
 
-    def _environment(
-        self, spec: CommandJobSpec, request: dict[str, Any], source: str
-    ) -> dict[str, Any]:
-        _, resolved = self.environments.resolve_sent(spec.environment, request, source)
+    def _environment(self, spec: CommandJobSpec, sub: SubmitJob, source: str) -> dict[str, Any]:
+        _, resolved = self.environments.resolve_sent(spec.environment, sub.sent_files(), source)
         return {
             "kind": resolved.kind,
             "label": resolved.label,
@@ -288,26 +287,19 @@ class JobService:
         return path == home or home in path.parents
 
     def _code(
-        self, spec: CommandJobSpec, request: dict[str, Any], source: str
+        self, spec: CommandJobSpec, snapshot: SnapshotRef | None, source: str
     ) -> dict[str, Any] | None:
-        snapshot = request.get("snapshot")
         if spec.code is None:
             return None
-        if not isinstance(snapshot, dict) or not snapshot.get("digest"):
+        if snapshot is None or not snapshot.digest:
             raise InvalidParameterValue(
                 f"{source}: code: '{spec.code}' must be uploaded as a snapshot first "
                 "(the CLI and SDK do this)"
             )
-        digest = check_digest(snapshot["digest"])
+        digest = check_digest(snapshot.digest)
         if not self.has_snapshot(digest):
             raise InvalidParameterValue(f"{source}: code: snapshot {digest[:12]} was not uploaded")
-        return {
-            "digest": digest,
-            "git_commit": snapshot.get("git_commit"),
-            "git_dirty": snapshot.get("git_dirty"),
-            "files": snapshot.get("files"),
-            "bytes": snapshot.get("bytes"),
-        }
+        return {**snapshot.model_dump(), "digest": digest}
 
     # --- reading ----------------------------------------------------------------------
     def find_by_run(self, run_id: str) -> Job | None:
@@ -387,3 +379,34 @@ class JobService:
         backend = backend_for(self.compute.get_or_local(job.compute))
         text, after = backend.logs(job.handle, cursor)
         return job, text, after
+
+
+def parse_submission(request: Mapping[str, Any]) -> SubmitJob:
+    """A submission body as a typed object, refused field by field with a readable reason."""
+    text = request.get("yaml")
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidParameterValue("'yaml' must hold the job file's text", field="yaml")
+    overrides = request.get("overrides") or []
+    if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
+        raise InvalidParameterValue(
+            "'overrides' must be a list of key=value strings", field="overrides"
+        )
+    snapshot = request.get("snapshot")
+    if snapshot is not None and not (isinstance(snapshot, dict) and snapshot.get("digest")):
+        snapshot = None  # reported with the job's `code:` line when the job has code
+    env_file = request.get("environment_file")
+    conda = request.get("conda_file_text")
+    try:
+        return SubmitJob(
+            yaml=text,
+            source=str(request.get("source") or "<job>"),
+            overrides=overrides,
+            base_dir=str(request["base_dir"]) if request.get("base_dir") else None,
+            snapshot=SnapshotRef.model_validate(snapshot) if snapshot else None,
+            environment_file=env_file if isinstance(env_file, dict) else None,
+            conda_file_text=conda if isinstance(conda, str) else None,
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = "snapshot." + ".".join(str(p) for p in first["loc"])
+        raise InvalidParameterValue(f"'{where}': {first['msg']}", field=where) from None
