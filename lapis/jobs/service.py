@@ -394,6 +394,8 @@ def parse_submission(request: Mapping[str, Any]) -> SubmitJob:
     snapshot = request.get("snapshot")
     if snapshot is not None and not (isinstance(snapshot, dict) and snapshot.get("digest")):
         snapshot = None  # reported with the job's `code:` line when the job has code
+    if snapshot is not None:
+        check_digest(snapshot["digest"])  # never a path, whatever its type
     env_file = request.get("environment_file")
     conda = request.get("conda_file_text")
     try:

@@ -60,8 +60,13 @@ def document_errors(app: FastAPI) -> None:
         schema.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
         ref = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
         for item in schema.get("paths", {}).values():
-            for op in item.values():
+            for method, op in item.items():
                 if not isinstance(op, dict) or "responses" not in op:
+                    continue
+                if method == "head":  # answers to HEAD carry no body, errors included
+                    for answer in op["responses"].values():
+                        answer.pop("content", None)
+                    op["responses"].setdefault("4XX", {"description": "The request was refused"})
                     continue
                 op["responses"].pop("422", None)  # validation errors are answered 400
                 op["responses"].setdefault("4XX", {"description": "The request was refused"} | ref)
