@@ -277,7 +277,10 @@ class TrackingService:
     def _check_writable(self, conn: Connection, run_id: str) -> None:
         """The run exists and is active, checked inside the write transaction itself
         (one indexed lookup on the connection already held: the hot path's only read)."""
-        stage = self.runs.lifecycle_stage(conn, run_id)
+        self._require_stage(run_id, self.runs.lifecycle_stage(conn, run_id))
+
+    @staticmethod
+    def _require_stage(run_id: str, stage: str | None) -> None:
         if stage is None:
             raise ResourceDoesNotExist(f"Run with id={run_id} not found")
         if stage != LifecycleStage.ACTIVE.value:
@@ -302,12 +305,39 @@ class TrackingService:
                 )
             clean_params[k] = val
         clean_tags = dict(v.validate_tag(k, val) for k, val in tags)
+        if self._plain_points(metrics) and not clean_params and not clean_tags:
+            with self.db.write_raw() as dbapi:  # mlflow's log_metric: driver SQL only
+                self._write_points_raw(dbapi, run_id, metrics)
+            return
         with self.db.write() as conn:
             self._check_writable(conn, run_id)
             self.runs.log_params(conn, run_id, clean_params)
             if clean_tags:
                 self.runs.set_tags(conn, run_id, clean_tags)
             self.metrics.insert(conn, run_id, metrics)
+
+    def log_metrics_now(self, run_id: str, metrics: Sequence[Point]) -> bool:
+        """Write plain points on the calling thread if SQLite's write lock is free now.
+
+        The server tries this on its event loop for single calls before handing the
+        work to a thread (lapis/store/sql/engine.py ``write_now``). False: nothing was
+        written, use ``log_batch``. Validation errors raise as they would there.
+        """
+        for p in metrics:
+            v.validate_key("metric", p.key)
+        if not self._plain_points(metrics):
+            return False
+        done, _ = self.db.write_now(lambda dbapi: self._write_points_raw(dbapi, run_id, metrics))
+        return done
+
+    def _plain_points(self, metrics: Sequence[Point]) -> bool:
+        return self.db.is_sqlite and bool(metrics) and not any(p.model_id for p in metrics)
+
+    def _write_points_raw(self, dbapi: Any, run_id: str, metrics: Sequence[Point]) -> None:
+        row = dbapi.execute("SELECT lifecycle_stage FROM runs WHERE run_uuid = ?", (run_id,))
+        found = row.fetchone()
+        self._require_stage(run_id, None if found is None else str(found[0]))
+        self.metrics.insert_raw(dbapi, run_id, metrics)
 
     def log_columns(
         self,

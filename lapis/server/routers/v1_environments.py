@@ -103,9 +103,7 @@ async def archive_version(request: Request, name: str, version: str) -> Response
     return json_response(await run_in_threadpool(_ws(request).environments.archive, name, version))
 
 
-@router.get(
-    "/environments/{name}/versions/{version}/build-log", response_class=PlainTextResponse
-)
+@router.get("/environments/{name}/versions/{version}/build-log", response_class=PlainTextResponse)
 async def build_log(request: Request, name: str, version: str) -> Response:
     """The uv output of the last build of this version's content, as text."""
     text = await run_in_threadpool(_ws(request).environments.build_log, name, version)

@@ -10,15 +10,18 @@ so SQLite never answers SQLITE_BUSY to ourselves; PostgreSQL gets no lock.
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+CHECKPOINT_EVERY = 1000  # write_now commits between two passive WAL checkpoints
+T = TypeVar("T")
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -47,6 +50,9 @@ class Database:
         self.is_sqlite = url.startswith("sqlite")
         self.dialect = "sqlite" if self.is_sqlite else "postgresql"
         self._write_lock: threading.Lock | None = threading.Lock() if self.is_sqlite else None
+        self._now_conn: Any = None  # write_now's own connection, opened on first use
+        self._now_commits = 0
+        self._memory = self.is_sqlite and url.split("///", 1)[-1] in ("", ":memory:")
         if self.is_sqlite:
             path = url.split("///", 1)[-1]
             if path and path != ":memory:":
@@ -74,6 +80,74 @@ class Database:
         with self._write_lock, self.engine.begin() as conn:
             yield conn
 
+    def write_now(self, work: Callable[[Any], T]) -> tuple[bool, T | None]:
+        """SQLite: run ``work(dbapi)`` in a write transaction *now*, on the calling thread,
+        if no other thread holds the write lock; ``(False, None)`` when one does.
+
+        The server calls this on its event loop for single tracking calls: a transaction
+        of three short statements costs less than handing it to a worker thread and back.
+        It never waits, and never checkpoints there: its connection has automatic WAL
+        checkpoints off, and every ``CHECKPOINT_EVERY`` commits a background thread runs
+        a passive checkpoint instead. Committed before it returns, as every write.
+        """
+        lock = self._write_lock
+        if lock is None or self._memory or not lock.acquire(blocking=False):
+            return False, None
+        try:
+            dbapi = self._now_connection()
+            dbapi.execute("BEGIN")
+            try:
+                result = work(dbapi)
+            except BaseException:
+                dbapi.execute("ROLLBACK")
+                raise
+            dbapi.execute("COMMIT")
+            self._now_commits += 1
+            if self._now_commits % CHECKPOINT_EVERY == 0:
+                threading.Thread(target=self._checkpoint, name="lapis-checkpoint").start()
+            return True, result
+        finally:
+            lock.release()
+
+    def _now_connection(self) -> Any:
+        if self._now_conn is None:
+            import sqlite3
+
+            path = self.url.split("///", 1)[-1]
+            conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            _sqlite_pragmas(conn, None)
+            conn.execute("PRAGMA wal_autocheckpoint=0")
+            self._now_conn = conn
+        return self._now_conn
+
+    def _checkpoint(self) -> None:
+        with contextlib.suppress(Exception), self.engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+
+    @contextmanager
+    def write_raw(self) -> Iterator[Any]:
+        """SQLite only: the driver's connection inside one write transaction.
+
+        For the ingest hot path (one ``log_metric`` call is one transaction of three
+        statements): SQLAlchemy's connection, event and result layers cost twice what
+        SQLite itself spends there. Same lock, same commit-before-acknowledge rule.
+        """
+        if self._write_lock is None:
+            raise RuntimeError("write_raw is for SQLite; use write()")
+        with self._write_lock:
+            pooled = self.engine.raw_connection()
+            try:
+                dbapi = pooled.driver_connection
+                dbapi.execute("BEGIN")
+                try:
+                    yield dbapi
+                except BaseException:
+                    dbapi.execute("ROLLBACK")
+                    raise
+                dbapi.execute("COMMIT")
+            finally:
+                pooled.close()  # back to the pool
+
     @contextmanager
     def read(self) -> Iterator[Connection]:
         with self.engine.connect() as conn:
@@ -92,4 +166,7 @@ class Database:
             command.upgrade(cfg, "head")
 
     def dispose(self) -> None:
+        if self._now_conn is not None:
+            self._now_conn.close()
+            self._now_conn = None
         self.engine.dispose()

@@ -71,6 +71,20 @@ class MetricStore:
         if linked:
             self._cursor(conn).executemany(self._insert_model_points, linked)
 
+    def insert_raw(self, dbapi: Any, run_id: str, points: Sequence[Point]) -> None:
+        """``insert`` on a driver connection (``Database.write_raw``), for points without
+        a logged model (the single-call path)."""
+        rows: list[Row] = []
+        for p in points:
+            v = p.value
+            nan = v != v
+            rows.append((p.key, p.step, p.timestamp, 0.0 if nan else v, nan))
+        cur = dbapi.cursor()
+        try:
+            self._write_rows(cur, run_id, rows)
+        finally:
+            cur.close()
+
     def insert_columns(
         self,
         conn: Connection,
@@ -116,15 +130,20 @@ class MetricStore:
             return
         cur = self._cursor(conn)
         try:
-            ids = self._touch_series(cur, run_id, _newest(rows))
-            if len(ids) == 1:
-                (sid,) = ids.values()
-                points = [(sid, r[1], r[2], r[3], r[4]) for r in rows]
-            else:
-                points = [(ids[r[0]], r[1], r[2], r[3], r[4]) for r in rows]
-            self._put_points(cur, points)
+            self._write_rows(cur, run_id, rows)
         finally:
             cur.close()
+
+    def _write_rows(self, cur: Any, run_id: str, rows: list[Row]) -> None:
+        if not rows:
+            return
+        ids = self._touch_series(cur, run_id, _newest(rows))
+        if len(ids) == 1:
+            (sid,) = ids.values()
+            points = [(sid, r[1], r[2], r[3], r[4]) for r in rows]
+        else:
+            points = [(ids[r[0]], r[1], r[2], r[3], r[4]) for r in rows]
+        self._put_points(cur, points)
 
     def _put_points(self, cur: Any, points: Iterable[tuple[Any, ...]]) -> None:
         """Insert points, ignoring ones already stored.

@@ -6,7 +6,7 @@ from typing import Any
 
 from lapis.entities.tracking import DatasetInput, Point
 from lapis.errors import InvalidParameterValue
-from lapis.server.routers.mlflow._handler import Args, Ctx, Route
+from lapis.server.routers.mlflow._handler import Args, Ctx, Route, runs_now
 from lapis.server.routers.mlflow.experiments import view_type
 from lapis.tracking.mlflow_compat import (
     float_in,
@@ -107,6 +107,12 @@ def search(a: Args, c: Ctx) -> dict[str, Any]:
 def log_metric(a: Args, c: Ctx) -> dict[str, Any]:
     c.ws.tracking.log_batch(_run_id(a), metrics=[_point(a.data, -1)])
     return {}
+
+
+@runs_now(log_metric)
+def log_metric_now(a: Args, c: Ctx) -> dict[str, Any] | None:
+    """The same call on the event loop when SQLite's write lock is free (no thread hop)."""
+    return {} if c.ws.tracking.log_metrics_now(_run_id(a), [_point(a.data, -1)]) else None
 
 
 def log_param(a: Args, c: Ctx) -> dict[str, Any]:
