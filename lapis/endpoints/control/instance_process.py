@@ -4,11 +4,10 @@ bookkeeping (:class:`DeploymentState`) for the instance manager.
 The process is the scoring server (``lapis_scoring.py``, a copy of
 ``lapis.endpoints.runtime.scoring``) started with ``--port 0 --port-file F`` in a
 session of its own (so stopping it ends whatever it started too), its stdout
-and stderr appended to ``instance-<i>.log``. It is started through a tiny
-launcher that asks Linux to SIGKILL it when the thread that started it — the
-instance manager's, which lives as long as the server — goes away, so a
-server killed with SIGKILL leaves no scoring process behind; the next server
-also ends any recorded leftover (see :func:`end_leftover`).
+and stderr appended to ``instance-<i>.log``. The process mechanics — the
+launcher that ties its life to the instance manager's thread, the port file,
+the probe, the restart back-off, ending a recorded leftover — are the shared
+ones in ``lapis.util.processes``.
 
 Probes run on a thread per instance, with the deployment's settings:
 readiness (``GET /ready``) sets :attr:`Instance.ready` — the only thing the
@@ -22,11 +21,7 @@ a row, and the manager restarts it.
 from __future__ import annotations
 
 import contextlib
-import http.client
-import json
-import os
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -34,59 +29,27 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from lapis.endpoints.control.deployments import DEPLOYMENT_LOG
 from lapis.endpoints.control.generation import Prepared
 from lapis.endpoints.data.routing import Instance
 from lapis.specs.deployment import Probe
 from lapis.store.sql.deployments import OnlineDeployment
-from lapis.util import now_ms
-from lapis.util.processes import same_process, start_time_ms, stop_trees
+from lapis.util import now_ms, processes
+from lapis.util.processes import (
+    http_probe,
+    read_port_file,
+    start_time_ms,
+    stop_trees,
+    tied_to_this_process,
+)
 
-PR_SET_PDEATHSIG = 1
-LAUNCHER = f"""\
-import ctypes, os, signal, sys
-try:
-    ctypes.CDLL(None, use_errno=True).prctl({PR_SET_PDEATHSIG}, signal.SIGKILL)
-except (OSError, AttributeError):
-    pass
-if os.getppid() != int(sys.argv[1]):
-    os._exit(1)
-os.execv(sys.argv[2], sys.argv[2:])
-"""
 PORT_FLAG = "--port-file"
-
-
-def probe(port: int, path: str, timeout: float) -> tuple[int, dict[str, Any]]:
-    """``(status, JSON body)`` of ``GET path``; status 0 when the instance did not answer."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request("GET", path)
-        resp = conn.getresponse()
-        body = resp.read()
-        try:
-            data = json.loads(body) if body else {}
-        except ValueError:
-            data = {}
-        return resp.status, data if isinstance(data, dict) else {}
-    except (OSError, http.client.HTTPException):
-        return 0, {}
-    finally:
-        conn.close()
+probe = http_probe  # the probe loop's name for it
 
 
 def end_leftover(pid: int, pid_start: int | None) -> bool:
     """End a recorded instance process if it still runs — the same process, not a reused pid."""
-    if pid_start is None or not same_process(pid, pid_start):
-        return False
-    try:
-        if PORT_FLAG not in psutil.Process(pid).cmdline():
-            return False
-    except psutil.Error:
-        return False
-    stop_trees([pid])
-    return True
+    return processes.end_leftover(pid, pid_start, PORT_FLAG)
 
 
 class InstanceProcess:
@@ -144,8 +107,9 @@ class InstanceProcess:
     def start(self) -> None:
         self.port_file.parent.mkdir(parents=True, exist_ok=True)
         self.port_file.unlink(missing_ok=True)
-        argv = [sys.executable, "-S", "-c", LAUNCHER, str(os.getpid()), *self.prepared.argv]
-        argv += ["--port", "0", PORT_FLAG, str(self.port_file)]
+        argv = tied_to_this_process(
+            [*self.prepared.argv, "--port", "0", PORT_FLAG, str(self.port_file)]
+        )
         self.started_at = now_ms()
         from lapis.compute import sandbox
 
@@ -171,11 +135,10 @@ class InstanceProcess:
 
     def check_port(self) -> bool:
         """Once the server wrote its port: make the routable :class:`Instance`, start probing."""
-        if self.instance is not None or not self.port_file.exists():
+        if self.instance is not None:
             return False
-        try:
-            port = int(self.port_file.read_text().strip())
-        except (OSError, ValueError):
+        port = read_port_file(self.port_file)
+        if port is None:
             return False
         self.instance = Instance(self.deployment, self.index, self.generation, "127.0.0.1", port)
         threading.Thread(
@@ -260,11 +223,6 @@ class InstanceProcess:
                     self.unhealthy = True
                     self.wake()
                 next_live = now + live_p.period
-
-
-def backoff(streak: int) -> float:
-    """Seconds before restart #``streak`` in a row: 0, 1, 3, 7, … up to 30."""
-    return float(min(30, 2 ** (streak - 1) - 1))
 
 
 class DeploymentState:

@@ -42,14 +42,13 @@ from lapis.endpoints.control.generation import Prepared, prepare
 from lapis.endpoints.control.instance_process import (
     DeploymentState,
     InstanceProcess,
-    backoff,
     end_leftover,
 )
 from lapis.endpoints.data.routing import DeploymentRoute, EndpointRoute, Instance, RouteTable
 from lapis.logrotate import rotate_if_large
 from lapis.store.sql.deployments import InstanceRow
 from lapis.util import now_ms
-from lapis.util.processes import stop_trees
+from lapis.util.processes import backoff, stop_trees
 
 log = logging.getLogger(__name__)
 BUSY_TICK, IDLE_TICK = 0.2, 1.0
