@@ -130,3 +130,23 @@ class BatchDeploymentOut(BaseModel):
 
 class BatchDeploymentList(BaseModel):
     deployments: list[BatchDeploymentOut]
+
+
+class Telemetry(BaseModel):
+    """Counts and latencies of one endpoint or deployment (``timeseries``: one point per step)."""
+
+    model_config = ConfigDict(extra="allow")  # instances, limits: per deployment
+    requests: int
+    errors: int
+    latency_ms: dict[str, Any]
+    recent: dict[str, Any] | None = None
+    timeseries: Any = None  # per deployment; the endpoint's own is beside ``totals``
+
+
+class EndpointMetrics(BaseModel):
+    model_config = ConfigDict(extra="allow")  # traffic and mirror_traffic while routed
+    endpoint: str
+    window_seconds: int
+    totals: Telemetry
+    timeseries: Any
+    deployments: dict[str, Telemetry]

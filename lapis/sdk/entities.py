@@ -16,7 +16,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, ClassVar, Self
+
+from pydantic import BaseModel, ValidationError
+
+from lapis.api import compute as compute_api
+from lapis.api import environments as environments_api
+from lapis.api import jobs as jobs_api
+from lapis.errors import LapisError
 
 _LITERAL_TYPES = {"string", "integer", "number", "boolean"}
 
@@ -172,9 +179,20 @@ def command(
 
 # --- views of what the server answered ------------------------------------------------
 class _View:
-    """Typed attributes for the common keys; the rest of ``raw`` by attribute too."""
+    """Typed attributes for the common keys; the rest of ``raw`` by attribute too.
+
+    ``wire`` is the route's pydantic model (lapis/api/): answers are checked against
+    the same contract the server declares, and ``contract()`` gives them typed.
+    """
 
     raw: dict[str, Any]
+    wire: ClassVar[type[BaseModel] | None] = None
+
+    def contract(self) -> Any:
+        """The answer as its wire model (``lapis.api``), e.g. ``compute.contract().nodes``."""
+        if self.wire is None:
+            raise AttributeError(f"{type(self).__name__} has no wire model")
+        return self.wire.model_validate(self.raw)
 
     def __getattr__(self, name: str) -> Any:
         if name == "raw" or name.startswith("__"):
@@ -186,6 +204,13 @@ class _View:
 
     @classmethod
     def _from(cls, raw: dict[str, Any]) -> Self:
+        if cls.wire is not None:
+            try:
+                cls.wire.model_validate(raw)
+            except ValidationError as exc:
+                raise LapisError(
+                    f"the server's answer is not a {cls.wire.__name__}: {exc.errors()[0]}"
+                ) from None
         names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
         values = {k: raw.get(k) for k in names if k != "raw"}
         return cls(raw=raw, **values)  # type: ignore[call-arg]
@@ -194,6 +219,8 @@ class _View:
 @dataclass(repr=False)
 class Job(_View):
     """A submitted job as the server sees it (``raw`` holds the whole answer)."""
+
+    wire = jobs_api.JobOut
 
     name: str
     status: str
@@ -226,6 +253,8 @@ class Job(_View):
 class Compute(_View):
     """A compute target (``local`` or a compute instance)."""
 
+    wire = compute_api.ComputeOut
+
     name: str
     type: str
     state: str
@@ -240,6 +269,8 @@ class Compute(_View):
 @dataclass(repr=False)
 class Environment(_View):
     """One registered environment version."""
+
+    wire = environments_api.EnvironmentOut
 
     name: str
     version: str

@@ -83,6 +83,12 @@ def test_an_instance_goes_through_its_backend(inprocess_server: Any) -> None:
         while c.get(f"/api/v1/computes/{name}").json()["state"] != "Stopped":
             assert time.monotonic() < deadline
             time.sleep(0.1)
+        from lapis.sdk.client import MLClient
+
+        with MLClient(inprocess_server.url, inprocess_server.token) as ml:
+            typed = ml.compute.get(name).contract()  # the SDK reads the same wire model
+            assert isinstance(typed, compute_api.ComputeOut) and typed.name == name
+            assert next(c.name for c in ml.compute.list()) == "local"
         gone = c.delete(f"/api/v1/computes/{name}")
         assert compute_api.ComputeDeleted.model_validate(gone.json()).deleted
 
@@ -201,6 +207,8 @@ def test_endpoint_answers_match_their_contracts(inprocess_server: Any) -> None:
         fresh = c.post("/api/v1/endpoints/contract-ep/listKeys").json()
         assert fresh["primaryKey"] != keys.primaryKey and fresh["secondaryKey"] == keys.secondaryKey
         api.DeploymentList.model_validate(c.get("/api/v1/endpoints/contract-ep/deployments").json())
+        metrics = c.get("/api/v1/endpoints/contract-ep/metrics", params={"window": 60})
+        assert api.EndpointMetrics.model_validate(metrics.json()).totals.requests == 0
         assert api.Deleted.model_validate(c.delete("/api/v1/endpoints/contract-ep").json()).deleted
 
         made = c.post("/api/v1/batchEndpoints", json={"name": "contract-batch"})

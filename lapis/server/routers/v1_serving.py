@@ -16,6 +16,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from lapis.api import endpoints as api
 from lapis.endpoints.data.telemetry import RING_SECONDS, instance_states, prometheus
 from lapis.server.context import Workspace
 from lapis.server.routers.mlflow._handler import json_response
@@ -28,7 +29,7 @@ def _ws(request: Request) -> Workspace:
     return ws
 
 
-@router.get("/api/v1/endpoints/{name}/metrics")
+@router.get("/api/v1/endpoints/{name}/metrics", responses={200: {"model": api.EndpointMetrics}})
 async def endpoint_metrics(
     request: Request,
     name: str,
