@@ -61,7 +61,7 @@ test: lint studio-assets browser
 
 coverage: lint studio-assets browser
 	rm -f .coverage .coverage.*
-	$(VENV)/bin/pytest -n 2 --dist loadgroup -q --cov=lapis --cov-config=tests/coverage-subprocess.toml --cov-report=term
+	$(VENV)/bin/pytest -n 2 --dist loadgroup -q --cov=lapis --cov-config=coverage-subprocess.toml --cov-report=term
 
 test-fast: $(VENV)/.stamp-dev
 	$(VENV)/bin/pytest -n 2 --dist loadgroup -q -x
