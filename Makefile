@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 
-.PHONY: demo test coverage test-fast lint format bench clean studio-assets browser
+.PHONY: demo test test-fast lint format bench clean studio-assets browser
 
 $(VENV)/.stamp-venv:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Lapis needs Python >= 3.11"'
@@ -52,16 +52,11 @@ format: $(VENV)/.stamp-dev
 	$(VENV)/bin/ruff check --fix lapis tests bench examples scripts
 	$(VENV)/bin/ruff format lapis tests bench examples scripts
 
-# `make test` reports the coverage of lapis/ in the test processes (the in-process
-# servers included); `make coverage` also measures every server, supervisor and CLI run
-# the tests start as subprocesses (several times slower on two cores).
+# The coverage report covers the test processes and every Python process they start
+# (servers, supervisors, CLI runs): [tool.coverage.run] in pyproject.toml.
 test: lint studio-assets browser
 	rm -f .coverage .coverage.*
 	$(VENV)/bin/pytest -n 2 --dist loadgroup -q --cov=lapis --cov-report=term
-
-coverage: lint studio-assets browser
-	rm -f .coverage .coverage.*
-	$(VENV)/bin/pytest -n 2 --dist loadgroup -q --cov=lapis --cov-config=coverage-subprocess.toml --cov-report=term
 
 test-fast: $(VENV)/.stamp-dev
 	$(VENV)/bin/pytest -n 2 --dist loadgroup -q -x
