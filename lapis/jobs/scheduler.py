@@ -12,7 +12,8 @@ Who owns what:
   events through ``poll(handle, cursor)``; the scheduler applies them, uploads
   logs while the job runs, and on ``Exited`` uploads outputs (``Finalizing``)
   from the folder ``collect(handle)`` gives and records the end
-  (``Completed``/``Failed``/``Canceled``) on the job and its MLflow run;
+  (``Completed``/``Failed``/``Canceled``) on the job and its MLflow run
+  (lapis/jobs/ending.py);
 - a stale heartbeat makes a job ``NotResponding``; a job whose backend says it
   is gone (``alive`` is False) without an ``Exited`` event fails with that reason.
 
@@ -34,26 +35,23 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lapis.artifacts.store import ArtifactStore, proxied_path
+from lapis.artifacts.store import ArtifactStore
 from lapis.auth.service import AuthService
 from lapis.compute import workdir
 from lapis.compute.base import ComputeBackend, Handle, LaunchContext
 from lapis.compute.registry import BackendRegistry, default_registry
-from lapis.compute.supervisor import STD_LOG
-from lapis.compute.workdir import SPOOL
 from lapis.entities.auth import JobScope
 from lapis.entities.compute import Compute
-from lapis.entities.job_status import ALLOWED, JobStatus
+from lapis.entities.job_status import JobStatus
 from lapis.entities.jobs import Job
 from lapis.errors import LapisError, ResourceDoesNotExist
+from lapis.jobs.ending import JobEnding
 from lapis.jobs.service import JobService
-from lapis.jobs.spool import replay_spool
 from lapis.store.sql.jobs import ACTIVE
 from lapis.util import now_ms
 
@@ -105,6 +103,7 @@ class JobScheduler:
         self.sandbox = sandbox
         self.ca_bundle = ca_bundle  # jobs trust a self-signed server certificate through it
         self.backends = backends or default_registry()
+        self.ending = JobEnding(jobs, auth, artifacts)
         self.tracked: dict[str, Tracked] = {}
         self._reasons: dict[str, str] = {}
         self._finalizing: set[str] = set()
@@ -361,7 +360,7 @@ class JobScheduler:
             self.store.transition(name, back, time_ms=now_ms(), reason="heartbeat is back")
         if status is S.RUNNING and time.monotonic() - t.last_log_sync > LOG_SYNC_SECONDS:
             t.last_log_sync = time.monotonic()
-            self._sync_logs(job, backend.collect(t.handle), t)
+            self.ending.sync_logs(job, backend.collect(t.handle), t.synced)
 
     def _read(self, name: str, t: Tracked, backend: ComputeBackend) -> bool:
         """Apply the backend's new events; True once the job has exited."""
@@ -431,64 +430,14 @@ class JobScheduler:
     # --- the end ------------------------------------------------------------------
     def _finalize_safely(self, name: str, t: Tracked, event: dict[str, Any]) -> None:
         try:
-            self._finalize(name, t, event)
-        except Exception as exc:
-            log.exception("finalizing job %s failed", name)
-            with contextlib.suppress(Exception):  # never leave a job hanging in a live status
-                job = self.store.get(name)
-                if not S(job.status).is_terminal:
-                    now = now_ms()
-                    self.store.transition(
-                        name, S.FAILED, time_ms=now, reason=f"recording the job's end failed: {exc}"
-                    )
-                    self.jobs.tracking.update_run(job.run_id, status="FAILED", end_time=now)
+            assert t.handle is not None
+            compute = self.compute.get_or_local(t.compute)
+            self.ending.finish(name, compute, self._backend(compute).collect(t.handle), event)
         finally:
             self.tracked.pop(name, None)
             self._cancels.discard(name)
             self._finalizing.discard(name)
             self._wake.set()
-
-    def _finalize(self, name: str, t: Tracked, event: dict[str, Any]) -> None:
-        job = self.store.get(name)
-        status = S(job.status)
-        if status.is_terminal:
-            return
-        outcome = S(str(event.get("outcome") or "Failed"))
-        reason = str(event.get("reason") or "")
-        if outcome is not S.CANCELED and S.FINALIZING in ALLOWED[status]:
-            self.store.transition(name, S.FINALIZING, time_ms=now_ms(), reason="uploading outputs")
-        assert t.handle is not None
-        folder = self._backend(self.compute.get_or_local(t.compute)).collect(t.handle)
-        upload_error = None
-        try:
-            replay_spool(self.jobs.tracking, job, folder / SPOOL)
-        except Exception:  # the files stay; the next finalize attempt tries again
-            log.exception("replaying the spooled metrics of job %s failed", name)
-        try:
-            self._upload_all(job, folder)
-        except Exception as exc:  # the job's result stands; say what could not be kept
-            upload_error = f"uploading outputs failed: {exc}"
-            log.exception("upload for job %s failed", name)
-        if upload_error and outcome is S.COMPLETED:
-            outcome, reason = S.FAILED, upload_error
-        if event.get("digest") and outcome is S.FAILED and "environment build" in reason:
-            self.jobs.environments.record_build(
-                str(event["digest"]), "Failed", error=reason.split("\n", 1)[0]
-            )
-        now = now_ms()
-        code = event.get("code")
-        self.store.transition(
-            name,
-            outcome,
-            time_ms=now,
-            reason=reason,
-            exit_code=int(code) if code is not None else None,
-        )
-        self.jobs.tracking.update_run(job.run_id, status=outcome.mlflow_status, end_time=now)
-        self.compute.touch(t.compute, now)
-        self.auth.revoke_job_tokens(name)
-        if upload_error is None:
-            workdir.discard_copies(folder)
 
     def _sandbox(self, folder: Path) -> dict[str, Any] | None:
         """What the job may not reach (lapis/compute/sandbox.py): the home but its own folder
@@ -503,33 +452,3 @@ class JobScheduler:
             "allow": [str(folder), str(self.jobs.environments.envs_root)],
             "read_only": [self.ca_bundle] if self.ca_bundle else [],
         }
-
-    def _run_root(self, job: Job) -> str:
-        run = self.jobs.tracking.get_run(job.run_id)
-        rel = proxied_path(run.info.artifact_uri)
-        if rel is None:
-            raise LapisError(f"run {job.run_id} stores artifacts outside this server")
-        return rel
-
-    def _upload_all(self, job: Job, folder: Path) -> None:
-        root = self._run_root(job)
-        log_path = folder / STD_LOG
-
-        def skipper(prefix: str) -> Callable[[str], None]:
-            def skipped(line: str) -> None:  # said in the job's own log, uploaded after this
-                with open(log_path, "a") as log:
-                    log.write(f"[lapis] {prefix}/{line}\n")
-
-            return skipped
-
-        for local, prefix in workdir.artifact_folders(job, folder):
-            workdir.upload_tree(self.artifacts, local, f"{root}/{prefix}", skipped=skipper(prefix))
-
-    def _sync_logs(self, job: Job, folder: Path, t: Tracked) -> None:
-        """Upload what changed in ``./logs`` and the job's log while it runs."""
-        try:
-            root = self._run_root(job)
-            for local, prefix in workdir.live_folders(folder):
-                workdir.upload_tree(self.artifacts, local, f"{root}/{prefix}", t.synced)
-        except Exception:
-            log.exception("syncing logs of %s failed", job.name)
