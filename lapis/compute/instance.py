@@ -23,18 +23,6 @@ class InstanceBackend(ProcessBackend):
     description: ClassVar[str] = "a pinned slice of this host: the size's cores and memory"
     limits_memory: ClassVar[bool] = True
 
-    def _provision(self, compute: Compute) -> None:
-        pass
-
-    def _start(self, compute: Compute) -> None:
-        pass
-
-    def _stop(self, compute: Compute) -> None:
-        pass
-
-    def _delete(self, compute: Compute) -> None:
-        pass
-
     def _observe(self, compute: Compute) -> list[NodeState]:
         state = compute.state
         if state not in (ComputeState.STOPPED.value, ComputeState.FAILED.value):

@@ -35,6 +35,19 @@ class ProcessBackend(ComputeBackend):
         self._children: dict[int, subprocess.Popen[bytes]] = {}
         self._lock = threading.Lock()
 
+    # --- lifecycle: this host is already up; nothing to provision, start or stop -------
+    def _provision(self, compute: Compute) -> None:
+        pass
+
+    def _start(self, compute: Compute) -> None:
+        pass
+
+    def _stop(self, compute: Compute) -> None:
+        pass
+
+    def _delete(self, compute: Compute) -> None:
+        pass
+
     # --- jobs ----------------------------------------------------------------------------
     def _launch(self, ctx: LaunchContext) -> Handle:
         folder = ctx.job_dir
@@ -124,18 +137,6 @@ class LocalBackend(ProcessBackend):
 
     type_name: ClassVar[str] = ComputeType.LOCAL.value
     description: ClassVar[str] = "this host: each job is a supervised process, no resource slice"
-
-    def _provision(self, compute: Compute) -> None:
-        pass  # the host is there
-
-    def _start(self, compute: Compute) -> None:
-        pass
-
-    def _stop(self, compute: Compute) -> None:
-        pass
-
-    def _delete(self, compute: Compute) -> None:
-        pass
 
     def _observe(self, compute: Compute) -> list[NodeState]:
         return [NodeState(os.uname().nodename, "Running", "this host")]
