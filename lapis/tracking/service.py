@@ -323,10 +323,10 @@ class TrackingService:
         work to a thread (lapis/store/sql/engine.py ``write_now``). False: nothing was
         written, use ``log_batch``. Validation errors raise as they would there.
         """
+        if not self._plain_points(metrics):
+            return False  # log_batch validates and writes them
         for p in metrics:
             v.validate_key("metric", p.key)
-        if not self._plain_points(metrics):
-            return False
         done, _ = self.db.write_now(lambda dbapi: self._write_points_raw(dbapi, run_id, metrics))
         return done
 
