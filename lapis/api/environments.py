@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 
 class BuildStatus(BaseModel):
@@ -41,7 +41,6 @@ class EnvironmentList(BaseModel):
 class BuildResult(BaseModel):
     """One build: ``cache_hit`` when the content-hashed environment was already there."""
 
-    model_config = ConfigDict(extra="allow")
     name: str
     version: str
     kind: str

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 
 class ModelVersionOut(BaseModel):
     """One registered version, with Azure's field names where they exist."""
 
-    model_config = ConfigDict(extra="allow")  # ``lineage`` on show, see ModelDetail
     name: str
     version: int | str
     type: str
@@ -31,21 +30,33 @@ class ModelVersionOut(BaseModel):
 
 
 class LineageJob(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    """The job that made the version; ``status`` is ``deleted`` when only its name is left."""
+
     name: str | None
     status: str | None
     compute: str | None
+    experiment_id: str | None = None
+
+
+class LineageEnvironment(BaseModel):
+    name: str | None
+    digest: str | None
+
+
+class LineageDeployment(BaseModel):
+    endpoint: str
+    deployment: str
+    provisioning_state: str | None
 
 
 class Lineage(BaseModel):
     """job → its inputs and environment → this version → the deployments serving it."""
 
-    model_config = ConfigDict(extra="allow")
     run_id: str | None
     job: LineageJob | None
-    inputs: Any
-    environment: dict[str, Any] | None
-    deployments: list[dict[str, Any]]
+    inputs: dict[str, Any]  # as the job gave them: {"type", "path"} or {"value"}
+    environment: LineageEnvironment | None
+    deployments: list[LineageDeployment]
 
 
 class ModelDetail(ModelVersionOut):

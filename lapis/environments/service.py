@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lapis.api import environments as api
 from lapis.environments.builder import LOG_NAME, READY, EnvironmentBuilder, EnvironmentBuildError
 from lapis.errors import (
     InvalidParameterValue,
@@ -81,7 +82,7 @@ class EnvironmentService:
         source: str = "<request>",
         principal_name: str | None = None,
         overrides: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
+    ) -> api.EnvironmentOut:
         """Register a version. ``doc`` is the parsed document or its YAML text (for line
         numbers); ``overrides`` (name, version, an inlined conda_file) replace its keys."""
         located = load(doc, source) if isinstance(doc, str) else Located(dict(doc), source)
@@ -127,7 +128,7 @@ class EnvironmentService:
             "created_at": now_ms(),
         }
 
-    def archive(self, name: str, version: str) -> dict[str, Any]:
+    def archive(self, name: str, version: str) -> api.EnvironmentOut:
         """Hide a version from ``list`` and ``@latest``; jobs naming it exactly still work."""
         self._refuse_curated(name, "archived")
         if not self.store.set_archived(name, version, True):
@@ -143,7 +144,7 @@ class EnvironmentService:
     # --- reading --------------------------------------------------------------------
     def get(
         self, name: str, version: str | None = None, label: str | None = None
-    ) -> dict[str, Any]:
+    ) -> api.EnvironmentOut:
         """One version; no version (or ``label='latest'``) means the highest number."""
         if version == "latest":
             version, label = None, "latest"
@@ -180,13 +181,13 @@ class EnvironmentService:
         shown = ", ".join(names[:10]) + (", …" if len(names) > 10 else "")
         return f"; known environments: {shown}"
 
-    def list(self) -> list[dict[str, Any]]:
+    def list(self) -> list[api.EnvironmentOut]:
         """The latest version of every environment, curated ones included, by name."""
         rows = [self._curated_dict(d) for d, _ in self._curated.values()]
         rows += [self._dict(r) for r in self.store.list_latest()]
-        return sorted(rows, key=lambda e: (e["name"], not e["curated"]))
+        return sorted(rows, key=lambda e: (e.name, not e.curated))
 
-    def versions(self, name: str) -> builtins.list[dict[str, Any]]:
+    def versions(self, name: str) -> builtins.list[api.EnvironmentOut]:
         """Every version of ``name``, newest first (archived ones included, flagged)."""
         if name in self._curated:
             return [self._curated_dict(self._curated[name][0])]
@@ -195,32 +196,30 @@ class EnvironmentService:
             raise ResourceDoesNotExist(f"Environment '{name}' does not exist{self._hint(name)}")
         return [self._dict(r) for r in rows]
 
-    def _dict(self, row: dict[str, Any]) -> dict[str, Any]:
+    def _dict(self, row: dict[str, Any], curated: bool = False) -> api.EnvironmentOut:
         stored = json.loads(row["spec"])
         kind = stored.pop("kind", "built")
         digest = row["digest"] or None
-        return {
-            "name": row["name"],
-            "version": row["version"],
-            "kind": kind,
-            "description": row["description"],
-            "image": row["image"],
-            "conda_file": row["conda_file"],
-            "spec": stored,
-            "digest": digest,
-            "tags": json.loads(row["tags"] or "{}"),
-            "curated": False,
-            "archived": bool(row["archived"]),
-            "created_at": row["created_at"],
-            "created_by": row["created_by"],
-            "build": self.build_status(digest) if digest else None,
-        }
+        return api.EnvironmentOut(
+            name=row["name"],
+            version=row["version"],
+            kind=kind,
+            description=row["description"],
+            image=row["image"],
+            conda_file=row["conda_file"],
+            spec=stored,
+            digest=digest,
+            tags=json.loads(row["tags"] or "{}"),
+            curated=curated,
+            archived=bool(row["archived"]),
+            created_at=row["created_at"],
+            created_by=row["created_by"],
+            build=self.build_status(digest) if digest else None,
+        )
 
-    def _curated_dict(self, d: Definition) -> dict[str, Any]:
+    def _curated_dict(self, d: Definition) -> api.EnvironmentOut:
         row = self._row(d, d.version or "1", "lapis")
-        out = self._dict({**row, "created_at": None})
-        out["curated"] = True
-        return out
+        return self._dict({**row, "created_at": None}, curated=True)
 
     # --- resolving for jobs ---------------------------------------------------------
     def resolve(self, ref: EnvironmentRef) -> ResolvedEnvironment:
@@ -283,19 +282,19 @@ class EnvironmentService:
             raise ResourceDoesNotExist(f"{source}: environment: {exc.message}") from None
 
     @staticmethod
-    def _resolved(env: dict[str, Any]) -> ResolvedEnvironment:
-        label = f"{env['name']}:{env['version']}"
-        if env["kind"] == "system":
-            return ResolvedEnvironment("system", None, None, label, env["image"])
-        s = env["spec"]
+    def _resolved(env: api.EnvironmentOut) -> ResolvedEnvironment:
+        label = f"{env.name}:{env.version}"
+        if env.kind == "system":
+            return ResolvedEnvironment("system", None, None, label, env.image)
+        s = env.spec
         spec = EnvironmentSpec(
             python=s.get("python"),
             requirements=tuple(s.get("requirements") or ()),
             conda_only=tuple(s.get("conda") or ()),
-            image=env["image"],
+            image=env.image,
             channels=tuple(s.get("channels") or ()),
         )
-        return ResolvedEnvironment("built", spec, spec.digest, label, env["image"])
+        return ResolvedEnvironment("built", spec, spec.digest, label, env.image)
 
     # --- building -------------------------------------------------------------------
     def log_path(self, digest: str) -> Path:
@@ -322,37 +321,37 @@ class EnvironmentService:
             values["finished_at"] = now_ms()
         self.store.upsert_build(values)
 
-    def build_status(self, digest: str) -> dict[str, Any] | None:
+    def build_status(self, digest: str) -> api.BuildStatus | None:
         row = self.store.get_build(digest)
         ready = (self.envs_root / digest / READY).exists()
         if row is None and not ready:
             return None
-        out = {
-            "status": "Succeeded" if ready else row["status"] if row else None,
-            "error": None if ready or row is None else row["error"],
-            "log_path": row["log_path"] if row else str(self.log_path(digest)),
-            "python": (row or {}).get("python")
+        return api.BuildStatus(
+            status="Succeeded" if ready else row["status"] if row else None,
+            error=None if ready or row is None else row["error"],
+            log_path=row["log_path"] if row else str(self.log_path(digest)),
+            python=(row or {}).get("python")
             or (str(self.envs_root / digest / "bin" / "python") if ready else None),
-            "path": str(self.envs_root / digest) if ready else None,
-            "started_at": row["started_at"] if row else None,
-            "finished_at": row["finished_at"] if row else None,
-        }
-        return out
+            path=str(self.envs_root / digest) if ready else None,
+            started_at=row["started_at"] if row else None,
+            finished_at=row["finished_at"] if row else None,
+        )
 
-    def build(self, name: str, version: str | None = None) -> dict[str, Any]:
+    def build(self, name: str, version: str | None = None) -> api.BuildResult:
         """Build one version now (synchronously; seconds to minutes) and record the outcome."""
         env = self.get(name, version)
         resolved = self._resolved(env)
-        result = {"name": env["name"], "version": env["version"], "kind": resolved.kind}
         if resolved.spec is None or resolved.digest is None:
-            return {
-                **result,
-                "status": "Succeeded",
-                "cache_hit": True,
-                "seconds": 0.0,
-                "message": "image-only environment: nothing to build; jobs run in Lapis' "
+            return api.BuildResult(
+                name=env.name,
+                version=env.version,
+                kind=resolved.kind,
+                status="Succeeded",
+                cache_hit=True,
+                seconds=0.0,
+                message="image-only environment: nothing to build; jobs run in Lapis' "
                 "own interpreter (the image is recorded for packaging)",
-            }
+            )
         digest = resolved.digest
         log_path = self.log_path(digest)
         if not (self.envs_root / digest / READY).exists():
@@ -373,25 +372,27 @@ class EnvironmentService:
                 ) from None
             raise
         self.record_build(digest, "Succeeded", log_path=log_path, python=built.python)
-        return {
-            **result,
-            "status": "Succeeded",
-            "digest": digest,
-            "cache_hit": built.cache_hit,
-            "seconds": round(built.seconds, 3),
-            "path": str(built.path),
-            "python": str(built.python),
-            "log_path": str(log_path),
-        }
+        return api.BuildResult(
+            name=env.name,
+            version=env.version,
+            kind=resolved.kind,
+            status="Succeeded",
+            digest=digest,
+            cache_hit=built.cache_hit,
+            seconds=round(built.seconds, 3),
+            path=str(built.path),
+            python=str(built.python),
+            log_path=str(log_path),
+        )
 
     def build_log(self, name: str, version: str | None = None) -> str:
         env = self.get(name, version)
-        label = f"{env['name']}:{env['version']}"
-        if not env["digest"]:
+        label = f"{env.name}:{env.version}"
+        if not env.digest:
             raise ResourceDoesNotExist(
                 f"Environment '{label}' is image-only: it is never built, so it has no build log"
             )
-        path = self.log_path(env["digest"])
+        path = self.log_path(env.digest)
         if not path.exists():
             raise ResourceDoesNotExist(
                 f"Environment '{label}' has no build log yet: it has not been built on this "

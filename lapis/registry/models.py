@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from lapis.api import models as api
 from lapis.artifacts.store import ArtifactStore, FileInfo, clean_relpath, proxied_path
 from lapis.entities.auth import Principal
 from lapis.entities.jobs import Job
@@ -75,10 +76,12 @@ class ModelService:
         self.versions = ModelVersionStore(registry.db)  # the one writer of model_versions
         # (model name, version) -> the online deployments serving it; installed by
         # lapis.endpoints.control.deployments.DeploymentService (which is built after this service).
-        self.deployments_of: Callable[[str, str], list[dict[str, Any]]] = lambda _n, _v: []
+        self.deployments_of: Callable[[str, str], list[api.LineageDeployment]] = lambda _n, _v: []
 
     # --- create -----------------------------------------------------------------
-    def create(self, spec: Mapping[str, Any], principal: Principal | None = None) -> dict[str, Any]:
+    def create(
+        self, spec: Mapping[str, Any], principal: Principal | None = None
+    ) -> api.ModelDetail:
         """Register a version. ``spec`` is the model YAML's fields plus ``upload: true``
         when the client will upload local files next (then ``path`` is not read)."""
         name = validate_model_name(spec.get("name"))
@@ -196,7 +199,7 @@ class ModelService:
             "the upload was interrupted by a server restart; register the model again",
         )
 
-    def finish_upload(self, name: str, version: object) -> dict[str, Any]:
+    def finish_upload(self, name: str, version: object) -> api.ModelDetail:
         mv = self._pending(name, version)
         if not self.artifacts.walk_files(upload_root(mv.name, mv.version)):
             raise InvalidParameterValue(
@@ -213,7 +216,9 @@ class ModelService:
             return self.registry.get_model_version(name, version)
         return self.registry.get_version_by_alias(name, label or "latest")
 
-    def list(self, name: str | None = None, include_archived: bool = False) -> list[dict[str, Any]]:
+    def list(
+        self, name: str | None = None, include_archived: bool = False
+    ) -> list[api.ModelVersionOut]:
         where = ""
         if name:
             validate_model_name(name)
@@ -222,20 +227,18 @@ class ModelService:
             where, order_by=["name ASC", "version_number DESC"]
         )
         return [
-            version_dict(mv)
+            version_out(mv)
             for mv in found
             if include_archived or mv.tags.get(ARCHIVED_TAG) != "true"
         ]
 
     def show(
         self, name: str, version: object | None = None, label: str | None = None
-    ) -> dict[str, Any]:
+    ) -> api.ModelDetail:
         mv = self.get(name, version, label)
-        out = version_dict(mv)
-        out["lineage"] = self.lineage(mv)
-        return out
+        return api.ModelDetail(**version_out(mv).model_dump(), lineage=self.lineage(mv))
 
-    def lineage(self, mv: ModelVersion) -> dict[str, Any]:
+    def lineage(self, mv: ModelVersion) -> api.Lineage:
         """job → inputs/environment → this version → the deployments serving it."""
         job_name = mv.tags.get(LINEAGE_PREFIX + "job")
         job: Job | None = None
@@ -250,27 +253,27 @@ class ModelService:
         inputs = (
             json.loads(recorded_inputs) if recorded_inputs else (job_inputs(job) if job else {})
         )
-        return {
-            "run_id": mv.run_id,
-            "job": None
+        return api.Lineage(
+            run_id=mv.run_id,
+            job=None
             if job is None and not job_name
-            else {
-                "name": job.name if job else job_name,
-                "status": job.status if job else "deleted",
-                "compute": job.compute if job else None,
-                "experiment_id": job.experiment_id if job else None,
-            },
-            "inputs": inputs,
-            "environment": {
-                "name": mv.tags.get(LINEAGE_PREFIX + "environment")
+            else api.LineageJob(
+                name=job.name if job else job_name,
+                status=job.status if job else "deleted",
+                compute=job.compute if job else None,
+                experiment_id=job.experiment_id if job else None,
+            ),
+            inputs=inputs,
+            environment=api.LineageEnvironment(
+                name=mv.tags.get(LINEAGE_PREFIX + "environment")
                 or (job.environment if job else None),
-                "digest": mv.tags.get(LINEAGE_PREFIX + "environment_digest")
+                digest=mv.tags.get(LINEAGE_PREFIX + "environment_digest")
                 or (job.environment_digest if job else None),
-            }
+            )
             if job or job_name
             else None,
-            "deployments": self.deployments_of(mv.name, str(mv.version)),
-        }
+            deployments=self.deployments_of(mv.name, str(mv.version)),
+        )
 
     # --- change -----------------------------------------------------------------------
     def update(
@@ -279,7 +282,7 @@ class ModelService:
         version: object,
         description: str | None = None,
         tags: Mapping[str, str] | None = None,
-    ) -> dict[str, Any]:
+    ) -> api.ModelDetail:
         mv = self.registry.get_model_version(name, version)
         if description is not None:
             self.registry.update_model_version(name, mv.version, description)
@@ -289,7 +292,7 @@ class ModelService:
             self.registry.set_model_version_tag(name, mv.version, k, v)
         return self.show(name, mv.version)
 
-    def set_archived(self, name: str, version: object, archived: bool) -> dict[str, Any]:
+    def set_archived(self, name: str, version: object, archived: bool) -> api.ModelDetail:
         mv = self.registry.get_model_version(name, version)
         if archived:
             self.registry.set_model_version_tag(name, mv.version, ARCHIVED_TAG, "true")
@@ -301,7 +304,7 @@ class ModelService:
         self.registry.delete_model_version(name, version)
 
     # --- files --------------------------------------------------------------------------
-    def files(self, name: str, version: object) -> dict[str, Any]:
+    def files(self, name: str, version: object) -> api.ModelFiles:
         """The store folder holding the version's files and each file below it."""
         mv = self.registry.get_model_version(name, version)
         rel = self._store_path(self.registry.get_download_uri(name, mv.version))
@@ -310,7 +313,9 @@ class ModelService:
             files = [FileInfo(base, False, None)]
         else:
             root, files = rel, self.artifacts.walk_files(rel)
-        return {"root": root, "files": [{"path": f.path, "size": f.file_size} for f in files]}
+        return api.ModelFiles(
+            root=root, files=[api.ModelFile(path=f.path, size=f.file_size) for f in files]
+        )
 
     def _store_path(self, uri: str) -> str:
         rel = proxied_path(uri)
@@ -369,28 +374,34 @@ def lineage_tags(job: Job) -> dict[str, str]:
     return tags
 
 
-def version_dict(mv: ModelVersion) -> dict[str, Any]:
+def model_type(mv: ModelVersion) -> str:
+    """``custom_model`` or ``mlflow_model``: as registered here, else by whether MLflow
+    logged the version from a model (a ``model_id``)."""
+    return mv.tags.get(TYPE_TAG, "mlflow_model" if mv.model_id else "custom_model")
+
+
+def version_out(mv: ModelVersion) -> api.ModelVersionOut:
     """The API shape of one version (Azure's names where they exist)."""
     user_tags = {k: v for k, v in mv.tags.items() if not k.startswith("lapis.")}
     props = {
         k[len(PROPERTY_PREFIX) :]: v for k, v in mv.tags.items() if k.startswith(PROPERTY_PREFIX)
     }
-    return {
-        "name": mv.name,
-        "version": mv.version,
-        "type": mv.tags.get(TYPE_TAG, "mlflow_model" if mv.model_id else "custom_model"),
-        "path": mv.source,
-        "description": mv.description,
-        "tags": user_tags,
-        "properties": props,
-        "archived": mv.tags.get(ARCHIVED_TAG) == "true",
-        "status": mv.status,
-        "status_message": mv.status_message,
-        "stage": mv.current_stage,
-        "aliases": list(mv.aliases),
-        "run_id": mv.run_id,
-        "job": mv.tags.get(LINEAGE_PREFIX + "job"),
-        "created_by": mv.user_id,
-        "created_at": mv.creation_timestamp,
-        "updated_at": mv.last_updated_timestamp,
-    }
+    return api.ModelVersionOut(
+        name=mv.name,
+        version=mv.version,
+        type=model_type(mv),
+        path=mv.source,
+        description=mv.description,
+        tags=user_tags,
+        properties=props,
+        archived=mv.tags.get(ARCHIVED_TAG) == "true",
+        status=mv.status,
+        status_message=mv.status_message,
+        stage=mv.current_stage,
+        aliases=list(mv.aliases),
+        run_id=mv.run_id,
+        job=mv.tags.get(LINEAGE_PREFIX + "job"),
+        created_by=mv.user_id,
+        created_at=mv.creation_timestamp,
+        updated_at=mv.last_updated_timestamp,
+    )

@@ -50,22 +50,22 @@ def envs(database: Database, tmp_path: Path) -> EnvironmentService:
 
 def test_create_from_yaml_with_inline_conda_mapping(envs: EnvironmentService) -> None:
     env = envs.create(ENV_YAML, "env.yml", principal_name="alice")
-    assert (env["name"], env["version"], env["kind"]) == ("demo", "1", "built")
-    assert env["image"].startswith("mcr.microsoft.com/")
-    assert env["spec"]["python"] == "3.11" and env["spec"]["requirements"] == ["six"]
-    assert env["digest"] == from_conda({"dependencies": ["python=3.11", {"pip": ["six"]}]}).digest
-    assert "six" in env["conda_file"] and env["tags"] == {"team": "ml"}
-    assert env["created_by"] == "alice" and not env["curated"] and env["build"] is None
+    assert (env.name, env.version, env.kind) == ("demo", "1", "built")
+    assert env.image.startswith("mcr.microsoft.com/")
+    assert env.spec["python"] == "3.11" and env.spec["requirements"] == ["six"]
+    assert env.digest == from_conda({"dependencies": ["python=3.11", {"pip": ["six"]}]}).digest
+    assert "six" in env.conda_file and env.tags == {"team": "ml"}
+    assert env.created_by == "alice" and not env.curated and env.build is None
 
 
 def test_conda_file_as_text_and_dict_and_pip_shorthand(envs: EnvironmentService) -> None:
     text = envs.create({"name": "t", "conda_file": CONDA})
-    assert text["conda_file"] == CONDA  # the user's text is kept as written
-    assert sorted(text["spec"]["requirements"]) == ["numpy==1.26.*", "six"]
+    assert text.conda_file == CONDA  # the user's text is kept as written
+    assert sorted(text.spec["requirements"]) == ["numpy==1.26.*", "six"]
     mapping = envs.create({"name": "t", "conda_file": {"dependencies": ["numpy=1.26", "six"]}})
-    assert mapping["version"] == "2" and "numpy=1.26" in mapping["conda_file"]
+    assert mapping.version == "2" and "numpy=1.26" in mapping.conda_file
     pip = envs.create({"name": "p", "pip": ["Six"], "python": HOST_PYTHON})
-    assert pip["spec"] == {
+    assert pip.spec == {
         "python": HOST_PYTHON,
         "requirements": ["six"],
         "conda": [],
@@ -78,15 +78,15 @@ def test_versions_auto_increment_and_latest(envs: EnvironmentService) -> None:
         envs.create({"name": "inc", "pip": ["six"]})
     envs.create({"name": "inc", "version": "10", "pip": ["six"]})
     envs.create({"name": "inc", "version": "exp-a", "pip": ["six"]})
-    assert envs.create({"name": "inc", "pip": ["six"]})["version"] == "11"
-    assert envs.get("inc")["version"] == "11"  # numbers compare as numbers: 11 > 10 > 3
-    assert envs.get("inc", label="latest")["version"] == "11"
-    assert envs.get("inc", "latest")["version"] == "11"
-    assert [e["version"] for e in envs.versions("inc")] == ["11", "10", "3", "2", "1", "exp-a"]
-    assert [e["version"] for e in envs.list() if e["name"] == "inc"] == ["11"]
+    assert envs.create({"name": "inc", "pip": ["six"]}).version == "11"
+    assert envs.get("inc").version == "11"  # numbers compare as numbers: 11 > 10 > 3
+    assert envs.get("inc", label="latest").version == "11"
+    assert envs.get("inc", "latest").version == "11"
+    assert [e.version for e in envs.versions("inc")] == ["11", "10", "3", "2", "1", "exp-a"]
+    assert [e.version for e in envs.list() if e.name == "inc"] == ["11"]
     envs.archive("inc", "11")
-    assert envs.get("inc")["version"] == "10"
-    assert envs.get("inc", "11")["archived"] is True
+    assert envs.get("inc").version == "10"
+    assert envs.get("inc", "11").archived is True
 
 
 def test_duplicate_version_is_refused(envs: EnvironmentService) -> None:
@@ -113,17 +113,17 @@ def test_document_errors_name_file_line_and_key(envs: EnvironmentService) -> Non
 
 
 def test_curated_are_listed_and_protected(envs: EnvironmentService) -> None:
-    listed = {e["name"]: e for e in envs.list()}
+    listed = {e.name: e for e in envs.list()}
     for name in ("lapis-minimal", "lapis-sklearn"):
-        assert listed[name]["curated"] is True and listed[name]["version"] == "1"
-        assert "mlflow-skinny" in listed[name]["spec"]["requirements"]
-        assert listed[name]["spec"]["python"] is None  # the host's interpreter
-    assert {"scikit-learn", "pandas"} <= set(listed["lapis-sklearn"]["spec"]["requirements"])
+        assert listed[name].curated is True and listed[name].version == "1"
+        assert "mlflow-skinny" in listed[name].spec["requirements"]
+        assert listed[name].spec["python"] is None  # the host's interpreter
+    assert {"scikit-learn", "pandas"} <= set(listed["lapis-sklearn"].spec["requirements"])
     with pytest.raises(InvalidParameterValue, match="'lapis-sklearn' is curated"):
         envs.create({"name": "lapis-sklearn", "version": "2", "pip": ["six"]})
     with pytest.raises(InvalidParameterValue, match="curated"):
         envs.archive("lapis-minimal", "1")
-    assert envs.versions("lapis-minimal")[0]["curated"] is True
+    assert envs.versions("lapis-minimal")[0].curated is True
     with pytest.raises(ResourceDoesNotExist, match="no version '2'"):
         envs.get("lapis-minimal", "2")
 
@@ -172,15 +172,15 @@ def test_unknown_environment_suggests_a_name(envs: EnvironmentService) -> None:
 
 def test_build_status_from_rows_and_ready_marker(envs: EnvironmentService) -> None:
     env = envs.create({"name": "st", "pip": ["six"]})
-    digest = env["digest"]
+    digest = env.digest
     assert envs.build_status(digest) is None
     envs.record_build(digest, "Building")
-    assert envs.get("st")["build"]["status"] == "Building"
+    assert envs.get("st").build.status == "Building"
     envs.record_build(digest, "Failed", error="no such package")
     status = envs.build_status(digest)
-    assert status is not None and status["status"] == "Failed"
-    assert status["error"] == "no such package"
-    assert status["log_path"] == str(envs.envs_root / f"{digest}.build.log")
+    assert status is not None and status.status == "Failed"
+    assert status.error == "no such package"
+    assert status.log_path == str(envs.envs_root / f"{digest}.build.log")
     with pytest.raises(InvalidParameterValue):
         envs.record_build(digest, "Done")
     # A folder a job built (or one from before a restart) counts, row or not.
@@ -188,8 +188,8 @@ def test_build_status_from_rows_and_ready_marker(envs: EnvironmentService) -> No
     (envs.envs_root / other).mkdir(parents=True)
     (envs.envs_root / other / READY).write_text("0")
     marked = envs.build_status(other)
-    assert marked is not None and marked["status"] == "Succeeded"
-    assert marked["path"] == str(envs.envs_root / other)
+    assert marked is not None and marked.status == "Succeeded"
+    assert marked.path == str(envs.envs_root / other)
 
 
 def test_build_log_missing_is_a_clear_404(envs: EnvironmentService) -> None:
@@ -224,9 +224,9 @@ def test_build_records_success_and_cache_hit(
     monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
     envs.create({"name": "b", "pip": ["six"], "python": HOST_PYTHON})
     first = envs.build("b", "1")
-    assert first["status"] == "Succeeded" and first["cache_hit"] is False
+    assert first.status == "Succeeded" and first.cache_hit is False
     again = envs.build("b", "latest")
-    assert again["cache_hit"] is True
-    status = envs.get("b")["build"]
-    assert status["status"] == "Succeeded" and status["python"].endswith("bin/python")
+    assert again.cache_hit is True
+    status = envs.get("b").build
+    assert status.status == "Succeeded" and status.python.endswith("bin/python")
     assert "six" in envs.build_log("b", "1")

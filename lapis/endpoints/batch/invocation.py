@@ -86,9 +86,9 @@ def model_folder(
     target.mkdir(parents=True)
     try:
         listing = models.files(name, version)
-        root = listing["root"]
-        for item in listing["files"]:
-            rel = str(item["path"])
+        root = listing.root
+        for item in listing.files:
+            rel = item.path
             dest = (target / rel).resolve()
             if target.resolve() not in dest.parents:
                 raise InvalidParameterValue(f"model file '{rel}' would land outside {target}")

@@ -40,7 +40,7 @@ from lapis.entities.jobs import Job
 from lapis.environments.service import EnvironmentService
 from lapis.errors import InvalidParameterValue, InvalidState, PermissionDenied, ResourceDoesNotExist
 from lapis.jobs.service import JobService
-from lapis.registry.models import ModelService, version_dict
+from lapis.registry.models import ModelService, model_type
 from lapis.specs.batch import (
     BatchDeploymentSpec,
     parse_batch_deployment,
@@ -299,7 +299,7 @@ class BatchService:
             raise InvalidState(
                 f"{where}: {mv.name}:{mv.version} is {mv.status}; its upload never finished"
             )
-        return {"name": mv.name, "version": str(mv.version), "type": version_dict(mv)["type"]}
+        return {"name": mv.name, "version": str(mv.version), "type": model_type(mv)}
 
     def _code(self, spec: BatchDeploymentSpec, extras: Mapping[str, Any]) -> dict[str, Any] | None:
         if spec.scoring_script is None:

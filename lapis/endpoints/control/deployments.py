@@ -23,10 +23,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+from lapis.api.models import LineageDeployment
 from lapis.endpoints.control.endpoints import EndpointService
 from lapis.environments.service import EnvironmentService
 from lapis.errors import InvalidParameterValue, InvalidState, ResourceDoesNotExist
-from lapis.registry.models import ModelService, version_dict
+from lapis.registry.models import ModelService, model_type
 from lapis.specs.deployment import NEEDS_SCRIPT, DeploymentSpec, parse_deployment
 from lapis.specs.job import EnvironmentRef
 from lapis.specs.yaml_lines import Located, located, suggest
@@ -101,14 +102,14 @@ class DeploymentService:
     def list(self, endpoint: str) -> builtins.list[OnlineDeployment]:
         return self.store.list(self.endpoints.get(endpoint).name)
 
-    def of_model(self, model_name: str, version: str) -> builtins.list[dict[str, Any]]:
+    def of_model(self, model_name: str, version: str) -> builtins.list[LineageDeployment]:
         """The deployments serving one model version (for the model's lineage)."""
         return [
-            {
-                "endpoint": self._endpoint_label(d.endpoint),
-                "deployment": d.name,
-                "provisioning_state": d.provisioning_state,
-            }
+            LineageDeployment(
+                endpoint=self._endpoint_label(d.endpoint),
+                deployment=d.name,
+                provisioning_state=d.provisioning_state,
+            )
             for d in self.store.by_model(model_name, version)
         ]
 
@@ -333,7 +334,7 @@ class DeploymentService:
             raise InvalidState(
                 f"{source}: model: {mv.name}:{mv.version} is {mv.status}; its upload never finished"
             )
-        return {"name": mv.name, "version": str(mv.version), "type": version_dict(mv)["type"]}
+        return {"name": mv.name, "version": str(mv.version), "type": model_type(mv)}
 
     def _code(
         self,

@@ -99,10 +99,10 @@ def prepare(svc: DeploymentService, d: OnlineDeployment, log: Callable[[str], No
 
 def _download_model(svc: DeploymentService, name: str, version: str, target: Path) -> int:
     listing = svc.models.files(name, version)
-    root = listing["root"]
+    root = listing.root
     target.mkdir(parents=True, exist_ok=True)
-    for item in listing["files"]:
-        rel = str(item["path"])
+    for item in listing.files:
+        rel = item.path
         dest = (target / rel).resolve()
         if target.resolve() not in dest.parents:
             raise InvalidParameterValue(f"model file '{rel}' would land outside {target}")
@@ -110,7 +110,7 @@ def _download_model(svc: DeploymentService, name: str, version: str, target: Pat
         with open(dest, "wb") as fh:
             for chunk in svc.artifacts.iter_read(f"{root}/{rel}" if root else rel):
                 fh.write(chunk)
-    return len(listing["files"])
+    return len(listing.files)
 
 
 def _interpreter(

@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -178,7 +179,18 @@ Route = tuple[str, str, Handler]
 
 
 def json_response(payload: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
+    """``payload`` is plain JSON data or a wire model (``lapis.api``), or a list of them."""
+    if isinstance(payload, BaseModel):
+        payload = payload.model_dump(mode="json")
+    return Response(
+        orjson.dumps(payload, default=_wire), status_code=status, media_type="application/json"
+    )
+
+
+def _wire(value: object) -> object:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 async def read_args(request: Request, method: str) -> Args:

@@ -61,10 +61,10 @@ def find_sample(ws: Any, rows: list[dict[str, Any]]) -> str | None:
             listing = ws.models.files(row["model_name"], row["model_version"])
         except LapisError:
             continue
-        for f in listing["files"]:
-            base = f["path"].rsplit("/", 1)[-1]
-            if base in SAMPLE_FILES and (f["size"] or 0) <= SAMPLE_MAX_BYTES:
-                rel = f"{listing['root']}/{f['path']}" if listing["root"] else f["path"]
+        for f in listing.files:
+            base = f.path.rsplit("/", 1)[-1]
+            if base in SAMPLE_FILES and (f.size or 0) <= SAMPLE_MAX_BYTES:
+                rel = f"{listing.root}/{f.path}" if listing.root else f.path
                 raw = b"".join(ws.artifacts.iter_read(rel))
                 try:
                     return json.dumps(json.loads(raw), indent=2)

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from lapis.api.environments import EnvironmentOut
 from lapis.errors import LapisError, ResourceDoesNotExist
 from lapis.server.studio.web import render
 
@@ -28,19 +29,19 @@ _building: set[str] = set()  # digests this server is building from the studio n
 _lock = threading.Lock()
 
 
-def build_state(env: dict[str, Any]) -> dict[str, Any]:
+def build_state(env: EnvironmentOut) -> dict[str, Any]:
     """Built / building / failed / not built (or nothing to build), for people."""
-    if not env.get("digest"):
+    if not env.digest:
         return {"label": "No build needed", "tone": "ok", "error": None, "building": False}
-    build = env.get("build") or {}
-    status = build.get("status")
-    building = status == "Building" or env["digest"] in _building
+    status = env.build.status if env.build else None
+    building = status == "Building" or env.digest in _building
     if building:
         return {"label": "Building", "tone": "run", "error": None, "building": True}
     if status == "Succeeded":
         return {"label": "Built", "tone": "ok", "error": None, "building": False}
     if status == "Failed":
-        return {"label": "Failed", "tone": "bad", "error": build.get("error"), "building": False}
+        error = env.build.error if env.build else None
+        return {"label": "Failed", "tone": "bad", "error": error, "building": False}
     return {"label": "Not built", "tone": "off", "error": None, "building": False}
 
 
@@ -67,7 +68,7 @@ async def environment_page(request: Request, name: str, version: str | None = No
 
     def gather() -> dict[str, Any]:
         versions = ws.environments.versions(name)
-        ctx = _version_ctx(ws, name, version or versions[0]["version"])
+        ctx = _version_ctx(ws, name, version or versions[0].version)
         ctx["versions"] = [{"e": v, "build": build_state(v)} for v in versions]
         return ctx
 
@@ -110,8 +111,8 @@ async def build(request: Request, name: str, version: str) -> Response:
     """Start building this version (if it is not built or building) and show its status."""
     ws = request.app.state.ws
     ctx = await run_in_threadpool(_version_ctx, ws, name, version)
-    env = ctx["env"]
-    digest = env.get("digest")
+    env: EnvironmentOut = ctx["env"]
+    digest = env.digest
     if digest and ctx["build"]["label"] in ("Not built", "Failed"):
         with _lock:
             start = digest not in _building
@@ -119,7 +120,7 @@ async def build(request: Request, name: str, version: str) -> Response:
         if start:
             threading.Thread(
                 target=_build_in_background,
-                args=(ws, env["name"], env["version"], digest),
+                args=(ws, env.name, env.version, digest),
                 name=f"studio-build-{digest[:8]}",
                 daemon=True,
             ).start()

@@ -13,8 +13,9 @@ tooltip; every box that stands for something with a page is a link.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import quote
+
+from lapis.api.models import Lineage, LineageEnvironment, ModelDetail
 
 BOX_W = 250
 LINE_H = 18
@@ -65,17 +66,17 @@ def _arrow(a: Box, b: Box) -> str:
     return f"M{x1},{y1} C{mid},{y1} {mid},{y2} {x2},{y2}"
 
 
-def _job_box(lineage: dict[str, Any], x: int) -> Box | None:
-    job = lineage.get("job")
-    inputs: dict[str, Any] = lineage.get("inputs") or {}
-    env = lineage.get("environment") or {}
+def _job_box(lineage: Lineage, x: int) -> Box | None:
+    job = lineage.job
+    inputs = lineage.inputs
+    env = lineage.environment or LineageEnvironment(name=None, digest=None)
     if job:
-        lines = [f"job {short(job['name'], MAX_CHARS - 4)}", f"status {job.get('status') or '-'}"]
-        title = f"Job {job['name']} ({job.get('status')}, compute {job.get('compute') or '-'})"
-        href: str | None = f"/jobs/{quote(str(job['name']), safe='')}"
+        lines = [f"job {short(job.name, MAX_CHARS - 4)}", f"status {job.status or '-'}"]
+        title = f"Job {job.name} ({job.status}, compute {job.compute or '-'})"
+        href: str | None = f"/jobs/{quote(str(job.name), safe='')}"
         kind, tone = "job", "job"
-    elif lineage.get("run_id"):
-        run_id = str(lineage["run_id"])
+    elif lineage.run_id:
+        run_id = lineage.run_id
         lines = [f"run {run_id[:12]}…", "registered from a run"]
         title = f"Run {run_id}"
         href, kind, tone = f"/runs/{quote(run_id, safe='')}", "run", "job"
@@ -88,14 +89,15 @@ def _job_box(lineage: dict[str, Any], x: int) -> Box | None:
         title += f"\ninput {key} = {given}"
     if len(inputs) > MAX_INPUTS:
         lines.append(f"… {len(inputs) - MAX_INPUTS} more inputs")
-    if env.get("name") or env.get("digest"):
-        lines.append(short(f"env {env.get('name') or '-'}"))
-        title += f"\nenvironment {env.get('name') or '-'} {env.get('digest') or ''}".rstrip()
+    if env.name or env.digest:
+        lines.append(short(f"env {env.name or '-'}"))
+        title += f"\nenvironment {env.name or '-'} {env.digest or ''}".rstrip()
     return Box(kind, x, 0, lines, title, href, tone)
 
 
-def layout(model: dict[str, Any], lineage: dict[str, Any]) -> Graph:
+def layout(model: ModelDetail) -> Graph:
     """Boxes and arrows for ``job → model version → deployments``."""
+    lineage = model.lineage
     col = [PAD, PAD + BOX_W + GAP_X, PAD + 2 * (BOX_W + GAP_X)]
     job = _job_box(lineage, col[0])
     if job is None:  # nothing upstream (an upload): start with the model
@@ -104,8 +106,8 @@ def layout(model: dict[str, Any], lineage: dict[str, Any]) -> Graph:
         "model",
         col[1],
         0,
-        [short(f"model {model['name']}"), f"version {model['version']}", str(model["status"])],
-        f"Model {model['name']} version {model['version']}",
+        [short(f"model {model.name}"), f"version {model.version}", str(model.status)],
+        f"Model {model.name} version {model.version}",
         None,
         "model",
     )
@@ -115,15 +117,15 @@ def layout(model: dict[str, Any], lineage: dict[str, Any]) -> Graph:
             col[2],
             0,
             [
-                short(f"endpoint {d['endpoint']}"),
-                short(f"deployment {d['deployment']}"),
-                str(d.get("provisioning_state") or ""),
+                short(f"endpoint {d.endpoint}"),
+                short(f"deployment {d.deployment}"),
+                str(d.provisioning_state or ""),
             ],
-            f"Endpoint {d['endpoint']}, deployment {d['deployment']}",
-            f"/endpoints/{quote(str(d['endpoint']), safe='')}",
+            f"Endpoint {d.endpoint}, deployment {d.deployment}",
+            f"/endpoints/{quote(d.endpoint, safe='')}",
             "deployment",
         )
-        for d in lineage.get("deployments") or []
+        for d in lineage.deployments
     ]
     if not deps:
         deps = [Box("none", col[2], 0, ["no deployment", "serves this version"], "No deployments")]

@@ -24,6 +24,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
+from lapis.api.models import ModelFiles, ModelVersionOut
 from lapis.artifacts.store import clean_relpath
 from lapis.errors import LapisError, ResourceDoesNotExist
 from lapis.server.studio.pages.lineage import layout
@@ -32,21 +33,21 @@ from lapis.server.studio.web import render
 router = APIRouter(include_in_schema=False)
 
 
-def summarize(versions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def summarize(versions: list[ModelVersionOut]) -> list[dict[str, Any]]:
     """One row per model name: its latest version, how many, type, tags, last update."""
     rows: dict[str, dict[str, Any]] = {}
     for v in versions:  # sorted by name, then version descending
-        row = rows.get(v["name"])
+        row = rows.get(v.name)
         if row is None:
-            rows[v["name"]] = {
-                "name": v["name"],
+            rows[v.name] = {
+                "name": v.name,
                 "latest": v,
                 "count": 1,
-                "updated_at": v["updated_at"] or v["created_at"],
+                "updated_at": v.updated_at or v.created_at,
             }
             continue
         row["count"] += 1
-        row["updated_at"] = max(row["updated_at"] or 0, v["updated_at"] or v["created_at"] or 0)
+        row["updated_at"] = max(row["updated_at"] or 0, v.updated_at or v.created_at or 0)
     return sorted(rows.values(), key=lambda r: str(r["name"]).lower())
 
 
@@ -83,17 +84,17 @@ async def version_page(request: Request, name: str, version: str) -> Response:
 
     def gather() -> dict[str, Any]:
         mv = ws.models.show(name, version)
-        files: dict[str, Any] = {"root": "", "files": []}
+        files = ModelFiles(root="", files=[])
         files_error = None
         try:
-            files = ws.models.files(mv["name"], mv["version"])
+            files = ws.models.files(mv.name, mv.version)
         except LapisError as exc:  # files outside this workspace's store: say so, keep the page
             files_error = exc.message
         return {
             "mv": mv,
-            "lineage": mv["lineage"],
-            "graph": layout(mv, mv["lineage"]),
-            "files": files["files"],
+            "lineage": mv.lineage,
+            "graph": layout(mv),
+            "files": files.files,
             "files_error": files_error,
         }
 
@@ -108,9 +109,9 @@ async def download_file(request: Request, name: str, version: str, path: str) ->
 
     def locate() -> str:
         listing = ws.models.files(name, version)
-        if rel not in {f["path"] for f in listing["files"]}:
+        if rel not in {f.path for f in listing.files}:
             raise ResourceDoesNotExist(f"Model {name} version {version} has no file '{path}'")
-        return f"{listing['root']}/{rel}" if listing["root"] else rel
+        return f"{listing.root}/{rel}" if listing.root else rel
 
     full = await run_in_threadpool(locate)
     chunks = ws.artifacts.iter_read(full)
