@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from lapis.api import compute as api
 from lapis.compute.base import NodeState
 from lapis.compute.host import HostInfo, check_fits, detect_host, pick_cores
 from lapis.compute.lifecycle import Lifecycle, fmt_seconds, stopping_reason
@@ -164,58 +165,82 @@ class ComputeService:
         families = {s.family for s in CATALOGUE}
         return {f: (self.quotas.get(f, DEFAULT_FAMILY_QUOTA), used.get(f, 0)) for f in families}
 
-    def list_sizes(self) -> builtins.list[dict[str, Any]]:
+    def list_sizes(self) -> builtins.list[api.SizeOut]:
         usage = self.quota_usage()
         out = []
         for s in CATALOGUE:
             limit, used = usage[s.family]
             out.append(
-                {
-                    "name": s.name,
-                    "cores": s.cores,
-                    "memory_gib": s.memory_gib,
-                    "gpus": s.gpus,
-                    "gpu_type": s.gpu_type,
-                    "family": s.family,
-                    "category": s.category,
-                    "approval_required": s.approval_required,
-                    "fits_host": fits_host(s, *self._host_tuple()),
-                    "quota": {"limit": limit, "used": used, "left": max(0, limit - used)},
-                }
+                api.SizeOut(
+                    name=s.name,
+                    cores=s.cores,
+                    memory_gib=s.memory_gib,
+                    gpus=s.gpus,
+                    gpu_type=s.gpu_type,
+                    family=s.family,
+                    category=s.category,
+                    approval_required=s.approval_required,
+                    fits_host=fits_host(s, *self._host_tuple()),
+                    quota=api.SizeQuota(limit=limit, used=used, left=max(0, limit - used)),
+                )
             )
         return out
 
+    def sizes(self) -> api.SizeList:
+        """The size catalogue with this host's capacity beside it."""
+        h = self.host
+        host = api.HostOut(
+            cores=h.cores, memory_gib=h.memory_gib, gpus=h.gpus, cpu_ids=list(h.cpu_ids)
+        )
+        return api.SizeList(sizes=self.list_sizes(), host=host)
+
+    def detail(self, name: str) -> api.ComputeDetail:
+        """One compute as ``compute show`` has it: its jobs, nodes and what it cannot run."""
+        c = self.get(name)
+        running, queued = self.jobs_on(c.name)
+        view = self.describe(c, _now(), busy=bool(running or queued))
+        return api.ComputeDetail(
+            **dict(view),
+            jobs=api.JobsOnCompute(
+                running=[_brief(j) for j in running], queued=[_brief(j) for j in queued]
+            ),
+            nodes=[
+                api.NodeOut(name=n.name, state=n.state, detail=n.detail) for n in self.nodes(c.name)
+            ],
+            unsupported=self.capabilities(c.name),
+        )
+
     def describe(
         self, c: Compute, now_ms: int | None = None, *, busy: bool = False
-    ) -> dict[str, Any]:
+    ) -> api.ComputeOut:
         """The API's view of a compute, with when and why it will next stop or start."""
         now = _now() if now_ms is None else now_ms
         busy = busy or now - self.lifecycle.busy_at.get(c.name.lower(), 0) < BUSY_MEMORY_MS
-        out: dict[str, Any] = {
-            "name": c.name,
-            "type": c.type,
-            "state": c.state,
-            "state_reason": c.state_reason,
-            "size": c.size,
-            "family": c.family,
-            "cores": c.cores,
-            "memory_gib": c.memory_gib,
-            "gpus": c.gpus,
-            "slots": c.slots,
-            "cpu_set": list(c.cpu_set),
-            "description": c.description,
-            "tags": c.properties.get("tags", {}),
-            "ssh_public_access_enabled": c.ssh_enabled,
-            "idle_time_before_shutdown_seconds": c.idle_shutdown_seconds,
-            "schedules": [{k: v for k, v in s.items()} for s in c.schedules],
-            "created_by": c.created_by,
-            "owner": c.user,
-            "created_at": c.created_at,
-            "state_changed_at": c.state_changed_at,
-            "last_activity_at": c.last_activity_at,
-            "idle_shutdown": None,
-            "next_schedule": None,
-        }
+        out = api.ComputeOut(
+            name=c.name,
+            type=c.type,
+            state=c.state,
+            state_reason=c.state_reason,
+            size=c.size,
+            family=c.family,
+            cores=c.cores,
+            memory_gib=c.memory_gib,
+            gpus=c.gpus,
+            slots=c.slots,
+            cpu_set=list(c.cpu_set),
+            description=c.description,
+            tags=c.properties.get("tags", {}),
+            ssh_public_access_enabled=c.ssh_enabled,
+            idle_time_before_shutdown_seconds=c.idle_shutdown_seconds,
+            schedules=[dict(s.items()) for s in c.schedules],
+            created_by=c.created_by,
+            owner=c.user,
+            created_at=c.created_at,
+            state_changed_at=c.state_changed_at,
+            last_activity_at=c.last_activity_at,
+            idle_shutdown=None,
+            next_schedule=None,
+        )
         if c.idle_shutdown_seconds:
             idle = fmt_seconds(c.idle_shutdown_seconds)
             deadline = None
@@ -227,22 +252,20 @@ class ComputeService:
                 last = max(c.last_activity_at, self.lifecycle.busy_at.get(c.name.lower(), 0))
                 deadline = last + c.idle_shutdown_seconds * 1000
                 note = f"stops at {_clock(deadline)} if still idle ({idle} idle shutdown)"
-            out["idle_shutdown"] = {
-                "seconds": c.idle_shutdown_seconds,
-                "stops_at": deadline,
-                "note": note,
-            }
+            out.idle_shutdown = api.IdleShutdown(
+                seconds=c.idle_shutdown_seconds, stops_at=deadline, note=note
+            )
         soonest = next_action(c.schedules, now)
         if soonest is not None:
             when, sched = soonest
             action, cron, tz = sched["action"], sched["cron"], sched["time_zone"]
-            out["next_schedule"] = {
-                "action": action,
-                "time": when,
-                "cron": cron,
-                "time_zone": tz,
-                "note": f"{action}s at {_clock(when)} (schedule '{cron}' {tz})",
-            }
+            out.next_schedule = api.NextSchedule(
+                action=action,
+                time=when,
+                cron=cron,
+                time_zone=tz,
+                note=f"{action}s at {_clock(when)} (schedule '{cron}' {tz})",
+            )
         return out
 
     # --- changing ----------------------------------------------------------------
@@ -444,3 +467,14 @@ def _known(size: str | None) -> bool:
 
 def _now_or(ms: int | None) -> int:
     return _now() if ms is None else ms
+
+
+def _brief(job: Job) -> api.JobBrief:
+    return api.JobBrief(
+        name=job.name,
+        status=job.status,
+        status_reason=job.status_reason,
+        created_at=job.created_at,
+        start_time=job.start_time,
+        display_name=job.display_name,
+    )

@@ -109,10 +109,10 @@ def test_quota_counts_stopped_instances_until_they_are_deleted(database: Databas
         svc.create(doc("three", "Standard_DS1_v2"))
     svc.delete("one")
     assert svc.create(doc("three", "Standard_DS1_v2")).name == "three"
-    sizes = {s["name"]: s for s in svc.list_sizes()}
-    assert sizes["Standard_DS1_v2"]["quota"] == {"limit": 4, "used": 3, "left": 1}
-    assert sizes["Standard_DS3_v2"]["fits_host"] and not sizes["Standard_NC6s_v3"]["fits_host"]
-    assert sizes["Standard_NC6s_v3"]["approval_required"]
+    sizes = {s.name: s for s in svc.list_sizes()}
+    assert sizes["Standard_DS1_v2"].quota.model_dump() == {"limit": 4, "used": 3, "left": 1}
+    assert sizes["Standard_DS3_v2"].fits_host and not sizes["Standard_NC6s_v3"].fits_host
+    assert sizes["Standard_NC6s_v3"].approval_required
 
 
 def test_instances_are_pinned_to_the_least_used_cores(svc: ComputeService) -> None:
@@ -209,8 +209,8 @@ def test_idle_shutdown_counts_from_the_last_job(svc: ComputeService) -> None:
     svc.tick(T0 + 4000, {}, {"cpu": 1})  # queued counts as busy too
     assert svc.tick(T0 + 8000, {}, {}) == []  # idle for 4 s only
     view = svc.describe(svc.get("cpu"), T0 + 8000)
-    assert view["idle_shutdown"]["stops_at"] == T0 + 9000
-    assert re.search(r"stops at \d\d:\d\d if still idle", view["idle_shutdown"]["note"])
+    assert view.idle_shutdown.stops_at == T0 + 9000
+    assert re.search(r"stops at \d\d:\d\d if still idle", view.idle_shutdown.note)
     assert svc.tick(T0 + 9000, {}, {}) == ["cpu"]
     c = svc.get("cpu")
     assert (c.state, c.state_reason) == ("Stopped", "idle for 5 s (idle_time_before_shutdown)")
@@ -239,8 +239,8 @@ def test_cron_schedules_stop_and_start_through_tick(svc: ComputeService) -> None
     svc.create(doc(schedules=STOP_AT_SIX), now_ms=ms("2024-05-01T17:58:00"))
     svc.tick(ms("2024-05-01T17:58:00.100"), {}, {})
     view = svc.describe(svc.get("cpu"), ms("2024-05-01T17:59:00"))
-    assert view["next_schedule"]["action"] == "stop"
-    assert view["next_schedule"]["time"] == ms("2024-05-01T18:00:00")
+    assert view.next_schedule.action == "stop"
+    assert view.next_schedule.time == ms("2024-05-01T18:00:00")
     assert svc.tick(ms("2024-05-01T17:59:59.900"), {"cpu": 1}, {}) == []
     assert svc.tick(ms("2024-05-01T18:00:00.050"), {"cpu": 1}, {}) == ["cpu"]
     c = svc.get("cpu")

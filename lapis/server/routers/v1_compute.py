@@ -8,7 +8,6 @@ are LapisError subclasses, which the app turns into ``{"error_code", "message"}`
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -40,34 +39,13 @@ async def _body(request: Request) -> tuple[dict[str, Any], str]:
     return data, str(source) if source else "<request>"
 
 
-def _job(job: Any) -> dict[str, Any]:
-    return {
-        "name": job.name,
-        "status": job.status,
-        "status_reason": job.status_reason,
-        "created_at": job.created_at,
-        "start_time": job.start_time,
-        "display_name": job.display_name,
-    }
-
-
-def _view(ws: Workspace, name: str) -> dict[str, Any]:
-    c = ws.compute.get(name)
-    running, queued = ws.compute.jobs_on(c.name)
-    out = ws.compute.describe(c, now_ms(), busy=bool(running or queued))
-    out["jobs"] = {"running": [_job(j) for j in running], "queued": [_job(j) for j in queued]}
-    out["nodes"] = [asdict(n) for n in ws.compute.nodes(c.name)]
-    out["unsupported"] = ws.compute.capabilities(c.name)
-    return out
-
-
 @router.post("/computes", status_code=201, responses={201: {"model": api.ComputeOut}})
 async def create_compute(request: Request) -> Response:
     """Create a compute instance from its YAML document (as JSON)."""
     ws = _ws(request)
     doc, source = await _body(request)
 
-    def work() -> dict[str, Any]:
+    def work() -> api.ComputeOut:
         behalf = doc.get("create_on_behalf_of")
         assigned = behalf.get("user_object_id") if isinstance(behalf, dict) else None
         assigned = assigned or doc.get("assigned_user")
@@ -84,18 +62,18 @@ async def create_compute(request: Request) -> Response:
 async def list_computes(request: Request) -> Response:
     ws = _ws(request)
 
-    def work() -> list[dict[str, Any]]:
+    def work() -> api.ComputeList:
         now = now_ms()
-        return [ws.compute.describe(c, now) for c in ws.compute.list()]
+        return api.ComputeList(computes=[ws.compute.describe(c, now) for c in ws.compute.list()])
 
-    return json_response({"computes": await run_in_threadpool(work)})
+    return json_response(await run_in_threadpool(work))
 
 
 @router.get("/computes/{name}", responses={200: {"model": api.ComputeDetail}})
 async def get_compute(request: Request, name: str) -> Response:
     """One compute with its running and queued jobs, and when it will next stop or start."""
     ws = _ws(request)
-    return json_response(await run_in_threadpool(_view, ws, name))
+    return json_response(await run_in_threadpool(ws.compute.detail, name))
 
 
 @router.patch("/computes/{name}", responses={200: {"model": api.ComputeDetail}})
@@ -104,9 +82,9 @@ async def update_compute(request: Request, name: str) -> Response:
     ws = _ws(request)
     doc, source = await _body(request)
 
-    def work() -> dict[str, Any]:
+    def work() -> api.ComputeDetail:
         ws.compute.update(name, doc, source=source)
-        return _view(ws, name)
+        return ws.compute.detail(name)
 
     return json_response(await run_in_threadpool(work))
 
@@ -115,9 +93,9 @@ async def update_compute(request: Request, name: str) -> Response:
 async def start_compute(request: Request, name: str) -> Response:
     ws = _ws(request)
 
-    def work() -> dict[str, Any]:
+    def work() -> api.ComputeDetail:
         ws.compute.start(name, by=_who(request))
-        return _view(ws, name)
+        return ws.compute.detail(name)
 
     return json_response(await run_in_threadpool(work))
 
@@ -127,9 +105,9 @@ async def stop_compute(request: Request, name: str) -> Response:
     """Stop taking jobs: running jobs finish, queued jobs wait for the next start."""
     ws = _ws(request)
 
-    def work() -> dict[str, Any]:
+    def work() -> api.ComputeDetail:
         ws.compute.stop(name, by=_who(request))
-        return _view(ws, name)
+        return ws.compute.detail(name)
 
     return json_response(await run_in_threadpool(work))
 
@@ -138,9 +116,9 @@ async def stop_compute(request: Request, name: str) -> Response:
 async def restart_compute(request: Request, name: str) -> Response:
     ws = _ws(request)
 
-    def work() -> dict[str, Any]:
+    def work() -> api.ComputeDetail:
         ws.compute.restart(name, by=_who(request))
-        return _view(ws, name)
+        return ws.compute.detail(name)
 
     return json_response(await run_in_threadpool(work))
 
@@ -150,10 +128,10 @@ async def delete_compute(request: Request, name: str) -> Response:
     """Delete an instance that has no running or queued job (its quota is released)."""
     ws = _ws(request)
 
-    def work() -> dict[str, Any]:
+    def work() -> api.ComputeDeleted:
         c = ws.compute.get(name)
         ws.compute.delete(name, by=_who(request))
-        return {"name": c.name, "deleted": True}
+        return api.ComputeDeleted(name=c.name, deleted=True)
 
     return json_response(await run_in_threadpool(work))
 
@@ -162,5 +140,4 @@ async def delete_compute(request: Request, name: str) -> Response:
 async def list_sizes(request: Request) -> Response:
     """The VM size catalogue: what fits this host and how much quota each family has left."""
     ws = _ws(request)
-    sizes = await run_in_threadpool(ws.compute.list_sizes)
-    return json_response({"sizes": sizes, "host": asdict(ws.compute.host)})
+    return json_response(await run_in_threadpool(ws.compute.sizes))

@@ -37,7 +37,7 @@ def _rows(ws: Any) -> list[dict[str, Any]]:
     now = now_ms()
     return [
         {
-            **ws.compute.describe(c, now),
+            **ws.compute.describe(c, now).model_dump(),
             "running": running.get(c.name, 0),
             "queued": queued.get(c.name, 0),
         }
@@ -70,7 +70,7 @@ async def compute_rows(request: Request) -> Response:
 @router.get("/compute/_new")
 async def compute_new(request: Request) -> Response:
     sizes = await run_in_threadpool(request.app.state.ws.compute.list_sizes)
-    fitting = [s["name"] for s in sizes if s["fits_host"]]
+    fitting = [s.name for s in sizes if s.fits_host]
     default = DEFAULT_SIZE if DEFAULT_SIZE in fitting or not fitting else fitting[0]
     ctx = {"sizes": sizes, "default_size": default, "rules": RULES}
     return render(request, "compute/new.html", ctx, section="compute")
