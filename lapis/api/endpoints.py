@@ -56,7 +56,10 @@ class KeyRegenerated(BaseModel):
 class Deleted(BaseModel):
     name: str
     deleted: bool
-    endpoint: str | None = None
+
+
+class DeploymentDeleted(Deleted):
+    endpoint: str
 
 
 class InstanceOut(BaseModel):
@@ -92,7 +95,7 @@ class DeploymentList(BaseModel):
 class DeploymentLogs(BaseModel):
     endpoint: str
     name: str
-    instance: int
+    instance: int | None
     log: str
 
 

@@ -58,8 +58,10 @@ def test_create_from_yaml(svc: EndpointService) -> None:
     got = svc.get("MY-ENDPOINT")
     assert got.description == "scores things" and got.created_by == "alice"
     view = svc.describe(got, "http://h:1/")
-    assert view["scoring_uri"] == "http://h:1/api/v1/endpoints/my-endpoint/score"
-    assert "primary_key" not in view and [x.name for x in svc.list()] == ["my-endpoint"]
+    assert view.scoring_uri == "http://h:1/api/v1/endpoints/my-endpoint/score"
+    assert "primary_key" not in view.model_dump() and [x.name for x in svc.list()] == [
+        "my-endpoint"
+    ]
 
 
 def test_duplicate_is_case_insensitive(svc: EndpointService) -> None:

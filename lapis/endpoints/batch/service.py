@@ -32,6 +32,7 @@ from typing import Any
 
 import yaml
 
+from lapis.api import endpoints as api
 from lapis.artifacts.store import ArtifactStore
 from lapis.compute.service import ComputeService
 from lapis.endpoints.batch import invocation
@@ -95,20 +96,20 @@ class BatchService:
     def list(self) -> builtins.list[BatchEndpoint]:
         return self.store.endpoints()
 
-    def describe(self, e: BatchEndpoint, base_url: str) -> dict[str, Any]:
+    def describe(self, e: BatchEndpoint, base_url: str) -> api.BatchEndpointOut:
         """The API's view of an endpoint, with Azure's names."""
-        return {
-            "name": e.name,
-            "description": e.description,
-            "tags": e.tags,
-            "defaults": {"deployment_name": e.default_deployment},
-            "deployments": [d.name for d in self.store.deployments(e.name)],
-            "scoring_uri": f"{base_url.rstrip('/')}/api/v1/batchEndpoints/{e.name}/invoke",
-            "provisioning_state": e.provisioning_state,
-            "created_by": e.created_by,
-            "created_at": e.created_at,
-            "updated_at": e.updated_at,
-        }
+        return api.BatchEndpointOut(
+            name=e.name,
+            description=e.description,
+            tags=e.tags,
+            defaults={"deployment_name": e.default_deployment},
+            deployments=[d.name for d in self.store.deployments(e.name)],
+            scoring_uri=f"{base_url.rstrip('/')}/api/v1/batchEndpoints/{e.name}/invoke",
+            provisioning_state=e.provisioning_state,
+            created_by=e.created_by,
+            created_at=e.created_at,
+            updated_at=e.updated_at,
+        )
 
     def create(
         self,
@@ -177,24 +178,26 @@ class BatchService:
     def list_deployments(self, endpoint: str) -> builtins.list[BatchDeployment]:
         return self.store.deployments(self.get(endpoint).name)
 
-    def describe_deployment(self, d: BatchDeployment) -> dict[str, Any]:
+    def describe_deployment(self, d: BatchDeployment) -> api.BatchDeploymentOut:
         e = self.store.get_endpoint(d.endpoint)
         spec = d.spec
-        return {
-            **spec["doc"],
-            "endpoint_name": e.name if e else d.endpoint,
-            "model": f"azureml:{d.model_name}:{d.model_version}",
-            "model_type": spec["model"]["type"],
-            "code": spec["code"],
-            "environment_label": spec["environment"]["label"],
-            "is_default": bool(
-                e and e.default_deployment and e.default_deployment.lower() == d.name.lower()
-            ),
-            "provisioning_state": d.provisioning_state,
-            "created_by": d.created_by,
-            "created_at": d.created_at,
-            "updated_at": d.updated_at,
-        }
+        return api.BatchDeploymentOut.model_validate(
+            {
+                **spec["doc"],  # the document as given (Azure's names), then what Lapis adds
+                "endpoint_name": e.name if e else d.endpoint,
+                "model": f"azureml:{d.model_name}:{d.model_version}",
+                "model_type": spec["model"]["type"],
+                "code": spec["code"],
+                "environment_label": spec["environment"]["label"],
+                "is_default": bool(
+                    e and e.default_deployment and e.default_deployment.lower() == d.name.lower()
+                ),
+                "provisioning_state": d.provisioning_state,
+                "created_by": d.created_by,
+                "created_at": d.created_at,
+                "updated_at": d.updated_at,
+            }
+        )
 
     def create_deployment(
         self,

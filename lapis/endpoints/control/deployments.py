@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+from lapis.api import endpoints as api
 from lapis.api.models import LineageDeployment
 from lapis.endpoints.control.endpoints import EndpointService
 from lapis.environments.service import EnvironmentService
@@ -121,7 +122,22 @@ class DeploymentService:
         """Logs and materialised generations of one deployment (names are checked: safe)."""
         return self.root / d.endpoint / d.name.lower()
 
-    def describe(self, d: OnlineDeployment) -> dict[str, Any]:
+    def endpoint_detail(self, name: str, base_url: str) -> api.EndpointDetail:
+        """An endpoint with each deployment's name, state, model and instance count."""
+        e = self.endpoints.get(name)
+        briefs = [
+            api.DeploymentBrief(
+                name=d.name,
+                provisioning_state=d.provisioning_state,
+                model=d.spec["doc"]["model"],
+                instance_count=d.spec["doc"]["instance_count"],
+            )
+            for d in self.list(e.name)
+        ]
+        view = self.endpoints.describe(e, base_url)
+        return api.EndpointDetail(**dict(view), deployments=briefs)
+
+    def describe(self, d: OnlineDeployment) -> api.DeploymentOut:
         """The API's view: Azure's names plus state, reason and the instances."""
         doc = dict(d.spec["doc"])
         e = self.endpoints.store.get(d.endpoint)
@@ -141,21 +157,23 @@ class DeploymentService:
                 }
                 for r in self.store.instances(d.endpoint, d.name)
             ]
-        return {
-            **doc,
-            "endpoint_name": e.name if e else d.endpoint,
-            "type": "managed",
-            "model_type": d.spec["model"]["type"],
-            "environment_label": d.spec["environment"]["label"],
-            "provisioning_state": d.provisioning_state,
-            "state_reason": d.state_reason,
-            "generation": d.generation,
-            "traffic": traffic.get(d.name.lower(), 0),
-            "instances": live,
-            "created_by": d.created_by,
-            "created_at": d.created_at,
-            "updated_at": d.updated_at,
-        }
+        return api.DeploymentOut.model_validate(
+            {
+                **doc,  # the document as given (Azure's names), then what Lapis adds
+                "endpoint_name": e.name if e else d.endpoint,
+                "type": "managed",
+                "model_type": d.spec["model"]["type"],
+                "environment_label": d.spec["environment"]["label"],
+                "provisioning_state": d.provisioning_state,
+                "state_reason": d.state_reason,
+                "generation": d.generation,
+                "traffic": traffic.get(d.name.lower(), 0),
+                "instances": live,
+                "created_by": d.created_by,
+                "created_at": d.created_at,
+                "updated_at": d.updated_at,
+            }
+        )
 
     # --- writing -------------------------------------------------------------------
     def create(

@@ -22,6 +22,7 @@ import secrets
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from lapis.api import endpoints as api
 from lapis.errors import InvalidParameterValue, ResourceDoesNotExist
 from lapis.specs.endpoint import (
     parse_endpoint,
@@ -90,21 +91,21 @@ class EndpointService:
         return self.store.all()
 
     @staticmethod
-    def describe(e: OnlineEndpoint, base_url: str) -> dict[str, Any]:
+    def describe(e: OnlineEndpoint, base_url: str) -> api.EndpointOut:
         """The API's view of an endpoint, with Azure's names; never the keys."""
-        return {
-            "name": e.name,
-            "auth_mode": e.auth_mode,
-            "description": e.description,
-            "tags": e.tags,
-            "traffic": e.traffic,
-            "mirror_traffic": e.mirror_traffic,
-            "scoring_uri": f"{base_url.rstrip('/')}/api/v1/endpoints/{e.name}/score",
-            "provisioning_state": e.provisioning_state,
-            "created_by": e.created_by,
-            "created_at": e.created_at,
-            "updated_at": e.updated_at,
-        }
+        return api.EndpointOut(
+            name=e.name,
+            auth_mode=e.auth_mode,
+            description=e.description,
+            tags=e.tags,
+            traffic=e.traffic,
+            mirror_traffic=e.mirror_traffic,
+            scoring_uri=f"{base_url.rstrip('/')}/api/v1/endpoints/{e.name}/score",
+            provisioning_state=e.provisioning_state,
+            created_by=e.created_by,
+            created_at=e.created_at,
+            updated_at=e.updated_at,
+        )
 
     # --- writing -----------------------------------------------------------------
     def create(

@@ -62,9 +62,9 @@ async def create_endpoint(request: Request) -> Response:
     doc = await _body(request)
     source = _source(doc)
 
-    def work() -> dict[str, Any]:
+    def work() -> api.BatchEndpointOut:
         e = ws.batch.create(doc, source=source, created_by=_who(request))
-        return dict(ws.batch.describe(e, _base(request)))
+        return ws.batch.describe(e, _base(request))
 
     return json_response(await run_in_threadpool(work), status=201)
 
@@ -73,18 +73,21 @@ async def create_endpoint(request: Request) -> Response:
 async def list_endpoints(request: Request) -> Response:
     ws = _ws(request)
 
-    def work() -> list[dict[str, Any]]:
-        return [ws.batch.describe(e, _base(request)) for e in ws.batch.list()]
+    def work() -> api.BatchEndpointList:
+        base = _base(request)
+        return api.BatchEndpointList(
+            endpoints=[ws.batch.describe(e, base) for e in ws.batch.list()]
+        )
 
-    return json_response({"endpoints": await run_in_threadpool(work)})
+    return json_response(await run_in_threadpool(work))
 
 
 @router.get("/{name}", responses={200: {"model": api.BatchEndpointOut}})
 async def get_endpoint(request: Request, name: str) -> Response:
     ws = _ws(request)
 
-    def work() -> dict[str, Any]:
-        return dict(ws.batch.describe(ws.batch.get(name), _base(request)))
+    def work() -> api.BatchEndpointOut:
+        return ws.batch.describe(ws.batch.get(name), _base(request))
 
     return json_response(await run_in_threadpool(work))
 
@@ -96,9 +99,9 @@ async def update_endpoint(request: Request, name: str) -> Response:
     doc = await _body(request)
     source = _source(doc)
 
-    def work() -> dict[str, Any]:
+    def work() -> api.BatchEndpointOut:
         e = ws.batch.update(name, doc, source=source)
-        return dict(ws.batch.describe(e, _base(request)))
+        return ws.batch.describe(e, _base(request))
 
     return json_response(await run_in_threadpool(work))
 
@@ -108,7 +111,7 @@ async def delete_endpoint(request: Request, name: str) -> Response:
     """Delete the endpoint and its deployments; past invocations stay as jobs."""
     ws = _ws(request)
     e = await run_in_threadpool(ws.batch.delete, name)
-    return json_response({"name": e.name, "deleted": True})
+    return json_response(api.Deleted(name=e.name, deleted=True))
 
 
 # --- deployments -------------------------------------------------------------------------
@@ -120,9 +123,9 @@ async def create_deployment(request: Request, endpoint: str) -> Response:
     ws = _ws(request)
     doc, extras = split_request(await _body(request))
 
-    def work() -> dict[str, Any]:
+    def work() -> api.BatchDeploymentOut:
         d, _ = ws.batch.create_deployment(endpoint, doc, extras, created_by=_who(request))
-        return dict(ws.batch.describe_deployment(d))
+        return ws.batch.describe_deployment(d)
 
     return json_response(await run_in_threadpool(work), status=201)
 
@@ -133,9 +136,9 @@ async def update_deployment(request: Request, endpoint: str, name: str) -> Respo
     ws = _ws(request)
     doc, extras = split_request(await _body(request))
 
-    def work() -> dict[str, Any]:
+    def work() -> api.BatchDeploymentOut:
         d, _ = ws.batch.create_deployment(endpoint, doc, extras, replace=name)
-        return dict(ws.batch.describe_deployment(d))
+        return ws.batch.describe_deployment(d)
 
     return json_response(await run_in_threadpool(work))
 
@@ -144,18 +147,19 @@ async def update_deployment(request: Request, endpoint: str, name: str) -> Respo
 async def list_deployments(request: Request, endpoint: str) -> Response:
     ws = _ws(request)
 
-    def work() -> list[dict[str, Any]]:
-        return [ws.batch.describe_deployment(d) for d in ws.batch.list_deployments(endpoint)]
+    def work() -> api.BatchDeploymentList:
+        found = ws.batch.list_deployments(endpoint)
+        return api.BatchDeploymentList(deployments=[ws.batch.describe_deployment(d) for d in found])
 
-    return json_response({"deployments": await run_in_threadpool(work)})
+    return json_response(await run_in_threadpool(work))
 
 
 @router.get("/{endpoint}/deployments/{name}", responses={200: {"model": api.BatchDeploymentOut}})
 async def get_deployment(request: Request, endpoint: str, name: str) -> Response:
     ws = _ws(request)
 
-    def work() -> dict[str, Any]:
-        return dict(ws.batch.describe_deployment(ws.batch.get_deployment(endpoint, name)))
+    def work() -> api.BatchDeploymentOut:
+        return ws.batch.describe_deployment(ws.batch.get_deployment(endpoint, name))
 
     return json_response(await run_in_threadpool(work))
 
@@ -164,7 +168,7 @@ async def get_deployment(request: Request, endpoint: str, name: str) -> Response
 async def delete_deployment(request: Request, endpoint: str, name: str) -> Response:
     ws = _ws(request)
     d = await run_in_threadpool(ws.batch.delete_deployment, endpoint, name)
-    return json_response({"name": d.name, "deleted": True})
+    return json_response(api.Deleted(name=d.name, deleted=True))
 
 
 # --- invocations -------------------------------------------------------------------------

@@ -15,8 +15,6 @@ Delete waits until the deployment's processes have stopped.
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
@@ -43,7 +41,7 @@ async def create_deployment(request: Request, endpoint: str) -> Response:
     doc, extras = split_request(body)
     extras["source"] = source
 
-    def work() -> dict[str, Any]:
+    def work() -> api.DeploymentOut:
         d = svc.create(endpoint, doc, extras, created_by=_who(request))
         return svc.describe(d)
 
@@ -54,10 +52,10 @@ async def create_deployment(request: Request, endpoint: str) -> Response:
 async def list_deployments(request: Request, endpoint: str) -> Response:
     svc = _svc(request)
 
-    def work() -> list[dict[str, Any]]:
-        return [svc.describe(d) for d in svc.list(endpoint)]
+    def work() -> api.DeploymentList:
+        return api.DeploymentList(deployments=[svc.describe(d) for d in svc.list(endpoint)])
 
-    return json_response({"deployments": await run_in_threadpool(work)})
+    return json_response(await run_in_threadpool(work))
 
 
 @router.get("/{name}", responses={200: {"model": api.DeploymentOut}})
@@ -74,18 +72,18 @@ async def update_deployment(request: Request, endpoint: str, name: str) -> Respo
     doc, extras = split_request(body)
     extras["source"] = source
 
-    def work() -> dict[str, Any]:
+    def work() -> api.DeploymentOut:
         return svc.describe(svc.update(endpoint, name, doc, extras))
 
     return json_response(await run_in_threadpool(work))
 
 
-@router.delete("/{name}", responses={200: {"model": api.Deleted}})
+@router.delete("/{name}", responses={200: {"model": api.DeploymentDeleted}})
 async def delete_deployment(request: Request, endpoint: str, name: str) -> Response:
     """Stop the instances and forget the deployment (refused while it takes traffic)."""
     svc = _svc(request)
     d = await run_in_threadpool(svc.delete, endpoint, name)
-    return json_response({"endpoint": endpoint, "name": d.name, "deleted": True})
+    return json_response(api.DeploymentDeleted(endpoint=endpoint, name=d.name, deleted=True))
 
 
 @router.get("/{name}/logs", responses={200: {"model": api.DeploymentLogs}})
@@ -97,4 +95,6 @@ async def deployment_logs(
         raise InvalidParameterValue(f"lines must be from 1 to 100000, got {lines}")
     svc = _svc(request)
     text = await run_in_threadpool(svc.logs, endpoint, name, lines, instance)
-    return json_response({"endpoint": endpoint, "name": name, "instance": instance, "log": text})
+    return json_response(
+        api.DeploymentLogs(endpoint=endpoint, name=name, instance=instance, log=text)
+    )

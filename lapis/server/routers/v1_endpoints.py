@@ -51,7 +51,7 @@ async def create_endpoint(request: Request) -> Response:
     ws = _ws(request)
     doc, source = await _body(request)
 
-    def work() -> dict[str, Any]:
+    def work() -> api.EndpointOut:
         e = ws.endpoints.create(doc, source=source, created_by=_who(request))
         return ws.endpoints.describe(e, _base(request))
 
@@ -62,31 +62,21 @@ async def create_endpoint(request: Request) -> Response:
 async def list_endpoints(request: Request) -> Response:
     ws = _ws(request)
 
-    def work() -> list[dict[str, Any]]:
-        return [ws.endpoints.describe(e, _base(request)) for e in ws.endpoints.list()]
+    def work() -> api.EndpointList:
+        base = _base(request)
+        return api.EndpointList(
+            endpoints=[ws.endpoints.describe(e, base) for e in ws.endpoints.list()]
+        )
 
-    return json_response({"endpoints": await run_in_threadpool(work)})
+    return json_response(await run_in_threadpool(work))
 
 
 @router.get("/endpoints/{name}", responses={200: {"model": api.EndpointDetail}})
 async def get_endpoint(request: Request, name: str) -> Response:
     ws = _ws(request)
 
-    def work() -> dict[str, Any]:
-        out = ws.endpoints.describe(ws.endpoints.get(name), _base(request))
-        if ws.deployments is not None:  # each deployment's name, state and readiness
-            out["deployments"] = [
-                {
-                    "name": d.name,
-                    "provisioning_state": d.provisioning_state,
-                    "model": d.spec["doc"]["model"],
-                    "instance_count": d.spec["doc"]["instance_count"],
-                }
-                for d in ws.deployments.list(name)
-            ]
-        return out
-
-    return json_response(await run_in_threadpool(work))
+    detail = await run_in_threadpool(ws.deployments.endpoint_detail, name, _base(request))
+    return json_response(detail)
 
 
 @router.patch("/endpoints/{name}", responses={200: {"model": api.EndpointOut}})
@@ -95,7 +85,7 @@ async def update_endpoint(request: Request, name: str) -> Response:
     ws = _ws(request)
     doc, source = await _body(request)
 
-    def work() -> dict[str, Any]:
+    def work() -> api.EndpointOut:
         e = ws.endpoints.update(name, doc, source=source)
         return ws.endpoints.describe(e, _base(request))
 
@@ -108,7 +98,7 @@ async def delete_endpoint(request: Request, name: str) -> Response:
     e = await run_in_threadpool(ws.endpoints.delete, name)
     if ws.telemetry is not None:  # a new endpoint of the same name starts from zero
         ws.telemetry.forget(e.name)
-    return json_response({"name": e.name, "deleted": True})
+    return json_response(api.Deleted(name=e.name, deleted=True))
 
 
 @router.post("/endpoints/{name}/listKeys", responses={200: {"model": api.EndpointKeys}})
@@ -127,4 +117,6 @@ async def regenerate_keys(request: Request, name: str) -> Response:
     if not isinstance(key_type, str):
         raise MalformedRequest('regenerateKeys needs {"keyType": "Primary" | "Secondary"}')
     await run_in_threadpool(ws.endpoints.regenerate_key, name, key_type)
-    return json_response({"name": name, "keyType": key_type.capitalize(), "regenerated": True})
+    return json_response(
+        api.KeyRegenerated(name=name, keyType=key_type.capitalize(), regenerated=True)
+    )

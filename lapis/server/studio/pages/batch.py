@@ -45,7 +45,7 @@ def _deployments(ws: Any, endpoint: str) -> list[dict[str, Any]]:
     """Each deployment as the API describes it, plus its model's name and version."""
     rows = []
     for d in _batch(ws).list_deployments(endpoint):
-        row = ws.batch.describe_deployment(d)
+        row = ws.batch.describe_deployment(d).model_dump()
         row["model_name"] = d.model_name
         row["model_version"] = d.model_version
         rows.append(row)

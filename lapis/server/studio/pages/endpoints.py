@@ -44,7 +44,7 @@ def deployment_rows(ws: Any, endpoint: str) -> list[dict[str, Any]]:
     """Each deployment as the API describes it, plus its model's name and version."""
     rows = []
     for d in ws.deployments.list(endpoint):
-        row = ws.deployments.describe(d)
+        row = ws.deployments.describe(d).model_dump()
         row["model_name"] = d.model_name
         row["model_version"] = d.model_version
         instances = [i for i in row["instances"] if i.get("state") != "Draining"]
