@@ -22,7 +22,7 @@ from typing import IO, Any
 
 from pydantic import ValidationError
 
-from lapis.api.jobs import SnapshotRef, SubmitJob
+from lapis.api.jobs import SnapshotRef, SnapshotStored, SubmitJob
 from lapis.artifacts.snapshot import check_digest, digest_files, unpack
 from lapis.compute.logs import parse_cursor
 from lapis.compute.registry import backend_for
@@ -73,11 +73,11 @@ class JobService:
     def has_snapshot(self, digest: object) -> bool:
         return self.snapshot_dir(digest).is_dir()
 
-    def store_snapshot(self, digest: str, data: IO[bytes]) -> dict[str, Any]:
+    def store_snapshot(self, digest: str, data: IO[bytes]) -> SnapshotStored:
         """Keep an uploaded snapshot under its digest, after checking the digest is right."""
         final = self.snapshot_dir(digest)
         if final.is_dir():
-            return {"digest": digest, "stored": False}
+            return SnapshotStored(digest=digest, stored=False)
         tmp = self.snapshots / f".{digest}.{uuid.uuid4().hex}"
         tmp.mkdir(parents=True)
         try:
@@ -98,7 +98,7 @@ class JobService:
                 tmp.rename(final)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        return {"digest": digest, "stored": True, "files": len(files)}
+        return SnapshotStored(digest=digest, stored=True, files=len(files))
 
     # --- submission ---------------------------------------------------------------
     def submit(
