@@ -190,8 +190,25 @@ def _plain(title: str, head: list[str], body: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def ceiling(servers: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
-    """Lapis' single-call rate as a share of the do-nothing server's, same client, same run."""
+def ceiling(
+    servers: dict[str, dict[str, Any]], paired: dict[str, Any] | None = None
+) -> dict[str, Any] | None:
+    """Lapis' single-call rate as a share of the do-nothing server's, same client, same run:
+    from the side-by-side rounds when they ran, else from the two servers' own steps."""
+    if paired and "share" in paired:
+        share = paired["share"]
+        met = "met" if share >= CEILING_TARGET else "NOT met"
+        spread = ", ".join(f"{s:.0%}" for s in paired["shares"])
+        text = (
+            f"single log_metric, side by side ({paired['rounds']} alternating rounds of "
+            f"{paired['calls_per_round']:,} calls): Lapis {paired['lapis']:,.0f} calls/s vs no-op "
+            f"{paired['noop']:,.0f} calls/s (medians); median share {share:.0%} of the ceiling "
+            f"(rounds: {spread}; target >= {CEILING_TARGET:.0%}: {met}); Lapis adds "
+            f"{paired['lapis_p50_ms'] - paired['noop_p50_ms']:.2f} ms per call (p50)"
+        )
+        return {**paired, "met": share >= CEILING_TARGET, "text": text}
+    if paired and "error" in paired:
+        print(f"side-by-side ceiling rounds failed: {paired['error']}", flush=True)
     lapis = _num(servers.get("lapis", {}).get("single_pts_s"))
     noop = _num(servers.get("noop", {}).get("single_pts_s"))
     if lapis is None or noop is None or noop <= 0:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lapis.endpoints.data.proxy import ScoringProxy
 from lapis.server import errors, studio
@@ -16,6 +17,7 @@ from lapis.server.audit import AuditTrail
 from lapis.server.auth import BearerAuth
 from lapis.server.authorize import authorize_route
 from lapis.server.context import Workspace
+from lapis.server.fastlane import FastLane
 from lapis.server.guard import RequestGuard
 from lapis.server.headers import SecurityHeaders
 from lapis.server.routers import (
@@ -86,6 +88,21 @@ class Background:
     ca_bundle: str | None = None  # for a self-signed certificate (lapis/server/tls.py)
 
 
+class LapisApp(FastAPI):
+    """FastAPI with the fast lane (lapis/server/fastlane.py) in front of its whole stack."""
+
+    lane: ASGIApp | None = None
+
+    async def stack(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await super().__call__(scope, receive, send)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.lane is None:
+            await super().__call__(scope, receive, send)
+        else:
+            await self.lane(scope, receive, send)
+
+
 def create_app(ws: Workspace, background: Background | None = None) -> FastAPI:
     """The app for one workspace; with ``background``, its lifespan runs the server's life.
 
@@ -105,7 +122,7 @@ def create_app(ws: Workspace, background: Background | None = None) -> FastAPI:
             if background is not None:
                 await run_in_threadpool(ws.stop)
 
-    app = FastAPI(
+    app = LapisApp(
         lifespan=lifespan,
         title="Lapis",
         version=__version__,
@@ -145,7 +162,9 @@ def create_app(ws: Workspace, background: Background | None = None) -> FastAPI:
     app.include_router(v1_deployments.router)
     app.include_router(v1_serving.router)
     app.include_router(artifacts.router)
-    mount(app, runs.ROUTES + experiments.ROUTES + logged_models.ROUTES + registry.ROUTES)
+    dispatcher = mount(
+        app, runs.ROUTES + experiments.ROUTES + logged_models.ROUTES + registry.ROUTES
+    )
     studio.install(app)  # the web UI at /; after errors.install, whose handlers it wraps
     document_errors(app)
     app.add_middleware(BearerAuth, workspace=ws)
@@ -153,4 +172,13 @@ def create_app(ws: Workspace, background: Background | None = None) -> FastAPI:
     app.add_middleware(ScoringProxy, workspace=ws)  # scoring needs no user token
     app.add_middleware(RequestGuard, max_body=ws.settings.max_body_bytes)
     app.add_middleware(SecurityHeaders)  # outermost: every answer gets them
+    # In front of it all (FastAPI's own middlewares included): the hot tracking writes,
+    # answered with the same checks and records as the stack gives them.
+    app.lane = FastLane(
+        app.stack,
+        workspace=ws,
+        dispatcher=dispatcher,
+        audit=ws.audit,
+        max_body=ws.settings.max_body_bytes,
+    )
     return app

@@ -106,26 +106,26 @@ class AuditTrail:
         try:
             await self.app(scope, receive, watched)
         finally:
-            self._record(scope, status)
+            self.writer.record(audit_row(scope, status))
 
-    def _record(self, scope: Scope, status: int) -> None:
-        state = scope.get("state") or {}
-        principal = state.get("principal")
-        path = scope.get("path", "")
-        action = state.get("action") or ("signin" if path == "/signin" else "(not routed)")
-        client = scope.get("client")
-        self.writer.record(
-            {
-                "time": now_ms(),
-                "user_name": getattr(principal, "name", None),
-                "user_id": getattr(principal, "user_id", None),
-                "token_id": getattr(principal, "token_id", None),
-                "job": principal.job.job if principal is not None and principal.job else None,
-                "action": action,
-                "method": scope["method"],
-                "path": path[:2000],
-                "status": status,
-                "allowed": status not in (401, 403),
-                "client": client[0] if client else None,
-            }
-        )
+
+def audit_row(scope: Scope, status: int) -> dict[str, Any]:
+    """One write request as the audit trail keeps it (who, what, how it ended)."""
+    state = scope.get("state") or {}
+    principal = state.get("principal")
+    path = scope.get("path", "")
+    action = state.get("action") or ("signin" if path == "/signin" else "(not routed)")
+    client = scope.get("client")
+    return {
+        "time": now_ms(),
+        "user_name": getattr(principal, "name", None),
+        "user_id": getattr(principal, "user_id", None),
+        "token_id": getattr(principal, "token_id", None),
+        "job": principal.job.job if principal is not None and principal.job else None,
+        "action": action,
+        "method": scope["method"],
+        "path": path[:2000],
+        "status": status,
+        "allowed": status not in (401, 403),
+        "client": client[0] if client else None,
+    }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import logging
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -80,6 +81,32 @@ def _known(exc: Exception) -> tuple[int, LapisError] | None:
     return None
 
 
+def error_answer(exc: Exception, scope: Scope) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    """Status, JSON body and extra headers for ``exc`` raised by an API handler: what the
+    exception handlers above and :class:`CatchAll` answer, for code that answers on its
+    own (the fast lane, lapis/server/fastlane.py)."""
+    if isinstance(exc, LapisError):
+        extra = [(b"www-authenticate", b"Bearer")] if exc.http_status == 401 else []
+        return exc.http_status, orjson.dumps(exc.to_json()), extra
+    known = _known(exc)
+    if known is not None:
+        status, error = known
+        log.warning(
+            "%s on %s %s: %s",
+            error.error_code,
+            scope.get("method"),
+            scope.get("path"),
+            error.message,
+        )
+        return status, orjson.dumps(error.to_json()), []
+    log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+    return 500, orjson.dumps(_internal(exc)), []
+
+
+def _internal(exc: Exception) -> dict[str, str]:
+    return {"error_code": "INTERNAL_ERROR", "message": f"Internal error: {type(exc).__name__}"}
+
+
 class CatchAll:
     """Turn an unexpected exception into a JSON 500 and one log record.
 
@@ -126,13 +153,7 @@ class CatchAll:
 
             response: Response
             if is_api_path(scope.get("path", "")):
-                response = JSONResponse(
-                    {
-                        "error_code": "INTERNAL_ERROR",
-                        "message": f"Internal error: {type(exc).__name__}",
-                    },
-                    status_code=500,
-                )
+                response = JSONResponse(_internal(exc), status_code=500)
             else:  # a studio page: a readable page, never a traceback
                 response = HTMLResponse(
                     "<!doctype html><title>Error</title><h1>Something went wrong</h1>"

@@ -284,7 +284,9 @@ class Dispatcher:
         return paths
 
 
-def mount(app: FastAPI, routes: Sequence[Route], prefixes: Sequence[str] = MLFLOW_PREFIXES) -> None:
+def mount(
+    app: FastAPI, routes: Sequence[Route], prefixes: Sequence[str] = MLFLOW_PREFIXES
+) -> Dispatcher:
     """Serve ``routes`` under every prefix through one catch-all route per prefix."""
     dispatcher = Dispatcher(routes)
 
@@ -336,3 +338,4 @@ def mount(app: FastAPI, routes: Sequence[Route], prefixes: Sequence[str] = MLFLO
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    return dispatcher
