@@ -19,6 +19,7 @@ from typing import Any
 from lapis.entities.compute import ComputeType
 from lapis.entities.sizes import get_size
 from lapis.errors import InvalidParameterValue, ResourceDoesNotExist
+from lapis.specs.kinds import COMPUTES
 from lapis.specs.names import validate_compute_name
 from lapis.specs.schedules import parse_schedule
 from lapis.specs.yaml_lines import Located, check_settings, located
@@ -73,6 +74,8 @@ def parse_duration(text: str) -> int | None:
 def parse_compute(doc: Mapping[str, Any] | Located, *, partial: bool = False) -> ComputeSpec:
     """Check a compute document; every complaint names the file, line and key."""
     loc = located(doc, "<compute>")
+    if isinstance(loc.data, Mapping):  # first: every other key means something only for its type
+        COMPUTES.of(loc, loc.data, partial=partial)
     data = check_settings(loc, KEYS, "computeinstance")
     spec = ComputeSpec(given={k for k in data if k != "$schema"})
     _identity(loc, data, spec, partial)
@@ -122,13 +125,6 @@ def _identity(loc: Located, data: Mapping[str, Any], spec: ComputeSpec, partial:
             ) from None
     elif not partial:
         raise loc.error(("name",), "is required (3-24 letters, digits or '-')")
-    if "type" in data:
-        kind = str(data["type"]).lower()
-        if kind != ComputeType.INSTANCE.value:
-            hint = " (amlcompute clusters are not available yet)" if kind == "amlcompute" else ""
-            raise loc.error(("type",), f"must be computeinstance, got {data['type']!r}{hint}")
-    elif not partial:
-        raise loc.error(("type",), "is required: type: computeinstance")
     if "size" in data:
         if not isinstance(data["size"], str):
             raise loc.error(("size",), f"must be a VM size name, got {data['size']!r}")

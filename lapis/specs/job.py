@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from lapis.errors import InvalidParameterValue
+from lapis.specs.kinds import JOBS
 from lapis.specs.yaml_lines import Located, load, read_text_file, safe_load, suggest
 from lapis.util import random_name
 
@@ -293,10 +294,8 @@ def parse_job(
     doc = load(text, source)
     data = _mapping(doc, (), doc.data)
     apply_overrides(data, overrides or [])
+    JOBS.of(doc, data)  # first: every other key means something only for its type
     _check_keys(doc, (), data, TOP_LEVEL_KEYS, "a command job")
-    kind = data.get("type", "command")
-    if kind != "command":
-        raise doc.error(("type",), f"'{kind}' jobs are not supported here; expected 'command'")
     command = _string(doc, ("command",), data.get("command"), required=True)
     assert command is not None
     name = _string(doc, ("name",), data.get("name")) or generated_name()

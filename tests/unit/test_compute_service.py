@@ -354,7 +354,11 @@ def test_azure_yaml_loads(svc: ComputeService) -> None:
         ),
         ("action: stop", "action: pause", "nb.yml:8: 'schedules.compute_start_stop.0.action'"),
         ("name: nb-one", "name: nb_one", "nb.yml:2: Invalid compute name"),
-        ("type: computeinstance", "type: amlcompute", "nb.yml:3: 'type' must be computeinstance"),
+        (
+            "type: computeinstance",
+            "type: amlcompute",
+            "nb.yml:3: amlcompute computes are not supported yet",
+        ),
         ("size: STANDARD_DS1_V2", "size: 4", "nb.yml:4: 'size' must be a VM size name"),
     ],
 )

@@ -91,7 +91,7 @@ def test_overrides_apply_before_validation() -> None:
         ),
         ("command: x\ninputs: [1, 2]\n", ["<job>:2", "'inputs' must be a mapping"]),
         ("command: [x\n", ["<job>:2", "malformed YAML"]),
-        ("command: x\ntype: sweep\n", ["<job>:2", "'sweep' jobs are not supported"]),
+        ("command: x\ntype: sweep\n", ["<job>:2", "sweep jobs are not supported yet"]),
         ("command: x\nenvironment: 'bad env!'\n", ["<job>:2", "not an environment reference"]),
         ("command: x\nresources:\n  instance_count: 0\n", ["<job>:3", "positive integer"]),
     ],
