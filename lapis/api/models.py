@@ -73,8 +73,12 @@ class ModelFile(BaseModel):
 
 
 class ModelFiles(BaseModel):
+    """``folder``: the name the files were registered under, which deployments keep
+    (``$AZUREML_MODEL_DIR/<folder>/…``); ``None`` for a model that is one file."""
+
     root: str
     files: list[ModelFile]
+    folder: str | None = None
 
 
 class UploadedFile(BaseModel):

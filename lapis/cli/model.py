@@ -303,7 +303,7 @@ def package(
             python, image = env["spec"].get("python"), env.get("image")
         with tempfile.TemporaryDirectory(prefix="lapis-package-") as tmp:
             model_dir = Path(tmp) / "model"
-            download_model_files(http, name, version, model_dir)
+            download_model_files(http, name, version, model_dir, as_registered=True)
             files = write_context(
                 PackageSpec(
                     model_label=f"{name}:{version}",

@@ -17,6 +17,14 @@ Where the files are: a job output is kept as ``runs:/<run>/<path>`` (the job's
 run artifacts, never copied); a local upload goes under the store prefix
 ``models/<name>/<version>/`` and the version is ``PENDING_REGISTRATION`` until
 the client says the upload is complete.
+
+Where a deployment finds them: as Azure does, ``AZUREML_MODEL_DIR`` is a folder
+that *contains* what was registered — a model registered from ``path: model/``
+is at ``$AZUREML_MODEL_DIR/model/…``, one registered from ``model.pkl`` at
+``$AZUREML_MODEL_DIR/model.pkl`` — so scoring scripts written for Azure find
+their files. The folder's name is recorded at registration (``lapis.model.folder``;
+the client sends the local folder's name, a job output or run path gives its
+last segment) and :meth:`ModelService.materialize` lays the files out that way.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ import re
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from lapis.api import models as api
@@ -48,6 +57,8 @@ from lapis.store.sql.model_versions import ModelVersionStore
 MODEL_TYPES = ("custom_model", "mlflow_model")
 TYPE_TAG = "lapis.model.type"
 ARCHIVED_TAG = "lapis.archived"
+FOLDER_TAG = "lapis.model.folder"  # the registered folder's name (none: a single file)
+DEFAULT_FOLDER = "model"  # for versions registered before the folder was recorded
 PROPERTY_PREFIX = "lapis.property."
 LINEAGE_PREFIX = "lapis.lineage."
 UPLOAD_PREFIX = "models"
@@ -97,6 +108,9 @@ class ModelService:
             tags.update([validate_tag(PROPERTY_PREFIX + str(k), v)])
         upload = bool(spec.get("upload"))
         source = None if upload else self.resolve_path(spec.get("path"))
+        folder = _folder_name(spec.get("upload_folder")) if upload else None
+        if folder:
+            tags[FOLDER_TAG] = folder
         if source is not None and source.job is not None:
             tags.update(lineage_tags(source.job))
         values = {
@@ -305,17 +319,47 @@ class ModelService:
 
     # --- files --------------------------------------------------------------------------
     def files(self, name: str, version: object) -> api.ModelFiles:
-        """The store folder holding the version's files and each file below it."""
+        """The store folder holding the version's files, each file below it, and the name
+        of the folder they were registered as (``None`` for a model that is one file)."""
         mv = self.registry.get_model_version(name, version)
         rel = self._store_path(self.registry.get_download_uri(name, mv.version))
+        folder: str | None
         if self.artifacts.is_file(rel):
             root, _, base = rel.rpartition("/")
-            files = [FileInfo(base, False, None)]
+            files, folder = [FileInfo(base, False, None)], None
         else:
             root, files = rel, self.artifacts.walk_files(rel)
+            folder = mv.tags.get(FOLDER_TAG) or _source_folder(mv.source)
+            if FOLDER_TAG not in mv.tags and mv.source.startswith("mlflow-artifacts:"):
+                # uploaded before folders were recorded: one file was a file, else "model"
+                folder = None if len(files) == 1 else DEFAULT_FOLDER
         return api.ModelFiles(
-            root=root, files=[api.ModelFile(path=f.path, size=f.file_size) for f in files]
+            root=root,
+            files=[api.ModelFile(path=f.path, size=f.file_size) for f in files],
+            folder=folder,
         )
+
+    def materialize(self, name: str, version: object, container: Path) -> tuple[Path, int]:
+        """Write the version's files into ``container`` — the folder ``AZUREML_MODEL_DIR``
+        names — as Azure lays them out: under the registered folder's name, or the one
+        file directly. Returns the model's own path in it and the number of files."""
+        listing = self.files(name, version)
+        target = container / listing.folder if listing.folder else container
+        target.mkdir(parents=True, exist_ok=True)
+        inside = target.resolve()
+        for item in listing.files:
+            dest = (target / item.path).resolve()
+            if inside not in dest.parents:
+                raise InvalidParameterValue(f"model file '{item.path}' would land outside {target}")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with open(dest, "wb") as fh:
+                for chunk in self.artifacts.iter_read(
+                    f"{listing.root}/{item.path}" if listing.root else item.path
+                ):
+                    fh.write(chunk)
+        if listing.folder is None and len(listing.files) == 1:
+            return target / listing.files[0].path, 1
+        return target, len(listing.files)
 
     def _store_path(self, uri: str) -> str:
         rel = proxied_path(uri)
@@ -329,6 +373,26 @@ class ModelService:
                 sub = clean_relpath(sub)
                 return f"{root}/{sub}" if sub else root
         raise InvalidParameterValue(f"Model files at '{uri}' are not in this workspace's store")
+
+
+def _folder_name(value: object) -> str | None:
+    """The uploaded folder's own name, as the client sent it (one path segment)."""
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str) or "/" in value or "\\" in value or value in (".", ".."):
+        raise InvalidParameterValue(f"'upload_folder' must be a folder name, got {value!r}")
+    return value
+
+
+def _source_folder(source: str) -> str:
+    """The last segment of a run path (``runs:/<run>/outputs/model`` → ``model``); a whole
+    run, a logged model (``models:/…``) or anything else is ``model``."""
+    if source.startswith("runs:/"):
+        _, _, rel = source[len("runs:/") :].strip("/").partition("/")
+        tail = rel.rstrip("/").rsplit("/", 1)[-1]
+        if tail:
+            return tail
+    return DEFAULT_FOLDER
 
 
 def _exists(name: str, version: int | None) -> ResourceAlreadyExists:

@@ -39,7 +39,10 @@ def upload_model(http: LapisHTTP, spec: dict[str, Any], local: Path) -> dict[str
     files = [local] if local.is_file() else sorted(p for p in local.rglob("*") if p.is_file())
     if not files:
         raise InvalidParameterValue(f"Model path '{local}' has no files")
-    created = http.post("/api/v1/models", {**spec, "path": None, "upload": True})
+    # the folder's own name is kept: deployments find the files under it, as in Azure
+    folder = None if local.is_file() else local.resolve().name
+    body = {**spec, "path": None, "upload": True, "upload_folder": folder}
+    created = http.post("/api/v1/models", body)
     base = model_base(created["name"], created["version"])
     try:
         for f in files:
@@ -69,11 +72,17 @@ def register(http: LapisHTTP, spec: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def download_model_files(http: LapisHTTP, name: str, version: str, target: Path) -> list[Path]:
-    """Write a version's files under ``target`` (each written whole, then renamed)."""
+def download_model_files(
+    http: LapisHTTP, name: str, version: str, target: Path, *, as_registered: bool = False
+) -> list[Path]:
+    """Write a version's files under ``target`` (each written whole, then renamed);
+    ``as_registered``: inside the folder it was registered as, as ``AZUREML_MODEL_DIR``
+    holds it (``target/<folder>/…``; a one-file model stays ``target/<file>``)."""
     written: list[Path] = []
     listing = http.get(f"{model_base(name, version)}/files")
     root = listing["root"]
+    if as_registered and listing.get("folder"):
+        target = target / str(listing["folder"])
     for item in listing["files"]:
         rel = str(item["path"])
         dest = target / rel

@@ -169,4 +169,9 @@ def prepare_batch_deployment(
     if spec.code is not None:
         body["code_snapshot"] = upload_code(http, (base / spec.code).resolve())
     _environment_extras(loc, base, spec.environment, body)
+    if spec.model_path is not None:  # Azure's inline model: registered as <endpoint>-<name>
+        local = (base / spec.model_path).resolve()
+        if not local.exists():
+            raise loc.error(("model", "path"), f"'{spec.model_path}' does not exist ({local})")
+        body["model"] = inline_model(http, f"{target}-{spec.name}", spec.model_type, local, loc)
     return body, target

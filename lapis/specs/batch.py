@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lapis.errors import InvalidParameterValue
-from lapis.specs.deployment import parse_code_configuration
+from lapis.specs.deployment import parse_code_configuration, parse_model
 from lapis.specs.endpoint import AUTH_MODES, name_problem
 from lapis.specs.job import EnvironmentRef, parse_environment
 from lapis.specs.yaml_lines import (
@@ -57,9 +57,6 @@ DEPLOYMENT_KEYS = {
 OUTPUT_ACTIONS = ("append_row", "summary_only")
 LOGGING_LEVELS = ("debug", "info", "warning", "error", "critical")
 MAX_WORKERS = 64  # every worker is a process on the job's host
-_MODEL_REF = re.compile(
-    r"^(?:azureml:)?(?P<name>[^:@/\s]+)(?::(?P<version>\d+)|@(?P<label>[A-Za-z_][\w-]*))?$"
-)
 _FILE_NAME = re.compile(r"^[\w.\-]+$")
 
 
@@ -83,6 +80,8 @@ class BatchDeploymentSpec:
     model_name: str = ""
     model_version: str | None = None  # None: resolve ``model_label``
     model_label: str | None = None
+    model_path: str | None = None  # inline: the client registers it first, then names it
+    model_type: str = "custom_model"
     code: str | None = None
     scoring_script: str | None = None
     environment: EnvironmentRef = field(default_factory=lambda: EnvironmentRef("system"))
@@ -193,21 +192,19 @@ def parse_batch_endpoint(
 
 
 def _model(loc: Located, spec: BatchDeploymentSpec, raw: Any) -> None:
+    """A registered model reference, or Azure's inline ``model: {path: ./model}``."""
     if raw is None:
         raise loc.error(
-            ("model",), "is required (azureml:NAME:VERSION, NAME:VERSION or NAME@latest)"
-        )
-    text = raw.strip() if isinstance(raw, str) else ""
-    m = _MODEL_REF.match(text) if text and not text.startswith("azureml://") else None
-    if m is None:
-        raise loc.error(
             ("model",),
-            f"{raw!r} is not a registered model reference; use azureml:NAME:VERSION, "
-            "NAME:VERSION or NAME@latest (register local files with `lapis model create`)",
+            "is required (azureml:NAME:VERSION, NAME:VERSION, NAME@latest or {path: …})",
         )
-    spec.model_name = m["name"]
-    spec.model_version = m["version"]
-    spec.model_label = None if m["version"] else (m["label"] or "latest")
+    ref = parse_model(loc, raw)
+    if ref.path is not None:
+        spec.model_path, spec.model_type = ref.path, ref.type
+        return
+    spec.model_name = str(ref.name)
+    spec.model_version = ref.version
+    spec.model_label = None if ref.version else (ref.label or "latest")
 
 
 def _retry(loc: Located, spec: BatchDeploymentSpec, raw: Any) -> None:

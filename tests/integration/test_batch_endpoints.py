@@ -30,7 +30,7 @@ factor = None
 
 def init():
     global factor
-    factor = int((Path(os.environ["AZUREML_MODEL_DIR"]) / "factor.txt").read_text())
+    factor = int((Path(os.environ["AZUREML_MODEL_DIR"]) / "model" / "factor.txt").read_text())
 
 
 def run(mini_batch):

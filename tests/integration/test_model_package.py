@@ -18,7 +18,8 @@ import json, os
 
 def init():
     global weights
-    weights = open(os.path.join(os.environ["AZUREML_MODEL_DIR"], "weights.txt")).read().strip()
+    weights = open(os.path.join(os.environ["AZUREML_MODEL_DIR"], "model", "weights.txt")).read()
+    weights = weights.strip()
 
 def run(raw_data):
     return {"weights": weights, "n": len(json.loads(raw_data)["data"])}
@@ -43,7 +44,7 @@ def test_packaged_model_serves_without_lapis(lapis_server: Any, tmp_path: Path) 
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
     files = {Path(p).relative_to(out).as_posix() for p in json.loads(res.stdout)}
-    assert {"Dockerfile", "requirements.txt", "lapis_scoring.py", "model/weights.txt",
+    assert {"Dockerfile", "requirements.txt", "lapis_scoring.py", "model/model/weights.txt",
             "code/score.py"} <= files  # fmt: skip
     dockerfile = (out / "Dockerfile").read_text()
     assert "COPY model/ /app/model/" in dockerfile and "/app/code/score.py" in dockerfile

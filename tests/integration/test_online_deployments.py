@@ -111,7 +111,7 @@ def test_deploy_restart_roll_over_and_delete(lapis_server: Any, tmp_path: Path) 
     first = ready_instance(lapis_server, ep, "blue", 1)
     env = psutil.Process(first["pid"]).environ()
     model_dir = Path(env["AZUREML_MODEL_DIR"])
-    assert (model_dir / "model.json").is_file() and env["SCORE_ROUND"] == "3"
+    assert (model_dir / "model-1" / "model.json").is_file() and env["SCORE_ROUND"] == "3"
     assert score(first["port"]) == MODEL_1
     shown = ok(lapis_server, "online-endpoint", "show", ep)
     assert [x["name"] for x in shown["deployments"]] == ["blue"] and shown["traffic"] == {

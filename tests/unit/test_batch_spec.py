@@ -113,7 +113,7 @@ def test_suggestions_and_required_keys() -> None:
         "name: 9lives\nmodel: m:1\n"
     )
     text = DEPLOYMENT.replace("azureml:digits:3", "azureml://registries/x/models/y")
-    assert "dep.yml:3: 'model' 'azureml://registries/x/models/y' is not a registered" in error(text)
+    assert "dep.yml:3: 'model' 'azureml://registries/x/models/y': registry" in error(text)
     text = DEPLOYMENT.replace("  scoring_script: score.py\n", "")
     assert "dep.yml:4: 'code_configuration.scoring_script' is required" in error(text)
     text = DEPLOYMENT.replace("score.py", "../escape.py")

@@ -16,7 +16,8 @@ model = None
 
 def init():
     global model
-    model = json.loads((Path(os.environ["AZUREML_MODEL_DIR"]) / "model.json").read_text())
+    # registered from the folder model/: Azure keeps the folder's name
+    model = json.loads((Path(os.environ["AZUREML_MODEL_DIR"]) / "model" / "model.json").read_text())
 
 
 def run(mini_batch):

@@ -1,10 +1,12 @@
 """Scoring script: ``init()`` once per instance, ``run(raw_data)`` per request.
 
 The model is a linear model kept as JSON (``model.json``) so the example needs
-nothing beyond the standard library; ``AZUREML_MODEL_DIR`` points at the
-folder holding the registered model's files, as on Azure.
+nothing beyond the standard library. As on Azure, ``AZUREML_MODEL_DIR`` is the
+folder that holds the registered model's folder (``model-1/`` for blue,
+``model-2/`` for green), so one script serves both by looking one level down.
 """
 
+import glob
 import json
 import os
 
@@ -13,7 +15,7 @@ model = None
 
 def init():
     global model
-    path = os.path.join(os.environ["AZUREML_MODEL_DIR"], "model.json")
+    (path,) = glob.glob(os.path.join(os.environ["AZUREML_MODEL_DIR"], "*", "model.json"))
     with open(path) as fh:
         model = json.load(fh)
     print(f"init: loaded a linear model with {len(model['weights'])} weights from {path}")

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from lapis.artifacts.snapshot import Snapshot, digest_files, pack
-from lapis.artifacts.store import ArtifactStore
 from lapis.endpoints.runtime import batch_driver
 from lapis.errors import InvalidParameterValue, InvalidState
 from lapis.jobs.service import JobService
@@ -73,29 +72,16 @@ def input_folder(given: str) -> Path:
     return path.resolve()
 
 
-def model_folder(
-    models: ModelService, artifacts: ArtifactStore, models_root: Path, name: str, version: str
-) -> Path:
-    """A local copy of a model version's files, fetched once and then reused."""
+def model_folder(models: ModelService, models_root: Path, name: str, version: str) -> Path:
+    """A local copy of a model version's files, fetched once and then reused: the folder
+    ``AZUREML_MODEL_DIR`` names, holding the model as Azure lays it out."""
     base = models_root / urllib.parse.quote(name, safe="") / version
     final = base / "model"
     if (base / READY).exists():
         return final
     tmp = base.parent / f".{version}.{uuid.uuid4().hex}"
-    target = tmp / "model"
-    target.mkdir(parents=True)
     try:
-        listing = models.files(name, version)
-        root = listing.root
-        for item in listing.files:
-            rel = item.path
-            dest = (target / rel).resolve()
-            if target.resolve() not in dest.parents:
-                raise InvalidParameterValue(f"model file '{rel}' would land outside {target}")
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            with open(dest, "wb") as fh:
-                for chunk in artifacts.iter_read(f"{root}/{rel}" if root else rel):
-                    fh.write(chunk)
+        models.materialize(name, version, tmp / "model")
         (tmp / READY).touch()
         with contextlib.suppress(OSError):  # a concurrent invocation fetched it first
             tmp.rename(base)

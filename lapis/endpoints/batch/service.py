@@ -294,6 +294,11 @@ class BatchService:
 
     def _model(self, spec: BatchDeploymentSpec) -> dict[str, Any]:
         where = f"{spec.source}: model"
+        if spec.model_path is not None:
+            raise InvalidParameterValue(
+                f"{where}: the inline model at '{spec.model_path}' must be registered first "
+                "(the CLI and SDK upload it as a new model version)"
+            )
         try:
             mv = self.models.get(spec.model_name, spec.model_version, spec.model_label)
         except (ResourceDoesNotExist, InvalidParameterValue) as exc:
@@ -380,7 +385,7 @@ class BatchService:
             )
         model = d.spec["model"]
         model_dir = invocation.model_folder(
-            self.models, self.artifacts, self.models_root, model["name"], model["version"]
+            self.models, self.models_root, model["name"], model["version"]
         )
         request = {
             "yaml": yaml.safe_dump(

@@ -25,7 +25,7 @@ from pathlib import Path
 from lapis.artifacts.snapshot import check_digest
 from lapis.endpoints.control.deployments import DeploymentService
 from lapis.endpoints.runtime import scoring as runtime
-from lapis.errors import InvalidParameterValue, LapisError
+from lapis.errors import LapisError
 from lapis.specs.environment import EnvironmentSpec
 from lapis.store.sql.deployments import OnlineDeployment
 
@@ -58,12 +58,12 @@ def prepare(svc: DeploymentService, d: OnlineDeployment, log: Callable[[str], No
     if not (base / READY).exists():
         shutil.rmtree(base, ignore_errors=True)
         base.mkdir(parents=True)
-        try:
-            count = _download_model(svc, model["name"], model["version"], base / "model")
+        try:  # laid out as Azure does: $AZUREML_MODEL_DIR/<registered folder>/…
+            where, count = svc.models.materialize(model["name"], model["version"], base / "model")
         except LapisError as exc:
             label = f"{model['name']}:{model['version']}"
             raise PrepareError(f"cannot fetch model {label}: {exc.message}") from None
-        log(f"model {model['name']}:{model['version']}: {count} file(s) in {base / 'model'}")
+        log(f"model {model['name']}:{model['version']}: {count} file(s) in {where}")
         if code is not None:
             snapshot = svc.snapshots / check_digest(code["digest"])
             if not snapshot.is_dir():
@@ -95,22 +95,6 @@ def prepare(svc: DeploymentService, d: OnlineDeployment, log: Callable[[str], No
         (str(svc.folder(d)), str(svc.environments.envs_root)),
     )
     return Prepared(d.generation, argv, env, cwd, box if svc.sandbox else None)
-
-
-def _download_model(svc: DeploymentService, name: str, version: str, target: Path) -> int:
-    listing = svc.models.files(name, version)
-    root = listing.root
-    target.mkdir(parents=True, exist_ok=True)
-    for item in listing.files:
-        rel = item.path
-        dest = (target / rel).resolve()
-        if target.resolve() not in dest.parents:
-            raise InvalidParameterValue(f"model file '{rel}' would land outside {target}")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        with open(dest, "wb") as fh:
-            for chunk in svc.artifacts.iter_read(f"{root}/{rel}" if root else rel):
-                fh.write(chunk)
-    return len(listing.files)
 
 
 def _interpreter(

@@ -44,7 +44,11 @@ def write_context(spec: PackageSpec, out: Path) -> list[Path]:
     """Write the build context into ``out`` (which must be empty or absent)."""
     if out.exists() and any(out.iterdir()):
         raise InvalidParameterValue(f"{out} is not empty; choose a new --output-path")
-    mlflow_model = (spec.model_dir / "MLmodel").is_file()
+    try:  # the registered folder sits inside the model dir, as in AZUREML_MODEL_DIR
+        mlflow_root: Path | None = runtime.mlmodel_root(spec.model_dir)
+    except RuntimeError:
+        mlflow_root = None
+    mlflow_model = mlflow_root is not None
     if spec.scoring_script is None and not mlflow_model:
         raise InvalidParameterValue(
             f"model {spec.model_label} is not an MLflow model (no MLmodel file): "
@@ -63,7 +67,8 @@ def write_context(spec: PackageSpec, out: Path) -> list[Path]:
     shutil.copy(runtime.__file__, out / "lapis_scoring.py")
     requirements = list(spec.requirements)
     if spec.scoring_script is None:
-        requirements += [r for r in _mlflow_requirements(spec.model_dir) if r not in requirements]
+        assert mlflow_root is not None
+        requirements += [r for r in _mlflow_requirements(mlflow_root) if r not in requirements]
     (out / "requirements.txt").write_text("".join(f"{r}\n" for r in requirements))
     serve = ["python", "/app/lapis_scoring.py", "--host", "0.0.0.0", "--port", str(PORT)]
     serve += ["--model-dir", "/app/model"]

@@ -167,10 +167,20 @@ def mlflow_scorer(model_dir: Path) -> Scorer:
 
 
 def worker_main(
-    index: int, settings: dict[str, Any], code_dir: str, model_dir: str, conn: Connection
+    index: int,
+    settings: dict[str, Any],
+    code_dir: str,
+    model_dir: str,
+    output_dir: str,
+    conn: Connection,
 ) -> None:
-    """One worker process: init once, then score whatever mini-batch the driver sends."""
+    """One worker process: init once, then score whatever mini-batch the driver sends.
+
+    As in Azure: ``AZUREML_MODEL_DIR`` is the folder holding the registered model's
+    folder (or file), ``AZUREML_BI_OUTPUT_PATH`` the output folder, where a scoring
+    script may write files of its own beside the predictions file."""
     os.environ["AZUREML_MODEL_DIR"] = model_dir
+    os.environ["AZUREML_BI_OUTPUT_PATH"] = output_dir
     os.environ["LAPIS_BATCH_WORKER"] = str(index)
     try:
         if settings.get("mlflow_model"):
@@ -274,7 +284,9 @@ class Driver:
 
     # -- workers --
     def start_worker(self, index: int) -> None:
-        self.workers[index] = Worker(self.ctx, index, (self.s, str(self.code_dir), str(self.model)))
+        self.output.mkdir(parents=True, exist_ok=True)
+        args = (self.s, str(self.code_dir), str(self.model), str(self.output))
+        self.workers[index] = Worker(self.ctx, index, args)
 
     def replace_worker(self, w: Worker) -> None:
         w.kill()

@@ -42,6 +42,18 @@ MAX_BODY = 100 * 1024 * 1024
 MAX_HEAD = 64 * 1024
 
 
+def mlmodel_root(model_dir: Path) -> Path:
+    """Where the MLflow model is: ``AZUREML_MODEL_DIR`` holds the registered folder, so
+    its ``MLmodel`` is one level down (or at the top, for a model fetched before that)."""
+    if (model_dir / "MLmodel").is_file():
+        return model_dir
+    found = sorted(p.parent for p in model_dir.glob("*/MLmodel"))
+    found += sorted(p.parent for p in model_dir.glob("*/*/MLmodel"))
+    if not found:
+        raise RuntimeError(f"no MLmodel file under {model_dir}: this is not an MLflow model")
+    return found[0]
+
+
 class Scorer:
     """Loads the user's code (or an MLflow model) once, then scores requests."""
 
@@ -74,7 +86,7 @@ class Scorer:
             elif self.mlflow_model:
                 import mlflow.pyfunc
 
-                self._model = mlflow.pyfunc.load_model(self.model_dir)
+                self._model = mlflow.pyfunc.load_model(str(mlmodel_root(Path(self.model_dir))))
                 self.max_batch = batch_size(set(self._model.metadata.flavors))
             else:
                 raise RuntimeError("nothing to serve: give --scoring-script or --mlflow-model")

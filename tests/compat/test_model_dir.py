@@ -1,0 +1,109 @@
+"""Scoring scripts written for Azure find their model where Azure puts it.
+
+``AZUREML_MODEL_DIR`` is the folder that *holds* the registered model: a model
+registered from ``path: model`` is at ``$AZUREML_MODEL_DIR/model/…`` (Azure's
+``os.path.join(os.getenv("AZUREML_MODEL_DIR"), "model/…")`` and
+``glob(AZUREML_MODEL_DIR + "/*/")`` idioms), one registered from a single file
+directly inside it. Batch scoring scripts also get ``AZUREML_BI_OUTPUT_PATH``.
+The files under files/online and files/batch are written in Azure's shapes and
+deployed unchanged (but for a unique endpoint name).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jobkit import lapis_cli
+
+FILES = Path(__file__).parent / "files"
+
+
+def _copy(kind: str, tmp_path: Path, old: str) -> tuple[Path, str]:
+    name = f"{old}-{uuid.uuid4().hex[:6]}"
+    folder = tmp_path / kind
+    shutil.copytree(FILES / kind, folder)
+    for yml in folder.glob("*.yml"):
+        yml.write_text(yml.read_text().replace(old, name))
+    return folder, name
+
+
+def _json(server: Any, *args: str) -> Any:
+    done = lapis_cli(server, *args, "-o", "json")
+    assert done.returncode == 0, (args, done.stdout, done.stderr)
+    return json.loads(done.stdout) if done.stdout.strip() else None
+
+
+@pytest.mark.parametrize(
+    ("deployment", "expected"),
+    [
+        ("folder", [4.75, -0.75]),  # weights [0.5, -1, 2] + 0.25 on the sample's rows
+        ("glob", [4.75, -0.75]),
+        ("file", [6.0, 1.0]),  # linear.json: weights [1, 1, 1], no bias
+    ],
+)
+def test_online_scoring_scripts_find_the_model_the_azure_way(
+    lapis_server: Any, tmp_path: Path, deployment: str, expected: list[float]
+) -> None:
+    folder, endpoint = _copy("online", tmp_path, "compat-endpoint")
+    _json(lapis_server, "online-endpoint", "create", "-f", str(folder / "endpoint.yml"))
+    created = _json(
+        lapis_server, "online-deployment", "create", "-f", str(folder / f"{deployment}.yml")
+    )
+    assert created["provisioning_state"] == "Succeeded", created.get("state_reason")
+    scored = _json(
+        lapis_server,
+        "online-endpoint",
+        "invoke",
+        endpoint,
+        "--request-file",
+        str(folder / "sample-request.json"),
+        "--deployment",
+        deployment,
+    )
+    assert scored == expected
+
+
+def test_batch_scripts_get_the_model_folder_and_the_output_path(
+    lapis_server: Any, tmp_path: Path
+) -> None:
+    folder, endpoint = _copy("batch", tmp_path, "compat-batch")
+    _json(lapis_server, "batch-endpoint", "create", "-f", str(folder / "endpoint.yml"))
+    _json(lapis_server, "batch-deployment", "create", "-f", str(folder / "deployment.yml"))
+    job = _json(
+        lapis_server,
+        "batch-endpoint",
+        "invoke",
+        endpoint,
+        "--input",
+        str(folder / "data"),
+        "--stream",
+    )
+    assert job["status"] == "Completed", job["status_reason"]
+    target = tmp_path / "dl"
+    done = lapis_cli(
+        lapis_server,
+        "job",
+        "download",
+        job["name"],
+        "--output-name",
+        "score",
+        "--download-path",
+        str(target),
+    )
+    assert done.returncode == 0, done.stderr
+    out = target / "named-outputs" / "score"
+    assert (out / "predictions.csv").read_text().splitlines() == [
+        "n1.txt,3",
+        "n2.txt,6",
+        "n3.txt,9",
+    ]
+    assert sorted((out / "seen-by-script.txt").read_text().split()) == [
+        "n1.txt",
+        "n2.txt",
+        "n3.txt",
+    ]
