@@ -50,13 +50,12 @@ import sys
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, List, Tuple
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
-Scorer = Callable[[list[str]], tuple[list[str], int]]
+Scorer = Callable[[List[str]], Tuple[List[str], int]]  # typing.*: it runs on Python 3.8
 
 
 class DriverError(Exception):
@@ -70,7 +69,7 @@ def _line(value: Any) -> str:
         return value.rstrip("\r\n")
     if isinstance(value, dict):
         value = list(value.values())
-    if isinstance(value, list | tuple):
+    if isinstance(value, (list, tuple)):
         buf = io.StringIO()
         csv.writer(buf, lineterminator="").writerow(value)
         return buf.getvalue()
@@ -87,9 +86,9 @@ def to_lines(result: Any) -> list[str]:
         )
     if hasattr(result, "itertuples"):  # a pandas DataFrame
         return [_line(list(row)) for row in result.itertuples(index=False, name=None)]
-    if hasattr(result, "tolist") and not isinstance(result, list | tuple):  # Series, ndarray
+    if hasattr(result, "tolist") and not isinstance(result, (list, tuple)):  # Series, ndarray
         result = result.tolist()
-    if isinstance(result, str | bytes) or not hasattr(result, "__iter__"):
+    if isinstance(result, (str, bytes)) or not hasattr(result, "__iter__"):
         raise TypeError(f"run() returned a {type(result).__name__}; return a list or a DataFrame")
     return [_line(value) for value in result]
 

@@ -32,11 +32,10 @@ import sys
 import threading
 import traceback
 import uuid
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Tuple
 
 MAX_BODY = 100 * 1024 * 1024
 MAX_HEAD = 64 * 1024
@@ -205,7 +204,7 @@ def table_of(body: Any) -> tuple[tuple[Any, ...], list[Any]] | None:
     return tuple(columns), rows
 
 
-Done = Callable[[tuple[int, bytes]], None]
+Done = Callable[[Tuple[int, bytes]], None]  # typing.*: it runs on Python 3.8
 
 
 class Batcher:
