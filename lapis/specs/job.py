@@ -238,7 +238,15 @@ def parse_environment(doc: Located, raw: Any) -> EnvironmentRef:
 
 
 def _check_placeholders(doc: Located, spec: CommandJobSpec) -> None:
+    # An input named only inside $[[ … ]] may be left undeclared: like an optional input
+    # left unset, its segment is dropped (azure-ai-ml accepts such a job).
+    outside = _OPTIONAL.sub("", spec.command)
+    optional_only = {
+        name for kind, name in _PLACEHOLDER.findall(spec.command) if kind == "inputs"
+    } - {name for kind, name in _PLACEHOLDER.findall(outside) if kind == "inputs"}
     for kind, name in _PLACEHOLDER.findall(spec.command):
+        if kind == "inputs" and name in optional_only and name not in spec.inputs:
+            continue
         known = spec.inputs if kind == "inputs" else spec.outputs
         if name not in known:
             raise doc.error(
@@ -246,7 +254,7 @@ def _check_placeholders(doc: Located, spec: CommandJobSpec) -> None:
                 f"refers to ${{{{{kind}.{name}}}}}, but the job has no "
                 f"{kind[:-1]} '{name}'{suggest(name, set(known))}",
             )
-    required_outside = _PLACEHOLDER.findall(_OPTIONAL.sub("", spec.command))
+    required_outside = _PLACEHOLDER.findall(outside)
     for kind, name in required_outside:
         job_input = spec.inputs.get(name) if kind == "inputs" else None
         if job_input is not None and job_input.optional:

@@ -1,0 +1,33 @@
+"""Command jobs written the way Azure ML users write them run unchanged.
+
+Each job file under files/jobs is in Azure's commandJob shape; it is checked
+locally (as ``lapis job create`` does before anything is uploaded) and then run
+on a real server, and what the job printed shows what its command became.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from jobkit import log_text, submit, wait
+
+from lapis.specs.job import parse_job, render_command
+
+FILES = Path(__file__).parent / "files" / "jobs"
+
+
+def test_optional_segments_of_undeclared_inputs_are_dropped(lapis_server: Any) -> None:
+    path = FILES / "optional-segments.yml"
+    spec = parse_job(path.read_text(), str(path))
+    assert "seed" not in spec.inputs and spec.inputs["epochs"].optional
+    dropped = render_command(spec.command, {"lr": "0.01", "epochs": None}, {})
+    assert dropped.split() == ["python", "show_args.py", "--lr", "0.01"]
+    assert render_command(spec.command, {"lr": "1", "seed": "7"}, {}).split()[-2:] == [
+        "--seed",
+        "7",
+    ]
+    job = submit(lapis_server, path)
+    done = wait(lapis_server, job["name"], timeout=120)
+    assert done["status"] == "Completed", log_text(lapis_server, job["name"])
+    assert "lr=0.01 seed=None epochs=None" in log_text(lapis_server, job["name"])
