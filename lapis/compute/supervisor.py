@@ -116,7 +116,6 @@ def _environment(job_dir: Path, job: dict[str, Any]) -> str | None:
     """The interpreter folder to put first on PATH; None after a failed build (event sent)."""
     env = job["environment"]
     from lapis.environments.builder import EnvironmentBuilder
-    from lapis.specs.environment import EnvironmentSpec
 
     if env["kind"] != "built":  # never Lapis' own interpreter: a thin layer over it
         try:
@@ -126,6 +125,8 @@ def _environment(job_dir: Path, job: dict[str, Any]) -> str | None:
             emit(job_dir, "Exited", code=None, outcome="Failed", reason=reason)
             return None
         return str(layered.python.parent)
+
+    from lapis.specs.environment import EnvironmentSpec
 
     spec = EnvironmentSpec(
         python=env["spec"].get("python"),

@@ -29,9 +29,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lapis.errors import InvalidParameterValue, LapisError
-from lapis.specs.environment import EnvironmentSpec
+
+if TYPE_CHECKING:  # a job's supervisor imports this module: keep its start-up light
+    from lapis.specs.environment import EnvironmentSpec
 
 READY = ".lapis-ready"
 # Prints an interpreter's own site-packages first, then its other import folders.

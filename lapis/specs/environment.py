@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lapis.errors import InvalidParameterValue
-from lapis.specs.yaml_lines import safe_load
 
 _CONDA_VERSION = re.compile(
     r"^(?P<name>[A-Za-z0-9_.\-]+)\s*(?P<op>[=<>!~]{1,2})?\s*(?P<ver>[^=\s]*)"
@@ -131,6 +130,8 @@ def from_requirements(lines: list[str] | str, python: str | None = None) -> Envi
 
 def from_conda(text: str | dict[str, Any], source: str = "conda.yml") -> EnvironmentSpec:
     """Parse a conda environment file; ``python=X.Y`` picks the interpreter."""
+    from lapis.specs.yaml_lines import safe_load  # YAML only when there is text to read
+
     data = safe_load(text, source) if isinstance(text, str) else text
     if not isinstance(data, dict):
         raise InvalidParameterValue(f"{source}: a conda file must be a mapping with 'dependencies'")
