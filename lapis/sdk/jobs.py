@@ -18,8 +18,9 @@ from typing import Any, TextIO
 from lapis.artifacts.snapshot import pack, take_snapshot
 from lapis.errors import InvalidParameterValue, ResourceDoesNotExist
 from lapis.sdk.connection import LapisHTTP
+from lapis.specs.environment_document import BUILD_NEEDS_DOCKER
 from lapis.specs.job import parse_job
-from lapis.specs.yaml_lines import read_text_file, safe_load
+from lapis.specs.yaml_lines import load, read_text_file
 
 
 def prepare_submission(
@@ -66,13 +67,16 @@ def _environment_file(base_dir: Path, location: str, source: str) -> dict[str, A
     """``environment: file:env.yml``: the environment document, its conda file read in."""
     path = (base_dir / location).resolve()
     try:
-        doc = safe_load(read_text_file(path, "environment file"), str(path))
+        located = load(read_text_file(path, "environment file"), str(path))
     except OSError as exc:
         raise InvalidParameterValue(
             f"{source}: environment: cannot read {path}: {exc.strerror}"
         ) from None
+    doc = located.data
     if not isinstance(doc, dict):
         raise InvalidParameterValue(f"{path}: an environment file must be a mapping")
+    if "build" in doc:  # said here, where the file is read, not blamed on the client later
+        raise located.error(("build",), BUILD_NEEDS_DOCKER)
     conda = doc.get("conda_file")
     if isinstance(conda, str) and "\n" not in conda:
         conda_path = (path.parent / conda).resolve()

@@ -34,6 +34,12 @@ DOC_KEYS = {
 }
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,254}$")
 _VERSION = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+# A `build:` environment is a Docker build context; Lapis builds environments with uv.
+BUILD_NEEDS_DOCKER = (
+    "is a Docker build context, which needs a Docker engine to build and run; Lapis "
+    "builds environments with uv and does not run containers: give 'conda_file' (or "
+    "'pip') and optionally 'image' instead, or register such an environment"
+)
 
 
 @dataclass(frozen=True)
@@ -97,11 +103,7 @@ def parse_definition(doc: Located) -> Definition:
         if key not in DOC_KEYS:
             raise doc.error((key,), f"is not a valid key of an environment{suggest(key, DOC_KEYS)}")
     if "build" in data:
-        raise doc.error(
-            ("build",),
-            "Docker build contexts are not supported: Lapis builds environments with uv; "
-            "use 'conda_file' (or 'pip') and optionally 'image'",
-        )
+        raise doc.error(("build",), BUILD_NEEDS_DOCKER)
     if str(data.get("os_type", "linux")).lower() != "linux":
         raise doc.error(("os_type",), "only 'linux' environments are supported")
     name = data.get("name")

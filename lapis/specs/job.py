@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from lapis.errors import InvalidParameterValue
+from lapis.specs.environment_document import BUILD_NEEDS_DOCKER
 from lapis.specs.kinds import JOBS
 from lapis.specs.yaml_lines import Located, load, read_text_file, safe_load, suggest
 from lapis.util import random_name
@@ -226,6 +227,8 @@ def parse_environment(doc: Located, raw: Any) -> EnvironmentRef:
         {"image", "conda_file", "name", "version", "description", "build", "tags", "$schema"},
         "environment",
     )
+    if "build" in raw:
+        raise doc.error((*path, "build"), BUILD_NEEDS_DOCKER)
     if "image" not in raw and "conda_file" not in raw:
         raise doc.error(path, "an inline environment needs 'image' and/or 'conda_file'")
     return EnvironmentRef(
