@@ -32,6 +32,11 @@ class EnvironmentOut(BaseModel):
     created_at: int | None
     created_by: str | None
     build: BuildStatus | None
+    # curated: the Azure ML curated environments this one stands in for (example names)
+    azure_names: list[str] = []
+    # resolved from an Azure name: which (``AzureML-sklearn-1.5@latest``) and how it differs
+    stands_in_for: str | None = None
+    note: str | None = None
 
 
 class EnvironmentList(BaseModel):

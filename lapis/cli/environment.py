@@ -196,6 +196,11 @@ def show(
         ("Tags", ", ".join(f"{k}={v}" for k, v in (env.get("tags") or {}).items()) or "-"),
         ("Created", f"{fmt_time(env.get('created_at'))} by {env.get('created_by') or '-'}"),
     ]
+    if env.get("stands_in_for"):  # an Azure ML curated name, resolved to this one
+        rows.insert(0, ("Asked for", f"{env['stands_in_for']} (Azure ML curated)"))
+        rows.insert(1, ("Differs", env.get("note") or "-"))
+    if env.get("azure_names"):
+        rows.insert(0, ("Stands in for", ", ".join(env["azure_names"]) + " (Azure ML curated)"))
     build = env.get("build")
     rows.append(("Build", _build_cell(env)))
     if build and build.get("error"):

@@ -35,8 +35,10 @@ from lapis.errors import (
 from lapis.specs.environment import EnvironmentSpec, from_conda
 from lapis.specs.environment_document import (
     BUILD_STATUSES,
+    Alias,
     Definition,
     failure_reason,
+    load_aliases,
     load_curated,
     parse_definition,
     read_conda,
@@ -68,6 +70,7 @@ class EnvironmentService:
         self.store = EnvironmentStore(db)
         self._builder: EnvironmentBuilder | None = None
         self._curated = {d.name: (d, path) for d, path in load_curated()}
+        self._aliases = load_aliases()
 
     @property
     def builder(self) -> EnvironmentBuilder:
@@ -143,9 +146,23 @@ class EnvironmentService:
 
     # --- reading --------------------------------------------------------------------
     def get(
-        self, name: str, version: str | None = None, label: str | None = None
+        self,
+        name: str,
+        version: str | None = None,
+        label: str | None = None,
+        registry: str | None = None,
     ) -> api.EnvironmentOut:
-        """One version; no version (or ``label='latest'``) means the highest number."""
+        """One version; no version (or ``label='latest'``) means the highest number.
+
+        An Azure ML curated name (``AzureML-sklearn-1.5``, any version or label) that is not
+        a name of this workspace resolves to the Lapis curated environment standing in for
+        it, as does any name in Azure's public registry (``registry='azureml'``)."""
+        if registry is not None:
+            return self._from_registry(name, version, label, registry)
+        if name not in self._curated and not self.store.versions(name):
+            alias = self._alias(name)
+            if alias is not None:
+                return self._stand_in(name, version, label, alias)
         if version == "latest":
             version, label = None, "latest"
         if label not in (None, "latest"):
@@ -173,9 +190,49 @@ class EnvironmentService:
             )
         return self._dict(row)
 
+    def _alias(self, name: str) -> Alias | None:
+        return next((a for a in self._aliases if a.pattern.fullmatch(name)), None)
+
+    def _stand_in(
+        self, name: str, version: str | None, label: str | None, alias: Alias
+    ) -> api.EnvironmentOut:
+        given = name + (f":{version}" if version else f"@{label}" if label else "")
+        if alias.use is None:
+            raise ResourceDoesNotExist(
+                f"'{given}' is an Azure ML curated environment with no stand-in here: {alias.note}"
+            )
+        out = self._curated_dict(self._curated[alias.use][0])
+        out.stands_in_for = given
+        out.note = alias.note
+        return out
+
+    def _from_registry(
+        self, name: str, version: str | None, label: str | None, registry: str
+    ) -> api.EnvironmentOut:
+        where = f"azureml://registries/{registry}/environments/{name}"
+        if registry.lower() != "azureml":
+            raise ResourceDoesNotExist(
+                f"{where}: only Azure's public registry (azureml) is known here, through "
+                "Lapis' curated environments; register the environment in this workspace"
+            )
+        alias = self._alias(name)
+        if alias is None:
+            known = ", ".join(a.example for a in self._aliases if a.use)
+            raise ResourceDoesNotExist(
+                f"{where}: no Lapis curated environment stands in for '{name}'"
+                f"{suggest(name, [a.example for a in self._aliases])}; curated stand-ins "
+                f"exist for: {known}"
+            )
+        return self._stand_in(name, version, label, alias)
+
+    def azure_names(self, curated: str) -> list[str]:
+        """Azure's curated names a Lapis curated environment stands in for (examples)."""
+        return [a.example for a in self._aliases if a.use == curated]
+
     def _hint(self, name: str) -> str:
         names = sorted(set(self.store.names()) | set(self._curated))
-        hint = suggest(name, names)
+        azure = [a.example for a in self._aliases if a.use]
+        hint = suggest(name, [*names, *azure])
         if hint or not names:
             return hint
         shown = ", ".join(names[:10]) + (", …" if len(names) > 10 else "")
@@ -219,7 +276,9 @@ class EnvironmentService:
 
     def _curated_dict(self, d: Definition) -> api.EnvironmentOut:
         row = self._row(d, d.version or "1", "lapis")
-        return self._dict({**row, "created_at": None}, curated=True)
+        out = self._dict({**row, "created_at": None}, curated=True)
+        out.azure_names = self.azure_names(d.name)
+        return out
 
     # --- resolving for jobs ---------------------------------------------------------
     def resolve(self, ref: EnvironmentRef) -> ResolvedEnvironment:
@@ -239,7 +298,7 @@ class EnvironmentService:
             )
         if ref.kind != "registered" or not ref.name:
             raise InvalidParameterValue(f"Cannot resolve environment reference {ref!r}")
-        env = self.get(ref.name, ref.version, ref.label)
+        env = self.get(ref.name, ref.version, ref.label, ref.registry)
         return self._resolved(env)
 
     def resolve_sent(
@@ -284,6 +343,8 @@ class EnvironmentService:
     @staticmethod
     def _resolved(env: api.EnvironmentOut) -> ResolvedEnvironment:
         label = f"{env.name}:{env.version}"
+        if env.stands_in_for:  # what the job asked for stays visible in its records
+            label += f" (for {env.stands_in_for})"
         if env.kind == "system":
             return ResolvedEnvironment("system", None, None, label, env.image)
         s = env.spec

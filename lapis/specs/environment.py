@@ -71,12 +71,17 @@ def canonical_name(name: str) -> str:
 
 
 def _normalise_requirement(req: str) -> str:
+    """``Scikit_Learn >= 1.5 ; python_version<'3.12'`` → ``scikit-learn>=1.5; python_version
+    <'3.12'``: the name canonical, the specifier without spaces, an environment marker (after
+    ``;``) with its words kept apart (``and``/``or`` need them)."""
     req = req.split("#", 1)[0].strip()
+    req, sep, marker = req.partition(";")
     m = _NAME.match(req)
     if m is None:
         raise InvalidParameterValue(f"Invalid requirement '{req}'")
     rest = re.sub(r"\s+", "", req[m.end() :])
-    return canonical_name(m.group(1)) + rest
+    marker = " ".join(marker.split())
+    return canonical_name(m.group(1)) + rest + (f"; {marker}" if sep and marker else "")
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ its line numbers) using exactly the rules the server applies.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from lapis.specs.environment import EnvironmentSpec, from_conda, from_requiremen
 from lapis.specs.yaml_lines import Located, load, read_text_file, safe_load, suggest
 
 CURATED_DIR = Path(__file__).parent.parent / "environments" / "curated"
+ALIASES_FILE = "azure-aliases.yml"
 BUILD_STATUSES = ("Building", "Succeeded", "Failed")
 DOC_KEYS = {
     "$schema",
@@ -176,11 +177,44 @@ def failure_reason(log_text: str) -> str:
 
 
 # --- the service --------------------------------------------------------------------
-def load_curated() -> list[tuple[Definition, Path]]:
-    """The environments shipped in ``curated/*.yml``, checked like users' own."""
+def load_curated(locked: bool = True) -> list[tuple[Definition, Path]]:
+    """The environments shipped in ``curated/*.yml``, checked like users' own; with
+    ``locked``, each installs its ``<name>.lock`` (every package pinned) rather than the
+    YAML's top-level packages, which the YAML keeps for people to read."""
     out = []
     for path in sorted(CURATED_DIR.glob("*.yml")):
+        if path.name == ALIASES_FILE:
+            continue
+        d = parse_definition(load(read_text_file(path, "environment file"), str(path.name)))
+        lock = path.with_suffix(".lock")
+        if locked and d.spec is not None and lock.is_file():
+            pinned = from_requirements(lock.read_text()).requirements
+            d = replace(d, spec=replace(d.spec, requirements=pinned))
+        out.append((d, path))
+    return out
+
+
+@dataclass(frozen=True)
+class Alias:
+    """An Azure ML curated environment name (pattern) and the Lapis one that stands in."""
+
+    pattern: re.Pattern[str]
+    use: str | None  # None: no stand-in here; ``note`` says what to do instead
+    example: str
+    note: str | None
+
+
+def load_aliases() -> list[Alias]:
+    """``curated/azure-aliases.yml``: Azure's curated names, first match wins."""
+    raw = safe_load(read_text_file(CURATED_DIR / ALIASES_FILE, "alias file"), ALIASES_FILE)
+    out = []
+    for entry in raw or []:
         out.append(
-            (parse_definition(load(read_text_file(path, "environment file"), str(path.name))), path)
+            Alias(
+                re.compile(str(entry["match"]), re.IGNORECASE),
+                entry.get("use"),
+                str(entry.get("example") or entry["match"]),
+                entry.get("note"),
+            )
         )
     return out

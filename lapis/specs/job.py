@@ -93,6 +93,7 @@ class EnvironmentRef:
     label: str | None = None
     image: str | None = None
     conda_file: Any = None
+    registry: str | None = None  # azureml://registries/<registry>/environments/…
 
 
 @dataclass
@@ -196,6 +197,12 @@ _ENV_REF = re.compile(
 )
 
 
+_REGISTRY_REF = re.compile(
+    r"^azureml://registries/(?P<registry>[\w.\-]+)/environments/(?P<name>[\w.\-]+)"
+    r"(?:/versions/(?P<version>[\w.\-]+)|/labels/(?P<label>\w+))?/?$"
+)
+
+
 def parse_environment(doc: Located, raw: Any) -> EnvironmentRef:
     path = ("environment",)
     if raw is None or raw == "system":
@@ -205,6 +212,21 @@ def parse_environment(doc: Located, raw: Any) -> EnvironmentRef:
         if not location:
             raise doc.error(path, "'file:' needs the path of an environment YAML file")
         return EnvironmentRef("file", name=location)
+    if isinstance(raw, str) and raw.strip().startswith("azureml://registries/"):
+        r = _REGISTRY_REF.match(raw.strip())
+        if r is None:
+            raise doc.error(
+                path,
+                f"'{raw}' is not a registry environment; use azureml://registries/<registry>"
+                "/environments/<name>/versions/<version> or …/labels/latest",
+            )
+        return EnvironmentRef(
+            "registered",
+            name=r["name"],
+            version=r["version"],
+            label=r["label"] or (None if r["version"] else "latest"),
+            registry=r["registry"],
+        )
     if isinstance(raw, str):
         m = _ENV_REF.match(raw.strip())
         if m is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from jobkit import lapis_cli, log_text, submit, wait
 
 from lapis.specs.job import parse_job, render_command
@@ -37,5 +38,37 @@ def test_a_docker_build_environment_is_named_in_one_line(lapis_server: Any) -> N
     done = lapis_cli(lapis_server, "job", "create", "-f", str(FILES / "docker-build.yml"))
     assert done.returncode == 1 and "Traceback" not in done.stderr
     (line,) = done.stderr.strip().splitlines()
-    assert line.startswith(f"Error: {FILES / 'docker-env.yml'}:3: 'build' is a Docker build context")
+    assert line.startswith(
+        f"Error: {FILES / 'docker-env.yml'}:3: 'build' is a Docker build context"
+    )
     assert "client" not in line
+
+
+@pytest.mark.parametrize(
+    ("file", "expected", "environment"),
+    [
+        (
+            "digits-sklearn.yml",
+            "model saved to",
+            "lapis-sklearn:1 (for AzureML-sklearn-1.5@latest)",
+        ),
+        ("digits-registry.yml", "model saved to", "lapis-sklearn:1 (for sklearn-1.5@latest)"),
+        ("lightgbm.yml", "accuracy 0.9", "lapis-lightgbm:1 (for AzureML-lightgbm-3.3:12)"),
+        (
+            "minimal.yml",
+            "logged with mlflow 3.17.2",
+            "lapis-minimal:1 (for AzureML-minimal-ubuntu22.04-py39-cpu-inference@latest)",
+        ),
+    ],
+)
+def test_jobs_run_in_the_stand_ins_for_azures_curated_environments(
+    lapis_server: Any, file: str, expected: str, environment: str
+) -> None:
+    """Each curated environment is built (pinned, by uv) and runs a training job that saves
+    its model with MLflow — the digits example in the scikit-learn one."""
+    job = submit(lapis_server, FILES / file)
+    done = wait(lapis_server, job["name"], timeout=600)
+    log = log_text(lapis_server, job["name"])
+    assert done["status"] == "Completed", log
+    assert expected in log
+    assert done["environment"] == environment

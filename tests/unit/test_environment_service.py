@@ -108,17 +108,25 @@ def test_document_errors_name_file_line_and_key(envs: EnvironmentService) -> Non
         envs.create("name: p\nconda_file: conda.yml\n", "env.yml")
     with pytest.raises(InvalidParameterValue, match=r"env\.yml:2: 'python' must be a quoted"):
         envs.create("name: p\npython: 3.10\npip: [six]\n", "env.yml")
-    with pytest.raises(InvalidParameterValue, match="is a Docker build context, which needs a Docker engine"):
+    with pytest.raises(
+        InvalidParameterValue, match="is a Docker build context, which needs a Docker engine"
+    ):
         envs.create({"name": "d", "build": {"path": "."}})
 
 
 def test_curated_are_listed_and_protected(envs: EnvironmentService) -> None:
     listed = {e.name: e for e in envs.list()}
-    for name in ("lapis-minimal", "lapis-sklearn"):
+    for name in ("lapis-minimal", "lapis-sklearn", "lapis-lightgbm"):
         assert listed[name].curated is True and listed[name].version == "1"
-        assert "mlflow-skinny" in listed[name].spec["requirements"]
+        requirements = listed[name].spec["requirements"]
+        # every package pinned (the lock), the client at the server's MLflow version
+        assert "mlflow-skinny==3.17.2" in requirements
+        assert all("==" in r for r in requirements), requirements
         assert listed[name].spec["python"] is None  # the host's interpreter
-    assert {"scikit-learn", "pandas"} <= set(listed["lapis-sklearn"].spec["requirements"])
+    assert {"scikit-learn==1.5.2", "pandas==2.2.3", "skops==0.16.0"} <= set(
+        listed["lapis-sklearn"].spec["requirements"]
+    )
+    assert "AzureML-sklearn-1.5" in listed["lapis-sklearn"].azure_names
     with pytest.raises(InvalidParameterValue, match="'lapis-sklearn' is curated"):
         envs.create({"name": "lapis-sklearn", "version": "2", "pip": ["six"]})
     with pytest.raises(InvalidParameterValue, match="curated"):
@@ -230,3 +238,29 @@ def test_build_records_success_and_cache_hit(
     status = envs.get("b").build
     assert status.status == "Succeeded" and status.python.endswith("bin/python")
     assert "six" in envs.build_log("b", "1")
+
+
+def test_azure_curated_names_resolve_to_their_stand_ins(envs: EnvironmentService) -> None:
+    for name, version, label in (
+        ("AzureML-sklearn-1.5", None, "latest"),
+        ("AzureML-sklearn-1.0-ubuntu20.04-py38-cpu", "33", None),
+        ("sklearn-1.5", None, "latest"),
+    ):
+        env = envs.get(name, version, label)
+        assert env.name == "lapis-sklearn" and env.stands_in_for and name in env.stands_in_for
+        assert env.note and "scikit-learn 1.5.2" in env.note
+    assert envs.get("AzureML-minimal-ubuntu22.04-py39-cpu-inference", "7").name == "lapis-minimal"
+    assert envs.get("sklearn-1.5", label="latest", registry="azureml").name == "lapis-sklearn"
+    resolved = envs.resolve(
+        EnvironmentRef("registered", name="AzureML-lightgbm-3.3", label="latest")
+    )
+    assert resolved.label == "lapis-lightgbm:1 (for AzureML-lightgbm-3.3@latest)"
+    with pytest.raises(ResourceDoesNotExist, match="no stand-in here: no PyTorch"):
+        envs.get("AzureML-acpt-pytorch-2.2-cuda12.1", label="latest")
+    with pytest.raises(ResourceDoesNotExist, match="only Azure's public registry"):
+        envs.get("sklearn-1.5", registry="my-team")
+    with pytest.raises(ResourceDoesNotExist, match=r"did you mean 'AzureML-sklearn-1\.5'"):
+        envs.get("AzureML-sklern-1.5")
+    # a workspace's own environment of an Azure-looking name wins over the stand-in
+    envs.create({"name": "sklearn-1.5", "pip": ["six"]})
+    assert envs.get("sklearn-1.5").name == "sklearn-1.5"
