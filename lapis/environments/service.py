@@ -32,7 +32,7 @@ from lapis.errors import (
     ResourceAlreadyExists,
     ResourceDoesNotExist,
 )
-from lapis.specs.environment import EnvironmentSpec, from_conda
+from lapis.specs.environment import EnvironmentSpec, from_conda, from_mlflow_model
 from lapis.specs.environment_document import (
     BUILD_STATUSES,
     Alias,
@@ -61,6 +61,7 @@ class ResolvedEnvironment:
     digest: str | None
     label: str  # for people: "lapis-sklearn:1", "inline 3f2a9c1b", "system"
     image: str | None = None
+    ref: str | None = None  # a registered or curated one: "NAME:VERSION", to name it again
 
 
 class EnvironmentService:
@@ -345,8 +346,9 @@ class EnvironmentService:
         label = f"{env.name}:{env.version}"
         if env.stands_in_for:  # what the job asked for stays visible in its records
             label += f" (for {env.stands_in_for})"
+        ref = f"{env.name}:{env.version}"
         if env.kind == "system":
-            return ResolvedEnvironment("system", None, None, label, env.image)
+            return ResolvedEnvironment("system", None, None, label, env.image, ref)
         s = env.spec
         spec = EnvironmentSpec(
             python=s.get("python"),
@@ -355,7 +357,15 @@ class EnvironmentService:
             image=env.image,
             channels=tuple(s.get("channels") or ()),
         )
-        return ResolvedEnvironment("built", spec, spec.digest, label, env.image)
+        return ResolvedEnvironment("built", spec, spec.digest, label, env.image, ref)
+
+    def for_mlflow_model(self, files: Mapping[str, str], label: str) -> ResolvedEnvironment:
+        """The environment an MLflow model says it needs (as Azure builds for a no-code
+        deployment): its ``conda.yaml``, else ``python_env.yaml`` with ``requirements.txt``,
+        else ``requirements.txt``; MLflow and pandas are added when missing, since the
+        scoring server loads the model with ``mlflow.pyfunc``."""
+        spec, used = from_mlflow_model(files)
+        return ResolvedEnvironment("built", spec, spec.digest, f"{label} ({used})")
 
     # --- building -------------------------------------------------------------------
     def log_path(self, digest: str) -> Path:

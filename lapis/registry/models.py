@@ -52,6 +52,7 @@ from lapis.errors import (
 from lapis.jobs.service import JobService
 from lapis.registry.service import RegistryService
 from lapis.registry.validation import validate_model_name, validate_tag, validate_version
+from lapis.specs.environment import MLFLOW_ENV_FILES
 from lapis.store.sql.model_versions import ModelVersionStore
 
 MODEL_TYPES = ("custom_model", "mlflow_model")
@@ -59,6 +60,7 @@ TYPE_TAG = "lapis.model.type"
 ARCHIVED_TAG = "lapis.archived"
 FOLDER_TAG = "lapis.model.folder"  # the registered folder's name (none: a single file)
 DEFAULT_FOLDER = "model"  # for versions registered before the folder was recorded
+MAX_ENV_FILE = 1024 * 1024  # an environment file bigger than this is not one
 PROPERTY_PREFIX = "lapis.property."
 LINEAGE_PREFIX = "lapis.lineage."
 UPLOAD_PREFIX = "models"
@@ -360,6 +362,28 @@ class ModelService:
         if listing.folder is None and len(listing.files) == 1:
             return target / listing.files[0].path, 1
         return target, len(listing.files)
+
+    def mlflow_files(self, name: str, version: object) -> dict[str, str]:
+        """The environment files beside an MLflow model's ``MLmodel`` (``conda.yaml``,
+        ``python_env.yaml``, ``requirements.txt``), by name, as text."""
+        listing = self.files(name, version)
+        mlmodels = sorted(
+            (f.path for f in listing.files if f.path.rsplit("/", 1)[-1] == "MLmodel"),
+            key=lambda p: p.count("/"),
+        )
+        if not mlmodels:
+            raise InvalidParameterValue(
+                f"Model {name} version {version} has no MLmodel file: it is not an MLflow model"
+            )
+        folder = mlmodels[0].rpartition("/")[0]
+        out: dict[str, str] = {}
+        sizes = {f.path: f.size for f in listing.files}
+        for file_name in MLFLOW_ENV_FILES:
+            rel = f"{folder}/{file_name}" if folder else file_name
+            if rel in sizes and (sizes[rel] or 0) <= MAX_ENV_FILE:
+                full = f"{listing.root}/{rel}" if listing.root else rel
+                out[file_name] = b"".join(self.artifacts.iter_read(full)).decode(errors="replace")
+        return out
 
     def _store_path(self, uri: str) -> str:
         rel = proxied_path(uri)

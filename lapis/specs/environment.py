@@ -18,7 +18,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lapis.errors import InvalidParameterValue
@@ -182,3 +183,45 @@ def from_conda(text: str | dict[str, Any], source: str = "conda.yml") -> Environ
         conda_only=tuple(conda_only),
         channels=channels,
     )
+
+
+MLFLOW_ENV_FILES = ("conda.yaml", "python_env.yaml", "requirements.txt")
+SCORING_NEEDS = ("mlflow", "pandas")  # what the scoring server imports to serve a pyfunc
+
+
+def from_mlflow_model(files: Mapping[str, str]) -> tuple[EnvironmentSpec, str]:
+    """What an MLflow model's own files ask for, and which file said it.
+
+    ``files`` maps the names in :data:`MLFLOW_ENV_FILES` found beside the model's
+    ``MLmodel`` to their text. ``conda.yaml`` wins (Azure builds no-code deployments from
+    it), then ``python_env.yaml`` (its ``python:`` and the ``requirements.txt`` it
+    points at), then a bare ``requirements.txt``. ``mlflow`` and ``pandas`` are added
+    when the model does not list them, because the scoring server needs both.
+    """
+    if "conda.yaml" in files:
+        spec, used = from_conda(files["conda.yaml"], source="conda.yaml"), "conda.yaml"
+    elif "requirements.txt" in files:
+        python = None
+        used = "requirements.txt"
+        if "python_env.yaml" in files:
+            from lapis.specs.yaml_lines import safe_load
+
+            meta = safe_load(files["python_env.yaml"], "python_env.yaml")
+            if isinstance(meta, dict) and meta.get("python"):
+                python = str(meta["python"])
+            used = "python_env.yaml"
+        spec = from_requirements(files["requirements.txt"], python=python)
+    else:
+        raise InvalidParameterValue(
+            "the MLflow model has no conda.yaml, python_env.yaml or requirements.txt beside "
+            "its MLmodel: give the deployment an environment"
+        )
+    have = set()
+    for requirement in spec.requirements:
+        m = _NAME.match(requirement)
+        if m is not None:
+            have.add(canonical_name(m.group(1)))
+    if "mlflow-skinny" in have:
+        have.add("mlflow")
+    extra = [p for p in SCORING_NEEDS if p not in have]
+    return replace(spec, requirements=spec.requirements + tuple(extra)), used

@@ -246,7 +246,10 @@ class BatchService:
         except ResourceDoesNotExist as exc:
             raise ResourceDoesNotExist(f"{source}: compute: {exc.message}") from None
         code = self._code(spec, extras)
-        env = self._environment(spec, extras)
+        if spec.environment_raw is None and spec.scoring_script is None:
+            env = self._model_environment(model, source)  # Azure's no-code MLflow deployment
+        else:
+            env = self._environment(spec, extras)
         doc_out = spec.document()
         doc_out["model"] = f"azureml:{model['name']}:{model['version']}"
         now = now_ms()
@@ -337,6 +340,26 @@ class BatchService:
                 )
         return {"digest": digest, "scoring_script": spec.scoring_script}
 
+    def _model_environment(self, model: dict[str, Any], source: str) -> dict[str, Any]:
+        """Each invocation's job runs in the environment the MLflow model's own files ask
+        for, inlined as a conda file (built once, then a cache hit)."""
+        label = f"model {model['name']}:{model['version']}"
+        try:
+            files = self.models.mlflow_files(model["name"], model["version"])
+            resolved = self.environments.for_mlflow_model(files, label)
+        except InvalidParameterValue as exc:
+            raise InvalidParameterValue(f"{source}: {label}: {exc.message}") from None
+        assert resolved.spec is not None
+        dependencies: list[Any] = ["pip", {"pip": list(resolved.spec.requirements)}]
+        if resolved.spec.python:
+            dependencies.insert(0, f"python={resolved.spec.python}")
+        conda = yaml.safe_dump({"name": "mlflow-model", "dependencies": dependencies})
+        return {
+            "label": resolved.label,
+            "digest": resolved.digest,
+            "job": {"conda_file": conda},
+        }
+
     def _environment(self, spec: BatchDeploymentSpec, extras: Mapping[str, Any]) -> dict[str, Any]:
         """Resolve the environment now (errors at create, not at invoke) and keep the
         ``environment:`` value every invocation's job will name."""
@@ -345,7 +368,7 @@ class BatchService:
         if ref.kind == "system":
             job_env = "system"
         elif ref.kind == "registered":
-            job_env = f"azureml:{resolved.label}"  # pinned to the version resolved now
+            job_env = f"azureml:{resolved.ref}"  # pinned to the version resolved now
         else:
             conda = ref.conda_file
             if isinstance(conda, str) and not conda.endswith("\n"):

@@ -324,7 +324,10 @@ class DeploymentService:
                 f"{model['name']}:{model['version']} is a {model['type']})"
             )
         code = self._code(spec, extras, stored, source)
-        env = self._environment(spec, extras, stored, source)
+        if spec.environment is None and spec.scoring_script is None:
+            env = self._model_environment(model, source)  # Azure's no-code MLflow deployment
+        else:
+            env = self._environment(spec, extras, stored, source)
         doc = spec.document()
         doc["model"] = f"azureml:{model['name']}:{model['version']}"
         running = [model, code, env, doc["environment_variables"]]
@@ -386,6 +389,23 @@ class DeploymentService:
                 f"{', '.join(found[:10]) or 'none'}"
             )
         return {"digest": digest, "scoring_script": spec.scoring_script}
+
+    def _model_environment(self, model: dict[str, Any], source: str) -> dict[str, Any]:
+        """The environment built from the MLflow model's own conda.yaml (or requirements)."""
+        label = f"model {model['name']}:{model['version']}"
+        try:
+            files = self.models.mlflow_files(model["name"], model["version"])
+            resolved = self.environments.for_mlflow_model(files, label)
+        except InvalidParameterValue as exc:
+            raise InvalidParameterValue(f"{source}: {label}: {exc.message}") from None
+        assert resolved.spec is not None
+        return {
+            "kind": resolved.kind,
+            "label": resolved.label,
+            "digest": resolved.digest,
+            "image": None,
+            "spec": resolved.spec.canonical(),
+        }
 
     def _environment(
         self,
