@@ -1,29 +1,57 @@
 """What every CLI command shares: output format, connection, time and table rendering.
 
 People get Rich tables; scripts pass ``--output json`` (globally or per
-command) and get one JSON document on stdout. Times are stored as UTC epoch
+command) and get one JSON document on stdout — or ``yaml``, or ``tsv`` by
+Azure CLI's rules, after ``--query`` (a JMESPath expression, as ``az`` takes)
+picked what they need: ``lapis online-endpoint show -n ep --query scoring_uri -o tsv``.
+Commands branch only on "table or not": :func:`output_format` answers ``json``
+for every machine format and :func:`print_json` writes the one asked for.
+``--query`` is read from the command line before Typer parses it (see
+``lapis.cli.main``), so every command takes it. Times are stored as UTC epoch
 milliseconds and shown in the viewer's local time zone.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar, get_type_hints
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
+from lapis.errors import InvalidParameterValue
 from lapis.sdk.connection import LapisHTTP, resolve
 
 
 class OutputFormat(str, Enum):
     table = "table"
     json = "json"
+    yaml = "yaml"
+    tsv = "tsv"
+    none = "none"
+
+
+MACHINE = (OutputFormat.json, OutputFormat.yaml, OutputFormat.tsv, OutputFormat.none)
+
+
+@dataclass
+class Rendering:
+    """How machine output is written: the format asked for and the ``--query`` expression."""
+
+    format: OutputFormat = OutputFormat.json
+    query: str | None = None
+
+
+RENDER = Rendering()  # one command per process: set by main() and output_format()
 
 
 @dataclass
@@ -36,7 +64,13 @@ class CliState:
 
 OutputOption = Annotated[
     OutputFormat | None,
-    typer.Option("--output", "-o", help="table for people, json for scripts.", show_default=False),
+    typer.Option(
+        "--output",
+        "-o",
+        help="table for people; json, yaml, tsv (Azure CLI's rules) or none for scripts. "
+        "--query JMESPATH picks from the answer first, as in az (default output then json).",
+        show_default=False,
+    ),
 ]
 
 
@@ -48,7 +82,19 @@ def state(ctx: typer.Context) -> CliState:
 
 
 def output_format(ctx: typer.Context, given: OutputFormat | None) -> OutputFormat:
-    return given if given is not None else state(ctx).output
+    """``table``, or ``json`` for every machine format (the one asked for is kept for
+    :func:`print_json`); with ``--query`` and no ``-o``, json, as ``az`` does."""
+    fmt = given if given is not None else state(ctx).output
+    if fmt is OutputFormat.table and RENDER.query is not None:
+        if given is None:  # --query alone: json, as az does
+            fmt = OutputFormat.json
+        else:  # -o table --query: a table of what the query picked
+            RENDER.format = OutputFormat.table
+            return OutputFormat.json
+    if fmt in MACHINE:
+        RENDER.format = fmt
+        return OutputFormat.json
+    return fmt
 
 
 def client(ctx: typer.Context) -> LapisHTTP:
@@ -63,10 +109,109 @@ def console() -> Console:
 
 
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    """Write ``data`` (after ``--query``) as the machine format asked for."""
+    if RENDER.query is not None:
+        data = run_query(RENDER.query, data)
+    if RENDER.format is OutputFormat.none:
+        return
+    if RENDER.format is OutputFormat.table:
+        console().print(query_table(data))
+        return
+    if RENDER.format is OutputFormat.yaml:
+        import yaml
+
+        plain = json.loads(json.dumps(data, default=str))
+        sys.stdout.write(yaml.safe_dump(plain, sort_keys=False, allow_unicode=True))
+    elif RENDER.format is OutputFormat.tsv:
+        sys.stdout.write("".join(line + "\n" for line in tsv_lines(data)))
+    else:
+        sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def query_table(data: Any) -> Table:
+    """What ``--query`` picked, as a table: a list of objects one row each, columns from
+    their keys; a list of scalars one column; an object two (key, value)."""
+    from rich.markup import escape
+
+    def text(value: Any) -> str:
+        return escape(
+            ""
+            if value is None
+            else value
+            if isinstance(value, str)
+            else json.dumps(value, default=str)
+        )
+
+    table = Table(box=None, pad_edge=False)
+    if isinstance(data, list) and data and all(isinstance(d, dict) for d in data):
+        columns = list(dict.fromkeys(k for d in data for k in d))
+        for column in columns:
+            table.add_column(str(column), overflow="fold")
+        for d in data:
+            table.add_row(*(text(d.get(c)) for c in columns))
+    elif isinstance(data, list):
+        table.add_column("Result", overflow="fold")
+        for item in data:
+            table.add_row(text(item))
+    elif isinstance(data, dict):
+        table.add_column("Key")
+        table.add_column("Value", overflow="fold")
+        for key, value in data.items():
+            table.add_row(escape(str(key)), text(value))
+    else:
+        table.add_column("Result", overflow="fold")
+        table.add_row(text(data))
+    return table
+
+
+def run_query(expression: str, data: Any) -> Any:
+    """JMESPath over the answer, as ``az --query`` runs it (a bad expression: one line)."""
+    import jmespath
+    from jmespath.exceptions import JMESPathError
+
+    from lapis.errors import InvalidParameterValue
+
+    try:
+        return jmespath.search(expression, json.loads(json.dumps(data, default=str)))
+    except JMESPathError as exc:
+        reason = " ".join(str(exc).split())
+        raise InvalidParameterValue(f"--query '{expression}': {reason}") from None
+
+
+def tsv_lines(data: Any) -> list[str]:
+    """Azure CLI's tsv: a list gives one line per item, anything else one line; a line
+    is a scalar bare, or an object's (or list's) values joined by tabs, in order — a
+    value that is itself a list written as its length, an object as nothing, null as
+    nothing, booleans as ``True``/``False``."""
+
+    def cell(value: Any) -> str:
+        if value is None or isinstance(value, dict):
+            return ""
+        if isinstance(value, list):
+            return str(len(value))
+        if isinstance(value, bool):
+            return "True" if value else "False"
+        return str(value)
+
+    def line(value: Any) -> str:
+        if isinstance(value, dict):
+            return "\t".join(cell(v) for v in value.values())
+        if isinstance(value, list):
+            return "\t".join(cell(v) for v in value)
+        return cell(value)
+
+    return [line(item) for item in data] if isinstance(data, list) else [line(data)]
 
 
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+NoWaitOption = Annotated[
+    bool,
+    typer.Option(
+        "--no-wait",
+        help="Accepted as az ml scripts pass it; this operation is done when the command "
+        "returns, which is at once.",
+    ),
+]
 
 
 def delete_and_report(
@@ -115,3 +260,82 @@ STATUS_STYLE = {
     "FAILED": "red",
     "KILLED": "yellow",
 }
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def named(param: str = "name", what: str = "resource") -> Callable[[F], F]:
+    """Let a command take its resource's name as ``--name/-n`` as well as positionally,
+    as ``az ml`` scripts write it: ``lapis online-endpoint show -n my-ep`` and
+    ``lapis online-endpoint show my-ep`` do the same.
+
+    Rewrites the command's signature before Typer reads it: the positional ``param``
+    becomes optional and a ``--name``/``-n`` option is added; the command itself still
+    receives one ``param`` (whichever was given; both must agree).
+    """
+
+    def wrap(fn: F) -> F:
+        sig = inspect.signature(fn)
+        hints = get_type_hints(fn, include_extras=True)
+        help_text = None
+        for meta in getattr(hints[param], "__metadata__", ()):
+            help_text = getattr(meta, "help", None) or help_text
+        positional = inspect.Parameter(
+            param,
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+            default=None,
+            annotation=Annotated[
+                str | None,
+                typer.Argument(
+                    help=(help_text or f"The {what}'s name") + " (or give it with --name/-n).",
+                    show_default=False,
+                ),
+            ],
+        )
+        option = inspect.Parameter(
+            "name_option",
+            inspect.Parameter.KEYWORD_ONLY,
+            default=None,
+            annotation=Annotated[
+                str | None,
+                typer.Option(
+                    "--name",
+                    "-n",
+                    help=f"The {what}'s name (as az ml takes it).",
+                    show_default=False,
+                ),
+            ],
+        )
+        params = [
+            positional if p.name == param else p.replace(annotation=hints.get(p.name, p.annotation))
+            for p in sig.parameters.values()
+        ]
+        # Typer passes everything by keyword; keyword-only keeps the order Python accepts
+        # whatever mix of defaults the command has (the context stays first).
+        params = [
+            p if p.annotation is typer.Context else p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+            for p in params
+        ]
+        params.append(option)
+
+        @functools.wraps(fn)
+        def command(*args: Any, **kwargs: Any) -> Any:
+            given, by_option = kwargs.pop(param, None), kwargs.pop("name_option", None)
+            if given and by_option and given != by_option:
+                raise InvalidParameterValue(
+                    f"two names given: '{given}' and --name '{by_option}'; give one"
+                )
+            value = given or by_option
+            if not value:
+                raise InvalidParameterValue(
+                    f"give the {what}'s name: positionally or with --name/-n"
+                )
+            return fn(*args, **{param: value}, **kwargs)
+
+        annotations = {**hints, param: positional.annotation, "name_option": option.annotation}
+        command.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+        command.__annotations__ = annotations
+        return command  # type: ignore[return-value]
+
+    return wrap

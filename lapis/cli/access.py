@@ -22,6 +22,7 @@ from lapis.cli._common import (
     client,
     console,
     fmt_time,
+    named,
     output_format,
     print_json,
     state,
@@ -65,6 +66,7 @@ def _show(ctx: typer.Context, output: OutputFormat | None, data: Any, line: str)
 
 # --- users --------------------------------------------------------------------------------
 @user_app.command("create")
+@named(what="user")
 def user_create(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="User name (letters, digits, . _ - @).")],
@@ -125,6 +127,7 @@ def user_list(ctx: typer.Context, output: OutputOption = None) -> None:
 
 
 @user_app.command("show")
+@named(what="user")
 def user_show(ctx: typer.Context, name: str, output: OutputOption = None) -> None:
     """One user: roles, state, tokens."""
     with client(ctx) as http:
@@ -147,18 +150,21 @@ def _set_disabled(ctx: typer.Context, name: str, verb: str, output: OutputFormat
 
 
 @user_app.command("disable")
+@named(what="user")
 def user_disable(ctx: typer.Context, name: str, output: OutputOption = None) -> None:
     """Disable a user: their tokens stop working at once."""
     _set_disabled(ctx, name, "disable", output)
 
 
 @user_app.command("enable")
+@named(what="user")
 def user_enable(ctx: typer.Context, name: str, output: OutputOption = None) -> None:
     """Enable a disabled user again (their unexpired tokens work again)."""
     _set_disabled(ctx, name, "enable", output)
 
 
 @user_app.command("set-password")
+@named(what="user")
 def user_set_password(ctx: typer.Context, name: str) -> None:
     """Set a user's studio password (your own, or anyone's with workspaces/users/write)."""
     password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
@@ -289,6 +295,7 @@ def role_list(ctx: typer.Context, output: OutputOption = None) -> None:
 
 
 @role_app.command("show")
+@named(what="role")
 def role_show(ctx: typer.Context, name: str, output: OutputOption = None) -> None:
     """A role's patterns, the actions they allow, and who holds it."""
     with client(ctx) as http:
@@ -337,6 +344,7 @@ def role_create(
 
 
 @role_app.command("delete")
+@named(what="role")
 def role_delete(
     ctx: typer.Context, name: str, yes: YesOption = False, output: OutputOption = None
 ) -> None:

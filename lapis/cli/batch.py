@@ -21,6 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from lapis.cli._common import (
+    NoWaitOption,
     OutputFormat,
     OutputOption,
     YesOption,
@@ -29,6 +30,7 @@ from lapis.cli._common import (
     delete_and_report,
     fmt_duration,
     fmt_time,
+    named,
     output_format,
     print_json,
 )
@@ -51,7 +53,7 @@ deployment_app = typer.Typer(
 
 FileOption = Annotated[Path, typer.Option("--file", "-f", help="YAML in Azure ML's format.")]
 EndpointOption = Annotated[
-    str, typer.Option("--endpoint-name", "-e", help="The batch endpoint's name.")
+    str, typer.Option("--endpoint-name", "--endpoint", "-e", help="The batch endpoint's name.")
 ]
 
 
@@ -105,6 +107,7 @@ def create_endpoint(
         str | None, typer.Option("--name", "-n", help="Name (overrides the file's).")
     ] = None,
     output: OutputOption = None,
+    no_wait: NoWaitOption = False,
 ) -> None:
     """Create a batch endpoint; its first deployment becomes its default."""
     doc: dict[str, Any] = {}
@@ -142,6 +145,7 @@ def list_endpoints(ctx: typer.Context, output: OutputOption = None) -> None:
 
 
 @endpoint_app.command("show")
+@named(what="batch endpoint")
 def show_endpoint(ctx: typer.Context, name: str, output: OutputOption = None) -> None:
     """Show a batch endpoint: default deployment, deployments, invoke URL, tags."""
     with client(ctx) as http:
@@ -150,6 +154,7 @@ def show_endpoint(ctx: typer.Context, name: str, output: OutputOption = None) ->
 
 
 @endpoint_app.command("update")
+@named(what="batch endpoint")
 def update_endpoint(
     ctx: typer.Context,
     name: str,
@@ -185,8 +190,13 @@ def update_endpoint(
 
 
 @endpoint_app.command("delete")
+@named(what="batch endpoint")
 def delete_endpoint(
-    ctx: typer.Context, name: str, yes: YesOption = False, output: OutputOption = None
+    ctx: typer.Context,
+    name: str,
+    yes: YesOption = False,
+    output: OutputOption = None,
+    no_wait: NoWaitOption = False,
 ) -> None:
     """Delete a batch endpoint and its deployments (its past jobs stay)."""
     what = f"batch endpoint '{name}' and its deployments"
@@ -194,6 +204,7 @@ def delete_endpoint(
 
 
 @endpoint_app.command("invoke")
+@named(what="batch endpoint")
 def invoke(
     ctx: typer.Context,
     name: str,
@@ -258,6 +269,7 @@ def _follow(http: LapisHTTP, name: str, out: TextIO | None) -> dict[str, Any]:
 
 
 @endpoint_app.command("list-jobs")
+@named(what="batch endpoint")
 def list_jobs(
     ctx: typer.Context,
     name: str,
@@ -320,7 +332,9 @@ def _show_deployment(d: dict[str, Any], output: OutputFormat) -> None:
 
 DeploymentEndpointOption = Annotated[
     str | None,
-    typer.Option("--endpoint-name", "-e", help="Endpoint (default: the file's endpoint_name)."),
+    typer.Option(
+        "--endpoint-name", "--endpoint", "-e", help="Endpoint (default: the file's endpoint_name)."
+    ),
 ]
 SetDefaultOption = Annotated[
     bool, typer.Option("--set-default", help="Make it the endpoint's default deployment.")
@@ -357,6 +371,7 @@ def create_deployment(
     endpoint_name: DeploymentEndpointOption = None,
     set_default: SetDefaultOption = False,
     output: OutputOption = None,
+    no_wait: NoWaitOption = False,
 ) -> None:
     """Create a batch deployment from YAML; its scoring code is uploaded and frozen now."""
     _send_deployment(ctx, file, endpoint_name, set_default, output, replace=False)
@@ -421,6 +436,7 @@ def delete_deployment(
     name: Annotated[str, typer.Option("--name", "-n", help="The deployment's name.")],
     yes: YesOption = False,
     output: OutputOption = None,
+    no_wait: NoWaitOption = False,
 ) -> None:
     """Delete a batch deployment (its past jobs stay)."""
     what = f"deployment '{name}' of batch endpoint '{endpoint_name}'"

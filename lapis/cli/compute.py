@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from lapis.cli._common import (
+    NoWaitOption,
     OutputFormat,
     OutputOption,
     YesOption,
@@ -25,6 +26,7 @@ from lapis.cli._common import (
     console,
     delete_and_report,
     fmt_time,
+    named,
     output_format,
     print_json,
 )
@@ -62,7 +64,11 @@ IdleOption = Annotated[
 ]
 WaitOption = Annotated[
     bool,
-    typer.Option("--wait", help="Wait until the instance is Running or Stopped (up to 5 min)."),
+    typer.Option(
+        "--wait/--no-wait",
+        help="Wait until the instance is Running or Stopped (up to 5 min); --no-wait (the "
+        "default) returns at once, as az ml --no-wait does.",
+    ),
 ]
 
 
@@ -212,6 +218,7 @@ def _jobs_table(title: str, jobs: list[dict[str, Any]]) -> Table:
 
 
 @app.command("show")
+@named(what="compute")
 def show(ctx: typer.Context, name: str, output: OutputOption = None) -> None:
     """Show a compute: state and why, size, pinned cores, when it will stop, and its jobs."""
     with client(ctx) as http:
@@ -308,6 +315,7 @@ def _action(
 
 
 @app.command("start")
+@named(what="compute")
 def start(
     ctx: typer.Context, name: str, wait: WaitOption = False, output: OutputOption = None
 ) -> None:
@@ -316,6 +324,7 @@ def start(
 
 
 @app.command("stop")
+@named(what="compute")
 def stop(
     ctx: typer.Context, name: str, wait: WaitOption = False, output: OutputOption = None
 ) -> None:
@@ -324,6 +333,7 @@ def stop(
 
 
 @app.command("restart")
+@named(what="compute")
 def restart(
     ctx: typer.Context, name: str, wait: WaitOption = False, output: OutputOption = None
 ) -> None:
@@ -332,14 +342,20 @@ def restart(
 
 
 @app.command("delete")
+@named(what="compute")
 def delete(
-    ctx: typer.Context, name: str, yes: YesOption = False, output: OutputOption = None
+    ctx: typer.Context,
+    name: str,
+    yes: YesOption = False,
+    output: OutputOption = None,
+    no_wait: NoWaitOption = False,
 ) -> None:
     """Delete an instance with no running or queued jobs; its cores and quota are freed."""
     delete_and_report(ctx, f"compute '{name}'", _path(name), yes, output)
 
 
 @app.command("update")
+@named(what="compute")
 def update(
     ctx: typer.Context,
     name: str,

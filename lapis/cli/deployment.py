@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from lapis.cli._common import (
+    NoWaitOption,
     OutputFormat,
     OutputOption,
     YesOption,
@@ -50,7 +51,10 @@ FileOption = Annotated[
     Path, typer.Option("--file", "-f", help="Deployment YAML in Azure ML's format.")
 ]
 EndpointOption = Annotated[
-    str, typer.Option("--endpoint-name", "-e", help="The endpoint the deployment belongs to.")
+    str,
+    typer.Option(
+        "--endpoint-name", "--endpoint", "-e", help="The endpoint the deployment belongs to."
+    ),
 ]
 NameOption = Annotated[str, typer.Option("--name", "-n", help="The deployment's name.")]
 WaitOption = Annotated[
@@ -106,7 +110,9 @@ def create(
     file: FileOption,
     endpoint_name: Annotated[
         str | None,
-        typer.Option("--endpoint-name", "-e", help="Endpoint (overrides the file's)."),
+        typer.Option(
+            "--endpoint-name", "--endpoint", "-e", help="Endpoint (overrides the file's)."
+        ),
     ] = None,
     name: Annotated[
         str | None, typer.Option("--name", "-n", help="Deployment name (overrides the file's).")
@@ -151,7 +157,10 @@ def update(
         Path | None, typer.Option("--file", "-f", help="Deployment YAML in Azure ML's format.")
     ] = None,
     endpoint_name: Annotated[
-        str | None, typer.Option("--endpoint-name", "-e", help="Endpoint (overrides the file's).")
+        str | None,
+        typer.Option(
+            "--endpoint-name", "--endpoint", "-e", help="Endpoint (overrides the file's)."
+        ),
     ] = None,
     name: Annotated[
         str | None, typer.Option("--name", "-n", help="Deployment (overrides the file's).")
@@ -271,6 +280,7 @@ def delete(
     name: NameOption,
     yes: YesOption = False,
     output: OutputOption = None,
+    no_wait: NoWaitOption = False,
 ) -> None:
     """Delete a deployment and stop its instances (refused while it receives traffic)."""
     what = f"deployment '{name}' of endpoint '{endpoint_name}'"

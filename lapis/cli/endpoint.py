@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from lapis.cli._common import (
+    NoWaitOption,
     OutputFormat,
     OutputOption,
     YesOption,
@@ -25,6 +26,7 @@ from lapis.cli._common import (
     console,
     delete_and_report,
     fmt_time,
+    named,
     output_format,
     print_json,
 )
@@ -78,6 +80,7 @@ def create(
         str | None, typer.Option("--name", "-n", help="Name (overrides the file's).")
     ] = None,
     output: OutputOption = None,
+    no_wait: NoWaitOption = False,
 ) -> None:
     """Create an online endpoint from a YAML file; its primary and secondary keys are issued."""
     doc: dict[str, Any] = _read_doc(file) if file else {}
@@ -114,6 +117,7 @@ def list_endpoints(ctx: typer.Context, output: OutputOption = None) -> None:
 
 
 @app.command("show")
+@named(what="endpoint")
 def show(ctx: typer.Context, name: str, output: OutputOption = None) -> None:
     """Show an endpoint: scoring_uri, traffic, mirror_traffic, auth mode, tags."""
     with client(ctx) as http:
@@ -178,6 +182,7 @@ def _traffic_line(figures: dict[str, Any]) -> str:
 
 
 @app.command("update", context_settings={"allow_extra_args": True})
+@named(what="endpoint")
 def update(
     ctx: typer.Context,
     name: str,
@@ -222,6 +227,7 @@ def update(
 
 
 @app.command("get-credentials")
+@named(what="endpoint")
 def get_credentials(ctx: typer.Context, name: str, output: OutputOption = None) -> None:
     """Print the endpoint's primaryKey and secondaryKey (callers present one to score)."""
     with client(ctx) as http:
@@ -233,6 +239,7 @@ def get_credentials(ctx: typer.Context, name: str, output: OutputOption = None) 
 
 
 @app.command("invoke")
+@named(what="endpoint")
 def invoke(
     ctx: typer.Context,
     name: str,
@@ -243,6 +250,7 @@ def invoke(
     deployment: Annotated[
         str | None,
         typer.Option(
+            "--deployment-name",
             "--deployment",
             "-d",
             help="Send to this deployment, bypassing the traffic split "
@@ -293,6 +301,7 @@ def _invoke_error(name: str, resp: httpx.Response) -> str:
 
 
 @app.command("regenerate-keys")
+@named(what="endpoint")
 def regenerate_keys(
     ctx: typer.Context,
     name: str,
@@ -313,8 +322,13 @@ def regenerate_keys(
 
 
 @app.command("delete")
+@named(what="endpoint")
 def delete(
-    ctx: typer.Context, name: str, yes: YesOption = False, output: OutputOption = None
+    ctx: typer.Context,
+    name: str,
+    yes: YesOption = False,
+    output: OutputOption = None,
+    no_wait: NoWaitOption = False,
 ) -> None:
     """Delete an online endpoint; its keys stop working at once."""
     delete_and_report(ctx, f"online endpoint '{name}'", _path(name), yes, output)

@@ -23,6 +23,7 @@ from lapis.cli._common import (
     client,
     console,
     fmt_time,
+    named,
     output_format,
     print_json,
 )
@@ -156,6 +157,7 @@ def list_environments(
 
 
 @app.command("versions")
+@named(what="environment")
 def versions(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Environment name.")],
@@ -166,6 +168,7 @@ def versions(
 
 
 @app.command("show")
+@named(param="ref", what="environment")
 def show(
     ctx: typer.Context,
     ref: Annotated[str, typer.Argument(help="NAME, NAME:VERSION or NAME@latest.")],
@@ -216,6 +219,7 @@ def show(
 
 
 @app.command("build")
+@named(param="ref", what="environment")
 def build(
     ctx: typer.Context,
     ref: Annotated[str, typer.Argument(help="NAME, NAME:VERSION or NAME@latest.")],
@@ -270,6 +274,7 @@ def _build_failure(http: Any, path: str, ref: str, exc: LapisError) -> LapisErro
 
 
 @app.command("build-log")
+@named(param="ref", what="environment")
 def build_log(
     ctx: typer.Context,
     ref: Annotated[str, typer.Argument(help="NAME, NAME:VERSION or NAME@latest.")],
@@ -282,6 +287,7 @@ def build_log(
 
 
 @app.command("archive")
+@named(param="ref", what="environment")
 def archive(
     ctx: typer.Context,
     ref: Annotated[str, typer.Argument(help="NAME:VERSION to hide from lists and @latest.")],

@@ -17,6 +17,7 @@ from lapis.cli._common import (
     console,
     fmt_duration,
     fmt_time,
+    named,
     output_format,
     print_json,
 )
@@ -104,6 +105,7 @@ def _stream(http: Any, name: str) -> dict[str, Any]:
 
 
 @app.command("stream")
+@named(what="job")
 def stream_cmd(ctx: typer.Context, name: str) -> None:
     """Follow a job's log (environment build first, then the job's output) until it ends."""
     with client(ctx) as http:
@@ -113,6 +115,7 @@ def stream_cmd(ctx: typer.Context, name: str) -> None:
 
 
 @app.command("logs")
+@named(what="job")
 def logs(ctx: typer.Context, name: str) -> None:
     """Print what the job has logged so far."""
     with client(ctx) as http:
@@ -164,6 +167,7 @@ def list_jobs(
 
 
 @app.command("show")
+@named(what="job")
 def show(ctx: typer.Context, name: str, output: OutputOption = None) -> None:
     """A job's status and why, its timeline, compute, environment, code and inputs/outputs."""
     with client(ctx) as http:
@@ -215,6 +219,7 @@ def show(ctx: typer.Context, name: str, output: OutputOption = None) -> None:
 
 
 @app.command("cancel")
+@named(what="job")
 def cancel(ctx: typer.Context, name: str, output: OutputOption = None) -> None:
     """Cancel a job: a queued one never starts; a running one has its whole process tree ended."""
     with client(ctx) as http:
@@ -226,6 +231,7 @@ def cancel(ctx: typer.Context, name: str, output: OutputOption = None) -> None:
 
 
 @app.command("download")
+@named(what="job")
 def download(
     ctx: typer.Context,
     name: str,

@@ -31,7 +31,7 @@ from lapis.cli import (
     run,
 )
 from lapis.cli import deployment as online_deployment
-from lapis.cli._common import CliState, OutputFormat
+from lapis.cli._common import RENDER, CliState, OutputFormat
 from lapis.cli.server import server_command
 from lapis.errors import LapisError
 from lapis.version import __version__
@@ -73,7 +73,12 @@ def root(
     ctx: typer.Context,
     output: Annotated[
         OutputFormat,
-        typer.Option("--output", "-o", help="Output for every command: table or json."),
+        typer.Option(
+            "--output",
+            "-o",
+            help="Output for every command: table, json, yaml, tsv or none. Every command also "
+            "takes --query JMESPATH (as az does) to pick from its answer.",
+        ),
     ] = OutputFormat.table,
     home: Annotated[
         Path | None,
@@ -96,11 +101,34 @@ def _fail(message: str, code: int = 1) -> None:
     sys.exit(code)
 
 
+def take_query(argv: list[str]) -> tuple[list[str], str | None]:
+    """``--query EXPR`` (or ``--query=EXPR``) out of the arguments, wherever it stands, as
+    ``az`` accepts it on every command; the rest goes to Typer."""
+    rest: list[str] = []
+    query: str | None = None
+    args = iter(argv)
+    for arg in args:
+        if arg == "--":
+            rest.append(arg)
+            rest.extend(args)
+            break
+        if arg == "--query":
+            query = next(args, None)
+            if query is None:
+                _fail("--query needs a JMESPath expression, e.g. --query scoring_uri")
+        elif arg.startswith("--query="):
+            query = arg[len("--query=") :]
+        else:
+            rest.append(arg)
+    return rest, query
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``lapis`` script (see the module docstring)."""
     import httpx
 
     debug = os.environ.get("LAPIS_DEBUG") not in (None, "", "0")
+    argv, RENDER.query = take_query(list(sys.argv[1:] if argv is None else argv))
     try:
         app(args=argv, prog_name="lapis")
     except LapisError as exc:

@@ -22,6 +22,7 @@ from lapis.cli._common import (
     client,
     console,
     fmt_time,
+    named,
     output_format,
     print_json,
 )
@@ -154,6 +155,7 @@ def _version_or_label(version: str | None, label: str | None) -> str:
 
 
 @app.command("show")
+@named(what="model")
 def show(
     ctx: typer.Context,
     name: str,
@@ -216,6 +218,7 @@ def _print_lineage(lin: dict[str, Any]) -> None:
 
 
 @app.command("update")
+@named(what="model")
 def update(
     ctx: typer.Context,
     name: str,
@@ -241,6 +244,7 @@ def _done(ctx: typer.Context, output: OutputFormat | None, m: dict[str, Any], wh
 
 
 @app.command("archive")
+@named(what="model")
 def archive(
     ctx: typer.Context,
     name: str,
@@ -254,6 +258,7 @@ def archive(
 
 
 @app.command("restore")
+@named(what="model")
 def restore(
     ctx: typer.Context,
     name: str,
@@ -267,6 +272,7 @@ def restore(
 
 
 @app.command("package")
+@named(what="model")
 def package(
     ctx: typer.Context,
     name: str,
@@ -327,6 +333,7 @@ def package(
 
 
 @app.command("download")
+@named(what="model")
 def download(
     ctx: typer.Context,
     name: str,

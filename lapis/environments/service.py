@@ -158,6 +158,8 @@ class EnvironmentService:
         An Azure ML curated name (``AzureML-sklearn-1.5``, any version or label) that is not
         a name of this workspace resolves to the Lapis curated environment standing in for
         it, as does any name in Azure's public registry (``registry='azureml'``)."""
+        if version == "latest":
+            version, label = None, "latest"
         if registry is not None:
             return self._from_registry(name, version, label, registry)
         if name not in self._curated and not self.store.versions(name):

@@ -1,0 +1,59 @@
+"""A shell script of ``az ml`` command lines, as Azure's samples write them, runs
+through ``lapis``: the only change is a shell function that turns ``az ml X`` into
+``lapis X``. It exercises ``--name/-n``, ``--endpoint``/``--endpoint-name``,
+``--deployment-name``, ``--query`` with ``-o tsv``/``table``, ``get-credentials``'
+``primaryKey``, ``--set``, ``--yes`` and ``--no-wait``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+FILES = Path(__file__).parent / "files"
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="NOT TESTED: the script needs curl")
+def test_the_online_endpoint_script_runs_unchanged(lapis_server: Any, tmp_path: Path) -> None:
+    folder = tmp_path / "files"
+    shutil.copytree(FILES, folder)
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    (shim / "az").write_text(
+        f'#!/usr/bin/env bash\n[ "$1" = ml ] && shift\nexec "{sys.executable}" -m lapis "$@"\n'
+    )
+    (shim / "az").chmod(0o755)
+    endpoint = f"az-{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        **lapis_server.env,
+        "PATH": f"{shim}{os.pathsep}{os.environ['PATH']}",
+        "ENDPOINT_NAME": endpoint,
+    }
+    done = subprocess.run(
+        ["bash", str(folder / "az-ml-style.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "endpoint state: Succeeded" in out
+    assert out.count("4.75") == 3  # two `invoke`s and the curl call scored the sample
+    assert "traffic to folder: 100" in out
+    assert "\nfolder\n" in out  # online-deployment list --query "[].name" -o tsv
+    shown = subprocess.run(
+        [sys.executable, "-m", "lapis", "online-endpoint", "show", "-n", endpoint],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert shown.returncode == 1 and "does not exist" in shown.stderr  # deleted at the end
