@@ -29,8 +29,10 @@ def lock(name: str, requirements: tuple[str, ...]) -> Path:
         fh.write("".join(f"{r}\n" for r in requirements))
     uv = Path(sys.executable).with_name("uv")
     subprocess.run(
-        [str(uv), "pip", "compile", "--universal", "--python-version", PYTHON_FLOOR]
-        + ["--no-header", "--no-annotate", "--quiet", fh.name, "-o", str(out)],
+        [
+            *(str(uv), "pip", "compile", "--universal", "--python-version", PYTHON_FLOOR),
+            *("--no-header", "--no-annotate", "--quiet", fh.name, "-o", str(out)),
+        ],
         check=True,
     )
     Path(fh.name).unlink()
