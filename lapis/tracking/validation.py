@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import posixpath
 import re
 
 from lapis.errors import InvalidParameterValue
 
 MAX_KEY_LENGTH = 250
+log = logging.getLogger("lapis.tracking")
 MAX_PARAM_VALUE_LENGTH = 6000
 MAX_TAG_VALUE_LENGTH = 8000
 MAX_EXPERIMENT_NAME_LENGTH = 256
@@ -51,12 +54,7 @@ def validate_param(key: object, value: object) -> tuple[str, str]:
     if value is None:
         raise InvalidParameterValue(f"Missing value for param '{key}'")
     text = no_nul(f"Param '{key}'", value if isinstance(value, str) else str(value))
-    if len(text) > MAX_PARAM_VALUE_LENGTH:
-        raise InvalidParameterValue(
-            f"Param value '{text[:100]}...' for key '{key}' had length {len(text)}, which "
-            f"exceeded length limit of {MAX_PARAM_VALUE_LENGTH}"
-        )
-    return str(key), text
+    return str(key), _truncated("Param value", MAX_PARAM_VALUE_LENGTH, text)
 
 
 def validate_tag(key: object, value: object) -> tuple[str, str]:
@@ -67,12 +65,28 @@ def validate_tag(key: object, value: object) -> tuple[str, str]:
     no_nul("A tag name", key)
     text = "" if value is None else (value if isinstance(value, str) else str(value))
     no_nul(f"Tag '{key}'", text)
-    if len(text) > MAX_TAG_VALUE_LENGTH:
+    return key, _truncated("Tag value", MAX_TAG_VALUE_LENGTH, text)
+
+
+def _truncated(what: str, limit: int, text: str) -> str:
+    """A value over the limit is cut to it with a warning in the server log, as MLflow's
+    server does (``MLFLOW_TRUNCATE_LONG_VALUES``, on by default), so a script's
+    ``log_param`` or ``set_tag`` goes on; with it set to false, a 400 instead."""
+    if len(text) <= limit:
+        return text
+    if os.environ.get("MLFLOW_TRUNCATE_LONG_VALUES", "true").strip().lower() in ("false", "0"):
         raise InvalidParameterValue(
-            f"Tag value '{text[:100]}...' for key '{key}' had length {len(text)}, which exceeded "
-            f"length limit of {MAX_TAG_VALUE_LENGTH}"
+            f"{what} '{text[:100]}...' had length {len(text)}, which exceeded length limit "
+            f"of {limit}"
         )
-    return key, text
+    log.warning(
+        "%s '%s...' (%d characters) is truncated to %d characters to meet the length limit",
+        what,
+        text[:100],
+        len(text),
+        limit,
+    )
+    return text[:limit]
 
 
 def validate_experiment_name(name: object) -> str:
