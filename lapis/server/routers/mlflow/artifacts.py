@@ -8,6 +8,10 @@ files go out with sendfile, others in chunks.
 
 from __future__ import annotations
 
+import mimetypes
+import posixpath
+from urllib.parse import quote
+
 from fastapi import APIRouter, Request
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.responses import FileResponse, Response, StreamingResponse
@@ -79,17 +83,42 @@ async def upload(request: Request, artifact_path: str) -> Response:
     return json_response({})
 
 
+# Shown as text by MLflow's UI and sent as text/plain by its server: configs, logs, code,
+# tables and the extension-less MLmodel/MLproject files.
+TEXT_TYPES = frozenset(
+    "txt log err cfg conf cnf cf ini properties prop hocon toml yaml yml xml json js py py3 "
+    "csv tsv md rst ipynb MLmodel MLproject".split()
+)
+
+
+def download_headers(rel: str) -> tuple[str, dict[str, str]]:
+    """Content type from the file's name, as MLflow's server sends it, and always as an
+    attachment with ``nosniff``: an uploaded HTML or SVG file is never shown as a page of
+    this origin (where it could run script with a signed-in user's rights)."""
+    name = posixpath.basename(rel) or "artifact"
+    stem, dot, ext = name.rpartition(".")
+    if (ext if dot and stem else name) in TEXT_TYPES:
+        kind = "text/plain"
+    else:
+        kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    return kind, {
+        "Content-Disposition": f"attachment; filename*=UTF-8''{quote(name, safe='')}",
+        "X-Content-Type-Options": "nosniff",
+    }
+
+
 async def download(request: Request, artifact_path: str) -> Response:
     store = _store(request)
     rel = clean_relpath(artifact_path)
     await run_in_threadpool(_job_reach, request, rel)
     if not await run_in_threadpool(store.is_file, rel):
         raise ResourceDoesNotExist(f"Artifact '{artifact_path}' does not exist")
+    kind, headers = download_headers(rel)
     local = store.local_path(rel)
     if local is not None:
-        return FileResponse(local, media_type="application/octet-stream")
+        return FileResponse(local, media_type=kind, headers=headers)
     return StreamingResponse(
-        iterate_in_threadpool(store.iter_read(rel)), media_type="application/octet-stream"
+        iterate_in_threadpool(store.iter_read(rel)), media_type=kind, headers=headers
     )
 
 
