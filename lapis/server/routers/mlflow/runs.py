@@ -116,12 +116,13 @@ def log_metric_now(a: Args, c: Ctx) -> dict[str, Any] | None:
 
 
 def log_param(a: Args, c: Ctx) -> dict[str, Any]:
-    c.ws.tracking.log_batch(_run_id(a), params=[(a.req_str("key"), a.raw("value"))])
+    # a string, as MLflow's schema has it (its clients always send one); absent: ""
+    c.ws.tracking.log_batch(_run_id(a), params=[(a.req_str("key"), a.str("value", default=""))])
     return {}
 
 
 def set_tag(a: Args, c: Ctx) -> dict[str, Any]:
-    c.ws.tracking.log_batch(_run_id(a), tags=[(a.req_str("key"), a.raw("value"))])
+    c.ws.tracking.log_batch(_run_id(a), tags=[(a.req_str("key"), a.str("value", default=""))])
     return {}
 
 
@@ -223,12 +224,28 @@ def history_bulk_interval(a: Args, c: Ctx) -> dict[str, Any]:
     return {"metrics": [metric_json(m, with_run=True) for m in points]}
 
 
+MAX_BULK_RUNS = 100
+MAX_BULK_POINTS = 25_000
+
+
 def history_bulk(a: Args, c: Ctx) -> dict[str, Any]:
     """The UI's older bulk call: full histories of one key for several runs."""
+    run_ids = a.str_list("run_id")
+    if not run_ids:
+        raise InvalidParameterValue(
+            "GetMetricHistoryBulk request must specify at least one run_id."
+        )
+    if len(run_ids) > MAX_BULK_RUNS:
+        raise InvalidParameterValue(
+            f"GetMetricHistoryBulk request cannot specify more than {MAX_BULK_RUNS} run_ids. "
+            f"Received {len(run_ids)} run_ids."
+        )
     key = a.req_str("metric_key")
+    limit = min(a.int("max_results", default=MAX_BULK_POINTS) or MAX_BULK_POINTS, MAX_BULK_POINTS)
     out: list[dict[str, Any]] = []
-    for run_id in a.str_list("run_id"):
-        points, _ = c.ws.tracking.metric_history(run_id, key, a.int("max_results", default=25000))
+    for run_id in sorted(run_ids):  # by run id, each by (timestamp, step, value), as MLflow
+        points, _ = c.ws.tracking.metric_history(run_id, key, limit)
+        points = sorted(points, key=lambda m: (m.timestamp, m.step, m.value))
         out.extend(metric_json(m, with_run=True) | {"run_id": run_id} for m in points)
     return {"metrics": out}
 
