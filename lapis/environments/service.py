@@ -22,7 +22,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from lapis.api import environments as api
 from lapis.environments.builder import LOG_NAME, READY, EnvironmentBuilder, EnvironmentBuildError
@@ -62,6 +62,12 @@ class ResolvedEnvironment:
     label: str  # for people: "lapis-sklearn:1", "inline 3f2a9c1b", "system"
     image: str | None = None
     ref: str | None = None  # a registered or curated one: "NAME:VERSION", to name it again
+
+
+class ModelFiles(Protocol):
+    """Where a model's environment files come from (the model registry's service)."""
+
+    def mlflow_files(self, name: str, version: object) -> dict[str, str]: ...
 
 
 class EnvironmentService:
@@ -360,6 +366,21 @@ class EnvironmentService:
             channels=tuple(s.get("channels") or ()),
         )
         return ResolvedEnvironment("built", spec, spec.digest, label, env.image, ref)
+
+    def for_model(
+        self, models: ModelFiles, model: Mapping[str, str], source: str
+    ) -> ResolvedEnvironment:
+        """What a no-code MLflow deployment of ``model`` ({name, version}) runs in; errors
+        start with ``source`` and the model's label."""
+        label = f"model {model['name']}:{model['version']}"
+        try:
+            resolved = self.for_mlflow_model(
+                models.mlflow_files(model["name"], model["version"]), label
+            )
+        except InvalidParameterValue as exc:
+            raise InvalidParameterValue(f"{source}: {label}: {exc.message}") from None
+        assert resolved.spec is not None
+        return resolved
 
     def for_mlflow_model(self, files: Mapping[str, str], label: str) -> ResolvedEnvironment:
         """The environment an MLflow model says it needs (as Azure builds for a no-code

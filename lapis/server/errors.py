@@ -81,6 +81,16 @@ def _known(exc: Exception) -> tuple[int, LapisError] | None:
     return None
 
 
+def _known_logged(exc: Exception, scope: Scope) -> tuple[int, LapisError] | None:
+    """:func:`_known`, with the one warning line such a failure gets in the server log."""
+    known = _known(exc)
+    if known is not None:
+        error = known[1]
+        method, path = scope.get("method"), scope.get("path")
+        log.warning("%s on %s %s: %s", error.error_code, method, path, error.message)
+    return known
+
+
 def error_answer(exc: Exception, scope: Scope) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
     """Status, JSON body and extra headers for ``exc`` raised by an API handler: what the
     exception handlers above and :class:`CatchAll` answer, for code that answers on its
@@ -88,16 +98,9 @@ def error_answer(exc: Exception, scope: Scope) -> tuple[int, bytes, list[tuple[b
     if isinstance(exc, LapisError):
         extra = [(b"www-authenticate", b"Bearer")] if exc.http_status == 401 else []
         return exc.http_status, orjson.dumps(exc.to_json()), extra
-    known = _known(exc)
+    known = _known_logged(exc, scope)
     if known is not None:
         status, error = known
-        log.warning(
-            "%s on %s %s: %s",
-            error.error_code,
-            scope.get("method"),
-            scope.get("path"),
-            error.message,
-        )
         return status, orjson.dumps(error.to_json()), []
     log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
     return 500, orjson.dumps(_internal(exc)), []
@@ -134,16 +137,9 @@ class CatchAll:
         except BodyTooLarge:
             raise  # the request guard outside answers 413
         except Exception as exc:
-            known = None if started else _known(exc)
+            known = None if started else _known_logged(exc, scope)
             if known is not None:
                 status, error = known
-                log.warning(
-                    "%s on %s %s: %s",
-                    error.error_code,
-                    scope.get("method"),
-                    scope.get("path"),
-                    error.message,
-                )
                 await JSONResponse(error.to_json(), status_code=status)(scope, receive, send)
                 return
             log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))

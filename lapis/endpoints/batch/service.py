@@ -343,12 +343,7 @@ class BatchService:
     def _model_environment(self, model: dict[str, Any], source: str) -> dict[str, Any]:
         """Each invocation's job runs in the environment the MLflow model's own files ask
         for, inlined as a conda file (built once, then a cache hit)."""
-        label = f"model {model['name']}:{model['version']}"
-        try:
-            files = self.models.mlflow_files(model["name"], model["version"])
-            resolved = self.environments.for_mlflow_model(files, label)
-        except InvalidParameterValue as exc:
-            raise InvalidParameterValue(f"{source}: {label}: {exc.message}") from None
+        resolved = self.environments.for_model(self.models, model, source)
         assert resolved.spec is not None
         dependencies: list[Any] = ["pip", {"pip": list(resolved.spec.requirements)}]
         if resolved.spec.python:

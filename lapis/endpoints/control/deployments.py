@@ -392,12 +392,7 @@ class DeploymentService:
 
     def _model_environment(self, model: dict[str, Any], source: str) -> dict[str, Any]:
         """The environment built from the MLflow model's own conda.yaml (or requirements)."""
-        label = f"model {model['name']}:{model['version']}"
-        try:
-            files = self.models.mlflow_files(model["name"], model["version"])
-            resolved = self.environments.for_mlflow_model(files, label)
-        except InvalidParameterValue as exc:
-            raise InvalidParameterValue(f"{source}: {label}: {exc.message}") from None
+        resolved = self.environments.for_model(self.models, model, source)
         assert resolved.spec is not None
         return {
             "kind": resolved.kind,
