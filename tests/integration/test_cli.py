@@ -168,7 +168,7 @@ def test_missing_server_or_bad_token(lapis_server: Server, tmp_path: Path) -> No
 
 
 def test_usage_errors_exit_2(lapis_server: Server) -> None:
-    for args in (("run", "list", "--bogus"), ("run", "show"), ("-o", "yaml", "run", "list")):
+    for args in (("run", "list", "--bogus"), ("run", "show"), ("-o", "xml", "run", "list")):
         proc = cli(*args, env=lapis_server.env)
         assert proc.returncode == 2, (args, proc.stderr)
         assert "Traceback" not in proc.stderr
