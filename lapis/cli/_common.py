@@ -203,6 +203,24 @@ def tsv_lines(data: Any) -> list[str]:
     return [line(item) for item in data] if isinstance(data, list) else [line(data)]
 
 
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        help="Set a key before sending, as az ml --set does (repeatable; dotted paths, YAML "
+        "values): --set description=nightly --set defaults.deployment_name=blue",
+    ),
+]
+
+
+def apply_sets(doc: dict[str, Any], sets: list[str] | None) -> dict[str, Any]:
+    """``--set a.b=value`` into ``doc`` (in place; returned for convenience)."""
+    from lapis.specs.job import apply_overrides
+
+    apply_overrides(doc, sets or [])
+    return doc
+
+
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 NoWaitOption = Annotated[
     bool,

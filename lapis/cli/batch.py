@@ -24,7 +24,9 @@ from lapis.cli._common import (
     NoWaitOption,
     OutputFormat,
     OutputOption,
+    SetOption,
     YesOption,
+    apply_sets,
     client,
     console,
     delete_and_report,
@@ -106,6 +108,7 @@ def create_endpoint(
     name: Annotated[
         str | None, typer.Option("--name", "-n", help="Name (overrides the file's).")
     ] = None,
+    set_: SetOption = None,
     output: OutputOption = None,
     no_wait: NoWaitOption = False,
 ) -> None:
@@ -115,6 +118,7 @@ def create_endpoint(
         loc = _load(file)
         parse_batch_endpoint(loc, partial=True)
         doc = dict(loc.data)
+    apply_sets(doc, set_)
     if name is not None:
         doc["name"] = name
     if "name" not in doc:
@@ -166,21 +170,24 @@ def update_endpoint(
         typer.Option("--default-deployment", "-d", help="Deployment used when none is named."),
     ] = None,
     description: Annotated[str | None, typer.Option(help="New description.")] = None,
+    set_: SetOption = None,
     output: OutputOption = None,
 ) -> None:
-    """Change the default deployment, description or tags of a batch endpoint."""
+    """Change the default deployment, description or tags of a batch endpoint
+    (``--set defaults.deployment_name=blue`` as az ml takes it)."""
     doc: dict[str, Any] = {}
     if file is not None:
         loc = _load(file)
         parse_batch_endpoint(loc, partial=True)
         doc = dict(loc.data)
+    apply_sets(doc, set_)
     if default_deployment is not None:
         doc["defaults"] = {**(doc.get("defaults") or {}), "deployment_name": default_deployment}
     if description is not None:
         doc["description"] = description
     if not doc:
         raise InvalidParameterValue(
-            "nothing to change: give --default-deployment, -f or --description"
+            "nothing to change: give --default-deployment, --set, -f or --description"
         )
     with client(ctx) as http:
         e = http.request(
@@ -349,9 +356,12 @@ def _send_deployment(
     output: OutputFormat | None,
     *,
     replace: bool,
+    sets: list[str] | None = None,
 ) -> None:
     """Check the YAML (file:line errors before connecting), upload its code, create or replace."""
     loc = _load(file)
+    if isinstance(loc.data, dict):
+        apply_sets(loc.data, sets)
     spec = parse_batch_deployment(loc)
     with client(ctx) as http:
         body, endpoint = prepare_batch_deployment(http, loc, endpoint_name)
@@ -370,11 +380,12 @@ def create_deployment(
     file: FileOption,
     endpoint_name: DeploymentEndpointOption = None,
     set_default: SetDefaultOption = False,
+    set_: SetOption = None,
     output: OutputOption = None,
     no_wait: NoWaitOption = False,
 ) -> None:
     """Create a batch deployment from YAML; its scoring code is uploaded and frozen now."""
-    _send_deployment(ctx, file, endpoint_name, set_default, output, replace=False)
+    _send_deployment(ctx, file, endpoint_name, set_default, output, replace=False, sets=set_)
 
 
 @deployment_app.command("update")
@@ -383,10 +394,11 @@ def update_deployment(
     file: FileOption,
     endpoint_name: DeploymentEndpointOption = None,
     set_default: SetDefaultOption = False,
+    set_: SetOption = None,
     output: OutputOption = None,
 ) -> None:
     """Replace a batch deployment with the YAML's (code uploaded again); past jobs keep theirs."""
-    _send_deployment(ctx, file, endpoint_name, set_default, output, replace=True)
+    _send_deployment(ctx, file, endpoint_name, set_default, output, replace=True, sets=set_)
 
 
 @deployment_app.command("list")

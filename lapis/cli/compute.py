@@ -21,7 +21,9 @@ from lapis.cli._common import (
     NoWaitOption,
     OutputFormat,
     OutputOption,
+    SetOption,
     YesOption,
+    apply_sets,
     client,
     console,
     delete_and_report,
@@ -144,6 +146,7 @@ def create(
         ),
     ] = None,
     wait: WaitOption = False,
+    set_: SetOption = None,
     output: OutputOption = None,
 ) -> None:
     """Create a compute instance from a YAML file or from options.
@@ -151,7 +154,7 @@ def create(
     The instance gets its size's cores of this host (the least used ones) and
     counts against its family's core quota until it is deleted.
     """
-    doc: dict[str, Any] = _read_doc(file) if file else {}
+    doc: dict[str, Any] = apply_sets(_read_doc(file) if file else {}, set_)
     overrides = {
         "name": name,
         "type": type_,
@@ -362,10 +365,11 @@ def update(
     file: FileOption = None,
     idle: IdleOption = None,
     description: Annotated[str | None, typer.Option("--description", help="Free text.")] = None,
+    set_: SetOption = None,
     output: OutputOption = None,
 ) -> None:
     """Change description, tags, idle shutdown or schedules (size and SSH are fixed at creation)."""
-    doc: dict[str, Any] = _read_doc(file) if file else {}
+    doc: dict[str, Any] = apply_sets(_read_doc(file) if file else {}, set_)
     if idle is not None:
         doc.pop("idle_time_before_shutdown", None)
         doc["idle_time_before_shutdown_minutes"] = idle
@@ -373,7 +377,8 @@ def update(
         doc["description"] = description
     if not doc:
         raise InvalidParameterValue(
-            "nothing to update: give -f FILE, --idle-time-before-shutdown-minutes or --description"
+            "nothing to update: give -f FILE, --set, --idle-time-before-shutdown-minutes or "
+            "--description"
         )
     source = str(file) if file else "command line"
     with client(ctx) as http:

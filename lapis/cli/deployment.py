@@ -23,7 +23,9 @@ from lapis.cli._common import (
     NoWaitOption,
     OutputFormat,
     OutputOption,
+    SetOption,
     YesOption,
+    apply_sets,
     client,
     console,
     delete_and_report,
@@ -66,8 +68,13 @@ WaitOption = Annotated[
 _path = deployment_path
 
 
-def _load(file: Path, endpoint: str | None, name: str | None) -> tuple[Located, str]:
-    return load_deployment(read_yaml(file), endpoint, name)
+def _load(
+    file: Path, endpoint: str | None, name: str | None, sets: list[str] | None = None
+) -> tuple[Located, str]:
+    loc = read_yaml(file)
+    if isinstance(loc.data, dict):
+        apply_sets(loc.data, sets)
+    return load_deployment(loc, endpoint, name)
 
 
 def _err() -> Console:
@@ -121,10 +128,11 @@ def create(
         bool, typer.Option("--all-traffic", help="Send 100% of the endpoint's traffic here.")
     ] = False,
     wait: WaitOption = True,
+    set_: SetOption = None,
     output: OutputOption = None,
 ) -> None:
     """Create a deployment from a YAML file and wait until its instances are ready."""
-    loc, endpoint = _load(file, endpoint_name, name)
+    loc, endpoint = _load(file, endpoint_name, name, set_)
     with client(ctx) as http:
         body = prepare_deployment(http, loc, endpoint)
         if all_traffic:

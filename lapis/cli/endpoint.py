@@ -21,7 +21,9 @@ from lapis.cli._common import (
     NoWaitOption,
     OutputFormat,
     OutputOption,
+    SetOption,
     YesOption,
+    apply_sets,
     client,
     console,
     delete_and_report,
@@ -79,11 +81,12 @@ def create(
     name: Annotated[
         str | None, typer.Option("--name", "-n", help="Name (overrides the file's).")
     ] = None,
+    set_: SetOption = None,
     output: OutputOption = None,
     no_wait: NoWaitOption = False,
 ) -> None:
     """Create an online endpoint from a YAML file; its primary and secondary keys are issued."""
-    doc: dict[str, Any] = _read_doc(file) if file else {}
+    doc: dict[str, Any] = apply_sets(_read_doc(file) if file else {}, set_)
     if name is not None:
         doc["name"] = name
     if "name" not in doc:
@@ -196,6 +199,7 @@ def update(
         typer.Option("--mirror-traffic", help="Copy a share of requests, e.g. green=10."),
     ] = None,
     description: Annotated[str | None, typer.Option("--description", help="Free text.")] = None,
+    set_: SetOption = None,
     output: OutputOption = None,
 ) -> None:
     """Change traffic, mirror traffic, description or tags of an endpoint."""
@@ -207,7 +211,7 @@ def update(
             "with both --traffic and --mirror-traffic, quote each split: "
             "--traffic 'blue=90 green=10'"
         )
-    doc: dict[str, Any] = _read_doc(file) if file else {}
+    doc: dict[str, Any] = apply_sets(_read_doc(file) if file else {}, set_)
     # ``--traffic blue=90 green=10``: the shares after the first arrive as extra arguments
     if traffic is not None:
         doc["traffic"] = parse_traffic_args([*traffic, *(extra if mirror is None else [])])

@@ -20,6 +20,8 @@ from rich.table import Table
 from lapis.cli._common import (
     OutputFormat,
     OutputOption,
+    SetOption,
+    apply_sets,
     client,
     console,
     fmt_time,
@@ -28,7 +30,7 @@ from lapis.cli._common import (
     print_json,
 )
 from lapis.errors import InvalidParameterValue, LapisError, ResourceDoesNotExist
-from lapis.specs.yaml_lines import load, read_text_file
+from lapis.specs.yaml_lines import load, read_text_file, safe_load
 
 app = typer.Typer(
     help="Environments: the Python packages a job runs with, built once with uv and reused.",
@@ -76,10 +78,18 @@ def create(
     version: Annotated[
         str | None, typer.Option(help="Version to register (default: the next integer).")
     ] = None,
+    set_: SetOption = None,
     output: OutputOption = None,
 ) -> None:
     """Register an environment version from a YAML file (its conda file is read relative to it)."""
     text = read_text_file(file, "environment file")
+    if set_:  # applied to the document, which then goes as YAML (its lines shift)
+        import yaml
+
+        data = safe_load(text, str(file))
+        if not isinstance(data, dict):
+            raise InvalidParameterValue(f"{file}: an environment file must be a mapping")
+        text = yaml.safe_dump(apply_sets(data, set_), sort_keys=False)
     overrides: dict[str, Any] = {"name": name, "version": version}
     overrides["conda_file"] = _inline_conda(file, text)
     with client(ctx) as http:

@@ -19,6 +19,8 @@ from rich.table import Table
 from lapis.cli._common import (
     OutputFormat,
     OutputOption,
+    SetOption,
+    apply_sets,
     client,
     console,
     fmt_time,
@@ -90,10 +92,11 @@ def create(
     file: Annotated[
         Path | None, typer.Option("--file", "-f", help="Model YAML (Azure ML shape).")
     ] = None,
+    set_: SetOption = None,
     output: OutputOption = None,
 ) -> None:
     """Register a model version; a local path is uploaded, a job output only referenced."""
-    spec: dict[str, Any] = _from_yaml(file) if file is not None else {}
+    spec: dict[str, Any] = apply_sets(_from_yaml(file) if file is not None else {}, set_)
     given = {"name": name, "version": version, "path": path, "type": type_}
     spec.update({k: v for k, v in given.items() if v is not None})
     if description is not None:

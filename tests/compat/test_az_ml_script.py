@@ -49,6 +49,7 @@ def test_the_online_endpoint_script_runs_unchanged(lapis_server: Any, tmp_path: 
     assert "endpoint state: Succeeded" in out
     assert out.count("4.75") == 3  # two `invoke`s and the curl call scored the sample
     assert "traffic to folder: 100" in out
+    assert "description: scores the sample" in out and "team: ml" in out  # --set
     assert "\nfolder\n" in out  # online-deployment list --query "[].name" -o tsv
     shown = subprocess.run(
         [sys.executable, "-m", "lapis", "online-endpoint", "show", "-n", endpoint],

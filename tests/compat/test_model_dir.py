@@ -74,6 +74,19 @@ def test_batch_scripts_get_the_model_folder_and_the_output_path(
     folder, endpoint = _copy("batch", tmp_path, "compat-batch")
     _json(lapis_server, "batch-endpoint", "create", "-f", str(folder / "endpoint.yml"))
     _json(lapis_server, "batch-deployment", "create", "-f", str(folder / "deployment.yml"))
+    updated = _json(
+        lapis_server,
+        "batch-endpoint",
+        "update",
+        "--name",
+        endpoint,
+        "--set",
+        "defaults.deployment_name=tripler",
+        "--set",
+        "description=scores text files",
+    )
+    assert updated["defaults"]["deployment_name"] == "tripler"
+    assert updated["description"] == "scores text files"
     job = _json(
         lapis_server,
         "batch-endpoint",

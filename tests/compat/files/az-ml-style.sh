@@ -37,6 +37,11 @@ az ml online-deployment update --name folder --endpoint-name $ENDPOINT_NAME --se
 TRAFFIC=$(az ml online-endpoint show -n $ENDPOINT_NAME --query "traffic.folder" -o tsv)
 echo "traffic to folder: $TRAFFIC"
 
+# <update_endpoint>
+az ml online-endpoint update --name $ENDPOINT_NAME --set description="scores the sample" --set tags.team=ml
+echo "description: $(az ml online-endpoint show -n $ENDPOINT_NAME --query description -o tsv)"
+echo "team: $(az ml online-endpoint show -n $ENDPOINT_NAME --query tags.team -o tsv)"
+
 # <list>
 az ml online-endpoint list --query "[].{name:name, state:provisioning_state}" -o table > /dev/null
 az ml online-deployment list --endpoint-name $ENDPOINT_NAME --query "[].name" -o tsv
