@@ -180,28 +180,44 @@ class EnvironmentBuilder:
                     log(line.rstrip("\n"))
             return proc.wait()
 
-    def _check_python(self, version: str) -> None:
+    def _python(self, version: str, logfile: Path) -> str:
+        """An interpreter for ``version`` (``X.Y``), for ``uv venv --python``.
+
+        uv looks on PATH and in its own managed installs; pyenv's are found only when its
+        shims are enabled for that version, so ``~/.pyenv/versions`` is searched too. With
+        none on the host, uv downloads one when the network allows (``LAPIS_PYTHON_DOWNLOADS
+        =never`` forbids it); otherwise the error names what the host has and how to add it.
+        """
         found = subprocess.run(
             [self.uv, "python", "find", version], capture_output=True, text=True, env=self._env()
         )
         if found.returncode == 0:
-            return
-        listed = subprocess.run(
-            [self.uv, "python", "list", "--only-installed"],
-            capture_output=True,
-            text=True,
-            env=self._env(),
-        ).stdout
-        have = sorted(
-            {
-                ".".join(line.split()[0].split("-")[1].split(".")[:2])
-                for line in listed.splitlines()
-                if line.strip().startswith("cpython-")
-            }
-        )
+            return version
+        local = installed_pythons()
+        if version in local:
+            return str(local[version])
+        if os.environ.get("LAPIS_PYTHON_DOWNLOADS", "automatic").lower() != "never":
+            with open(logfile, "a") as log:
+                log.write(f"Python {version} is not on this host: asking uv to download it\n")
+            try:
+                got = subprocess.run(
+                    [self.uv, "python", "install", version],
+                    capture_output=True,
+                    text=True,
+                    timeout=300,
+                    env={**self._env(), "UV_PYTHON_DOWNLOADS": "automatic"},
+                )
+            except subprocess.TimeoutExpired:
+                got = None
+            if got is not None and got.returncode == 0:
+                return version
+            said = got.stderr if got is not None else "timed out"
+            with open(logfile, "a") as log:  # quoted: the build's reason is the line below
+                log.writelines(f"uv python install: {line}\n" for line in said.splitlines())
+        have = ", ".join(f"{v} ({p})" for v, p in sorted(local.items())) or "none found"
         raise InvalidParameterValue(
-            f"Python {version} is not installed on this host; available: "
-            f"{', '.join(have) or 'none found'}"
+            f"Python {version} is not installed on this host; available: {have}. Add it with "
+            f"`uv python install {version}` (or pyenv), or ask for one of those in the conda file"
         )
 
     def _build(
@@ -217,18 +233,20 @@ class EnvironmentBuilder:
             )
             logfile.write_text(reason + "\n")
             raise EnvironmentBuildError(reason, log_path=str(logfile))
+        python = None
         if spec.python:
             try:
-                self._check_python(spec.python)
+                python = self._python(spec.python, logfile)
             except InvalidParameterValue as exc:
-                logfile.write_text(exc.message + "\n")
+                with open(logfile, "a") as fh:
+                    fh.write(exc.message + "\n")
                 raise
         if target.exists():
             shutil.rmtree(target)  # a build that died half-way
         target.mkdir(parents=True)
         venv = [self.uv, "venv", "--quiet", "--seed", str(target)]
-        if spec.python:
-            venv += ["--python", spec.python]
+        if python:
+            venv += ["--python", python]
         code = self._run(venv, logfile, log)
         if code == 0 and spec.requirements:
             code = self._run(
@@ -254,3 +272,34 @@ class EnvironmentBuilder:
         (target / "lapis-spec.json").write_text(json.dumps(spec.canonical(), indent=2))
         shutil.copy(logfile, target / LOG_NAME)
         (target / READY).write_text(str(time.time()))
+
+
+def installed_pythons() -> dict[str, Path]:
+    """``"3.9"`` → an interpreter of that version this host has: pyenv's versions, uv's
+    managed ones, then ``python3.X`` on PATH (each checked to run)."""
+    candidates: list[Path] = []
+    pyenv = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
+    candidates += sorted(pyenv.glob("3.*/bin/python3"))
+    uv_root = Path(
+        os.environ.get("UV_PYTHON_INSTALL_DIR") or Path.home() / ".local/share/uv/python"
+    )
+    candidates += sorted(uv_root.glob("cpython-3.*/bin/python3"))
+    for minor in range(6, 20):
+        on_path = shutil.which(f"python3.{minor}")
+        if on_path:
+            candidates.append(Path(on_path))
+    found: dict[str, Path] = {}
+    for exe in candidates:
+        try:
+            out = subprocess.run(
+                [str(exe), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        version = out.stdout.strip()
+        if out.returncode == 0 and version:
+            found.setdefault(version, exe)
+    return found

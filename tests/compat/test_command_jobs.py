@@ -72,3 +72,17 @@ def test_jobs_run_in_the_stand_ins_for_azures_curated_environments(
     assert done["status"] == "Completed", log
     assert expected in log
     assert done["environment"] == environment
+
+
+def test_a_conda_file_asking_for_an_older_python_gets_it(lapis_server: Any) -> None:
+    """python=3.9 in the conda file: found among pyenv's versions (uv alone does not look
+    there unless pyenv's shims are switched on), or downloaded by uv."""
+    from lapis.environments.builder import installed_pythons
+
+    if "3.9" not in installed_pythons():
+        pytest.skip("NOT TESTED: this host has no Python 3.9 (CI has pyenv's)")
+    job = submit(lapis_server, FILES / "py39" / "job.yml")
+    done = wait(lapis_server, job["name"], timeout=300)
+    log = log_text(lapis_server, job["name"])
+    assert done["status"] == "Completed", log
+    assert "python 3 9 six 1.16.0" in log
