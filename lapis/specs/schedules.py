@@ -41,8 +41,18 @@ WEEK_DAYS = {
 }
 
 
+def iana_zone(name: str) -> str:
+    """An IANA zone name for ``name``, which may be a Windows one as Azure's schedules take
+    it (``Pacific Standard Time`` → ``America/Los_Angeles``, by CLDR's table)."""
+    if name.upper() == "UTC":
+        return "UTC"
+    from tzlocal.windows_tz import win_tz  # CLDR's windowsZones table, as data
+
+    return win_tz.get(name.strip(), name)
+
+
 def _zone(name: str) -> ZoneInfo:
-    return ZoneInfo("UTC" if name.upper() == "UTC" else name)
+    return ZoneInfo(iana_zone(name))
 
 
 def parse_schedule(raw: Any, path: Path, err: ErrorFn) -> dict[str, Any]:
@@ -79,8 +89,10 @@ def parse_schedule(raw: Any, path: Path, err: ErrorFn) -> dict[str, Any]:
     except (ZoneInfoNotFoundError, ValueError):
         raise err(
             (*tpath, "time_zone"),
-            f"unknown time zone {tz_name!r}: use 'UTC' or an IANA name such as 'Europe/Berlin'",
+            f"unknown time zone {tz_name!r}: use 'UTC', an IANA name such as 'Europe/Berlin' "
+            "or a Windows one such as 'W. Europe Standard Time'",
         ) from None
+    tz_name = iana_zone(tz_name)
     if kind == "cron":
         expr = trigger.get("expression")
         if not isinstance(expr, str) or len(expr.split()) != 5 or not croniter.is_valid(expr):
