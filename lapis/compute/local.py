@@ -72,6 +72,8 @@ class ProcessBackend(ComputeBackend):
                 ),
                 "timeout_seconds": ctx.job.spec.get("timeout_seconds"),
                 "sandbox": ctx.sandbox,
+                "downloads": prepared.downloads,
+                "url_cache": str(Path(ctx.environment["root"]).parent / "cache" / "urls"),
             },
         )
         log = open(folder / "supervisor.log", "ab")  # noqa: SIM115  (handed to the child)

@@ -186,6 +186,29 @@ def _sandbox(job_dir: Path, job: dict[str, Any]) -> Any:
     return box
 
 
+def _downloads(job_dir: Path, job: dict[str, Any]) -> bool:
+    """Fetch the job's http(s) inputs (lapis/compute/fetch.py); False after a failure,
+    which ends the job with the reason."""
+    wanted = job.get("downloads") or {}
+    if not wanted:
+        return True
+    from lapis.compute.fetch import fetch
+
+    note = job_dir / "system_logs" / "inputs.txt"
+    note.parent.mkdir(parents=True, exist_ok=True)
+    with open(note, "a") as log:
+        for name, item in wanted.items():
+            try:
+                line = fetch(item["url"], Path(job["url_cache"]), Path(item["dest"]))
+            except RuntimeError as exc:
+                log.write(f"input {name}: {exc}\n")
+                reason = f"input {name}: {exc}"
+                emit(job_dir, "Exited", code=None, outcome="Failed", reason=reason)
+                return False
+            log.write(line + "\n")
+    return True
+
+
 def supervise(job_dir: Path) -> int:
     import subprocess
 
@@ -199,6 +222,8 @@ def supervise(job_dir: Path) -> int:
         if (job_dir / CANCEL).exists():
             emit(job_dir, "Exited", code=None, outcome="Canceled", reason="canceled before start")
             return 0
+        if not _downloads(job_dir, job):
+            return 1
         emit(job_dir, "Starting")
         cpus = job.get("cpu_set") or []
         if cpus and hasattr(os, "sched_setaffinity"):

@@ -19,9 +19,10 @@ import json
 import os
 import shutil
 import stat
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from lapis.artifacts.snapshot import check_digest
@@ -39,6 +40,7 @@ class Prepared:
     command: str
     inputs: dict[str, str]
     outputs: dict[str, str]
+    downloads: dict[str, dict[str, str]]  # input name -> {url, dest}: the supervisor fetches
 
 
 def _chmod(path: Path, mode: int) -> None:
@@ -83,8 +85,14 @@ def prepare(job: Job, folder: Path, snapshots: Path) -> Prepared:
     (folder / "user_logs").mkdir()
     (folder / "system_logs").mkdir()
     inputs: dict[str, str] = {}
+    downloads: dict[str, dict[str, str]] = {}
     for name, item in job.spec.get("inputs", {}).items():
-        if "path" in item:
+        if item.get("url"):  # the supervisor fetches it before the command starts
+            leaf = PurePosixPath(urllib.parse.urlsplit(item["url"]).path).name or name
+            dest = folder / "inputs" / name / leaf
+            downloads[name] = {"url": item["url"], "dest": str(dest)}
+            inputs[name] = str(dest)
+        elif "path" in item:
             if item["path"] is None:
                 continue
             src = Path(item["path"])
@@ -107,7 +115,7 @@ def prepare(job: Job, folder: Path, snapshots: Path) -> Prepared:
         out.mkdir(parents=True)
         outputs[name] = str(out)
     command = render_command(job.spec["command"], inputs, outputs)
-    return Prepared(command, inputs, outputs)
+    return Prepared(command, inputs, outputs, downloads)
 
 
 def job_environment(

@@ -249,10 +249,18 @@ class JobService:
             if item.type in PATH_INPUTS:
                 if item.path is None:
                     entry["path"] = None
+                elif item.path.startswith(("http://", "https://")):
+                    if item.type != "uri_file":
+                        raise InvalidParameterValue(
+                            f"{source}: inputs.{name}: an http(s) URL names one file: give it "
+                            f"type: uri_file (not {item.type})"
+                        )
+                    entry["path"] = entry["url"] = item.path  # fetched by the supervisor
                 elif "://" in item.path or item.path.startswith("azureml:"):
                     raise InvalidParameterValue(
-                        f"{source}: inputs.{name}.path: '{item.path}' is not a local path; "
-                        "this workspace reads inputs from local files and folders"
+                        f"{source}: inputs.{name}.path: '{item.path}': datastore and cloud "
+                        "storage URIs come with datastores in a later release; give a local "
+                        "path or an http(s) URL"
                     )
                 else:
                     path = Path(item.path).expanduser()

@@ -1,0 +1,83 @@
+"""Job inputs given as http(s) URLs are fetched (by the job's supervisor) and cached by
+URL, revalidated with the server's validators — tested against a local HTTP server."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jobkit import get, lapis_cli, log_text, submit, wait
+
+FILES = Path(__file__).parent / "files" / "jobs"
+
+
+@pytest.fixture
+def web(tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
+    """A static HTTP server over a folder holding iris.csv; records each request line."""
+    root = tmp_path / "site"
+    root.mkdir()
+    (root / "iris.csv").write_text("sepal,petal\n1,2\n3,4\n5,6\n")
+    seen: list[str] = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, fmt: str, *args: Any) -> None:
+            seen.append(f"{self.command} {self.path} {args[1] if len(args) > 1 else ''}")
+
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Handler, directory=str(root))
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+
+
+def _job(tmp_path: Path, base: str) -> Path:
+    folder = tmp_path / "jobs"
+    folder.mkdir(exist_ok=True)
+    (folder / "url").mkdir(exist_ok=True)
+    (folder / "url" / "count.py").write_text((FILES / "url" / "count.py").read_text())
+    text = (FILES / "url-input.yml").read_text().replace("http://127.0.0.1:PORT", base)
+    (folder / "job.yml").write_text(text)
+    return folder / "job.yml"
+
+
+def test_an_http_input_is_fetched_then_revalidated(
+    lapis_server: Any, tmp_path: Path, web: tuple[str, list[str]]
+) -> None:
+    base, seen = web
+    job_file = _job(tmp_path, base)
+    logs = []
+    for _ in range(2):
+        job = submit(lapis_server, job_file)
+        done = wait(lapis_server, job["name"], timeout=120)
+        log = log_text(lapis_server, job["name"])
+        assert done["status"] == "Completed", (done["status_reason"], log)
+        assert "rows 3 header sepal,petal" in log
+        logs.append(job["name"])
+    assert [line.split()[-1] for line in seen] == ["200", "304"]  # the second: not modified
+    assert get(lapis_server, logs[1])["inputs"]["data"]["path"].startswith(base)
+
+
+def test_other_uris_say_what_to_do(lapis_server: Any, tmp_path: Path) -> None:
+    job_file = _job(tmp_path, "http://x")
+    for path, says in (
+        ("wasbs://data@acct.blob.core.windows.net/iris.csv", "come with datastores"),
+        ("azureml://datastores/workspaceblobstore/paths/iris.csv", "come with datastores"),
+    ):
+        text = job_file.read_text().replace("http://x/iris.csv", path)
+        job_file.write_text(text)
+        done = lapis_cli(lapis_server, "job", "create", "-f", str(job_file))
+        assert done.returncode == 1 and says in done.stderr, done.stderr
+        job_file.write_text(text.replace(path, "http://x/iris.csv"))
+    folder = job_file.read_text().replace("type: uri_file", "type: uri_folder")
+    job_file.write_text(folder)
+    done = lapis_cli(lapis_server, "job", "create", "-f", str(job_file))
+    assert done.returncode == 1 and "give it type: uri_file" in done.stderr, done.stderr
