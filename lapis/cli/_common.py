@@ -221,6 +221,24 @@ def apply_sets(doc: dict[str, Any], sets: list[str] | None) -> dict[str, Any]:
     return doc
 
 
+WebOption = Annotated[
+    bool,
+    typer.Option("--web", help="Open the studio's page for it (the URL is printed on stderr)."),
+]
+
+
+def open_web(http: LapisHTTP, page: str) -> None:
+    """Say where the studio shows ``page`` and, where there is a display, open it."""
+    import os
+    import webbrowser
+    from urllib.parse import quote
+
+    url = http.url + quote(page)
+    Console(stderr=True, highlight=False).print(f"Studio: {url}", markup=False)
+    if sys.platform == "darwin" or os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        webbrowser.open(url)
+
+
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 NoWaitOption = Annotated[
     bool,

@@ -22,6 +22,7 @@ from lapis.cli._common import (
     OutputFormat,
     OutputOption,
     SetOption,
+    WebOption,
     YesOption,
     apply_sets,
     client,
@@ -29,6 +30,7 @@ from lapis.cli._common import (
     delete_and_report,
     fmt_time,
     named,
+    open_web,
     output_format,
     print_json,
 )
@@ -222,10 +224,14 @@ def _jobs_table(title: str, jobs: list[dict[str, Any]]) -> Table:
 
 @app.command("show")
 @named(what="compute")
-def show(ctx: typer.Context, name: str, output: OutputOption = None) -> None:
+def show(
+    ctx: typer.Context, name: str, web: WebOption = False, output: OutputOption = None
+) -> None:
     """Show a compute: state and why, size, pinned cores, when it will stop, and its jobs."""
     with client(ctx) as http:
         c = http.get(_path(name))
+        if web:
+            open_web(http, f"/compute/{c['name']}")
     if output_format(ctx, output) is OutputFormat.json:
         print_json(c)
         return

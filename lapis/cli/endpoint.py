@@ -22,6 +22,7 @@ from lapis.cli._common import (
     OutputFormat,
     OutputOption,
     SetOption,
+    WebOption,
     YesOption,
     apply_sets,
     client,
@@ -29,6 +30,7 @@ from lapis.cli._common import (
     delete_and_report,
     fmt_time,
     named,
+    open_web,
     output_format,
     print_json,
 )
@@ -121,10 +123,14 @@ def list_endpoints(ctx: typer.Context, output: OutputOption = None) -> None:
 
 @app.command("show")
 @named(what="endpoint")
-def show(ctx: typer.Context, name: str, output: OutputOption = None) -> None:
+def show(
+    ctx: typer.Context, name: str, web: WebOption = False, output: OutputOption = None
+) -> None:
     """Show an endpoint: scoring_uri, traffic, mirror_traffic, auth mode, tags."""
     with client(ctx) as http:
         e = http.get(_path(name))
+        if web:
+            open_web(http, f"/endpoints/{e['name']}")
         if output_format(ctx, output) is OutputFormat.json:
             print_json(e)
             return

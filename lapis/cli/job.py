@@ -13,11 +13,13 @@ from rich.table import Table
 from lapis.cli._common import (
     OutputFormat,
     OutputOption,
+    WebOption,
     client,
     console,
     fmt_duration,
     fmt_time,
     named,
+    open_web,
     output_format,
     print_json,
 )
@@ -168,10 +170,14 @@ def list_jobs(
 
 @app.command("show")
 @named(what="job")
-def show(ctx: typer.Context, name: str, output: OutputOption = None) -> None:
+def show(
+    ctx: typer.Context, name: str, web: WebOption = False, output: OutputOption = None
+) -> None:
     """A job's status and why, its timeline, compute, environment, code and inputs/outputs."""
     with client(ctx) as http:
         job = http.get(f"/api/v1/jobs/{name}")
+        if web:
+            open_web(http, f"/jobs/{job['name']}")
     if output_format(ctx, output) is OutputFormat.json:
         print_json(job)
         return

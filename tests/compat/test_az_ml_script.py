@@ -47,6 +47,7 @@ def test_the_online_endpoint_script_runs_unchanged(lapis_server: Any, tmp_path: 
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
     assert "endpoint state: Succeeded" in out
+    assert f"/endpoints/{endpoint}" in done.stderr  # --web: the studio page
     assert out.count("4.75") == 3  # two `invoke`s and the curl call scored the sample
     assert "traffic to folder: 100" in out
     assert "description: scores the sample" in out and "team: ml" in out  # --set

@@ -13,6 +13,7 @@ az ml online-deployment create --name folder --endpoint $ENDPOINT_NAME -f online
 
 # <get_status>
 az ml online-endpoint show -n $ENDPOINT_NAME
+az ml online-endpoint show -n $ENDPOINT_NAME --web --query name -o tsv
 STATE=$(az ml online-endpoint show -n $ENDPOINT_NAME --query "provisioning_state" -o tsv)
 echo "endpoint state: $STATE"
 DEPLOY_STATE=$(az ml online-deployment show --name folder --endpoint-name $ENDPOINT_NAME --query "provisioning_state" -o tsv)
