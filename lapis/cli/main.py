@@ -41,7 +41,7 @@ app = typer.Typer(
     help="Lapis: a self-hosted machine-learning workspace (MLflow-compatible tracking).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,  # lapis --install-completion (bash, zsh, fish, PowerShell)
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.command("server")(server_command)

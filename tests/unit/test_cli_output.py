@@ -40,3 +40,31 @@ def test_query_is_taken_from_anywhere_on_the_line() -> None:
     assert run_query("deployments[].name", data) == ["blue", "green"]
     with pytest.raises(InvalidParameterValue, match=r"--query 'deployments\[': "):
         run_query("deployments[", data)
+
+
+def test_shell_completion_knows_the_nouns_and_verbs() -> None:
+    import os
+    import subprocess
+    import sys
+
+    def complete(words: str, index: int) -> list[str]:
+        env = {
+            **os.environ,
+            "_LAPIS_COMPLETE": "complete_bash",
+            "COMP_WORDS": words,
+            "COMP_CWORD": str(index),
+        }
+        done = subprocess.run(
+            [sys.executable, "-m", "lapis"], env=env, capture_output=True, text=True, timeout=60
+        )
+        return done.stdout.split()
+
+    assert complete("lapis online-en", 1) == ["online-endpoint"]
+    assert "show" in complete("lapis online-endpoint sh", 2)
+    script = subprocess.run(
+        [sys.executable, "-m", "lapis", "--show-completion", "bash"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "_lapis_completion" in script.stdout
