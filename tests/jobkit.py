@@ -76,3 +76,12 @@ def create_instance(server: Any, size: str = "Standard_DS1_v2") -> str:
             assert time.monotonic() < deadline, "instance did not reach Running"
             time.sleep(0.1)
     return name
+
+
+def batch_predictions(server: Any, job: str, target: Path, output: str = "score") -> list[str]:
+    """A batch job's predictions file, downloaded with `lapis job download` as a user would."""
+    done = lapis_cli(
+        server, "job", "download", job, "--output-name", output, "--download-path", str(target)
+    )
+    assert done.returncode == 0, done.stderr
+    return (target / "named-outputs" / output / "predictions.csv").read_text().splitlines()

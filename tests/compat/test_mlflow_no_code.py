@@ -16,7 +16,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from jobkit import lapis_cli, log_text, submit, wait
+from jobkit import batch_predictions, lapis_cli, log_text, submit, wait
 
 FILES = Path(__file__).parent / "files"
 
@@ -84,17 +84,5 @@ def test_a_lightgbm_model_deploys_without_an_environment(lapis_server: Any, tmp_
         "--stream",
     )
     assert invoked["status"] == "Completed", log_text(lapis_server, invoked["name"])
-    target = tmp_path / "dl"
-    got = lapis_cli(
-        lapis_server,
-        "job",
-        "download",
-        invoked["name"],
-        "--output-name",
-        "score",
-        "--download-path",
-        str(target),
-    )
-    assert got.returncode == 0, got.stderr
-    rows = (target / "named-outputs" / "score" / "predictions.csv").read_text().splitlines()
+    rows = batch_predictions(lapis_server, invoked["name"], tmp_path / "dl")
     assert [row.split(",")[-1] for row in rows] == ["0", "1", "2", "3", "4"]

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from jobkit import lapis_cli
+from jobkit import batch_predictions, lapis_cli
 
 FILES = Path(__file__).parent / "files"
 
@@ -97,24 +97,9 @@ def test_batch_scripts_get_the_model_folder_and_the_output_path(
         "--stream",
     )
     assert job["status"] == "Completed", job["status_reason"]
-    target = tmp_path / "dl"
-    done = lapis_cli(
-        lapis_server,
-        "job",
-        "download",
-        job["name"],
-        "--output-name",
-        "score",
-        "--download-path",
-        str(target),
-    )
-    assert done.returncode == 0, done.stderr
-    out = target / "named-outputs" / "score"
-    assert (out / "predictions.csv").read_text().splitlines() == [
-        "n1.txt,3",
-        "n2.txt,6",
-        "n3.txt,9",
-    ]
+    rows = batch_predictions(lapis_server, job["name"], tmp_path / "dl")
+    assert rows == ["n1.txt,3", "n2.txt,6", "n3.txt,9"]
+    out = tmp_path / "dl" / "named-outputs" / "score"
     assert sorted((out / "seen-by-script.txt").read_text().split()) == [
         "n1.txt",
         "n2.txt",

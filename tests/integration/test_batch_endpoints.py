@@ -17,7 +17,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from jobkit import lapis_cli, log_text, wait
+from jobkit import batch_predictions, lapis_cli, log_text, wait
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "batch"
 
@@ -133,20 +133,7 @@ def test_200_files_with_two_flaky_mini_batches_retried(lapis_server: Any, tmp_pa
     assert "20 mini-batches, 2 retries, 0 failed files" in log
     assert sorted(p.name for p in (tmp_path / "markers").iterdir()) == ["f0030.txt", "f0070.txt"]
 
-    target = tmp_path / "dl"
-    _ok(
-        lapis_cli(
-            lapis_server,
-            "job",
-            "download",
-            job["name"],
-            "--output-name",
-            "score",
-            "--download-path",
-            str(target),
-        )
-    )
-    rows = (target / "named-outputs" / "score" / "predictions.csv").read_text().splitlines()
+    rows = batch_predictions(lapis_server, job["name"], tmp_path / "dl")
     assert rows == [f"f{i:04d}.txt,{i * 3}" for i in range(200)]
 
     listed = _json(lapis_server, "batch-endpoint", "list-jobs", endpoint)
@@ -238,20 +225,7 @@ def test_example_scores_csv_files(lapis_server: Any, tmp_path: Path) -> None:
     )
     done = wait(lapis_server, job["name"], timeout=60)
     assert done["status"] == "Completed", done["status_reason"]
-    target = tmp_path / "dl"
-    _ok(
-        lapis_cli(
-            lapis_server,
-            "job",
-            "download",
-            job["name"],
-            "--output-name",
-            "score",
-            "--download-path",
-            str(target),
-        )
-    )
-    rows = (target / "named-outputs" / "score" / "predictions.csv").read_text().splitlines()
+    rows = batch_predictions(lapis_server, job["name"], tmp_path / "dl")
     # the tables people read name what matters
     shown = _ok(
         lapis_cli(lapis_server, "batch-deployment", "show", "-e", f"houses-{uid}", "-n", "linear")
