@@ -142,6 +142,13 @@ def run_json(r: Run) -> dict[str, Any]:
     }
 
 
+LOGGED_MODEL_STATUS = {
+    "PENDING": "LOGGED_MODEL_PENDING",
+    "READY": "LOGGED_MODEL_READY",
+    "FAILED": "LOGGED_MODEL_UPLOAD_FAILED",
+}
+
+
 def logged_model_json(m: LoggedModel) -> dict[str, Any]:
     info: dict[str, Any] = {
         "model_id": m.model_id,
@@ -150,7 +157,8 @@ def logged_model_json(m: LoggedModel) -> dict[str, Any]:
         "artifact_uri": m.artifact_location,
         "creation_timestamp_ms": m.creation_timestamp,
         "last_updated_timestamp_ms": m.last_updated_timestamp,
-        "status": m.status,
+        # the enum names of MLflow's protocol: a bare READY parses as UNSPECIFIED in the client
+        "status": LOGGED_MODEL_STATUS.get(m.status, m.status),
         "lifecycle_stage": m.lifecycle_stage,
         "tags": kv(m.tags),
     }

@@ -357,6 +357,7 @@ def test_log_model_register_and_load_by_alias(mlflow_env: Any) -> None:
     # The client drops model_id when it parses a version, so ask the logged model instead.
     logged = mlflow.get_logged_model(infos[1].model_id)
     assert logged.source_run_id == versions[1].run_id and logged.name == "model"
+    assert logged.status == "READY"  # LoggedModelStatus.READY, not UNSPECIFIED
     assert logged.params == {"C": "10.0"}
     assert versions[1].source == f"models:/{infos[1].model_id}"
 
