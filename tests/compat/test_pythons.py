@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from lapis.endpoints.runtime import batch_driver, scoring
+from lapis.endpoints import runtime
 from lapis.specs.batch import BatchDeploymentSpec
 
 VERSIONS = [(3, minor) for minor in range(8, 14)]
@@ -95,9 +95,9 @@ def test_the_scoring_server_runs(version: str, tmp_path: Path) -> None:
     model.mkdir(parents=True)
     (model / "weights.txt").write_text("w-3\n")
     (tmp_path / "score.py").write_text(SCORE)
-    shutil.copy(scoring.__file__, tmp_path / "lapis_scoring.py")
+    server = runtime.ship(runtime.SCORING, tmp_path)  # with its companion modules
     port_file = tmp_path / "port"
-    argv = [FOUND[version], str(tmp_path / "lapis_scoring.py"), "--port", "0"]
+    argv = [FOUND[version], str(server), "--port", "0"]
     argv += ["--port-file", str(port_file), "--model-dir", str(tmp_path / "container")]
     argv += ["--scoring-script", str(tmp_path / "score.py")]
     env = {**os.environ, "AZUREML_MODEL_DIR": str(tmp_path / "container")}
@@ -131,7 +131,7 @@ def test_the_batch_driver_runs(version: str, tmp_path: Path) -> None:
     for i in range(5):
         (data / f"f{i}.txt").write_text(str(i))
     (code / "score.py").write_text(BATCH_SCORE)
-    shutil.copy(batch_driver.__file__, code / "lapis_batch_driver.py")
+    runtime.ship(runtime.BATCH, code)
     spec = BatchDeploymentSpec(
         scoring_script="score.py", mini_batch_size=2, max_concurrency_per_instance=2
     )

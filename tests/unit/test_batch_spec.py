@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lapis.endpoints.runtime.batch_driver import to_lines
+from lapis.endpoints.runtime.batch_scoring import to_lines
 from lapis.errors import InvalidParameterValue
 from lapis.specs.batch import parse_batch_deployment, parse_batch_endpoint
 from lapis.specs.yaml_lines import load

@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from lapis.artifacts.snapshot import Snapshot, digest_files, pack
-from lapis.endpoints.runtime import batch_driver
+from lapis.endpoints import runtime
 from lapis.errors import InvalidParameterValue, InvalidState
 from lapis.jobs.service import JobService
 from lapis.registry.models import ModelService
 from lapis.store.sql.batch import BatchDeployment
 
-DRIVER = "lapis_batch_driver.py"
+DRIVER, *COMPANIONS = runtime.shipped_names(runtime.BATCH)  # lapis_batch_driver.py first
 CONFIG = "lapis_batch.json"
 TAG_ENDPOINT = "lapis.batch.endpoint"
 TAG_DEPLOYMENT = "lapis.batch.deployment"
@@ -106,7 +106,7 @@ def scoring_snapshot(jobs: JobService, d: BatchDeployment) -> dict[str, Any]:
             shutil.copytree(source, root)
         else:
             root.mkdir()
-        shutil.copyfile(batch_driver.__file__, root / DRIVER)
+        runtime.ship(runtime.BATCH, root)
         settings = {**d.spec["settings"], "mlflow_model": code is None}
         (root / CONFIG).write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
         sizes = {

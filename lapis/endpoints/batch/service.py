@@ -332,7 +332,7 @@ class BatchService:
                 f"'{spec.code}'{suggest(spec.scoring_script, found)}; Python files there: "
                 f"{', '.join(found[:10]) or 'none'}"
             )
-        for reserved in (invocation.DRIVER, invocation.CONFIG):
+        for reserved in (invocation.DRIVER, *invocation.COMPANIONS, invocation.CONFIG):
             if (folder / reserved).exists():
                 raise InvalidParameterValue(
                     f"{where}.code: the code folder holds '{reserved}', a name the batch "

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lapis.artifacts.snapshot import check_digest
+from lapis.endpoints import runtime
 from lapis.endpoints.control.deployments import DeploymentService
-from lapis.endpoints.runtime import scoring as runtime
 from lapis.errors import LapisError
 from lapis.specs.environment import EnvironmentSpec
 from lapis.store.sql.deployments import OnlineDeployment
@@ -70,9 +70,9 @@ def prepare(svc: DeploymentService, d: OnlineDeployment, log: Callable[[str], No
                 raise PrepareError(f"code snapshot {code['digest'][:12]} is missing on this server")
             shutil.copytree(snapshot, base / "code")
         (base / READY).touch()
-    shutil.copy(runtime.__file__, base / "lapis_scoring.py")  # this server's scoring server
+    server = runtime.ship(runtime.SCORING, base)  # this server's scoring server
     python, venv = _interpreter(svc, d, log)
-    argv = [python, str(base / "lapis_scoring.py"), "--host", "127.0.0.1"]
+    argv = [python, str(server), "--host", "127.0.0.1"]
     argv += ["--model-dir", str(base / "model")]
     env = {k: v for k, v in os.environ.items() if k not in PRIVATE_ENV}
     env.update(d.spec["doc"].get("environment_variables") or {})

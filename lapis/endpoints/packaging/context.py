@@ -15,7 +15,8 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lapis.endpoints.runtime import scoring as runtime
+from lapis.endpoints import runtime
+from lapis.endpoints.runtime.mlmodel import mlmodel_root
 from lapis.errors import InvalidParameterValue
 
 PORT = 5001
@@ -45,7 +46,7 @@ def write_context(spec: PackageSpec, out: Path) -> list[Path]:
     if out.exists() and any(out.iterdir()):
         raise InvalidParameterValue(f"{out} is not empty; choose a new --output-path")
     try:  # the registered folder sits inside the model dir, as in AZUREML_MODEL_DIR
-        mlflow_root: Path | None = runtime.mlmodel_root(spec.model_dir)
+        mlflow_root: Path | None = mlmodel_root(spec.model_dir)
     except RuntimeError:
         mlflow_root = None
     mlflow_model = mlflow_root is not None
@@ -64,7 +65,7 @@ def write_context(spec: PackageSpec, out: Path) -> list[Path]:
         shutil.copytree(
             spec.code_dir, out / "code", ignore=shutil.ignore_patterns("__pycache__", ".git")
         )
-    shutil.copy(runtime.__file__, out / "lapis_scoring.py")
+    runtime.ship(runtime.SCORING, out)
     requirements = list(spec.requirements)
     if spec.scoring_script is None:
         assert mlflow_root is not None
@@ -89,7 +90,7 @@ def write_context(spec: PackageSpec, out: Path) -> list[Path]:
     if spec.code_dir is not None:
         lines.append("COPY code/ /app/code/")
     lines += [
-        "COPY lapis_scoring.py /app/lapis_scoring.py",
+        *(f"COPY {name} /app/{name}" for name in runtime.shipped_names(runtime.SCORING)),
         "ENV AZUREML_MODEL_DIR=/app/model",
         f"EXPOSE {PORT}",
         'HEALTHCHECK CMD python -c "import urllib.request as u; '

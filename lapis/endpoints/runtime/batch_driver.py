@@ -40,9 +40,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
-import importlib.util
-import io
 import json
 import multiprocessing as mp
 import os
@@ -52,117 +49,21 @@ import traceback
 from collections import deque
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Any, Callable, List, Tuple
+from typing import Any
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
-Scorer = Callable[[List[str]], Tuple[List[str], int]]  # typing.*: it runs on Python 3.8
-
-
-class DriverError(Exception):
-    """A problem that ends the job: bad settings, a failing init(), the error threshold."""
-
-
-# --- rows -------------------------------------------------------------------------------
-def _line(value: Any) -> str:
-    """One returned element as one output line (CSV for several values)."""
-    if isinstance(value, str):
-        return value.rstrip("\r\n")
-    if isinstance(value, dict):
-        value = list(value.values())
-    if isinstance(value, (list, tuple)):
-        buf = io.StringIO()
-        csv.writer(buf, lineterminator="").writerow(value)
-        return buf.getvalue()
-    if hasattr(value, "tolist"):  # a numpy row or scalar
-        return _line(value.tolist())
-    return str(value)
-
-
-def to_lines(result: Any) -> list[str]:
-    """What ``run()`` returned, as output lines: a list-like or a pandas DataFrame."""
-    if result is None:
-        raise TypeError(
-            "run() returned None; return a list (one element per input file) or a pandas DataFrame"
-        )
-    if hasattr(result, "itertuples"):  # a pandas DataFrame
-        return [_line(list(row)) for row in result.itertuples(index=False, name=None)]
-    if hasattr(result, "tolist") and not isinstance(result, (list, tuple)):  # Series, ndarray
-        result = result.tolist()
-    if isinstance(result, (str, bytes)) or not hasattr(result, "__iter__"):
-        raise TypeError(f"run() returned a {type(result).__name__}; return a list or a DataFrame")
-    return [_line(value) for value in result]
-
-
-# --- scorers (run in the worker processes) ---------------------------------------------
-def user_scorer(script: Path) -> Scorer:
-    """Import the scoring script, call its ``init()``, and wrap its ``run()``."""
-    for folder in (str(script.parent), os.getcwd()):
-        if folder not in sys.path:
-            sys.path.insert(0, folder)
-    spec = importlib.util.spec_from_file_location(script.stem, script)
-    if spec is None or spec.loader is None:
-        raise DriverError(f"cannot import the scoring script {script}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[script.stem] = module
-    spec.loader.exec_module(module)
-    run = getattr(module, "run", None)
-    if not callable(run):
-        raise DriverError(f"the scoring script {script.name} has no run(mini_batch) function")
-    init = getattr(module, "init", None)
-    if callable(init):
-        init()
-
-    def score(files: list[str]) -> tuple[list[str], int]:
-        lines = to_lines(run(list(files)))
-        return lines, max(0, len(files) - len(lines))
-
-    return score
-
-
-def _mlmodel_root(model_dir: Path) -> Path:
-    if (model_dir / "MLmodel").is_file():
-        return model_dir
-    found = sorted(p.parent for p in model_dir.glob("*/MLmodel")) + sorted(
-        p.parent for p in model_dir.glob("*/*/MLmodel")
+try:
+    from lapis.endpoints.runtime.batch_scoring import (
+        DriverError,
+        mlflow_scorer,
+        user_scorer,
     )
-    if not found:
-        raise DriverError(f"no MLmodel file under {model_dir}: this is not an MLflow model")
-    return found[0]
-
-
-def mlflow_scorer(model_dir: Path) -> Scorer:
-    """Score CSV/Parquet files with ``mlflow.pyfunc`` (no scoring script given)."""
-    try:
-        import mlflow.pyfunc
-        import pandas as pd
-    except ImportError as exc:
-        raise DriverError(
-            "this deployment has no scoring script, so its MLflow model is scored with "
-            f"mlflow.pyfunc, but the environment cannot import it ({exc}); add mlflow and "
-            "pandas to the deployment's environment, or give code_configuration"
-        ) from None
-    model = mlflow.pyfunc.load_model(str(_mlmodel_root(model_dir)))
-
-    def score(files: list[str]) -> tuple[list[str], int]:
-        lines: list[str] = []
-        for name in files:
-            suffix = Path(name).suffix.lower()
-            if suffix == ".parquet":
-                frame = pd.read_parquet(name)
-            elif suffix in (".csv", ".txt", ".tsv"):
-                frame = pd.read_csv(name, sep="\t" if suffix == ".tsv" else ",")
-            else:
-                raise ValueError(f"{Path(name).name}: MLflow batch scoring reads CSV or Parquet")
-            predictions = model.predict(frame)
-            rows = predictions.values.tolist() if hasattr(predictions, "values") else predictions
-            if hasattr(rows, "tolist"):
-                rows = rows.tolist()
-            for row in rows:
-                values = row if isinstance(row, list) else [row]
-                lines.append(_line([Path(name).name, *values]))
-        return lines, 0
-
-    return score
+except ImportError:  # shipped beside this file (lapis_batch_scoring.py), Lapis not installed
+    from lapis_batch_scoring import (  # type: ignore[no-redef]
+        DriverError,
+        mlflow_scorer,
+        user_scorer,
+    )
 
 
 def worker_main(
