@@ -88,7 +88,9 @@ def prepare(job: Job, folder: Path, snapshots: Path) -> Prepared:
     downloads: dict[str, dict[str, str]] = {}
     for name, item in job.spec.get("inputs", {}).items():
         if item.get("url"):  # the supervisor fetches it before the command starts
-            leaf = PurePosixPath(urllib.parse.urlsplit(item["url"]).path).name or name
+            leaf = PurePosixPath(urllib.parse.urlsplit(item["url"]).path).name
+            if leaf in ("", ".", ".."):  # the file's name only, never a way out of the folder
+                leaf = name
             dest = folder / "inputs" / name / leaf
             downloads[name] = {"url": item["url"], "dest": str(dest)}
             inputs[name] = str(dest)
