@@ -78,10 +78,12 @@ def create_instance(server: Any, size: str = "Standard_DS1_v2") -> str:
     return name
 
 
-def batch_predictions(server: Any, job: str, target: Path, output: str = "score") -> list[str]:
+def batch_predictions(
+    server: Any, job: str, target: Path, output: str = "score", file: str = "predictions.csv"
+) -> list[str]:
     """A batch job's predictions file, downloaded with `lapis job download` as a user would."""
     done = lapis_cli(
         server, "job", "download", job, "--output-name", output, "--download-path", str(target)
     )
     assert done.returncode == 0, done.stderr
-    return (target / "named-outputs" / output / "predictions.csv").read_text().splitlines()
+    return (target / "named-outputs" / output / file).read_text().splitlines()

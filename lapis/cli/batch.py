@@ -216,8 +216,21 @@ def invoke(
     ctx: typer.Context,
     name: str,
     input: Annotated[
-        Path, typer.Option("--input", "-i", help="Folder of files to score (on this machine).")
+        str,
+        typer.Option(
+            "--input",
+            "-i",
+            help="What to score: a folder or a file on this machine, or a file's http(s) URL.",
+        ),
     ],
+    input_type: Annotated[
+        str | None,
+        typer.Option(
+            "--input-type",
+            help="uri_folder or uri_file (default: uri_file for a file or a URL, "
+            "uri_folder for a folder).",
+        ),
+    ] = None,
     deployment: Annotated[
         str | None,
         typer.Option(
@@ -232,11 +245,17 @@ def invoke(
     ] = False,
     output: OutputOption = None,
 ) -> None:
-    """Score every file of a folder: submits a job that writes predictions.csv."""
-    folder = input.expanduser().resolve()
-    if not folder.is_dir():
-        raise InvalidParameterValue(f"--input {input}: not a folder")
-    body: dict[str, Any] = {"input": str(folder)}
+    """Score every file of a folder (or one file): submits a job that writes predictions.csv."""
+    if input.startswith(("http://", "https://")):
+        given = input
+    else:
+        local = Path(input).expanduser().resolve()
+        if not local.exists():
+            raise InvalidParameterValue(f"--input {input}: not a folder or a file")
+        given = str(local)
+    body: dict[str, Any] = {"input": given}
+    if input_type:
+        body["input_type"] = input_type
     if deployment:
         body["deployment_name"] = deployment
     with client(ctx) as http:

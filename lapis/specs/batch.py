@@ -15,7 +15,7 @@ counted and reported, never fatal). ``error_threshold`` counts failed *files*.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +29,7 @@ from lapis.specs.yaml_lines import (
     located,
     section,
     string_map,
+    suggest,
     whole_number,
 )
 
@@ -53,7 +54,20 @@ DEPLOYMENT_KEYS = {
     "error_threshold",
     "logging_level",
     "environment_variables",
+    "settings",
 }
+# what Azure's current schema puts under ``settings:`` (its older one: at the top level)
+SETTINGS_KEYS = (
+    "instance_count",
+    "max_concurrency_per_instance",
+    "mini_batch_size",
+    "output_action",
+    "output_file_name",
+    "retry_settings",
+    "error_threshold",
+    "logging_level",
+    "environment_variables",
+)
 OUTPUT_ACTIONS = ("append_row", "summary_only")
 LOGGING_LEVELS = ("debug", "info", "warning", "error", "critical")
 MAX_WORKERS = 64  # every worker is a process on the job's host
@@ -207,20 +221,48 @@ def _model(loc: Located, spec: BatchDeploymentSpec, raw: Any) -> None:
     spec.model_label = None if ref.version else (ref.label or "latest")
 
 
-def _retry(loc: Located, spec: BatchDeploymentSpec, raw: Any) -> None:
-    data = section(loc, "retry_settings", raw, {"max_retries", "timeout"})
+def _settings_block(
+    loc: Located, data: Mapping[str, Any]
+) -> tuple[dict[str, Any], Callable[[str], tuple[str, ...]]]:
+    """The run settings, from the top level (older files) or Azure's ``settings:`` block.
+
+    Azure's current schema (``type: model``) nests them under ``settings:``; its
+    older one, still in many samples, has them flat. Both are read; a setting
+    given in both places is refused rather than one silently winning.
+    """
+    nested = section(loc, "settings", data.get("settings"), SETTINGS_KEYS)
+    flat = {k: data[k] for k in SETTINGS_KEYS if k in data}
+    for key in sorted(set(nested) & set(flat)):
+        raise loc.error(("settings", key), "is given twice: here and at the top level")
+    place = {k: ("settings", k) for k in nested}
+
+    def at(key: str) -> tuple[str, ...]:
+        return place.get(key, (key,))
+
+    return {**flat, **nested}, at
+
+
+def _retry(loc: Located, spec: BatchDeploymentSpec, raw: Any, path: tuple[str, ...]) -> None:
+    if raw is not None and not isinstance(raw, Mapping):
+        raise loc.error(path, f"must be a mapping, got {type(raw).__name__}")
+    data = dict(raw or {})
+    for sub in data:
+        if sub not in ("max_retries", "timeout"):
+            raise loc.error(
+                (*path, str(sub)),
+                f"is not a retry setting{suggest(str(sub), ('max_retries', 'timeout'))}; "
+                "allowed: max_retries, timeout",
+            )
     if "max_retries" in data:
-        spec.max_retries = whole_number(
-            loc, ("retry_settings", "max_retries"), data["max_retries"], 0, 100
-        )
+        spec.max_retries = whole_number(loc, (*path, "max_retries"), data["max_retries"], 0, 100)
     if "timeout" in data:
-        spec.timeout = whole_number(loc, ("retry_settings", "timeout"), data["timeout"], 1, 86_400)
+        spec.timeout = whole_number(loc, (*path, "timeout"), data["timeout"], 1, 86_400)
 
 
-def _choice(loc: Located, key: str, raw: Any, allowed: tuple[str, ...]) -> str:
+def _choice(loc: Located, path: tuple[str, ...], raw: Any, allowed: tuple[str, ...]) -> str:
     text = str(raw).lower() if isinstance(raw, str) else ""
     if text not in allowed:
-        raise loc.error((key,), f"must be one of {', '.join(allowed)}, got {raw!r}")
+        raise loc.error(path, f"must be one of {', '.join(allowed)}, got {raw!r}")
     return text
 
 
@@ -259,43 +301,54 @@ def parse_batch_deployment(doc: Mapping[str, Any] | Located) -> BatchDeploymentS
         spec.instance_count = whole_number(
             loc, ("resources", "instance_count"), resources["instance_count"], 1, MAX_WORKERS
         )
-    if "max_concurrency_per_instance" in data:
+    settings, at = _settings_block(loc, data)
+    if "instance_count" in settings:  # the SDK's ModelBatchDeploymentSettings carries it
+        if "instance_count" in resources:
+            raise loc.error(at("instance_count"), "is given twice: here and under resources")
+        spec.instance_count = whole_number(
+            loc, at("instance_count"), settings["instance_count"], 1, MAX_WORKERS
+        )
+    if "max_concurrency_per_instance" in settings:
         spec.max_concurrency_per_instance = whole_number(
             loc,
-            ("max_concurrency_per_instance",),
-            data["max_concurrency_per_instance"],
+            at("max_concurrency_per_instance"),
+            settings["max_concurrency_per_instance"],
             1,
             MAX_WORKERS,
         )
     workers = spec.instance_count * spec.max_concurrency_per_instance
     if workers > MAX_WORKERS:
         raise loc.error(
-            ("max_concurrency_per_instance",),
+            at("max_concurrency_per_instance"),
             f"instance_count * max_concurrency_per_instance is {workers}; at most {MAX_WORKERS} "
             "worker processes run on one host",
         )
-    if "mini_batch_size" in data:
+    if "mini_batch_size" in settings:
         spec.mini_batch_size = whole_number(
-            loc, ("mini_batch_size",), data["mini_batch_size"], 1, 100_000
+            loc, at("mini_batch_size"), settings["mini_batch_size"], 1, 100_000
         )
-    if "output_action" in data:
-        spec.output_action = _choice(loc, "output_action", data["output_action"], OUTPUT_ACTIONS)
-    if "output_file_name" in data:
-        name = data["output_file_name"]
+    if "output_action" in settings:
+        spec.output_action = _choice(
+            loc, at("output_action"), settings["output_action"], OUTPUT_ACTIONS
+        )
+    if "output_file_name" in settings:
+        name = settings["output_file_name"]
         if not isinstance(name, str) or not _FILE_NAME.match(name):
             raise loc.error(
-                ("output_file_name",),
+                at("output_file_name"),
                 f"must be a plain file name (letters, digits, '.', '_', '-'), got {name!r}",
             )
         spec.output_file_name = name
-    _retry(loc, spec, data.get("retry_settings"))
-    if "error_threshold" in data:
+    _retry(loc, spec, settings.get("retry_settings"), at("retry_settings"))
+    if "error_threshold" in settings:
         spec.error_threshold = whole_number(
-            loc, ("error_threshold",), data["error_threshold"], -1, 2**31 - 1
+            loc, at("error_threshold"), settings["error_threshold"], -1, 2**31 - 1
         )
-    if "logging_level" in data:
-        spec.logging_level = _choice(loc, "logging_level", data["logging_level"], LOGGING_LEVELS)
+    if "logging_level" in settings:
+        spec.logging_level = _choice(
+            loc, at("logging_level"), settings["logging_level"], LOGGING_LEVELS
+        )
     spec.environment_variables = string_map(
-        loc, "environment_variables", data.get("environment_variables")
+        loc, at("environment_variables"), settings.get("environment_variables")
     )
     return spec

@@ -252,7 +252,8 @@ def section(
         if sub not in allowed:
             raise loc.error(
                 (key, str(sub)),
-                f"is not a {key} setting{suggest(str(sub), allowed)}; "
+                f"is not a {'' if key == 'settings' else key + ' '}setting"
+                f"{suggest(str(sub), allowed)}; "
                 f"allowed: {', '.join(sorted(allowed))}",
             )
     return dict(raw)
@@ -268,10 +269,11 @@ def whole_number(loc: Located, path: Path, value: Any, low: int, high: int | Non
     return int(value)
 
 
-def string_map(loc: Located, key: str, raw: Any) -> dict[str, str]:
+def string_map(loc: Located, key: str | tuple[str, ...], raw: Any) -> dict[str, str]:
     """``tags:`` / ``environment_variables:``: every value as text (None as empty)."""
     if raw is None:
         return {}
     if not isinstance(raw, Mapping):
-        raise loc.error((key,), f"must be a mapping of name: value, got {raw!r}")
+        path = (key,) if isinstance(key, str) else key
+        raise loc.error(path, f"must be a mapping of name: value, got {raw!r}")
     return {str(k): "" if v is None else str(v) for k, v in raw.items()}

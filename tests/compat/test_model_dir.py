@@ -105,3 +105,69 @@ def test_batch_scripts_get_the_model_folder_and_the_output_path(
         "n2.txt",
         "n3.txt",
     ]
+
+
+def test_batch_deployment_in_the_current_schema_with_a_settings_block(
+    lapis_server: Any, tmp_path: Path
+) -> None:
+    """``type: model`` with ``settings:`` (Azure's current schema) runs with those settings."""
+    folder, endpoint = _copy("batch", tmp_path, "compat-batch")
+    _json(lapis_server, "batch-endpoint", "create", "-f", str(folder / "endpoint.yml"))
+    made = _json(
+        lapis_server, "batch-deployment", "create", "-f", str(folder / "deployment-settings.yml")
+    )
+    assert made["output_file_name"] == "tripled.csv"
+    assert made["mini_batch_size"] == 1 and made["max_concurrency_per_instance"] == 2
+    assert made["retry_settings"] == {"max_retries": 2, "timeout": 60}
+    job = _json(
+        lapis_server,
+        "batch-endpoint",
+        "invoke",
+        "--name",
+        endpoint,
+        "--deployment-name",
+        "tripler-settings",
+        "--input",
+        str(folder / "data"),
+        "--input-type",
+        "uri_folder",
+        "--stream",
+    )
+    assert job["status"] == "Completed", job["status_reason"]
+    rows = batch_predictions(lapis_server, job["name"], tmp_path / "dl", file="tripled.csv")
+    assert sorted(rows) == ["n1.txt,3", "n2.txt,6", "n3.txt,9"]
+
+
+def test_batch_invoke_scores_one_file_local_or_by_url(
+    lapis_server: Any, tmp_path: Path, web: tuple[str, list[str]]
+) -> None:
+    """``--input-type uri_file``: one local file, or one fetched from an http(s) URL."""
+    folder, endpoint = _copy("batch", tmp_path, "compat-batch")
+    _json(lapis_server, "batch-endpoint", "create", "-f", str(folder / "endpoint.yml"))
+    _json(lapis_server, "batch-deployment", "create", "-f", str(folder / "deployment.yml"))
+    (tmp_path / "site" / "n7.txt").write_text("7\n")
+    for given, expected in (
+        (str(folder / "data" / "n2.txt"), ["n2.txt,6"]),
+        (f"{web[0]}/n7.txt", ["n7.txt,21"]),
+    ):
+        job = _json(
+            lapis_server,
+            "batch-endpoint",
+            "invoke",
+            "-n",
+            endpoint,
+            "--input",
+            given,
+            "--input-type",
+            "uri_file",
+            "--stream",
+        )
+        assert job["status"] == "Completed", job["status_reason"]
+        assert job["inputs"]["data"]["type"] == "uri_file"
+        assert batch_predictions(lapis_server, job["name"], tmp_path / job["name"]) == expected
+    refused = lapis_cli(
+        lapis_server, "batch-endpoint", "invoke", endpoint,
+        "--input", f"{web[0]}/n7.txt", "--input-type", "uri_folder",
+    )  # fmt: skip
+    assert refused.returncode == 1
+    assert "a folder cannot be fetched over http(s)" in refused.stderr

@@ -307,7 +307,7 @@ def test_clear_errors(lapis_server: Any, tmp_path: Path) -> None:
     res = lapis_cli(
         lapis_server, "batch-endpoint", "invoke", endpoint, "--input", str(tmp_path / "nowhere")
     )
-    assert res.returncode == 1 and "not a folder" in res.stderr
+    assert res.returncode == 1 and "not a folder or a file" in res.stderr
 
     _ok(lapis_cli(lapis_server, "batch-endpoint", "delete", endpoint, "--yes"))
     res = lapis_cli(lapis_server, "batch-endpoint", "show", endpoint)

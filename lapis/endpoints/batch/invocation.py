@@ -13,6 +13,7 @@ import shutil
 import tempfile
 import urllib.parse
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,20 +31,22 @@ TAG_DEPLOYMENT = "lapis.batch.deployment"
 READY = ".ready"
 
 
-def job_document(endpoint: str, d: BatchDeployment, data: Path, model_dir: Path) -> dict[str, Any]:
+def job_document(
+    endpoint: str, d: BatchDeployment, data: BatchInput, model_dir: Path
+) -> dict[str, Any]:
     """The command job (Azure YAML shape) that scores ``data`` with deployment ``d``."""
     return {
         "type": "command",
         "display_name": f"{endpoint}/{d.name}",
         "experiment_name": endpoint,
-        "description": f"batch scoring of {data} by {endpoint}/{d.name}",
+        "description": f"batch scoring of {data.path} by {endpoint}/{d.name}",
         "tags": {TAG_ENDPOINT: endpoint, TAG_DEPLOYMENT: d.name},
         "code": "batch-scoring",
         "command": f"python {DRIVER} --config {CONFIG}",
         "environment": d.spec["environment"]["job"],
         "compute": d.spec["doc"]["compute"],
         "inputs": {
-            "data": {"type": "uri_folder", "path": str(data)},
+            "data": {"type": data.type, "path": str(data.path)},
             "model": {"type": d.spec["model"]["type"], "path": str(model_dir)},
         },
         "outputs": {"score": {"type": "uri_folder"}},
@@ -51,14 +54,38 @@ def job_document(endpoint: str, d: BatchDeployment, data: Path, model_dir: Path)
     }
 
 
-def input_folder(given: str) -> Path:
-    """The folder to score: an absolute local path on the server's machine."""
+INPUT_TYPES = ("uri_folder", "uri_file")
+
+
+@dataclass(frozen=True)
+class BatchInput:
+    """What a batch invocation scores: a local folder or file, or a file at an http(s) URL."""
+
+    type: str
+    path: Path | str  # str: a URL, fetched by the job's supervisor like any uri_file input
+
+
+def batch_input(given: str, input_type: str | None = None) -> BatchInput:
+    """Check ``given`` against ``input_type`` (inferred when absent: a URL or a file is
+    ``uri_file``, a folder ``uri_folder``); local paths are on the server's machine."""
     if not isinstance(given, str) or not given.strip():
-        raise InvalidParameterValue("'input' must name a folder of files to score")
+        raise InvalidParameterValue("'input' must name a folder or a file to score")
+    if input_type is not None and input_type not in INPUT_TYPES:
+        raise InvalidParameterValue(
+            f"input type must be uri_folder or uri_file, got {input_type!r}"
+            + (" (data assets come with the data issue)" if input_type == "mltable" else "")
+        )
+    if given.startswith(("http://", "https://")):
+        if input_type == "uri_folder":
+            raise InvalidParameterValue(
+                f"input '{given}': a folder cannot be fetched over http(s); give one file "
+                "with --input-type uri_file, or a local folder"
+            )
+        return BatchInput("uri_file", given)
     if "://" in given or given.startswith("azureml:"):
         raise InvalidParameterValue(
-            f"input '{given}' is not a local path; this workspace scores local folders "
-            "(on the server's machine)"
+            f"input '{given}' is not a local path or an http(s) URL; cloud storage and "
+            "data assets come with datastores"
         )
     path = Path(given).expanduser()
     if not path.is_absolute():
@@ -66,10 +93,18 @@ def input_folder(given: str) -> Path:
             f"input '{given}' must be an absolute path on the server's machine "
             "(the CLI resolves relative paths)"
         )
-    if not path.is_dir():
-        what = "is a file; give the folder holding it" if path.is_file() else "does not exist"
-        raise InvalidParameterValue(f"input folder '{path}' {what}")
-    return path.resolve()
+    if not path.exists():
+        raise InvalidParameterValue(f"input '{path}' does not exist")
+    kind = input_type or ("uri_folder" if path.is_dir() else "uri_file")
+    if kind == "uri_folder" and not path.is_dir():
+        raise InvalidParameterValue(
+            f"input '{path}' is a file; give --input-type uri_file, or the folder holding it"
+        )
+    if kind == "uri_file" and not path.is_file():
+        raise InvalidParameterValue(
+            f"input '{path}' is a folder; give --input-type uri_folder (or leave it out)"
+        )
+    return BatchInput(kind, path.resolve())
 
 
 def model_folder(models: ModelService, models_root: Path, name: str, version: str) -> Path:

@@ -375,11 +375,14 @@ class BatchService:
     def invoke(
         self,
         endpoint: str,
-        input_folder: str,
+        given_input: str,
         deployment: str | None = None,
         principal: Principal | None = None,
+        *,
+        input_type: str | None = None,
     ) -> Job:
-        """Score every file of ``input_folder`` with a deployment, as a job; return the job."""
+        """Score every file of a folder (or one file, local or at an http(s) URL) with a
+        deployment, as a job; return the job."""
         e = self.get(endpoint)
         if deployment is None:
             if not e.default_deployment:
@@ -395,10 +398,10 @@ class BatchService:
                 )
             deployment = e.default_deployment
         d = self.get_deployment(e.name, deployment)
-        data = invocation.input_folder(input_folder)
-        if self.jobs.inside_workspace(data):
+        data = invocation.batch_input(given_input, input_type)
+        if isinstance(data.path, Path) and self.jobs.inside_workspace(data.path):
             raise PermissionDenied(
-                f"input folder '{input_folder}' is inside the workspace's own folder; a batch "
+                f"input '{given_input}' is inside the workspace's own folder; a batch "
                 "invocation cannot read the server's files"
             )
         model = d.spec["model"]

@@ -360,7 +360,10 @@ class Driver:
 
 
 def list_files(root: Path) -> list[str]:
-    """Every regular file below ``root``, sorted by relative path (stable input order)."""
+    """Every regular file below ``root``, sorted by relative path (stable input order);
+    a ``uri_file`` input is the one file."""
+    if root.is_file():
+        return [str(root)]
     found: list[tuple[str, str]] = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
@@ -392,8 +395,8 @@ def main(argv: list[str] | None = None) -> int:
         data = _folder(args.data, "AZURE_ML_INPUT_data", "data")
         model = _folder(args.model, "AZURE_ML_INPUT_model", "model")
         output = _folder(args.output, "AZURE_ML_OUTPUT_score", "output")
-        if not data.is_dir():
-            raise DriverError(f"the input folder {data} does not exist")
+        if not data.exists():
+            raise DriverError(f"the input {data} does not exist")
         logs = Path(args.logs)
         logs.mkdir(parents=True, exist_ok=True)
         Driver(settings, config.parent, data, model, output, logs).run()

@@ -6,9 +6,9 @@ messages can point at it. A deployment body also carries what the CLI read or
 uploaded for it: ``code_snapshot`` (the digest of the uploaded code folder),
 ``environment_file`` / ``conda_file_text``, and ``set_default``.
 
-``POST …/invoke`` with ``{"input": FOLDER, "deployment_name": D?}`` submits
-the scoring job and answers with it (the jobs API's shape); ``GET …/jobs``
-lists an endpoint's invocations.
+``POST …/invoke`` with ``{"input": FOLDER|FILE|URL, "input_type": T?,
+"deployment_name": D?}`` submits the scoring job and answers with it (the jobs
+API's shape); ``GET …/jobs`` lists an endpoint's invocations.
 """
 
 from __future__ import annotations
@@ -174,17 +174,28 @@ async def delete_deployment(request: Request, endpoint: str, name: str) -> Respo
 # --- invocations -------------------------------------------------------------------------
 @router.post("/{name}/invoke", status_code=201, responses={201: {"model": jobs_api.JobOut}})
 async def invoke(request: Request, name: str) -> Response:
-    """Score a folder: ``{"input": FOLDER, "deployment_name": D?}`` → the scoring job."""
+    """Score a folder, a file or a file at an http(s) URL → the scoring job.
+
+    ``{"input": …, "input_type": "uri_folder"|"uri_file"?, "deployment_name": D?}``;
+    without ``input_type`` a URL or a file is ``uri_file``, a folder ``uri_folder``.
+    """
     ws = _ws(request)
     body = await _body(request)
-    folder = body.get("input")
+    given = body.get("input")
     deployment = body.get("deployment_name")
-    if not isinstance(folder, str) or not folder:
+    input_type = body.get("input_type")
+    if not isinstance(given, str) or not given:
         raise MalformedRequest('invoke needs {"input": "<folder on the server\'s machine>"}')
     if deployment is not None and not isinstance(deployment, str):
         raise MalformedRequest("'deployment_name' must be a string")
+    if input_type is not None and not isinstance(input_type, str):
+        raise MalformedRequest("'input_type' must be uri_folder or uri_file")
     principal = getattr(request.state, "principal", None)
-    job = await run_in_threadpool(ws.batch.invoke, name, folder, deployment, principal)
+
+    def work() -> Any:
+        return ws.batch.invoke(name, given, deployment, principal, input_type=input_type)
+
+    job = await run_in_threadpool(work)
     return json_response(job_dict(job), status=201)
 
 
