@@ -13,13 +13,21 @@ from lapis.version import __version__
 
 __all__ = [
     "ActiveRun",
+    "AssetTypes",
+    "BatchDeployment",
     "BatchEndpoint",
+    "BuildContext",
     "CodeConfiguration",
+    "ComputeInstance",
+    "Data",
+    "Environment",
     "Input",
+    "InputOutputModes",
     "MLClient",
     "ManagedOnlineDeployment",
     "ManagedOnlineEndpoint",
     "Model",
+    "ModelBatchDeployment",
     "Output",
     "__version__",
     "active_run",
@@ -43,10 +51,18 @@ _SDK_NAMES = {
     "command": "lapis.sdk.entities",
     "Input": "lapis.sdk.entities",
     "Model": "lapis.sdk.models",
-    "BatchEndpoint": "lapis.sdk.endpoints",
-    "CodeConfiguration": "lapis.sdk.endpoints",
-    "ManagedOnlineDeployment": "lapis.sdk.endpoints",
-    "ManagedOnlineEndpoint": "lapis.sdk.endpoints",
+    "AssetTypes": "lapis.sdk.assets",
+    "BuildContext": "lapis.sdk.assets",
+    "ComputeInstance": "lapis.sdk.assets",
+    "Data": "lapis.sdk.assets",
+    "Environment": "lapis.sdk.assets",
+    "InputOutputModes": "lapis.sdk.assets",
+    "BatchDeployment": "lapis.sdk.serving_entities",
+    "BatchEndpoint": "lapis.sdk.serving_entities",
+    "CodeConfiguration": "lapis.sdk.serving_entities",
+    "ManagedOnlineDeployment": "lapis.sdk.serving_entities",
+    "ManagedOnlineEndpoint": "lapis.sdk.serving_entities",
+    "ModelBatchDeployment": "lapis.sdk.serving_entities",
     "Output": "lapis.sdk.entities",
 }
 _LAZY: dict[str, str] = {
@@ -54,13 +70,15 @@ _LAZY: dict[str, str] = {
 }
 
 if TYPE_CHECKING:
-    from lapis.sdk.client import MLClient
-    from lapis.sdk.endpoints import (
-        BatchEndpoint,
-        CodeConfiguration,
-        ManagedOnlineDeployment,
-        ManagedOnlineEndpoint,
+    from lapis.sdk.assets import (
+        AssetTypes,
+        BuildContext,
+        ComputeInstance,
+        Data,
+        Environment,
+        InputOutputModes,
     )
+    from lapis.sdk.client import MLClient
     from lapis.sdk.entities import Input, Output, command
     from lapis.sdk.fluent import (
         ActiveRun,
@@ -78,6 +96,14 @@ if TYPE_CHECKING:
         start_run,
     )
     from lapis.sdk.models import Model
+    from lapis.sdk.serving_entities import (
+        BatchDeployment,
+        BatchEndpoint,
+        CodeConfiguration,
+        ManagedOnlineDeployment,
+        ManagedOnlineEndpoint,
+        ModelBatchDeployment,
+    )
 
 
 def __getattr__(name: str) -> Any:

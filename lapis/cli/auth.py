@@ -35,3 +35,41 @@ def whoami(ctx: typer.Context, output: OutputOption = None) -> None:
         print_json({**me, "url": url})
         return
     typer.echo(f"{me['name']} (role {me['role']}, user id {me['user_id']}) at {url}")
+
+
+@app.command("config-file")
+def config_file(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Option("--path", help="Folder to write config.json in.")] = Path(
+        "."
+    ),
+    with_token: Annotated[
+        bool,
+        typer.Option(
+            "--with-token",
+            help="Also write the current token (the file is then readable by you only). "
+            "Leave it out for a file you commit: the SDK then uses LAPIS_TOKEN or the "
+            "local workspace's credentials.",
+        ),
+    ] = False,
+) -> None:
+    """Write config.json naming this server, for MLClient.from_config() (as Azure's portal
+    gives a workspace's config.json)."""
+    import json
+    import os
+
+    with client(ctx) as http:
+        me = http.get("/api/v1/whoami")  # proves the server answers and the token works
+        url, token = http.url, http.token
+    body = {"url": url, "workspace_name": url.split("//", 1)[-1], "user": me["name"]}
+    if with_token:
+        body["token"] = token or ""
+    target = path.expanduser() / "config.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    fd = os.open(target, flags, 0o600 if with_token else 0o644)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(json.dumps(body, indent=2) + "\n")
+    if with_token:
+        os.chmod(target, 0o600)
+    typer.echo(f"Wrote {target} (MLClient.from_config() finds it from this folder and below)")

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import builtins
 import json
+import os
 import re
 import sys
-import time
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -23,6 +23,7 @@ import yaml
 
 from lapis.errors import InvalidParameterValue, ResourceDoesNotExist
 from lapis.sdk import jobs as sdk_jobs
+from lapis.sdk.assets import AmlCompute, ComputeInstance, Data, Environment
 from lapis.sdk.connection import LapisHTTP, resolve
 from lapis.sdk.endpoints import (
     BatchDeploymentOperations,
@@ -30,8 +31,9 @@ from lapis.sdk.endpoints import (
     OnlineDeploymentOperations,
     OnlineEndpointOperations,
 )
-from lapis.sdk.entities import CommandJob, Compute, Environment, Job
+from lapis.sdk.entities import CommandJob
 from lapis.sdk.models import ModelOperations
+from lapis.sdk.views import Compute, Job, Poller, poll_until
 from lapis.specs.yaml_lines import read_text_file, safe_load
 
 _STABLE_COMPUTE = {"Running", "Stopped", "Failed"}
@@ -42,7 +44,7 @@ def _read(path: Path, what: str) -> str:
 
 
 def _name(item: str | Job | Compute | Environment) -> str:
-    return item if isinstance(item, str) else item.name
+    return item if isinstance(item, str) else str(item.name)
 
 
 def _q(name: str) -> str:
@@ -83,6 +85,9 @@ class JobOperations:
     def __init__(self, http: LapisHTTP) -> None:
         self._http = http
 
+    def _job(self, raw: dict[str, Any]) -> Job:
+        return Job._from(raw, self._http.url)
+
     def create_or_update(
         self,
         job: CommandJob | dict[str, Any] | str | Path,
@@ -115,13 +120,13 @@ class JobOperations:
             text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
             try:
                 body = sdk_jobs.prepare_submission(self._http, text, "<sdk>", base_dir, overrides)
-                return Job._from(self._http.post("/api/v1/jobs", body))
+                return self._job(self._http.post("/api/v1/jobs", body))
             except InvalidParameterValue as exc:
                 raise _explain(exc, text) from None
-        return Job._from(self._http.post("/api/v1/jobs", body))
+        return self._job(self._http.post("/api/v1/jobs", body))
 
     def get(self, name: str) -> Job:
-        return Job._from(self._http.get(f"/api/v1/jobs/{_q(name)}"))
+        return self._job(self._http.get(f"/api/v1/jobs/{_q(name)}"))
 
     def list(
         self,
@@ -141,7 +146,7 @@ class JobOperations:
             experiment_name=experiment_name,
             max_results=max_results,
         )["jobs"]
-        return [Job._from(j) for j in jobs]
+        return [self._job(j) for j in jobs]
 
     def stream(self, name: str | Job, out: TextIO | None = None) -> Job:
         """Print the job's log as it is written until the job ends; return the final job."""
@@ -150,13 +155,20 @@ class JobOperations:
         def on_status(status: str, reason: str | None) -> None:
             target.write(f"[{status}]" + (f" {reason}" if reason else "") + "\n")
 
-        return Job._from(sdk_jobs.stream(self._http, _name(name), target, on_status))
+        return self._job(sdk_jobs.stream(self._http, _name(name), target, on_status))
 
     def cancel(self, name: str | Job) -> Job:
         """Cancel: a queued job never starts; a running one has its process tree ended."""
-        return Job._from(self._http.post(f"/api/v1/jobs/{_q(_name(name))}/cancel"))
+        return self._job(self._http.post(f"/api/v1/jobs/{_q(_name(name))}/cancel"))
 
-    begin_cancel = cancel  # azure-ai-ml's spelling
+    def begin_cancel(self, name: str | Job) -> Poller[Job]:
+        """azure-ai-ml's spelling: ``result()`` waits until the job has stopped."""
+        first = self.cancel(name)
+        return Poller(
+            first,
+            lambda t: poll_until(lambda: self.get(first.name), lambda j: j.terminal, t),
+            state=lambda j: "Succeeded" if j.terminal else "Running",
+        )
 
     def download(
         self,
@@ -169,7 +181,12 @@ class JobOperations:
 
 
 class ComputeOperations:
-    """``client.compute``: compute instances and ``local``."""
+    """``client.compute``: compute instances and ``local``.
+
+    ``begin_*`` return a ``Poller`` whose ``result()`` waits until the compute
+    is Running, Stopped or Failed (azure-ai-ml's convention); the plain verbs
+    (``start``…) return at once, or wait with ``wait=True``.
+    """
 
     def __init__(self, http: LapisHTTP) -> None:
         self._http = http
@@ -177,15 +194,23 @@ class ComputeOperations:
     def _path(self, name: str | Compute) -> str:
         return f"/api/v1/computes/{_q(_name(name))}"
 
+    def _compute(self, raw: dict[str, Any]) -> Compute:
+        return Compute._from(raw, self._http.url)
+
     def create_or_update(
-        self, compute: dict[str, Any] | str | Path, *, wait: bool = False
+        self,
+        compute: ComputeInstance | AmlCompute | dict[str, Any] | str | Path,
+        *,
+        wait: bool = False,
     ) -> Compute:
-        """Create an instance from its document or YAML file; an existing one is updated
-        (description, tags, idle shutdown, schedules). ``wait``: until Running, Stopped
-        or Failed."""
+        """Create an instance from its entity, document or YAML file; an existing one is
+        updated (description, tags, idle shutdown, schedules). ``wait``: until Running,
+        Stopped or Failed."""
         if isinstance(compute, (str, Path)):
             path = Path(compute).expanduser()
             doc, source = _compute_file(path), str(path)
+        elif isinstance(compute, (ComputeInstance, AmlCompute)):
+            doc, source = _jsonable(compute._document()), "<sdk>"
         else:
             doc, source = _jsonable(dict(compute)), "<sdk>"
         name = doc.get("name")
@@ -196,10 +221,10 @@ class ComputeOperations:
             ).json()
         else:
             c = self._http.post("/api/v1/computes", {**doc, "source": source})
-        return self._wait(c["name"]) if wait else Compute._from(c)
+        return self._wait(c["name"]) if wait else self._compute(c)
 
     def get(self, name: str) -> Compute:
-        return Compute._from(self._http.get(self._path(name)))
+        return self._compute(self._http.get(self._path(name)))
 
     def _exists(self, name: str) -> bool:
         try:
@@ -209,7 +234,7 @@ class ComputeOperations:
         return True
 
     def list(self) -> list[Compute]:
-        return [Compute._from(c) for c in self._http.get("/api/v1/computes")["computes"]]
+        return [self._compute(c) for c in self._http.get("/api/v1/computes")["computes"]]
 
     def start(self, name: str | Compute, *, wait: bool = False) -> Compute:
         return self._verb(name, "start", wait)
@@ -221,17 +246,35 @@ class ComputeOperations:
     def restart(self, name: str | Compute, *, wait: bool = False) -> Compute:
         return self._verb(name, "restart", wait)
 
-    begin_create_or_update = create_or_update
-    begin_start = start
-    begin_stop = stop
-    begin_restart = restart
+    def _poller(self, first: Compute) -> Poller[Compute]:
+        return Poller(
+            first,
+            lambda t: self._wait(first.name, 300.0 if t is None else t),
+            state=lambda c: "Failed" if c.state == "Failed" else c.provisioning_state,
+            reason=lambda c: c.state_reason,
+        )
+
+    def begin_create_or_update(
+        self, compute: ComputeInstance | AmlCompute | dict[str, Any] | str | Path
+    ) -> Poller[Compute]:
+        return self._poller(self.create_or_update(compute))
+
+    def begin_start(self, name: str | Compute) -> Poller[Compute]:
+        return self._poller(self.start(name))
+
+    def begin_stop(self, name: str | Compute) -> Poller[Compute]:
+        return self._poller(self.stop(name))
+
+    def begin_restart(self, name: str | Compute) -> Poller[Compute]:
+        return self._poller(self.restart(name))
 
     def delete(self, name: str | Compute) -> dict[str, Any]:
         """Delete an instance with no running or queued job."""
         result: dict[str, Any] = self._http.request("DELETE", self._path(name)).json()
         return result
 
-    begin_delete = delete
+    def begin_delete(self, name: str | Compute) -> Poller[dict[str, Any]]:
+        return Poller(self.delete(name))
 
     def list_sizes(self) -> builtins.list[dict[str, Any]]:
         """The VM size catalogue: what fits this host and the quota left per family."""
@@ -240,15 +283,10 @@ class ComputeOperations:
 
     def _verb(self, name: str | Compute, verb: str, wait: bool) -> Compute:
         c = self._http.post(f"{self._path(name)}/{verb}")
-        return self._wait(c["name"]) if wait else Compute._from(c)
+        return self._wait(c["name"]) if wait else self._compute(c)
 
     def _wait(self, name: str, timeout: float = 300.0) -> Compute:
-        deadline = time.monotonic() + timeout
-        while True:
-            c = self.get(name)
-            if c.state in _STABLE_COMPUTE or time.monotonic() > deadline:
-                return c
-            time.sleep(0.2)
+        return poll_until(lambda: self.get(name), lambda c: c.state in _STABLE_COMPUTE, timeout)
 
 
 def _compute_file(path: Path) -> dict[str, Any]:
@@ -269,8 +307,14 @@ class EnvironmentOperations:
     def __init__(self, http: LapisHTTP) -> None:
         self._http = http
 
-    def create_or_update(self, environment: dict[str, Any] | str | Path) -> Environment:
-        """Register a version from a document or a YAML file (the next integer unless given).
+    def _env(self, raw: dict[str, Any]) -> Environment:
+        return Environment._from(raw, self._http.url)
+
+    def create_or_update(
+        self, environment: Environment | dict[str, Any] | str | Path
+    ) -> Environment:
+        """Register a version from an ``Environment``, a document or a YAML file (the
+        next integer unless given).
 
         A ``conda_file`` given as a path is read here (relative to the YAML file, or to
         the current directory for a dict) and sent inlined: the server never reads
@@ -286,13 +330,15 @@ class EnvironmentOperations:
                 "source": path.name,
                 "overrides": {"conda_file": conda},
             }
+        elif isinstance(environment, Environment):
+            body = {"doc": environment._document(), "source": "<sdk>"}
         else:
             doc = dict(environment)
             conda = _conda_text(doc.get("conda_file"), Path.cwd() / "<sdk>")
             if conda is not None:
                 doc["conda_file"] = conda
             body = {"doc": doc, "source": "<sdk>"}
-        return Environment._from(self._http.post("/api/v1/environments", body))
+        return self._env(self._http.post("/api/v1/environments", body))
 
     def get(self, name: str, version: str | None = None, label: str | None = None) -> Environment:
         """One version: ``version`` exactly, else ``label`` (only ``latest``), else the latest."""
@@ -301,18 +347,16 @@ class EnvironmentOperations:
         if label is not None and label != "latest":
             raise InvalidParameterValue(f"Unknown label '{label}': only 'latest' is supported")
         ref = version or "latest"
-        return Environment._from(
-            self._http.get(f"/api/v1/environments/{_q(name)}/versions/{_q(str(ref))}")
-        )
+        return self._env(self._http.get(f"/api/v1/environments/{_q(name)}/versions/{_q(str(ref))}"))
 
     def list(self, name: str | None = None) -> list[Environment]:
         """The latest version of every environment, or every version of ``name``."""
         path = f"/api/v1/environments/{_q(name)}/versions" if name else "/api/v1/environments"
-        return [Environment._from(e) for e in self._http.get(path)["environments"]]
+        return [self._env(e) for e in self._http.get(path)["environments"]]
 
     def archive(self, name: str, version: str) -> Environment:
         """Hide a version from listings and ``@latest``."""
-        return Environment._from(
+        return self._env(
             self._http.post(f"/api/v1/environments/{_q(name)}/versions/{_q(version)}/archive")
         )
 
@@ -325,6 +369,46 @@ def _conda_text(raw: Any, anchor: Path) -> str | None:
     if not target.is_file():
         raise InvalidParameterValue(f"{anchor.name}: conda_file: file not found: {target}")
     return target.read_text()
+
+
+class DataOperations:
+    """``client.data``: registered data assets come with datastores (a later release).
+
+    Until then a job takes the path itself: ``Input(type=AssetTypes.URI_FOLDER,
+    path="./data")``, or a ``Data`` entity given as the input (its path is used).
+    """
+
+    _WHY = (
+        "data assets come with datastores, which this Lapis release does not have yet; "
+        "give the data's path as a job input instead (Input(type=..., path=...), or the "
+        "Data object itself)"
+    )
+
+    def create_or_update(self, data: Data) -> Data:
+        raise InvalidParameterValue(f"cannot register data asset '{data.name}': {self._WHY}")
+
+    def get(self, name: str, version: str | None = None, label: str | None = None) -> Data:
+        raise ResourceDoesNotExist(f"data asset '{name}': {self._WHY}")
+
+    def list(self, name: str | None = None) -> builtins.list[Data]:
+        return []
+
+
+def find_config(path: str | Path | None = None, file_name: str | None = None) -> Path:
+    """The config file: ``path`` itself, or the first ``config.json`` (or ``file_name``)
+    in ``path``'s folder or a folder above it, directly or under ``.azureml/``."""
+    name = file_name or "config.json"
+    start = Path(path).expanduser().resolve() if path is not None else Path.cwd()
+    if start.is_file():
+        return start
+    for folder in (start, *start.parents):
+        for candidate in (folder / name, folder / ".azureml" / name):
+            if candidate.is_file():
+                return candidate
+    raise ResourceDoesNotExist(
+        f"no {name} in {start} or the folders above it (nor in their .azureml/); "
+        "write one with `lapis auth config-file`"
+    )
 
 
 class MLClient:
@@ -358,6 +442,48 @@ class MLClient:
         self.online_deployments = OnlineDeploymentOperations(http)
         self.batch_endpoints = BatchEndpointOperations(http)
         self.batch_deployments = BatchDeploymentOperations(http)
+        self.data = DataOperations()
+
+    @classmethod
+    def from_config(
+        cls,
+        credential: Any = None,
+        *,
+        path: str | Path | None = None,
+        file_name: str | None = None,
+        **_azure: Any,
+    ) -> MLClient:
+        """The workspace named by a ``config.json``, found as azure-ai-ml finds it.
+
+        ``path`` is the file or the folder to start from (default: the current
+        folder); each folder up to the root is searched for ``config.json`` (or
+        ``file_name``), also under ``.azureml/``. The file names the server:
+        ``{"url": "http://HOST:PORT"}`` (``lapis auth config-file`` writes one),
+        optionally ``"token"``, or ``{"home": "/path/to/workspace"}``. Without a
+        token in the file, ``LAPIS_TOKEN`` or the local workspace's credentials
+        are used. ``credential`` and Azure's other arguments are accepted and
+        ignored, so Azure code keeps its shape.
+        """
+        found = find_config(path, file_name)
+        data = json.loads(found.read_text())
+        if not isinstance(data, dict):
+            raise InvalidParameterValue(f"{found}: must be a JSON object")
+        if data.get("home"):
+            return cls(home=Path(str(data["home"])).expanduser())
+        url = data.get("url") or data.get("lapis_url")
+        if not url:
+            azure = data.get("workspace_name") or data.get("subscription_id")
+            raise InvalidParameterValue(
+                f"{found}: "
+                + (f"an Azure ML workspace config ('{azure}'); " if azure else "")
+                + 'add "url": "http://HOST:PORT" naming the Lapis server (or "home": a '
+                "workspace folder); `lapis auth config-file` writes one"
+            )
+        token = data.get("token")
+        if token is None:
+            conn = resolve(env={**os.environ, "LAPIS_URL": str(url)})
+            token = conn.token
+        return cls(str(url).rstrip("/"), token)
 
     @classmethod
     def from_home(cls, home: str | Path | None = None) -> MLClient:

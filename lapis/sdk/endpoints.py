@@ -16,17 +16,16 @@ from __future__ import annotations
 
 import builtins
 import json
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from lapis.errors import InvalidParameterValue, LapisError
+from lapis.sdk.assets import Data
 from lapis.sdk.connection import LapisHTTP
-from lapis.sdk.entities import Job
+from lapis.sdk.entities import Input, Job
 from lapis.sdk.serving import (
-    FINAL,
     deployment_path,
     load_deployment,
     prepare_batch_deployment,
@@ -34,92 +33,48 @@ from lapis.sdk.serving import (
     read_yaml,
     wait_deployment,
 )
+from lapis.sdk.serving_entities import (
+    BatchDeployment,
+    BatchEndpoint,
+    CodeConfiguration,
+    EndpointAuthKeys,
+    EndpointAuthToken,
+    ManagedOnlineDeployment,
+    ManagedOnlineEndpoint,
+    ModelBatchDeployment,
+)
+from lapis.sdk.views import Poller, _View
 from lapis.specs.yaml_lines import Located, located
+
+T = TypeVar("T")
 
 
 def _q(name: str) -> str:
     return quote(name, safe="")
 
 
-class Poller:
-    """A started long operation: ``result()`` waits for it, ``done()`` asks without waiting."""
-
-    def __init__(
-        self, first: dict[str, Any], wait: Callable[[float | None], dict[str, Any]]
-    ) -> None:
-        self._last = first
-        self._wait = wait
-
-    def done(self) -> bool:
-        return self._last.get("provisioning_state", "Succeeded") in FINAL
-
-    def result(self, timeout: float | None = None) -> dict[str, Any]:
-        """The final state; a deployment that ends ``Failed`` raises with its reason."""
-        if not self.done():
-            self._last = self._wait(timeout)
-        if self._last.get("provisioning_state") == "Failed":
-            raise LapisError(
-                f"{self._last.get('name')} failed: {self._last.get('state_reason') or 'see logs'}"
-            )
-        return self._last
-
-
-# --- entities ------------------------------------------------------------------------
-def _doc(obj: Any) -> dict[str, Any]:
-    return {k: v for k, v in asdict(obj).items() if v not in (None, {}, [])}
-
-
-@dataclass
-class ManagedOnlineEndpoint:
-    name: str
-    auth_mode: str = "key"
-    description: str | None = None
-    tags: dict[str, str] = field(default_factory=dict)
-    traffic: dict[str, int] = field(default_factory=dict)
-    mirror_traffic: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass
-class CodeConfiguration:
-    code: str
-    scoring_script: str
-
-
-@dataclass
-class ManagedOnlineDeployment:
-    """``model`` is ``azureml:NAME:VERSION`` (or ``NAME@latest``); ``environment`` as in jobs."""
-
-    name: str
-    endpoint_name: str
-    model: str | dict[str, Any]
-    code_configuration: CodeConfiguration | None = None
-    environment: str | dict[str, Any] | None = None
-    instance_type: str | None = None
-    instance_count: int = 1
-    environment_variables: dict[str, str] = field(default_factory=dict)
-    request_settings: dict[str, Any] = field(default_factory=dict)
-    liveness_probe: dict[str, Any] = field(default_factory=dict)
-    readiness_probe: dict[str, Any] = field(default_factory=dict)
-    description: str | None = None
-    tags: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class BatchEndpoint:
-    name: str
-    description: str | None = None
-    tags: dict[str, str] = field(default_factory=dict)
-
-
 def _located(document: Any, what: str) -> Located:
     """A YAML file, dict or entity as a located document (dicts report as ``<sdk>``)."""
     if isinstance(document, (str, Path)):
         return read_yaml(Path(document).expanduser())
-    if hasattr(document, "__dataclass_fields__"):
-        document = _doc(document)
+    if isinstance(document, _View):
+        document = document._document()
     if not isinstance(document, Mapping):
         raise InvalidParameterValue(f"{what} must be a YAML path, a dict or an entity")
     return located(dict(document), "<sdk>")
+
+
+def _provisioning(value: Any) -> str:
+    return str(value.get("provisioning_state") or "Succeeded")
+
+
+def _reason(value: Any) -> str | None:
+    reason = value.get("state_reason")
+    return None if reason is None else str(reason)
+
+
+def _done(value: T) -> Poller[T]:
+    return Poller(value)
 
 
 # --- online ---------------------------------------------------------------------------
@@ -132,39 +87,56 @@ class OnlineEndpointOperations:
     def _path(self, name: str) -> str:
         return f"/api/v1/endpoints/{_q(name)}"
 
-    def begin_create_or_update(self, endpoint: Any) -> Poller:
-        """Create the endpoint, or update an existing one (traffic, tags, description…)."""
-        loc = _located(endpoint, "endpoint")
-        doc = {**dict(loc.data), "source": loc.source}
+    def _entity(self, raw: dict[str, Any]) -> ManagedOnlineEndpoint:
+        return ManagedOnlineEndpoint._from(raw, self._http.url)
+
+    def begin_create_or_update(self, endpoint: Any) -> Poller[ManagedOnlineEndpoint]:
+        """Create the endpoint, or update an existing one (traffic, tags, description…).
+
+        An endpoint the server answered and the caller changed (``e.traffic = …``)
+        sends just what changed.
+        """
+        if isinstance(endpoint, ManagedOnlineEndpoint) and endpoint._answered:
+            doc: dict[str, Any] = {"name": endpoint.name, **endpoint._changes()}
+        else:
+            loc = _located(endpoint, "endpoint")
+            doc = {**dict(loc.data), "source": loc.source}
         name = str(doc.get("name") or "")
         if name and self._http.exists(self._path(name)):
             result = self._http.request("PATCH", self._path(name), json_body=doc).json()
         else:
             result = self._http.post("/api/v1/endpoints", doc)
-        return Poller(result, lambda _t: result)
+        return _done(self._entity(result))
 
-    def get(self, name: str) -> dict[str, Any]:
-        found: dict[str, Any] = self._http.get(self._path(name))
-        return found
+    def get(self, name: str) -> ManagedOnlineEndpoint:
+        return self._entity(self._http.get(self._path(name)))
 
-    def list(self) -> builtins.list[dict[str, Any]]:
-        found: list[dict[str, Any]] = self._http.get("/api/v1/endpoints")["endpoints"]
-        return found
+    def list(self) -> builtins.list[ManagedOnlineEndpoint]:
+        return [self._entity(e) for e in self._http.get("/api/v1/endpoints")["endpoints"]]
 
-    def get_keys(self, name: str) -> dict[str, str]:
-        """``{"primaryKey", "secondaryKey"}``, as Azure's get-credentials returns them."""
-        keys: dict[str, str] = self._http.post(f"{self._path(name)}/listKeys")
-        return keys
+    def get_keys(self, name: str) -> EndpointAuthKeys | EndpointAuthToken:
+        """The keys (``primary_key``, ``secondary_key``; ``["primaryKey"]`` as Azure's
+        get-credentials JSON), or for an ``aml_token`` endpoint a fresh token."""
+        answer = self._http.post(f"{self._path(name)}/listKeys")
+        if "accessToken" in answer:
+            return EndpointAuthToken._from(answer)
+        return EndpointAuthKeys._from(answer)
 
-    def begin_regenerate_keys(self, name: str, key_type: str = "primary") -> Poller:
+    def begin_regenerate_keys(
+        self, name: str, key_type: str = "primary"
+    ) -> Poller[EndpointAuthKeys | EndpointAuthToken]:
         """Replace one key; ``result()`` is the pair of keys now in force."""
         self._http.post(f"{self._path(name)}/regenerateKeys", {"keyType": key_type})
-        keys = self.get_keys(name)
-        return Poller(keys, lambda _t: keys)
+        return _done(self.get_keys(name))
 
-    def begin_delete(self, name: str) -> Poller:
-        result = self._http.request("DELETE", self._path(name)).json()
-        return Poller(result, lambda _t: result)
+    def begin_delete(self, name: str) -> Poller[dict[str, Any]]:
+        return _done(self._http.request("DELETE", self._path(_named(name))).json())
+
+    def _credential(self, endpoint_name: str) -> str:
+        found = self.get_keys(endpoint_name)
+        if isinstance(found, EndpointAuthToken):
+            return str(found.access_token)
+        return str(found.primary_key)
 
     def invoke(
         self,
@@ -174,7 +146,7 @@ class OnlineEndpointOperations:
         *,
         request: Any = None,
     ) -> str:
-        """Score a request with the endpoint key; the response body as text, like Azure's.
+        """Score a request with the endpoint's key or token; the response body as text.
 
         Give ``request_file`` (a JSON file) or ``request`` (any JSON-able value).
         A non-2xx answer raises with the status, the error and the request id.
@@ -186,8 +158,10 @@ class OnlineEndpointOperations:
             if request_file is not None
             else json.dumps(request).encode()
         )
-        key = self.get_keys(endpoint_name)["primaryKey"]
-        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+        headers = {
+            "Authorization": f"Bearer {self._credential(endpoint_name)}",
+            "Content-Type": "application/json",
+        }
         if deployment_name:
             headers["azureml-model-deployment"] = deployment_name
         resp = self._http._client.post(
@@ -206,43 +180,76 @@ class OnlineEndpointOperations:
         return resp.text
 
 
+def _named(item: Any) -> str:
+    return str(item.name) if isinstance(item, _View) else str(item)
+
+
 class OnlineDeploymentOperations:
     """``client.online_deployments``."""
 
     def __init__(self, http: LapisHTTP) -> None:
         self._http = http
 
+    def _entity(self, raw: dict[str, Any]) -> ManagedOnlineDeployment:
+        return ManagedOnlineDeployment._from(raw, self._http.url)
+
     def begin_create_or_update(
         self, deployment: Any, *, all_traffic: bool = False, base_dir: str | Path | None = None
-    ) -> Poller:
+    ) -> Poller[ManagedOnlineDeployment]:
         """Create or update (rolling instances over) a deployment; ``result()`` waits for it.
 
         Relative paths (code, inline model, conda file) are resolved against the
-        YAML file's folder, or ``base_dir`` (default: the current folder) for a dict.
+        YAML file's folder, or ``base_dir`` (default: the current folder) for a dict
+        or an entity. A deployment the server answered, changed by the caller
+        (``d.instance_count = 2``), sends just what changed.
         """
-        loc, endpoint = load_deployment(_located(deployment, "deployment"))
-        base = Path(base_dir) if base_dir is not None else None
-        if base is None and loc.source == "<sdk>":
-            base = Path.cwd()
-        body = prepare_deployment(self._http, loc, endpoint, base)
-        name = str(body["name"])
-        if self._http.exists(deployment_path(endpoint, name)):
-            first = self._http.request(
-                "PATCH", deployment_path(endpoint, name), json_body=body
-            ).json()
+        if isinstance(deployment, ManagedOnlineDeployment) and deployment._answered:
+            first = self._update_answered(deployment, base_dir)
         else:
-            if all_traffic:
-                body["all_traffic"] = True
-            first = self._http.post(deployment_path(endpoint), body)
-        return Poller(first, lambda t: wait_deployment(self._http, endpoint, name, timeout=t))
+            loc, endpoint = load_deployment(_located(deployment, "deployment"))
+            base = Path(base_dir) if base_dir is not None else None
+            if base is None and loc.source == "<sdk>":
+                base = Path.cwd()
+            body = prepare_deployment(self._http, loc, endpoint, base)
+            name = str(body["name"])
+            if self._http.exists(deployment_path(endpoint, name)):
+                first = self._http.request(
+                    "PATCH", deployment_path(endpoint, name), json_body=body
+                ).json()
+            else:
+                if all_traffic:
+                    body["all_traffic"] = True
+                first = self._http.post(deployment_path(endpoint), body)
+        endpoint, name = str(first["endpoint_name"]), str(first["name"])
+        return Poller(
+            self._entity(first),
+            lambda t: self._entity(wait_deployment(self._http, endpoint, name, timeout=t)),
+            state=_provisioning,
+            reason=_reason,
+        )
 
-    def get(self, name: str, endpoint_name: str) -> dict[str, Any]:
-        found: dict[str, Any] = self._http.get(deployment_path(endpoint_name, name))
-        return found
+    def _update_answered(
+        self, d: ManagedOnlineDeployment, base_dir: str | Path | None
+    ) -> dict[str, Any]:
+        changes = d._changes()
+        body: dict[str, Any] = {"source": "<sdk>", **changes}
+        if {"code_configuration", "model", "environment"} & set(changes):
+            # local folders and files in what changed are uploaded as on create
+            loc = located({**d._document(), **changes}, "<sdk>")
+            full = prepare_deployment(
+                self._http, loc, d.endpoint_name, Path(base_dir or Path.cwd())
+            )
+            body.update({k: v for k, v in full.items() if k not in d._names() or k in changes})
+        path = deployment_path(d.endpoint_name, d.name)
+        result: dict[str, Any] = self._http.request("PATCH", path, json_body=body).json()
+        return result
 
-    def list(self, endpoint_name: str) -> builtins.list[dict[str, Any]]:
-        found: list[dict[str, Any]] = self._http.get(deployment_path(endpoint_name))["deployments"]
-        return found
+    def get(self, name: str, endpoint_name: str) -> ManagedOnlineDeployment:
+        return self._entity(self._http.get(deployment_path(endpoint_name, name)))
+
+    def list(self, endpoint_name: str) -> builtins.list[ManagedOnlineDeployment]:
+        found = self._http.get(deployment_path(endpoint_name))["deployments"]
+        return [self._entity(d) for d in found]
 
     def get_logs(
         self, name: str, endpoint_name: str, lines: int = 200, instance: int | None = None
@@ -253,12 +260,31 @@ class OnlineDeploymentOperations:
         )
         return str(found["log"])
 
-    def begin_delete(self, name: str, endpoint_name: str) -> Poller:
-        result = self._http.request("DELETE", deployment_path(endpoint_name, name)).json()
-        return Poller(result, lambda _t: result)
+    def begin_delete(self, name: str, endpoint_name: str) -> Poller[dict[str, Any]]:
+        return _done(self._http.request("DELETE", deployment_path(endpoint_name, name)).json())
 
 
 # --- batch ----------------------------------------------------------------------------
+def _batch_input(input: Any, inputs: Mapping[str, Any] | None) -> tuple[str, str | None]:
+    """What to score, from azure-ai-ml's ``input=`` or one-entry ``inputs={…}``."""
+    if inputs:
+        if input is not None or len(inputs) != 1:
+            raise InvalidParameterValue("give one input: input=… or inputs={name: …}")
+        input = next(iter(inputs.values()))
+    if input is None:
+        raise InvalidParameterValue("give the input to score (a folder, a file or a URL)")
+    kind: str | None = None
+    if isinstance(input, (Input, Data)):
+        kind, input = input.type, input.path
+    text = str(input)
+    if text.startswith(("http://", "https://")):
+        return text, kind
+    local = Path(text).expanduser().resolve()
+    if not local.exists():
+        raise InvalidParameterValue(f"input {input}: not a folder or a file")
+    return str(local), kind
+
+
 class BatchEndpointOperations:
     """``client.batch_endpoints``: each ``invoke`` is a job (``client.jobs.stream`` it)."""
 
@@ -268,43 +294,55 @@ class BatchEndpointOperations:
     def _path(self, name: str) -> str:
         return f"/api/v1/batchEndpoints/{_q(name)}"
 
-    def begin_create_or_update(self, endpoint: Any) -> Poller:
-        loc = _located(endpoint, "batch endpoint")
-        doc = {**dict(loc.data), "source": loc.source}
+    def _entity(self, raw: dict[str, Any]) -> BatchEndpoint:
+        return BatchEndpoint._from(raw, self._http.url)
+
+    def begin_create_or_update(self, endpoint: Any) -> Poller[BatchEndpoint]:
+        if isinstance(endpoint, BatchEndpoint) and endpoint._answered:
+            doc: dict[str, Any] = {"name": endpoint.name, **endpoint._changes()}
+        else:
+            loc = _located(endpoint, "batch endpoint")
+            doc = {**dict(loc.data), "source": loc.source}
         name = str(doc.get("name") or "")
         if name and self._http.exists(self._path(name)):
             result = self._http.request("PATCH", self._path(name), json_body=doc).json()
         else:
             result = self._http.post("/api/v1/batchEndpoints", doc)
-        return Poller(result, lambda _t: result)
+        return _done(self._entity(result))
 
-    def get(self, name: str) -> dict[str, Any]:
-        found: dict[str, Any] = self._http.get(self._path(name))
-        return found
+    def get(self, name: str) -> BatchEndpoint:
+        return self._entity(self._http.get(self._path(name)))
 
-    def list(self) -> builtins.list[dict[str, Any]]:
-        found: list[dict[str, Any]] = self._http.get("/api/v1/batchEndpoints")["endpoints"]
-        return found
+    def list(self) -> builtins.list[BatchEndpoint]:
+        return [self._entity(e) for e in self._http.get("/api/v1/batchEndpoints")["endpoints"]]
 
     def invoke(
-        self, endpoint_name: str, input: str | Path, deployment_name: str | None = None
+        self,
+        endpoint_name: str,
+        input: Any = None,
+        deployment_name: str | None = None,
+        *,
+        inputs: Mapping[str, Any] | None = None,
+        input_type: str | None = None,
     ) -> Job:
-        """Score every file of a local folder; the scoring job (predictions in output ``score``)."""
-        folder = Path(input).expanduser().resolve()
-        if not folder.is_dir():
-            raise InvalidParameterValue(f"input {input}: not a folder")
-        body: dict[str, Any] = {"input": str(folder)}
+        """Score every file of a folder, or one file (local or an http(s) URL); the
+        scoring job (predictions in its output ``score``). ``input`` may be a path,
+        an ``Input`` or a ``Data``; ``inputs={"name": Input(…)}`` works as on Azure."""
+        given, kind = _batch_input(input, inputs)
+        body: dict[str, Any] = {"input": given}
+        if input_type or kind:
+            body["input_type"] = input_type or kind
         if deployment_name:
             body["deployment_name"] = deployment_name
-        return Job._from(self._http.post(f"{self._path(endpoint_name)}/invoke", body))
+        raw = self._http.post(f"{self._path(endpoint_name)}/invoke", body)
+        return Job._from(raw, self._http.url)
 
     def list_jobs(self, endpoint_name: str, max_results: int = 50) -> builtins.list[Job]:
         found = self._http.get(f"{self._path(endpoint_name)}/jobs", max_results=max_results)
-        return [Job._from(j) for j in found["jobs"]]
+        return [Job._from(j, self._http.url) for j in found["jobs"]]
 
-    def begin_delete(self, name: str) -> Poller:
-        result = self._http.request("DELETE", self._path(name)).json()
-        return Poller(result, lambda _t: result)
+    def begin_delete(self, name: str) -> Poller[dict[str, Any]]:
+        return _done(self._http.request("DELETE", self._path(_named(name))).json())
 
 
 class BatchDeploymentOperations:
@@ -313,9 +351,17 @@ class BatchDeploymentOperations:
     def __init__(self, http: LapisHTTP) -> None:
         self._http = http
 
+    def _entity(self, raw: dict[str, Any]) -> BatchDeployment:
+        return BatchDeployment._from(raw, self._http.url)
+
     def begin_create_or_update(
         self, deployment: Any, *, set_default: bool = False, base_dir: str | Path | None = None
-    ) -> Poller:
+    ) -> Poller[BatchDeployment]:
+        if isinstance(deployment, (BatchDeployment, ModelBatchDeployment)) and (
+            deployment._answered
+        ):
+            deployment = {**deployment.raw, **deployment._document()}
+            deployment = {k: v for k, v in deployment.items() if k in _BATCH_KEYS}
         loc = _located(deployment, "batch deployment")
         base = Path(base_dir) if base_dir is not None else None
         if base is None and loc.source == "<sdk>":
@@ -328,16 +374,58 @@ class BatchDeploymentOperations:
             result = self._http.request("PUT", f"{path}/{_q(name)}", json_body=body).json()
         else:
             result = self._http.post(path, body)
-        return Poller(result, lambda _t: result)
+        return _done(self._entity(result))
 
-    def get(self, name: str, endpoint_name: str) -> dict[str, Any]:
-        found: dict[str, Any] = self._http.get(
-            f"/api/v1/batchEndpoints/{_q(endpoint_name)}/deployments/{_q(name)}"
+    def get(self, name: str, endpoint_name: str) -> BatchDeployment:
+        return self._entity(
+            self._http.get(f"/api/v1/batchEndpoints/{_q(endpoint_name)}/deployments/{_q(name)}")
         )
-        return found
 
-    def list(self, endpoint_name: str) -> builtins.list[dict[str, Any]]:
-        found: list[dict[str, Any]] = self._http.get(
-            f"/api/v1/batchEndpoints/{_q(endpoint_name)}/deployments"
-        )["deployments"]
-        return found
+    def list(self, endpoint_name: str) -> builtins.list[BatchDeployment]:
+        found = self._http.get(f"/api/v1/batchEndpoints/{_q(endpoint_name)}/deployments")
+        return [self._entity(d) for d in found["deployments"]]
+
+    def list_jobs(self, endpoint_name: str, name: str | None = None) -> builtins.list[Job]:
+        """The endpoint's scoring jobs (only deployment ``name``'s when given)."""
+        found = self._http.get(f"/api/v1/batchEndpoints/{_q(endpoint_name)}/jobs")["jobs"]
+        jobs = [Job._from(j, self._http.url) for j in found]
+        if name is None:
+            return jobs
+        return [j for j in jobs if (j.tags or {}).get("lapis.batch.deployment") == name]
+
+
+_BATCH_KEYS = {
+    "name",
+    "endpoint_name",
+    "type",
+    "description",
+    "tags",
+    "model",
+    "code_configuration",
+    "environment",
+    "compute",
+    "resources",
+    "settings",
+    "max_concurrency_per_instance",
+    "mini_batch_size",
+    "output_action",
+    "output_file_name",
+    "retry_settings",
+    "error_threshold",
+    "logging_level",
+    "environment_variables",
+}
+
+__all__ = [
+    "BatchDeployment",
+    "BatchDeploymentOperations",
+    "BatchEndpoint",
+    "BatchEndpointOperations",
+    "CodeConfiguration",
+    "ManagedOnlineDeployment",
+    "ManagedOnlineEndpoint",
+    "ModelBatchDeployment",
+    "OnlineDeploymentOperations",
+    "OnlineEndpointOperations",
+    "Poller",
+]

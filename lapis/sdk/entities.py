@@ -7,23 +7,18 @@ and checks an SDK job with the same code, and the same messages, as a file
 given to ``lapis job create``. Relative paths (``code``, input paths) are taken
 from the caller's current directory, as Azure's SDK does.
 
-The other side are read-only views of what the server answered (``Job``,
-``Compute``, ``Environment``): the common fields as typed attributes, the full
-answer in ``raw``, and any other key of ``raw`` reachable as an attribute.
+What the server answers (``Job``, ``Compute``…) lives in ``lapis.sdk.views``;
+environments, data and compute entities in ``lapis.sdk.assets``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any
 
-from pydantic import BaseModel, ValidationError
-
-from lapis.api import compute as compute_api
-from lapis.api import environments as environments_api
-from lapis.api import jobs as jobs_api
-from lapis.errors import LapisError
+from lapis.sdk.assets import Environment
+from lapis.sdk.views import Compute, Job, clean
 
 _LITERAL_TYPES = {"string", "integer", "number", "boolean"}
 
@@ -89,7 +84,7 @@ class CommandJob:
     code: str | Path | None = None
     inputs: dict[str, Any] = field(default_factory=dict)
     outputs: dict[str, Output | None] = field(default_factory=dict)
-    environment: str | dict[str, Any] | None = None
+    environment: str | dict[str, Any] | Environment | None = None
     compute: str | None = None
     experiment_name: str | None = None
     display_name: str | None = None
@@ -112,7 +107,7 @@ class CommandJob:
             doc["code"] = _absolute(self.code, base)
         doc["command"] = self.command
         if self.environment is not None:
-            doc["environment"] = self.environment
+            doc["environment"] = clean(self.environment)
         if self.inputs:
             doc["inputs"] = {k: _input_value(v, base) for k, v in self.inputs.items()}
         if self.outputs:
@@ -135,6 +130,8 @@ class CommandJob:
 def _input_value(value: Any, base_dir: Path) -> Any:
     if isinstance(value, Input):
         return value._to_dict(base_dir)
+    if hasattr(value, "_as_field"):  # a Data or a Model given as the input itself
+        return clean(value)
     if isinstance(value, Path):
         return str(value)
     return value  # a literal (int, float, bool, str) or an already-written mapping
@@ -146,7 +143,7 @@ def command(
     code: str | Path | None = None,
     inputs: dict[str, Any] | None = None,
     outputs: dict[str, Output | None] | None = None,
-    environment: str | dict[str, Any] | None = None,
+    environment: str | dict[str, Any] | Environment | None = None,
     compute: str | None = None,
     experiment_name: str | None = None,
     display_name: str | None = None,
@@ -177,107 +174,4 @@ def command(
     )
 
 
-# --- views of what the server answered ------------------------------------------------
-class _View:
-    """Typed attributes for the common keys; the rest of ``raw`` by attribute too.
-
-    ``wire`` is the route's pydantic model (lapis/api/): answers are checked against
-    the same contract the server declares, and ``contract()`` gives them typed.
-    """
-
-    raw: dict[str, Any]
-    wire: ClassVar[type[BaseModel] | None] = None
-
-    def contract(self) -> Any:
-        """The answer as its wire model (``lapis.api``), e.g. ``compute.contract().nodes``."""
-        if self.wire is None:
-            raise AttributeError(f"{type(self).__name__} has no wire model")
-        return self.wire.model_validate(self.raw)
-
-    def __getattr__(self, name: str) -> Any:
-        if name == "raw" or name.startswith("__"):
-            raise AttributeError(name)
-        try:
-            return self.raw[name]
-        except KeyError:
-            raise AttributeError(f"{type(self).__name__} has no attribute {name!r}") from None
-
-    @classmethod
-    def _from(cls, raw: dict[str, Any]) -> Self:
-        if cls.wire is not None:
-            try:
-                cls.wire.model_validate(raw)
-            except ValidationError as exc:
-                raise LapisError(
-                    f"the server's answer is not a {cls.wire.__name__}: {exc.errors()[0]}"
-                ) from None
-        names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-        values = {k: raw.get(k) for k in names if k != "raw"}
-        return cls(raw=raw, **values)  # type: ignore[call-arg]
-
-
-@dataclass(repr=False)
-class Job(_View):
-    """A submitted job as the server sees it (``raw`` holds the whole answer)."""
-
-    wire = jobs_api.JobOut
-
-    name: str
-    status: str
-    status_reason: str | None
-    run_id: str
-    experiment_id: int | str | None
-    experiment_name: str | None
-    compute: str
-    display_name: str | None
-    command: str | None
-    environment: str | None
-    inputs: dict[str, Any]
-    outputs: dict[str, Any]
-    tags: dict[str, str]
-    exit_code: int | None
-    created_at: int | None
-    start_time: int | None
-    end_time: int | None
-    raw: dict[str, Any] = field(repr=False)
-
-    @property
-    def terminal(self) -> bool:
-        return bool(self.raw.get("terminal"))
-
-    def __repr__(self) -> str:
-        return f"Job(name={self.name!r}, status={self.status!r}, compute={self.compute!r})"
-
-
-@dataclass(repr=False)
-class Compute(_View):
-    """A compute target (``local`` or a compute instance)."""
-
-    wire = compute_api.ComputeOut
-
-    name: str
-    type: str
-    state: str
-    state_reason: str | None
-    size: str | None
-    raw: dict[str, Any] = field(repr=False)
-
-    def __repr__(self) -> str:
-        return f"Compute(name={self.name!r}, type={self.type!r}, state={self.state!r})"
-
-
-@dataclass(repr=False)
-class Environment(_View):
-    """One registered environment version."""
-
-    wire = environments_api.EnvironmentOut
-
-    name: str
-    version: str
-    kind: str | None
-    image: str | None
-    description: str | None
-    raw: dict[str, Any] = field(repr=False)
-
-    def __repr__(self) -> str:
-        return f"Environment(name={self.name!r}, version={self.version!r})"
+__all__ = ["CommandJob", "Compute", "Environment", "Input", "Job", "Output", "command"]

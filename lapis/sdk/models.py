@@ -15,8 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lapis.api import models as models_api
 from lapis.errors import InvalidParameterValue
+from lapis.sdk.assets import local_path
 from lapis.sdk.connection import LapisHTTP
+from lapis.sdk.views import _View
 
 MODEL_TYPES = ("custom_model", "mlflow_model")
 
@@ -99,28 +102,58 @@ def download_model_files(
     return written
 
 
-@dataclass
-class Model:
-    """A model version to register (``client.models.create_or_update(Model(...))``).
+@dataclass(repr=False)
+class Model(_View):
+    """A model version: one to register (``client.models.create_or_update(Model(...))``),
+    one the registry answered, or one a deployment serves.
 
     ``path`` is a local file or folder, ``azureml://jobs/<job>/outputs/<name>``
-    or ``runs:/<run>/<path>``; ``version`` defaults to the next integer.
+    or ``runs:/<run>/<path>``; ``version`` defaults to the next integer. Inside
+    a deployment, a registered version is named ``azureml:NAME:VERSION`` and one
+    with only a local ``path`` is registered inline, as Azure does.
     """
 
-    name: str
-    path: str | Path
+    wire = models_api.ModelVersionOut
+    page = "/models/{name}/versions/{version}"
+
+    name: str | None = None
+    path: str | Path | None = None
     version: str | None = None
     type: str = "custom_model"
     description: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
     properties: dict[str, str] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def _values(cls, raw: dict[str, Any]) -> dict[str, Any]:
+        values = super()._values(raw)
+        values["version"] = None if raw.get("version") is None else str(raw["version"])
+        values["tags"] = dict(raw.get("tags") or {})
+        values["properties"] = dict(raw.get("properties") or {})
+        values["type"] = raw.get("type") or "custom_model"
+        return values
+
+    @property
+    def id(self) -> str:
+        """``azureml:NAME:VERSION``: how jobs and deployments name this version."""
+        return f"azureml:{self.name}:{self.version}" if self.version else f"azureml:{self.name}"
+
+    def _as_field(self) -> Any:
+        if self.name and (self._answered or self.path is None):
+            return self.id if self.version else f"azureml:{self.name}@latest"
+        if self.path is None:
+            raise InvalidParameterValue("a Model inside a deployment needs a name or a path")
+        return {"path": local_path(self.path), "type": self.type}
 
     def _to_spec(self) -> dict[str, Any]:
         if self.type not in MODEL_TYPES:
             raise InvalidParameterValue(
                 f"Model type must be one of {', '.join(MODEL_TYPES)}, got {self.type!r}"
             )
-        spec: dict[str, Any] = {"name": self.name, "path": str(self.path), "type": self.type}
+        if not self.name:
+            raise InvalidParameterValue("A model to register needs a name")
+        spec: dict[str, Any] = {"name": self.name, "path": str(self.path or ""), "type": self.type}
         for key in ("version", "description"):
             if getattr(self, key) is not None:
                 spec[key] = getattr(self, key)
@@ -130,48 +163,56 @@ class Model:
             spec["properties"] = dict(self.properties)
         return spec
 
+    def __repr__(self) -> str:
+        return f"Model(name={self.name!r}, version={self.version!r}, type={self.type!r})"
+
 
 class ModelOperations:
     """``client.models``: register, look up, archive and download model versions.
 
-    Answers are the server's JSON (a dict per version, with ``lineage`` on
-    ``get``): job → inputs/environment → model → deployments.
+    Each answer is a ``Model`` (``get`` adds ``lineage``: job → inputs/environment
+    → model → deployments); item access (``m["version"]``) reads the JSON answer.
     """
 
     def __init__(self, http: LapisHTTP) -> None:
         self._http = http
 
-    def create_or_update(self, model: Model | dict[str, Any]) -> dict[str, Any]:
-        spec = model._to_spec() if isinstance(model, Model) else dict(model)
-        return register(self._http, spec)
+    def _model(self, raw: dict[str, Any]) -> Model:
+        return Model._from(raw, self._http.url)
 
-    def get(
-        self, name: str, version: str | None = None, label: str | None = None
-    ) -> dict[str, Any]:
+    def create_or_update(self, model: Model | dict[str, Any]) -> Model:
+        spec = model._to_spec() if isinstance(model, Model) else dict(model)
+        return self._model(register(self._http, spec))
+
+    def get(self, name: str, version: str | None = None, label: str | None = None) -> Model:
         """A version (``version``, or ``label`` ``latest``/an alias, else the latest)."""
         if version is not None and label is not None:
             raise InvalidParameterValue("give either version or label, not both")
-        result: dict[str, Any] = self._http.get(model_base(name, version or label or "latest"))
-        return result
+        return self._model(self._http.get(model_base(name, version or label or "latest")))
 
-    def list(
-        self, name: str | None = None, include_archived: bool = False
-    ) -> builtins.list[dict[str, Any]]:
-        found: list[dict[str, Any]] = self._http.get(
-            "/api/v1/models", name=name, include_archived=include_archived
-        )["models"]
-        return found
+    def list(self, name: str | None = None, include_archived: bool = False) -> builtins.list[Model]:
+        found = self._http.get("/api/v1/models", name=name, include_archived=include_archived)
+        return [self._model(m) for m in found["models"]]
 
-    def archive(self, name: str, version: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._http.post(f"{model_base(name, version)}/archive")
-        return result
+    def archive(self, name: str, version: str | None = None) -> Model:
+        """Hide a version from listings and ``@latest`` (``archive(model)`` works too)."""
+        name, version = _named(name, version)
+        return self._model(self._http.post(f"{model_base(name, version)}/archive"))
 
-    def restore(self, name: str, version: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._http.post(f"{model_base(name, version)}/restore")
-        return result
+    def restore(self, name: str, version: str | None = None) -> Model:
+        name, version = _named(name, version)
+        return self._model(self._http.post(f"{model_base(name, version)}/restore"))
 
     def download(
         self, name: str, version: str, download_path: str | Path = "."
     ) -> builtins.list[Path]:
         """Write the version's files into ``download_path/<name>/``."""
         return download_model_files(self._http, name, version, Path(download_path) / name)
+
+
+def _named(name: Any, version: str | None) -> tuple[str, str]:
+    if isinstance(name, Model):
+        return str(name.name), str(version or name.version)
+    if version is None:
+        raise InvalidParameterValue("give the version to change")
+    return str(name), str(version)

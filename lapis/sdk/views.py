@@ -84,10 +84,13 @@ class _View:
         return [f.name for f in fields(cls) if f.name != "raw"]  # type: ignore[arg-type]
 
     def __getitem__(self, key: str) -> Any:
-        """Item access as on the JSON answer (``e["scoring_uri"]``), for dict-style code."""
+        """Item access reads the JSON answer (``e["scoring_uri"]``), for dict-style code;
+        a field of an entity built in code reads the field."""
+        if key in self.raw:
+            return self.raw[key]
         if key in self._names():
             return getattr(self, key)
-        return self.raw[key]
+        raise KeyError(key)
 
     def get(self, key: str, default: Any = None) -> Any:
         try:
@@ -146,8 +149,9 @@ class _View:
         }
 
     def _document(self) -> dict[str, Any]:
-        """Everything set, as the YAML document of this kind would hold it."""
-        return dict(clean(self))
+        """Everything set, as the YAML document of this kind would hold it (nested
+        entities by reference or inline, as ``clean`` writes them)."""
+        return dict(clean({k: getattr(self, k) for k in self._names()}))
 
 
 @dataclass(repr=False)

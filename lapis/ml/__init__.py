@@ -1,0 +1,16 @@
+"""azure-ai-ml's import paths, answered by Lapis: ``azure.ai.ml`` → ``lapis.ml``.
+
+A script written for Azure ML runs after its imports change
+(``from azure.ai.ml import MLClient, command, Input, Output`` becomes
+``from lapis.ml import …``; ``azure.ai.ml.entities`` and
+``azure.ai.ml.constants`` likewise) and its client is built for Lapis
+(``MLClient.from_config()`` with a Lapis ``config.json``, or
+``MLClient.from_home()``). The names here are the SDK's own
+(``lapis.sdk``); this package only arranges them where Azure code looks.
+"""
+
+from lapis.sdk.client import MLClient
+from lapis.sdk.entities import Input, Output, command
+from lapis.sdk.views import Poller
+
+__all__ = ["Input", "MLClient", "Output", "Poller", "command"]

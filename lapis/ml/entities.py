@@ -1,0 +1,51 @@
+"""``azure.ai.ml.entities`` as Lapis has them (see ``lapis.ml``)."""
+
+from lapis.sdk.assets import AmlCompute, BuildContext, ComputeInstance, Data, Environment
+from lapis.sdk.entities import CommandJob, Input, Output
+from lapis.sdk.models import Model
+from lapis.sdk.serving_entities import (
+    BatchDeployment,
+    BatchEndpoint,
+    BatchEndpointDefaults,
+    BatchRetrySettings,
+    CodeConfiguration,
+    EndpointAuthKeys,
+    EndpointAuthToken,
+    KubernetesOnlineDeployment,
+    ManagedOnlineDeployment,
+    ManagedOnlineEndpoint,
+    ModelBatchDeployment,
+    ModelBatchDeploymentSettings,
+)
+from lapis.sdk.views import Compute, Job
+
+OnlineRequestSettings = dict  # Azure's settings objects are plain mappings here
+ProbeSettings = dict
+
+__all__ = [
+    "AmlCompute",
+    "BatchDeployment",
+    "BatchEndpoint",
+    "BatchEndpointDefaults",
+    "BatchRetrySettings",
+    "BuildContext",
+    "CodeConfiguration",
+    "CommandJob",
+    "Compute",
+    "ComputeInstance",
+    "Data",
+    "EndpointAuthKeys",
+    "EndpointAuthToken",
+    "Environment",
+    "Input",
+    "Job",
+    "KubernetesOnlineDeployment",
+    "ManagedOnlineDeployment",
+    "ManagedOnlineEndpoint",
+    "Model",
+    "ModelBatchDeployment",
+    "ModelBatchDeploymentSettings",
+    "OnlineRequestSettings",
+    "Output",
+    "ProbeSettings",
+]
