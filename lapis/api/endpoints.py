@@ -47,6 +47,15 @@ class EndpointKeys(BaseModel):
     secondaryKey: str
 
 
+class EndpointToken(BaseModel):
+    """A short-lived scoring token of an ``aml_token`` endpoint (times in epoch seconds)."""
+
+    accessToken: str
+    tokenType: str
+    expiryTimeUtc: int
+    refreshAfterTimeUtc: int
+
+
 class KeyRegenerated(BaseModel):
     name: str
     keyType: str

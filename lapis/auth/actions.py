@@ -45,6 +45,7 @@ ACTIONS: dict[str, str] = {
     "workspaces/onlineEndpoints/delete": "delete online endpoints",
     "workspaces/onlineEndpoints/listkeys/action": "read an online endpoint's keys",
     "workspaces/onlineEndpoints/regenerateKeys/action": "regenerate an endpoint's keys",
+    "workspaces/onlineEndpoints/token/action": "get a scoring token of an aml_token endpoint",
     "workspaces/onlineEndpoints/score/action": "call an endpoint from the studio's test form",
     "workspaces/onlineEndpoints/deployments/read": "list deployments, read their logs",
     "workspaces/onlineEndpoints/deployments/write": "create and update deployments",

@@ -8,6 +8,7 @@ quoted as one argument or not.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -239,11 +240,16 @@ def update(
 @app.command("get-credentials")
 @named(what="endpoint")
 def get_credentials(ctx: typer.Context, name: str, output: OutputOption = None) -> None:
-    """Print the endpoint's primaryKey and secondaryKey (callers present one to score)."""
+    """Print the endpoint's primaryKey and secondaryKey, or for an aml_token endpoint a
+    fresh accessToken (valid an hour; ask again after refreshAfterTimeUtc)."""
     with client(ctx) as http:
         keys = http.post(f"{_path(name)}/listKeys")
     if output_format(ctx, output) is OutputFormat.json:
         print_json(keys)
+        return
+    if "accessToken" in keys:
+        expires = datetime.fromtimestamp(keys["expiryTimeUtc"], tz=UTC).isoformat()
+        console().print(f"accessToken:   {keys['accessToken']}\nexpires (UTC): {expires}")
         return
     console().print(f"primaryKey:   {keys['primaryKey']}\nsecondaryKey: {keys['secondaryKey']}")
 
@@ -275,7 +281,8 @@ def invoke(
     except OSError as exc:
         raise InvalidParameterValue(f"cannot read {request_file}: {exc.strerror}") from None
     with client(ctx) as http:
-        key = http.post(f"{_path(name)}/listKeys")["primaryKey"]
+        found = http.post(f"{_path(name)}/listKeys")  # a fresh token for aml_token
+        key = found.get("accessToken") or found["primaryKey"]
         url = http.url
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     if deployment:

@@ -95,6 +95,7 @@ ROUTE_ACTIONS: dict[tuple[str, str], str] = {
     ("DELETE", "/api/v1/endpoints/{name}"): f"{ONLINE}/delete",
     ("POST", "/api/v1/endpoints/{name}/listKeys"): f"{ONLINE}/listkeys/action",
     ("POST", "/api/v1/endpoints/{name}/regenerateKeys"): f"{ONLINE}/regenerateKeys/action",
+    ("POST", "/api/v1/endpoints/{name}/token"): f"{ONLINE}/token/action",
     ("GET", "/api/v1/endpoints/{name}/metrics"): f"{ONLINE}/read",
     ("POST", "/api/v1/endpoints/{endpoint}/deployments"): f"{ONLINE}/deployments/write",
     ("GET", "/api/v1/endpoints/{endpoint}/deployments"): f"{ONLINE}/deployments/read",

@@ -21,7 +21,7 @@ from typing import Any
 
 from lapis.errors import InvalidParameterValue
 from lapis.specs.deployment import parse_code_configuration, parse_model
-from lapis.specs.endpoint import AUTH_MODES, name_problem
+from lapis.specs.endpoint import name_problem
 from lapis.specs.job import EnvironmentRef, parse_environment
 from lapis.specs.yaml_lines import (
     Located,
@@ -190,7 +190,7 @@ def parse_batch_endpoint(
         spec.name = _name(loc, data, "batch endpoint")
     elif not partial:
         raise loc.error(("name",), "is required (3-32 letters, digits or '-')")
-    if "auth_mode" in data and str(data["auth_mode"]).lower() not in (*AUTH_MODES, "aad_token"):
+    if "auth_mode" in data and str(data["auth_mode"]).lower() not in ("key", "aad_token"):
         # Batch invocations are made with the caller's own token: any mode is accepted
         # and recorded nowhere, as long as it is one Azure knows.
         raise loc.error(("auth_mode",), f"must be aad_token or key, got {data['auth_mode']!r}")

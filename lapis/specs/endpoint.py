@@ -3,9 +3,9 @@
 A file written for ``az ml online-endpoint create -f`` loads here: ``name``,
 ``auth_mode``, ``description``, ``tags``, ``traffic`` and ``mirror_traffic``.
 Keys Lapis does not implement are refused by name rather than ignored, and
-``auth_mode`` other than ``key`` is refused with the supported value, because
-an endpoint that quietly authenticates differently from what was asked is
-worse than an error. The same parser serves ``update`` with ``partial=True``.
+an ``auth_mode`` other than ``key`` or ``aml_token`` is refused with the
+supported values, because an endpoint that quietly authenticates differently
+from what was asked is worse than an error. The same parser serves ``update`` with ``partial=True``.
 
 Traffic is checked for shape only (whole percentages, summing to 100 or 0):
 the deployment names it refers to are checked once deployments exist.
@@ -27,8 +27,8 @@ RULES = (
     "only letters, digits and '-'",
     "ends with a letter or digit",
 )
-AUTH_MODES = ("key",)
-UNSUPPORTED_AUTH = ("aml_token", "aad_token")
+AUTH_MODES = ("key", "aml_token")
+UNSUPPORTED_AUTH = ("aad_token",)
 MIRROR_MAX = 50  # Azure mirrors at most half of the live traffic
 KEYS = {"$schema", "name", "auth_mode", "description", "tags", "traffic", "mirror_traffic"}
 
@@ -78,9 +78,10 @@ def validate_auth_mode(mode: object) -> str:
         return text
     if text in UNSUPPORTED_AUTH:
         raise InvalidParameterValue(
-            f"auth_mode '{mode}' is not supported yet; the supported value is 'key'"
+            f"auth_mode '{mode}' is not supported yet (it needs Microsoft Entra ID); "
+            "use 'key' or 'aml_token'"
         )
-    raise InvalidParameterValue(f"auth_mode must be 'key', got {mode!r}")
+    raise InvalidParameterValue(f"auth_mode must be 'key' or 'aml_token', got {mode!r}")
 
 
 def validate_traffic(raw: object, what: str = "traffic") -> dict[str, int]:

@@ -98,7 +98,7 @@ def test_endpoint_lifecycle(lapis_server: Any, tmp_path: Path) -> None:
 
 def test_bad_inputs_exit_1_with_one_line(lapis_server: Any, tmp_path: Path) -> None:
     bad = tmp_path / "bad.yml"
-    bad.write_text("name: ok-name\nauth_mode: aml_token\n")
+    bad.write_text("name: ok-name\nauth_mode: aad_token\n")
     fails(lapis_server, "online-endpoint", "create", "-f", str(bad), match="bad.yml:2")
     bad.write_text("name: ok-name\nkind: managed\n")
     fails(lapis_server, "online-endpoint", "create", "-f", str(bad), match="'kind'")

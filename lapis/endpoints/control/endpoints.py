@@ -23,7 +23,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from lapis.api import endpoints as api
-from lapis.errors import InvalidParameterValue, ResourceDoesNotExist
+from lapis.endpoints import tokens
+from lapis.errors import InvalidParameterValue, InvalidState, ResourceDoesNotExist
 from lapis.specs.endpoint import (
     parse_endpoint,
     validate_traffic,
@@ -179,12 +180,27 @@ class EndpointService:
         return e
 
     # --- keys --------------------------------------------------------------------
-    def get_credentials(self, name: str) -> dict[str, str]:
+    def get_credentials(self, name: str) -> dict[str, Any]:
+        """The keys (``auth_mode: key``), or a fresh short-lived token (``aml_token``)."""
         e = self.get(name)
+        if e.auth_mode == "aml_token":
+            return tokens.issue(e.name, e.primary_key)
         return {"primaryKey": e.primary_key, "secondaryKey": e.secondary_key}
 
-    def regenerate_key(self, name: str, key_type: str) -> dict[str, str]:
-        """Replace the primary or the secondary key; the other one keeps working."""
+    def get_token(self, name: str) -> dict[str, Any]:
+        """A scoring token of an ``aml_token`` endpoint (Azure's ``token`` call)."""
+        e = self.get(name)
+        if e.auth_mode != "aml_token":
+            raise InvalidState(
+                f"Endpoint '{e.name}' uses auth_mode {e.auth_mode}: callers present a key "
+                "(lapis online-endpoint get-credentials), not a token"
+            )
+        return tokens.issue(e.name, e.primary_key)
+
+    def regenerate_key(self, name: str, key_type: str) -> dict[str, Any]:
+        """Replace the primary or the secondary key; the other one keeps working (an
+        ``aml_token`` endpoint's tokens are signed with the primary: replacing it revokes
+        them)."""
         kind = key_type.lower()
         if kind not in KEY_TYPES:
             raise InvalidParameterValue(f"key type must be primary or secondary, got {key_type!r}")
@@ -194,11 +210,14 @@ class EndpointService:
         return self.get_credentials(e.name)
 
     def check_key(self, endpoint_name: str, presented_key: str) -> bool:
-        """Whether ``presented_key`` is one of the endpoint's keys, in constant time."""
+        """Whether ``presented_key`` lets a caller score: one of the endpoint's keys, or
+        for an ``aml_token`` endpoint an unexpired token of it (constant-time compares)."""
         e = self.store.get(endpoint_name)
         if e is None or not presented_key:
             return False
         given = presented_key.encode()
+        if e.auth_mode == "aml_token":
+            return tokens.verify(given, e.name, e.primary_key)
         primary = hmac.compare_digest(given, e.primary_key.encode())
         secondary = hmac.compare_digest(given, e.secondary_key.encode())
         return primary or secondary

@@ -393,5 +393,6 @@ class InstanceManager(threading.Thread):
                 dict(e.traffic),
                 dict(e.mirror_traffic),
                 deployments,
+                e.auth_mode,
             )
         )

@@ -39,6 +39,7 @@ import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from lapis.endpoints import tokens
 from lapis.endpoints.data.routing import DeploymentRoute, EndpointRoute, Instance
 from lapis.endpoints.data.upstream import (
     ConnectFailed,
@@ -135,12 +136,13 @@ class ScoringProxy:
             if route is None:
                 await self._unrouted(name, auth)  # always raises
                 return
-            if not _key_matches(route.keys, auth):
+            if not _authorized(route.name, route.auth_mode, route.keys, auth):
+                what = "an unexpired token" if route.auth_mode == "aml_token" else "a valid key"
                 raise Answer(
                     401,
                     "UNAUTHENTICATED",
-                    f"a valid key of endpoint '{route.name}' is required: "
-                    "send 'Authorization: Bearer <key>' (lapis online-endpoint get-credentials)",
+                    f"{what} of endpoint '{route.name}' is required: send "
+                    "'Authorization: Bearer <credential>' (lapis online-endpoint get-credentials)",
                 )
             body = await _read_body(receive)
             dep = _chosen(route, wanted)
@@ -172,9 +174,10 @@ class ScoringProxy:
         found = await run_in_threadpool(self.ws.endpoints.store.get, name)
         if found is None:
             raise Answer(404, "RESOURCE_DOES_NOT_EXIST", f"online endpoint '{name}' does not exist")
-        if not _key_matches((found.primary_key, found.secondary_key), auth):
+        keys = (found.primary_key, found.secondary_key)
+        if not _authorized(found.name, found.auth_mode, keys, auth):
             raise Answer(
-                401, "UNAUTHENTICATED", f"a valid key of endpoint '{found.name}' is required"
+                401, "UNAUTHENTICATED", f"a valid credential of endpoint '{found.name}' is required"
             )
         raise Answer(
             503,
@@ -278,6 +281,15 @@ def _request_id(given: bytes | None) -> bytes:
     if given and len(given) <= 128 and given.isascii() and given.strip() == given:
         return given
     return uuid.uuid4().hex.encode()
+
+
+def _authorized(name: str, auth_mode: str, keys: tuple[str, ...], auth: bytes | None) -> bool:
+    """A key of a ``key`` endpoint, or an unexpired token of an ``aml_token`` one (whose
+    keys are not accepted: Azure gives such an endpoint's callers tokens only)."""
+    if auth_mode != "aml_token":
+        return _key_matches(keys, auth)
+    scheme, _, token = (auth or b"").partition(b" ")
+    return scheme.lower() == b"bearer" and tokens.verify(token.strip(), name, keys[0])
 
 
 def _key_matches(keys: tuple[str, ...], auth: bytes | None) -> bool:

@@ -83,6 +83,7 @@ class EndpointRoute:
     traffic: dict[str, int] = field(default_factory=dict)
     mirror_traffic: dict[str, int] = field(default_factory=dict)
     deployments: dict[str, DeploymentRoute] = field(default_factory=dict)
+    auth_mode: str = "key"  # aml_token: callers present a token signed with keys[0]
 
     def deployment(self, name: str) -> DeploymentRoute | None:
         return self.deployments.get(name.lower())

@@ -101,11 +101,22 @@ async def delete_endpoint(request: Request, name: str) -> Response:
     return json_response(api.Deleted(name=e.name, deleted=True))
 
 
-@router.post("/endpoints/{name}/listKeys", responses={200: {"model": api.EndpointKeys}})
+@router.post(
+    "/endpoints/{name}/listKeys",
+    responses={200: {"model": api.EndpointKeys | api.EndpointToken}},
+)
 async def list_keys(request: Request, name: str) -> Response:
-    """The endpoint's keys, as Azure's get-credentials returns them."""
+    """The endpoint's keys, as Azure's get-credentials returns them; for an ``aml_token``
+    endpoint a fresh token instead (``accessToken``, ``expiryTimeUtc``…)."""
     ws = _ws(request)
     return json_response(await run_in_threadpool(ws.endpoints.get_credentials, name))
+
+
+@router.post("/endpoints/{name}/token", responses={200: {"model": api.EndpointToken}})
+async def get_token(request: Request, name: str) -> Response:
+    """A scoring token of an ``aml_token`` endpoint, valid for an hour (Azure's token call)."""
+    ws = _ws(request)
+    return json_response(await run_in_threadpool(ws.endpoints.get_token, name))
 
 
 @router.post("/endpoints/{name}/regenerateKeys", responses={200: {"model": api.KeyRegenerated}})

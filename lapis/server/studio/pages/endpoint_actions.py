@@ -99,7 +99,12 @@ async def test_invoke(request: Request, name: str) -> Response:
     deployment = str(form.get("deployment") or "").strip()
     e = await run_in_threadpool(ws.endpoints.get, name)
     url = f"{base_url(request)}/api/v1/endpoints/{quote(e.name, safe='')}/score"
-    headers = {"Authorization": f"Bearer {e.primary_key}", "Content-Type": "application/json"}
+    credential = (
+        str(ws.endpoints.get_credentials(e.name)["accessToken"])
+        if e.auth_mode == "aml_token"
+        else e.primary_key
+    )
+    headers = {"Authorization": f"Bearer {credential}", "Content-Type": "application/json"}
     if deployment:
         headers["azureml-model-deployment"] = deployment
     started = time.perf_counter()
