@@ -71,6 +71,10 @@ class Metric:
     timestamp: int
     step: int
     run_id: str | None = None
+    # set on a logged model's metrics: which model, and the dataset it was measured on
+    model_id: str | None = None
+    dataset_name: str | None = None
+    dataset_digest: str | None = None
 
 
 @dataclass(slots=True)

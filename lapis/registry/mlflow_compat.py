@@ -36,8 +36,8 @@ def model_version_json(mv: ModelVersion) -> dict[str, Any]:
     }
     for name in _OPTIONAL_VERSION_FIELDS:
         value = getattr(mv, name)
-        if value is not None and value != "":
-            out[name] = value
+        if value is not None and (value != "" or name == "description"):
+            out[name] = value  # MLflow's server stores a missing description as ""
     return out
 
 

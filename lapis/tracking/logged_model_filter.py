@@ -85,6 +85,15 @@ def _compare(actual: Any, op: str, expected: Any) -> bool:
     return result
 
 
+def metric_clauses(filter_string: str) -> bool:
+    """Whether the filter compares any metric (``metrics.acc > 0.9``)."""
+    if not filter_string.strip():
+        return False
+    from lapis.tracking.search.grammar import parse_filter
+
+    return any(c.entity == "metrics" for c in parse_filter(filter_string))
+
+
 def matches(model: LoggedModel, filter_string: str) -> bool:
     if not filter_string.strip():
         return True

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
-from lapis.entities.tracking import LoggedModel
+from lapis.entities.tracking import LoggedModel, Metric
 from lapis.errors import InvalidParameterValue
 from lapis.store.sql.logged_models import LoggedModelStore
 from lapis.tracking import validation as v
@@ -101,19 +102,62 @@ class LoggedModelService:
         order_by: Sequence[tuple[str, bool]] = (),
         max_results: int = 100,
         page_token: str | None = None,
+        datasets: Sequence[Mapping[str, Any]] = (),
     ) -> tuple[list[LoggedModel], str | None]:
         """Filter and order in Python: an experiment holds few models, and this keeps
-        metric filters (``metrics.acc > 0.9``) on the same code as attribute ones."""
-        from lapis.tracking.logged_model_filter import matches, sort_key
+        metric filters (``metrics.acc > 0.9``) on the same code as attribute ones.
+
+        ``datasets`` (``[{"dataset_name", "dataset_digest"?}]``) narrows the metrics
+        that filters and ordering look at to those measured on one of them, and
+        without a metric filter keeps only models with a metric on one of them
+        (MLflow's rule).
+        """
+        from lapis.tracking.logged_model_filter import matches, metric_clauses
         from lapis.tracking.search.paging import decode_page_token, encode_page_token
 
+        wanted = _dataset_filters(datasets)
         ids = self.store.ids_in([v.parse_experiment_id(e) for e in experiment_ids])
-        models = [m for m in self.store.get_many(ids) if matches(m, filter_string)]
+        found: list[tuple[LoggedModel, LoggedModel]] = []  # (as filters see it, as stored)
+        for m in self.store.get_many(ids):
+            view = m
+            if wanted:
+                on = [p for p in m.metrics if _on_datasets(p, wanted)]
+                if not on and not metric_clauses(filter_string):
+                    continue
+                view = replace(m, metrics=on)
+            if matches(view, filter_string):
+                found.append((view, m))
         for field, ascending in reversed(list(order_by)):
-            models.sort(key=partial(sort_key, field=field), reverse=not ascending)
+            found.sort(key=partial(_by_view, field=field), reverse=not ascending)
+        models = [m for _, m in found]
         offset = decode_page_token(page_token)
         page = models[offset : offset + max_results]
         token = (
             encode_page_token(offset + max_results) if len(models) > offset + max_results else None
         )
         return page, token
+
+
+def _by_view(pair: tuple[LoggedModel, LoggedModel], field: str) -> tuple[int, Any]:
+    from lapis.tracking.logged_model_filter import sort_key
+
+    return sort_key(pair[0], field)
+
+
+def _dataset_filters(datasets: Sequence[Mapping[str, Any]]) -> list[tuple[str, str | None]]:
+    out: list[tuple[str, str | None]] = []
+    for d in datasets:
+        if not isinstance(d, Mapping) or not d.get("dataset_name"):
+            raise InvalidParameterValue(
+                "`dataset_name` in the `datasets` clause must be specified."
+            )
+        digest = d.get("dataset_digest")
+        out.append((str(d["dataset_name"]), None if digest is None else str(digest)))
+    return out
+
+
+def _on_datasets(point: Metric, wanted: list[tuple[str, str | None]]) -> bool:
+    return any(
+        point.dataset_name == name and (digest is None or point.dataset_digest == digest)
+        for name, digest in wanted
+    )

@@ -93,6 +93,10 @@ def metric_json(m: Metric, with_run: bool = False) -> dict[str, Any]:
     }
     if with_run and m.run_id is not None:
         out["run_id"] = m.run_id
+    for key in ("model_id", "dataset_name", "dataset_digest"):  # a logged model's metric
+        value = getattr(m, key)
+        if value is not None:
+            out[key] = value
     return out
 
 

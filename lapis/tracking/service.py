@@ -8,7 +8,9 @@ params and tags: single-item calls go through it too.
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
@@ -42,6 +44,19 @@ ARTIFACT_SCHEME = "mlflow-artifacts:"
 MAX_HISTORY_PAGE = 100_000
 
 
+def absolute_location(location: str) -> str:
+    """A relative local artifact location made absolute against the server's folder, as
+    MLflow's server does (``file:relative`` keeps its scheme); URIs stay as given."""
+    parts = urllib.parse.urlsplit(location)
+    if parts.scheme not in ("", "file"):
+        return location
+    path = parts.path if parts.scheme == "file" else location
+    if parts.netloc or Path(path).is_absolute():
+        return location
+    absolute = (Path.cwd() / path).as_posix()
+    return f"file://{absolute}" if parts.scheme == "file" else absolute
+
+
 class TrackingService:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -71,7 +86,7 @@ class TrackingService:
             raise InvalidParameterValue(f"Invalid artifact_location '{artifact_location}'")
         return self.experiments.create(
             name,
-            artifact_location,
+            absolute_location(artifact_location) if artifact_location else None,
             clean,
             principal.name if principal else None,
             ARTIFACT_SCHEME,

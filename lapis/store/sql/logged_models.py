@@ -81,7 +81,18 @@ class LoggedModelStore:
         points: dict[str, list[Metric]] = defaultdict(list)
         for r in conn.execute(select(model_metrics).where(model_metrics.c.model_id.in_(ids))):
             value = float("nan") if r.is_nan else r.value
-            points[r.model_id].append(Metric(r.key, value, r.timestamp, r.step, r.run_uuid))
+            points[r.model_id].append(
+                Metric(
+                    r.key,
+                    value,
+                    r.timestamp,
+                    r.step,
+                    r.run_uuid,
+                    r.model_id,
+                    r.dataset_name,
+                    r.dataset_digest,
+                )
+            )
         by_id = {
             r.model_id: LoggedModel(
                 model_id=r.model_id,

@@ -84,6 +84,7 @@ def search(a: Args, c: Ctx) -> dict[str, Any]:
         order,
         a.int_or("max_results", 100),
         a.str("page_token"),
+        a.list("datasets"),
     )
     out: dict[str, Any] = {"models": [logged_model_json(m) for m in models]}
     if token:

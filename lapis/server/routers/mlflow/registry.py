@@ -126,7 +126,7 @@ def create_version(a: Args, c: Ctx) -> dict[str, Any]:
         run_id=a.str("run_id"),
         tags=dict(a.kv_list("tags")),
         run_link=a.str("run_link"),
-        description=a.str("description"),
+        description=a.str("description") or "",  # as MLflow's server: "" when not given
         model_id=a.str("model_id"),
         principal=c.principal,
     )
