@@ -153,6 +153,7 @@ ROUTE_ACTIONS: dict[tuple[str, str], str] = {
     ("GET", "/experiments/{experiment_id}"): f"{RUNS}/read",
     ("GET", "/runs/{run_id}"): f"{RUNS}/read",
     ("GET", "/runs/{run_id}/artifacts"): f"{RUNS}/read",
+    ("GET", "/runs/{run_id}/live"): f"{RUNS}/read",
     ("GET", "/runs/{run_id}/artifacts/download"): f"{RUNS}/read",
     ("GET", "/ui/runs/{run_id}/metric-series"): f"{RUNS}/read",
     ("GET", "/compare"): f"{RUNS}/read",

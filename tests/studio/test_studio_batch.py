@@ -103,7 +103,7 @@ def test_errors_and_make_default(studio: Studio, batch: dict[str, Any], tmp_path
     page.fill("#invoke-input", str(missing))
     page.click("#invoke-submit")
     alert = page.wait_for_selector("#messages [role=alert]")
-    assert alert.inner_text() == f"input folder '{missing}' does not exist"
+    assert alert.inner_text() == f"input '{missing}' does not exist"
     assert f"/batch-endpoints/{name}" in page.url
     studio.shot("batch-missing-folder")
 

@@ -211,3 +211,35 @@ def test_zooming_a_downsampled_chart_fetches_its_window(studio: Studio) -> None:
     page.click("#chart-reset")
     page.wait_for_selector("#run-charts canvas")
     assert problems == []
+
+
+def test_a_running_runs_page_updates_live_and_mlflow_links_open_it(studio: Studio) -> None:
+    """Metrics logged after the page opened appear (values and charts) without a reload;
+    the page stops polling once the run ends; ``/#/experiments/<id>/runs/<run>`` (what
+    the mlflow client prints) lands on the run's page."""
+    page, problems = studio.page, watch(studio)
+    with studio.server.client() as http:
+        made = http.post("/api/v1/runs", json={"experiment_name": f"live-{uuid.uuid4().hex[:6]}"})
+        run_id, exp_id = made.json()["run_id"], made.json()["experiment_id"]
+        studio.go(f"/#/experiments/{exp_id}/runs/{run_id}")  # the client's printed link
+        page.wait_for_url(f"**/runs/{run_id}")
+        assert "RUNNING" in page.inner_text("#run-live h1")
+        assert page.locator("#run-charts canvas").count() == 0
+        now = int(time.time() * 1000)
+        body = {"metrics": {"key": ["loss"] * 3, "value": [0.9, 0.5, 0.25],
+                            "step": [0, 1, 2], "timestamp": [now] * 3},
+                "params": {"lr": "0.3"}}  # fmt: skip
+        http.post(f"/api/v1/runs/{run_id}/log", json=body).raise_for_status()
+        page.wait_for_selector("#run-charts .chart-box[data-key='loss'] canvas", timeout=15000)
+        page.wait_for_function(
+            "document.querySelector('#run-latest').innerText.includes('0.25')", timeout=15000
+        )
+        assert "0.3" in page.inner_text(".params-table")
+        http.post(f"/api/v1/runs/{run_id}/end", json={}).raise_for_status()
+        page.wait_for_function(
+            "document.querySelector('#run-live h1').innerText.includes('FINISHED')", timeout=15000
+        )
+    assert page.get_attribute("#run-live", "hx-get") is None  # polling has stopped
+    studio.go(f"/#/experiments/{exp_id}")
+    page.wait_for_url(f"**/experiments/{exp_id}")
+    assert problems == []

@@ -83,21 +83,41 @@ def _overview(ws: Any, run: Run) -> dict[str, Any]:
     }
 
 
+LIVE_STATUSES = ("RUNNING", "SCHEDULED")
+
+
+def _live_context(ws: Any, run_id: str) -> dict[str, Any]:
+    """What the changing part of a run's page shows (status, times, params, latest values)."""
+    run = ws.tracking.get_run(run_id)
+    return {
+        "run": run,
+        "live": run.info.status in LIVE_STATUSES,
+        "metrics": sorted(run.metrics, key=lambda m: m.key),
+        "params": sorted(run.params.items()),
+        **_overview(ws, run),
+    }
+
+
+@router.get("/runs/{run_id}/live")
+async def run_live(request: Request, run_id: str) -> Response:
+    """The run's changing part, polled by its page while it runs; 286 once it has ended
+    (htmx swaps that last answer in and stops polling)."""
+    ws = request.app.state.ws
+    ctx = await run_in_threadpool(_live_context, ws, run_id)
+    ctx["live_swap"] = True
+    return render(request, "runs/_live.html", ctx, status=200 if ctx["live"] else 286)
+
+
 @router.get("/runs/{run_id}")
 async def run_page(request: Request, run_id: str, path: str = "") -> Response:
     ws = request.app.state.ws
 
     def gather() -> dict[str, Any]:
-        run = ws.tracking.get_run(run_id)
-        metrics = sorted(run.metrics, key=lambda m: m.key)
-        return {
-            "run": run,
-            "metrics": metrics,
-            "params": sorted(run.params.items()),
-            "tags": sorted(run.tags.items()),
-            "artifacts": list_artifacts(ws, run, path),
-            **_overview(ws, run),
-        }
+        ctx = _live_context(ws, run_id)
+        run = ctx["run"]
+        ctx["tags"] = sorted(run.tags.items())
+        ctx["artifacts"] = list_artifacts(ws, run, path)
+        return ctx
 
     ctx = await run_in_threadpool(gather)
     run = ctx["run"]

@@ -161,6 +161,22 @@
     window.LapisRunCharts = set;  // for tests and the console
   });
 
+  // A running run's page: its live part is swapped in every few seconds (htmx); the
+  // charts follow, picking up metric keys logged since the page loaded.
+  document.addEventListener("htmx:afterSwap", function (ev) {
+    var target = ev.detail && ev.detail.target;
+    if (!target || target.id !== "run-live" || !window.LapisRunCharts) return;
+    var live = document.getElementById("run-live");
+    var set = window.LapisRunCharts;
+    var keys = live && live.getAttribute("data-keys");
+    if (keys) {
+      JSON.parse(keys).forEach(function (k) {
+        if (set.state.keys.indexOf(k) < 0 && set.state.keys.length < 50) set.state.keys.push(k);
+      });
+    }
+    set.load();
+  });
+
   // Compare page: "only differences" hides equal rows without a reload.
   document.addEventListener("change", function (ev) {
     if (ev.target && ev.target.id === "only-diff") {

@@ -1,6 +1,17 @@
 // Lapis studio: small behaviours on top of server-rendered pages and htmx.
 (function () {
   "use strict";
+  // Links the mlflow client prints (<url>/#/experiments/<id>/runs/<run>, MLflow's UI
+  // routes) open the studio's page for that run or experiment — when the page loads
+  // with one, and when only the fragment changes (the same page, another link).
+  function followMlflowLink() {
+    var m = /^#\/experiments\/([0-9]+)(?:\/runs\/([0-9A-Za-z]+))?/.exec(location.hash);
+    if (!m) return false;
+    location.replace(m[2] ? "/runs/" + m[2] : "/experiments/" + m[1]);
+    return true;
+  }
+  window.addEventListener("hashchange", followMlflowLink);
+  if (followMlflowLink()) return;
   // Theme: follow the system unless the user chose; remember the choice.
   var saved = localStorage.getItem("lapis-theme");
   if (saved) document.documentElement.setAttribute("data-theme", saved);
