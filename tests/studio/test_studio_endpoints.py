@@ -186,3 +186,38 @@ def test_list_and_user_text_is_text(studio: Studio, endpoint: str) -> None:
     missing = studio.go("/endpoints/no-such-endpoint")
     assert missing.status == 404
     assert "does not exist" in studio.page.inner_text("[role=alert]")
+
+
+def test_the_test_form_is_prefilled_from_an_mlflow_models_signature(
+    studio: Studio, tmp_path: Path
+) -> None:
+    """An MLflow model with a signature and no example request: the form starts with a
+    body built from the signature's columns, and that body scores."""
+    import mlflow.sklearn
+    import pandas as pd
+    from mlflow.models import infer_signature
+    from sklearn.linear_model import LinearRegression
+
+    frame = pd.DataFrame({"rooms": [1.0, 2.0, 3.0], "age": [10, 5, 1]})
+    target = [100.0, 180.0, 260.0]
+    model = LinearRegression().fit(frame, target)
+    folder = tmp_path / "house-model"
+    mlflow.sklearn.save_model(model, folder, signature=infer_signature(frame, target))
+    uid = uuid.uuid4().hex[:6]
+    name, ep = f"house-{uid}", f"sig-{uid}"
+    ok(studio.server, "model", "create", "--name", name, "--path", str(folder),
+       "--type", "mlflow_model")  # fmt: skip
+    ok(studio.server, "online-endpoint", "create", "--name", ep)
+    spec = tmp_path / "deployment.yml"
+    spec.write_text(
+        f"name: blue\nendpoint_name: {ep}\nmodel: azureml:{name}:1\n"
+        "environment: system\ninstance_count: 1\n"
+    )
+    ok(studio.server, "online-deployment", "create", "-f", str(spec), "--all-traffic")
+    studio.go(f"/endpoints/{ep}")
+    body = json.loads(studio.page.input_value("#test-body-input"))
+    assert body["input_data"]["columns"] == ["rooms", "age"]
+    assert body["input_data"]["data"] == [[0.0, 0]]
+    answered = send(studio, studio.page.input_value("#test-body-input"))
+    assert answered["status"] == "200", answered
+    assert len(json.loads(answered["body"])) == 1

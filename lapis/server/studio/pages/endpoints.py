@@ -11,27 +11,17 @@ forms that change things).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from lapis.errors import LapisError
 from lapis.server.studio.pages.home import endpoint_health
 from lapis.server.studio.web import render
 
 router = APIRouter(include_in_schema=False)
 
-# Files that, in a deployment's model, hold an example request for the test form.
-SAMPLE_FILES = (
-    "sample-request.json",
-    "sample_request.json",
-    "serving_input_example.json",
-    "input_example.json",
-)
-SAMPLE_MAX_BYTES = 64 * 1024
 PLACEHOLDER = '{"input_data": [[1.0, 2.0, 3.0]]}'
 WINDOWS = (5, 15, 60)  # minutes of telemetry the charts can show
 
@@ -55,21 +45,14 @@ def deployment_rows(ws: Any, endpoint: str) -> list[dict[str, Any]]:
 
 
 def find_sample(ws: Any, rows: list[dict[str, Any]]) -> str | None:
-    """An example request stored with a deployment's model (most traffic first), if any."""
+    """An example request for a deployment's model (most traffic first): a request file
+    stored with it, or one built from its MLflow signature (``lapis.registry.examples``)."""
+    from lapis.registry.examples import example_request
+
     for row in sorted(rows, key=lambda r: -int(r.get("traffic") or 0)):
-        try:
-            listing = ws.models.files(row["model_name"], row["model_version"])
-        except LapisError:
-            continue
-        for f in listing.files:
-            base = f.path.rsplit("/", 1)[-1]
-            if base in SAMPLE_FILES and (f.size or 0) <= SAMPLE_MAX_BYTES:
-                rel = f"{listing.root}/{f.path}" if listing.root else f.path
-                raw = b"".join(ws.artifacts.iter_read(rel))
-                try:
-                    return json.dumps(json.loads(raw), indent=2)
-                except ValueError:
-                    continue
+        found = example_request(ws.models, row["model_name"], row["model_version"])
+        if found is not None:
+            return found
     return None
 
 
