@@ -27,6 +27,7 @@ from typing import Annotated, Any, TypeVar, get_type_hints
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from lapis.errors import InvalidParameterValue
 from lapis.sdk.connection import LapisHTTP, resolve
@@ -103,9 +104,43 @@ def client(ctx: typer.Context) -> LapisHTTP:
     return resolve(home=home, prefer_home=home is not None).client()
 
 
+_NAME_HEADERS = {"name", "job", "run", "run id", "experiment"}
+
+
+def keep_names_whole(table: Table) -> Table:
+    """A table's name column is never wrapped or cut, even at 80 columns: a name is what
+    users copy into the next command, so the other columns give up the width instead."""
+    for index, column in enumerate(table.columns):
+        if index and str(column.header).strip().lower() not in _NAME_HEADERS:
+            continue
+        widths = [_cell_len(c) for c in column._cells]
+        column.no_wrap = True
+        column.overflow = "ignore"
+        column.min_width = max([len(str(column.header)), *widths])
+    return table
+
+
+def _cell_len(cell: object) -> int:
+    if isinstance(cell, Text):
+        return cell.cell_len
+    if isinstance(cell, str):
+        return Text.from_markup(cell).cell_len
+    return len(str(cell))
+
+
+class _Console(Console):
+    """Rich's console, keeping tables' name columns whole (``keep_names_whole``)."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        for obj in objects:
+            if isinstance(obj, Table):
+                keep_names_whole(obj)
+        super().print(*objects, **kwargs)
+
+
 def console() -> Console:
     """stdout console; wide when piped so tables are not cut to 80 columns."""
-    return Console(width=None if sys.stdout.isatty() else 200, soft_wrap=False)
+    return _Console(width=None if sys.stdout.isatty() else 200, soft_wrap=False)
 
 
 def print_json(data: Any) -> None:

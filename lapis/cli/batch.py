@@ -25,6 +25,7 @@ from lapis.cli._common import (
     OutputFormat,
     OutputOption,
     SetOption,
+    WebOption,
     YesOption,
     apply_sets,
     client,
@@ -33,6 +34,7 @@ from lapis.cli._common import (
     fmt_duration,
     fmt_time,
     named,
+    open_web,
     output_format,
     print_json,
 )
@@ -150,10 +152,14 @@ def list_endpoints(ctx: typer.Context, output: OutputOption = None) -> None:
 
 @endpoint_app.command("show")
 @named(what="batch endpoint")
-def show_endpoint(ctx: typer.Context, name: str, output: OutputOption = None) -> None:
+def show_endpoint(
+    ctx: typer.Context, name: str, web: WebOption = False, output: OutputOption = None
+) -> None:
     """Show a batch endpoint: default deployment, deployments, invoke URL, tags."""
     with client(ctx) as http:
         e = http.get(_path(name))
+        if web:
+            open_web(http, f"/batch-endpoints/{e['name']}")
     _show_endpoint(e, output_format(ctx, output))
 
 
@@ -303,8 +309,20 @@ def list_jobs(
     output: OutputOption = None,
 ) -> None:
     """List a batch endpoint's invocations (its scoring jobs), newest first."""
+    _list_jobs(ctx, name, None, max_results, output)
+
+
+def _list_jobs(
+    ctx: typer.Context,
+    endpoint: str,
+    deployment: str | None,
+    max_results: int,
+    output: OutputFormat | None,
+) -> None:
     with client(ctx) as http:
-        jobs = http.get(f"{_path(name)}/jobs", max_results=max_results)["jobs"]
+        jobs = http.get(f"{_path(endpoint)}/jobs", max_results=max_results, deployment=deployment)[
+            "jobs"
+        ]
     if output_format(ctx, output) is OutputFormat.json:
         print_json(jobs)
         return
@@ -376,11 +394,17 @@ def _send_deployment(
     *,
     replace: bool,
     sets: list[str] | None = None,
+    name: str | None = None,
 ) -> None:
-    """Check the YAML (file:line errors before connecting), upload its code, create or replace."""
+    """Check the YAML (file:line errors before connecting), upload its code, create or replace.
+    ``--name`` and ``--endpoint-name`` win over the file's values, as in ``az ml``."""
     loc = _load(file)
     if isinstance(loc.data, dict):
         apply_sets(loc.data, sets)
+        if name:
+            loc.data["name"] = name
+        if endpoint_name:
+            loc.data["endpoint_name"] = endpoint_name
     spec = parse_batch_deployment(loc)
     with client(ctx) as http:
         body, endpoint = prepare_batch_deployment(http, loc, endpoint_name)
@@ -393,18 +417,27 @@ def _send_deployment(
     _show_deployment(d, output_format(ctx, output))
 
 
+DeploymentNameOption = Annotated[
+    str | None,
+    typer.Option("--name", "-n", help="The deployment's name (wins over the file's)."),
+]
+
+
 @deployment_app.command("create")
 def create_deployment(
     ctx: typer.Context,
     file: FileOption,
     endpoint_name: DeploymentEndpointOption = None,
+    name: DeploymentNameOption = None,
     set_default: SetDefaultOption = False,
     set_: SetOption = None,
     output: OutputOption = None,
     no_wait: NoWaitOption = False,
 ) -> None:
     """Create a batch deployment from YAML; its scoring code is uploaded and frozen now."""
-    _send_deployment(ctx, file, endpoint_name, set_default, output, replace=False, sets=set_)
+    _send_deployment(
+        ctx, file, endpoint_name, set_default, output, replace=False, sets=set_, name=name
+    )
 
 
 @deployment_app.command("update")
@@ -412,12 +445,15 @@ def update_deployment(
     ctx: typer.Context,
     file: FileOption,
     endpoint_name: DeploymentEndpointOption = None,
+    name: DeploymentNameOption = None,
     set_default: SetDefaultOption = False,
     set_: SetOption = None,
     output: OutputOption = None,
 ) -> None:
     """Replace a batch deployment with the YAML's (code uploaded again); past jobs keep theirs."""
-    _send_deployment(ctx, file, endpoint_name, set_default, output, replace=True, sets=set_)
+    _send_deployment(
+        ctx, file, endpoint_name, set_default, output, replace=True, sets=set_, name=name
+    )
 
 
 @deployment_app.command("list")
@@ -445,6 +481,18 @@ def list_deployments(
             fmt_time(d.get("created_at")),
         )
     console().print(table)
+
+
+@deployment_app.command("list-jobs")
+def list_deployment_jobs(
+    ctx: typer.Context,
+    endpoint_name: EndpointOption,
+    name: Annotated[str, typer.Option("--name", "-n", help="The deployment's name.")],
+    max_results: Annotated[int, typer.Option(help="How many, newest first.")] = 50,
+    output: OutputOption = None,
+) -> None:
+    """List the scoring jobs one batch deployment ran, newest first."""
+    _list_jobs(ctx, endpoint_name, name, max_results, output)
 
 
 @deployment_app.command("show")

@@ -24,12 +24,14 @@ from lapis.cli._common import (
     OutputFormat,
     OutputOption,
     SetOption,
+    WebOption,
     YesOption,
     apply_sets,
     client,
     console,
     delete_and_report,
     fmt_time,
+    open_web,
     output_format,
     print_json,
 )
@@ -230,11 +232,14 @@ def show(
     ctx: typer.Context,
     endpoint_name: EndpointOption,
     name: NameOption,
+    web: WebOption = False,
     output: OutputOption = None,
 ) -> None:
     """Show a deployment: state and reason, model, settings and each instance."""
     with client(ctx) as http:
         d = http.get(_path(endpoint_name, name))
+        if web:
+            open_web(http, f"/endpoints/{d['endpoint_name']}")
     if output_format(ctx, output) is OutputFormat.json:
         print_json(d)
         return

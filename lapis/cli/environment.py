@@ -21,11 +21,13 @@ from lapis.cli._common import (
     OutputFormat,
     OutputOption,
     SetOption,
+    WebOption,
     apply_sets,
     client,
     console,
     fmt_time,
     named,
+    open_web,
     output_format,
     print_json,
 )
@@ -182,12 +184,15 @@ def versions(
 def show(
     ctx: typer.Context,
     ref: Annotated[str, typer.Argument(help="NAME, NAME:VERSION or NAME@latest.")],
+    web: WebOption = False,
     output: OutputOption = None,
 ) -> None:
     """Show one version: what it installs, its content digest and its build status."""
     name, version = _ref(ref)
     with client(ctx) as http:
         env = http.get(f"/api/v1/environments/{name}/versions/{version}")
+        if web:
+            open_web(http, f"/environments/{env['name']}")
     if output_format(ctx, output) is OutputFormat.json:
         print_json(env)
         return

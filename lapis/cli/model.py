@@ -20,11 +20,13 @@ from lapis.cli._common import (
     OutputFormat,
     OutputOption,
     SetOption,
+    WebOption,
     apply_sets,
     client,
     console,
     fmt_time,
     named,
+    open_web,
     output_format,
     print_json,
 )
@@ -164,11 +166,14 @@ def show(
     name: str,
     version: Annotated[str | None, typer.Option(help="Version number.")] = None,
     label: Annotated[str | None, typer.Option(help="latest, or an alias.")] = None,
+    web: WebOption = False,
     output: OutputOption = None,
 ) -> None:
     """A version and its lineage: job → inputs/environment → model → deployments."""
     with client(ctx) as http:
         m = http.get(_base(name, _version_or_label(version, label)))
+        if web:
+            open_web(http, f"/models/{m['name']}/versions/{m['version']}")
     if output_format(ctx, output) is OutputFormat.json:
         print_json(m)
         return

@@ -14,11 +14,13 @@ from lapis.cli._common import (
     STATUS_STYLE,
     OutputFormat,
     OutputOption,
+    WebOption,
     client,
     console,
     fmt_duration,
     fmt_time,
     fmt_value,
+    open_web,
     output_format,
     print_json,
 )
@@ -118,10 +120,14 @@ def list_runs(
 
 
 @app.command("show")
-def show(ctx: typer.Context, run_id: str, output: OutputOption = None) -> None:
+def show(
+    ctx: typer.Context, run_id: str, web: WebOption = False, output: OutputOption = None
+) -> None:
     """Show one run: its attributes, params, latest metrics and tags."""
     with client(ctx) as http:
         r = http.get(f"/api/v1/runs/{quote(run_id, safe='')}")
+        if web:
+            open_web(http, f"/runs/{r['run_id']}")
         try:
             exp_name = http.get(f"/api/v1/experiments/{r['experiment_id']}")["name"]
         except Exception:

@@ -157,7 +157,11 @@ def wait_deployment(
 def prepare_batch_deployment(
     http: LapisHTTP, loc: Located, endpoint: str | None = None, base: Path | None = None
 ) -> tuple[dict[str, Any], str]:
-    """The batch deployment request body and its endpoint; the code folder is uploaded now."""
+    """The batch deployment request body and its endpoint; the code folder is uploaded now.
+    An ``endpoint`` given here wins over the file's ``endpoint_name``, as ``az ml``'s
+    ``--endpoint-name`` does."""
+    if endpoint and isinstance(loc.data, dict):
+        loc.data["endpoint_name"] = endpoint
     spec = parse_batch_deployment(loc)
     target = endpoint or spec.endpoint_name
     if not target:

@@ -8,6 +8,7 @@ through ``lapis``: the only change is a shell function that turns ``az ml X`` in
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -59,3 +60,41 @@ def test_the_online_endpoint_script_runs_unchanged(lapis_server: Any, tmp_path: 
         text=True,
     )
     assert shown.returncode == 1 and "does not exist" in shown.stderr  # deleted at the end
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="NOT TESTED: the script needs bash")
+def test_the_batch_scoring_script_runs_unchanged(lapis_server: Any, tmp_path: Path) -> None:
+    folder = tmp_path / "files"
+    shutil.copytree(FILES, folder)
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    (shim / "az").write_text(
+        f'#!/usr/bin/env bash\n[ "$1" = ml ] && shift\nexec "{sys.executable}" -m lapis "$@"\n'
+    )
+    (shim / "az").chmod(0o755)
+    endpoint = f"azb-{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        **lapis_server.env,
+        "PATH": f"{shim}{os.pathsep}{os.environ['PATH']}",
+        "ENDPOINT_NAME": endpoint,
+    }
+    done = subprocess.run(
+        ["bash", str(folder / "az-ml-batch.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    job = next(line.split(": ", 1)[1] for line in out.splitlines() if line.startswith("job: "))
+    assert "tripler-settings" in out  # the default deployment, --query defaults.deployment_name
+    assert "status: Completed" in out
+    assert f"\n{job}\n" in out  # batch-deployment list-jobs --query "[].name" -o tsv
+    assert sorted(line for line in out.splitlines() if re.fullmatch(r"n\d\.txt,\d+", line)) == [
+        "n1.txt,3",
+        "n2.txt,6",
+        "n3.txt,9",
+    ]
+    assert f"/batch-endpoints/{endpoint}" in done.stderr and f"/jobs/{job}" in done.stderr

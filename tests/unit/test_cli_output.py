@@ -68,3 +68,22 @@ def test_shell_completion_knows_the_nouns_and_verbs() -> None:
         timeout=60,
     )
     assert "_lapis_completion" in script.stdout
+
+
+def test_tables_keep_the_name_column_whole_at_80_columns() -> None:
+    """The name is what users copy into the next command: other columns give way."""
+    import io
+
+    from rich.table import Table
+
+    from lapis.cli._common import _Console
+
+    name = "a-rather-long-job-name-that-users-copy-1234567890"
+    table = Table("name", "status", "compute", "experiment", "created", "duration", "note")
+    table.add_row(name, "Completed", "local", "an-experiment-name", "2026-12-06 12:00:00",
+                  "1m 02s", "a long note about what happened to this job " * 2)  # fmt: skip
+    out = io.StringIO()
+    _Console(file=out, width=80, soft_wrap=False).print(table)
+    lines = out.getvalue().splitlines()
+    assert any(name in line for line in lines), out.getvalue()
+    assert all(len(line) <= 80 for line in lines)

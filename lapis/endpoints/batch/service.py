@@ -417,9 +417,14 @@ class BatchService:
         }
         return self.jobs.submit(request, principal, internal=True)
 
-    def jobs_of(self, endpoint: str, max_results: int = 50) -> builtins.list[Job]:
-        """The endpoint's invocations, newest first (jobs in its experiment with its tag)."""
+    def jobs_of(
+        self, endpoint: str, max_results: int = 50, deployment: str | None = None
+    ) -> builtins.list[Job]:
+        """The endpoint's invocations, newest first (jobs in its experiment with its tag);
+        with ``deployment``, only those that deployment scored."""
         e = self.get(endpoint)
+        if deployment is not None:
+            self.get_deployment(e.name, deployment)  # unknown: 404 with did-you-mean
         try:
             found = self.jobs.list(experiment_name=e.name, max_results=1000)
         except ResourceDoesNotExist:
@@ -428,6 +433,11 @@ class BatchService:
             j
             for j in found
             if (j.spec.get("tags") or {}).get(invocation.TAG_ENDPOINT, "").lower() == e.name.lower()
+            and (
+                deployment is None
+                or (j.spec.get("tags") or {}).get(invocation.TAG_DEPLOYMENT, "").lower()
+                == deployment.lower()
+            )
         ]
         return mine[:max_results]
 

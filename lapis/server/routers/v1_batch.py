@@ -200,8 +200,10 @@ async def invoke(request: Request, name: str) -> Response:
 
 
 @router.get("/{name}/jobs", responses={200: {"model": jobs_api.JobList}})
-async def list_jobs(request: Request, name: str, max_results: int = 50) -> Response:
-    """The endpoint's invocations, newest first."""
+async def list_jobs(
+    request: Request, name: str, max_results: int = 50, deployment: str | None = None
+) -> Response:
+    """The endpoint's invocations, newest first (only one deployment's with ``deployment``)."""
     ws = _ws(request)
-    jobs = await run_in_threadpool(ws.batch.jobs_of, name, max_results)
+    jobs = await run_in_threadpool(ws.batch.jobs_of, name, max_results, deployment)
     return json_response({"jobs": [job_dict(j) for j in jobs]})
