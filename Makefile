@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 
-.PHONY: demo test test-fast lint format bench clean studio-assets browser
+.PHONY: demo test test-fast lint format bench clean studio-assets browser dist
 
 $(VENV)/.stamp-venv:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Lapis needs Python >= 3.11"'
@@ -38,6 +38,11 @@ studio-assets: $(STUDIO_VENDOR)/.stamp
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 browser:
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
+
+# A wheel and an sdist in dist/ that carry the studio's assets: `pip install` of the
+# wheel gives a working studio without npm (scripts/build_dist.py checks they are in).
+dist: $(VENV)/.stamp-dev studio-assets
+	$(PY) scripts/build_dist.py dist
 
 demo: $(VENV)/.stamp-demo studio-assets
 	$(PY) examples/demo.py

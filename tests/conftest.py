@@ -41,11 +41,13 @@ class ServerProcess:
     port: int = 0
     start_args: list[str] = field(default_factory=list)  # extra `lapis server` options
     verify: str | bool = True  # a CA file for an HTTPS server with a self-signed certificate
+    python: str = sys.executable  # another environment's interpreter (an installed wheel)
+    cwd: Path | None = None  # where it starts (outside the checkout, to import the wheel)
 
     def start(self, timeout: float = 60.0) -> ServerProcess:
         info = self.home / "server.json"
         info.unlink(missing_ok=True)
-        cmd = [sys.executable, "-m", "lapis", "server", "--home", str(self.home)]
+        cmd = [self.python, "-m", "lapis", "server", "--home", str(self.home)]
         cmd += ["--port", str(self.port)]
         if self.database_url:
             cmd += ["--database-url", self.database_url]
@@ -53,7 +55,7 @@ class ServerProcess:
         log_path = self.home.parent / f"{self.home.name}-server.log"
         with open(log_path, "ab") as log:  # the child keeps its own descriptor
             self.proc = subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=self.cwd
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
