@@ -130,3 +130,31 @@ class LoggedModel:
     tags: dict[str, str] = field(default_factory=dict)
     metrics: list[Metric] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class TraceInfo:
+    """An MLflow 3 trace's record (its spans are a ``traces.json`` in the artifact store).
+
+    Times in epoch milliseconds; ``state`` is MLflow's (OK, ERROR, IN_PROGRESS).
+    """
+
+    trace_id: str
+    experiment_id: str
+    request_time: int
+    execution_duration: int | None
+    state: str
+    request_preview: str | None = None
+    response_preview: str | None = None
+    client_request_id: str | None = None
+    trace_metadata: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    created_by: str | None = None
+
+    @property
+    def name(self) -> str | None:
+        return self.tags.get("mlflow.traceName")
+
+    @property
+    def run_id(self) -> str | None:
+        return self.trace_metadata.get("mlflow.sourceRun")

@@ -32,8 +32,15 @@ from lapis.server.routers import (
     v1_serving,
     v1_tracking,
 )
-from lapis.server.routers.mlflow import artifacts, experiments, logged_models, registry, runs
-from lapis.server.routers.mlflow._handler import json_response, mount
+from lapis.server.routers.mlflow import (
+    artifacts,
+    experiments,
+    logged_models,
+    registry,
+    runs,
+    traces,
+)
+from lapis.server.routers.mlflow._handler import MLFLOW_V3_PREFIXES, json_response, mount
 from lapis.version import __version__
 
 ERROR_SCHEMA = {
@@ -163,8 +170,10 @@ def create_app(ws: Workspace, background: Background | None = None) -> FastAPI:
     app.include_router(v1_serving.router)
     app.include_router(artifacts.router)
     dispatcher = mount(
-        app, runs.ROUTES + experiments.ROUTES + logged_models.ROUTES + registry.ROUTES
+        app,
+        runs.ROUTES + experiments.ROUTES + logged_models.ROUTES + registry.ROUTES + traces.ROUTES,
     )
+    mount(app, traces.V3_ROUTES, MLFLOW_V3_PREFIXES)
     studio.install(app)  # the web UI at /; after errors.install, whose handlers it wraps
     document_errors(app)
     app.add_middleware(BearerAuth, workspace=ws)

@@ -90,6 +90,7 @@ def authorize_mlflow(
         ]
         runs += _strings(args.get("run_ids"))
         exps = _strings(args.get("experiment_id")) + _strings(args.get("experiment_ids"))
+        exps += _trace_experiments(ws, args, path_params)
         models = [path_params["model_id"]] if "model_id" in path_params else []
         JobReach(ws.tracking).check(
             principal,
@@ -99,3 +100,29 @@ def authorize_mlflow(
             model_ids=models,
             registry=action.startswith("workspaces/models/"),
         )
+
+
+def _trace_experiments(
+    ws: Workspace, args: Mapping[str, Any], path_params: Mapping[str, str]
+) -> list[str]:
+    """The experiments a trace call touches: the one a new trace names, the searched
+    locations, and those of the traces named by id (a job reaches its own experiment's)."""
+    found: list[str] = []
+    trace = args.get("trace")
+    info = trace.get("trace_info") if isinstance(trace, dict) else None
+    places: list[Any] = [info.get("trace_location")] if isinstance(info, dict) else []
+    locations = args.get("locations")
+    if isinstance(locations, list):
+        places += locations
+    for place in places:
+        exp = (place.get("mlflow_experiment") or {}) if isinstance(place, dict) else {}
+        if exp.get("experiment_id") is not None:
+            found.append(str(exp["experiment_id"]))
+    ids = _strings(args.get("request_ids")) + _strings(args.get("trace_ids"))
+    if "trace_id" in path_params:
+        ids.append(path_params["trace_id"])
+    for trace_id in ids:
+        exp_id = ws.traces.store.experiment_of(trace_id)
+        if exp_id is not None:
+            found.append(exp_id)
+    return found

@@ -36,6 +36,7 @@ from lapis.store.sql.jobs import JobStore
 from lapis.store.sql.principals import PrincipalStore
 from lapis.tracking.logged_models import LoggedModelService
 from lapis.tracking.service import TrackingService
+from lapis.tracking.traces import TraceService
 
 
 @dataclass
@@ -46,6 +47,7 @@ class Workspace:
     tracking: TrackingService
     artifacts: ArtifactStore
     logged_models: LoggedModelService
+    traces: TraceService
     registry: RegistryService
     compute: ComputeService
     environments: EnvironmentService
@@ -91,6 +93,7 @@ class Workspace:
             tracking=tracking,
             artifacts=artifacts,
             logged_models=LoggedModelService(tracking),
+            traces=TraceService(tracking, artifacts),
             registry=registry,
             compute=compute,
             environments=environments,

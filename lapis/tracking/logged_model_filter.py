@@ -55,7 +55,8 @@ def _like(value: str, pattern: str, case: bool) -> bool:
     return fnmatch.fnmatchcase(value, glob)
 
 
-def _compare(actual: Any, op: str, expected: Any) -> bool:
+def compare(actual: Any, op: str, expected: Any) -> bool:
+    """One filter clause against a value, by MLflow's rules for in-memory search."""
     if op in ("IS NULL", "IS NOT NULL"):
         return (actual is None) == (op == "IS NULL")
     if actual is None:
@@ -103,7 +104,7 @@ def matches(model: LoggedModel, filter_string: str) -> bool:
         kind = {"metrics": "metric", "params": "param", "tags": "tag"}.get(
             clause.entity, "attribute"
         )
-        if not _compare(_value(model, kind, clause.key), clause.op, clause.value):
+        if not compare(_value(model, kind, clause.key), clause.op, clause.value):
             return False
     return True
 

@@ -221,6 +221,36 @@ logged_models = Table(
     Index("ix_logged_models_experiment", "experiment_id"),
 )
 
+# MLflow 3 traces: one row per trace (its spans are a traces.json in the artifact store,
+# as MLflow's servers before span storage kept them); tags in their own table, so that
+# set_trace_tag never rewrites the row, and searched like run tags.
+traces = Table(
+    "traces",
+    metadata,
+    Column("trace_id", String(64), primary_key=True),
+    Column("experiment_id", Integer, ForeignKey("experiments.experiment_id"), nullable=False),
+    Column("request_time", BigInteger, nullable=False),
+    Column("execution_duration", BigInteger),
+    Column("state", String(20), nullable=False),
+    Column("request_preview", Text),
+    Column("response_preview", Text),
+    Column("client_request_id", String(250)),
+    Column("trace_metadata", Text, nullable=False),  # a JSON object
+    Column("created_by", String(256)),
+    Index("ix_traces_experiment_id_request_time", "experiment_id", "request_time"),
+)
+
+trace_tags = Table(
+    "trace_tags",
+    metadata,
+    Column(
+        "trace_id", String(64), ForeignKey("traces.trace_id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("key", String(250), nullable=False),
+    Column("value", Text),
+    PrimaryKeyConstraint("trace_id", "key"),
+)
+
 logged_model_params = Table(
     "logged_model_params",
     metadata,

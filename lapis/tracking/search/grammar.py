@@ -119,7 +119,8 @@ def invalid(
 class _Parser:
     """A cursor over the text; each production method consumes input or raises."""
 
-    def __init__(self, text: str, what: str) -> None:
+    def __init__(self, text: str, what: str, aliases: dict[str, str] | None = None) -> None:
+        self.aliases = ENTITY_ALIASES if aliases is None else aliases
         self.text = text
         self.pos = 0
         self.what = what
@@ -211,10 +212,10 @@ class _Parser:
             segments.append(self.segment())
         if len(segments) == 1:
             return ATTRIBUTE, segments[0], start
-        entity = ENTITY_ALIASES.get(segments[0].lower())
+        entity = self.aliases.get(segments[0].lower())
         if entity is None:
-            known = "metrics, params, tags, attributes or datasets"
-            raise self.error(f"unknown entity '{segments[0]}'", start, f"expected {known}")
+            known = ", ".join(sorted(set(self.aliases.values())))
+            raise self.error(f"unknown entity '{segments[0]}'", start, f"expected one of {known}")
         key = ".".join(segments[1:])
         if not key:
             raise self.error("empty key", start)
@@ -309,11 +310,12 @@ class _Parser:
         return out
 
 
-def parse_filter(filter_string: str | None) -> list[Clause]:
-    """Parse an MLflow filter string into its AND-ed clauses (none for an empty filter)."""
+def parse_filter(filter_string: str | None, aliases: dict[str, str] | None = None) -> list[Clause]:
+    """Parse an MLflow filter string into its AND-ed clauses (none for an empty filter).
+    ``aliases`` maps entity prefixes to entities, for grammars other than runs' (traces)."""
     if filter_string is None or not filter_string.strip():
         return []
-    return _Parser(filter_string, "filter").clauses()
+    return _Parser(filter_string, "filter", aliases).clauses()
 
 
 def parse_order_by(order_by: str) -> OrderBy:

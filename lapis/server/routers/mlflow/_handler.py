@@ -34,6 +34,7 @@ from lapis.server.body import parse_object
 from lapis.server.context import Workspace
 
 MLFLOW_PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
+MLFLOW_V3_PREFIXES = ("/api/3.0/mlflow", "/ajax-api/3.0/mlflow")  # MLflow 3's trace calls
 SCHEMAS = Path(__file__).with_name("schemas.json")
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 

@@ -42,6 +42,7 @@ def _job_reach(request: Request, rel: str) -> None:
         principal,
         run_ids=[owner.id] if owner is not None and owner.kind == "run" else [],
         model_ids=[owner.id] if owner is not None and owner.kind == "logged_model" else [],
+        experiment_ids=[owner.experiment_id] if owner is not None and owner.kind == "trace" else [],
     )
 
 

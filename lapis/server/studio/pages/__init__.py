@@ -13,12 +13,14 @@ from lapis.server.studio.pages import environments as environments_pages
 from lapis.server.studio.pages import jobs as jobs_pages
 from lapis.server.studio.pages import models as models_pages
 from lapis.server.studio.pages import runs as runs_pages
+from lapis.server.studio.pages import traces as traces_pages
 
 ROUTERS: list[APIRouter] = [
     session.router,
     home.router,
     runs_pages.router,
     run_detail.router,
+    traces_pages.router,
     compare.router,
     jobs_pages.router,
     compute_pages.router,

@@ -117,6 +117,7 @@ async def run_page(request: Request, run_id: str, path: str = "") -> Response:
         run = ctx["run"]
         ctx["tags"] = sorted(run.tags.items())
         ctx["artifacts"] = list_artifacts(ws, run, path)
+        ctx["traces"] = ws.traces.of_run(run.info.run_id, run.info.experiment_id)
         return ctx
 
     ctx = await run_in_threadpool(gather)

@@ -71,7 +71,8 @@ async def experiment_runs(
 
     def gather() -> dict[str, Any]:
         exp = ws.tracking.get_experiment(experiment_id)
-        return {"experiment": exp, "page": ws.tracking.runs_page(exp, query)}
+        traces = ws.traces.counts([int(exp.experiment_id)]).get(int(exp.experiment_id), 0)
+        return {"experiment": exp, "page": ws.tracking.runs_page(exp, query), "trace_count": traces}
 
     data = await run_in_threadpool(gather)
     exp = data["experiment"]
@@ -101,6 +102,7 @@ async def experiment_runs(
         "experiment": exp,
         "q": query,
         "page": data["page"],
+        "trace_count": data["trace_count"],
         "url": url,
         "sort_link": sort_link,
         "column_field": rq.column_field,
