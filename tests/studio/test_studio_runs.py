@@ -243,3 +243,44 @@ def test_a_running_runs_page_updates_live_and_mlflow_links_open_it(studio: Studi
     studio.go(f"/#/experiments/{exp_id}")
     page.wait_for_url(f"**/experiments/{exp_id}")
     assert problems == []
+
+
+def test_a_runs_traces_show_as_a_span_tree(
+    studio: Studio, point_mlflow: Any, monkeypatch: Any
+) -> None:
+    """Traces logged inside a run are listed on its page; a trace's page draws its spans
+    as a tree whose rows open to their inputs and outputs (user text stays text)."""
+    import mlflow
+
+    point_mlflow(studio.server)
+    monkeypatch.setenv("MLFLOW_ENABLE_ASYNC_TRACE_LOGGING", "false")
+    page, problems = studio.page, watch(studio)
+
+    @mlflow.trace(name="answer", span_type="CHAIN")
+    def answer(question: str) -> str:
+        with mlflow.start_span(name="retrieve") as span:
+            span.set_inputs({"query": question})
+            span.set_outputs({"docs": ["doc-1", EVIL]})
+        return "forty-two"
+
+    exp_id = mlflow.set_experiment(f"studio-traces-{uuid.uuid4().hex[:6]}").experiment_id
+    with mlflow.start_run() as run:
+        answer("what is six times seven?")
+    studio.go(f"/runs/{run.info.run_id}")
+    assert "answer" in page.inner_text("#traces")
+    page.click("#traces a")
+    page.wait_for_selector("#span-tree")
+    rows = page.locator("#span-tree .span")
+    assert rows.count() == 2
+    assert rows.nth(0).get_attribute("data-depth") == "0"
+    assert rows.nth(1).get_attribute("data-depth") == "1"
+    assert "forty-two" in page.inner_text("#span-tree .span >> nth=0")  # the root is open
+    page.click("#span-tree .span >> nth=1 >> summary")
+    outputs = page.inner_text("#span-tree .span >> nth=1 >> .span-outputs")
+    assert EVIL in outputs and "doc-1" in outputs
+    studio.shot("trace")
+    studio.go(f"/experiments/{exp_id}")
+    page.click("#traces-link")
+    page.wait_for_selector(".traces-table")
+    assert page.locator(".traces-table tbody tr").count() == 1
+    assert problems == []
