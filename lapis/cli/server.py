@@ -96,6 +96,14 @@ def server_command(
     tls_key: Annotated[
         Path | None, typer.Option("--tls-key", help="PEM private key of --tls-cert.")
     ] = None,
+    webhooks_to_private_networks: Annotated[
+        bool | None,
+        typer.Option(
+            "--webhooks-to-private-networks",
+            help="Let registry webhooks call http URLs and private or loopback addresses "
+            "(receivers on your own network); by default only https to public addresses.",
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
 ) -> None:
     """Run the workspace server: studio (web UI at /), REST API, MLflow tracking, scoring."""
@@ -104,7 +112,12 @@ def server_command(
     from lapis.server.app import Background, create_app
 
     settings = Settings.from_env(
-        home=home, host=host, port=port, database_url=database_url, artifact_root=artifact_root
+        home=home,
+        host=host,
+        port=port,
+        database_url=database_url,
+        artifact_root=artifact_root,
+        webhooks_private=webhooks_to_private_networks or None,
     )
     if (tls_cert is None) != (tls_key is None):
         raise typer.BadParameter("give both --tls-cert and --tls-key, or neither")

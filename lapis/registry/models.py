@@ -126,6 +126,8 @@ class ModelService:
         }
         self._ensure_model(name, principal)
         number = self._insert(name, version, values, tags)
+        if not upload:
+            self.registry.version_created(self.registry.get_model_version(name, number))
         return self.show(name, number)
 
     def resolve_path(self, path: object) -> Source:
@@ -222,6 +224,7 @@ class ModelService:
                 f"Model {name} version {mv.version}: no files were uploaded"
             )
         self.versions.set_status(mv.name, int(mv.version), ModelVersionStatus.READY.value)
+        self.registry.version_created(self.registry.get_model_version(mv.name, mv.version))
         return self.show(mv.name, mv.version)
 
     # --- read -----------------------------------------------------------------------

@@ -12,7 +12,8 @@ second lookup on the client.
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from lapis.entities.auth import Principal
 from lapis.entities.registry import ModelVersion, ModelVersionStatus, RegisteredModel, Stage
@@ -73,12 +74,33 @@ def _check_source_path(source: str) -> None:
         )
 
 
+def _no_listener(entity: str, action: str, data: dict[str, Any]) -> None:
+    return None
+
+
 class RegistryService:
     def __init__(self, tracking: TrackingService) -> None:
         self.tracking = tracking
         self.db = tracking.db
         self.store = RegistryStore(tracking.db)
         self.versions = self.store.versions
+        # told of each registry event after it is stored (the workspace's webhooks)
+        self.notify: Callable[[str, str, dict[str, Any]], None] = _no_listener
+
+    def version_created(self, mv: ModelVersion) -> None:
+        """Announce a version once it is usable (an upload: when its last file is in)."""
+        self.notify(
+            "model_version",
+            "created",
+            {
+                "name": mv.name,
+                "version": str(mv.version),
+                "source": mv.source,
+                "run_id": mv.run_id,
+                "tags": dict(mv.tags),
+                "description": mv.description,
+            },
+        )
 
     # --- registered models ----------------------------------------------------
     def create_registered_model(
@@ -91,7 +113,13 @@ class RegistryService:
         name = validate_model_name(name)
         clean = dict(validate_tag(k, val) for k, val in (tags or {}).items())
         self.store.create_model(name, description, clean, principal.name if principal else None)
-        return self.store.get_model(name)
+        made = self.store.get_model(name)
+        self.notify(
+            "registered_model",
+            "created",
+            {"name": made.name, "tags": dict(made.tags), "description": made.description},
+        )
+        return made
 
     def get_registered_model(self, name: object) -> RegisteredModel:
         return self.store.get_model(validate_model_name(name))
@@ -150,10 +178,16 @@ class RegistryService:
     def set_alias(self, name: object, alias: object, version: object) -> None:
         name = validate_model_name(name)
         alias = validate_alias(alias, reserved_check=True)
-        self.store.set_alias(name, alias, validate_version(version))
+        number = validate_version(version)
+        self.store.set_alias(name, alias, number)
+        self.notify(
+            "model_version_alias", "created", {"name": name, "alias": alias, "version": str(number)}
+        )
 
     def delete_alias(self, name: object, alias: object) -> None:
-        self.store.delete_alias(validate_model_name(name), validate_alias(alias))
+        name, alias = validate_model_name(name), validate_alias(alias)
+        self.store.delete_alias(name, alias)
+        self.notify("model_version_alias", "deleted", {"name": name, "alias": alias})
 
     def get_version_by_alias(self, name: object, alias: object) -> ModelVersion:
         """``latest`` is the newest live version; any other alias must have been set."""
@@ -203,7 +237,9 @@ class RegistryService:
             "status": ModelVersionStatus.READY.value,
         }
         version = self.versions.create_version(name, values, clean)
-        return self.versions.get_version(name, version)
+        made = self.versions.get_version(name, version)
+        self.version_created(made)
+        return made
 
     def _resolve_source(
         self, source: str, run_id: str | None, model_id: str | None
@@ -358,8 +394,18 @@ class RegistryService:
         self, name: object, version: object, key: object, value: object
     ) -> None:
         name, number = validate_model_name(name), validate_version(version)
-        self.versions.set_version_tag(name, number, *validate_tag(key, value))
+        k, val = validate_tag(key, value)
+        self.versions.set_version_tag(name, number, k, val)
+        self.notify(
+            "model_version_tag",
+            "set",
+            {"name": name, "version": str(number), "key": k, "value": val},
+        )
 
     def delete_model_version_tag(self, name: object, version: object, key: object) -> None:
         name, number = validate_model_name(name), validate_version(version)
-        self.versions.delete_version_tag(name, number, v.validate_key("tag", key))
+        k = v.validate_key("tag", key)
+        self.versions.delete_version_tag(name, number, k)
+        self.notify(
+            "model_version_tag", "deleted", {"name": name, "version": str(number), "key": k}
+        )

@@ -39,6 +39,7 @@ from lapis.server.routers.mlflow import (
     registry,
     runs,
     traces,
+    webhooks,
 )
 from lapis.server.routers.mlflow._handler import MLFLOW_V3_PREFIXES, json_response, mount
 from lapis.version import __version__
@@ -171,7 +172,12 @@ def create_app(ws: Workspace, background: Background | None = None) -> FastAPI:
     app.include_router(artifacts.router)
     dispatcher = mount(
         app,
-        runs.ROUTES + experiments.ROUTES + logged_models.ROUTES + registry.ROUTES + traces.ROUTES,
+        runs.ROUTES
+        + experiments.ROUTES
+        + logged_models.ROUTES
+        + registry.ROUTES
+        + traces.ROUTES
+        + webhooks.ROUTES,
     )
     mount(app, traces.V3_ROUTES, MLFLOW_V3_PREFIXES)
     studio.install(app)  # the web UI at /; after errors.install, whose handlers it wraps

@@ -10,7 +10,10 @@ from ``lapis server``, a test in-process) gets the same server life.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from lapis.artifacts.store import ArtifactStore
 from lapis.auth.service import AuthService, IssuedToken
@@ -27,6 +30,7 @@ from lapis.jobs.scheduler import JobScheduler
 from lapis.jobs.service import JobService
 from lapis.registry.models import ModelService
 from lapis.registry.service import RegistryService
+from lapis.registry.webhooks import WebhookService
 from lapis.server.audit import AuditWriter
 from lapis.server.home import make_private
 from lapis.store.sealed import Sealer
@@ -49,6 +53,7 @@ class Workspace:
     logged_models: LoggedModelService
     traces: TraceService
     registry: RegistryService
+    webhooks: WebhookService
     compute: ComputeService
     environments: EnvironmentService
     jobs: JobService
@@ -81,6 +86,8 @@ class Workspace:
         environments = EnvironmentService(db, settings.home / "envs")
         artifacts = ArtifactStore(settings.resolved_artifact_root)
         registry = RegistryService(tracking)
+        webhooks = WebhookService(db, sealer, settings.webhooks_private)
+        registry.notify = _announcer(webhooks)
         jobs = JobService(JobStore(db), tracking, compute, environments, settings.home)
         endpoints = EndpointService(db, sealer)
         models = ModelService(registry, artifacts, jobs)
@@ -95,6 +102,7 @@ class Workspace:
             logged_models=LoggedModelService(tracking),
             traces=TraceService(tracking, artifacts),
             registry=registry,
+            webhooks=webhooks,
             compute=compute,
             environments=environments,
             jobs=jobs,
@@ -115,6 +123,7 @@ class Workspace:
         Only the process serving ``url`` does this: jobs and instances call back to it.
         """
         self.audit.start()
+        self.webhooks.start()  # resumes deliveries a previous server left pending
         if self.scheduler is None:
             self.scheduler = JobScheduler(
                 self.jobs,
@@ -137,8 +146,22 @@ class Workspace:
         if self.scheduler is not None:
             self.scheduler.stop()
             self.scheduler = None
+        self.webhooks.stop()
         self.audit.stop()
 
     def close(self) -> None:
         self.stop()
         self.db.dispose()
+
+
+def _announcer(webhooks: WebhookService) -> Callable[[str, str, dict[str, Any]], None]:
+    """Registry events to the webhook outbox; a failure to queue one is logged, never
+    turned into a failure of the registry change that already happened."""
+
+    def announce(entity: str, action: str, data: dict[str, Any]) -> None:
+        try:
+            webhooks.emit(entity, action, data)
+        except Exception:
+            logging.getLogger("lapis.webhooks").exception("queueing %s.%s", entity, action)
+
+    return announce

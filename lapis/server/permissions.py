@@ -256,6 +256,13 @@ MLFLOW_ACTIONS: dict[tuple[str, str], str] = {
     ("PATCH", "/logged-models/{model_id}/tags"): f"{RUNS}/write",
     ("DELETE", "/logged-models/{model_id}/tags/{tag_key}"): f"{RUNS}/write",
     ("GET", "/logged-models/{model_id}/artifacts/directories"): f"{RUNS}/read",
+    # registry webhooks: who may change the registry may be told of its changes
+    ("POST", "/webhooks"): f"{MODELS}/write",
+    ("GET", "/webhooks"): f"{MODELS}/read",
+    ("GET", "/webhooks/{webhook_id}"): f"{MODELS}/read",
+    ("PATCH", "/webhooks/{webhook_id}"): f"{MODELS}/write",
+    ("DELETE", "/webhooks/{webhook_id}"): f"{MODELS}/write",
+    ("POST", "/webhooks/{webhook_id}/test"): f"{MODELS}/write",
     ("POST", "/registered-models/create"): f"{MODELS}/write",
     ("GET", "/registered-models/get"): f"{MODELS}/read",
     ("POST", "/registered-models/rename"): f"{MODELS}/write",

@@ -251,6 +251,41 @@ trace_tags = Table(
     PrimaryKeyConstraint("trace_id", "key"),
 )
 
+# Registry webhooks (MLflow 3's): the subscriptions, and an outbox of deliveries written
+# when an event happens and worked off by a sender thread, so a restart loses none.
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("webhook_id", String(40), primary_key=True),
+    Column("name", String(256), nullable=False),
+    Column("description", Text),
+    Column("url", Text, nullable=False),
+    Column("events", Text, nullable=False),  # JSON list of "entity.action"
+    Column("status", String(16), nullable=False),
+    Column("secret", Text),  # sealed with the workspace key
+    Column("created_by", String(256)),
+    Column("creation_timestamp", BigInteger, nullable=False),
+    Column("last_updated_timestamp", BigInteger, nullable=False),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("delivery_id", String(40), primary_key=True),
+    Column("webhook_id", String(40), nullable=False),
+    Column("event", String(64), nullable=False),
+    Column("payload", Text, nullable=False),  # the JSON body, signed as sent
+    Column("state", String(16), nullable=False),  # pending, delivered, failed
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", BigInteger, nullable=False),
+    Column("last_status", Integer),
+    Column("last_error", Text),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Index("ix_webhook_deliveries_state_next_attempt_at", "state", "next_attempt_at"),
+    Index("ix_webhook_deliveries_webhook_id", "webhook_id"),
+)
+
 logged_model_params = Table(
     "logged_model_params",
     metadata,
