@@ -84,3 +84,22 @@ class ModelFiles(BaseModel):
 class UploadedFile(BaseModel):
     path: str
     size: int
+
+
+class WebhookDelivery(BaseModel):
+    """One event sent (or being sent) to a registry webhook."""
+
+    delivery_id: str
+    event: str
+    state: str  # pending, delivered, failed
+    attempts: int
+    next_attempt_at: int | None
+    last_status: int | None
+    last_error: str | None
+    created_at: int
+    updated_at: int
+
+
+class WebhookDeliveries(BaseModel):
+    webhook_id: str
+    deliveries: list[WebhookDelivery]

@@ -29,6 +29,7 @@ from lapis.cli import (
     job,
     model,
     run,
+    webhook,
 )
 from lapis.cli import deployment as online_deployment
 from lapis.cli._common import RENDER, CliState, OutputFormat
@@ -52,6 +53,7 @@ app.add_typer(job.app, name="job")
 app.add_typer(compute.app, name="compute")
 app.add_typer(environment.app, name="environment")
 app.add_typer(model.app, name="model")
+app.add_typer(webhook.app, name="webhook")
 app.add_typer(endpoint.app, name="online-endpoint")
 app.add_typer(batch.endpoint_app, name="batch-endpoint")
 app.add_typer(batch.deployment_app, name="batch-deployment")

@@ -78,6 +78,7 @@ ROUTE_ACTIONS: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/environments/{name}/versions/{version}/build-log"): f"{ENVS}/read",
     # --- models ---------------------------------------------------------------------
     ("POST", "/api/v1/models"): f"{MODELS}/write",
+    ("GET", "/api/v1/webhooks/{webhook_id}/deliveries"): f"{MODELS}/read",
     ("GET", "/api/v1/models"): f"{MODELS}/read",
     ("GET", "/api/v1/models/{name}/versions/{version}"): f"{MODELS}/read",
     ("PATCH", "/api/v1/models/{name}/versions/{version}"): f"{MODELS}/write",

@@ -208,3 +208,37 @@ def test_private_addresses_are_refused_unless_allowed(mlflow_env: Any) -> None:
             },
         )
     assert bad.status_code == 400 and "Invalid webhook event 'prompt.created'" in bad.text
+
+
+def test_the_webhook_cli(hooked: Any, receiver: Receiver) -> None:
+    from jobkit import lapis_cli
+
+    def ok(*args: str) -> Any:
+        done = lapis_cli(hooked, "webhook", *args, "-o", "json")
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout) if done.stdout.strip() else None
+
+    made = ok("create", "-n", "cli", "--url", receiver.url, "-e", "registered_model.created",
+              "--secret", SECRET)  # fmt: skip
+    hook_id = made["webhook_id"]
+    assert [w["webhook_id"] for w in ok("list")] == [hook_id]
+    assert ok("test", "--id", hook_id)["success"] is True
+    with hooked.client() as http:
+        http.post(
+            "/api/2.0/mlflow/registered-models/create", json={"name": f"c-{uuid.uuid4().hex[:6]}"}
+        ).raise_for_status()
+    receiver.wait_for(2)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        sent = ok("deliveries", "--id", hook_id)
+        if sent and sent[0]["state"] == "delivered":
+            break
+        time.sleep(0.2)
+    assert [(d["event"], d["state"], d["last_status"]) for d in sent] == [
+        ("registered_model.created", "delivered", 200)
+    ]
+    assert ok("update", "--id", hook_id, "--status", "DISABLED")["status"] == "DISABLED"
+    bad = lapis_cli(hooked, "webhook", "create", "-n", "x", "--url", receiver.url, "-e", "nope")
+    assert bad.returncode == 1 and "entity.action" in bad.stderr
+    ok("delete", "--id", hook_id, "--yes")
+    assert ok("list") == []

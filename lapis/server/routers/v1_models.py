@@ -116,3 +116,31 @@ async def finish_upload(request: Request, name: str, version: str) -> Response:
 async def list_files(request: Request, name: str, version: str) -> Response:
     """The store folder of the version's files (download each from mlflow-artifacts)."""
     return json_response(await run_in_threadpool(_models(request).files, name, version))
+
+
+@router.get("/webhooks/{webhook_id}/deliveries", responses={200: {"model": api.WebhookDeliveries}})
+async def webhook_deliveries(request: Request, webhook_id: str, limit: int = 50) -> Response:
+    """A registry webhook's latest deliveries: state, tries, the receiver's last answer."""
+    if not 1 <= limit <= 1000:
+        raise MalformedRequest(f"limit must be from 1 to 1000, got {limit}")
+    ws = request.app.state.ws
+    found = await run_in_threadpool(ws.webhooks.deliveries, webhook_id, limit)
+    return json_response(
+        api.WebhookDeliveries(
+            webhook_id=webhook_id,
+            deliveries=[
+                api.WebhookDelivery(
+                    delivery_id=d.delivery_id,
+                    event=d.event,
+                    state=d.state,
+                    attempts=d.attempts,
+                    next_attempt_at=d.next_attempt_at if d.state == "pending" else None,
+                    last_status=d.last_status,
+                    last_error=d.last_error,
+                    created_at=d.created_at,
+                    updated_at=d.updated_at,
+                )
+                for d in found
+            ],
+        )
+    )
