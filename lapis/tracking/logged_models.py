@@ -40,8 +40,8 @@ class LoggedModelService:
         exp = self.tracking.get_experiment(experiment_id)
         if exp.lifecycle_stage != "active":
             raise InvalidParameterValue(f"The experiment {exp.experiment_id} must be active.")
-        if source_run_id:
-            self.tracking.runs.get_info(source_run_id)
+        # as MLflow's server: the source run is recorded, not looked up (a model may be
+        # logged from a run tracked elsewhere)
         model_id = f"m-{uuid.uuid4().hex}"
         now = now_ms()
         model = LoggedModel(

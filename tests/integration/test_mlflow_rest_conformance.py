@@ -111,3 +111,14 @@ def test_logged_model_metrics_keep_their_dataset_and_search_filters_by_it(
             json={"experiment_ids": [eid], "datasets": [{"dataset_digest": "abc"}]},
         )
     assert r.status_code == 400 and "`dataset_name`" in r.json()["message"]
+
+
+def test_a_logged_model_may_name_a_run_this_server_does_not_know(inprocess_server: Any) -> None:
+    elsewhere = "0123456789abcdef0123456789abcdef"
+    with inprocess_server.client() as c:
+        made = c.post(
+            f"{MLFLOW}/logged-models",
+            json={"experiment_id": "0", "name": "from-elsewhere", "source_run_id": elsewhere},
+        )
+    assert made.status_code == 200, made.text
+    assert made.json()["model"]["info"]["source_run_id"] == elsewhere
