@@ -98,7 +98,13 @@ class SubmitJob(BaseModel):
     snapshot: SnapshotRef | None = None
     environment_file: dict[str, Any] | None = None
     conda_file_text: str | None = None
+    # a Docker build context, uploaded as a snapshot: {"digest", "dockerfile_path"}
+    build_context: dict[str, str] | None = None
 
     def sent_files(self) -> dict[str, Any]:
         """What ``EnvironmentService.resolve_sent`` reads."""
-        return {"environment_file": self.environment_file, "conda_file_text": self.conda_file_text}
+        return {
+            "environment_file": self.environment_file,
+            "conda_file_text": self.conda_file_text,
+            "build_context": self.build_context,
+        }

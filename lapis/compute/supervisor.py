@@ -115,6 +115,8 @@ def _tail(path: Path, lines: int = 10) -> str:
 def _environment(job_dir: Path, job: dict[str, Any]) -> str | None:
     """The interpreter folder to put first on PATH; None after a failed build (event sent)."""
     env = job["environment"]
+    if env["kind"] == "docker":
+        return _image(job_dir, env)
     from lapis.environments.builder import EnvironmentBuilder
 
     if env["kind"] != "built":  # never Lapis' own interpreter: a thin layer over it
@@ -164,6 +166,29 @@ def _environment(job_dir: Path, job: dict[str, Any]) -> str | None:
         log.write(f"{how} environment in {built.seconds:.2f} s\n")
     emit(job_dir, "Built", digest=spec.digest, cache_hit=built.cache_hit, seconds=built.seconds)
     return str(built.python.parent)
+
+
+def _image(job_dir: Path, env: dict[str, Any]) -> str | None:
+    """Build the job's image from its staged context (reused when already built)."""
+    from lapis.compute import containers
+
+    log_path = job_dir / BUILD_LOG
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    if not containers.image_present(env["image"]):
+        emit(job_dir, "Preparing", reason=f"building image {env['image']}")
+    started = time.monotonic()
+    with open(log_path, "a", buffering=1) as log:
+        error = containers.build(
+            job_dir / "build-context",
+            env["dockerfile"],
+            env["image"],
+            lambda line: log.write(line + "\n"),
+        )
+    if error is not None:
+        emit(job_dir, "Exited", code=None, outcome="Failed", reason=f"environment {error}")
+        return None
+    emit(job_dir, "Built", digest=env.get("context"), seconds=time.monotonic() - started)
+    return "docker"
 
 
 def _sandbox(job_dir: Path, job: dict[str, Any]) -> Any:
@@ -239,11 +264,19 @@ def supervise(job_dir: Path) -> int:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         from lapis.compute import sandbox
 
+        argv = ["/bin/bash", "-c", job["command"]]
         box = _sandbox(job_dir, job)
+        if bin_dir == "docker":  # the container is the job's sandbox; the client needs the socket
+            from lapis.compute import containers
+
+            passed = containers.passed_variables(job, job_dir)
+            argv = containers.run_argv(job, job_dir, passed, job["command"])
+            env = {**os.environ, **passed}
+            box = None
         with open(log_path, "ab", buffering=0) as log:
             proc = sandbox.spawn(
                 box,
-                ["/bin/bash", "-c", job["command"]],
+                argv,
                 cwd=job_dir / "wd",
                 env=env,
                 stdin=subprocess.DEVNULL,
@@ -320,6 +353,10 @@ def _watch_loop(job_dir: Path, job: dict[str, Any], proc: Any, waiter: int | Non
                 f"exit code {code}" + (f"; last log lines:\n{tail}" if tail else ""),
             )
     kill_tree(proc.pid, grace=0.5)  # stragglers: background children of the command
+    if job["environment"].get("kind") == "docker":
+        from lapis.compute import containers
+
+        containers.remove(job)  # the container, should the client have been killed first
     emit(job_dir, "Exited", code=code, outcome=outcome[0], reason=outcome[1])
     return 0
 

@@ -79,6 +79,9 @@ def prepare(job: Job, folder: Path, snapshots: Path) -> Prepared:
     code = job.spec.get("code")
     if code:
         shutil.copytree(snapshots / check_digest(code["digest"]), wd, symlinks=True)
+    env = job.spec.get("environment") or {}
+    if env.get("kind") == "docker":  # the Docker build context, built by the supervisor
+        shutil.copytree(snapshots / check_digest(env["digest"]), folder / "build-context")
     wd.mkdir(exist_ok=True)
     (wd / "outputs").mkdir(exist_ok=True)
     (wd / "logs").mkdir(exist_ok=True)

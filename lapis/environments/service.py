@@ -56,12 +56,13 @@ __all__ = ["BUILD_STATUSES", "EnvironmentService", "ResolvedEnvironment", "failu
 class ResolvedEnvironment:
     """What a job runs in: Lapis' own interpreter (``system``) or a uv-built folder."""
 
-    kind: str  # "system" | "built"
+    kind: str  # "system" | "built" | "docker"
     spec: EnvironmentSpec | None
-    digest: str | None
+    digest: str | None  # docker: the build context's snapshot digest
     label: str  # for people: "lapis-sklearn:1", "inline 3f2a9c1b", "system"
-    image: str | None = None
+    image: str | None = None  # docker: the image the context builds (lapis-env:…)
     ref: str | None = None  # a registered or curated one: "NAME:VERSION", to name it again
+    dockerfile: str | None = None  # docker: the Dockerfile's path inside the context
 
 
 class ModelFiles(Protocol):
@@ -323,6 +324,12 @@ class EnvironmentService:
         """
         if ref.kind == "file":
             given = sent.get("environment_file")
+            if isinstance(given, dict) and given.get("build"):
+                ref = EnvironmentRef("inline", build=dict(given["build"]))
+                given = None
+        if ref.kind == "inline" and ref.build is not None:
+            return ref, self._docker(sent.get("build_context"), source)
+        if ref.kind == "file":
             if not isinstance(given, dict) or not (given.get("image") or given.get("conda_file")):
                 raise InvalidParameterValue(
                     f"{source}: environment: file:{ref.name} must be read by the client and "
@@ -348,6 +355,37 @@ class EnvironmentService:
             raise type(exc)(f"{source}: environment: {exc.message}") from None
         except ResourceDoesNotExist as exc:
             raise ResourceDoesNotExist(f"{source}: environment: {exc.message}") from None
+
+    @staticmethod
+    def _docker(sent: object, source: str) -> ResolvedEnvironment:
+        """A Docker build context the client uploaded; refused when no engine answers."""
+        from lapis.environments import docker
+
+        problem = docker.engine_problem()
+        if problem is not None:
+            raise InvalidParameterValue(
+                f"{source}: environment.build: is a Docker build context, which needs a Docker "
+                f"engine on the server, and none answers ({problem}); give 'conda_file' "
+                "(or 'pip') and optionally 'image' instead, or start a Docker engine"
+            )
+        if not isinstance(sent, dict) or not isinstance(sent.get("digest"), str):
+            raise InvalidParameterValue(
+                f"{source}: environment.build: the context folder must be uploaded and sent as "
+                "'build_context' {digest, dockerfile_path} (the CLI and SDK do this)"
+            )
+        try:
+            dockerfile = docker.check_dockerfile(sent.get("dockerfile_path"))
+        except ValueError as exc:
+            raise InvalidParameterValue(f"{source}: environment.build: {exc}") from None
+        digest = str(sent["digest"])
+        return ResolvedEnvironment(
+            "docker",
+            None,
+            digest,
+            f"docker {digest[:12]}",
+            docker.image_tag(digest, dockerfile),
+            dockerfile=dockerfile,
+        )
 
     @staticmethod
     def _resolved(env: api.EnvironmentOut) -> ResolvedEnvironment:

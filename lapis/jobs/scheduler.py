@@ -294,6 +294,10 @@ class JobScheduler:
         }
         if env_spec["kind"] == "built":
             environment["spec"] = env_spec["spec"]
+        elif env_spec["kind"] == "docker":  # built from the staged context, run in a container
+            environment["image"] = env_spec["image"]
+            environment["dockerfile"] = env_spec.get("dockerfile") or "Dockerfile"
+            environment["context"] = env_spec["digest"]
         else:  # the supervisor layers a thin environment over this interpreter
             environment["python"] = self.python
         return LaunchContext(

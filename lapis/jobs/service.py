@@ -232,11 +232,14 @@ class JobService:
 
     def _environment(self, spec: CommandJobSpec, sub: SubmitJob, source: str) -> dict[str, Any]:
         _, resolved = self.environments.resolve_sent(spec.environment, sub.sent_files(), source)
+        if resolved.kind == "docker":
+            self._check_snapshot(str(resolved.digest), source, "environment.build")
         return {
             "kind": resolved.kind,
             "label": resolved.label,
             "digest": resolved.digest,
             "image": resolved.image,
+            "dockerfile": resolved.dockerfile,
             "spec": resolved.spec.canonical() if resolved.spec is not None else None,
         }
 
@@ -308,6 +311,12 @@ class JobService:
         if not self.has_snapshot(digest):
             raise InvalidParameterValue(f"{source}: code: snapshot {digest[:12]} was not uploaded")
         return {**snapshot.model_dump(), "digest": digest}
+
+    def _check_snapshot(self, digest: str, source: str, what: str) -> None:
+        if not self.has_snapshot(check_digest(digest)):
+            raise InvalidParameterValue(
+                f"{source}: {what}: snapshot {digest[:12]} was not uploaded"
+            )
 
     # --- reading ----------------------------------------------------------------------
     def find_by_run(self, run_id: str) -> Job | None:
@@ -406,6 +415,14 @@ def parse_submission(request: Mapping[str, Any]) -> SubmitJob:
         check_digest(snapshot["digest"])  # never a path, whatever its type
     env_file = request.get("environment_file")
     conda = request.get("conda_file_text")
+    build = request.get("build_context")
+    if build is not None:
+        if not (isinstance(build, dict) and isinstance(build.get("digest"), str)):
+            raise InvalidParameterValue(
+                "'build_context' must be {digest, dockerfile_path}", field="build_context"
+            )
+        check_digest(build["digest"])
+        build = {k: str(v) for k, v in build.items() if k in ("digest", "dockerfile_path")}
     try:
         return SubmitJob(
             yaml=text,
@@ -415,6 +432,7 @@ def parse_submission(request: Mapping[str, Any]) -> SubmitJob:
             snapshot=SnapshotRef.model_validate(snapshot) if snapshot else None,
             environment_file=env_file if isinstance(env_file, dict) else None,
             conda_file_text=conda if isinstance(conda, str) else None,
+            build_context=build,
         )
     except ValidationError as exc:
         first = exc.errors()[0]

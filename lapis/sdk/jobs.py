@@ -18,7 +18,6 @@ from typing import Any, TextIO
 from lapis.artifacts.snapshot import pack, take_snapshot
 from lapis.errors import InvalidParameterValue, ResourceDoesNotExist
 from lapis.sdk.connection import LapisHTTP
-from lapis.specs.environment_document import BUILD_NEEDS_DOCKER
 from lapis.specs.job import parse_job
 from lapis.specs.yaml_lines import load, read_text_file
 
@@ -49,8 +48,14 @@ def prepare_submission(
             "files": len(snap.files),
             "bytes": snap.total_bytes,
         }
+    build: dict[str, str] | None = None
     if spec.environment.kind == "file":
         body["environment_file"] = _environment_file(base_dir, str(spec.environment.name), source)
+        build = body["environment_file"].get("build")
+    elif spec.environment.build is not None:
+        build = {**spec.environment.build, "path": str(base_dir / spec.environment.build["path"])}
+    if build is not None:
+        body["build_context"] = upload_build_context(http, build, source)
     conda = spec.environment.conda_file
     if spec.environment.kind == "inline" and isinstance(conda, str) and "\n" not in conda:
         path = (base_dir / conda).resolve()
@@ -75,8 +80,13 @@ def _environment_file(base_dir: Path, location: str, source: str) -> dict[str, A
     doc = located.data
     if not isinstance(doc, dict):
         raise InvalidParameterValue(f"{path}: an environment file must be a mapping")
-    if "build" in doc:  # said here, where the file is read, not blamed on the client later
-        raise located.error(("build",), BUILD_NEEDS_DOCKER)
+    if "build" in doc:  # a Docker context, relative to the environment file
+        from lapis.specs.job import parse_environment
+
+        ref = parse_environment(located, doc)
+        assert ref.build is not None
+        context = str((path.parent / ref.build["path"]).resolve())
+        return {"build": {**ref.build, "path": context}, "source": str(path)}
     conda = doc.get("conda_file")
     if isinstance(conda, str) and "\n" not in conda:
         conda_path = (path.parent / conda).resolve()
@@ -87,6 +97,20 @@ def _environment_file(base_dir: Path, location: str, source: str) -> dict[str, A
                 f"{path}: conda_file: cannot read {conda_path}: {exc.strerror}"
             ) from None
     return {"image": doc.get("image"), "conda_file": conda, "source": str(path)}
+
+
+def upload_build_context(http: LapisHTTP, build: dict[str, str], source: str) -> dict[str, str]:
+    """Upload a Docker build context (like a code snapshot, once per content); its digest."""
+    folder = Path(build["path"]).expanduser().resolve()
+    dockerfile = build.get("dockerfile_path") or "Dockerfile"
+    if not (folder / dockerfile).is_file():
+        raise InvalidParameterValue(
+            f"{source}: environment.build: no {dockerfile} in the context folder {folder}"
+        )
+    snap = take_snapshot(folder)
+    if not http.exists(f"/api/v1/snapshots/{snap.digest}"):
+        http.request("PUT", f"/api/v1/snapshots/{snap.digest}", content=pack(snap))
+    return {"digest": snap.digest, "dockerfile_path": dockerfile}
 
 
 def submit_file(http: LapisHTTP, path: Path, overrides: list[str] | None = None) -> dict[str, Any]:

@@ -35,11 +35,12 @@ DOC_KEYS = {
 }
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,254}$")
 _VERSION = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
-# A `build:` environment is a Docker build context; Lapis builds environments with uv.
+# A registered `build:` environment (a Docker context); jobs take one inline or by file:.
 BUILD_NEEDS_DOCKER = (
-    "is a Docker build context, which needs a Docker engine to build and run; Lapis "
-    "builds environments with uv and does not run containers: give 'conda_file' (or "
-    "'pip') and optionally 'image' instead, or register such an environment"
+    "is a Docker build context: registering one is not supported yet; name it in the job "
+    "instead (environment: {build: {path: …}} or environment: file:env.yml), which runs "
+    "the job in a container where the server has a Docker engine, or give 'conda_file' "
+    "(or 'pip') and optionally 'image' to register a uv-built environment"
 )
 
 

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from lapis.errors import InvalidParameterValue
-from lapis.specs.environment_document import BUILD_NEEDS_DOCKER
 from lapis.specs.kinds import JOBS
 from lapis.specs.yaml_lines import Located, load, read_text_file, safe_load, suggest
 from lapis.util import random_name
@@ -94,6 +93,7 @@ class EnvironmentRef:
     image: str | None = None
     conda_file: Any = None
     registry: str | None = None  # azureml://registries/<registry>/environments/…
+    build: dict[str, str] | None = None  # a Docker context: {"path", "dockerfile_path"}
 
 
 @dataclass
@@ -249,17 +249,42 @@ def parse_environment(doc: Located, raw: Any) -> EnvironmentRef:
         {"image", "conda_file", "name", "version", "description", "build", "tags", "$schema"},
         "environment",
     )
-    if "build" in raw:
-        raise doc.error((*path, "build"), BUILD_NEEDS_DOCKER)
-    if "image" not in raw and "conda_file" not in raw:
+    build = _build(doc, (*path, "build"), raw["build"]) if "build" in raw else None
+    if build is None and "image" not in raw and "conda_file" not in raw:
         raise doc.error(path, "an inline environment needs 'image' and/or 'conda_file'")
+    if build is not None and ("image" in raw or "conda_file" in raw):
+        raise doc.error(
+            (*path, "build"), "give either a Docker build context or image/conda_file, not both"
+        )
     return EnvironmentRef(
         "inline",
         name=raw.get("name"),
         version=_string(doc, (*path, "version"), raw.get("version")),
         image=raw.get("image"),
         conda_file=raw.get("conda_file"),
+        build=build,
     )
+
+
+def _build(doc: Located, path: tuple[str, ...], raw: Any) -> dict[str, str]:
+    """``build: {path: ./context, dockerfile_path: Dockerfile}`` (Azure's shape)."""
+    data = _mapping(doc, path, raw)
+    _check_keys(doc, path, data, {"path", "dockerfile_path"}, "build")
+    context = data.get("path")
+    if not isinstance(context, str) or not context.strip():
+        raise doc.error(path, "needs 'path': the folder holding the Dockerfile")
+    if "://" in context or context.startswith("azureml:"):
+        raise doc.error((*path, "path"), "must be a local folder (remote contexts are not read)")
+    dockerfile = data.get("dockerfile_path") or "Dockerfile"
+    if (
+        not isinstance(dockerfile, str)
+        or dockerfile.startswith("/")
+        or ".." in dockerfile.split("/")
+    ):
+        raise doc.error(
+            (*path, "dockerfile_path"), "must be a relative path inside the context folder"
+        )
+    return {"path": context, "dockerfile_path": dockerfile}
 
 
 def _check_placeholders(doc: Located, spec: CommandJobSpec) -> None:

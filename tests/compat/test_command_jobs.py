@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from jobkit import lapis_cli, log_text, submit, wait
+from jobkit import log_text, submit, wait
 
 from lapis.specs.job import parse_job, render_command
 
@@ -32,16 +32,6 @@ def test_optional_segments_of_undeclared_inputs_are_dropped(lapis_server: Any) -
     done = wait(lapis_server, job["name"], timeout=120)
     assert done["status"] == "Completed", log_text(lapis_server, job["name"])
     assert "lr=0.01 seed=None epochs=None" in log_text(lapis_server, job["name"])
-
-
-def test_a_docker_build_environment_is_named_in_one_line(lapis_server: Any) -> None:
-    done = lapis_cli(lapis_server, "job", "create", "-f", str(FILES / "docker-build.yml"))
-    assert done.returncode == 1 and "Traceback" not in done.stderr
-    (line,) = done.stderr.strip().splitlines()
-    assert line.startswith(
-        f"Error: {FILES / 'docker-env.yml'}:3: 'build' is a Docker build context"
-    )
-    assert "client" not in line
 
 
 @pytest.mark.parametrize(
