@@ -109,7 +109,7 @@ def test_document_errors_name_file_line_and_key(envs: EnvironmentService) -> Non
     with pytest.raises(InvalidParameterValue, match=r"env\.yml:2: 'python' must be a quoted"):
         envs.create("name: p\npython: 3.10\npip: [six]\n", "env.yml")
     with pytest.raises(
-        InvalidParameterValue, match="is a Docker build context: registering one is not supported yet"
+        InvalidParameterValue, match="Docker build context: registering one is not supported"
     ):
         envs.create({"name": "d", "build": {"path": "."}})
 
