@@ -22,6 +22,7 @@ from lapis.cli import (
     access,
     auth,
     batch,
+    batch_deployment,
     compute,
     endpoint,
     environment,
@@ -56,7 +57,7 @@ app.add_typer(model.app, name="model")
 app.add_typer(webhook.app, name="webhook")
 app.add_typer(endpoint.app, name="online-endpoint")
 app.add_typer(batch.endpoint_app, name="batch-endpoint")
-app.add_typer(batch.deployment_app, name="batch-deployment")
+app.add_typer(batch_deployment.deployment_app, name="batch-deployment")
 app.add_typer(online_deployment.app, name="online-deployment")
 app.add_typer(access.user_app, name="user")
 app.add_typer(access.token_app, name="token")

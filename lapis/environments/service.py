@@ -20,12 +20,12 @@ from __future__ import annotations
 import builtins
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from lapis.api import environments as api
 from lapis.environments.builder import LOG_NAME, READY, EnvironmentBuilder, EnvironmentBuildError
+from lapis.environments.resolved import ResolvedEnvironment, docker_environment
 from lapis.errors import (
     InvalidParameterValue,
     LapisError,
@@ -50,19 +50,6 @@ from lapis.store.sql.environments import EnvironmentStore
 from lapis.util import now_ms
 
 __all__ = ["BUILD_STATUSES", "EnvironmentService", "ResolvedEnvironment", "failure_reason"]
-
-
-@dataclass(frozen=True)
-class ResolvedEnvironment:
-    """What a job runs in: Lapis' own interpreter (``system``) or a uv-built folder."""
-
-    kind: str  # "system" | "built" | "docker"
-    spec: EnvironmentSpec | None
-    digest: str | None  # docker: the build context's snapshot digest
-    label: str  # for people: "lapis-sklearn:1", "inline 3f2a9c1b", "system"
-    image: str | None = None  # docker: the image the context builds (lapis-env:…)
-    ref: str | None = None  # a registered or curated one: "NAME:VERSION", to name it again
-    dockerfile: str | None = None  # docker: the Dockerfile's path inside the context
 
 
 class ModelFiles(Protocol):
@@ -328,7 +315,7 @@ class EnvironmentService:
                 ref = EnvironmentRef("inline", build=dict(given["build"]))
                 given = None
         if ref.kind == "inline" and ref.build is not None:
-            return ref, self._docker(sent.get("build_context"), source)
+            return ref, docker_environment(sent.get("build_context"), source)
         if ref.kind == "file":
             if not isinstance(given, dict) or not (given.get("image") or given.get("conda_file")):
                 raise InvalidParameterValue(
@@ -355,37 +342,6 @@ class EnvironmentService:
             raise type(exc)(f"{source}: environment: {exc.message}") from None
         except ResourceDoesNotExist as exc:
             raise ResourceDoesNotExist(f"{source}: environment: {exc.message}") from None
-
-    @staticmethod
-    def _docker(sent: object, source: str) -> ResolvedEnvironment:
-        """A Docker build context the client uploaded; refused when no engine answers."""
-        from lapis.environments import docker
-
-        problem = docker.engine_problem()
-        if problem is not None:
-            raise InvalidParameterValue(
-                f"{source}: environment.build: is a Docker build context, which needs a Docker "
-                f"engine on the server, and none answers ({problem}); give 'conda_file' "
-                "(or 'pip') and optionally 'image' instead, or start a Docker engine"
-            )
-        if not isinstance(sent, dict) or not isinstance(sent.get("digest"), str):
-            raise InvalidParameterValue(
-                f"{source}: environment.build: the context folder must be uploaded and sent as "
-                "'build_context' {digest, dockerfile_path} (the CLI and SDK do this)"
-            )
-        try:
-            dockerfile = docker.check_dockerfile(sent.get("dockerfile_path"))
-        except ValueError as exc:
-            raise InvalidParameterValue(f"{source}: environment.build: {exc}") from None
-        digest = str(sent["digest"])
-        return ResolvedEnvironment(
-            "docker",
-            None,
-            digest,
-            f"docker {digest[:12]}",
-            docker.image_tag(digest, dockerfile),
-            dockerfile=dockerfile,
-        )
 
     @staticmethod
     def _resolved(env: api.EnvironmentOut) -> ResolvedEnvironment:

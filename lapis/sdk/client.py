@@ -1,4 +1,7 @@
-"""``MLClient``: the azure-ai-ml-shaped entry point, with jobs, compute and environments.
+"""``MLClient``: the azure-ai-ml-shaped entry point, and its jobs operations.
+
+Compute, environments and data live in ``compute_ops`` and ``environment_ops``,
+models in ``models``, serving in ``endpoints``.
 
 Each operation group is a thin layer over the REST API under ``/api/v1`` (the
 same calls the CLI makes) and returns view objects from ``lapis.sdk.entities``.
@@ -14,16 +17,14 @@ import json
 import os
 import re
 import sys
-from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TextIO
-from urllib.parse import quote
 
 import yaml
 
 from lapis.errors import InvalidParameterValue, ResourceDoesNotExist
 from lapis.sdk import jobs as sdk_jobs
-from lapis.sdk.assets import AmlCompute, ComputeInstance, Data, Environment
+from lapis.sdk.compute_ops import ComputeOperations
 from lapis.sdk.connection import LapisHTTP, resolve
 from lapis.sdk.endpoints import (
     BatchDeploymentOperations,
@@ -32,35 +33,10 @@ from lapis.sdk.endpoints import (
     OnlineEndpointOperations,
 )
 from lapis.sdk.entities import CommandJob
+from lapis.sdk.environment_ops import DataOperations, EnvironmentOperations
+from lapis.sdk.helpers import name_of, q, read
 from lapis.sdk.models import ModelOperations
-from lapis.sdk.views import Compute, Job, Poller, poll_until
-from lapis.specs.yaml_lines import read_text_file, safe_load
-
-_STABLE_COMPUTE = {"Running", "Stopped", "Failed"}
-
-
-def _read(path: Path, what: str) -> str:
-    return read_text_file(path, what)
-
-
-def _name(item: str | Job | Compute | Environment) -> str:
-    return item if isinstance(item, str) else str(item.name)
-
-
-def _q(name: str) -> str:
-    return quote(name, safe="")
-
-
-def _jsonable(value: Any) -> Any:
-    """YAML timestamps (a schedule's start_time) as ISO text, the way JSON carries them."""
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    return value
-
+from lapis.sdk.views import Job, Poller, poll_until
 
 _SDK_LINE = re.compile(r"^<sdk>:(\d+): (.*)$", re.DOTALL)
 
@@ -112,7 +88,7 @@ class JobOperations:
         ]
         if isinstance(job, (str, Path)):
             path = Path(job).expanduser()
-            text = _read(path, "job file")
+            text = read(path, "job file")
             body = sdk_jobs.prepare_submission(self._http, text, str(path), path.parent, overrides)
         else:
             base_dir = Path.cwd()
@@ -126,7 +102,7 @@ class JobOperations:
         return self._job(self._http.post("/api/v1/jobs", body))
 
     def get(self, name: str) -> Job:
-        return self._job(self._http.get(f"/api/v1/jobs/{_q(name)}"))
+        return self._job(self._http.get(f"/api/v1/jobs/{q(name)}"))
 
     def list(
         self,
@@ -155,11 +131,11 @@ class JobOperations:
         def on_status(status: str, reason: str | None) -> None:
             target.write(f"[{status}]" + (f" {reason}" if reason else "") + "\n")
 
-        return self._job(sdk_jobs.stream(self._http, _name(name), target, on_status))
+        return self._job(sdk_jobs.stream(self._http, name_of(name), target, on_status))
 
     def cancel(self, name: str | Job) -> Job:
         """Cancel: a queued job never starts; a running one has its process tree ended."""
-        return self._job(self._http.post(f"/api/v1/jobs/{_q(_name(name))}/cancel"))
+        return self._job(self._http.post(f"/api/v1/jobs/{q(name_of(name))}/cancel"))
 
     def begin_cancel(self, name: str | Job) -> Poller[Job]:
         """azure-ai-ml's spelling: ``result()`` waits until the job has stopped."""
@@ -177,221 +153,7 @@ class JobOperations:
         output_name: str | None = None,
     ) -> builtins.list[Path]:
         """Azure's layout: ``artifacts/`` and ``named-outputs/<name>/`` under ``download_path``."""
-        return sdk_jobs.download(self._http, _name(name), Path(download_path), output_name)
-
-
-class ComputeOperations:
-    """``client.compute``: compute instances and ``local``.
-
-    ``begin_*`` return a ``Poller`` whose ``result()`` waits until the compute
-    is Running, Stopped or Failed (azure-ai-ml's convention); the plain verbs
-    (``start``…) return at once, or wait with ``wait=True``.
-    """
-
-    def __init__(self, http: LapisHTTP) -> None:
-        self._http = http
-
-    def _path(self, name: str | Compute) -> str:
-        return f"/api/v1/computes/{_q(_name(name))}"
-
-    def _compute(self, raw: dict[str, Any]) -> Compute:
-        return Compute._from(raw, self._http.url)
-
-    def create_or_update(
-        self,
-        compute: ComputeInstance | AmlCompute | dict[str, Any] | str | Path,
-        *,
-        wait: bool = False,
-    ) -> Compute:
-        """Create an instance from its entity, document or YAML file; an existing one is
-        updated (description, tags, idle shutdown, schedules). ``wait``: until Running,
-        Stopped or Failed."""
-        if isinstance(compute, (str, Path)):
-            path = Path(compute).expanduser()
-            doc, source = _compute_file(path), str(path)
-        elif isinstance(compute, (ComputeInstance, AmlCompute)):
-            doc, source = _jsonable(compute._document()), "<sdk>"
-        else:
-            doc, source = _jsonable(dict(compute)), "<sdk>"
-        name = doc.get("name")
-        if name and self._exists(str(name)):
-            body = {k: v for k, v in doc.items() if k != "type"}
-            c = self._http.request(
-                "PATCH", self._path(str(name)), json_body={**body, "source": source}
-            ).json()
-        else:
-            c = self._http.post("/api/v1/computes", {**doc, "source": source})
-        return self._wait(c["name"]) if wait else self._compute(c)
-
-    def get(self, name: str) -> Compute:
-        return self._compute(self._http.get(self._path(name)))
-
-    def _exists(self, name: str) -> bool:
-        try:
-            self._http.get(self._path(name))
-        except ResourceDoesNotExist:
-            return False
-        return True
-
-    def list(self) -> list[Compute]:
-        return [self._compute(c) for c in self._http.get("/api/v1/computes")["computes"]]
-
-    def start(self, name: str | Compute, *, wait: bool = False) -> Compute:
-        return self._verb(name, "start", wait)
-
-    def stop(self, name: str | Compute, *, wait: bool = False) -> Compute:
-        """Stop taking jobs: running ones finish, queued ones wait for the next start."""
-        return self._verb(name, "stop", wait)
-
-    def restart(self, name: str | Compute, *, wait: bool = False) -> Compute:
-        return self._verb(name, "restart", wait)
-
-    def _poller(self, first: Compute) -> Poller[Compute]:
-        return Poller(
-            first,
-            lambda t: self._wait(first.name, 300.0 if t is None else t),
-            state=lambda c: "Failed" if c.state == "Failed" else c.provisioning_state,
-            reason=lambda c: c.state_reason,
-        )
-
-    def begin_create_or_update(
-        self, compute: ComputeInstance | AmlCompute | dict[str, Any] | str | Path
-    ) -> Poller[Compute]:
-        return self._poller(self.create_or_update(compute))
-
-    def begin_start(self, name: str | Compute) -> Poller[Compute]:
-        return self._poller(self.start(name))
-
-    def begin_stop(self, name: str | Compute) -> Poller[Compute]:
-        return self._poller(self.stop(name))
-
-    def begin_restart(self, name: str | Compute) -> Poller[Compute]:
-        return self._poller(self.restart(name))
-
-    def delete(self, name: str | Compute) -> dict[str, Any]:
-        """Delete an instance with no running or queued job."""
-        result: dict[str, Any] = self._http.request("DELETE", self._path(name)).json()
-        return result
-
-    def begin_delete(self, name: str | Compute) -> Poller[dict[str, Any]]:
-        return Poller(self.delete(name))
-
-    def list_sizes(self) -> builtins.list[dict[str, Any]]:
-        """The VM size catalogue: what fits this host and the quota left per family."""
-        sizes: builtins.list[dict[str, Any]] = self._http.get("/api/v1/compute-sizes")["sizes"]
-        return sizes
-
-    def _verb(self, name: str | Compute, verb: str, wait: bool) -> Compute:
-        c = self._http.post(f"{self._path(name)}/{verb}")
-        return self._wait(c["name"]) if wait else self._compute(c)
-
-    def _wait(self, name: str, timeout: float = 300.0) -> Compute:
-        return poll_until(lambda: self.get(name), lambda c: c.state in _STABLE_COMPUTE, timeout)
-
-
-def _compute_file(path: Path) -> dict[str, Any]:
-    """A compute YAML checked here first, so a mistake names its file and line."""
-    from lapis.specs.compute import parse_compute  # light, but only needed here
-    from lapis.specs.yaml_lines import load
-
-    loc = load(_read(path, "compute file"), str(path))
-    parse_compute(loc, partial=True)
-    if not isinstance(loc.data, dict):
-        raise InvalidParameterValue(f"{path}: must be a mapping of compute settings")
-    return dict(_jsonable(loc.data))
-
-
-class EnvironmentOperations:
-    """``client.environments``: register and look up environment versions."""
-
-    def __init__(self, http: LapisHTTP) -> None:
-        self._http = http
-
-    def _env(self, raw: dict[str, Any]) -> Environment:
-        return Environment._from(raw, self._http.url)
-
-    def create_or_update(
-        self, environment: Environment | dict[str, Any] | str | Path
-    ) -> Environment:
-        """Register a version from an ``Environment``, a document or a YAML file (the
-        next integer unless given).
-
-        A ``conda_file`` given as a path is read here (relative to the YAML file, or to
-        the current directory for a dict) and sent inlined: the server never reads
-        the caller's files.
-        """
-        if isinstance(environment, (str, Path)):
-            path = Path(environment).expanduser()
-            text = _read(path, "environment file")
-            data = safe_load(text, str(path))
-            conda = _conda_text(data.get("conda_file") if isinstance(data, dict) else None, path)
-            body: dict[str, Any] = {
-                "yaml": text,
-                "source": path.name,
-                "overrides": {"conda_file": conda},
-            }
-        elif isinstance(environment, Environment):
-            body = {"doc": environment._document(), "source": "<sdk>"}
-        else:
-            doc = dict(environment)
-            conda = _conda_text(doc.get("conda_file"), Path.cwd() / "<sdk>")
-            if conda is not None:
-                doc["conda_file"] = conda
-            body = {"doc": doc, "source": "<sdk>"}
-        return self._env(self._http.post("/api/v1/environments", body))
-
-    def get(self, name: str, version: str | None = None, label: str | None = None) -> Environment:
-        """One version: ``version`` exactly, else ``label`` (only ``latest``), else the latest."""
-        if version is not None and label is not None:
-            raise InvalidParameterValue("give either version or label, not both")
-        if label is not None and label != "latest":
-            raise InvalidParameterValue(f"Unknown label '{label}': only 'latest' is supported")
-        ref = version or "latest"
-        return self._env(self._http.get(f"/api/v1/environments/{_q(name)}/versions/{_q(str(ref))}"))
-
-    def list(self, name: str | None = None) -> list[Environment]:
-        """The latest version of every environment, or every version of ``name``."""
-        path = f"/api/v1/environments/{_q(name)}/versions" if name else "/api/v1/environments"
-        return [self._env(e) for e in self._http.get(path)["environments"]]
-
-    def archive(self, name: str, version: str) -> Environment:
-        """Hide a version from listings and ``@latest``."""
-        return self._env(
-            self._http.post(f"/api/v1/environments/{_q(name)}/versions/{_q(version)}/archive")
-        )
-
-
-def _conda_text(raw: Any, anchor: Path) -> str | None:
-    """The conda file's text when it is named by path (relative to ``anchor``'s folder)."""
-    if not isinstance(raw, str) or "\n" in raw.strip():
-        return None
-    target = (anchor.parent / raw).expanduser().resolve()
-    if not target.is_file():
-        raise InvalidParameterValue(f"{anchor.name}: conda_file: file not found: {target}")
-    return target.read_text()
-
-
-class DataOperations:
-    """``client.data``: registered data assets come with datastores (a later release).
-
-    Until then a job takes the path itself: ``Input(type=AssetTypes.URI_FOLDER,
-    path="./data")``, or a ``Data`` entity given as the input (its path is used).
-    """
-
-    _WHY = (
-        "data assets come with datastores, which this Lapis release does not have yet; "
-        "give the data's path as a job input instead (Input(type=..., path=...), or the "
-        "Data object itself)"
-    )
-
-    def create_or_update(self, data: Data) -> Data:
-        raise InvalidParameterValue(f"cannot register data asset '{data.name}': {self._WHY}")
-
-    def get(self, name: str, version: str | None = None, label: str | None = None) -> Data:
-        raise ResourceDoesNotExist(f"data asset '{name}': {self._WHY}")
-
-    def list(self, name: str | None = None) -> builtins.list[Data]:
-        return []
+        return sdk_jobs.download(self._http, name_of(name), Path(download_path), output_name)
 
 
 def find_config(path: str | Path | None = None, file_name: str | None = None) -> Path:

@@ -1,0 +1,106 @@
+"""``client.environments`` and ``client.data``."""
+
+from __future__ import annotations
+
+import builtins
+from pathlib import Path
+from typing import Any
+
+from lapis.errors import InvalidParameterValue, ResourceDoesNotExist
+from lapis.sdk.assets import Data, Environment
+from lapis.sdk.connection import LapisHTTP
+from lapis.sdk.helpers import q, read
+from lapis.specs.yaml_lines import safe_load
+
+
+class EnvironmentOperations:
+    """``client.environments``: register and look up environment versions."""
+
+    def __init__(self, http: LapisHTTP) -> None:
+        self._http = http
+
+    def _env(self, raw: dict[str, Any]) -> Environment:
+        return Environment._from(raw, self._http.url)
+
+    def create_or_update(
+        self, environment: Environment | dict[str, Any] | str | Path
+    ) -> Environment:
+        """Register a version from an ``Environment``, a document or a YAML file (the
+        next integer unless given).
+
+        A ``conda_file`` given as a path is read here (relative to the YAML file, or to
+        the current directory for a dict) and sent inlined: the server never reads
+        the caller's files.
+        """
+        if isinstance(environment, (str, Path)):
+            path = Path(environment).expanduser()
+            text = read(path, "environment file")
+            data = safe_load(text, str(path))
+            conda = _conda_text(data.get("conda_file") if isinstance(data, dict) else None, path)
+            body: dict[str, Any] = {
+                "yaml": text,
+                "source": path.name,
+                "overrides": {"conda_file": conda},
+            }
+        elif isinstance(environment, Environment):
+            body = {"doc": environment._document(), "source": "<sdk>"}
+        else:
+            doc = dict(environment)
+            conda = _conda_text(doc.get("conda_file"), Path.cwd() / "<sdk>")
+            if conda is not None:
+                doc["conda_file"] = conda
+            body = {"doc": doc, "source": "<sdk>"}
+        return self._env(self._http.post("/api/v1/environments", body))
+
+    def get(self, name: str, version: str | None = None, label: str | None = None) -> Environment:
+        """One version: ``version`` exactly, else ``label`` (only ``latest``), else the latest."""
+        if version is not None and label is not None:
+            raise InvalidParameterValue("give either version or label, not both")
+        if label is not None and label != "latest":
+            raise InvalidParameterValue(f"Unknown label '{label}': only 'latest' is supported")
+        ref = version or "latest"
+        return self._env(self._http.get(f"/api/v1/environments/{q(name)}/versions/{q(str(ref))}"))
+
+    def list(self, name: str | None = None) -> list[Environment]:
+        """The latest version of every environment, or every version of ``name``."""
+        path = f"/api/v1/environments/{q(name)}/versions" if name else "/api/v1/environments"
+        return [self._env(e) for e in self._http.get(path)["environments"]]
+
+    def archive(self, name: str, version: str) -> Environment:
+        """Hide a version from listings and ``@latest``."""
+        return self._env(
+            self._http.post(f"/api/v1/environments/{q(name)}/versions/{q(version)}/archive")
+        )
+
+
+def _conda_text(raw: Any, anchor: Path) -> str | None:
+    """The conda file's text when it is named by path (relative to ``anchor``'s folder)."""
+    if not isinstance(raw, str) or "\n" in raw.strip():
+        return None
+    target = (anchor.parent / raw).expanduser().resolve()
+    if not target.is_file():
+        raise InvalidParameterValue(f"{anchor.name}: conda_file: file not found: {target}")
+    return target.read_text()
+
+
+class DataOperations:
+    """``client.data``: registered data assets come with datastores (a later release).
+
+    Until then a job takes the path itself: ``Input(type=AssetTypes.URI_FOLDER,
+    path="./data")``, or a ``Data`` entity given as the input (its path is used).
+    """
+
+    _WHY = (
+        "data assets come with datastores, which this Lapis release does not have yet; "
+        "give the data's path as a job input instead (Input(type=..., path=...), or the "
+        "Data object itself)"
+    )
+
+    def create_or_update(self, data: Data) -> Data:
+        raise InvalidParameterValue(f"cannot register data asset '{data.name}': {self._WHY}")
+
+    def get(self, name: str, version: str | None = None, label: str | None = None) -> Data:
+        raise ResourceDoesNotExist(f"data asset '{name}': {self._WHY}")
+
+    def list(self, name: str | None = None) -> builtins.list[Data]:
+        return []
