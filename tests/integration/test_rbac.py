@@ -83,10 +83,27 @@ def test_every_route_declares_an_action_and_no_entry_is_stale() -> None:
     assert missing == [], f"routes without an action in lapis/server/permissions.py: {missing}"
     stale = [r for r in ROUTE_ACTIONS if r not in set(routes)]
     assert stale == [], f"permissions.py names routes that do not exist: {stale}"
-    from lapis.server.routers.mlflow import experiments, logged_models, registry, runs
+    from lapis.server.routers.mlflow import (
+        experiments,
+        logged_models,
+        registry,
+        runs,
+        traces,
+        webhooks,
+    )
 
     mlflow = {
-        (m, p) for mod in (runs, experiments, logged_models, registry) for m, p, _ in mod.ROUTES
+        (m, p)
+        for routes in (
+            runs.ROUTES,
+            experiments.ROUTES,
+            logged_models.ROUTES,
+            registry.ROUTES,
+            traces.ROUTES,
+            traces.V3_ROUTES,
+            webhooks.ROUTES,
+        )
+        for m, p, _ in routes
     }
     assert mlflow == set(MLFLOW_ACTIONS), mlflow ^ set(MLFLOW_ACTIONS)
     for action in {*ROUTE_ACTIONS.values(), *MLFLOW_ACTIONS.values()}:
@@ -120,8 +137,14 @@ def _fill(path: str, world: dict[str, Any]) -> str:
 
 
 def _cases() -> list[tuple[str, str, str]]:
+    from lapis.server.routers.mlflow.traces import V3_ROUTES
+
+    v3 = {(m, p) for m, p, _ in V3_ROUTES}  # MLflow 3's trace calls live under /api/3.0
     cases = [(m, p, a) for (m, p), a in ROUTE_ACTIONS.items() if (m, p) not in SKIP]
-    cases += [(m, "/api/2.0/mlflow" + p, a) for (m, p), a in MLFLOW_ACTIONS.items()]
+    cases += [
+        (m, ("/api/3.0/mlflow" if (m, p) in v3 else "/api/2.0/mlflow") + p, a)
+        for (m, p), a in MLFLOW_ACTIONS.items()
+    ]
     return sorted(cases)
 
 
