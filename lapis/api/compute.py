@@ -71,6 +71,11 @@ class ComputeOut(BaseModel):
     last_activity_at: int
     idle_shutdown: IdleShutdown | None
     next_schedule: NextSchedule | None
+    # a compute cluster's scale (None for instances), Azure's field names
+    min_instances: int | None = None
+    max_instances: int | None = None
+    idle_time_before_scale_down: int | None = None
+    tier: str | None = None
 
 
 class ComputeDetail(ComputeOut):

@@ -133,7 +133,8 @@ def create(
         str | None, typer.Option("--name", "-n", help="Name (overrides the file's).")
     ] = None,
     type_: Annotated[
-        str | None, typer.Option("--type", "-t", help="computeinstance (the only type so far).")
+        str | None,
+        typer.Option("--type", "-t", help="computeinstance (default) or amlcompute (a cluster)."),
     ] = None,
     size: Annotated[
         str | None, typer.Option("--size", help="VM size; `lapis compute list-sizes` lists them.")
@@ -147,14 +148,28 @@ def create(
             help="Assign the instance to this user: only they can run jobs on it (default: you).",
         ),
     ] = None,
+    min_instances: Annotated[
+        int | None, typer.Option("--min-instances", help="Cluster: nodes always up (default 0).")
+    ] = None,
+    max_instances: Annotated[
+        int | None, typer.Option("--max-instances", help="Cluster: most nodes (default 1).")
+    ] = None,
+    idle_scale_down: Annotated[
+        int | None,
+        typer.Option(
+            "--idle-time-before-scale-down",
+            help="Cluster: seconds without jobs before nodes above the minimum go (default 120).",
+        ),
+    ] = None,
     wait: WaitOption = False,
     set_: SetOption = None,
     output: OutputOption = None,
 ) -> None:
-    """Create a compute instance from a YAML file or from options.
+    """Create a compute instance or a compute cluster from a YAML file or from options.
 
-    The instance gets its size's cores of this host (the least used ones) and
-    counts against its family's core quota until it is deleted.
+    An instance gets its size's cores of this host (the least used ones); a cluster
+    (``--type amlcompute``) is a Ray cluster of 0..max nodes of its size. Both count
+    against the size family's core quota (a cluster: max nodes x cores) until deleted.
     """
     doc: dict[str, Any] = apply_sets(_read_doc(file) if file else {}, set_)
     overrides = {
@@ -164,6 +179,9 @@ def create(
         "description": description,
         "idle_time_before_shutdown_minutes": idle,
         "assigned_user": user,
+        "min_instances": min_instances,
+        "max_instances": max_instances,
+        "idle_time_before_scale_down": idle_scale_down,
     }
     doc.update({k: v for k, v in overrides.items() if v is not None})
     if idle is not None:
@@ -246,6 +264,14 @@ def show(
         ("CPU set", ",".join(map(str, c["cpu_set"])) or "-"),
         ("Job slots", str(c["slots"])),
     ]
+    if c.get("max_instances") is not None:
+        rows.append(
+            (
+                "Scale",
+                f"{c['min_instances']}..{c['max_instances']} nodes ({c['tier']}); nodes above "
+                f"the minimum go after {c['idle_time_before_scale_down']} s without jobs",
+            )
+        )
     if c.get("description"):
         rows.append(("Description", c["description"]))
     if c.get("tags"):

@@ -50,6 +50,11 @@ class ProcessBackend(ComputeBackend):
 
     # --- jobs ----------------------------------------------------------------------------
     def _launch(self, ctx: LaunchContext) -> Handle:
+        folder = self.stage(ctx)
+        return self._spawn(ctx, folder)
+
+    def stage(self, ctx: LaunchContext) -> Path:
+        """The job folder with its code, inputs and ``job.json`` (the supervisor's orders)."""
         folder = ctx.job_dir
         prepared = workdir.prepare(ctx.job, folder, ctx.snapshots)
         env = dict(ctx.env)
@@ -76,6 +81,9 @@ class ProcessBackend(ComputeBackend):
                 "url_cache": str(Path(ctx.environment["root"]).parent / "cache" / "urls"),
             },
         )
+        return folder
+
+    def _spawn(self, ctx: LaunchContext, folder: Path) -> Handle:
         log = open(folder / "supervisor.log", "ab")  # noqa: SIM115  (handed to the child)
         try:
             proc = subprocess.Popen(

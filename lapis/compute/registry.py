@@ -98,10 +98,12 @@ def builtin_registry() -> BackendRegistry:
     """A registry holding only the built-in types (tests build their own on top)."""
     from lapis.compute.instance import InstanceBackend
     from lapis.compute.local import LocalBackend
+    from lapis.compute.ray_cluster import RayClusterBackend
 
     registry = BackendRegistry()
     registry.register(LocalBackend())
     registry.register(InstanceBackend())
+    registry.register(RayClusterBackend())
     return registry
 
 

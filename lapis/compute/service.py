@@ -52,7 +52,7 @@ from lapis.errors import (
     ResourceAlreadyExists,
     ResourceDoesNotExist,
 )
-from lapis.specs.compute import parse_compute
+from lapis.specs.compute import ComputeSpec, parse_compute
 from lapis.specs.schedules import next_action
 from lapis.specs.yaml_lines import Located, located
 from lapis.store.sql.computes import ComputeStore
@@ -241,6 +241,12 @@ class ComputeService:
             idle_shutdown=None,
             next_schedule=None,
         )
+        if c.type == ComputeType.CLUSTER.value:
+            p = c.properties
+            out.min_instances = int(p.get("min_instances", 0))
+            out.max_instances = int(p.get("max_instances", 1))
+            out.idle_time_before_scale_down = int(p.get("idle_time_before_scale_down", 120))
+            out.tier = str(p.get("tier", "dedicated"))
         if c.idle_shutdown_seconds:
             idle = fmt_seconds(c.idle_shutdown_seconds)
             deadline = None
@@ -286,15 +292,19 @@ class ComputeService:
                 "The name 'local' is reserved: it is this host, always available as compute: local"
             )
         size = get_size(spec.size)
-        check_fits(size, self.host, defaulted="size" not in spec.given)
+        if spec.cluster is None:  # an instance pins this host's cores; cluster nodes do not
+            check_fits(size, self.host, defaulted="size" not in spec.given)
         existing = self.store.all()
         if any(c.name.lower() == spec.name.lower() for c in existing):
             raise ResourceAlreadyExists(
                 f"Compute '{spec.name}' already exists (names are case-insensitive)"
             )
-        used = cores_in_use((str(c.size), 1) for c in existing if _known(c.size))
-        check_quota(size, 1, used, self.quotas)
+        used = cores_in_use((str(c.size), _nodes(c)) for c in existing if _known(c.size))
+        nodes = spec.cluster.max_instances if spec.cluster is not None else 1
+        check_quota(size, nodes, used, self.quotas)
         by = f"by {created_by}" if created_by else "on request"
+        if spec.cluster is not None:
+            return self._create_cluster(spec, size, by, created_by, now)
         self.store.insert(
             Compute(
                 name=spec.name,
@@ -320,6 +330,39 @@ class ComputeService:
         self.lifecycle.forget(spec.name)
         created = self.get(spec.name)
         self.lifecycle.call(created, "provision", now)
+        self.wake()
+        return self.get(spec.name)
+
+    def _create_cluster(
+        self, spec: ComputeSpec, size: Any, by: str, created_by: str | None, now: int
+    ) -> Compute:
+        """A cluster row (its scale in ``properties``), then its head is started."""
+        from lapis.compute.ray_cluster import ray_missing
+
+        missing = ray_missing()
+        if missing:
+            raise InvalidParameterValue(missing)
+        assert spec.name is not None and spec.cluster is not None
+        self.store.insert(
+            Compute(
+                name=spec.name,
+                type=ComputeType.CLUSTER.value,
+                state=S.CREATING.value,
+                state_reason=f"created {by}",
+                cores=size.cores,
+                memory_gib=size.memory_gib,
+                size=size.name,
+                description=spec.description,
+                properties={"tags": spec.tags, "cause": by, **spec.cluster.as_properties()},
+                created_by=created_by,
+                owner=created_by,
+                created_at=now,
+                state_changed_at=now,
+                last_activity_at=now,
+            )
+        )
+        self.lifecycle.forget(spec.name)
+        self.lifecycle.call(self.get(spec.name), "provision", now)
         self.wake()
         return self.get(spec.name)
 
@@ -459,6 +502,13 @@ class ComputeService:
 
     def _host_tuple(self) -> tuple[int, float, int]:
         return self.host.cores, self.host.memory_gib, self.host.gpus
+
+
+def _nodes(c: Compute) -> int:
+    """How many nodes of its size a compute may hold (a cluster's maximum)."""
+    if c.type == ComputeType.CLUSTER.value:
+        return int(c.properties.get("max_instances", 1))
+    return 1
 
 
 def _known(size: str | None) -> bool:

@@ -18,6 +18,7 @@ JOBS_PER_CORE = 2
 class ComputeType(str, enum.Enum):
     LOCAL = "local"
     INSTANCE = "computeinstance"
+    CLUSTER = "amlcompute"  # a Ray cluster: min..max nodes of one size
 
 
 class ComputeState(str, enum.Enum):
@@ -61,7 +62,10 @@ class Compute:
 
     @property
     def slots(self) -> int:
-        """How many jobs may run at once: two per core, as Azure's instance scheduler allows."""
+        """How many jobs may run at once: two per core on an instance (as Azure's scheduler
+        allows), one per node on a cluster."""
+        if self.type == ComputeType.CLUSTER.value:
+            return max(1, int(self.properties.get("max_instances", 1)))
         return max(1, self.cores * JOBS_PER_CORE)
 
     @property

@@ -59,7 +59,43 @@ class ComputeSpec:
     ssh_enabled: bool = False
     schedules: list[dict[str, Any]] = field(default_factory=list)
     assigned_user: str | None = None
+    cluster: ClusterSettings | None = None  # set for an amlcompute cluster
     given: set[str] = field(default_factory=set)
+
+
+TIERS = ("dedicated", "low_priority")
+CLUSTER_KEYS = {
+    "$schema",
+    "name",
+    "type",
+    "size",
+    "description",
+    "tags",
+    "min_instances",
+    "max_instances",
+    "idle_time_before_scale_down",
+    "tier",
+    "location",  # Azure's region: accepted, there is one here
+}
+MAX_NODES = 64
+
+
+@dataclass
+class ClusterSettings:
+    """A compute cluster's scale: Azure's defaults (0..1 nodes, 120 s idle, dedicated)."""
+
+    min_instances: int = 0
+    max_instances: int = 1
+    idle_seconds: int = 120
+    tier: str = "dedicated"
+
+    def as_properties(self) -> dict[str, Any]:
+        return {
+            "min_instances": self.min_instances,
+            "max_instances": self.max_instances,
+            "idle_time_before_scale_down": self.idle_seconds,
+            "tier": self.tier,
+        }
 
 
 def parse_duration(text: str) -> int | None:
@@ -74,8 +110,11 @@ def parse_duration(text: str) -> int | None:
 def parse_compute(doc: Mapping[str, Any] | Located, *, partial: bool = False) -> ComputeSpec:
     """Check a compute document; every complaint names the file, line and key."""
     loc = located(doc, "<compute>")
+    kind = None
     if isinstance(loc.data, Mapping):  # first: every other key means something only for its type
-        COMPUTES.of(loc, loc.data, partial=partial)
+        kind = COMPUTES.of(loc, loc.data, partial=partial)
+    if kind == ComputeType.CLUSTER.value:
+        return _cluster(loc, partial)
     data = check_settings(loc, KEYS, "computeinstance")
     spec = ComputeSpec(given={k for k in data if k != "$schema"})
     _identity(loc, data, spec, partial)
@@ -99,6 +138,63 @@ def parse_compute(doc: Mapping[str, Any] | Located, *, partial: bool = False) ->
         spec.schedules = _schedules(loc, data["schedules"])
     spec.assigned_user = _assigned(loc, data)
     return spec
+
+
+def _cluster(loc: Located, partial: bool) -> ComputeSpec:
+    """``type: amlcompute``: a cluster's name, size and scale, checked one key at a time."""
+    data = check_settings(loc, CLUSTER_KEYS, "amlcompute")
+    spec = ComputeSpec(type=ComputeType.CLUSTER.value, given={k for k in data if k != "$schema"})
+    _identity(loc, data, spec, partial)
+    if data.get("description") is not None:
+        if not isinstance(data["description"], str):
+            raise loc.error(("description",), "must be a string")
+        spec.description = data["description"]
+    if "tags" in data:
+        tags = data["tags"] or {}
+        if not isinstance(tags, Mapping):
+            raise loc.error(("tags",), f"must be a mapping of name: value, got {tags!r}")
+        spec.tags = {str(k): "" if v is None else str(v) for k, v in tags.items()}
+    spec.cluster = cluster_settings(loc, data)
+    return spec
+
+
+def cluster_settings(
+    loc: Located, data: Mapping[str, Any], base: ClusterSettings | None = None
+) -> ClusterSettings:
+    """The scale keys present in ``data`` over ``base`` (defaults when None)."""
+    out = ClusterSettings(**vars(base)) if base is not None else ClusterSettings()
+
+    def whole(key: str, low: int, high: int) -> int:
+        value = data[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise loc.error((key,), f"must be a whole number from {low} to {high}, got {value!r}")
+        return int(value)
+
+    if "min_instances" in data:
+        out.min_instances = whole("min_instances", 0, MAX_NODES)
+    if "max_instances" in data:
+        out.max_instances = whole("max_instances", 1, MAX_NODES)
+    if "idle_time_before_scale_down" in data:
+        raw = data["idle_time_before_scale_down"]
+        if isinstance(raw, str) and raw.upper().startswith("P"):
+            seconds = parse_duration(raw)
+            if seconds is None:
+                raise loc.error(("idle_time_before_scale_down",), f"bad duration {raw!r}")
+            out.idle_seconds = seconds
+        else:
+            out.idle_seconds = whole("idle_time_before_scale_down", 0, 7 * 86400)
+    if "tier" in data:
+        tier = str(data["tier"]).lower().replace("lowpriority", "low_priority")
+        if tier not in TIERS:
+            raise loc.error(("tier",), f"must be dedicated or low_priority, got {data['tier']!r}")
+        out.tier = tier
+    if out.min_instances > out.max_instances:
+        key = "min_instances" if "min_instances" in data else "max_instances"
+        raise loc.error(
+            (key,),
+            f"min_instances ({out.min_instances}) is more than max_instances ({out.max_instances})",
+        )
+    return out
 
 
 def _assigned(loc: Located, data: Mapping[str, Any]) -> str | None:

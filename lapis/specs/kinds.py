@@ -105,9 +105,8 @@ JOBS = Kinds(
 
 COMPUTES = Kinds(
     what="compute",
-    supported=("computeinstance",),
+    supported=("computeinstance", "amlcompute"),
     not_yet={
-        "amlcompute": "compute clusters on Ray come in a later release",
         "virtualmachine": "attached virtual machines",
         "kubernetes": "attached Kubernetes clusters",
         "synapsespark": "attached Synapse Spark pools",

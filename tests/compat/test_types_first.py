@@ -44,7 +44,7 @@ def test_job_types_are_read_first(name: str, line: int, kind: str) -> None:
 
 @pytest.mark.parametrize(
     ("name", "kind"),
-    [("cluster.yml", "amlcompute"), ("vm.yml", "virtualmachine"), ("synapse.yml", "synapsespark")],
+    [("vm.yml", "virtualmachine"), ("synapse.yml", "synapsespark")],
 )
 def test_compute_types_are_read_first(name: str, kind: str) -> None:
     path = FILES / "compute" / name
@@ -52,7 +52,7 @@ def test_compute_types_are_read_first(name: str, kind: str) -> None:
         parse_compute(load(path.read_text(), str(path)))
     message = err.value.message
     assert message.startswith(f"{path}:3: {kind} computes are not supported yet"), message
-    assert message.endswith("supported: computeinstance") and "setting" not in message
+    assert message.endswith("supported: computeinstance, amlcompute") and "setting" not in message
 
 
 def test_unknown_types_list_azures_with_a_did_you_mean() -> None:
@@ -63,7 +63,7 @@ def test_unknown_types_list_azures_with_a_did_you_mean() -> None:
     with pytest.raises(InvalidParameterValue) as err:
         parse_compute(load("name: abc\ntype: amlcomptue\n", "c.yml"))
     assert "did you mean 'amlcompute'" in err.value.message
-    assert "Lapis runs: computeinstance" in err.value.message
+    assert "Lapis runs: computeinstance, amlcompute" in err.value.message
     with pytest.raises(InvalidParameterValue, match=r"c\.yml:1: 'type' is required"):
         parse_compute(load("name: abc\nsize: Standard_DS1_v2\n", "c.yml"))
 
@@ -71,7 +71,7 @@ def test_unknown_types_list_azures_with_a_did_you_mean() -> None:
 def test_the_cli_says_it_in_one_line(lapis_server: Any) -> None:
     for args in (
         ["job", "create", "-f", str(FILES / "jobs" / "pipeline.yml")],
-        ["compute", "create", "-f", str(FILES / "compute" / "cluster.yml")],
+        ["compute", "create", "-f", str(FILES / "compute" / "vm.yml")],
     ):
         done = lapis_cli(lapis_server, *args)
         assert done.returncode == 1, done

@@ -356,8 +356,8 @@ def test_azure_yaml_loads(svc: ComputeService) -> None:
         ("name: nb-one", "name: nb_one", "nb.yml:2: Invalid compute name"),
         (
             "type: computeinstance",
-            "type: amlcompute",
-            "nb.yml:3: amlcompute computes are not supported yet",
+            "type: virtualmachine",
+            "nb.yml:3: virtualmachine computes are not supported yet",
         ),
         ("size: STANDARD_DS1_V2", "size: 4", "nb.yml:4: 'size' must be a VM size name"),
     ],

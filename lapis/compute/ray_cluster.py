@@ -1,0 +1,349 @@
+"""Compute clusters (``type: amlcompute``) on Ray, with worker nodes as local processes.
+
+A cluster is a Ray cluster that Lapis starts and supervises: a head node with no
+CPUs for work (``ray start --head --num-cpus=0``) and 0..``max_instances`` worker
+nodes of the cluster's size. This is the ``local`` node provider: every node is a
+``ray start --block`` process on this host, its ports chosen free so several
+clusters live side by side; other providers (SSH hosts, an attached cluster)
+come later.
+
+Jobs are Ray jobs: the entrypoint is Lapis' own supervisor (the same file
+protocol as on ``local``: ``job.json`` in, events and logs out), scheduled on a
+worker by asking for that node's ``lapis_node`` resource — one job per node,
+as on Azure's clusters. Staging happens on this host before submission; a node
+here shares the filesystem, so the job folder is where the supervisor runs.
+
+Scaling is done here, honestly if simply: a job submitted while fewer nodes are
+up than jobs need starts one (up to ``max_instances``); when no job has run for
+``idle_time_before_scale_down`` seconds, nodes above ``min_instances`` are
+stopped. The state (pids, ports) is a JSON file per cluster, so a restarted
+server finds its nodes again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+from lapis.compute.base import Handle, LaunchContext, NodeState
+from lapis.compute.local import ProcessBackend
+from lapis.entities.compute import Compute, ComputeState, ComputeType
+from lapis.errors import InvalidParameterValue
+from lapis.util.processes import kill_tree, same_process, start_time_ms
+
+log = logging.getLogger("lapis.compute.ray")
+NODE_RESOURCE = "lapis_node"
+_ROOT: list[Path] = [Path.home() / ".lapis" / "clusters"]
+ACTIVE = ("PENDING", "RUNNING")
+
+
+def configure(root: Path) -> None:
+    """Where clusters keep their state (the workspace home's ``clusters/``)."""
+    _ROOT[0] = root
+
+
+def ray_missing() -> str | None:
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        return "compute clusters need Ray: pip install 'lapis[ray]'"
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _node_ports() -> dict[str, int]:
+    """Every port a Ray node listens on, free now: two nodes on one host must not share."""
+    keys = (
+        "node-manager-port",
+        "object-manager-port",
+        "metrics-export-port",
+        "dashboard-agent-listen-port",
+        "dashboard-agent-grpc-port",
+        "runtime-env-agent-port",
+    )
+    return {k: _free_port() for k in keys}
+
+
+def _ray_cli() -> str:
+    beside = Path(sys.executable).parent / "ray"
+    return str(beside) if beside.exists() else "ray"
+
+
+class RayClusterBackend(ProcessBackend):
+    type_name: ClassVar[str] = ComputeType.CLUSTER.value
+    description: ClassVar[str] = "a Ray cluster of min..max nodes of one size (local processes)"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._nodes_lock = threading.Lock()
+
+    # --- state -------------------------------------------------------------------------
+    def _dir(self, compute: Compute) -> Path:
+        return _ROOT[0] / compute.name.lower()
+
+    def _state(self, compute: Compute) -> dict[str, Any]:
+        try:
+            data: dict[str, Any] = json.loads((self._dir(compute) / "state.json").read_text())
+            return data
+        except (OSError, ValueError):
+            return {}
+
+    def _save(self, compute: Compute, state: dict[str, Any]) -> None:
+        folder = self._dir(compute)
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / "state.json.tmp"
+        tmp.write_text(json.dumps(state, indent=2))
+        tmp.replace(folder / "state.json")
+
+    def _temp_dir(self, compute: Compute) -> str:
+        # Ray's socket paths must stay under 107 bytes: a short folder per cluster
+        key = hashlib.sha256(str(self._dir(compute)).encode()).hexdigest()[:12]
+        return f"/tmp/lapis-ray-{key}"
+
+    @staticmethod
+    def settings(compute: Compute) -> dict[str, Any]:
+        p = compute.properties
+        return {
+            "min": int(p.get("min_instances", 0)),
+            "max": int(p.get("max_instances", 1)),
+            "idle": int(p.get("idle_time_before_scale_down", 120)),
+        }
+
+    # --- processes ---------------------------------------------------------------------
+    def _spawn_node(self, compute: Compute, argv: list[str], name: str) -> dict[str, Any]:
+        folder = self._dir(compute)
+        folder.mkdir(parents=True, exist_ok=True)
+        out = open(folder / f"{name}.log", "ab")  # noqa: SIM115 (handed to the child)
+        try:
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                close_fds=True,
+                env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"},
+            )
+        finally:
+            out.close()
+        return {"name": name, "pid": proc.pid, "start": start_time_ms(proc.pid)}
+
+    def _start_head(self, compute: Compute) -> dict[str, Any]:
+        gcs, dashboard, client = _free_port(), _free_port(), _free_port()
+        argv = [
+            _ray_cli(), "start", "--head", "--block", "--num-cpus=0",
+            "--node-ip-address=127.0.0.1", f"--port={gcs}",
+            "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
+            f"--ray-client-server-port={client}", "--include-dashboard=true",
+            f"--temp-dir={self._temp_dir(compute)}", "--disable-usage-stats",
+        ]  # fmt: skip
+        argv += [f"--{k}={v}" for k, v in _node_ports().items()]
+        head = self._spawn_node(compute, argv, "head")
+        state = {"head": head, "gcs_port": gcs, "dashboard_port": dashboard, "workers": []}
+        state["last_active"] = time.time()
+        return state
+
+    def _start_worker(self, compute: Compute, state: dict[str, Any]) -> None:
+        index = max([w["index"] for w in state["workers"]], default=-1) + 1
+        argv = [
+            _ray_cli(), "start", "--block", f"--address=127.0.0.1:{state['gcs_port']}",
+            "--node-ip-address=127.0.0.1", f"--num-cpus={max(compute.cores, 1)}",
+            f"--memory={int(compute.memory_gib * 2**30)}",
+            f"--resources={json.dumps({NODE_RESOURCE: 1})}",
+            f"--temp-dir={self._temp_dir(compute)}", "--disable-usage-stats",
+        ]  # fmt: skip
+        argv += [f"--{k}={v}" for k, v in _node_ports().items()]
+        node = self._spawn_node(compute, argv, f"worker-{index}")
+        node["index"] = index
+        node["started_at"] = time.time()
+        state["workers"].append(node)
+        log.info("cluster %s: started worker node %d", compute.name, index)
+
+    @staticmethod
+    def _alive(node: dict[str, Any]) -> bool:
+        return same_process(int(node["pid"]), node.get("start"))
+
+    def _stop_node(self, node: dict[str, Any]) -> None:
+        if self._alive(node):
+            kill_tree(int(node["pid"]), grace=5.0)
+
+    # --- lifecycle ---------------------------------------------------------------------
+    def _provision(self, compute: Compute) -> None:
+        self._start(compute)
+
+    def _start(self, compute: Compute) -> None:
+        missing = ray_missing()
+        if missing:
+            raise InvalidParameterValue(missing)
+        with self._nodes_lock:
+            state = self._state(compute)
+            if not state or not self._alive(state["head"]):
+                state = self._start_head(compute)
+            wanted = self.settings(compute)["min"]
+            while len([w for w in state["workers"] if self._alive(w)]) < wanted:
+                self._start_worker(compute, state)
+            self._save(compute, state)
+
+    def _stop(self, compute: Compute) -> None:
+        with self._nodes_lock:
+            state = self._state(compute)
+            for node in [*state.get("workers", []), state.get("head")]:
+                if node:
+                    self._stop_node(node)
+            if state:
+                state["workers"] = []
+                self._save(compute, state)
+
+    def _delete(self, compute: Compute) -> None:
+        self._stop(compute)
+        import shutil
+
+        shutil.rmtree(self._dir(compute), ignore_errors=True)
+        shutil.rmtree(self._temp_dir(compute), ignore_errors=True)
+
+    def _observe(self, compute: Compute) -> list[NodeState]:
+        state = self._state(compute)
+        if not state:
+            return [NodeState(f"{compute.name}-head", "Stopped")]
+        if compute.state == ComputeState.RUNNING.value:
+            self._scale_down(compute, state)
+        head_up = self._alive(state["head"]) and self._dashboard_up(state)
+        nodes = [NodeState(f"{compute.name}-head", "Running" if head_up else "Starting", "head")]
+        for w in state.get("workers", []):
+            up = self._alive(w)
+            nodes.append(
+                NodeState(f"{compute.name}-{w['index']}", "Running" if up else "Lost", "worker")
+            )
+        return nodes
+
+    @staticmethod
+    def _dashboard_up(state: dict[str, Any]) -> bool:
+        import urllib.request
+
+        try:
+            url = f"http://127.0.0.1:{state['dashboard_port']}/api/version"
+            with urllib.request.urlopen(url, timeout=1) as resp:
+                return bool(resp.status == 200)
+        except OSError:
+            return False
+
+    # --- jobs --------------------------------------------------------------------------
+    def _client(self, state: dict[str, Any]) -> Any:
+        from ray.job_submission import JobSubmissionClient
+
+        return JobSubmissionClient(f"http://127.0.0.1:{state['dashboard_port']}")
+
+    def _active_jobs(self, state: dict[str, Any]) -> int:
+        try:
+            jobs = self._client(state).list_jobs()
+        except Exception:
+            return 0
+        return sum(
+            1
+            for j in jobs
+            if str(j.status.value if hasattr(j.status, "value") else j.status) in ACTIVE
+        )
+
+    def _spawn(self, ctx: LaunchContext, folder: Path) -> Handle:
+        compute = ctx.compute
+        with self._nodes_lock:
+            state = self._state(compute)
+            if not state or not self._alive(state["head"]):
+                raise InvalidParameterValue(f"cluster '{compute.name}' is not running")
+            deadline = time.monotonic() + 60
+            while not self._dashboard_up(state):
+                if time.monotonic() > deadline:
+                    raise InvalidParameterValue(f"cluster '{compute.name}': Ray head not answering")
+                time.sleep(0.2)
+            limits = self.settings(compute)
+            live = [w for w in state["workers"] if self._alive(w)]
+            state["workers"] = live
+            needed = min(limits["max"], self._active_jobs(state) + 1)
+            while len(state["workers"]) < needed:  # scale up for this job
+                self._start_worker(compute, state)
+            state["last_active"] = time.time()
+            self._save(compute, state)
+        client = self._client(state)
+        submission = client.submit_job(
+            entrypoint=f"{ctx.python} -m lapis.compute.supervisor {folder}",
+            submission_id=f"lapis-{ctx.job.name}-{int(time.time() * 1000)}",
+            entrypoint_num_cpus=1,
+            entrypoint_resources={NODE_RESOURCE: 1},
+            metadata={"lapis_job": ctx.job.name, "lapis_compute": compute.name},
+        )
+        return {
+            "dir": str(folder),
+            "submission_id": submission,
+            "dashboard_port": state["dashboard_port"],
+        }
+
+    def _ray_status(self, handle: Handle) -> str | None:
+        try:
+            info = self._client(handle).get_job_info(handle["submission_id"])
+        except Exception:
+            return None
+        return _status(info.status)
+
+    def alive(self, handle: Handle) -> bool:
+        if "submission_id" not in handle:
+            return super().alive(handle)
+        return self._ray_status(handle) in ACTIVE
+
+    def cancel(self, handle: Handle, force: bool = False) -> None:
+        super().cancel(handle, force=False)  # the supervisor's own cancel first
+        if force and "submission_id" in handle:
+            try:
+                self._client(handle).stop_job(handle["submission_id"])
+            except Exception:
+                log.warning("could not stop Ray job %s", handle["submission_id"])
+
+    def _scale_down(self, compute: Compute, state: dict[str, Any]) -> None:
+        """Nodes above the minimum go once no job has run for the idle time."""
+        limits = self.settings(compute)
+        live = [w for w in state.get("workers", []) if self._alive(w)]
+        if len(live) <= limits["min"]:
+            return
+        if self._active_jobs(state) > 0:
+            state["last_active"] = time.time()
+            self._save(compute, state)
+            return
+        if time.time() - float(state.get("last_active", 0)) < limits["idle"]:
+            return
+        with self._nodes_lock:
+            extra = sorted(live, key=lambda w: w["index"])[limits["min"] :]
+            for node in extra:
+                log.info("cluster %s: releasing idle worker %d", compute.name, node["index"])
+                self._stop_node(node)
+            state["workers"] = [w for w in live if w not in extra]
+            self._save(compute, state)
+
+    def capabilities(self, compute: Compute) -> dict[Any, str]:
+        from lapis.compute.base import Feature
+
+        return {
+            Feature.MULTI_NODE: (
+                f"cluster '{compute.name}' runs single-node jobs for now; multi-node "
+                "(instance_count > 1) jobs come with distributed training"
+            ),
+            Feature.DISTRIBUTION: (
+                f"cluster '{compute.name}': distributed training comes in a later release"
+            ),
+        }
+
+
+def _status(status: Any) -> str:
+    return str(status.value if hasattr(status, "value") else status)

@@ -1,0 +1,128 @@
+"""Compute clusters (``type: amlcompute``) on Ray, worker nodes as local processes: a job
+on a cluster scaled from zero (logs, metrics, outputs), scale-down after the idle time,
+cancel, and delete leaving no Ray process behind."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jobkit import get, lapis_cli, log_text, submit, wait
+
+pytest.importorskip(
+    "ray", reason="NOT TESTED: compute clusters need Ray (pip install 'lapis[ray]')"
+)
+pytestmark = pytest.mark.timeout(300)
+FILES = Path(__file__).resolve().parents[1] / "compat" / "files" / "compute"
+
+
+def _json(server: Any, *args: str) -> Any:
+    done = lapis_cli(server, *args, "-o", "json")
+    assert done.returncode == 0, (args, done.stdout, done.stderr)
+    return json.loads(done.stdout) if done.stdout.strip() else None
+
+
+def _nodes(server: Any, name: str) -> list[dict[str, Any]]:
+    with server.client() as http:
+        nodes: list[dict[str, Any]] = http.get(f"/api/v1/computes/{name}").json()["nodes"]
+    return nodes
+
+
+def _until(what: str, check: Any, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.3)
+
+
+@pytest.fixture
+def cluster(lapis_server: Any, tmp_path: Path) -> Iterator[str]:
+    name = f"cl-{uuid.uuid4().hex[:6]}"
+    spec = tmp_path / "cluster.yml"
+    spec.write_text((FILES / "small-cluster.yml").read_text().replace("cpu-cluster", name))
+    made = _json(lapis_server, "compute", "create", "-f", str(spec))
+    assert made["type"] == "amlcompute"
+    try:
+        _until("the head", lambda: _json(lapis_server, "compute", "show", "-n", name)["state"]
+               == "Running")  # fmt: skip
+        yield name
+    finally:
+        lapis_cli(lapis_server, "compute", "delete", "-n", name, "--yes")
+    # every node of this cluster (they all name its own temp folder) is gone
+    folder = lapis_server.home / "clusters" / name.lower()
+    key = hashlib.sha256(str(folder).encode()).hexdigest()[:12]
+    left = subprocess.run(["pgrep", "-f", f"lapis-ray-{key}"], capture_output=True, text=True)
+    assert left.stdout.strip() == "", "Ray processes left after delete"
+
+
+def test_a_job_scales_the_cluster_up_from_zero_and_back(
+    lapis_server: Any, cluster: str, tmp_path: Path
+) -> None:
+    assert [n["name"] for n in _nodes(lapis_server, cluster)] == [f"{cluster}-head"]
+    job_file = tmp_path / "job.yml"
+    job_file.write_text(
+        "command: >-\n"
+        "  python -c \"import mlflow, os; mlflow.log_metric('nodes', 1);"
+        " print('ray job', 'RAY_ADDRESS' in os.environ)\" &&"
+        " echo done > ${{outputs.result}}/done.txt\n"
+        "outputs:\n  result:\n    type: uri_folder\n"
+        f"environment: system\ncompute: azureml:{cluster}\n"
+    )
+    job = wait(lapis_server, submit(lapis_server, job_file)["name"], timeout=180)
+    log = log_text(lapis_server, job["name"])
+    assert job["status"] == "Completed", (job.get("status_reason"), log)
+    assert "ray job True" in log  # the supervisor ran as a Ray job on a worker node
+    with lapis_server.client() as http:
+        run = http.get(f"/api/v1/runs/{job['run_id']}").json()
+    assert run["metrics"]["nodes"]["value"] == 1.0
+    out = tmp_path / "dl"
+    done = lapis_cli(lapis_server, "job", "download", job["name"], "--output-name", "result",
+                     "--download-path", str(out))  # fmt: skip
+    assert done.returncode == 0 and (out / "named-outputs" / "result" / "done.txt").exists()
+    # the worker started for the job goes once the cluster has been idle for 2 s
+    _until(
+        "scale-down to zero",
+        lambda: [n["name"] for n in _nodes(lapis_server, cluster)] == [f"{cluster}-head"],
+        timeout=90,
+    )
+
+
+def test_cancel_on_a_cluster_leaves_no_process(
+    lapis_server: Any, cluster: str, tmp_path: Path
+) -> None:
+    marker = f"sleep 1{uuid.uuid4().int % 1000:03d}"
+    job_file = tmp_path / "job.yml"
+    job_file.write_text(
+        f"command: echo started && {marker}\nenvironment: system\ncompute: azureml:{cluster}\n"
+    )
+    name = submit(lapis_server, job_file)["name"]
+    _until("the job to start", lambda: "started" in log_text(lapis_server, name), timeout=120)
+    assert lapis_cli(lapis_server, "job", "cancel", name).returncode == 0
+    assert wait(lapis_server, name, timeout=120)["status"] == "Canceled"
+    left = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True)
+    assert left.stdout.strip() == ""
+    assert get(lapis_server, name)["compute"] == cluster
+
+
+def test_cluster_files_are_checked(lapis_server: Any, tmp_path: Path) -> None:
+    spec = tmp_path / "c.yml"
+    base = (FILES / "small-cluster.yml").read_text().replace("cpu-cluster", "bad-cluster")
+    spec.write_text(base.replace("min_instances: 0", "min_instances: 3"))
+    done = lapis_cli(lapis_server, "compute", "create", "-f", str(spec))
+    assert (
+        done.returncode == 1 and "min_instances (3) is more than max_instances (1)" in done.stderr
+    )
+    spec.write_text(base.replace("max_instances: 1", "max_instances: 64").replace(
+        "Standard_DS1_v2", "Standard_DS3_v2"))  # fmt: skip
+    done = lapis_cli(lapis_server, "compute", "create", "-f", str(spec))
+    assert done.returncode == 1 and "Quota exceeded" in done.stderr
+    spec.write_text(base.replace("tier: dedicated", "tier: spot"))
+    done = lapis_cli(lapis_server, "compute", "create", "-f", str(spec))
+    assert done.returncode == 1 and "must be dedicated or low_priority" in done.stderr
