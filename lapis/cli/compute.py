@@ -397,11 +397,31 @@ def update(
     file: FileOption = None,
     idle: IdleOption = None,
     description: Annotated[str | None, typer.Option("--description", help="Free text.")] = None,
+    min_instances: Annotated[
+        int | None, typer.Option("--min-instances", help="Cluster: nodes always up.")
+    ] = None,
+    max_instances: Annotated[
+        int | None, typer.Option("--max-instances", help="Cluster: most nodes.")
+    ] = None,
+    idle_scale_down: Annotated[
+        int | None,
+        typer.Option(
+            "--idle-time-before-scale-down", help="Cluster: seconds without jobs before scale-down."
+        ),
+    ] = None,
     set_: SetOption = None,
     output: OutputOption = None,
 ) -> None:
-    """Change description, tags, idle shutdown or schedules (size and SSH are fixed at creation)."""
+    """Change description, tags, idle shutdown or schedules; a cluster's scale, live (size
+    and SSH are fixed at creation)."""
     doc: dict[str, Any] = apply_sets(_read_doc(file) if file else {}, set_)
+    for key, value in (
+        ("min_instances", min_instances),
+        ("max_instances", max_instances),
+        ("idle_time_before_scale_down", idle_scale_down),
+    ):
+        if value is not None:
+            doc[key] = value
     if idle is not None:
         doc.pop("idle_time_before_shutdown", None)
         doc["idle_time_before_shutdown_minutes"] = idle
@@ -409,8 +429,9 @@ def update(
         doc["description"] = description
     if not doc:
         raise InvalidParameterValue(
-            "nothing to update: give -f FILE, --set, --idle-time-before-shutdown-minutes or "
-            "--description"
+            "nothing to update: give -f FILE, --set, --idle-time-before-shutdown-minutes, "
+            "--description, or a cluster's --min-instances/--max-instances/"
+            "--idle-time-before-scale-down"
         )
     source = str(file) if file else "command line"
     with client(ctx) as http:

@@ -22,6 +22,7 @@ server finds its nodes again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -158,7 +159,8 @@ class RayClusterBackend(ProcessBackend):
         return state
 
     def _start_worker(self, compute: Compute, state: dict[str, Any]) -> None:
-        index = max([w["index"] for w in state["workers"]], default=-1) + 1
+        index = int(state.get("next_index", 0))  # a replacement gets a new name
+        state["next_index"] = index + 1
         argv = [
             _ray_cli(), "start", "--block", f"--address=127.0.0.1:{state['gcs_port']}",
             "--node-ip-address=127.0.0.1", f"--num-cpus={max(compute.cores, 1)}",
@@ -175,11 +177,27 @@ class RayClusterBackend(ProcessBackend):
 
     @staticmethod
     def _alive(node: dict[str, Any]) -> bool:
-        return same_process(int(node["pid"]), node.get("start"))
+        pid = int(node["pid"])
+        if not same_process(pid, node.get("start")):
+            return False
+        try:  # a node this server started and that died is a zombie until reaped
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:  # not our child (started by an earlier server)
+            import psutil
+
+            try:
+                return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+            except psutil.Error:
+                return False
+        return done == 0
 
     def _stop_node(self, node: dict[str, Any]) -> None:
+        """End a node: its whole process group (``ray start`` leads it; a raylet outliving
+        a killed ``ray start`` is still in it)."""
+        pid = int(node["pid"])
         if self._alive(node):
-            kill_tree(int(node["pid"]), grace=5.0)
+            kill_tree(pid, grace=5.0)
+        _kill_group(pid)
 
     # --- lifecycle ---------------------------------------------------------------------
     def _provision(self, compute: Compute) -> None:
@@ -219,7 +237,16 @@ class RayClusterBackend(ProcessBackend):
         state = self._state(compute)
         if not state:
             return [NodeState(f"{compute.name}-head", "Stopped")]
+        lost = [w for w in state.get("workers", []) if not self._alive(w)]
+        if lost:
+            with self._nodes_lock:
+                for w in lost:
+                    log.warning("cluster %s: worker node %d was lost", compute.name, w["index"])
+                    _kill_group(int(w["pid"]))  # whatever of it still runs
+                state["workers"] = [w for w in state["workers"] if w not in lost]
+                self._save(compute, state)
         if compute.state == ComputeState.RUNNING.value:
+            self._keep_minimum(compute, state)
             self._scale_down(compute, state)
         head_up = self._alive(state["head"]) and self._dashboard_up(state)
         nodes = [NodeState(f"{compute.name}-head", "Running" if head_up else "Starting", "head")]
@@ -311,6 +338,18 @@ class RayClusterBackend(ProcessBackend):
             except Exception:
                 log.warning("could not stop Ray job %s", handle["submission_id"])
 
+    def _keep_minimum(self, compute: Compute, state: dict[str, Any]) -> None:
+        """``min_instances`` nodes stay up: a raised minimum, or a lost node, is made up."""
+        wanted = self.settings(compute)["min"]
+        with self._nodes_lock:
+            live = [w for w in state.get("workers", []) if self._alive(w)]
+            if len(live) >= wanted or not self._alive(state["head"]):
+                return
+            state["workers"] = live
+            while len(state["workers"]) < wanted:
+                self._start_worker(compute, state)
+            self._save(compute, state)
+
     def _scale_down(self, compute: Compute, state: dict[str, Any]) -> None:
         """Nodes above the minimum go once no job has run for the idle time."""
         limits = self.settings(compute)
@@ -347,3 +386,10 @@ class RayClusterBackend(ProcessBackend):
 
 def _status(status: Any) -> str:
     return str(status.value if hasattr(status, "value") else status)
+
+
+def _kill_group(pgid: int) -> None:
+    import signal
+
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)

@@ -52,7 +52,7 @@ from lapis.errors import (
     ResourceAlreadyExists,
     ResourceDoesNotExist,
 )
-from lapis.specs.compute import ComputeSpec, parse_compute
+from lapis.specs.compute import ClusterSettings, ComputeSpec, cluster_settings, parse_compute
 from lapis.specs.schedules import next_action
 from lapis.specs.yaml_lines import Located, located
 from lapis.store.sql.computes import ComputeStore
@@ -377,7 +377,10 @@ class ComputeService:
         """Change what may change after creation: description, tags, idle shutdown, schedules."""
         now = _now() if now_ms is None else now_ms
         c = self._instance(name, "updated")
-        spec = parse_compute(located(doc, source), partial=True)
+        loc = located(doc, source)
+        if c.type == ComputeType.CLUSTER.value and isinstance(loc.data, dict):
+            loc.data.setdefault("type", ComputeType.CLUSTER.value)  # a PATCH names no type
+        spec = parse_compute(loc, partial=True)
         if spec.name is not None and spec.name.lower() != c.name.lower():
             raise InvalidParameterValue(
                 f"The document names '{spec.name}' but you are updating '{c.name}'; "
@@ -404,10 +407,30 @@ class ComputeService:
             values["schedules"] = spec.schedules
             props = values.get("properties", c.properties)
             values["properties"] = {**props, "schedule_checked_at": now}
+        scale = {"min_instances", "max_instances", "idle_time_before_scale_down", "tier"}
+        if c.type == ComputeType.CLUSTER.value and scale & spec.given:
+            values["properties"] = self._rescale(c, loc, values.get("properties", c.properties))
         if values:
             self.store.update(c.name, **values)
             self.lifecycle.windows.forget(c.name.lower())
         return self.get(c.name)
+
+    def _rescale(self, c: Compute, loc: Located, props: Mapping[str, Any]) -> dict[str, Any]:
+        """A live cluster's new scale (its backend starts or releases nodes on its tick);
+        a higher maximum must still fit the family's quota."""
+        current = ClusterSettings(
+            min_instances=int(props.get("min_instances", 0)),
+            max_instances=int(props.get("max_instances", 1)),
+            idle_seconds=int(props.get("idle_time_before_scale_down", 120)),
+            tier=str(props.get("tier", "dedicated")),
+        )
+        data = loc.data if isinstance(loc.data, Mapping) else {}
+        new = cluster_settings(loc, data, base=current)
+        if new.max_instances > current.max_instances:
+            others = [x for x in self.store.all() if x.name != c.name and _known(x.size)]
+            used = cores_in_use((str(x.size), _nodes(x)) for x in others)
+            check_quota(get_size(str(c.size)), new.max_instances, used, self.quotas)
+        return {**props, **new.as_properties()}
 
     def start(self, name: str, *, by: str | None = None, now_ms: int | None = None) -> Compute:
         c = self._instance(name, "started")

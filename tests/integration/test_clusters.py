@@ -126,3 +126,28 @@ def test_cluster_files_are_checked(lapis_server: Any, tmp_path: Path) -> None:
     spec.write_text(base.replace("tier: dedicated", "tier: spot"))
     done = lapis_cli(lapis_server, "compute", "create", "-f", str(spec))
     assert done.returncode == 1 and "must be dedicated or low_priority" in done.stderr
+
+
+def test_a_live_clusters_scale_changes_and_lost_nodes_are_replaced(
+    lapis_server: Any, cluster: str
+) -> None:
+    """``compute update --min-instances 1`` starts a node at once; a node killed -9 is
+    replaced to keep the minimum; a maximum over the quota is refused."""
+    updated = _json(lapis_server, "compute", "update", "-n", cluster, "--min-instances", "1")
+    assert (updated["min_instances"], updated["max_instances"]) == (1, 1)
+    workers = f"{cluster}-0"
+    _until("one worker", lambda: workers in [n["name"] for n in _nodes(lapis_server, cluster)])
+    state = json.loads(
+        (lapis_server.home / "clusters" / cluster.lower() / "state.json").read_text()
+    )
+    (first,) = state["workers"]
+    subprocess.run(["kill", "-9", str(first["pid"])], check=True)
+    _until(
+        "a replacement node",
+        lambda: f"{cluster}-1" in [n["name"] for n in _nodes(lapis_server, cluster)],
+        timeout=90,
+    )
+    refused = lapis_cli(lapis_server, "compute", "update", "-n", cluster, "--max-instances", "64")
+    assert refused.returncode == 1 and "Quota exceeded" in refused.stderr
+    bad = lapis_cli(lapis_server, "compute", "update", "-n", cluster, "--min-instances", "5")
+    assert bad.returncode == 1 and "is more than max_instances" in bad.stderr
