@@ -333,6 +333,40 @@ class ComputeService:
         self.wake()
         return self.get(spec.name)
 
+    def serverless(self, instance_type: str | None, source: str = "<job>") -> Compute:
+        """``compute: serverless``: the workspace's managed cluster for that size, made on
+        first use (0..N nodes, N as the family's quota allows, up to 4), scaled to zero
+        when idle; the job runs there like on any cluster."""
+        try:
+            size = get_size(instance_type or SERVERLESS_SIZE)
+        except ResourceDoesNotExist as exc:
+            raise InvalidParameterValue(
+                f"{source}: resources.instance_type: {exc.message}"
+            ) from None
+        name = "serverless-" + size.name.lower().removeprefix("standard_").replace("_", "-")
+        name = name[:24].rstrip("-")
+        found = self.store.get(name)
+        if found is not None:
+            if found.state in (S.STOPPED.value, S.FAILED.value):
+                self.start(name, by="serverless")
+            return self.get(name)
+        used = cores_in_use((str(c.size), _nodes(c)) for c in self.store.all() if _known(c.size))
+        left = self.quotas.get(size.family, DEFAULT_FAMILY_QUOTA) - used.get(size.family, 0)
+        nodes = max(1, min(SERVERLESS_MAX_NODES, left // max(size.cores, 1)))
+        doc = {
+            "name": name,
+            "type": ComputeType.CLUSTER.value,
+            "size": size.name,
+            "min_instances": 0,
+            "max_instances": nodes,
+            "idle_time_before_scale_down": SERVERLESS_IDLE_SECONDS,
+            "description": "serverless: managed by the workspace, scaled to zero when idle",
+        }
+        try:
+            return self.create(doc, source=source, created_by=None)
+        except ResourceAlreadyExists:  # made by a job submitted at the same moment
+            return self.get(name)
+
     def _create_cluster(
         self, spec: ComputeSpec, size: Any, by: str, created_by: str | None, now: int
     ) -> Compute:
@@ -525,6 +559,11 @@ class ComputeService:
 
     def _host_tuple(self) -> tuple[int, float, int]:
         return self.host.cores, self.host.memory_gib, self.host.gpus
+
+
+SERVERLESS_SIZE = "Standard_DS3_v2"  # Azure's default for serverless jobs
+SERVERLESS_MAX_NODES = 4
+SERVERLESS_IDLE_SECONDS = 120
 
 
 def _nodes(c: Compute) -> int:

@@ -46,6 +46,9 @@ from lapis.util import DISK_FULL, now_ms
 PATH_INPUTS = {"uri_file", "uri_folder", "mlflow_model", "custom_model", "mltable"}
 
 
+SERVERLESS = "serverless"  # compute: serverless: a workspace-managed cluster per size
+
+
 class JobService:
     def __init__(
         self,
@@ -113,7 +116,11 @@ class JobService:
         source = sub.source
         base_dir = Path(sub.base_dir) if sub.base_dir else None
         spec = parse_job(sub.yaml, source, sub.overrides, base_dir=None)
-        compute = self.compute.get(spec.compute)
+        if spec.compute.lower() == SERVERLESS:
+            compute = self.compute.serverless(spec.instance_type, source)
+            spec.compute = compute.name
+        else:
+            compute = self.compute.get(spec.compute)
         if not internal:
             self._check_instance_user(compute, principal, source)
         reason = backend_for(compute).unsupported(compute, spec)

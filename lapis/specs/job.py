@@ -112,6 +112,7 @@ class CommandJobSpec:
     environment_variables: dict[str, str] = field(default_factory=dict)
     timeout_seconds: int | None = None
     instance_count: int = 1
+    instance_type: str | None = None  # resources.instance_type: the size serverless uses
     source: str = "<job>"
 
 
@@ -371,6 +372,9 @@ def parse_job(
     count = resources.get("instance_count", 1)
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise doc.error(("resources", "instance_count"), "must be a positive integer")
+    instance_type = resources.get("instance_type")
+    if instance_type is not None and not isinstance(instance_type, str):
+        raise doc.error(("resources", "instance_type"), "must be a VM size name")
     code = _string(doc, ("code",), data.get("code"))
     if code is not None and base_dir is not None and "://" not in code:
         code = str((base_dir / code).resolve())
@@ -398,6 +402,7 @@ def parse_job(
         environment_variables={str(k): str(v) for k, v in env_vars.items()},
         timeout_seconds=timeout,
         instance_count=count,
+        instance_type=instance_type,
         source=source,
     )
     _check_placeholders(doc, spec)

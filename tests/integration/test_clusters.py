@@ -151,3 +151,34 @@ def test_a_live_clusters_scale_changes_and_lost_nodes_are_replaced(
     assert refused.returncode == 1 and "Quota exceeded" in refused.stderr
     bad = lapis_cli(lapis_server, "compute", "update", "-n", cluster, "--min-instances", "5")
     assert bad.returncode == 1 and "is more than max_instances" in bad.stderr
+
+
+def test_serverless_jobs_run_on_a_managed_cluster_that_scales_to_zero(
+    lapis_server: Any, tmp_path: Path
+) -> None:
+    job_file = tmp_path / "job.yml"
+    job_file.write_text(
+        "command: echo serverless says hi\nenvironment: system\ncompute: serverless\n"
+        "resources:\n  instance_type: Standard_DS1_v2\n"
+    )
+    name = "serverless-ds1-v2"
+    try:
+        job = wait(lapis_server, submit(lapis_server, job_file)["name"], timeout=180)
+        assert job["status"] == "Completed", job.get("status_reason")
+        assert job["compute"] == name and "serverless says hi" in log_text(
+            lapis_server, job["name"]
+        )
+        shown = _json(lapis_server, "compute", "show", "-n", name)
+        assert shown["type"] == "amlcompute" and shown["min_instances"] == 0
+        _json(lapis_server, "compute", "update", "-n", name, "--idle-time-before-scale-down", "1")
+        _until(
+            "serverless to scale to zero",
+            lambda: [n["name"] for n in _nodes(lapis_server, name)] == [f"{name}-head"],
+            timeout=90,
+        )
+        bad = tmp_path / "bad.yml"
+        bad.write_text(job_file.read_text().replace("Standard_DS1_v2", "Standard_Nope"))
+        refused = lapis_cli(lapis_server, "job", "create", "-f", str(bad))
+        assert refused.returncode == 1 and "resources.instance_type" in refused.stderr
+    finally:
+        lapis_cli(lapis_server, "compute", "delete", "-n", name, "--yes")
