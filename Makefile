@@ -88,6 +88,7 @@ bench: $(VENV)/.stamp-dev
 	$(PY) bench/serving.py
 	$(PY) bench/studio.py
 	$(PY) bench/load.py
+	$(PY) bench/cluster.py
 
 clean:
 	rm -rf $(VENV) .lapis-demo .pytest_cache .mypy_cache .ruff_cache node_modules $(STUDIO_VENDOR) test-results
