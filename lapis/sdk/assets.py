@@ -166,8 +166,8 @@ class ComputeInstance:
 
 @dataclass
 class AmlCompute:
-    """A compute cluster (min..max nodes). Clusters run on Ray in a later release; the
-    server says so in one line when given one."""
+    """A compute cluster (min..max nodes of one size) on Ray; ``idle_time_before_scale_down``
+    in seconds."""
 
     name: str
     size: str | None = None
