@@ -182,3 +182,27 @@ def test_serverless_jobs_run_on_a_managed_cluster_that_scales_to_zero(
         assert refused.returncode == 1 and "resources.instance_type" in refused.stderr
     finally:
         lapis_cli(lapis_server, "compute", "delete", "-n", name, "--yes")
+
+
+def test_an_azure_style_script_makes_a_cluster_and_runs_on_it(lapis_server: Any) -> None:
+    """azure-ai-ml's shape: ``AmlCompute`` through ``begin_create_or_update(...).result()``,
+    a ``command(...)`` job on it, then ``begin_delete``."""
+    from lapis.ml import MLClient, command
+    from lapis.ml.entities import AmlCompute
+
+    name = f"sdk-{uuid.uuid4().hex[:6]}"
+    with MLClient(lapis_server.url, lapis_server.token) as ml:
+        cluster = ml.compute.begin_create_or_update(
+            AmlCompute(name=name, size="Standard_DS1_v2", min_instances=0, max_instances=1,
+                       idle_time_before_scale_down=2)
+        ).result()  # fmt: skip
+        try:
+            assert (cluster.type, cluster.state) == ("amlcompute", "Running")
+            assert cluster.max_instances == 1
+            job = ml.jobs.create_or_update(
+                command(command="echo from the sdk", environment="system", compute=name)
+            )
+            final = ml.jobs.stream(job.name, out=open("/dev/null", "w"))  # noqa: SIM115
+            assert final.status == "Completed", final.status_reason
+        finally:
+            ml.compute.begin_delete(name).result()
