@@ -212,6 +212,10 @@ class ComputeBackend(abc.ABC):
     def logs(self, handle: Handle, cursor: str | None) -> tuple[str, str]:
         """The job's log text after ``cursor`` and the cursor to continue from."""
 
+    def lost_reason(self, handle: Handle) -> str | None:
+        """Why a job that ``alive`` says is gone was lost, when the backend knows (a node)."""
+        return None
+
     @abc.abstractmethod
     def cancel(self, handle: Handle, force: bool = False) -> None:
         """Ask the job to stop (it reports ``Exited`` as Canceled); ``force``: end it now."""

@@ -91,6 +91,7 @@ class RayClusterBackend(ProcessBackend):
     def __init__(self) -> None:
         super().__init__()
         self._nodes_lock = threading.Lock()
+        self._placed: dict[str, int] = {}  # Ray submission id -> worker index
 
     # --- state -------------------------------------------------------------------------
     def _dir(self, compute: Compute) -> Path:
@@ -165,7 +166,7 @@ class RayClusterBackend(ProcessBackend):
             _ray_cli(), "start", "--block", f"--address=127.0.0.1:{state['gcs_port']}",
             "--node-ip-address=127.0.0.1", f"--num-cpus={max(compute.cores, 1)}",
             f"--memory={int(compute.memory_gib * 2**30)}",
-            f"--resources={json.dumps({NODE_RESOURCE: 1})}",
+            f"--resources={json.dumps({NODE_RESOURCE: 1, f'{NODE_RESOURCE}_{index}': 1})}",
             f"--temp-dir={self._temp_dir(compute)}", "--disable-usage-stats",
         ]  # fmt: skip
         argv += [f"--{k}={v}" for k, v in _node_ports().items()]
@@ -244,6 +245,7 @@ class RayClusterBackend(ProcessBackend):
                     log.warning("cluster %s: worker node %d was lost", compute.name, w["index"])
                     _kill_group(int(w["pid"]))  # whatever of it still runs
                 state["workers"] = [w for w in state["workers"] if w not in lost]
+                state["lost"] = (state.get("lost", []) + lost)[-20:]  # jobs name their node
                 self._save(compute, state)
         if compute.state == ComputeState.RUNNING.value:
             self._keep_minimum(compute, state)
@@ -316,6 +318,8 @@ class RayClusterBackend(ProcessBackend):
             "dir": str(folder),
             "submission_id": submission,
             "dashboard_port": state["dashboard_port"],
+            "cluster": compute.name,
+            "state_file": str(self._dir(compute) / "state.json"),
         }
 
     def _ray_status(self, handle: Handle) -> str | None:
@@ -328,7 +332,51 @@ class RayClusterBackend(ProcessBackend):
     def alive(self, handle: Handle) -> bool:
         if "submission_id" not in handle:
             return super().alive(handle)
-        return self._ray_status(handle) in ACTIVE
+        if self._ray_status(handle) not in ACTIVE:
+            return False
+        node = self._node_of(handle)  # Ray notices a dead node late: check its process now
+        return node is None or self._alive(node)
+
+    def lost_reason(self, handle: Handle) -> str | None:
+        node = self._node_of(handle)
+        if node is not None and not self._alive(node):
+            return (
+                f"node {handle.get('cluster')}-{node['index']} was lost while running the job "
+                "(its Ray node process ended)"
+            )
+        return None
+
+    def _node_of(self, handle: Handle) -> dict[str, Any] | None:
+        """The worker (from the cluster's state) whose Ray node runs the job's entrypoint."""
+        index = self._placed.get(str(handle.get("submission_id")))
+        if index is None:
+            index = self._find_node(handle)
+            if index is None:
+                return None
+            self._placed[str(handle["submission_id"])] = index
+        try:
+            state = json.loads(Path(str(handle["state_file"])).read_text())
+        except (OSError, ValueError, KeyError):
+            return None
+        return next((w for w in state.get("lost", []) + state.get("workers", [])
+                     if w["index"] == index), None)  # fmt: skip
+
+    def _find_node(self, handle: Handle) -> int | None:
+        try:
+            info = self._client(handle).get_job_info(handle["submission_id"])
+            if not info.driver_node_id:
+                return None
+            from ray.util.state import list_nodes
+
+            address = f"http://127.0.0.1:{handle['dashboard_port']}"
+            for node in list_nodes(address=address, detail=True, raise_on_missing_output=False):
+                if node.node_id == info.driver_node_id:
+                    for key in node.resources_total:
+                        if key.startswith(f"{NODE_RESOURCE}_"):
+                            return int(key.rsplit("_", 1)[1])
+        except Exception:
+            return None
+        return None
 
     def cancel(self, handle: Handle, force: bool = False) -> None:
         super().cancel(handle, force=False)  # the supervisor's own cancel first

@@ -419,13 +419,15 @@ class JobScheduler:
 
     def _lost(self, name: str, t: Tracked, backend: ComputeBackend) -> None:
         assert t.handle is not None
+        why = backend.lost_reason(t.handle)
         backend.cancel(t.handle, force=True)
         t.exited = True
         self._finalizing.add(name)
         event = {
             "outcome": "Failed",
             "code": None,
-            "reason": "the job's supervisor process ended without reporting an exit "
+            "reason": why
+            or "the job's supervisor process ended without reporting an exit "
             "(killed, or the host restarted)",
             "time": now_ms(),
         }

@@ -206,3 +206,22 @@ def test_an_azure_style_script_makes_a_cluster_and_runs_on_it(lapis_server: Any)
             assert final.status == "Completed", final.status_reason
         finally:
             ml.compute.begin_delete(name).result()
+
+
+def test_a_job_on_a_killed_node_fails_naming_the_node(
+    lapis_server: Any, cluster: str, tmp_path: Path
+) -> None:
+    job_file = tmp_path / "job.yml"
+    job_file.write_text(
+        f"command: echo started && sleep 300\nenvironment: system\ncompute: azureml:{cluster}\n"
+    )
+    name = submit(lapis_server, job_file)["name"]
+    _until("the job to start", lambda: "started" in log_text(lapis_server, name), timeout=120)
+    state = json.loads(
+        (lapis_server.home / "clusters" / cluster.lower() / "state.json").read_text()
+    )
+    (node,) = state["workers"]
+    subprocess.run(["kill", "-9", "--", f"-{node['pid']}"], check=True)  # the whole node
+    job = wait(lapis_server, name, timeout=120)
+    assert job["status"] == "Failed"
+    assert f"node {cluster}-{node['index']} was lost" in job["status_reason"], job["status_reason"]
