@@ -62,10 +62,24 @@ def cluster(lapis_server: Any, tmp_path: Path) -> Iterator[str]:
     assert left.stdout.strip() == "", "Ray processes left after delete"
 
 
+def _studio_nodes(server: Any, cluster: str) -> str:
+    """The studio compute page's live part (polled every 2 s), as a signed-in browser gets it."""
+    import httpx
+
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        http.get("/signin")
+        http.post("/signin", data={"token": server.token, "next": "/",
+                                   "csrf": http.cookies.get("lapis_csrf")})  # fmt: skip
+        page = http.get(f"/compute/{cluster}/state")
+    assert page.status_code == 200, page.text[:300]
+    return page.text
+
+
 def test_a_job_scales_the_cluster_up_from_zero_and_back(
     lapis_server: Any, cluster: str, tmp_path: Path
 ) -> None:
     assert [n["name"] for n in _nodes(lapis_server, cluster)] == [f"{cluster}-head"]
+    assert f"{cluster}-head" in _studio_nodes(lapis_server, cluster)
     job_file = tmp_path / "job.yml"
     job_file.write_text(
         "command: >-\n"
@@ -137,6 +151,7 @@ def test_a_live_clusters_scale_changes_and_lost_nodes_are_replaced(
     assert (updated["min_instances"], updated["max_instances"]) == (1, 1)
     workers = f"{cluster}-0"
     _until("one worker", lambda: workers in [n["name"] for n in _nodes(lapis_server, cluster)])
+    assert workers in _studio_nodes(lapis_server, cluster)  # the studio shows it too
     state = json.loads(
         (lapis_server.home / "clusters" / cluster.lower() / "state.json").read_text()
     )

@@ -50,7 +50,8 @@ def _view(ws: Any, name: str, history: bool = False) -> dict[str, Any]:
     running, queued = ws.compute.jobs_on(c.name)
     view = ws.compute.describe(c, now_ms(), busy=bool(running or queued))
     events = ws.compute.events(c.name) if history and c.type != ComputeType.LOCAL.value else []
-    return {"c": view, "running": running, "queued": queued, "events": events}
+    nodes = ws.compute.nodes(c.name) if c.type == ComputeType.CLUSTER.value else []
+    return {"c": view, "running": running, "queued": queued, "events": events, "nodes": nodes}
 
 
 # --- list and create --------------------------------------------------------------------
