@@ -37,6 +37,7 @@ from typing import Any, ClassVar
 
 from lapis.compute.base import Handle, LaunchContext, NodeState
 from lapis.compute.local import ProcessBackend
+from lapis.compute.supervisor import emit
 from lapis.entities.compute import Compute, ComputeState, ComputeType
 from lapis.errors import InvalidParameterValue
 from lapis.util.processes import kill_tree, same_process, start_time_ms
@@ -302,7 +303,15 @@ class RayClusterBackend(ProcessBackend):
             live = [w for w in state["workers"] if self._alive(w)]
             state["workers"] = live
             needed = min(limits["max"], self._active_jobs(state) + 1)
-            while len(state["workers"]) < needed:  # scale up for this job
+            starting = needed - len(state["workers"])
+            if starting > 0:  # scale up for this job; the job says why it waits
+                emit(
+                    folder,
+                    "Preparing",
+                    reason=f"starting {starting} of {needed} node{'s' if needed > 1 else ''} "
+                    f"of cluster {compute.name}",
+                )
+            while len(state["workers"]) < needed:
                 self._start_worker(compute, state)
             state["last_active"] = time.time()
             self._save(compute, state)

@@ -215,6 +215,13 @@ class JobScheduler:
             reason = f"instance {compute.name} is {compute.state.lower()}"
             if compute.state == "Stopped":
                 reason += f"; start it with `lapis compute start {compute.name}`"
+        elif compute.type == "amlcompute":  # one job per node
+            reason = (
+                f"all {compute.slots} node{'s' if compute.slots > 1 else ''} of cluster "
+                f"{compute.name} are busy (max_instances {compute.slots})"
+            )
+            if ahead:
+                reason += f"; {ahead} job{'s' if ahead > 1 else ''} ahead in the queue"
         else:
             reason = f"{busy}/{compute.slots} slots busy on {compute.name}"
             if ahead:

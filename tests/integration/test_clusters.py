@@ -44,7 +44,7 @@ def _until(what: str, check: Any, timeout: float = 60) -> None:
 
 @pytest.fixture
 def cluster(lapis_server: Any, tmp_path: Path) -> Iterator[str]:
-    name = f"cl-{uuid.uuid4().hex[:6]}"
+    name = f"cl-x{uuid.uuid4().hex[:6]}"  # a letter after every "-" (Azure's rule)
     spec = tmp_path / "cluster.yml"
     spec.write_text((FILES / "small-cluster.yml").read_text().replace("cpu-cluster", name))
     made = _json(lapis_server, "compute", "create", "-f", str(spec))
@@ -93,6 +93,9 @@ def test_a_job_scales_the_cluster_up_from_zero_and_back(
     log = log_text(lapis_server, job["name"])
     assert job["status"] == "Completed", (job.get("status_reason"), log)
     assert "ray job True" in log  # the supervisor ran as a Ray job on a worker node
+    # while the node started, the job said so (the backend's event in the job's folder)
+    events = (lapis_server.home / "jobs" / job["name"] / "events.jsonl").read_text()
+    assert f"starting 1 of 1 node of cluster {cluster}" in events
     with lapis_server.client() as http:
         run = http.get(f"/api/v1/runs/{job['run_id']}").json()
     assert run["metrics"]["nodes"]["value"] == 1.0
@@ -118,8 +121,16 @@ def test_cancel_on_a_cluster_leaves_no_process(
     )
     name = submit(lapis_server, job_file)["name"]
     _until("the job to start", lambda: "started" in log_text(lapis_server, name), timeout=120)
+    second = submit(lapis_server, job_file)["name"]  # the one node is busy
+    _until(
+        "the queue's reason",
+        lambda: "all 1 node of cluster" in (get(lapis_server, second)["status_reason"] or ""),
+        timeout=30,
+    )
+    assert lapis_cli(lapis_server, "job", "cancel", second).returncode == 0
     assert lapis_cli(lapis_server, "job", "cancel", name).returncode == 0
     assert wait(lapis_server, name, timeout=120)["status"] == "Canceled"
+    assert wait(lapis_server, second, timeout=120)["status"] == "Canceled"
     left = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True)
     assert left.stdout.strip() == ""
     assert get(lapis_server, name)["compute"] == cluster
@@ -205,7 +216,7 @@ def test_an_azure_style_script_makes_a_cluster_and_runs_on_it(lapis_server: Any)
     from lapis.ml import MLClient, command
     from lapis.ml.entities import AmlCompute
 
-    name = f"sdk-{uuid.uuid4().hex[:6]}"
+    name = f"sdk-x{uuid.uuid4().hex[:6]}"
     with MLClient(lapis_server.url, lapis_server.token) as ml:
         cluster = ml.compute.begin_create_or_update(
             AmlCompute(name=name, size="Standard_DS1_v2", min_instances=0, max_instances=1,
