@@ -251,3 +251,32 @@ def test_a_job_on_a_killed_node_fails_naming_the_node(
     job = wait(lapis_server, name, timeout=120)
     assert job["status"] == "Failed"
     assert f"node {cluster}-{node['index']} was lost" in job["status_reason"], job["status_reason"]
+
+
+def test_a_batch_deployment_scores_on_a_cluster(
+    lapis_server: Any, cluster: str, tmp_path: Path
+) -> None:
+    """The Azure-shaped batch files of tests/compat with ``compute: azureml:<cluster>``."""
+    import shutil
+
+    from jobkit import batch_predictions
+
+    folder = tmp_path / "batch"
+    shutil.copytree(FILES.parent / "batch", folder)
+    endpoint = f"cb-x{uuid.uuid4().hex[:6]}"
+    for yml in folder.glob("*.yml"):
+        text = yml.read_text().replace("compat-batch", endpoint)
+        yml.write_text(text.replace("compute: local", f"compute: azureml:{cluster}"))
+    _json(lapis_server, "batch-endpoint", "create", "-f", str(folder / "endpoint.yml"))
+    try:
+        made = _json(lapis_server, "batch-deployment", "create", "-f",
+                     str(folder / "deployment.yml"), "--set-default")  # fmt: skip
+        assert made["compute"] == cluster
+        job = _json(lapis_server, "batch-endpoint", "invoke", "-n", endpoint,
+                    "--input", str(folder / "data"), "--stream")  # fmt: skip
+        assert job["status"] == "Completed", job["status_reason"]
+        assert job["compute"] == cluster
+        rows = batch_predictions(lapis_server, job["name"], tmp_path / "dl")
+        assert sorted(rows) == ["n1.txt,3", "n2.txt,6", "n3.txt,9"]
+    finally:
+        lapis_cli(lapis_server, "batch-endpoint", "delete", "-n", endpoint, "--yes")
