@@ -105,3 +105,28 @@ def test_compute_errors_are_readable(studio: Studio, lapis_server: Any) -> None:
     studio.go("/compute/local")
     assert "always running" in studio.page.inner_text("#compute-state")
     assert studio.page.locator("#compute-state button").count() == 0
+
+
+def test_create_a_cluster_from_the_form(studio: Studio) -> None:
+    """The same form makes a compute cluster: its page shows the scale and the head node."""
+    page = studio.page
+    name = f"cl{uuid.uuid4().hex[:8]}"
+    page.on("dialog", lambda d: d.accept())
+    studio.go("/compute/_new")
+    page.fill("#name", name)
+    page.check("#kind-cluster")
+    page.check("#size-Standard_DS1_v2")
+    page.fill("#min_instances", "0")
+    page.fill("#max_instances", "2")
+    page.fill("#idle_seconds", "30")
+    page.click("#create-button")
+    try:
+        page.wait_for_url(f"**/compute/{name}")
+        _state(studio, "Running", timeout=60_000)
+        nodes = page.inner_text("#cluster-nodes")
+        assert f"{name}-head" in nodes
+        assert "0..2 nodes" in page.inner_text("#compute-state")
+        studio.shot("compute-cluster")
+    finally:
+        with http_for(studio.server) as http:
+            http.request("DELETE", f"/api/v1/computes/{name}")

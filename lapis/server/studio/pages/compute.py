@@ -100,14 +100,33 @@ async def compute_create(
     size: str = Form(DEFAULT_SIZE),
     idle_minutes: str = Form(""),
     description: str = Form(""),
+    kind: str = Form("computeinstance"),
+    min_instances: str = Form("0"),
+    max_instances: str = Form("1"),
+    idle_seconds: str = Form("120"),
 ) -> Response:
-    """Create an instance; a refusal is shown next to the form, success goes to its page."""
+    """Create an instance or a cluster; a refusal is shown next to the form, success goes to
+    its page."""
     ws = request.app.state.ws
-    doc: dict[str, Any] = {"name": name.strip(), "type": "computeinstance", "size": size}
+    cluster = kind == ComputeType.CLUSTER.value
+    doc: dict[str, Any] = {"name": name.strip(), "type": kind if cluster else "computeinstance"}
+    doc["size"] = size
     if description.strip():
         doc["description"] = description.strip()
     try:
-        if idle_minutes.strip():
+        if cluster:
+            for key, raw in (
+                ("min_instances", min_instances),
+                ("max_instances", max_instances),
+                ("idle_time_before_scale_down", idle_seconds),
+            ):
+                try:
+                    doc[key] = int(raw)
+                except ValueError:
+                    raise InvalidParameterValue(
+                        f"{key.replace('_', ' ')} must be a whole number, not '{raw}'"
+                    ) from None
+        elif idle_minutes.strip():
             try:
                 minutes = int(idle_minutes)
             except ValueError:
