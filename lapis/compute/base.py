@@ -169,6 +169,14 @@ class ComputeBackend(abc.ABC):
     def observe(self, compute: Compute) -> list[NodeState]:
         return self._call("observe", compute, lambda: self._observe(compute), quiet=True)
 
+    def maintain(self, compute: Compute) -> None:
+        """Housekeeping of a Running compute, called on the service's tick (scale, replace
+        lost nodes); must return quickly and throttle itself. Nothing by default."""
+        self._call("maintain", compute, lambda: self._maintain(compute), quiet=True)
+
+    def _maintain(self, compute: Compute) -> None:
+        return None
+
     def ready(self, compute: Compute) -> bool:
         """Whether every node is up, so the compute may be called Running."""
         nodes = self.observe(compute)

@@ -141,6 +141,10 @@ class Lifecycle:
             else:  # a slow backend: Starting until its nodes are up
                 self.move(c, S.STARTING, f"restarting {cause}", now)
         elif c.state == S.RUNNING.value:
+            try:
+                self.backend(c).maintain(c)  # e.g. a cluster's scale, whoever is looking
+            except LapisError as exc:
+                log.warning("%s", exc.message)
             self._idle_check(c, now, busy=running + queued > 0)
 
     def _idle_check(self, c: Compute, now: int, busy: bool) -> None:

@@ -38,7 +38,7 @@ from typing import Any, ClassVar
 from lapis.compute.base import Handle, LaunchContext, NodeState
 from lapis.compute.local import ProcessBackend
 from lapis.compute.supervisor import emit
-from lapis.entities.compute import Compute, ComputeState, ComputeType
+from lapis.entities.compute import Compute, ComputeType
 from lapis.errors import InvalidParameterValue
 from lapis.util.processes import kill_tree, same_process, start_time_ms
 
@@ -46,6 +46,7 @@ log = logging.getLogger("lapis.compute.ray")
 NODE_RESOURCE = "lapis_node"
 _ROOT: list[Path] = [Path.home() / ".lapis" / "clusters"]
 ACTIVE = ("PENDING", "RUNNING")
+MAINTAIN_SECONDS = 1.0  # scale checks ask Ray over HTTP: not on every 0.1 s tick
 
 
 def configure(root: Path) -> None:
@@ -93,6 +94,7 @@ class RayClusterBackend(ProcessBackend):
         super().__init__()
         self._nodes_lock = threading.Lock()
         self._placed: dict[str, int] = {}  # Ray submission id -> worker index
+        self._maintained: dict[str, float] = {}  # cluster -> monotonic time of the last pass
 
     # --- state -------------------------------------------------------------------------
     def _dir(self, compute: Compute) -> Path:
@@ -239,18 +241,6 @@ class RayClusterBackend(ProcessBackend):
         state = self._state(compute)
         if not state:
             return [NodeState(f"{compute.name}-head", "Stopped")]
-        lost = [w for w in state.get("workers", []) if not self._alive(w)]
-        if lost:
-            with self._nodes_lock:
-                for w in lost:
-                    log.warning("cluster %s: worker node %d was lost", compute.name, w["index"])
-                    _kill_group(int(w["pid"]))  # whatever of it still runs
-                state["workers"] = [w for w in state["workers"] if w not in lost]
-                state["lost"] = (state.get("lost", []) + lost)[-20:]  # jobs name their node
-                self._save(compute, state)
-        if compute.state == ComputeState.RUNNING.value:
-            self._keep_minimum(compute, state)
-            self._scale_down(compute, state)
         head_up = self._alive(state["head"]) and self._dashboard_up(state)
         nodes = [NodeState(f"{compute.name}-head", "Running" if head_up else "Starting", "head")]
         for w in state.get("workers", []):
@@ -394,6 +384,27 @@ class RayClusterBackend(ProcessBackend):
                 self._client(handle).stop_job(handle["submission_id"])
             except Exception:
                 log.warning("could not stop Ray job %s", handle["submission_id"])
+
+    def _maintain(self, compute: Compute) -> None:
+        """Once a second per cluster: forget lost nodes, keep the minimum, release idle ones."""
+        now = time.monotonic()
+        if now - self._maintained.get(compute.name, 0.0) < MAINTAIN_SECONDS:
+            return
+        self._maintained[compute.name] = now
+        state = self._state(compute)
+        if not state:
+            return
+        lost = [w for w in state.get("workers", []) if not self._alive(w)]
+        if lost:
+            with self._nodes_lock:
+                for w in lost:
+                    log.warning("cluster %s: worker node %d was lost", compute.name, w["index"])
+                    _kill_group(int(w["pid"]))  # whatever of it still runs
+                state["workers"] = [w for w in state["workers"] if w not in lost]
+                state["lost"] = (state.get("lost", []) + lost)[-20:]  # jobs name their node
+                self._save(compute, state)
+        self._keep_minimum(compute, state)
+        self._scale_down(compute, state)
 
     def _keep_minimum(self, compute: Compute, state: dict[str, Any]) -> None:
         """``min_instances`` nodes stay up: a raised minimum, or a lost node, is made up."""

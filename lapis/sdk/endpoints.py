@@ -44,6 +44,7 @@ from lapis.sdk.serving_entities import (
     ModelBatchDeployment,
 )
 from lapis.sdk.views import Poller, _View
+from lapis.specs.batch import DEPLOYMENT_KEYS, SETTINGS_KEYS
 from lapis.specs.yaml_lines import Located, located
 
 T = TypeVar("T")
@@ -361,7 +362,10 @@ class BatchDeploymentOperations:
             deployment._answered
         ):
             deployment = {**deployment.raw, **deployment._document()}
-            deployment = {k: v for k, v in deployment.items() if k in _BATCH_KEYS}
+            deployment = {k: v for k, v in deployment.items() if k in DEPLOYMENT_KEYS}
+            if "settings" in deployment:  # the answer's flat settings live in the block now
+                flat = set(SETTINGS_KEYS) - {"instance_count"}
+                deployment = {k: v for k, v in deployment.items() if k not in flat}
         loc = _located(deployment, "batch deployment")
         base = Path(base_dir) if base_dir is not None else None
         if base is None and loc.source == "<sdk>":
@@ -393,28 +397,6 @@ class BatchDeploymentOperations:
             return jobs
         return [j for j in jobs if (j.tags or {}).get("lapis.batch.deployment") == name]
 
-
-_BATCH_KEYS = {
-    "name",
-    "endpoint_name",
-    "type",
-    "description",
-    "tags",
-    "model",
-    "code_configuration",
-    "environment",
-    "compute",
-    "resources",
-    "settings",
-    "max_concurrency_per_instance",
-    "mini_batch_size",
-    "output_action",
-    "output_file_name",
-    "retry_settings",
-    "error_threshold",
-    "logging_level",
-    "environment_variables",
-}
 
 __all__ = [
     "BatchDeployment",

@@ -233,9 +233,13 @@ class TraceService:
         rel = f"{base}/{SPANS_FILE}"
         if not self.artifacts.is_file(rel):
             return []
-        raw = b"".join(self.artifacts.iter_read(rel))
-        if len(raw) > SPANS_MAX_BYTES:
-            raise InvalidParameterValue(f"trace {trace.trace_id}'s spans are over 32 MiB")
+        chunks, size = [], 0
+        for chunk in self.artifacts.iter_read(rel):  # stop reading at the limit, not after
+            size += len(chunk)
+            if size > SPANS_MAX_BYTES:
+                raise InvalidParameterValue(f"trace {trace.trace_id}'s spans are over 32 MiB")
+            chunks.append(chunk)
+        raw = b"".join(chunks)
         try:
             data = json.loads(raw)
         except ValueError:

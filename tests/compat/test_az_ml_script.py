@@ -21,8 +21,10 @@ import pytest
 FILES = Path(__file__).parent / "files"
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="NOT TESTED: the script needs curl")
-def test_the_online_endpoint_script_runs_unchanged(lapis_server: Any, tmp_path: Path) -> None:
+def _run(
+    server: Any, tmp_path: Path, script: str, endpoint: str
+) -> tuple[subprocess.CompletedProcess[str], dict[str, str]]:
+    """Run one of files/*.sh with `az` meaning `lapis` (a shim first on PATH)."""
     folder = tmp_path / "files"
     shutil.copytree(FILES, folder)
     shim = tmp_path / "bin"
@@ -31,20 +33,22 @@ def test_the_online_endpoint_script_runs_unchanged(lapis_server: Any, tmp_path: 
         f'#!/usr/bin/env bash\n[ "$1" = ml ] && shift\nexec "{sys.executable}" -m lapis "$@"\n'
     )
     (shim / "az").chmod(0o755)
-    endpoint = f"az-{uuid.uuid4().hex[:8]}"
     env = {
         **os.environ,
-        **lapis_server.env,
+        **server.env,
         "PATH": f"{shim}{os.pathsep}{os.environ['PATH']}",
         "ENDPOINT_NAME": endpoint,
     }
     done = subprocess.run(
-        ["bash", str(folder / "az-ml-style.sh")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+        ["bash", str(folder / script)], env=env, capture_output=True, text=True, timeout=300
     )
+    return done, env
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="NOT TESTED: the script needs curl")
+def test_the_online_endpoint_script_runs_unchanged(lapis_server: Any, tmp_path: Path) -> None:
+    endpoint = f"az-{uuid.uuid4().hex[:8]}"
+    done, env = _run(lapis_server, tmp_path, "az-ml-style.sh", endpoint)
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
     assert "endpoint state: Succeeded" in out
@@ -64,28 +68,8 @@ def test_the_online_endpoint_script_runs_unchanged(lapis_server: Any, tmp_path: 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="NOT TESTED: the script needs bash")
 def test_the_batch_scoring_script_runs_unchanged(lapis_server: Any, tmp_path: Path) -> None:
-    folder = tmp_path / "files"
-    shutil.copytree(FILES, folder)
-    shim = tmp_path / "bin"
-    shim.mkdir()
-    (shim / "az").write_text(
-        f'#!/usr/bin/env bash\n[ "$1" = ml ] && shift\nexec "{sys.executable}" -m lapis "$@"\n'
-    )
-    (shim / "az").chmod(0o755)
     endpoint = f"azb-{uuid.uuid4().hex[:8]}"
-    env = {
-        **os.environ,
-        **lapis_server.env,
-        "PATH": f"{shim}{os.pathsep}{os.environ['PATH']}",
-        "ENDPOINT_NAME": endpoint,
-    }
-    done = subprocess.run(
-        ["bash", str(folder / "az-ml-batch.sh")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done, _ = _run(lapis_server, tmp_path, "az-ml-batch.sh", endpoint)
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
     job = next(line.split(": ", 1)[1] for line in out.splitlines() if line.startswith("job: "))
