@@ -21,7 +21,7 @@ from lapis.ml.entities import (
 )
 
 ml_client = MLClient.from_config(credential=None)
-suffix = uuid.uuid4().hex[:6]
+suffix = "s" + uuid.uuid4().hex[:6]  # a letter after every "-", as names require
 summary = {}
 
 # compute instance
