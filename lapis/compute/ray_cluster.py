@@ -267,16 +267,14 @@ class RayClusterBackend(ProcessBackend):
 
         return JobSubmissionClient(f"http://127.0.0.1:{state['dashboard_port']}")
 
-    def _active_jobs(self, state: dict[str, Any]) -> int:
+    def _active_jobs(self, state: dict[str, Any]) -> int | None:
+        """Ray jobs pending or running; None when the head did not answer (a busy host):
+        unknown is never taken for zero, which would release a node a job waits for."""
         try:
             jobs = self._client(state).list_jobs()
         except Exception:
-            return 0
-        return sum(
-            1
-            for j in jobs
-            if str(j.status.value if hasattr(j.status, "value") else j.status) in ACTIVE
-        )
+            return None
+        return sum(1 for j in jobs if _status(j.status) in ACTIVE)
 
     def _spawn(self, ctx: LaunchContext, folder: Path) -> Handle:
         compute = ctx.compute
@@ -292,7 +290,7 @@ class RayClusterBackend(ProcessBackend):
             limits = self.settings(compute)
             live = [w for w in state["workers"] if self._alive(w)]
             state["workers"] = live
-            needed = min(limits["max"], self._active_jobs(state) + 1)
+            needed = min(limits["max"], (self._active_jobs(state) or 0) + 1)
             starting = needed - len(state["workers"])
             if starting > 0:  # scale up for this job; the job says why it waits
                 emit(
@@ -331,10 +329,20 @@ class RayClusterBackend(ProcessBackend):
     def alive(self, handle: Handle) -> bool:
         if "submission_id" not in handle:
             return super().alive(handle)
-        if self._ray_status(handle) not in ACTIVE:
+        status = self._ray_status(handle)
+        if status is None:  # the head did not answer: a job is lost only with its head
+            return self._head_alive(handle)
+        if status not in ACTIVE:
             return False
         node = self._node_of(handle)  # Ray notices a dead node late: check its process now
         return node is None or self._alive(node)
+
+    def _head_alive(self, handle: Handle) -> bool:
+        try:
+            state = json.loads(Path(str(handle["state_file"])).read_text())
+        except (OSError, ValueError, KeyError):
+            return False
+        return bool(state.get("head")) and self._alive(state["head"])
 
     def lost_reason(self, handle: Handle) -> str | None:
         node = self._node_of(handle)
@@ -386,57 +394,63 @@ class RayClusterBackend(ProcessBackend):
                 log.warning("could not stop Ray job %s", handle["submission_id"])
 
     def _maintain(self, compute: Compute) -> None:
-        """Once a second per cluster: forget lost nodes, keep the minimum, release idle ones."""
+        """Once a second per cluster: forget lost nodes, start nodes for jobs that wait,
+        keep the minimum, release idle ones. Ray is asked first (HTTP, outside the lock);
+        the state is then read, changed and written under the lock, so a job's scale-up
+        in ``_spawn`` meanwhile is never overwritten."""
         now = time.monotonic()
         if now - self._maintained.get(compute.name, 0.0) < MAINTAIN_SECONDS:
             return
         self._maintained[compute.name] = now
         state = self._state(compute)
-        if not state:
+        if not state or not self._alive(state["head"]):
             return
-        lost = [w for w in state.get("workers", []) if not self._alive(w)]
-        if lost:
-            with self._nodes_lock:
-                for w in lost:
-                    log.warning("cluster %s: worker node %d was lost", compute.name, w["index"])
-                    _kill_group(int(w["pid"]))  # whatever of it still runs
-                state["workers"] = [w for w in state["workers"] if w not in lost]
-                state["lost"] = (state.get("lost", []) + lost)[-20:]  # jobs name their node
-                self._save(compute, state)
-        self._keep_minimum(compute, state)
-        self._scale_down(compute, state)
-
-    def _keep_minimum(self, compute: Compute, state: dict[str, Any]) -> None:
-        """``min_instances`` nodes stay up: a raised minimum, or a lost node, is made up."""
-        wanted = self.settings(compute)["min"]
+        active = self._active_jobs(state)
         with self._nodes_lock:
-            live = [w for w in state.get("workers", []) if self._alive(w)]
-            if len(live) >= wanted or not self._alive(state["head"]):
+            state = self._state(compute)
+            if not state or not self._alive(state["head"]):
                 return
-            state["workers"] = live
-            while len(state["workers"]) < wanted:
-                self._start_worker(compute, state)
+            self._forget_lost(compute, state)
+            self._scale_up(compute, state, active)
+            if active:
+                state["last_active"] = time.time()
+            elif active == 0:
+                self._scale_down(compute, state)
             self._save(compute, state)
+
+    def _forget_lost(self, compute: Compute, state: dict[str, Any]) -> None:
+        lost = [w for w in state.get("workers", []) if not self._alive(w)]
+        for w in lost:
+            log.warning("cluster %s: worker node %d was lost", compute.name, w["index"])
+            _kill_group(int(w["pid"]))  # whatever of it still runs
+        if lost:
+            state["workers"] = [w for w in state["workers"] if w not in lost]
+            state["lost"] = (state.get("lost", []) + lost)[-20:]  # jobs name their node
+
+    def _scale_up(self, compute: Compute, state: dict[str, Any], active: int | None) -> None:
+        """Nodes for the minimum and for every job that is pending or running (one job per
+        node, up to ``max_instances``): a raised minimum, a lost node or a job whose node
+        went away is made up."""
+        limits = self.settings(compute)
+        wanted = max(limits["min"], min(limits["max"], active or 0))
+        while len(state["workers"]) < wanted:
+            self._start_worker(compute, state)
 
     def _scale_down(self, compute: Compute, state: dict[str, Any]) -> None:
-        """Nodes above the minimum go once no job has run for the idle time."""
+        """Nodes above the minimum go once no job has run for the idle time (and none
+        started within it: a node just started is waited for by a job being submitted)."""
         limits = self.settings(compute)
-        live = [w for w in state.get("workers", []) if self._alive(w)]
+        live = state["workers"]
         if len(live) <= limits["min"]:
-            return
-        if self._active_jobs(state) > 0:
-            state["last_active"] = time.time()
-            self._save(compute, state)
             return
         if time.time() - float(state.get("last_active", 0)) < limits["idle"]:
             return
-        with self._nodes_lock:
-            extra = sorted(live, key=lambda w: w["index"])[limits["min"] :]
-            for node in extra:
-                log.info("cluster %s: releasing idle worker %d", compute.name, node["index"])
-                self._stop_node(node)
-            state["workers"] = [w for w in live if w not in extra]
-            self._save(compute, state)
+        settled = [w for w in live if time.time() - float(w.get("started_at", 0)) >= limits["idle"]]
+        extra = sorted(settled, key=lambda w: w["index"])[: len(live) - limits["min"]]
+        for node in extra:
+            log.info("cluster %s: releasing idle worker %d", compute.name, node["index"])
+            self._stop_node(node)
+        state["workers"] = [w for w in live if w not in extra]
 
     def capabilities(self, compute: Compute) -> dict[Any, str]:
         from lapis.compute.base import Feature

@@ -20,6 +20,7 @@ pytest.importorskip(
     "ray", reason="NOT TESTED: compute clusters need Ray (pip install 'lapis[ray]')"
 )
 pytestmark = pytest.mark.timeout(300)
+FINAL = {"Completed", "Failed", "Canceled"}
 FILES = Path(__file__).resolve().parents[1] / "compat" / "files" / "compute"
 
 
@@ -35,11 +36,27 @@ def _nodes(server: Any, name: str) -> list[dict[str, Any]]:
     return nodes
 
 
-def _until(what: str, check: Any, timeout: float = 60) -> None:
+def _until(what: str, check: Any, timeout: float = 60, detail: Any = None) -> None:
     deadline = time.monotonic() + timeout
     while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"timed out waiting for {what}" + (f": {detail()}" if detail else "")
+            )
         time.sleep(0.3)
+
+
+def _started(server: Any, cluster: str, job: str) -> None:
+    """Wait for a job's first log line; on a timeout say where the job and the nodes were."""
+
+    def detail() -> str:
+        info = get(server, job)
+        logs = sorted((server.home / "clusters" / cluster.lower()).glob("*.log"))
+        tails = {f.name: f.read_text(errors="replace")[-600:] for f in logs}
+        nodes = _nodes(server, cluster)
+        return f"{info['status']} ({info.get('status_reason')}); nodes {nodes}; {tails}"
+
+    _until("the job to start", lambda: "started" in log_text(server, job), 120, detail)
 
 
 @pytest.fixture
@@ -54,12 +71,23 @@ def cluster(lapis_server: Any, tmp_path: Path) -> Iterator[str]:
                == "Running")  # fmt: skip
         yield name
     finally:
-        lapis_cli(lapis_server, "compute", "delete", "-n", name, "--yes")
+        _cancel_all(lapis_server, name)  # a failed test may leave a job: delete refuses then
+        done = lapis_cli(lapis_server, "compute", "delete", "-n", name, "--yes")
+        assert done.returncode == 0, done.stderr
     # every node of this cluster (they all name its own temp folder) is gone
     folder = lapis_server.home / "clusters" / name.lower()
     key = hashlib.sha256(str(folder).encode()).hexdigest()[:12]
     left = subprocess.run(["pgrep", "-f", f"lapis-ray-{key}"], capture_output=True, text=True)
     assert left.stdout.strip() == "", "Ray processes left after delete"
+
+
+def _cancel_all(server: Any, cluster: str) -> None:
+    with server.client() as http:
+        jobs = http.get("/api/v1/jobs", params={"compute": cluster}).json()
+    for job in jobs["jobs"]:
+        if job["status"] not in FINAL:
+            lapis_cli(server, "job", "cancel", job["name"])
+            wait(server, job["name"], timeout=120)
 
 
 def _studio_nodes(server: Any, cluster: str) -> str:
@@ -120,7 +148,7 @@ def test_cancel_on_a_cluster_leaves_no_process(
         f"command: echo started && {marker}\nenvironment: system\ncompute: azureml:{cluster}\n"
     )
     name = submit(lapis_server, job_file)["name"]
-    _until("the job to start", lambda: "started" in log_text(lapis_server, name), timeout=120)
+    _started(lapis_server, cluster, name)
     second = submit(lapis_server, job_file)["name"]  # the one node is busy
     _until(
         "the queue's reason",
@@ -231,6 +259,7 @@ def test_an_azure_style_script_makes_a_cluster_and_runs_on_it(lapis_server: Any)
             final = ml.jobs.stream(job.name, out=open("/dev/null", "w"))  # noqa: SIM115
             assert final.status == "Completed", final.status_reason
         finally:
+            _cancel_all(lapis_server, name)  # a failed step must not hide behind the delete
             ml.compute.begin_delete(name).result()
 
 
@@ -242,7 +271,7 @@ def test_a_job_on_a_killed_node_fails_naming_the_node(
         f"command: echo started && sleep 300\nenvironment: system\ncompute: azureml:{cluster}\n"
     )
     name = submit(lapis_server, job_file)["name"]
-    _until("the job to start", lambda: "started" in log_text(lapis_server, name), timeout=120)
+    _started(lapis_server, cluster, name)
     state = json.loads(
         (lapis_server.home / "clusters" / cluster.lower() / "state.json").read_text()
     )
