@@ -17,7 +17,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from lapis.compute import logs as job_logs
 from lapis.compute import workdir
@@ -79,9 +79,14 @@ class ProcessBackend(ComputeBackend):
                 "sandbox": ctx.sandbox,
                 "downloads": prepared.downloads,
                 "url_cache": str(Path(ctx.environment["root"]).parent / "cache" / "urls"),
+                **self.job_extras(ctx),
             },
         )
         return folder
+
+    def job_extras(self, ctx: LaunchContext) -> dict[str, Any]:
+        """More orders for the supervisor from a backend that needs them (a cluster's gang)."""
+        return {}
 
     def _spawn(self, ctx: LaunchContext, folder: Path) -> Handle:
         log = open(folder / "supervisor.log", "ab")  # noqa: SIM115  (handed to the child)

@@ -46,7 +46,13 @@ log = logging.getLogger("lapis.compute.ray")
 NODE_RESOURCE = "lapis_node"
 _ROOT: list[Path] = [Path.home() / ".lapis" / "clusters"]
 ACTIVE = ("PENDING", "RUNNING")
-MAINTAIN_SECONDS = 1.0  # scale checks ask Ray over HTTP: not on every 0.1 s tick
+MAINTAIN_SECONDS = 1.0
+NODE_ENV = {
+    "RAY_USAGE_STATS_ENABLED": "0",
+    # a gang's rank process outlives a killed actor just long enough to end its command's
+    # tree (lapis/compute/gang.py); Ray's own sweep would SIGKILL it and orphan the tree
+    "RAY_kill_child_processes_on_worker_exit": "0",
+}  # scale checks ask Ray over HTTP: not on every 0.1 s tick
 
 
 def configure(root: Path) -> None:
@@ -141,7 +147,7 @@ class RayClusterBackend(ProcessBackend):
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 close_fds=True,
-                env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"},
+                env={**os.environ, **NODE_ENV},
             )
         finally:
             out.close()
@@ -268,13 +274,14 @@ class RayClusterBackend(ProcessBackend):
         return JobSubmissionClient(f"http://127.0.0.1:{state['dashboard_port']}")
 
     def _active_jobs(self, state: dict[str, Any]) -> int | None:
-        """Ray jobs pending or running; None when the head did not answer (a busy host):
-        unknown is never taken for zero, which would release a node a job waits for."""
+        """Nodes that pending and running Ray jobs need (a gang needs its N); None when the
+        head did not answer (a busy host): unknown is never taken for zero, which would
+        release a node a job waits for."""
         try:
             jobs = self._client(state).list_jobs()
         except Exception:
             return None
-        return sum(1 for j in jobs if _status(j.status) in ACTIVE)
+        return sum(_nodes_of(j) for j in jobs if _status(j.status) in ACTIVE)
 
     def _spawn(self, ctx: LaunchContext, folder: Path) -> Handle:
         compute = ctx.compute
@@ -290,7 +297,8 @@ class RayClusterBackend(ProcessBackend):
             limits = self.settings(compute)
             live = [w for w in state["workers"] if self._alive(w)]
             state["workers"] = live
-            needed = min(limits["max"], (self._active_jobs(state) or 0) + 1)
+            count = _gang(ctx.job.spec)
+            needed = min(limits["max"], (self._active_jobs(state) or 0) + count)
             starting = needed - len(state["workers"])
             if starting > 0:  # scale up for this job; the job says why it waits
                 emit(
@@ -304,12 +312,17 @@ class RayClusterBackend(ProcessBackend):
             state["last_active"] = time.time()
             self._save(compute, state)
         client = self._client(state)
+        gang = bool(self.job_extras(ctx))  # on the head: its driver reserves the nodes
         submission = client.submit_job(
             entrypoint=f"{ctx.python} -m lapis.compute.supervisor {folder}",
             submission_id=f"lapis-{ctx.job.name}-{int(time.time() * 1000)}",
-            entrypoint_num_cpus=1,
-            entrypoint_resources={NODE_RESOURCE: 1},
-            metadata={"lapis_job": ctx.job.name, "lapis_compute": compute.name},
+            entrypoint_num_cpus=0 if gang else 1,
+            entrypoint_resources=None if gang else {NODE_RESOURCE: 1},
+            metadata={
+                "lapis_job": ctx.job.name,
+                "lapis_compute": compute.name,
+                "lapis_nodes": str(count),
+            },
         )
         return {
             "dir": str(folder),
@@ -453,17 +466,47 @@ class RayClusterBackend(ProcessBackend):
         state["workers"] = [w for w in live if w not in extra]
 
     def capabilities(self, compute: Compute) -> dict[Any, str]:
-        from lapis.compute.base import Feature
+        return {}  # multi-node and distributed jobs run as gangs (lapis/compute/gang.py)
 
+    def unsupported(self, compute: Compute, spec: Any) -> str | None:
+        """A job asking for more nodes than the cluster may have would wait forever."""
+        count = int(getattr(spec, "instance_count", 1))
+        most = self.settings(compute)["max"]
+        if count > most:
+            return (
+                f"the job asks for {count} nodes (resources.instance_count) but cluster "
+                f"'{compute.name}' has at most {most} (max_instances); raise it with "
+                f"`lapis compute update -n {compute.name} --max-instances {count}`"
+            )
+        return None
+
+    def job_extras(self, ctx: LaunchContext) -> dict[str, Any]:
+        spec = ctx.job.spec
+        distribution = spec.get("distribution") or {}
+        nodes = _gang(spec)
+        per_node = int(distribution.get("process_count_per_instance", 1))
+        if nodes == 1 and per_node == 1 and distribution.get("type") != "tensorflow":
+            return {}  # one process on one node: the plain supervisor on that node
         return {
-            Feature.MULTI_NODE: (
-                f"cluster '{compute.name}' runs single-node jobs for now; multi-node "
-                "(instance_count > 1) jobs come with distributed training"
-            ),
-            Feature.DISTRIBUTION: (
-                f"cluster '{compute.name}': distributed training comes in a later release"
-            ),
+            "gang": {
+                "nodes": nodes,
+                "per_node": per_node,
+                "type": distribution.get("type") or "pytorch",
+                "worker_count": distribution.get("worker_count"),
+            }
         }
+
+
+def _gang(spec: dict[str, Any]) -> int:
+    """Nodes a job needs at once (``resources.instance_count``)."""
+    return max(1, int(spec.get("instance_count") or 1))
+
+
+def _nodes_of(job: Any) -> int:
+    try:
+        return max(1, int((job.metadata or {}).get("lapis_nodes", 1)))
+    except (TypeError, ValueError):
+        return 1
 
 
 def _status(status: Any) -> str:

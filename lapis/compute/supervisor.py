@@ -249,7 +249,9 @@ def supervise(job_dir: Path) -> int:
             return 0
         if not _downloads(job_dir, job):
             return 1
-        emit(job_dir, "Starting")
+        gang = bool(job.get("gang"))  # a distributed job: its driver says Starting and Running
+        if not gang:
+            emit(job_dir, "Starting")
         cpus = job.get("cpu_set") or []
         if cpus and hasattr(os, "sched_setaffinity"):
             os.sched_setaffinity(0, cpus)  # inherited by the command and all it starts
@@ -266,7 +268,9 @@ def supervise(job_dir: Path) -> int:
 
         argv = ["/bin/bash", "-c", job["command"]]
         box = _sandbox(job_dir, job)
-        if bin_dir == "docker":  # the container is the job's sandbox; the client needs the socket
+        if gang:  # lapis/compute/gang.py: it sandboxes each rank on its node
+            argv, box = [sys.executable, "-m", "lapis.compute.gang", str(job_dir)], None
+        elif bin_dir == "docker":  # the container is the job's sandbox; the client needs the socket
             from lapis.compute import containers
 
             passed = containers.passed_variables(job, job_dir)
@@ -284,7 +288,9 @@ def supervise(job_dir: Path) -> int:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        emit(job_dir, "Running", pid=proc.pid, sandbox=f"landlock v{box.abi}" if box else None)
+        if not gang:
+            sandboxed = f"landlock v{box.abi}" if box else None
+            emit(job_dir, "Running", pid=proc.pid, sandbox=sandboxed)
         return _watch(job_dir, job, proc)
     finally:
         stop.set()
@@ -346,6 +352,9 @@ def _watch_loop(job_dir: Path, job: dict[str, Any], proc: Any, waiter: int | Non
     if outcome is None:
         if code == 0:
             outcome = ("Completed", "exit code 0")
+        elif (job_dir / "system_logs" / "gang.json").exists():  # which rank or node ended it
+            said = json.loads((job_dir / "system_logs" / "gang.json").read_text())
+            outcome = (str(said["outcome"]), str(said["reason"]))
         else:
             tail = _tail(job_dir / STD_LOG)
             outcome = (

@@ -142,6 +142,8 @@ class JobService:
             "outputs": {k: asdict(v) for k, v in spec.outputs.items()},
             "environment_variables": spec.environment_variables,
             "timeout_seconds": spec.timeout_seconds,
+            "instance_count": spec.instance_count,
+            "distribution": spec.distribution,
             "environment": env,
             "code": code,
             "source": source,

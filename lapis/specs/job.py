@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from lapis.errors import InvalidParameterValue
+from lapis.specs.distribution import parse_distribution
 from lapis.specs.kinds import JOBS
 from lapis.specs.yaml_lines import Located, load, read_text_file, safe_load, suggest
 from lapis.util import random_name
@@ -113,6 +114,7 @@ class CommandJobSpec:
     timeout_seconds: int | None = None
     instance_count: int = 1
     instance_type: str | None = None  # resources.instance_type: the size serverless uses
+    distribution: dict[str, Any] | None = None  # lapis/specs/distribution.py
     source: str = "<job>"
 
 
@@ -403,6 +405,7 @@ def parse_job(
         timeout_seconds=timeout,
         instance_count=count,
         instance_type=instance_type,
+        distribution=parse_distribution(doc, data.get("distribution"), count),
         source=source,
     )
     _check_placeholders(doc, spec)

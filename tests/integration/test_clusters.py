@@ -4,90 +4,28 @@ cancel, and delete leaving no Ray process behind."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from clusterkit import cancel_all, json_cli, made_cluster, nodes, started, until
 from jobkit import get, lapis_cli, log_text, submit, wait
 
 pytest.importorskip(
     "ray", reason="NOT TESTED: compute clusters need Ray (pip install 'lapis[ray]')"
 )
 pytestmark = pytest.mark.timeout(300)
-FINAL = {"Completed", "Failed", "Canceled"}
 FILES = Path(__file__).resolve().parents[1] / "compat" / "files" / "compute"
-
-
-def _json(server: Any, *args: str) -> Any:
-    done = lapis_cli(server, *args, "-o", "json")
-    assert done.returncode == 0, (args, done.stdout, done.stderr)
-    return json.loads(done.stdout) if done.stdout.strip() else None
-
-
-def _nodes(server: Any, name: str) -> list[dict[str, Any]]:
-    with server.client() as http:
-        nodes: list[dict[str, Any]] = http.get(f"/api/v1/computes/{name}").json()["nodes"]
-    return nodes
-
-
-def _until(what: str, check: Any, timeout: float = 60, detail: Any = None) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(
-                f"timed out waiting for {what}" + (f": {detail()}" if detail else "")
-            )
-        time.sleep(0.3)
-
-
-def _started(server: Any, cluster: str, job: str) -> None:
-    """Wait for a job's first log line; on a timeout say where the job and the nodes were."""
-
-    def detail() -> str:
-        info = get(server, job)
-        logs = sorted((server.home / "clusters" / cluster.lower()).glob("*.log"))
-        tails = {f.name: f.read_text(errors="replace")[-600:] for f in logs}
-        nodes = _nodes(server, cluster)
-        return f"{info['status']} ({info.get('status_reason')}); nodes {nodes}; {tails}"
-
-    _until("the job to start", lambda: "started" in log_text(server, job), 120, detail)
 
 
 @pytest.fixture
 def cluster(lapis_server: Any, tmp_path: Path) -> Iterator[str]:
-    name = f"cl-x{uuid.uuid4().hex[:6]}"  # a letter after every "-" (Azure's rule)
-    spec = tmp_path / "cluster.yml"
-    spec.write_text((FILES / "small-cluster.yml").read_text().replace("cpu-cluster", name))
-    made = _json(lapis_server, "compute", "create", "-f", str(spec))
-    assert made["type"] == "amlcompute"
-    try:
-        _until("the head", lambda: _json(lapis_server, "compute", "show", "-n", name)["state"]
-               == "Running")  # fmt: skip
+    with made_cluster(lapis_server, tmp_path) as name:
         yield name
-    finally:
-        _cancel_all(lapis_server, name)  # a failed test may leave a job: delete refuses then
-        done = lapis_cli(lapis_server, "compute", "delete", "-n", name, "--yes")
-        assert done.returncode == 0, done.stderr
-    # every node of this cluster (they all name its own temp folder) is gone
-    folder = lapis_server.home / "clusters" / name.lower()
-    key = hashlib.sha256(str(folder).encode()).hexdigest()[:12]
-    left = subprocess.run(["pgrep", "-f", f"lapis-ray-{key}"], capture_output=True, text=True)
-    assert left.stdout.strip() == "", "Ray processes left after delete"
-
-
-def _cancel_all(server: Any, cluster: str) -> None:
-    with server.client() as http:
-        jobs = http.get("/api/v1/jobs", params={"compute": cluster}).json()
-    for job in jobs["jobs"]:
-        if job["status"] not in FINAL:
-            lapis_cli(server, "job", "cancel", job["name"])
-            wait(server, job["name"], timeout=120)
 
 
 def _studio_nodes(server: Any, cluster: str) -> str:
@@ -106,7 +44,7 @@ def _studio_nodes(server: Any, cluster: str) -> str:
 def test_a_job_scales_the_cluster_up_from_zero_and_back(
     lapis_server: Any, cluster: str, tmp_path: Path
 ) -> None:
-    assert [n["name"] for n in _nodes(lapis_server, cluster)] == [f"{cluster}-head"]
+    assert [n["name"] for n in nodes(lapis_server, cluster)] == [f"{cluster}-head"]
     assert f"{cluster}-head" in _studio_nodes(lapis_server, cluster)
     job_file = tmp_path / "job.yml"
     job_file.write_text(
@@ -132,9 +70,9 @@ def test_a_job_scales_the_cluster_up_from_zero_and_back(
                      "--download-path", str(out))  # fmt: skip
     assert done.returncode == 0 and (out / "named-outputs" / "result" / "done.txt").exists()
     # the worker started for the job goes once the cluster has been idle for 2 s
-    _until(
+    until(
         "scale-down to zero",
-        lambda: [n["name"] for n in _nodes(lapis_server, cluster)] == [f"{cluster}-head"],
+        lambda: [n["name"] for n in nodes(lapis_server, cluster)] == [f"{cluster}-head"],
         timeout=90,
     )
 
@@ -148,9 +86,9 @@ def test_cancel_on_a_cluster_leaves_no_process(
         f"command: echo started && {marker}\nenvironment: system\ncompute: azureml:{cluster}\n"
     )
     name = submit(lapis_server, job_file)["name"]
-    _started(lapis_server, cluster, name)
+    started(lapis_server, cluster, name)
     second = submit(lapis_server, job_file)["name"]  # the one node is busy
-    _until(
+    until(
         "the queue's reason",
         lambda: "all 1 node of cluster" in (get(lapis_server, second)["status_reason"] or ""),
         timeout=30,
@@ -186,19 +124,19 @@ def test_a_live_clusters_scale_changes_and_lost_nodes_are_replaced(
 ) -> None:
     """``compute update --min-instances 1`` starts a node at once; a node killed -9 is
     replaced to keep the minimum; a maximum over the quota is refused."""
-    updated = _json(lapis_server, "compute", "update", "-n", cluster, "--min-instances", "1")
+    updated = json_cli(lapis_server, "compute", "update", "-n", cluster, "--min-instances", "1")
     assert (updated["min_instances"], updated["max_instances"]) == (1, 1)
     workers = f"{cluster}-0"
-    _until("one worker", lambda: workers in [n["name"] for n in _nodes(lapis_server, cluster)])
+    until("one worker", lambda: workers in [n["name"] for n in nodes(lapis_server, cluster)])
     assert workers in _studio_nodes(lapis_server, cluster)  # the studio shows it too
     state = json.loads(
         (lapis_server.home / "clusters" / cluster.lower() / "state.json").read_text()
     )
     (first,) = state["workers"]
     subprocess.run(["kill", "-9", str(first["pid"])], check=True)
-    _until(
+    until(
         "a replacement node",
-        lambda: f"{cluster}-1" in [n["name"] for n in _nodes(lapis_server, cluster)],
+        lambda: f"{cluster}-1" in [n["name"] for n in nodes(lapis_server, cluster)],
         timeout=90,
     )
     refused = lapis_cli(lapis_server, "compute", "update", "-n", cluster, "--max-instances", "64")
@@ -222,12 +160,14 @@ def test_serverless_jobs_run_on_a_managed_cluster_that_scales_to_zero(
         assert job["compute"] == name and "serverless says hi" in log_text(
             lapis_server, job["name"]
         )
-        shown = _json(lapis_server, "compute", "show", "-n", name)
+        shown = json_cli(lapis_server, "compute", "show", "-n", name)
         assert shown["type"] == "amlcompute" and shown["min_instances"] == 0
-        _json(lapis_server, "compute", "update", "-n", name, "--idle-time-before-scale-down", "1")
-        _until(
+        json_cli(
+            lapis_server, "compute", "update", "-n", name, "--idle-time-before-scale-down", "1"
+        )
+        until(
             "serverless to scale to zero",
-            lambda: [n["name"] for n in _nodes(lapis_server, name)] == [f"{name}-head"],
+            lambda: [n["name"] for n in nodes(lapis_server, name)] == [f"{name}-head"],
             timeout=90,
         )
         bad = tmp_path / "bad.yml"
@@ -259,7 +199,7 @@ def test_an_azure_style_script_makes_a_cluster_and_runs_on_it(lapis_server: Any)
             final = ml.jobs.stream(job.name, out=open("/dev/null", "w"))  # noqa: SIM115
             assert final.status == "Completed", final.status_reason
         finally:
-            _cancel_all(lapis_server, name)  # a failed step must not hide behind the delete
+            cancel_all(lapis_server, name)  # a failed step must not hide behind the delete
             ml.compute.begin_delete(name).result()
 
 
@@ -271,7 +211,7 @@ def test_a_job_on_a_killed_node_fails_naming_the_node(
         f"command: echo started && sleep 300\nenvironment: system\ncompute: azureml:{cluster}\n"
     )
     name = submit(lapis_server, job_file)["name"]
-    _started(lapis_server, cluster, name)
+    started(lapis_server, cluster, name)
     state = json.loads(
         (lapis_server.home / "clusters" / cluster.lower() / "state.json").read_text()
     )
@@ -296,12 +236,12 @@ def test_a_batch_deployment_scores_on_a_cluster(
     for yml in folder.glob("*.yml"):
         text = yml.read_text().replace("compat-batch", endpoint)
         yml.write_text(text.replace("compute: local", f"compute: azureml:{cluster}"))
-    _json(lapis_server, "batch-endpoint", "create", "-f", str(folder / "endpoint.yml"))
+    json_cli(lapis_server, "batch-endpoint", "create", "-f", str(folder / "endpoint.yml"))
     try:
-        made = _json(lapis_server, "batch-deployment", "create", "-f",
+        made = json_cli(lapis_server, "batch-deployment", "create", "-f",
                      str(folder / "deployment.yml"), "--set-default")  # fmt: skip
         assert made["compute"] == cluster
-        job = _json(lapis_server, "batch-endpoint", "invoke", "-n", endpoint,
+        job = json_cli(lapis_server, "batch-endpoint", "invoke", "-n", endpoint,
                     "--input", str(folder / "data"), "--stream")  # fmt: skip
         assert job["status"] == "Completed", job["status_reason"]
         assert job["compute"] == cluster
