@@ -40,10 +40,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from lapis.compute.ray_nodes import NODE_RESOURCE
 from lapis.compute.supervisor import CANCEL, JOB_FILE, emit
 
 GANG_RESULT = "system_logs/gang.json"
-NODE_RESOURCE = "lapis_node"
 
 
 def rank_log(rank: int) -> str:
@@ -324,8 +324,10 @@ def drive(job_dir: Path) -> int:
             for k in range(nodes)
         ]
         places = ray.get([a.where.remote(per_node) for a in agents])
+        cluster = job["env"].get("LAPIS_COMPUTE", "cluster")
         where = ", ".join(
-            f"node {k}: {p['address']} ({p['interface']})" for k, p in enumerate(places)
+            f"node {k} is {cluster}-{p['index']} at {p['address']} ({p['interface']})"
+            for k, p in enumerate(places)
         )
         master = f"{places[0]['address']}:{places[0]['port']}"
         print(f"gang of {nodes} nodes x {per_node} processes: {where}; master {master}", flush=True)
@@ -335,7 +337,7 @@ def drive(job_dir: Path) -> int:
             envs = {r: {**os.environ, **rank_env(gang, r, k, places)} for r in ranks[k]}
             ray.get(a.start.remote(envs, job["command"]))
         emit(job_dir, "Running", pid=os.getpid())
-        return _await(job_dir, agents, logs, places, job["env"].get("LAPIS_COMPUTE", "cluster"))
+        return _await(job_dir, agents, logs, places, cluster)
     except KeyboardInterrupt:
         _result(job_dir, "Canceled", "canceled by request")
         return 143

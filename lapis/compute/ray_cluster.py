@@ -22,37 +22,26 @@ server finds its nodes again.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
-import os
-import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any, ClassVar
 
+from lapis.compute import ray_nodes
 from lapis.compute.base import Handle, LaunchContext, NodeState
 from lapis.compute.local import ProcessBackend
-from lapis.compute.supervisor import emit
+from lapis.compute.ray_nodes import NODE_RESOURCE
+from lapis.compute.supervisor import NODE_FILE, emit
 from lapis.entities.compute import Compute, ComputeType
 from lapis.errors import InvalidParameterValue
-from lapis.util.processes import kill_tree, same_process, start_time_ms
 
 log = logging.getLogger("lapis.compute.ray")
-NODE_RESOURCE = "lapis_node"
 _ROOT: list[Path] = [Path.home() / ".lapis" / "clusters"]
 ACTIVE = ("PENDING", "RUNNING")
-MAINTAIN_SECONDS = 1.0
-NODE_ENV = {
-    "RAY_USAGE_STATS_ENABLED": "0",
-    # a gang's rank process outlives a killed actor just long enough to end its command's
-    # tree (lapis/compute/gang.py); Ray's own sweep would SIGKILL it and orphan the tree
-    "RAY_kill_child_processes_on_worker_exit": "0",
-}  # scale checks ask Ray over HTTP: not on every 0.1 s tick
+MAINTAIN_SECONDS = 1.0  # scale checks ask Ray over HTTP: not on every 0.1 s tick
 
 
 def configure(root: Path) -> None:
@@ -68,30 +57,6 @@ def ray_missing() -> str | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _node_ports() -> dict[str, int]:
-    """Every port a Ray node listens on, free now: two nodes on one host must not share."""
-    keys = (
-        "node-manager-port",
-        "object-manager-port",
-        "metrics-export-port",
-        "dashboard-agent-listen-port",
-        "dashboard-agent-grpc-port",
-        "runtime-env-agent-port",
-    )
-    return {k: _free_port() for k in keys}
-
-
-def _ray_cli() -> str:
-    beside = Path(sys.executable).parent / "ray"
-    return str(beside) if beside.exists() else "ray"
-
-
 class RayClusterBackend(ProcessBackend):
     type_name: ClassVar[str] = ComputeType.CLUSTER.value
     description: ClassVar[str] = "a Ray cluster of min..max nodes of one size (local processes)"
@@ -99,7 +64,6 @@ class RayClusterBackend(ProcessBackend):
     def __init__(self) -> None:
         super().__init__()
         self._nodes_lock = threading.Lock()
-        self._placed: dict[str, int] = {}  # Ray submission id -> worker index
         self._maintained: dict[str, float] = {}  # cluster -> monotonic time of the last pass
 
     # --- state -------------------------------------------------------------------------
@@ -109,9 +73,10 @@ class RayClusterBackend(ProcessBackend):
     def _state(self, compute: Compute) -> dict[str, Any]:
         try:
             data: dict[str, Any] = json.loads((self._dir(compute) / "state.json").read_text())
-            return data
         except (OSError, ValueError):
             return {}
+        data["folder"] = str(self._dir(compute))
+        return data
 
     def _save(self, compute: Compute, state: dict[str, Any]) -> None:
         folder = self._dir(compute)
@@ -134,80 +99,12 @@ class RayClusterBackend(ProcessBackend):
             "idle": int(p.get("idle_time_before_scale_down", 120)),
         }
 
-    # --- processes ---------------------------------------------------------------------
-    def _spawn_node(self, compute: Compute, argv: list[str], name: str) -> dict[str, Any]:
-        folder = self._dir(compute)
-        folder.mkdir(parents=True, exist_ok=True)
-        out = open(folder / f"{name}.log", "ab")  # noqa: SIM115 (handed to the child)
-        try:
-            proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                close_fds=True,
-                env={**os.environ, **NODE_ENV},
-            )
-        finally:
-            out.close()
-        return {"name": name, "pid": proc.pid, "start": start_time_ms(proc.pid)}
-
-    def _start_head(self, compute: Compute) -> dict[str, Any]:
-        gcs, dashboard, client = _free_port(), _free_port(), _free_port()
-        argv = [
-            _ray_cli(), "start", "--head", "--block", "--num-cpus=0",
-            "--node-ip-address=127.0.0.1", f"--port={gcs}",
-            "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
-            f"--ray-client-server-port={client}", "--include-dashboard=true",
-            f"--temp-dir={self._temp_dir(compute)}", "--disable-usage-stats",
-        ]  # fmt: skip
-        argv += [f"--{k}={v}" for k, v in _node_ports().items()]
-        head = self._spawn_node(compute, argv, "head")
-        state = {"head": head, "gcs_port": gcs, "dashboard_port": dashboard, "workers": []}
-        state["last_active"] = time.time()
-        return state
-
+    # --- processes (lapis/compute/ray_nodes.py) ------------------------------------------
     def _start_worker(self, compute: Compute, state: dict[str, Any]) -> None:
-        index = int(state.get("next_index", 0))  # a replacement gets a new name
-        state["next_index"] = index + 1
-        argv = [
-            _ray_cli(), "start", "--block", f"--address=127.0.0.1:{state['gcs_port']}",
-            "--node-ip-address=127.0.0.1", f"--num-cpus={max(compute.cores, 1)}",
-            f"--memory={int(compute.memory_gib * 2**30)}",
-            f"--resources={json.dumps({NODE_RESOURCE: 1, f'{NODE_RESOURCE}_{index}': 1})}",
-            f"--temp-dir={self._temp_dir(compute)}", "--disable-usage-stats",
-        ]  # fmt: skip
-        argv += [f"--{k}={v}" for k, v in _node_ports().items()]
-        node = self._spawn_node(compute, argv, f"worker-{index}")
-        node["index"] = index
-        node["started_at"] = time.time()
-        state["workers"].append(node)
-        log.info("cluster %s: started worker node %d", compute.name, index)
-
-    @staticmethod
-    def _alive(node: dict[str, Any]) -> bool:
-        pid = int(node["pid"])
-        if not same_process(pid, node.get("start")):
-            return False
-        try:  # a node this server started and that died is a zombie until reaped
-            done, _ = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:  # not our child (started by an earlier server)
-            import psutil
-
-            try:
-                return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-            except psutil.Error:
-                return False
-        return done == 0
-
-    def _stop_node(self, node: dict[str, Any]) -> None:
-        """End a node: its whole process group (``ray start`` leads it; a raylet outliving
-        a killed ``ray start`` is still in it)."""
-        pid = int(node["pid"])
-        if self._alive(node):
-            kill_tree(pid, grace=5.0)
-        _kill_group(pid)
+        node = ray_nodes.start_worker(
+            self._dir(compute), self._temp_dir(compute), state, compute.cores, compute.memory_gib
+        )
+        log.info("cluster %s: started worker node %d", compute.name, node["index"])
 
     # --- lifecycle ---------------------------------------------------------------------
     def _provision(self, compute: Compute) -> None:
@@ -219,10 +116,10 @@ class RayClusterBackend(ProcessBackend):
             raise InvalidParameterValue(missing)
         with self._nodes_lock:
             state = self._state(compute)
-            if not state or not self._alive(state["head"]):
-                state = self._start_head(compute)
+            if not state or not ray_nodes.alive(state["head"]):
+                state = ray_nodes.start_head(self._dir(compute), self._temp_dir(compute))
             wanted = self.settings(compute)["min"]
-            while len([w for w in state["workers"] if self._alive(w)]) < wanted:
+            while len([w for w in state["workers"] if ray_nodes.alive(w)]) < wanted:
                 self._start_worker(compute, state)
             self._save(compute, state)
 
@@ -231,7 +128,7 @@ class RayClusterBackend(ProcessBackend):
             state = self._state(compute)
             for node in [*state.get("workers", []), state.get("head")]:
                 if node:
-                    self._stop_node(node)
+                    ray_nodes.stop(node)
             if state:
                 state["workers"] = []
                 self._save(compute, state)
@@ -247,31 +144,26 @@ class RayClusterBackend(ProcessBackend):
         state = self._state(compute)
         if not state:
             return [NodeState(f"{compute.name}-head", "Stopped")]
-        head_up = self._alive(state["head"]) and self._dashboard_up(state)
+        head_up = ray_nodes.alive(state["head"]) and ray_nodes.dashboard_up(
+            state, self._dir(compute)
+        )
         nodes = [NodeState(f"{compute.name}-head", "Running" if head_up else "Starting", "head")]
         for w in state.get("workers", []):
-            up = self._alive(w)
+            up = ray_nodes.alive(w)
             nodes.append(
                 NodeState(f"{compute.name}-{w['index']}", "Running" if up else "Lost", "worker")
             )
         return nodes
 
-    @staticmethod
-    def _dashboard_up(state: dict[str, Any]) -> bool:
-        import urllib.request
-
-        try:
-            url = f"http://127.0.0.1:{state['dashboard_port']}/api/version"
-            with urllib.request.urlopen(url, timeout=1) as resp:
-                return bool(resp.status == 200)
-        except OSError:
-            return False
-
     # --- jobs --------------------------------------------------------------------------
     def _client(self, state: dict[str, Any]) -> Any:
+        """The cluster's job API (a job's handle carries the same port and folder)."""
         from ray.job_submission import JobSubmissionClient
 
-        return JobSubmissionClient(f"http://127.0.0.1:{state['dashboard_port']}")
+        return JobSubmissionClient(
+            f"http://127.0.0.1:{state['dashboard_port']}",
+            headers=ray_nodes.headers(Path(str(state["folder"]))),
+        )
 
     def _active_jobs(self, state: dict[str, Any]) -> int | None:
         """Nodes that pending and running Ray jobs need (a gang needs its N); None when the
@@ -287,15 +179,15 @@ class RayClusterBackend(ProcessBackend):
         compute = ctx.compute
         with self._nodes_lock:
             state = self._state(compute)
-            if not state or not self._alive(state["head"]):
+            if not state or not ray_nodes.alive(state["head"]):
                 raise InvalidParameterValue(f"cluster '{compute.name}' is not running")
             deadline = time.monotonic() + 60
-            while not self._dashboard_up(state):
+            while not ray_nodes.dashboard_up(state, self._dir(compute)):
                 if time.monotonic() > deadline:
                     raise InvalidParameterValue(f"cluster '{compute.name}': Ray head not answering")
                 time.sleep(0.2)
             limits = self.settings(compute)
-            live = [w for w in state["workers"] if self._alive(w)]
+            live = [w for w in state["workers"] if ray_nodes.alive(w)]
             state["workers"] = live
             count = _gang(ctx.job.spec)
             needed = min(limits["max"], (self._active_jobs(state) or 0) + count)
@@ -330,6 +222,7 @@ class RayClusterBackend(ProcessBackend):
             "dashboard_port": state["dashboard_port"],
             "cluster": compute.name,
             "state_file": str(self._dir(compute) / "state.json"),
+            "folder": str(self._dir(compute)),
         }
 
     def _ray_status(self, handle: Handle) -> str | None:
@@ -348,18 +241,18 @@ class RayClusterBackend(ProcessBackend):
         if status not in ACTIVE:
             return False
         node = self._node_of(handle)  # Ray notices a dead node late: check its process now
-        return node is None or self._alive(node)
+        return node is None or ray_nodes.alive(node)
 
     def _head_alive(self, handle: Handle) -> bool:
         try:
             state = json.loads(Path(str(handle["state_file"])).read_text())
         except (OSError, ValueError, KeyError):
             return False
-        return bool(state.get("head")) and self._alive(state["head"])
+        return bool(state.get("head")) and ray_nodes.alive(state["head"])
 
     def lost_reason(self, handle: Handle) -> str | None:
         node = self._node_of(handle)
-        if node is not None and not self._alive(node):
+        if node is not None and not ray_nodes.alive(node):
             return (
                 f"node {handle.get('cluster')}-{node['index']} was lost while running the job "
                 "(its Ray node process ended)"
@@ -367,36 +260,15 @@ class RayClusterBackend(ProcessBackend):
         return None
 
     def _node_of(self, handle: Handle) -> dict[str, Any] | None:
-        """The worker (from the cluster's state) whose Ray node runs the job's entrypoint."""
-        index = self._placed.get(str(handle.get("submission_id")))
-        if index is None:
-            index = self._find_node(handle)
-            if index is None:
-                return None
-            self._placed[str(handle["submission_id"])] = index
+        """The worker whose Ray node runs the job's supervisor: it wrote its node's index
+        (``LAPIS_NODE_INDEX``) into the job folder when it started."""
         try:
+            index = int(Path(str(handle["dir"]), NODE_FILE).read_text())
             state = json.loads(Path(str(handle["state_file"])).read_text())
         except (OSError, ValueError, KeyError):
             return None
         return next((w for w in state.get("lost", []) + state.get("workers", [])
                      if w["index"] == index), None)  # fmt: skip
-
-    def _find_node(self, handle: Handle) -> int | None:
-        try:
-            info = self._client(handle).get_job_info(handle["submission_id"])
-            if not info.driver_node_id:
-                return None
-            from ray.util.state import list_nodes
-
-            address = f"http://127.0.0.1:{handle['dashboard_port']}"
-            for node in list_nodes(address=address, detail=True, raise_on_missing_output=False):
-                if node.node_id == info.driver_node_id:
-                    for key in node.resources_total:
-                        if key.startswith(f"{NODE_RESOURCE}_"):
-                            return int(key.rsplit("_", 1)[1])
-        except Exception:
-            return None
-        return None
 
     def cancel(self, handle: Handle, force: bool = False) -> None:
         super().cancel(handle, force=False)  # the supervisor's own cancel first
@@ -416,12 +288,12 @@ class RayClusterBackend(ProcessBackend):
             return
         self._maintained[compute.name] = now
         state = self._state(compute)
-        if not state or not self._alive(state["head"]):
+        if not state or not ray_nodes.alive(state["head"]):
             return
         active = self._active_jobs(state)
         with self._nodes_lock:
             state = self._state(compute)
-            if not state or not self._alive(state["head"]):
+            if not state or not ray_nodes.alive(state["head"]):
                 return
             self._forget_lost(compute, state)
             self._scale_up(compute, state, active)
@@ -432,10 +304,10 @@ class RayClusterBackend(ProcessBackend):
             self._save(compute, state)
 
     def _forget_lost(self, compute: Compute, state: dict[str, Any]) -> None:
-        lost = [w for w in state.get("workers", []) if not self._alive(w)]
+        lost = [w for w in state.get("workers", []) if not ray_nodes.alive(w)]
         for w in lost:
             log.warning("cluster %s: worker node %d was lost", compute.name, w["index"])
-            _kill_group(int(w["pid"]))  # whatever of it still runs
+            ray_nodes.kill_group(int(w["pid"]))  # whatever of it still runs
         if lost:
             state["workers"] = [w for w in state["workers"] if w not in lost]
             state["lost"] = (state.get("lost", []) + lost)[-20:]  # jobs name their node
@@ -462,7 +334,7 @@ class RayClusterBackend(ProcessBackend):
         extra = sorted(settled, key=lambda w: w["index"])[: len(live) - limits["min"]]
         for node in extra:
             log.info("cluster %s: releasing idle worker %d", compute.name, node["index"])
-            self._stop_node(node)
+            ray_nodes.stop(node)
         state["workers"] = [w for w in live if w not in extra]
 
     def capabilities(self, compute: Compute) -> dict[Any, str]:
@@ -511,10 +383,3 @@ def _nodes_of(job: Any) -> int:
 
 def _status(status: Any) -> str:
     return str(status.value if hasattr(status, "value") else status)
-
-
-def _kill_group(pgid: int) -> None:
-    import signal
-
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)

@@ -39,6 +39,7 @@ CANCEL = "cancel"
 JOB_FILE = "job.json"
 STD_LOG = "user_logs/std_log.txt"
 BUILD_LOG = "system_logs/environment_build.txt"
+NODE_FILE = "node"  # the cluster node this supervisor runs on (its index), when on one
 HEARTBEAT_SECONDS = 1.0
 KILL_GRACE_SECONDS = 3.0
 
@@ -238,6 +239,8 @@ def supervise(job_dir: Path) -> int:
     import subprocess
 
     job = json.loads((job_dir / JOB_FILE).read_text())
+    if os.environ.get("LAPIS_NODE_INDEX"):  # a cluster's worker node: say which
+        (job_dir / NODE_FILE).write_text(os.environ["LAPIS_NODE_INDEX"])
     stop = threading.Event()
     threading.Thread(target=_heartbeat, args=(job_dir, stop), daemon=True).start()
     try:

@@ -28,6 +28,26 @@ def cluster(lapis_server: Any, tmp_path: Path) -> Iterator[str]:
         yield name
 
 
+def _ray_wants_the_token(server: Any, cluster: str) -> None:
+    """The cluster's job API (loopback only) answers nobody without the cluster's token,
+    and the token file is the server user's alone."""
+    import urllib.error
+    import urllib.request
+
+    folder = server.home / "clusters" / cluster.lower()
+    assert (folder / "auth_token").stat().st_mode & 0o777 == 0o600
+    port = json.loads((folder / "state.json").read_text())["dashboard_port"]
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/api/jobs/", timeout=10)
+    assert refused.value.code in (401, 403)
+    token = (folder / "auth_token").read_text().strip()
+    asked = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/jobs/", headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(asked, timeout=10) as answer:
+        assert answer.status == 200
+
+
 def _studio_nodes(server: Any, cluster: str) -> str:
     """The studio compute page's live part (polled every 2 s), as a signed-in browser gets it."""
     import httpx
@@ -46,6 +66,7 @@ def test_a_job_scales_the_cluster_up_from_zero_and_back(
 ) -> None:
     assert [n["name"] for n in nodes(lapis_server, cluster)] == [f"{cluster}-head"]
     assert f"{cluster}-head" in _studio_nodes(lapis_server, cluster)
+    _ray_wants_the_token(lapis_server, cluster)
     job_file = tmp_path / "job.yml"
     job_file.write_text(
         "command: >-\n"

@@ -5,8 +5,11 @@ tests/compat/files/distributed; the PyTorch one really all-reduces over gloo."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import uuid
@@ -55,7 +58,7 @@ def test_a_pytorch_job_all_reduces_over_two_nodes_from_zero(
     log = log_text(lapis_server, job["name"])
     assert done["status"] == "Completed", (done["status_reason"], log)
     # the interface each rank was given holds the address its node joined the cluster with
-    address, interface = re.search(r"node 0: ([\d.]+) \((\w+)\)", log).groups()  # type: ignore[union-attr]
+    address, interface = re.search(r"node 0 is \S+ at ([\d.]+) \((\w+)\)", log).groups()  # type: ignore[union-attr]
     held = {a.address for a in psutil.net_if_addrs()[interface] if a.family == socket.AF_INET}
     assert address in held
     for rank in (0, 1):  # every rank's line, through the job's one log
@@ -138,6 +141,35 @@ def test_cancel_ends_every_rank_on_every_node(lapis_server: Any, pair: str, tmp_
     )
     assert lapis_cli(lapis_server, "job", "cancel", job["name"]).returncode == 0
     assert wait(lapis_server, job["name"], timeout=120)["status"] == "Canceled"
+    until(
+        "every rank's command to be ended",
+        lambda: subprocess.run(["pgrep", "-f", marker], capture_output=True).returncode != 0,
+        timeout=30,
+    )
+
+
+def test_a_lost_node_ends_the_gang_naming_it(lapis_server: Any, pair: str, tmp_path: Path) -> None:
+    marker = f"sleep 4{uuid.uuid4().int % 1000:03d}"
+    path = _job_file(tmp_path, "mpi-job.yml", pair, **{"process_count_per_instance: 2":
+                     "process_count_per_instance: 1"})  # fmt: skip
+    text = path.read_text()
+    start, end = text.index("command:"), text.index("environment:")
+    path.write_text(text[:start] + f"command: echo up $RANK && {marker}\n" + text[end:])
+    job = submit(lapis_server, path)
+    until(
+        "both ranks to start",
+        lambda: all(f"[rank {r}] up {r}" in log_text(lapis_server, job["name"]) for r in (0, 1)),
+        timeout=180,
+    )
+    found = re.search(r"node 1 is (\S+)-(\d+) at", log_text(lapis_server, job["name"]))
+    assert found, log_text(lapis_server, job["name"])
+    index = int(found.group(2))
+    state = json.loads((lapis_server.home / "clusters" / pair.lower() / "state.json").read_text())
+    (node,) = [w for w in state["workers"] if w["index"] == index]
+    os.killpg(int(node["pid"]), signal.SIGKILL)  # the whole node: ray start, raylet, workers
+    done = wait(lapis_server, job["name"], timeout=120)
+    assert done["status"] == "Failed"
+    assert f"node {pair}-{index} was lost" in done["status_reason"], done["status_reason"]
     until(
         "every rank's command to be ended",
         lambda: subprocess.run(["pgrep", "-f", marker], capture_output=True).returncode != 0,

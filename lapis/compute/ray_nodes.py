@@ -1,0 +1,190 @@
+"""The processes of a local-provider Ray cluster: its head and worker nodes.
+
+Every node is a ``ray start --block`` process leading its own process group, with
+every port it listens on chosen free (several clusters share one host). Ray
+resolves a loopback ``--node-ip-address`` to the host's reachable address, so
+the GCS and the nodes listen there: every cluster therefore runs with Ray's token
+authentication (``RAY_AUTH_MODE=token``), its token in the cluster's folder
+(mode 0600, inside the workspace home that job sandboxes cannot read), and the
+dashboard and job API listen on loopback only. Lapis talks to the job API with
+the token as a bearer header; nothing else has it.
+
+Ray's health checks are tightened (1 s period, 3 misses) so a node that dies is
+declared dead in seconds, not in Ray's default fifteen or more.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from lapis.util.processes import kill_tree, same_process, start_time_ms
+
+NODE_RESOURCE = "lapis_node"
+TOKEN_FILE = "auth_token"
+NODE_ENV = {
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_AUTH_MODE": "token",
+    # a gang's rank process outlives a killed actor just long enough to end its command's
+    # tree (lapis/compute/gang.py); Ray's own sweep would SIGKILL it and orphan the tree
+    "RAY_kill_child_processes_on_worker_exit": "0",
+    "RAY_health_check_period_ms": "1000",
+    "RAY_health_check_timeout_ms": "1000",
+    "RAY_health_check_failure_threshold": "3",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("", 0))  # free on every address: Ray listens on the host's, not loopback
+        return int(s.getsockname()[1])
+
+
+def node_ports() -> dict[str, int]:
+    """Every port a Ray node listens on, free now: two nodes on one host must not share."""
+    keys = (
+        "node-manager-port",
+        "object-manager-port",
+        "metrics-export-port",
+        "dashboard-agent-listen-port",
+        "dashboard-agent-grpc-port",
+        "runtime-env-agent-port",
+    )
+    return {k: free_port() for k in keys}
+
+
+def ray_cli() -> str:
+    beside = Path(sys.executable).parent / "ray"
+    return str(beside) if beside.exists() else "ray"
+
+
+def token(folder: Path) -> str:
+    """The cluster's Ray token, made once (0600)."""
+    path = folder / TOKEN_FILE
+    with contextlib.suppress(FileNotFoundError):
+        return path.read_text().strip()
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+def headers(folder: Path) -> dict[str, str]:
+    """What Lapis sends with every call to the cluster's job API."""
+    return {"Authorization": f"Bearer {token(folder)}"}
+
+
+def spawn(folder: Path, argv: list[str], name: str, extra: dict[str, str]) -> dict[str, Any]:
+    folder.mkdir(parents=True, exist_ok=True)
+    token(folder)
+    env = {**os.environ, **NODE_ENV, "RAY_AUTH_TOKEN_PATH": str(folder / TOKEN_FILE), **extra}
+    env.pop("RAY_AUTH_TOKEN", None)  # a token of the server's own environment never wins
+    out = open(folder / f"{name}.log", "ab")  # noqa: SIM115 (handed to the child)
+    try:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+            env=env,
+        )
+    finally:
+        out.close()
+    return {"name": name, "pid": proc.pid, "start": start_time_ms(proc.pid)}
+
+
+def start_head(folder: Path, temp_dir: str) -> dict[str, Any]:
+    gcs, dashboard, client = free_port(), free_port(), free_port()
+    argv = [
+        ray_cli(), "start", "--head", "--block", "--num-cpus=0",
+        "--node-ip-address=127.0.0.1", f"--port={gcs}",
+        "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
+        f"--ray-client-server-port={client}", "--include-dashboard=true",
+        f"--temp-dir={temp_dir}", "--disable-usage-stats",
+    ]  # fmt: skip
+    argv += [f"--{k}={v}" for k, v in node_ports().items()]
+    head = spawn(folder, argv, "head", {})
+    return {
+        "head": head,
+        "gcs_port": gcs,
+        "dashboard_port": dashboard,
+        "workers": [],
+        "last_active": time.time(),
+    }
+
+
+def start_worker(
+    folder: Path, temp_dir: str, state: dict[str, Any], cores: int, memory_gib: float
+) -> dict[str, Any]:
+    """One more worker node; a replacement gets a new index (and so a new name), since
+    Ray never lets a node it declared dead rejoin."""
+    index = int(state.get("next_index", 0))
+    state["next_index"] = index + 1
+    argv = [
+        ray_cli(), "start", "--block", f"--address=127.0.0.1:{state['gcs_port']}",
+        "--node-ip-address=127.0.0.1", f"--num-cpus={max(cores, 1)}",
+        f"--memory={int(memory_gib * 2**30)}",
+        f"--resources={json.dumps({NODE_RESOURCE: 1, f'{NODE_RESOURCE}_{index}': 1})}",
+        f"--temp-dir={temp_dir}", "--disable-usage-stats",
+    ]  # fmt: skip
+    argv += [f"--{k}={v}" for k, v in node_ports().items()]
+    # the supervisor of a job on this node reads its index here (lapis/compute/supervisor.py)
+    node = spawn(folder, argv, f"worker-{index}", {"LAPIS_NODE_INDEX": str(index)})
+    node["index"] = index
+    node["started_at"] = time.time()
+    state["workers"].append(node)
+    return node
+
+
+def alive(node: dict[str, Any]) -> bool:
+    pid = int(node["pid"])
+    if not same_process(pid, node.get("start")):
+        return False
+    try:  # a node this server started and that died is a zombie until reaped
+        done, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:  # not our child (started by an earlier server)
+        import psutil
+
+        try:
+            return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return False
+    return done == 0
+
+
+def stop(node: dict[str, Any]) -> None:
+    """End a node: its whole process group (``ray start`` leads it; a raylet outliving a
+    killed ``ray start`` is still in it)."""
+    pid = int(node["pid"])
+    if alive(node):
+        kill_tree(pid, grace=5.0)
+    kill_group(pid)
+
+
+def kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def dashboard_up(state: dict[str, Any], folder: Path) -> bool:
+    import urllib.request
+
+    try:
+        url = f"http://127.0.0.1:{state['dashboard_port']}/api/version"
+        request = urllib.request.Request(url, headers=headers(folder))
+        with urllib.request.urlopen(request, timeout=1) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
