@@ -15,7 +15,7 @@ from lapis.sdk import jobs as sdk_jobs
 from lapis.sdk.connection import LapisHTTP
 
 FINAL = {"Completed", "Failed", "Canceled"}
-HOLDING_SLOT = {"Preparing", "Starting", "Running", "Finalizing", "CancelRequested"}
+HOLDING_SLOT = {"Preparing", "Provisioning", "Starting", "Running", "Finalizing", "CancelRequested"}
 
 
 def http_for(server: Any) -> LapisHTTP:

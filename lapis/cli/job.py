@@ -37,6 +37,7 @@ _COLOURS = {
     "CancelRequested": "yellow",
     "NotResponding": "red",
     "Running": "cyan",
+    "Provisioning": "blue",
 }
 
 

@@ -310,8 +310,14 @@ def drive(job_dir: Path) -> int:
         ray.init(address="auto", logging_level=30, log_to_driver=False)
         bundles = [{NODE_RESOURCE: 1.0} for _ in range(nodes)]
         group = placement_group(bundles, strategy="STRICT_SPREAD")
-        print(f"waiting for {nodes} node{'s' if nodes > 1 else ''} of the cluster", flush=True)
-        ray.get(group.ready())
+        cluster = job["env"].get("LAPIS_COMPUTE", "cluster")
+        try:
+            ray.get(group.ready(), timeout=1.0)
+        except ray.exceptions.GetTimeoutError:  # the cluster is starting nodes for us
+            waiting = f"waiting for {nodes} node{'s' if nodes > 1 else ''} of cluster {cluster}"
+            print(waiting, flush=True)
+            emit(job_dir, "Provisioning", reason=waiting)
+            ray.get(group.ready())
         emit(job_dir, "Starting")
         agent = ray.remote(NodeAgent)
         agents = [
@@ -324,7 +330,6 @@ def drive(job_dir: Path) -> int:
             for k in range(nodes)
         ]
         places = ray.get([a.where.remote(per_node) for a in agents])
-        cluster = job["env"].get("LAPIS_COMPUTE", "cluster")
         where = ", ".join(
             f"node {k} is {cluster}-{p['index']} at {p['address']} ({p['interface']})"
             for k, p in enumerate(places)

@@ -195,7 +195,7 @@ class RayClusterBackend(ProcessBackend):
             if starting > 0:  # scale up for this job; the job says why it waits
                 emit(
                     folder,
-                    "Preparing",
+                    "Provisioning",
                     reason=f"starting {starting} of {needed} node{'s' if needed > 1 else ''} "
                     f"of cluster {compute.name}",
                 )

@@ -3,7 +3,8 @@
 Who moves a job where:
 - the **service** creates it (``NotStarted``) and queues it (``Queued``) on its compute;
 - the **scheduler** of that compute takes it from the queue (``Preparing`` while its
-  environment is built, then ``Starting``);
+  environment is built, then ``Starting``); on a cluster a job whose nodes are still
+  starting is ``Provisioning`` meanwhile (with "starting k of N nodes");
 - the **supervisor** process reports ``Running``, ``Finalizing`` (uploading outputs) and
   the end: ``Completed`` or ``Failed``;
 - a **user** asks to cancel (``CancelRequested``); the supervisor confirms ``Canceled``;
@@ -24,6 +25,7 @@ class JobStatus(str, enum.Enum):
     NOT_STARTED = "NotStarted"
     QUEUED = "Queued"
     PREPARING = "Preparing"
+    PROVISIONING = "Provisioning"
     STARTING = "Starting"
     RUNNING = "Running"
     FINALIZING = "Finalizing"
@@ -53,11 +55,16 @@ class JobStatus(str, enum.Enum):
 
 TERMINAL = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED})
 _S = JobStatus
-_ACTIVE = (_S.PREPARING, _S.STARTING, _S.RUNNING, _S.FINALIZING)
+_ACTIVE = (_S.PREPARING, _S.PROVISIONING, _S.STARTING, _S.RUNNING, _S.FINALIZING)
 ALLOWED: dict[JobStatus, frozenset[JobStatus]] = {
     _S.NOT_STARTED: frozenset({_S.QUEUED, _S.FAILED, _S.CANCELED}),
     _S.QUEUED: frozenset({_S.PREPARING, _S.STARTING, _S.FAILED, _S.CANCEL_REQUESTED, _S.CANCELED}),
-    _S.PREPARING: frozenset({_S.STARTING, _S.FAILED, _S.CANCEL_REQUESTED, _S.NOT_RESPONDING}),
+    _S.PREPARING: frozenset(
+        {_S.PROVISIONING, _S.STARTING, _S.FAILED, _S.CANCEL_REQUESTED, _S.NOT_RESPONDING}
+    ),
+    _S.PROVISIONING: frozenset(
+        {_S.PREPARING, _S.STARTING, _S.FAILED, _S.CANCEL_REQUESTED, _S.NOT_RESPONDING}
+    ),
     _S.STARTING: frozenset({_S.RUNNING, _S.FAILED, _S.CANCEL_REQUESTED, _S.NOT_RESPONDING}),
     _S.RUNNING: frozenset(
         {_S.FINALIZING, _S.COMPLETED, _S.FAILED, _S.CANCEL_REQUESTED, _S.NOT_RESPONDING}

@@ -359,6 +359,8 @@ class JobScheduler:
                 self._lost(name, t, backend)
             return
         age = self._heartbeat_age(t)
+        if status is S.PROVISIONING:
+            return  # no supervisor yet: it starts on the node being provisioned
         if age > HEARTBEAT_STALE_MS and status is not S.NOT_RESPONDING:
             self.store.transition(
                 name,
@@ -395,13 +397,21 @@ class JobScheduler:
     def _apply(self, name: str, t: Tracked, event: dict[str, Any]) -> None:
         status = event.get("status")
         when = int(event.get("time") or now_ms())
-        if status == "Preparing":
+        if status == "Provisioning":  # a cluster starting the job's nodes
+            self.store.transition(
+                name,
+                S.PROVISIONING,
+                time_ms=when,
+                reason=event.get("reason"),
+                expect=(S.PREPARING, S.PROVISIONING, S.NOT_RESPONDING),
+            )
+        elif status == "Preparing":
             self.store.transition(
                 name,
                 S.PREPARING,
                 time_ms=when,
                 reason=event.get("reason"),
-                expect=(S.PREPARING, S.NOT_RESPONDING),
+                expect=(S.PREPARING, S.PROVISIONING, S.NOT_RESPONDING),
             )
             if event.get("digest"):
                 self.jobs.environments.record_build(str(event["digest"]), "Building")
@@ -410,7 +420,10 @@ class JobScheduler:
                 self.jobs.environments.record_build(str(event["digest"]), "Succeeded")
         elif status == "Starting":
             self.store.transition(
-                name, S.STARTING, time_ms=when, expect=(S.PREPARING, S.NOT_RESPONDING)
+                name,
+                S.STARTING,
+                time_ms=when,
+                expect=(S.PREPARING, S.PROVISIONING, S.NOT_RESPONDING),
             )
         elif status == "Running":
             t.ran = True

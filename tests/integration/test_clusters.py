@@ -83,6 +83,8 @@ def test_a_job_scales_the_cluster_up_from_zero_and_back(
     # while the node started, the job said so (the backend's event in the job's folder)
     events = (lapis_server.home / "jobs" / job["name"] / "events.jsonl").read_text()
     assert f"starting 1 of 1 node of cluster {cluster}" in events
+    said = [(e["status"], e["reason"] or "") for e in job["events"]]  # the status history
+    assert ("Provisioning", f"starting 1 of 1 node of cluster {cluster}") in said, said
     with lapis_server.client() as http:
         run = http.get(f"/api/v1/runs/{job['run_id']}").json()
     assert run["metrics"]["nodes"]["value"] == 1.0

@@ -67,6 +67,8 @@ def test_a_pytorch_job_all_reduces_over_two_nodes_from_zero(
     assert "rank 1 of 2" in (folder / "user_logs" / "std_log_process_1.txt").read_text()
     events = (folder / "events.jsonl").read_text()
     assert f"starting 2 of 2 nodes of cluster {pair}" in events
+    said = [(e["status"], e["reason"] or "") for e in done["events"]]
+    assert ("Provisioning", f"starting 2 of 2 nodes of cluster {pair}") in said, said
     with lapis_server.client() as http:
         run = http.get(f"/api/v1/runs/{done['run_id']}").json()
     assert run["metrics"]["allreduce_sum"]["value"] == 3.0

@@ -58,6 +58,7 @@ STATUS_TONES = {
     "Running": "run",
     "RUNNING": "run",
     "Preparing": "run",
+    "Provisioning": "wait",
     "Starting": "run",
     "Finalizing": "run",
     "Queued": "wait",

@@ -25,6 +25,7 @@ ACTIVE = tuple(
     s.value
     for s in (
         JobStatus.PREPARING,
+        JobStatus.PROVISIONING,
         JobStatus.STARTING,
         JobStatus.RUNNING,
         JobStatus.FINALIZING,
