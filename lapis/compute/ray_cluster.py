@@ -131,6 +131,7 @@ class RayClusterBackend(ProcessBackend):
                     ray_nodes.stop(node)
             if state:
                 state["workers"] = []
+                state["stopped"] = True  # asked for: the head is not to be restarted
                 self._save(compute, state)
 
     def _delete(self, compute: Compute) -> None:
@@ -223,6 +224,7 @@ class RayClusterBackend(ProcessBackend):
             "cluster": compute.name,
             "state_file": str(self._dir(compute) / "state.json"),
             "folder": str(self._dir(compute)),
+            "head_pid": state["head"]["pid"],
         }
 
     def _ray_status(self, handle: Handle) -> str | None:
@@ -235,22 +237,33 @@ class RayClusterBackend(ProcessBackend):
     def alive(self, handle: Handle) -> bool:
         if "submission_id" not in handle:
             return super().alive(handle)
+        if not self._head_alive(handle):
+            return False
         status = self._ray_status(handle)
         if status is None:  # the head did not answer: a job is lost only with its head
-            return self._head_alive(handle)
+            return True
         if status not in ACTIVE:
             return False
         node = self._node_of(handle)  # Ray notices a dead node late: check its process now
         return node is None or ray_nodes.alive(node)
 
     def _head_alive(self, handle: Handle) -> bool:
+        """Whether the head the job was submitted to still runs (not a restarted one)."""
         try:
             state = json.loads(Path(str(handle["state_file"])).read_text())
         except (OSError, ValueError, KeyError):
             return False
-        return bool(state.get("head")) and ray_nodes.alive(state["head"])
+        head = state.get("head")
+        if not head or head["pid"] != handle.get("head_pid", head["pid"]):
+            return False
+        return ray_nodes.alive(head)
 
     def lost_reason(self, handle: Handle) -> str | None:
+        if not self._head_alive(handle):
+            return (
+                f"the head node of cluster {handle.get('cluster')} was lost while the job ran "
+                "(the cluster's Ray state went with it); Lapis restarted the head"
+            )
         node = self._node_of(handle)
         if node is not None and not ray_nodes.alive(node):
             return (
@@ -288,7 +301,10 @@ class RayClusterBackend(ProcessBackend):
             return
         self._maintained[compute.name] = now
         state = self._state(compute)
-        if not state or not ray_nodes.alive(state["head"]):
+        if not state or state.get("stopped"):
+            return
+        if not ray_nodes.alive(state["head"]):
+            self._restart_head(compute)
             return
         active = self._active_jobs(state)
         with self._nodes_lock:
@@ -302,6 +318,24 @@ class RayClusterBackend(ProcessBackend):
             elif active == 0:
                 self._scale_down(compute, state)
             self._save(compute, state)
+
+    def _restart_head(self, compute: Compute) -> None:
+        """A head that died took the cluster with it (Ray keeps no state of its own here):
+        its workers cannot join a new head, so they are stopped, and the jobs that ran on
+        them are reported lost (their handles name the old head); then a new head starts
+        and the cluster scales up again for whatever comes next."""
+        with self._nodes_lock:
+            state = self._state(compute)
+            if not state or state.get("stopped") or ray_nodes.alive(state["head"]):
+                return
+            log.warning("cluster %s: the head node died; restarting it", compute.name)
+            for w in state.get("workers", []):
+                ray_nodes.stop(w)
+            fresh = ray_nodes.start_head(self._dir(compute), self._temp_dir(compute))
+            fresh["next_index"] = state.get("next_index", 0)
+            fresh["lost"] = (state.get("lost", []) + state.get("workers", []))[-20:]
+            fresh["head_restarts"] = int(state.get("head_restarts", 0)) + 1
+            self._save(compute, fresh)
 
     def _forget_lost(self, compute: Compute, state: dict[str, Any]) -> None:
         lost = [w for w in state.get("workers", []) if not ray_nodes.alive(w)]

@@ -5,7 +5,10 @@ cancel, and delete leaving no Ray process behind."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -272,3 +275,64 @@ def test_a_batch_deployment_scores_on_a_cluster(
         assert sorted(rows) == ["n1.txt,3", "n2.txt,6", "n3.txt,9"]
     finally:
         lapis_cli(lapis_server, "batch-endpoint", "delete", "-n", endpoint, "--yes")
+
+
+def test_a_server_restart_mid_job_readopts_the_cluster_and_the_job(
+    fresh_server: Any, tmp_path: Path
+) -> None:
+    """kill -9 the server while a job runs on a cluster node; the cluster keeps running,
+    and the restarted server reports the job's end, its log and its outputs."""
+    with made_cluster(fresh_server, tmp_path) as name:
+        job_file = tmp_path / "job.yml"
+        job_file.write_text(
+            "command: echo started && sleep 6 && echo done > ${{outputs.result}}/done.txt"
+            " && echo finished\n"
+            "outputs:\n  result:\n    type: uri_folder\n"
+            f"environment: system\ncompute: azureml:{name}\n"
+        )
+        job = submit(fresh_server, job_file)["name"]
+        started(fresh_server, name, job)
+        fresh_server.port = int(fresh_server.url.rsplit(":", 1)[1])  # back on the same port
+        fresh_server.kill9()
+        time.sleep(2)
+        fresh_server.start()
+        done = wait(fresh_server, job, timeout=120)
+        assert done["status"] == "Completed", done["status_reason"]
+        assert "finished" in log_text(fresh_server, job)
+        with fresh_server.client() as http:
+            files = {f["path"] for f in http.get(f"/api/v1/jobs/{job}/files").json()["files"]}
+        assert "named-outputs/result/done.txt" in files
+        assert json_cli(fresh_server, "compute", "show", "-n", name)["state"] == "Running"
+
+
+def test_a_dead_head_is_restarted_and_its_job_reported(
+    lapis_server: Any, cluster: str, tmp_path: Path
+) -> None:
+    job_file = tmp_path / "job.yml"
+    job_file.write_text(
+        f"command: echo started && sleep 300\nenvironment: system\ncompute: azureml:{cluster}\n"
+    )
+    name = submit(lapis_server, job_file)["name"]
+    started(lapis_server, cluster, name)
+    state_file = lapis_server.home / "clusters" / cluster.lower() / "state.json"
+    head = json.loads(state_file.read_text())["head"]
+    os.killpg(int(head["pid"]), signal.SIGKILL)  # ray start, GCS, dashboard, raylet: all
+    job = wait(lapis_server, name, timeout=120)
+    assert job["status"] == "Failed"
+    assert f"the head node of cluster {cluster} was lost" in job["status_reason"]
+    until(
+        "a new head",
+        lambda: (
+            json.loads(state_file.read_text()).get("head_restarts") == 1
+            and json_cli(lapis_server, "compute", "show", "-n", cluster)["state"] == "Running"
+        ),
+        timeout=90,
+    )
+    again = submit(lapis_server, job_file.parent / _quick(job_file, cluster))["name"]
+    assert wait(lapis_server, again, timeout=180)["status"] == "Completed"
+
+
+def _quick(job_file: Path, cluster: str) -> str:
+    quick = job_file.parent / "quick.yml"
+    quick.write_text(f"command: echo again\nenvironment: system\ncompute: azureml:{cluster}\n")
+    return quick.name
