@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from lapis.compute import ray_nodes
-from lapis.compute.base import Handle, LaunchContext, NodeState
+from lapis.compute.base import ComputeError, Handle, LaunchContext, NodeState
 from lapis.compute.local import ProcessBackend
 from lapis.compute.ray_nodes import NODE_RESOURCE
 from lapis.compute.supervisor import NODE_FILE, emit
@@ -41,6 +41,7 @@ from lapis.errors import InvalidParameterValue
 log = logging.getLogger("lapis.compute.ray")
 _ROOT: list[Path] = [Path.home() / ".lapis" / "clusters"]
 ACTIVE = ("PENDING", "RUNNING")
+HEAD_TRIES = 3
 MAINTAIN_SECONDS = 1.0  # scale checks ask Ray over HTTP: not on every 0.1 s tick
 
 
@@ -140,6 +141,27 @@ class RayClusterBackend(ProcessBackend):
 
         shutil.rmtree(self._dir(compute), ignore_errors=True)
         shutil.rmtree(self._temp_dir(compute), ignore_errors=True)
+
+    def ready(self, compute: Compute) -> bool:
+        """Up once the head answers. A head that exits while starting (a port taken
+        between choosing it and binding it, on a busy host) is started again on fresh
+        ports, twice; then the cluster fails with the end of the head's log."""
+        state = self._state(compute)
+        if state and not state.get("stopped") and not ray_nodes.alive(state["head"]):
+            tries = int(state.get("head_tries", 0)) + 1
+            if tries > HEAD_TRIES:
+                tail = ray_nodes.log_tail(self._dir(compute) / "head.log")
+                raise ComputeError(
+                    f"cluster '{compute.name}': the Ray head exited {HEAD_TRIES} times while "
+                    f"starting; its log ends:\n{tail}"
+                )
+            with self._nodes_lock:
+                log.warning("cluster %s: the head exited while starting; again", compute.name)
+                fresh = ray_nodes.start_head(self._dir(compute), self._temp_dir(compute))
+                fresh["head_tries"] = tries
+                self._save(compute, fresh)
+            return False
+        return super().ready(compute)
 
     def _observe(self, compute: Compute) -> list[NodeState]:
         state = self._state(compute)

@@ -188,3 +188,11 @@ def dashboard_up(state: dict[str, Any], folder: Path) -> bool:
             return bool(resp.status == 200)
     except OSError:
         return False
+
+
+def log_tail(path: Path, lines: int = 12) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:])

@@ -66,7 +66,9 @@ def test_a_tied_child_runs_and_a_recorded_leftover_is_ended_only_if_it_is_ours(
     proc = subprocess.Popen(argv, start_new_session=True)
     try:
         deadline = time.monotonic() + 10
-        while start_time_ms(proc.pid) is None and time.monotonic() < deadline:
+        # until the launcher has exec'd the child: mid-exec its command line reads empty
+        while "-S" in _cmdline(proc.pid) or not _cmdline(proc.pid):
+            assert time.monotonic() < deadline, "the tied child never started"
             time.sleep(0.05)
         started = start_time_ms(proc.pid)
         assert started is not None and same_process(proc.pid, started)
@@ -79,3 +81,12 @@ def test_a_tied_child_runs_and_a_recorded_leftover_is_ended_only_if_it_is_ours(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def _cmdline(pid: int) -> list[str]:
+    import psutil
+
+    try:
+        return list(psutil.Process(pid).cmdline())
+    except psutil.Error:
+        return []
