@@ -12,6 +12,10 @@ Measured on one cluster (``Standard_DS1_v2``, 0..1 nodes) of a fresh workspace:
    the same cluster (the anchor; its time to SUCCEEDED), side by side, alternating.
 4. **scale-down**: with ``idle_time_before_scale_down: 2``, the time from the last job's
    end to the node being gone.
+5. **two-node all-reduce**: a PyTorch job (``instance_count: 2``, gloo) from zero nodes:
+   submit→Running (both nodes started, the gang placed) and submit→Completed.
+6. **lost node**: kill -9 the node under a running job; seconds until the job is Failed
+   with the node's name.
 
 Ratios are Lapis over Ray (lower is better). The cluster and the server are removed at
 the end, even on error. See bench/README.md.
@@ -35,6 +39,19 @@ import _harness as h
 FINAL = {"Completed", "Failed", "Canceled"}
 STARTED = {"Running", "Finalizing", *FINAL}
 JOB = 'command: python -c "print(1)"\nenvironment: system\ncompute: azureml:bench-cluster\n'
+ALLREDUCE = """\
+command: >-
+  python -c "import torch, torch.distributed as d; d.init_process_group('gloo');
+  t = torch.tensor([d.get_rank() + 1.0]); d.all_reduce(t); assert t.item() == 3.0, t"
+environment: system
+compute: azureml:bench-cluster
+resources:
+  instance_count: 2
+distribution:
+  type: pytorch
+  process_count_per_instance: 1
+"""
+SLEEPER = "command: sleep 300\nenvironment: system\ncompute: azureml:bench-cluster\n"
 
 
 def _wait(http: httpx.Client, name: str, started: float) -> tuple[float, float]:
@@ -51,9 +68,9 @@ def _wait(http: httpx.Client, name: str, started: float) -> tuple[float, float]:
         time.sleep(0.02)
 
 
-def _submit(http: httpx.Client) -> tuple[float, float]:
+def _submit(http: httpx.Client, yaml: str = JOB) -> tuple[float, float]:
     started = time.monotonic()
-    job = http.post("/api/v1/jobs", json={"yaml": JOB, "source": "bench"})
+    job = http.post("/api/v1/jobs", json={"yaml": yaml, "source": "bench"})
     job.raise_for_status()
     return _wait(http, job.json()["name"], started)
 
@@ -62,11 +79,11 @@ def _nodes(http: httpx.Client) -> list[str]:
     return [n["name"] for n in http.get("/api/v1/computes/bench-cluster").json()["nodes"]]
 
 
-def _ray_submit(dashboard: str) -> float:
+def _ray_submit(dashboard: str, token: str) -> float:
     """Ray's own submission of the same entrypoint to the same node, until SUCCEEDED."""
     from ray.job_submission import JobStatus, JobSubmissionClient
 
-    client = JobSubmissionClient(dashboard)
+    client = JobSubmissionClient(dashboard, headers={"Authorization": f"Bearer {token}"})
     started = time.monotonic()
     sid = client.submit_job(
         entrypoint=f'{sys.executable} -c "print(1)"',
@@ -80,6 +97,40 @@ def _ray_submit(dashboard: str) -> float:
                 raise RuntimeError(f"ray job {sid}: {status}")
             return time.monotonic() - started
         time.sleep(0.02)
+
+
+def _two_nodes(http: httpx.Client) -> list[tuple[str, str]]:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        print("SKIPPED the two-node all-reduce: pip install torch==2.13.0", file=sys.stderr)
+        return [("two-node all-reduce", "skipped (no torch)")]
+    while len(_nodes(http)) > 1:  # from zero
+        time.sleep(0.1)
+    run, done = _submit(http, ALLREDUCE)
+    return [
+        ("2 nodes x 1 process all-reduce from zero: submit → Running", f"{run:.2f} s"),
+        ("2 nodes x 1 process all-reduce from zero: submit → Completed", f"{done:.2f} s"),
+    ]
+
+
+def _lost_node(http: httpx.Client, folder: Path) -> list[tuple[str, str]]:
+    import os
+    import signal
+
+    name = http.post("/api/v1/jobs", json={"yaml": SLEEPER, "source": "bench"}).json()["name"]
+    while http.get(f"/api/v1/jobs/{name}").json()["status"] != "Running":
+        time.sleep(0.05)
+    node = (folder.parent.parent / "jobs" / name / "node").read_text()
+    state = json.loads((folder / "state.json").read_text())
+    (worker,) = [w for w in state["workers"] if str(w["index"]) == node]
+    killed = time.monotonic()
+    os.killpg(int(worker["pid"]), signal.SIGKILL)
+    while (job := http.get(f"/api/v1/jobs/{name}").json())["status"] != "Failed":
+        time.sleep(0.05)
+    if "was lost" not in (job["status_reason"] or ""):
+        raise RuntimeError(f"job {name} failed for another reason: {job['status_reason']}")
+    return [("kill -9 a node → its job Failed (naming it)", f"{time.monotonic() - killed:.2f} s")]
 
 
 def main() -> int:
@@ -97,7 +148,7 @@ def main() -> int:
             "type": "amlcompute",
             "size": "Standard_DS1_v2",
             "min_instances": 0,
-            "max_instances": 1,
+            "max_instances": 2,
             "idle_time_before_scale_down": 2,
         }
         t0 = time.monotonic()
@@ -110,14 +161,16 @@ def main() -> int:
         rows.append(("from zero nodes: submit → Running", f"{cold_run:.2f} s"))
         rows.append(("from zero nodes: submit → Completed", f"{cold_done:.2f} s"))
 
-        state = json.loads((server.home / "clusters" / "bench-cluster" / "state.json").read_text())
+        folder = server.home / "clusters" / "bench-cluster"
+        state = json.loads((folder / "state.json").read_text())
         dashboard = f"http://127.0.0.1:{state['dashboard_port']}"
+        token = (folder / "auth_token").read_text().strip()
         lapis_run, lapis_done, ray_done = [], [], []
         for _ in range(args.repeats):  # alternating, so both see the same machine
             r, d = _submit(http)
             lapis_run.append(r)
             lapis_done.append(d)
-            ray_done.append(_ray_submit(dashboard))
+            ray_done.append(_ray_submit(dashboard, token))
         med = statistics.median
         rows.append(("warm node: submit → Running (median)", f"{med(lapis_run):.2f} s"))
         rows.append(("warm node: trivial job, Lapis (median)", f"{med(lapis_done):.2f} s"))
@@ -132,6 +185,8 @@ def main() -> int:
         while len(_nodes(http)) > 1:
             time.sleep(0.1)
         rows.append(("idle 2 s → node released", f"{time.monotonic() - t1:.2f} s after the job"))
+        rows += _two_nodes(http)
+        rows += _lost_node(http, folder)
         http.delete("/api/v1/computes/bench-cluster")
     finally:
         server.cleanup()
