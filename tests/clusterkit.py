@@ -64,12 +64,15 @@ def cancel_all(server: Any, cluster: str) -> None:
 
 
 @contextlib.contextmanager
-def made_cluster(server: Any, tmp_path: Path, max_instances: int = 1) -> Iterator[str]:
+def made_cluster(
+    server: Any, tmp_path: Path, max_instances: int = 1, tier: str = "dedicated"
+) -> Iterator[str]:
     """A cluster of the compat file's shape (0..max nodes, 2 s idle), deleted after; no
     Ray process of it may be left."""
     name = f"cl-x{uuid.uuid4().hex[:6]}"  # a letter after every "-" (Azure's rule)
     spec = tmp_path / f"{name}.yml"
     text = (FILES / "small-cluster.yml").read_text().replace("cpu-cluster", name)
+    text = text.replace("tier: dedicated", f"tier: {tier}")
     spec.write_text(text.replace("max_instances: 1", f"max_instances: {max_instances}"))
     made = json_cli(server, "compute", "create", "-f", str(spec))
     assert made["type"] == "amlcompute"

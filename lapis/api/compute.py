@@ -90,6 +90,11 @@ class ComputeList(BaseModel):
     computes: list[ComputeOut]
 
 
+class NodePreempted(BaseModel):
+    compute: str
+    node: str
+
+
 class ComputeDeleted(BaseModel):
     name: str
     deleted: bool

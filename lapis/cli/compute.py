@@ -376,6 +376,26 @@ def restart(
     _action(ctx, name, "restart", wait, output)
 
 
+@app.command("preempt")
+@named(what="compute")
+def preempt(
+    ctx: typer.Context,
+    name: str,
+    node: Annotated[
+        int | None, typer.Option("--node", help="The worker's number (default: a busy one)")
+    ] = None,
+    output: OutputOption = None,
+) -> None:
+    """Pre-empt one node of a low-priority cluster now (a drill): its job is queued again."""
+    with client(ctx) as http:
+        path = f"{_path(name)}/preempt" + (f"?node={node}" if node is not None else "")
+        done = http.post(path)
+    if output_format(ctx, output) == "json":
+        print_json(done)
+    else:
+        console().print(f"Pre-empted node {done['node']}; its job, if any, is queued again.")
+
+
 @app.command("delete")
 @named(what="compute")
 def delete(

@@ -221,8 +221,13 @@ class ComputeBackend(abc.ABC):
         """The job's log text after ``cursor`` and the cursor to continue from."""
 
     def lost_reason(self, handle: Handle) -> str | None:
-        """Why a job that ``alive`` says is gone was lost, when the backend knows (a node)."""
+        """Why a job that ``alive`` says is gone was lost, when the backend knows (a node).
+        A job lost with a reason may be queued again (``limits.max_retries``)."""
         return None
+
+    def preempted(self, handle: Handle) -> bool:
+        """Whether the job's node was taken back (a low-priority node's pre-emption)."""
+        return False
 
     @abc.abstractmethod
     def cancel(self, handle: Handle, force: bool = False) -> None:

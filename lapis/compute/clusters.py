@@ -66,6 +66,25 @@ class ClusterOps:
             self, name: str, *, by: str | None = None, now_ms: int | None = None
         ) -> Compute: ...
 
+    def preempt(self, name: str, node: int | None = None) -> dict[str, Any]:
+        """The pre-emption drill of a low-priority cluster: take one worker node back, as
+        the cloud would (``node``: its index; default the busiest). Its job is queued
+        again (lapis/jobs/retry.py); the cluster replaces the node if it needs one."""
+        c = self.get(name)
+        if c.type != ComputeType.CLUSTER.value:
+            raise InvalidParameterValue(
+                f"Compute '{c.name}' is not a cluster; only clusters pre-empt"
+            )
+        if str(c.properties.get("tier", "dedicated")) != "low_priority":
+            raise InvalidParameterValue(
+                f"Cluster '{c.name}' is dedicated; only low_priority nodes are pre-empted "
+                "(create the cluster with tier: low_priority)"
+            )
+        if c.state != S.RUNNING.value:
+            raise InvalidParameterValue(f"Cluster '{c.name}' is {c.state}; nothing to pre-empt")
+        taken: str = self.lifecycle.backend(c).preempt(c, node)  # type: ignore[attr-defined]
+        return {"compute": c.name, "node": taken}
+
     def serverless(self, instance_type: str | None, source: str = "<job>") -> Compute:
         """``compute: serverless``: the workspace's managed cluster for that size, made on
         first use (0..N nodes, N as the family's quota allows, up to 4), scaled to zero

@@ -42,6 +42,7 @@ log = logging.getLogger("lapis.compute.ray")
 _ROOT: list[Path] = [Path.home() / ".lapis" / "clusters"]
 ACTIVE = ("PENDING", "RUNNING")
 HEAD_TRIES = 3
+SETTLE_SECONDS = 20.0
 MAINTAIN_SECONDS = 1.0  # scale checks ask Ray over HTTP: not on every 0.1 s tick
 
 
@@ -226,6 +227,7 @@ class RayClusterBackend(ProcessBackend):
                 self._start_worker(compute, state)
             state["last_active"] = time.time()
             self._save(compute, state)
+        self._settle(compute, state)
         client = self._client(state)
         gang = bool(self.job_extras(ctx))  # on the head: its driver reserves the nodes
         submission = client.submit_job(
@@ -248,6 +250,18 @@ class RayClusterBackend(ProcessBackend):
             "folder": str(self._dir(compute)),
             "head_pid": state["head"]["pid"],
         }
+
+    def _settle(self, compute: Compute, state: dict[str, Any]) -> None:
+        """Wait (up to 20 s) until Ray no longer counts a node that is gone: a job placed
+        on a dead node it has not yet noticed would fail there before it started."""
+        ours = {int(w["index"]) for w in state["workers"]}
+        deadline = time.monotonic() + SETTLE_SECONDS
+        while time.monotonic() < deadline:
+            seen = ray_nodes.ray_alive(state, self._dir(compute))
+            if seen is None or seen <= ours:
+                return
+            time.sleep(0.25)
+        log.warning("cluster %s: Ray still counts a lost node; submitting anyway", compute.name)
 
     def _ray_status(self, handle: Handle) -> str | None:
         try:
@@ -287,6 +301,8 @@ class RayClusterBackend(ProcessBackend):
                 "(the cluster's Ray state went with it); Lapis restarted the head"
             )
         node = self._node_of(handle)
+        if node is not None and node.get("preempted"):
+            return f"node {handle.get('cluster')}-{node['index']} was pre-empted (low priority)"
         if node is not None and not ray_nodes.alive(node):
             return (
                 f"node {handle.get('cluster')}-{node['index']} was lost while running the job "
@@ -358,6 +374,43 @@ class RayClusterBackend(ProcessBackend):
             fresh["lost"] = (state.get("lost", []) + state.get("workers", []))[-20:]
             fresh["head_restarts"] = int(state.get("head_restarts", 0)) + 1
             self._save(compute, fresh)
+
+    def preempt(self, compute: Compute, index: int | None) -> str:
+        """Take a worker back (the drill of a low-priority cluster): busiest first."""
+        with self._nodes_lock:
+            state = self._state(compute)
+            live = [w for w in state.get("workers", []) if ray_nodes.alive(w)]
+            if index is not None:
+                live = [w for w in live if w["index"] == index]
+            if not live:
+                which = f"node {compute.name}-{index}" if index is not None else "worker node"
+                raise InvalidParameterValue(f"cluster '{compute.name}' has no running {which}")
+            busy = self._busy_nodes(compute)
+            node = sorted(live, key=lambda w: (w["index"] not in busy, w["index"]))[0]
+            node["preempted"] = True
+            self._save(compute, state)
+            ray_nodes.kill_group(int(node["pid"]))  # as abrupt as the cloud's
+        log.warning("cluster %s: node %d pre-empted (drill)", compute.name, node["index"])
+        return f"{compute.name}-{node['index']}"
+
+    def _busy_nodes(self, compute: Compute) -> set[int]:
+        """Indexes of the nodes whose supervisors are running a job now."""
+        busy: set[int] = set()
+        for found in (_ROOT[0].parent / "jobs").glob(f"*/{NODE_FILE}"):
+            folder = found.parent
+            try:
+                if '"Exited"' in (folder / "events.jsonl").read_text():
+                    continue
+                job = json.loads((folder / "job.json").read_text())
+                if job.get("env", {}).get("LAPIS_COMPUTE") == compute.name:
+                    busy.add(int(found.read_text()))
+            except (OSError, ValueError):
+                continue
+        return busy
+
+    def preempted(self, handle: Handle) -> bool:
+        node = self._node_of(handle)
+        return bool(node and node.get("preempted"))
 
     def _forget_lost(self, compute: Compute, state: dict[str, Any]) -> None:
         lost = [w for w in state.get("workers", []) if not ray_nodes.alive(w)]

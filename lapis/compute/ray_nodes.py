@@ -196,3 +196,27 @@ def log_tail(path: Path, lines: int = 12) -> str:
     except OSError:
         return "(no log)"
     return "\n".join(text.splitlines()[-lines:])
+
+
+def ray_alive(state: dict[str, Any], folder: Path) -> set[int] | None:
+    """Indexes of the worker nodes Ray still counts ALIVE; None when it did not answer.
+    Ray takes seconds to declare a killed node dead, and until then would place work on
+    it (work that then fails there)."""
+    import urllib.request
+
+    url = f"http://127.0.0.1:{state['dashboard_port']}/api/v0/nodes?limit=1000&detail=true"
+    try:
+        request = urllib.request.Request(url, headers=headers(folder))
+        with urllib.request.urlopen(request, timeout=5) as resp:
+            body = json.load(resp)
+        listed = body["data"]["result"]["result"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    found: set[int] = set()
+    for node in listed:
+        if node.get("state") != "ALIVE":
+            continue
+        for key in node.get("resources_total") or {}:
+            if key.startswith(f"{NODE_RESOURCE}_"):
+                found.add(int(key.rsplit("_", 1)[1]))
+    return found

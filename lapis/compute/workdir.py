@@ -72,7 +72,8 @@ def prepare(job: Job, folder: Path, snapshots: Path) -> Prepared:
     if folder.exists():
         _writable(folder)
         for child in folder.iterdir():
-            if child.name != "cancel":  # a cancel that raced the start must survive
+            if child.name not in ("cancel", "attempts"):  # a cancel that raced the start
+                # must survive, and so must the logs of attempts lost with their node
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
     folder.mkdir(parents=True, exist_ok=True)
     wd = folder / "wd"
@@ -169,6 +170,7 @@ def artifact_folders(job: Job, folder: Path) -> list[tuple[Path, str]]:
         (folder / "wd" / "logs", "logs"),
         (folder / "user_logs", "user_logs"),
         (folder / "system_logs", "system_logs"),
+        (folder / "attempts", "attempts"),
     ]
     for name in job.spec.get("outputs", {}):
         pairs.append((folder / "named-outputs" / name, f"named-outputs/{name}"))

@@ -441,6 +441,8 @@ class JobScheduler:
         assert t.handle is not None
         why = backend.lost_reason(t.handle)
         backend.cancel(t.handle, force=True)
+        if why and self._retry(name, t, why, backend.preempted(t.handle)):
+            return
         t.exited = True
         self._finalizing.add(name)
         event = {
@@ -452,6 +454,17 @@ class JobScheduler:
             "time": now_ms(),
         }
         self._pool.submit(self._finalize_safely, name, t, event)
+
+    def _retry(self, name: str, t: Tracked, why: str, preempted: bool) -> bool:
+        """Back to the queue after a lost node, when the job allows it (lapis/jobs/retry.py)."""
+        from lapis.jobs import retry
+
+        if not retry.requeue(self.store, self.jobs.job_dir(name), name, why, preempted):
+            return False
+        log.warning("job %s: %s; queued again", name, why)
+        self.tracked.pop(name, None)
+        self._wake.set()
+        return True
 
     # --- the end ------------------------------------------------------------------
     def _finalize_safely(self, name: str, t: Tracked, event: dict[str, Any]) -> None:

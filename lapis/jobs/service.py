@@ -144,6 +144,7 @@ class JobService:
             "timeout_seconds": spec.timeout_seconds,
             "instance_count": spec.instance_count,
             "distribution": spec.distribution,
+            "max_retries": spec.max_retries,
             "environment": env,
             "code": code,
             "source": source,

@@ -65,6 +65,7 @@ ROUTE_ACTIONS: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/computes/{name}/start"): f"{COMP}/start/action",
     ("POST", "/api/v1/computes/{name}/stop"): f"{COMP}/stop/action",
     ("POST", "/api/v1/computes/{name}/restart"): f"{COMP}/restart/action",
+    ("POST", "/api/v1/computes/{name}/preempt"): f"{COMP}/restart/action",
     ("DELETE", "/api/v1/computes/{name}"): f"{COMP}/delete",
     ("GET", "/api/v1/compute-sizes"): f"{COMP}/read",
     # --- environments ---------------------------------------------------------------

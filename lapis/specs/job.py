@@ -115,6 +115,7 @@ class CommandJobSpec:
     instance_count: int = 1
     instance_type: str | None = None  # resources.instance_type: the size serverless uses
     distribution: dict[str, Any] | None = None  # lapis/specs/distribution.py
+    max_retries: int = 0  # limits.max_retries: runs again after a lost node (jobs/retry.py)
     source: str = "<job>"
 
 
@@ -364,7 +365,10 @@ def parse_job(
         raise doc.error(("name",), "may only hold letters, digits, '_' and '-' (1-255)")
     compute = (_string(doc, ("compute",), data.get("compute")) or "local").removeprefix("azureml:")
     limits = _mapping(doc, ("limits",), data.get("limits"))
-    _check_keys(doc, ("limits",), limits, {"timeout"}, "limits")
+    _check_keys(doc, ("limits",), limits, {"timeout", "max_retries"}, "limits")
+    retries = limits.get("max_retries", 0)
+    if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 10:
+        raise doc.error(("limits", "max_retries"), "must be a whole number from 0 to 10")
     timeout = limits.get("timeout")
     if timeout is not None and (
         isinstance(timeout, bool) or not isinstance(timeout, int) or timeout <= 0
@@ -406,6 +410,7 @@ def parse_job(
         instance_count=count,
         instance_type=instance_type,
         distribution=parse_distribution(doc, data.get("distribution"), count),
+        max_retries=retries,
         source=source,
     )
     _check_placeholders(doc, spec)

@@ -123,6 +123,14 @@ async def restart_compute(request: Request, name: str) -> Response:
     return json_response(await run_in_threadpool(work))
 
 
+@router.post("/computes/{name}/preempt", responses={200: {"model": api.NodePreempted}})
+async def preempt_node(request: Request, name: str, node: int | None = None) -> Response:
+    """The pre-emption drill of a low-priority cluster: one worker node is taken back (its
+    job goes back to the queue), as the cloud does without notice."""
+    ws = _ws(request)
+    return json_response(await run_in_threadpool(ws.compute.preempt, name, node))
+
+
 @router.delete("/computes/{name}", responses={200: {"model": api.ComputeDeleted}})
 async def delete_compute(request: Request, name: str) -> Response:
     """Delete an instance that has no running or queued job (its quota is released)."""

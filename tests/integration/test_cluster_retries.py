@@ -1,0 +1,90 @@
+"""Jobs that lose their node: retried on another node when ``limits.max_retries`` allows it,
+and always (up to three tries) when a low-priority cluster's node is pre-empted — here by
+the pre-emption drill, ``lapis compute preempt``."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from clusterkit import made_cluster, until
+from jobkit import lapis_cli, log_text, submit, wait
+
+pytest.importorskip(
+    "ray", reason="NOT TESTED: compute clusters need Ray (pip install 'lapis[ray]')"
+)
+pytestmark = pytest.mark.timeout(400)
+
+
+@pytest.fixture
+def low(lapis_server: Any, tmp_path: Path) -> Iterator[str]:
+    with made_cluster(lapis_server, tmp_path, tier="low_priority") as name:
+        yield name
+
+
+def _twice(tmp_path: Path, cluster: str, extra: str = "") -> Path:
+    """A job that stalls on its first try and finishes on its second (a marker file outside
+    the job's folder remembers the first)."""
+    mark = tmp_path / f"tried-{uuid.uuid4().hex[:6]}"
+    job = tmp_path / "job.yml"
+    job.write_text(
+        "command: >-\n"
+        f"  if [ -e {mark} ]; then echo second try; else touch {mark};"
+        " echo first try && sleep 300; fi\n"
+        f"environment: system\ncompute: azureml:{cluster}\n{extra}"
+    )
+    return job
+
+
+def _retried(job: dict[str, Any]) -> list[str]:
+    return [e["reason"] for e in job["events"] if (e["reason"] or "").startswith("retry")]
+
+
+def test_a_job_with_retries_runs_again_on_a_replacement_node(
+    lapis_server: Any, tmp_path: Path
+) -> None:
+    with made_cluster(lapis_server, tmp_path) as cluster:
+        name = submit(lapis_server, _twice(tmp_path, cluster, "limits:\n  max_retries: 1\n"))[
+            "name"
+        ]
+        until("the first try", lambda: "first try" in log_text(lapis_server, name), 120)
+        folder = lapis_server.home / "clusters" / cluster.lower()
+        (node,) = json.loads((folder / "state.json").read_text())["workers"]
+        os.killpg(int(node["pid"]), signal.SIGKILL)
+        job = wait(lapis_server, name, timeout=240)
+        said = [(e["status"], e["reason"]) for e in job["events"]]
+        assert job["status"] == "Completed", (said[5:], log_text(lapis_server, name))
+        assert "second try" in log_text(lapis_server, name)
+        (why,) = _retried(job)
+        assert why.startswith(f"retry 1 of 1: node {cluster}-{node['index']} was lost"), why
+        # the lost try's log is kept with the job
+        kept = lapis_server.home / "jobs" / name / "attempts" / "1" / "user_logs" / "std_log.txt"
+        assert "first try" in kept.read_text()
+
+
+def test_the_preemption_drill_requeues_the_job_of_a_low_priority_node(
+    lapis_server: Any, low: str, tmp_path: Path
+) -> None:
+    name = submit(lapis_server, _twice(tmp_path, low))["name"]
+    until("the first try", lambda: "first try" in log_text(lapis_server, name), 120)
+    done = lapis_cli(lapis_server, "compute", "preempt", "-n", low, "-o", "json")
+    assert done.returncode == 0, done.stderr
+    taken = json.loads(done.stdout)["node"]
+    job = wait(lapis_server, name, timeout=240)
+    assert job["status"] == "Completed", job["status_reason"]
+    (why,) = _retried(job)
+    assert why == f"retry 1 of 3: node {taken} was pre-empted (low priority)", why
+
+
+def test_a_dedicated_cluster_is_never_preempted(lapis_server: Any, tmp_path: Path) -> None:
+    with made_cluster(lapis_server, tmp_path) as cluster:
+        done = lapis_cli(lapis_server, "compute", "preempt", "-n", cluster)
+        assert done.returncode != 0
+        assert "is dedicated; only low_priority nodes are pre-empted" in done.stderr
+        assert "Traceback" not in done.stderr
