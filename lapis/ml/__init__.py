@@ -10,7 +10,23 @@ A script written for Azure ML runs after its imports change
 """
 
 from lapis.sdk.client import MLClient
-from lapis.sdk.entities import Input, Output, command
+from lapis.sdk.entities import (
+    Input,
+    MpiDistribution,
+    Output,
+    PyTorchDistribution,
+    TensorFlowDistribution,
+    command,
+)
 from lapis.sdk.views import Poller
 
-__all__ = ["Input", "MLClient", "Output", "Poller", "command"]
+__all__ = [
+    "Input",
+    "MLClient",
+    "MpiDistribution",
+    "Output",
+    "Poller",
+    "PyTorchDistribution",
+    "TensorFlowDistribution",
+    "command",
+]

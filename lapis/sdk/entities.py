@@ -77,6 +77,43 @@ class Output:
 
 
 @dataclass
+class PyTorchDistribution:
+    """``distribution: {type: pytorch}``: processes per node, with PyTorch's variables."""
+
+    process_count_per_instance: int = 1
+    type: str = "pytorch"
+
+    def _to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "process_count_per_instance": self.process_count_per_instance}
+
+
+@dataclass
+class MpiDistribution(PyTorchDistribution):
+    """``distribution: {type: mpi}``: processes per node, with Open MPI's rank variables."""
+
+    type: str = "mpi"
+
+
+@dataclass
+class TensorFlowDistribution:
+    """``distribution: {type: tensorflow}``: workers and parameter servers (``TF_CONFIG``)."""
+
+    worker_count: int | None = None
+    parameter_server_count: int = 0
+    type: str = "tensorflow"
+
+    def _to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": self.type}
+        out["parameter_server_count"] = self.parameter_server_count
+        if self.worker_count is not None:
+            out["worker_count"] = self.worker_count
+        return out
+
+
+Distribution = PyTorchDistribution | TensorFlowDistribution | dict[str, Any]
+
+
+@dataclass
 class CommandJob:
     """A command job as built in code; ``to_dict`` gives its Azure ML YAML document."""
 
@@ -94,6 +131,7 @@ class CommandJob:
     environment_variables: dict[str, str] = field(default_factory=dict)
     timeout: int | None = None
     instance_count: int | None = None
+    distribution: Distribution | None = None
 
     def to_dict(self, base_dir: Path | None = None) -> dict[str, Any]:
         """The job YAML document, local paths made absolute against ``base_dir`` (cwd)."""
@@ -124,6 +162,10 @@ class CommandJob:
             doc["limits"] = {"timeout": self.timeout}
         if self.instance_count is not None:
             doc["resources"] = {"instance_count": self.instance_count}
+        if isinstance(self.distribution, dict):  # azure-ai-ml's {"type": "PyTorch", ...}
+            doc["distribution"] = dict(self.distribution)
+        elif self.distribution is not None:
+            doc["distribution"] = self.distribution._to_dict()
         return doc
 
 
@@ -153,6 +195,7 @@ def command(
     environment_variables: dict[str, str] | None = None,
     timeout: int | None = None,
     instance_count: int | None = None,
+    distribution: Distribution | None = None,
 ) -> CommandJob:
     """Build a command job, as ``azure.ai.ml.command`` does; submit it with
     ``MLClient.jobs.create_or_update``. ``timeout`` (seconds) becomes ``limits.timeout``."""
@@ -171,7 +214,19 @@ def command(
         environment_variables=dict(environment_variables or {}),
         timeout=timeout,
         instance_count=instance_count,
+        distribution=distribution,
     )
 
 
-__all__ = ["CommandJob", "Compute", "Environment", "Input", "Job", "Output", "command"]
+__all__ = [
+    "CommandJob",
+    "Compute",
+    "Environment",
+    "Input",
+    "Job",
+    "MpiDistribution",
+    "Output",
+    "PyTorchDistribution",
+    "TensorFlowDistribution",
+    "command",
+]

@@ -177,3 +177,23 @@ def test_a_lost_node_ends_the_gang_naming_it(lapis_server: Any, pair: str, tmp_p
         lambda: subprocess.run(["pgrep", "-f", marker], capture_output=True).returncode != 0,
         timeout=30,
     )
+
+
+def test_an_azure_style_script_submits_a_distributed_job(lapis_server: Any, pair: str) -> None:
+    """azure-ai-ml's shape: ``command(..., instance_count=2, distribution=...)``, with the
+    distribution as an object and as the dict Azure's samples also write."""
+    from lapis.ml import MLClient, MpiDistribution, command
+
+    with MLClient(lapis_server.url, lapis_server.token) as ml:
+        for distribution in (
+            MpiDistribution(process_count_per_instance=1),
+            {"type": "MPI", "process_count_per_instance": 1},
+        ):
+            echo = "echo sdk rank $OMPI_COMM_WORLD_RANK of $OMPI_COMM_WORLD_SIZE"
+            built = command(command=echo, environment="system", compute=pair,
+                            instance_count=2, distribution=distribution)  # fmt: skip
+            job = ml.jobs.create_or_update(built)
+            final = ml.jobs.stream(job.name, out=open(os.devnull, "w"))  # noqa: SIM115
+            assert final.status == "Completed", final.status_reason
+            log = log_text(lapis_server, job.name)
+            assert "[rank 1] sdk rank 1 of 2" in log, log
