@@ -334,6 +334,8 @@ def drive(job_dir: Path) -> int:
             f"node {k} is {cluster}-{p['index']} at {p['address']} ({p['interface']})"
             for k, p in enumerate(places)
         )
+        gang_nodes = job_dir / "system_logs" / "gang_nodes.json"  # compute show: busy nodes
+        gang_nodes.write_text(json.dumps([p["index"] for p in places]))
         master = f"{places[0]['address']}:{places[0]['port']}"
         print(f"gang of {nodes} nodes x {per_node} processes: {where}; master {master}", flush=True)
         for k, a in enumerate(agents):

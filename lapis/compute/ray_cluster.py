@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
-from lapis.compute import ray_nodes
+from lapis.compute import ray_nodes, ray_view
 from lapis.compute.base import ComputeError, Handle, LaunchContext, NodeState
 from lapis.compute.local import ProcessBackend
 from lapis.compute.ray_nodes import NODE_RESOURCE
@@ -162,22 +162,17 @@ class RayClusterBackend(ProcessBackend):
                 fresh["head_tries"] = tries
                 self._save(compute, fresh)
             return False
-        return super().ready(compute)
+        nodes = self.observe(compute)  # the head: workers come and go with the jobs
+        return bool(nodes) and nodes[0].ready
 
     def _observe(self, compute: Compute) -> list[NodeState]:
         state = self._state(compute)
         if not state:
             return [NodeState(f"{compute.name}-head", "Stopped")]
-        head_up = ray_nodes.alive(state["head"]) and ray_nodes.dashboard_up(
-            state, self._dir(compute)
+        jobs_root = _ROOT[0].parent / "jobs"
+        return ray_view.observe(
+            compute.name, state, self._dir(compute), jobs_root, self.settings(compute)
         )
-        nodes = [NodeState(f"{compute.name}-head", "Running" if head_up else "Starting", "head")]
-        for w in state.get("workers", []):
-            up = ray_nodes.alive(w)
-            nodes.append(
-                NodeState(f"{compute.name}-{w['index']}", "Running" if up else "Lost", "worker")
-            )
-        return nodes
 
     # --- jobs --------------------------------------------------------------------------
     def _client(self, state: dict[str, Any]) -> Any:
@@ -211,8 +206,7 @@ class RayClusterBackend(ProcessBackend):
                     raise InvalidParameterValue(f"cluster '{compute.name}': Ray head not answering")
                 time.sleep(0.2)
             limits = self.settings(compute)
-            live = [w for w in state["workers"] if ray_nodes.alive(w)]
-            state["workers"] = live
+            self._forget_lost(compute, state)  # a dead node is remembered, not dropped
             count = _gang(ctx.job.spec)
             needed = min(limits["max"], (self._active_jobs(state) or 0) + count)
             starting = needed - len(state["workers"])
@@ -394,19 +388,7 @@ class RayClusterBackend(ProcessBackend):
         return f"{compute.name}-{node['index']}"
 
     def _busy_nodes(self, compute: Compute) -> set[int]:
-        """Indexes of the nodes whose supervisors are running a job now."""
-        busy: set[int] = set()
-        for found in (_ROOT[0].parent / "jobs").glob(f"*/{NODE_FILE}"):
-            folder = found.parent
-            try:
-                if '"Exited"' in (folder / "events.jsonl").read_text():
-                    continue
-                job = json.loads((folder / "job.json").read_text())
-                if job.get("env", {}).get("LAPIS_COMPUTE") == compute.name:
-                    busy.add(int(found.read_text()))
-            except (OSError, ValueError):
-                continue
-        return busy
+        return set(ray_view.busy_nodes(_ROOT[0].parent / "jobs", compute.name))
 
     def preempted(self, handle: Handle) -> bool:
         node = self._node_of(handle)
@@ -416,6 +398,7 @@ class RayClusterBackend(ProcessBackend):
         lost = [w for w in state.get("workers", []) if not ray_nodes.alive(w)]
         for w in lost:
             log.warning("cluster %s: worker node %d was lost", compute.name, w["index"])
+            w["lost_at"] = time.time()
             ray_nodes.kill_group(int(w["pid"]))  # whatever of it still runs
         if lost:
             state["workers"] = [w for w in state["workers"] if w not in lost]

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from clusterkit import made_cluster, until
+from clusterkit import made_cluster, nodes, until
 from jobkit import lapis_cli, log_text, submit, wait
 
 pytest.importorskip(
@@ -80,6 +80,8 @@ def test_the_preemption_drill_requeues_the_job_of_a_low_priority_node(
     assert job["status"] == "Completed", job["status_reason"]
     (why,) = _retried(job)
     assert why == f"retry 1 of 3: node {taken} was pre-empted (low priority)", why
+    shown = {n["name"]: n["state"] for n in nodes(lapis_server, low)}
+    assert shown[taken] == "Preempted", shown
 
 
 def test_a_dedicated_cluster_is_never_preempted(lapis_server: Any, tmp_path: Path) -> None:

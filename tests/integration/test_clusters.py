@@ -113,6 +113,8 @@ def test_cancel_on_a_cluster_leaves_no_process(
     )
     name = submit(lapis_server, job_file)["name"]
     started(lapis_server, cluster, name)
+    shown = {n["name"]: n for n in nodes(lapis_server, cluster)}
+    assert any(n["detail"] == f"busy: job {name}" for n in shown.values()), shown
     second = submit(lapis_server, job_file)["name"]  # the one node is busy
     until(
         "the queue's reason",
@@ -246,6 +248,12 @@ def test_a_job_on_a_killed_node_fails_naming_the_node(
     job = wait(lapis_server, name, timeout=120)
     assert job["status"] == "Failed"
     assert f"node {cluster}-{node['index']} was lost" in job["status_reason"], job["status_reason"]
+    until(  # the loss stays visible in compute show after the node is gone
+        "the lost node listed",
+        lambda: any(n["name"] == f"{cluster}-{node['index']}" and n["state"] == "Lost"
+                    for n in nodes(lapis_server, cluster)),
+        timeout=30,
+    )  # fmt: skip
 
 
 def test_a_batch_deployment_scores_on_a_cluster(
