@@ -197,3 +197,37 @@ def test_an_azure_style_script_submits_a_distributed_job(lapis_server: Any, pair
             assert final.status == "Completed", final.status_reason
             log = log_text(lapis_server, job.name)
             assert "[rank 1] sdk rank 1 of 2" in log, log
+
+
+def test_a_batch_invocation_spreads_over_the_deployments_nodes(
+    lapis_server: Any, pair: str, tmp_path: Path
+) -> None:
+    """Azure's batch files with ``compute: azureml:<cluster>`` and ``instance_count: 2``:
+    one driver per node, each with its share of the mini-batches, one output in order."""
+    from jobkit import batch_predictions
+
+    folder = tmp_path / "batch"
+    shutil.copytree(FILES.parent / "batch", folder)
+    endpoint = f"sp-x{uuid.uuid4().hex[:6]}"
+    for yml in folder.glob("*.yml"):
+        text = yml.read_text().replace("compat-batch", endpoint)
+        text = text.replace("compute: local", f"compute: azureml:{pair}")
+        text = text.replace("instance_count: 1", "instance_count: 2")
+        yml.write_text(text.replace("mini_batch_size: 2", "mini_batch_size: 1"))
+    assert lapis_cli(lapis_server, "batch-endpoint", "create", "-f",
+                     str(folder / "endpoint.yml")).returncode == 0  # fmt: skip
+    try:
+        made = lapis_cli(lapis_server, "batch-deployment", "create", "-f",
+                         str(folder / "deployment.yml"), "--set-default")  # fmt: skip
+        assert made.returncode == 0, made.stderr
+        done = lapis_cli(lapis_server, "batch-endpoint", "invoke", "-n", endpoint, "--input",
+                         str(folder / "data"), "--stream", "-o", "json")  # fmt: skip
+        job = json.loads(done.stdout)
+        log = log_text(lapis_server, job["name"])
+        assert job["status"] == "Completed", (job["status_reason"], log)
+        assert "[rank 1] " in log and "node 1 of 2: 1 mini-batches scored" in log, log
+        assert "merged 2 nodes' shares: 3 files" in log, log
+        rows = batch_predictions(lapis_server, job["name"], tmp_path / "dl")
+        assert rows == ["n1.txt,3", "n2.txt,6", "n3.txt,9"]  # input order, across nodes
+    finally:
+        lapis_cli(lapis_server, "batch-endpoint", "delete", "-n", endpoint, "--yes")

@@ -32,10 +32,18 @@ READY = ".ready"
 
 
 def job_document(
-    endpoint: str, d: BatchDeployment, data: BatchInput, model_dir: Path
+    endpoint: str, d: BatchDeployment, data: BatchInput, model_dir: Path, nodes: int = 1
 ) -> dict[str, Any]:
-    """The command job (Azure YAML shape) that scores ``data`` with deployment ``d``."""
-    return {
+    """The command job (Azure YAML shape) that scores ``data`` with deployment ``d``.
+    On a cluster (``nodes`` > 1: the deployment's ``instance_count``) it is a gang of one
+    driver per node, each scoring its share of the mini-batches (batch_driver.py)."""
+    spread: dict[str, Any] = {}
+    if nodes > 1:
+        spread = {
+            "resources": {"instance_count": nodes},
+            "distribution": {"type": "pytorch", "process_count_per_instance": 1},
+        }
+    doc: dict[str, Any] = {
         "type": "command",
         "display_name": f"{endpoint}/{d.name}",
         "experiment_name": endpoint,
@@ -51,7 +59,11 @@ def job_document(
         },
         "outputs": {"score": {"type": "uri_folder"}},
         "environment_variables": d.spec["doc"].get("environment_variables") or {},
+        **spread,
     }
+    if nodes > 1:  # the drivers share the work (batch_driver.py)
+        doc["environment_variables"] = {**doc["environment_variables"], "LAPIS_BATCH_SPREAD": "1"}
+    return doc
 
 
 INPUT_TYPES = ("uri_folder", "uri_file")

@@ -410,12 +410,21 @@ class BatchService:
         )
         request = {
             "yaml": yaml.safe_dump(
-                invocation.job_document(e.name, d, data, model_dir), sort_keys=False
+                invocation.job_document(e.name, d, data, model_dir, self._nodes(d)),
+                sort_keys=False,
             ),
             "source": f"batch endpoint {e.name}, deployment {d.name}",
             "snapshot": invocation.scoring_snapshot(self.jobs, d),
         }
         return self.jobs.submit(request, principal, internal=True)
+
+    def _nodes(self, d: BatchDeployment) -> int:
+        """Nodes one invocation spreads over: ``instance_count`` on a cluster, else 1 (on
+        one host, ``instance_count`` only multiplies the worker processes)."""
+        compute = self.compute.get_or_local(str(d.spec["doc"].get("compute") or "local"))
+        if compute.type != "amlcompute":
+            return 1
+        return int(d.spec["doc"].get("resources", {}).get("instance_count", 1) or 1)
 
     def jobs_of(
         self, endpoint: str, max_results: int = 50, deployment: str | None = None

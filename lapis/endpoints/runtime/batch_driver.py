@@ -30,6 +30,12 @@ What it does, as Azure's batch deployments do:
    (``summary_only``: ``<output>/summary.json``); either way the summary goes
    to ``logs/batch/summary.json``.
 
+On a compute cluster an invocation is a gang of one driver per node
+(``LAPIS_BATCH_SPREAD`` set, ``RANK``/``WORLD_SIZE`` from the gang): driver r
+scores mini-batches r, r+W, r+2W… with ``workers / W`` processes, leaves its rows
+and their mini-batch numbers under ``<output>/.parts/``, and driver 0 merges
+them, in input order, into the one output file and summary.
+
 With no scoring script (an MLflow model), each worker loads the model with
 ``mlflow.pyfunc`` and scores CSV or Parquet files, one output row per
 prediction led by the file's name; mlflow must be installed in the
@@ -153,6 +159,12 @@ class Driver:
         self.files = list_files(data)
         size = int(settings["mini_batch_size"])
         self.batches = [self.files[i : i + size] for i in range(0, len(self.files), size)]
+        self.rank, self.world = _spread()
+        self.ids = list(range(self.rank, len(self.batches), self.world))  # global numbers
+        if self.world > 1:  # this node's share; the files counted are its own
+            self.batches = [self.batches[i] for i in self.ids]
+            self.files = [f for b in self.batches for f in b]
+        self.counts: dict[int, int] = {}
         self.total = len(self.batches)
         self.lines: dict[int, list[str]] = {}
         self.next_write = 0
@@ -219,6 +231,7 @@ class Driver:
         self.files_done += len(self.batches[batch])
         self.failed_files += failed
         self.lines[batch] = lines
+        self.counts[batch] = len(lines)
         self.flush_rows()
         retries = attempt - 1
         note = (
@@ -295,7 +308,7 @@ class Driver:
     def run(self) -> dict[str, Any]:
         started = time.time()
         action = self.s["output_action"]
-        count = min(int(self.s["workers"]), self.total)
+        count = min(max(1, int(self.s["workers"]) // self.world), self.total)
         self.say(
             f"batch scoring {len(self.files)} files from {self.data} in {self.total} mini-batches "
             f"of up to {self.s['mini_batch_size']} with {count} worker(s); "
@@ -304,6 +317,10 @@ class Driver:
         )
         self.output.mkdir(parents=True, exist_ok=True)
         target = self.output / str(self.s["output_file_name"])
+        parts = self.output / ".parts"
+        if self.world > 1:
+            parts.mkdir(exist_ok=True)
+            target = parts / f"{self.rank}.rows"
         with contextlib.ExitStack() as stack:
             if action == "append_row":
                 self.out = stack.enter_context(open(target, "w", newline=""))
@@ -324,6 +341,8 @@ class Driver:
             "output": str(target) if action == "append_row" else None,
             "seconds": round(time.time() - started, 3),
         }
+        if self.world > 1:
+            return self.hand_over(parts, summary)
         (self.logs / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         if action == "summary_only":
             (self.output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -334,6 +353,48 @@ class Driver:
             f"{self.failed_files} failed files{where}"
         )
         return summary
+
+    def hand_over(self, parts: Path, summary: dict[str, Any]) -> dict[str, Any]:
+        """Leave this node's share for driver 0; driver 0 waits for every share and
+        merges them in input order (the gang ends everyone if one driver fails)."""
+        share = {"batches": [[self.ids[b], self.counts.get(b, 0)] for b in range(self.total)],
+                 "summary": summary}  # fmt: skip
+        tmp = parts / f".{self.rank}.json"
+        tmp.write_text(json.dumps(share))
+        tmp.rename(parts / f"{self.rank}.json")
+        self.say(f"node {self.rank} of {self.world}: {self.total} mini-batches scored")
+        if self.rank != 0:
+            return summary
+        while not all((parts / f"{r}.json").exists() for r in range(self.world)):
+            time.sleep(0.2)
+        shares = [json.loads((parts / f"{r}.json").read_text()) for r in range(self.world)]
+        rows: dict[int, list[str]] = {}
+        for r, got in enumerate(shares):
+            if not (parts / f"{r}.rows").exists():
+                continue
+            with open(parts / f"{r}.rows", newline="") as fh:
+                for number, count in got["batches"]:
+                    rows[int(number)] = [fh.readline() for _ in range(int(count))]
+        action = self.s["output_action"]
+        target = self.output / str(self.s["output_file_name"])
+        if action == "append_row":
+            with open(target, "w", newline="") as out:
+                for number in sorted(rows):
+                    out.writelines(rows[number])
+        merged = dict(summary)
+        for key in ("files", "mini_batches", "failed_files", "failed_mini_batches", "retries"):
+            merged[key] = sum(int(s["summary"][key]) for s in shares)
+        merged["seconds"] = max(float(s["summary"]["seconds"]) for s in shares)
+        merged["nodes"] = self.world
+        merged["output"] = str(target) if action == "append_row" else None
+        (self.logs / "summary.json").write_text(json.dumps(merged, indent=2) + "\n")
+        if action == "summary_only":
+            (self.output / "summary.json").write_text(json.dumps(merged, indent=2) + "\n")
+        import shutil
+
+        shutil.rmtree(parts, ignore_errors=True)
+        self.say(f"merged {self.world} nodes' shares: {merged['files']} files")
+        return merged
 
     def receive(self) -> None:
         conns = {w.conn: w for w in self.workers.values()}
@@ -357,6 +418,13 @@ class Driver:
         for w in self.workers.values():
             w.proc.join(max(0.0, deadline - time.monotonic()))
             w.kill()
+
+
+def _spread() -> tuple[int, int]:
+    """(rank, world) of a driver spread over a cluster's nodes; (0, 1) otherwise."""
+    if not os.environ.get("LAPIS_BATCH_SPREAD"):
+        return 0, 1
+    return int(os.environ.get("RANK", "0")), max(1, int(os.environ.get("WORLD_SIZE", "1")))
 
 
 def list_files(root: Path) -> list[str]:
