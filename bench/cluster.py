@@ -42,7 +42,8 @@ JOB = 'command: python -c "print(1)"\nenvironment: system\ncompute: azureml:benc
 ALLREDUCE = """\
 command: >-
   python -c "import torch, torch.distributed as d; d.init_process_group('gloo');
-  t = torch.tensor([d.get_rank() + 1.0]); d.all_reduce(t); assert t.item() == 3.0, t"
+  t = torch.tensor([d.get_rank() + 1.0]); d.all_reduce(t); assert t.item() == 3.0, t;
+  d.destroy_process_group()"
 environment: system
 compute: azureml:bench-cluster
 resources:
