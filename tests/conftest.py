@@ -159,6 +159,13 @@ def lapis_server(
     yield from _server(request.param, tmp_path_factory.mktemp(f"srv-{request.param}"))
 
 
+@pytest.fixture(scope="module")
+def sqlite_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A server on SQLite only, for modules whose subject is not the store (a cluster's
+    gangs and retries: tests/integration/test_clusters.py runs clusters on both stores)."""
+    yield from _server("sqlite", tmp_path_factory.mktemp("srv-sqlite"))
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def fresh_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerProcess]:
     """A server of one's own, for tests that stop, kill or restart it."""

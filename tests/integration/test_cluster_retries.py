@@ -22,6 +22,12 @@ pytest.importorskip(
 pytestmark = pytest.mark.timeout(400)
 
 
+@pytest.fixture(scope="module")
+def lapis_server(sqlite_server: Any) -> Any:
+    """One store: what these tests exercise is Ray and the scheduler, not the store."""
+    return sqlite_server
+
+
 @pytest.fixture
 def low(lapis_server: Any, tmp_path: Path) -> Iterator[str]:
     with made_cluster(lapis_server, tmp_path, tier="low_priority") as name:

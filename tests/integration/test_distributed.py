@@ -26,6 +26,14 @@ pytest.importorskip(
     "ray", reason="NOT TESTED: compute clusters need Ray (pip install 'lapis[ray]')"
 )
 pytestmark = pytest.mark.timeout(400)
+
+
+@pytest.fixture(scope="module")
+def lapis_server(sqlite_server: Any) -> Any:
+    """One store: what these tests exercise is Ray and the scheduler, not the store."""
+    return sqlite_server
+
+
 FILES = Path(__file__).resolve().parents[1] / "compat" / "files" / "distributed"
 
 
