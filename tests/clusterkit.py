@@ -89,3 +89,16 @@ def made_cluster(
     key = hashlib.sha256(str(folder).encode()).hexdigest()[:12]
     left = subprocess.run(["pgrep", "-f", f"lapis-ray-{key}"], capture_output=True, text=True)
     assert left.stdout.strip() == "", "Ray processes left after delete"
+
+
+def studio_state(server: Any, cluster: str) -> str:
+    """The studio compute page's live part (polled every 2 s), as a signed-in browser gets it."""
+    import httpx
+
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        http.get("/signin")
+        http.post("/signin", data={"token": server.token, "next": "/",
+                                   "csrf": http.cookies.get("lapis_csrf")})  # fmt: skip
+        page = http.get(f"/compute/{cluster}/state")
+    assert page.status_code == 200, page.text[:300]
+    return page.text

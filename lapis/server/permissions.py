@@ -293,6 +293,7 @@ STUDIO_COMPUTE_ACTIONS = {
     "start": f"{COMP}/start/action",
     "stop": f"{COMP}/stop/action",
     "restart": f"{COMP}/restart/action",
+    "preempt": f"{COMP}/restart/action",
     "delete": f"{COMP}/delete",
 }
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from clusterkit import made_cluster, nodes, until
+from clusterkit import made_cluster, nodes, studio_state, until
 from jobkit import lapis_cli, log_text, submit, wait
 
 pytest.importorskip(
@@ -88,6 +88,8 @@ def test_the_preemption_drill_requeues_the_job_of_a_low_priority_node(
     assert why == f"retry 1 of 3: node {taken} was pre-empted (low priority)", why
     shown = {n["name"]: n["state"] for n in nodes(lapis_server, low)}
     assert shown[taken] == "Preempted", shown
+    page = studio_state(lapis_server, low)  # the studio shows the loss and offers the drill
+    assert "Pre-empt a node (drill)" in page and taken in page and "Preempted" in page
 
 
 def test_a_dedicated_cluster_is_never_preempted(lapis_server: Any, tmp_path: Path) -> None:

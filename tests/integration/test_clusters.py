@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from clusterkit import cancel_all, json_cli, made_cluster, nodes, started, until
+from clusterkit import cancel_all, json_cli, made_cluster, nodes, started, studio_state, until
 from jobkit import get, lapis_cli, log_text, submit, wait
 
 pytest.importorskip(
@@ -51,24 +51,11 @@ def _ray_wants_the_token(server: Any, cluster: str) -> None:
         assert answer.status == 200
 
 
-def _studio_nodes(server: Any, cluster: str) -> str:
-    """The studio compute page's live part (polled every 2 s), as a signed-in browser gets it."""
-    import httpx
-
-    with httpx.Client(base_url=server.url, timeout=30) as http:
-        http.get("/signin")
-        http.post("/signin", data={"token": server.token, "next": "/",
-                                   "csrf": http.cookies.get("lapis_csrf")})  # fmt: skip
-        page = http.get(f"/compute/{cluster}/state")
-    assert page.status_code == 200, page.text[:300]
-    return page.text
-
-
 def test_a_job_scales_the_cluster_up_from_zero_and_back(
     lapis_server: Any, cluster: str, tmp_path: Path
 ) -> None:
     assert [n["name"] for n in nodes(lapis_server, cluster)] == [f"{cluster}-head"]
-    assert f"{cluster}-head" in _studio_nodes(lapis_server, cluster)
+    assert f"{cluster}-head" in studio_state(lapis_server, cluster)
     _ray_wants_the_token(lapis_server, cluster)
     job_file = tmp_path / "job.yml"
     job_file.write_text(
@@ -156,7 +143,7 @@ def test_a_live_clusters_scale_changes_and_lost_nodes_are_replaced(
     assert (updated["min_instances"], updated["max_instances"]) == (1, 1)
     workers = f"{cluster}-0"
     until("one worker", lambda: workers in [n["name"] for n in nodes(lapis_server, cluster)])
-    assert workers in _studio_nodes(lapis_server, cluster)  # the studio shows it too
+    assert workers in studio_state(lapis_server, cluster)  # the studio shows it too
     state = json.loads(
         (lapis_server.home / "clusters" / cluster.lower() / "state.json").read_text()
     )

@@ -167,16 +167,19 @@ def _act(ws: Any, name: str, action: str, who: str | None) -> None:
         ws.compute.stop(name, by=who)
     elif action == "restart":
         ws.compute.restart(name, by=who)
+    elif action == "preempt":  # a low-priority cluster's drill
+        ws.compute.preempt(name)
     else:
         ws.compute.delete(name, by=who)
 
 
 @router.post("/compute/{name}/{action}")
 async def compute_action(request: Request, name: str, action: str, view: str = "") -> Response:
-    """Start, stop, restart or delete; answers with the live state block (or the list's rows)."""
-    if action not in ("start", "stop", "restart", "delete"):
+    """Start, stop, restart, delete or (a low-priority cluster) pre-empt a node; answers
+    with the live state block (or the list's rows)."""
+    if action not in ("start", "stop", "restart", "delete", "preempt"):
         raise InvalidParameterValue(
-            f"Unknown compute action '{action}'; use start, stop, restart or delete"
+            f"Unknown compute action '{action}'; use start, stop, restart, delete or preempt"
         )
     ws = request.app.state.ws
     await run_in_threadpool(_act, ws, name, action, _who(request))
