@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 
-.PHONY: demo test test-fast lint format bench clean studio-assets browser dist docker-engine
+.PHONY: demo test test-fast lint format bench clean studio-assets browser dist docker-engine ssh-server
 
 $(VENV)/.stamp-venv:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Lapis needs Python >= 3.11"'
@@ -39,6 +39,10 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 browser:
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
 
+# The ssh node provider is tested against sshd in network namespaces (tests/netkit.py).
+ssh-server:
+	@test -x /usr/sbin/sshd || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq openssh-server; } || true
+
 # A wheel and an sdist in dist/ that carry the studio's assets: `pip install` of the
 # wheel gives a working studio without npm (scripts/build_dist.py checks they are in).
 dist: $(VENV)/.stamp-dev studio-assets
@@ -72,7 +76,7 @@ format: $(VENV)/.stamp-dev
 
 # The coverage report covers the test processes and every Python process they start
 # (servers, supervisors, CLI runs): [tool.coverage.run] in pyproject.toml.
-test: lint studio-assets browser docker-engine
+test: lint studio-assets browser docker-engine ssh-server
 	rm -f .coverage .coverage.*
 	$(VENV)/bin/pytest -n 2 --dist loadgroup -q --cov=lapis --cov-report=term
 

@@ -160,6 +160,7 @@ class ClusterOps:
             max_instances=int(props.get("max_instances", 1)),
             idle_seconds=int(props.get("idle_time_before_scale_down", 120)),
             tier=str(props.get("tier", "dedicated")),
+            provider=props.get("provider"),
         )
         data = loc.data if isinstance(loc.data, Mapping) else {}
         new = cluster_settings(loc, data, base=current)

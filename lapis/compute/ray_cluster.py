@@ -102,11 +102,24 @@ class RayClusterBackend(ProcessBackend):
         }
 
     # --- processes (lapis/compute/ray_nodes.py) ------------------------------------------
-    def _start_worker(self, compute: Compute, state: dict[str, Any]) -> None:
+    def _start_worker(self, compute: Compute, state: dict[str, Any]) -> bool:
+        """One more node; False when the provider has no host left for it."""
         node = ray_nodes.start_worker(
-            self._dir(compute), self._temp_dir(compute), state, compute.cores, compute.memory_gib
-        )
+            self._dir(compute), self._temp_dir(compute), state, compute.cores,
+            compute.memory_gib, _provider(compute),
+        )  # fmt: skip
+        if node is None:
+            log.warning("cluster %s: every host of the ssh provider has a node", compute.name)
+            return False
         log.info("cluster %s: started worker node %d", compute.name, node["index"])
+        return True
+
+    def _head(self, compute: Compute) -> dict[str, Any]:
+        address = (_provider(compute) or {}).get("head_address", "127.0.0.1")
+        return ray_nodes.start_head(self._dir(compute), self._temp_dir(compute), address)
+
+    def _stop_node(self, compute: Compute, node: dict[str, Any]) -> None:
+        ray_nodes.stop(node, self._dir(compute), _provider(compute))
 
     # --- lifecycle ---------------------------------------------------------------------
     def _provision(self, compute: Compute) -> None:
@@ -119,10 +132,11 @@ class RayClusterBackend(ProcessBackend):
         with self._nodes_lock:
             state = self._state(compute)
             if not state or not ray_nodes.alive(state["head"]):
-                state = ray_nodes.start_head(self._dir(compute), self._temp_dir(compute))
+                state = self._head(compute)
             wanted = self.settings(compute)["min"]
             while len([w for w in state["workers"] if ray_nodes.alive(w)]) < wanted:
-                self._start_worker(compute, state)
+                if not self._start_worker(compute, state):
+                    break
             self._save(compute, state)
 
     def _stop(self, compute: Compute) -> None:
@@ -130,7 +144,7 @@ class RayClusterBackend(ProcessBackend):
             state = self._state(compute)
             for node in [*state.get("workers", []), state.get("head")]:
                 if node:
-                    ray_nodes.stop(node)
+                    self._stop_node(compute, node)
             if state:
                 state["workers"] = []
                 state["stopped"] = True  # asked for: the head is not to be restarted
@@ -158,7 +172,7 @@ class RayClusterBackend(ProcessBackend):
                 )
             with self._nodes_lock:
                 log.warning("cluster %s: the head exited while starting; again", compute.name)
-                fresh = ray_nodes.start_head(self._dir(compute), self._temp_dir(compute))
+                fresh = self._head(compute)
                 fresh["head_tries"] = tries
                 self._save(compute, fresh)
             return False
@@ -218,7 +232,8 @@ class RayClusterBackend(ProcessBackend):
                     f"of cluster {compute.name}",
                 )
             while len(state["workers"]) < needed:
-                self._start_worker(compute, state)
+                if not self._start_worker(compute, state):
+                    break
             state["last_active"] = time.time()
             self._save(compute, state)
         self._settle(compute, state)
@@ -362,8 +377,8 @@ class RayClusterBackend(ProcessBackend):
                 return
             log.warning("cluster %s: the head node died; restarting it", compute.name)
             for w in state.get("workers", []):
-                ray_nodes.stop(w)
-            fresh = ray_nodes.start_head(self._dir(compute), self._temp_dir(compute))
+                self._stop_node(compute, w)
+            fresh = self._head(compute)
             fresh["next_index"] = state.get("next_index", 0)
             fresh["lost"] = (state.get("lost", []) + state.get("workers", []))[-20:]
             fresh["head_restarts"] = int(state.get("head_restarts", 0)) + 1
@@ -383,7 +398,7 @@ class RayClusterBackend(ProcessBackend):
             node = sorted(live, key=lambda w: (w["index"] not in busy, w["index"]))[0]
             node["preempted"] = True
             self._save(compute, state)
-            ray_nodes.kill_group(int(node["pid"]))  # as abrupt as the cloud's
+            ray_nodes.kill(node, self._dir(compute), _provider(compute))  # as the cloud does
         log.warning("cluster %s: node %d pre-empted (drill)", compute.name, node["index"])
         return f"{compute.name}-{node['index']}"
 
@@ -399,7 +414,7 @@ class RayClusterBackend(ProcessBackend):
         for w in lost:
             log.warning("cluster %s: worker node %d was lost", compute.name, w["index"])
             w["lost_at"] = time.time()
-            ray_nodes.kill_group(int(w["pid"]))  # whatever of it still runs
+            ray_nodes.kill(w, self._dir(compute), _provider(compute))  # what of it still runs
         if lost:
             state["workers"] = [w for w in state["workers"] if w not in lost]
             state["lost"] = (state.get("lost", []) + lost)[-20:]  # jobs name their node
@@ -411,7 +426,8 @@ class RayClusterBackend(ProcessBackend):
         limits = self.settings(compute)
         wanted = max(limits["min"], min(limits["max"], active or 0))
         while len(state["workers"]) < wanted:
-            self._start_worker(compute, state)
+            if not self._start_worker(compute, state):
+                break
 
     def _scale_down(self, compute: Compute, state: dict[str, Any]) -> None:
         """Nodes above the minimum go once no job has run for the idle time (and none
@@ -426,7 +442,7 @@ class RayClusterBackend(ProcessBackend):
         extra = sorted(settled, key=lambda w: w["index"])[: len(live) - limits["min"]]
         for node in extra:
             log.info("cluster %s: releasing idle worker %d", compute.name, node["index"])
-            ray_nodes.stop(node)
+            self._stop_node(compute, node)
         state["workers"] = [w for w in live if w not in extra]
 
     def capabilities(self, compute: Compute) -> dict[Any, str]:
@@ -459,6 +475,12 @@ class RayClusterBackend(ProcessBackend):
                 "worker_count": distribution.get("worker_count"),
             }
         }
+
+
+def _provider(compute: Compute) -> dict[str, Any] | None:
+    """The cluster's ssh provider settings; None for the local provider."""
+    found = compute.properties.get("provider")
+    return found if isinstance(found, dict) and found.get("type") == "ssh" else None
 
 
 def _gang(spec: dict[str, Any]) -> int:

@@ -105,11 +105,12 @@ def spawn(folder: Path, argv: list[str], name: str, extra: dict[str, str]) -> di
     return {"name": name, "pid": proc.pid, "start": start_time_ms(proc.pid)}
 
 
-def start_head(folder: Path, temp_dir: str) -> dict[str, Any]:
+def start_head(folder: Path, temp_dir: str, address: str = "127.0.0.1") -> dict[str, Any]:
+    """The head on this host; ``address``: where an ssh provider's nodes reach it."""
     gcs, dashboard, client = free_port(), free_port(), free_port()
     argv = [
         ray_cli(), "start", "--head", "--block", "--num-cpus=0",
-        "--node-ip-address=127.0.0.1", f"--port={gcs}",
+        f"--node-ip-address={address}", f"--port={gcs}",
         "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
         f"--ray-client-server-port={client}", "--include-dashboard=true",
         f"--temp-dir={temp_dir}", "--disable-usage-stats",
@@ -118,6 +119,7 @@ def start_head(folder: Path, temp_dir: str) -> dict[str, Any]:
     head = spawn(folder, argv, "head", {})
     return {
         "head": head,
+        "head_address": address,
         "gcs_port": gcs,
         "dashboard_port": dashboard,
         "workers": [],
@@ -126,10 +128,18 @@ def start_head(folder: Path, temp_dir: str) -> dict[str, Any]:
 
 
 def start_worker(
-    folder: Path, temp_dir: str, state: dict[str, Any], cores: int, memory_gib: float
-) -> dict[str, Any]:
-    """One more worker node; a replacement gets a new index (and so a new name), since
-    Ray never lets a node it declared dead rejoin."""
+    folder: Path,
+    temp_dir: str,
+    state: dict[str, Any],
+    cores: int,
+    memory_gib: float,
+    provider: dict[str, Any] | None = None,
+) -> dict[str, Any] | None:
+    """One more worker node (None: an ssh provider with every host taken); a replacement
+    gets a new index (and so a new name), since Ray never lets a node it declared dead
+    rejoin."""
+    if provider and provider.get("type") == "ssh":
+        return _start_ssh_worker(folder, temp_dir, state, cores, memory_gib, provider)
     index = int(state.get("next_index", 0))
     state["next_index"] = index + 1
     argv = [
@@ -148,6 +158,72 @@ def start_worker(
     return node
 
 
+def _start_ssh_worker(
+    folder: Path,
+    temp_dir: str,
+    state: dict[str, Any],
+    cores: int,
+    memory_gib: float,
+    provider: dict[str, Any],
+) -> dict[str, Any] | None:
+    """``ray start --block`` on a free host, through ssh: the ssh client is the node's
+    process here (it lives while the remote node does); the remote node leads a process
+    group of its own whose id it leaves in a file on that host, so stopping it is one
+    ``kill`` of the group over ssh. The token is read from the shared workspace home."""
+    import shlex
+
+    taken = {w.get("host") for w in state["workers"] if alive(w)}
+    free = [h for h in provider["hosts"] if h not in taken]
+    if not free:
+        return None
+    host = free[0]
+    index = int(state.get("next_index", 0))
+    state["next_index"] = index + 1
+    ray = provider.get("ray") or ray_cli()
+    pidfile = f"{temp_dir}-node-{index}.pid"
+    argv = [
+        ray, "start", "--block", f"--address={state['head_address']}:{state['gcs_port']}",
+        f"--node-ip-address={host}", f"--num-cpus={max(cores, 1)}",
+        f"--memory={int(memory_gib * 2**30)}",
+        f"--resources={json.dumps({NODE_RESOURCE: 1, f'{NODE_RESOURCE}_{index}': 1})}",
+        f"--temp-dir={temp_dir}", "--disable-usage-stats",
+    ]  # fmt: skip
+    env = {**NODE_ENV, "RAY_AUTH_TOKEN_PATH": str(folder / TOKEN_FILE),
+           "LAPIS_NODE_INDEX": str(index)}  # fmt: skip
+    inner = " ".join(
+        ["echo $$ >", shlex.quote(pidfile), "&& exec env"]
+        + [shlex.quote(f"{k}={v}") for k, v in env.items()]
+        + [shlex.quote(a) for a in argv]
+    )
+    remote = f"exec setsid sh -c {shlex.quote(inner)}"
+    node = spawn(folder, [*ssh_argv(folder, provider, host), remote], f"worker-{index}", {})
+    node.update(index=index, started_at=time.time(), host=host, pidfile=pidfile)
+    state["workers"].append(node)
+    return node
+
+
+def ssh_argv(folder: Path, provider: dict[str, Any], host: str) -> list[str]:
+    argv = [
+        "ssh", "-T", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new",
+        "-o", f"UserKnownHostsFile={folder / 'known_hosts'}", "-o", "ServerAliveInterval=5",
+    ]  # fmt: skip
+    if provider.get("identity_file"):
+        argv += ["-i", str(provider["identity_file"]), "-o", "IdentitiesOnly=yes"]
+    target = f"{provider['user']}@{host}" if provider.get("user") else host
+    return [*argv, target]
+
+
+def _remote_kill(node: dict[str, Any], folder: Path, provider: dict[str, Any], sig: str) -> None:
+    """Signal the remote node's whole process group (its id is in the node's pid file)."""
+    pidfile = node["pidfile"]
+    command = f'p=$(cat {pidfile} 2>/dev/null) && kill -{sig} -- -"$p" 2>/dev/null; true'
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        subprocess.run(
+            [*ssh_argv(folder, provider, str(node["host"])), command],
+            stdin=subprocess.DEVNULL, capture_output=True, timeout=20,
+        )  # fmt: skip
+
+
 def alive(node: dict[str, Any]) -> bool:
     pid = int(node["pid"])
     if not same_process(pid, node.get("start")):
@@ -164,13 +240,26 @@ def alive(node: dict[str, Any]) -> bool:
     return done == 0
 
 
-def stop(node: dict[str, Any]) -> None:
+def stop(node: dict[str, Any], folder: Path | None = None, provider: Any = None) -> None:
     """End a node: its whole process group (``ray start`` leads it; a raylet outliving a
-    killed ``ray start`` is still in it)."""
+    killed ``ray start`` is still in it); on an ssh host, that group there first."""
+    if node.get("host") and folder is not None and provider:
+        _remote_kill(node, folder, provider, "TERM")
+        deadline = time.monotonic() + 5
+        while alive(node) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        _remote_kill(node, folder, provider, "KILL")
     pid = int(node["pid"])
     if alive(node):
         kill_tree(pid, grace=5.0)
     kill_group(pid)
+
+
+def kill(node: dict[str, Any], folder: Path, provider: Any = None) -> None:
+    """End a node at once, as a crash or a pre-emption would."""
+    if node.get("host") and provider:
+        _remote_kill(node, folder, provider, "KILL")
+    kill_group(int(node["pid"]))
 
 
 def kill_group(pgid: int) -> None:

@@ -21,6 +21,7 @@ from lapis.entities.sizes import get_size
 from lapis.errors import InvalidParameterValue, ResourceDoesNotExist
 from lapis.specs.kinds import COMPUTES
 from lapis.specs.names import validate_compute_name
+from lapis.specs.node_provider import parse_provider
 from lapis.specs.schedules import parse_schedule
 from lapis.specs.yaml_lines import Located, check_settings, located
 
@@ -76,6 +77,7 @@ CLUSTER_KEYS = {
     "idle_time_before_scale_down",
     "tier",
     "location",  # Azure's region: accepted, there is one here
+    "provider",  # Lapis: where the nodes run (lapis/specs/node_provider.py)
 }
 MAX_NODES = 64
 
@@ -88,14 +90,18 @@ class ClusterSettings:
     max_instances: int = 1
     idle_seconds: int = 120
     tier: str = "dedicated"
+    provider: dict[str, Any] | None = None  # None: the local provider
 
     def as_properties(self) -> dict[str, Any]:
-        return {
+        out = {
             "min_instances": self.min_instances,
             "max_instances": self.max_instances,
             "idle_time_before_scale_down": self.idle_seconds,
             "tier": self.tier,
         }
+        if self.provider:
+            out["provider"] = self.provider
+        return out
 
 
 def parse_duration(text: str) -> int | None:
@@ -188,6 +194,15 @@ def cluster_settings(
         if tier not in TIERS:
             raise loc.error(("tier",), f"must be dedicated or low_priority, got {data['tier']!r}")
         out.tier = tier
+    if "provider" in data:
+        out.provider = parse_provider(loc, data["provider"])
+    hosts = (out.provider or {}).get("hosts")
+    if hosts and out.max_instances > len(hosts):
+        raise loc.error(
+            ("max_instances",),
+            f"is {out.max_instances} but the ssh provider lists {len(hosts)} host(s): one "
+            "node per host",
+        )
     if out.min_instances > out.max_instances:
         key = "min_instances" if "min_instances" in data else "max_instances"
         raise loc.error(
