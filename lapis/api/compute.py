@@ -76,6 +76,7 @@ class ComputeOut(BaseModel):
     max_instances: int | None = None
     idle_time_before_scale_down: int | None = None
     tier: str | None = None
+    provider: str | None = None  # where a cluster's nodes run: "local", or "ssh: h1, h2"
 
 
 class ComputeDetail(ComputeOut):

@@ -272,6 +272,7 @@ def show(
                 f"the minimum go after {c['idle_time_before_scale_down']} s without jobs",
             )
         )
+        rows.append(("Nodes run", c.get("provider") or "local"))
     if c.get("description"):
         rows.append(("Description", c["description"]))
     if c.get("tags"):

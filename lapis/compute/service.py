@@ -248,6 +248,8 @@ class ComputeService(ClusterOps):
             out.max_instances = int(p.get("max_instances", 1))
             out.idle_time_before_scale_down = int(p.get("idle_time_before_scale_down", 120))
             out.tier = str(p.get("tier", "dedicated"))
+            ssh = p.get("provider") or {}
+            out.provider = f"ssh: {', '.join(ssh['hosts'])}" if ssh.get("hosts") else "local"
         if c.idle_shutdown_seconds:
             idle = fmt_seconds(c.idle_shutdown_seconds)
             deadline = None

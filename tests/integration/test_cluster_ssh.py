@@ -56,6 +56,7 @@ def test_an_ssh_cluster_runs_a_gang_across_two_hosts(lapis_server: Any, tmp_path
         )
         made = json_cli(lapis_server, "compute", "create", "-f", str(spec))
         assert made["type"] == "amlcompute"
+        assert made["provider"] == f"ssh: {', '.join(net['hosts'])}"
         try:
             until("the head", lambda: json_cli(lapis_server, "compute", "show", "-n", name)
                   ["state"] == "Running")  # fmt: skip
