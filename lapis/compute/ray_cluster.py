@@ -203,10 +203,10 @@ class RayClusterBackend(ProcessBackend):
         head did not answer (a busy host): unknown is never taken for zero, which would
         release a node a job waits for."""
         try:
-            jobs = self._client(state).list_jobs()
-        except Exception:
+            jobs = ray_nodes.job_api(state, "/api/jobs/")
+        except (OSError, LookupError, ValueError):
             return None
-        return sum(_nodes_of(j) for j in jobs if _status(j.status) in ACTIVE)
+        return sum(_nodes_of(j) for j in jobs if str(j.get("status")) in ACTIVE)
 
     def _spawn(self, ctx: LaunchContext, folder: Path) -> Handle:
         compute = ctx.compute
@@ -274,10 +274,12 @@ class RayClusterBackend(ProcessBackend):
 
     def _ray_status(self, handle: Handle) -> str | None:
         try:
-            info = self._client(handle).get_job_info(handle["submission_id"])
-        except Exception:
+            info = ray_nodes.job_api(handle, f"/api/jobs/{handle['submission_id']}")
+        except LookupError:
+            return "MISSING"  # the head does not know the job (not active)
+        except (OSError, ValueError):
             return None
-        return _status(info.status)
+        return str(info.get("status"))
 
     def alive(self, handle: Handle) -> bool:
         if "submission_id" not in handle:
@@ -488,12 +490,8 @@ def _gang(spec: dict[str, Any]) -> int:
     return max(1, int(spec.get("instance_count") or 1))
 
 
-def _nodes_of(job: Any) -> int:
+def _nodes_of(job: dict[str, Any]) -> int:
     try:
-        return max(1, int((job.metadata or {}).get("lapis_nodes", 1)))
+        return max(1, int((job.get("metadata") or {}).get("lapis_nodes", 1)))
     except (TypeError, ValueError):
         return 1
-
-
-def _status(status: Any) -> str:
-    return str(status.value if hasattr(status, "value") else status)

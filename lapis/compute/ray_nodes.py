@@ -309,3 +309,22 @@ def ray_alive(state: dict[str, Any], folder: Path) -> set[int] | None:
             if key.startswith(f"{NODE_RESOURCE}_"):
                 found.add(int(key.rsplit("_", 1)[1]))
     return found
+
+
+def job_api(where: dict[str, Any], path: str, timeout: float = 5.0) -> Any:
+    """GET on a cluster's job API (``where``: its state, or a job's handle) with a deadline:
+    these calls run on the scheduler's tick, which a slow head must never hold up. Raises
+    OSError (a timeout, a refusal) or LookupError (404: no such job)."""
+    import urllib.error
+    import urllib.request
+
+    url = f"http://127.0.0.1:{where['dashboard_port']}{path}"
+    folder = where.get("folder") or Path(str(where["state_file"])).parent  # older handles
+    request = urllib.request.Request(url, headers=headers(Path(str(folder))))
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
+            return json.load(resp)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            raise LookupError(path) from exc
+        raise

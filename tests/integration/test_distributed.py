@@ -82,8 +82,12 @@ def test_a_pytorch_job_all_reduces_over_two_nodes_from_zero(
     assert run["metrics"]["allreduce_sum"]["value"] == 3.0
     until(  # both nodes go once the cluster has been idle for 2 s
         "scale-down to zero",
-        lambda: [n["name"] for n in nodes(lapis_server, pair)] == [f"{pair}-head"],
+        lambda: (
+            [n["name"] for n in nodes(lapis_server, pair) if n["state"] != "Lost"]
+            == [f"{pair}-head"]
+        ),
         timeout=90,
+        detail=lambda: (nodes(lapis_server, pair), _ray_jobs(lapis_server, pair)),
     )
 
 
@@ -239,3 +243,17 @@ def test_a_batch_invocation_spreads_over_the_deployments_nodes(
         assert rows == ["n1.txt,3", "n2.txt,6", "n3.txt,9"]  # input order, across nodes
     finally:
         lapis_cli(lapis_server, "batch-endpoint", "delete", "-n", endpoint, "--yes")
+
+
+def _ray_jobs(server: Any, cluster: str) -> Any:
+    """What the cluster's Ray says of its jobs (for a failure's message)."""
+    import urllib.request
+
+    folder = server.home / "clusters" / cluster.lower()
+    port = json.loads((folder / "state.json").read_text())["dashboard_port"]
+    token = (folder / "auth_token").read_text().strip()
+    asked = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/jobs/", headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(asked, timeout=10) as answer:
+        return [(j.get("submission_id"), j.get("status")) for j in json.load(answer)]
