@@ -106,7 +106,7 @@ class RayClusterBackend(ProcessBackend):
         """One more node; False when the provider has no host left for it."""
         node = ray_nodes.start_worker(
             self._dir(compute), self._temp_dir(compute), state, compute.cores,
-            compute.memory_gib, _provider(compute),
+            compute.memory_gib, ray_nodes.provider_of(compute),
         )  # fmt: skip
         if node is None:
             log.warning("cluster %s: every host of the ssh provider has a node", compute.name)
@@ -115,11 +115,11 @@ class RayClusterBackend(ProcessBackend):
         return True
 
     def _head(self, compute: Compute) -> dict[str, Any]:
-        address = (_provider(compute) or {}).get("head_address", "127.0.0.1")
+        address = (ray_nodes.provider_of(compute) or {}).get("head_address", "127.0.0.1")
         return ray_nodes.start_head(self._dir(compute), self._temp_dir(compute), address)
 
     def _stop_node(self, compute: Compute, node: dict[str, Any]) -> None:
-        ray_nodes.stop(node, self._dir(compute), _provider(compute))
+        ray_nodes.stop(node, self._dir(compute), ray_nodes.provider_of(compute))
 
     # --- lifecycle ---------------------------------------------------------------------
     def _provision(self, compute: Compute) -> None:
@@ -206,7 +206,7 @@ class RayClusterBackend(ProcessBackend):
             jobs = ray_nodes.job_api(state, "/api/jobs/")
         except (OSError, LookupError, ValueError):
             return None
-        return sum(_nodes_of(j) for j in jobs if str(j.get("status")) in ACTIVE)
+        return sum(ray_nodes.nodes_of_job(j) for j in jobs if str(j.get("status")) in ACTIVE)
 
     def _spawn(self, ctx: LaunchContext, folder: Path) -> Handle:
         compute = ctx.compute
@@ -221,7 +221,7 @@ class RayClusterBackend(ProcessBackend):
                 time.sleep(0.2)
             limits = self.settings(compute)
             self._forget_lost(compute, state)  # a dead node is remembered, not dropped
-            count = _gang(ctx.job.spec)
+            count = ray_nodes.nodes_needed(ctx.job.spec)
             needed = min(limits["max"], (self._active_jobs(state) or 0) + count)
             starting = needed - len(state["workers"])
             if starting > 0:  # scale up for this job; the job says why it waits
@@ -307,9 +307,11 @@ class RayClusterBackend(ProcessBackend):
 
     def lost_reason(self, handle: Handle) -> str | None:
         if not self._head_alive(handle):
+            said = ray_nodes.state_of(handle).get("lost_head_log")
             return (
                 f"the head node of cluster {handle.get('cluster')} was lost while the job ran "
                 "(the cluster's Ray state went with it); Lapis restarted the head"
+                + (f". Its log ended: {said.splitlines()[-1]}" if said else "")
             )
         node = self._node_of(handle)
         if node is not None and node.get("preempted"):
@@ -377,13 +379,15 @@ class RayClusterBackend(ProcessBackend):
             state = self._state(compute)
             if not state or state.get("stopped") or ray_nodes.alive(state["head"]):
                 return
-            log.warning("cluster %s: the head node died; restarting it", compute.name)
+            said = ray_nodes.log_tail(self._dir(compute) / "head.log", 3)
+            log.warning("cluster %s: the head died; restarting it. Its log: %s", compute.name, said)
             for w in state.get("workers", []):
                 self._stop_node(compute, w)
             fresh = self._head(compute)
             fresh["next_index"] = state.get("next_index", 0)
             fresh["lost"] = (state.get("lost", []) + state.get("workers", []))[-20:]
             fresh["head_restarts"] = int(state.get("head_restarts", 0)) + 1
+            fresh["lost_head_log"] = said
             self._save(compute, fresh)
 
     def preempt(self, compute: Compute, index: int | None) -> str:
@@ -400,7 +404,9 @@ class RayClusterBackend(ProcessBackend):
             node = sorted(live, key=lambda w: (w["index"] not in busy, w["index"]))[0]
             node["preempted"] = True
             self._save(compute, state)
-            ray_nodes.kill(node, self._dir(compute), _provider(compute))  # as the cloud does
+            ray_nodes.kill(
+                node, self._dir(compute), ray_nodes.provider_of(compute)
+            )  # as the cloud does
         log.warning("cluster %s: node %d pre-empted (drill)", compute.name, node["index"])
         return f"{compute.name}-{node['index']}"
 
@@ -416,7 +422,9 @@ class RayClusterBackend(ProcessBackend):
         for w in lost:
             log.warning("cluster %s: worker node %d was lost", compute.name, w["index"])
             w["lost_at"] = time.time()
-            ray_nodes.kill(w, self._dir(compute), _provider(compute))  # what of it still runs
+            ray_nodes.kill(
+                w, self._dir(compute), ray_nodes.provider_of(compute)
+            )  # what of it still runs
         if lost:
             state["workers"] = [w for w in state["workers"] if w not in lost]
             state["lost"] = (state.get("lost", []) + lost)[-20:]  # jobs name their node
@@ -465,7 +473,7 @@ class RayClusterBackend(ProcessBackend):
     def job_extras(self, ctx: LaunchContext) -> dict[str, Any]:
         spec = ctx.job.spec
         distribution = spec.get("distribution") or {}
-        nodes = _gang(spec)
+        nodes = ray_nodes.nodes_needed(spec)
         per_node = int(distribution.get("process_count_per_instance", 1))
         if nodes == 1 and per_node == 1 and distribution.get("type") != "tensorflow":
             return {}  # one process on one node: the plain supervisor on that node
@@ -477,21 +485,3 @@ class RayClusterBackend(ProcessBackend):
                 "worker_count": distribution.get("worker_count"),
             }
         }
-
-
-def _provider(compute: Compute) -> dict[str, Any] | None:
-    """The cluster's ssh provider settings; None for the local provider."""
-    found = compute.properties.get("provider")
-    return found if isinstance(found, dict) and found.get("type") == "ssh" else None
-
-
-def _gang(spec: dict[str, Any]) -> int:
-    """Nodes a job needs at once (``resources.instance_count``)."""
-    return max(1, int(spec.get("instance_count") or 1))
-
-
-def _nodes_of(job: dict[str, Any]) -> int:
-    try:
-        return max(1, int((job.get("metadata") or {}).get("lapis_nodes", 1)))
-    except (TypeError, ValueError):
-        return 1

@@ -43,9 +43,25 @@ NODE_ENV = {
 }
 
 
+# Ports for Ray's listeners come from below the kernel's ephemeral range (32768+ on Linux)
+# and above Ray's worker ports (10002-19999): a port picked now is bound by Ray a moment
+# later, and in between any outgoing connection could be given it as its source port.
+PORTS = (20000, 32000)
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("", 0))  # free on every address: Ray listens on the host's, not loopback
+    import random
+
+    for _ in range(200):
+        port = random.randrange(*PORTS)
+        with socket.socket() as s:
+            try:
+                s.bind(("", port))  # free on every address: Ray listens on the host's
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:  # a crowded range: let the kernel choose
+        s.bind(("", 0))
         return int(s.getsockname()[1])
 
 
@@ -328,3 +344,30 @@ def job_api(where: dict[str, Any], path: str, timeout: float = 5.0) -> Any:
         if exc.code == 404:
             raise LookupError(path) from exc
         raise
+
+
+# --- what a cluster's state and a job's spec say -------------------------------------
+def state_of(handle: dict[str, Any]) -> dict[str, Any]:
+    try:
+        found: dict[str, Any] = json.loads(Path(str(handle["state_file"])).read_text())
+    except (OSError, ValueError, KeyError):
+        return {}
+    return found
+
+
+def provider_of(compute: Any) -> dict[str, Any] | None:
+    """The cluster's ssh provider settings; None for the local provider."""
+    found = compute.properties.get("provider")
+    return found if isinstance(found, dict) and found.get("type") == "ssh" else None
+
+
+def nodes_needed(spec: dict[str, Any]) -> int:
+    """Nodes a job needs at once (``resources.instance_count``)."""
+    return max(1, int(spec.get("instance_count") or 1))
+
+
+def nodes_of_job(job: dict[str, Any]) -> int:
+    try:
+        return max(1, int((job.get("metadata") or {}).get("lapis_nodes", 1)))
+    except (TypeError, ValueError):
+        return 1
