@@ -83,6 +83,36 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+# Only pip's wheel folders carry over: they add candidates. Indexes would not: uv takes a
+# package from the first index that has it, so a mirror listed for pip could pin uv to
+# older releases than the ones it resolves today.
+_PIP_TO_UV = {"find-links": "UV_FIND_LINKS"}
+
+
+def pip_sources() -> dict[str, str]:
+    """pip's wheel folders on this machine (``PIP_FIND_LINKS``, then pip's config files)
+    as uv's: an environment must build from the same local wheels as ``pip install`` does
+    (a ``torch+cpu`` wheel that no index has). What uv is told directly wins."""
+    import configparser
+
+    found: dict[str, str] = {}
+    parser = configparser.ConfigParser()
+    home = Path.home()
+    parser.read([
+        "/etc/pip.conf", "/etc/xdg/pip/pip.conf",
+        str(home / ".pip" / "pip.conf"), str(home / ".config" / "pip" / "pip.conf"),
+        os.environ.get("PIP_CONFIG_FILE", ""),
+    ])  # fmt: skip
+    for key, uv_key in _PIP_TO_UV.items():
+        value = os.environ.get(f"PIP_{key.upper().replace('-', '_')}")
+        if value is None and parser.has_option("global", key):
+            value = parser.get("global", key)
+        if value and uv_key not in os.environ:
+            parts = value.split()
+            found[uv_key] = ",".join(parts)  # uv takes them comma-separated
+    return found
+
+
 class EnvironmentBuilder:
     def __init__(self, root: Path, uv: str | None = None) -> None:
         self.root = root
@@ -92,7 +122,7 @@ class EnvironmentBuilder:
         return self.root / spec.digest
 
     def _env(self) -> dict[str, str]:
-        return {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "NO_COLOR": "1"}
+        return {**os.environ, **pip_sources(), "UV_PYTHON_DOWNLOADS": "never", "NO_COLOR": "1"}
 
     def ensure(
         self, spec: EnvironmentSpec, log: Callable[[str], None] | None = None

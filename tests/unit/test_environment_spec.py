@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from lapis.errors import InvalidParameterValue
@@ -63,3 +65,21 @@ def test_bad_conda_files(text: str, fragment: str) -> None:
 def test_requirement_options_are_refused() -> None:
     with pytest.raises(InvalidParameterValue, match="--index-url"):
         from_requirements(["--index-url http://x", "numpy"])
+
+
+def test_pip_wheel_folders_carry_over_to_uv(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """An environment builds from the wheel folders pip uses here (a local torch+cpu)."""
+    from lapis.environments.builder import pip_sources
+
+    monkeypatch.delenv("UV_FIND_LINKS", raising=False)
+    monkeypatch.setenv("PIP_FIND_LINKS", "/wheels/a /wheels/b")
+    assert pip_sources() == {"UV_FIND_LINKS": "/wheels/a,/wheels/b"}
+    monkeypatch.delenv("PIP_FIND_LINKS")
+    config = tmp_path / "pip.conf"
+    config.write_text("[global]\nfind-links = /wheels/c\nextra-index-url = file:///m\n")
+    monkeypatch.setenv("PIP_CONFIG_FILE", str(config))
+    assert pip_sources() == {"UV_FIND_LINKS": "/wheels/c"}  # indexes never carry over
+    monkeypatch.setenv("UV_FIND_LINKS", "/mine")
+    assert pip_sources() == {}  # what uv is told directly wins
