@@ -221,12 +221,7 @@ def test_an_azure_style_script_makes_a_cluster_and_runs_on_it(lapis_server: Any)
 def test_a_job_on_a_killed_node_fails_naming_the_node(
     lapis_server: Any, cluster: str, tmp_path: Path
 ) -> None:
-    job_file = tmp_path / "job.yml"
-    job_file.write_text(
-        f"command: echo started && sleep 300\nenvironment: system\ncompute: azureml:{cluster}\n"
-    )
-    name = submit(lapis_server, job_file)["name"]
-    started(lapis_server, cluster, name)
+    name = _sleeper(lapis_server, cluster, tmp_path)
     state = json.loads(
         (lapis_server.home / "clusters" / cluster.lower() / "state.json").read_text()
     )
@@ -303,12 +298,7 @@ def test_a_server_restart_mid_job_readopts_the_cluster_and_the_job(
 def test_a_dead_head_is_restarted_and_its_job_reported(
     lapis_server: Any, cluster: str, tmp_path: Path
 ) -> None:
-    job_file = tmp_path / "job.yml"
-    job_file.write_text(
-        f"command: echo started && sleep 300\nenvironment: system\ncompute: azureml:{cluster}\n"
-    )
-    name = submit(lapis_server, job_file)["name"]
-    started(lapis_server, cluster, name)
+    name = _sleeper(lapis_server, cluster, tmp_path)
     state_file = lapis_server.home / "clusters" / cluster.lower() / "state.json"
     head = json.loads(state_file.read_text())["head"]
     os.killpg(int(head["pid"]), signal.SIGKILL)  # ray start, GCS, dashboard, raylet: all
@@ -323,11 +313,19 @@ def test_a_dead_head_is_restarted_and_its_job_reported(
         ),
         timeout=90,
     )
-    again = submit(lapis_server, job_file.parent / _quick(job_file, cluster))["name"]
-    assert wait(lapis_server, again, timeout=180)["status"] == "Completed"
-
-
-def _quick(job_file: Path, cluster: str) -> str:
-    quick = job_file.parent / "quick.yml"
+    quick = tmp_path / "quick.yml"
     quick.write_text(f"command: echo again\nenvironment: system\ncompute: azureml:{cluster}\n")
-    return quick.name
+    assert wait(lapis_server, submit(lapis_server, quick)["name"], timeout=180)["status"] == (
+        "Completed"
+    )
+
+
+def _sleeper(server: Any, cluster: str, tmp_path: Path) -> str:
+    """A job that says it started and then sleeps on the cluster; its name once it runs."""
+    job_file = tmp_path / "job.yml"
+    job_file.write_text(
+        f"command: echo started && sleep 300\nenvironment: system\ncompute: azureml:{cluster}\n"
+    )
+    name: str = submit(server, job_file)["name"]
+    started(server, cluster, name)
+    return name
