@@ -13,10 +13,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from jobkit import get, lapis_cli, log_text, wait
 
 FINAL = {"Completed", "Failed", "Canceled"}
 FILES = Path(__file__).resolve().parent / "compat" / "files" / "compute"
+
+
+@pytest.fixture(scope="module", name="lapis_server")
+def one_store(sqlite_server: Any) -> Any:
+    """``lapis_server`` on SQLite only, for a module that imports this: what such modules
+    exercise is Ray and the scheduler (tests/integration/test_clusters.py runs clusters on
+    both stores)."""
+    return sqlite_server
 
 
 def json_cli(server: Any, *args: str) -> Any:

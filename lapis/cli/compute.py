@@ -88,10 +88,31 @@ def _read_doc(file: Path) -> dict[str, Any]:
     """Load and check a compute YAML locally, so errors carry file:line."""
     text = read_text_file(file)
     loc = load(text, str(file))
+    _read_token(loc, file)
     parse_compute(loc, partial=True)
     if not isinstance(loc.data, dict):
         raise InvalidParameterValue(f"{file}: must be a mapping of compute settings")
     return dict(_jsonable(loc.data))
+
+
+def _read_token(loc: Any, file: Path) -> None:
+    """An attached Ray cluster's ``token_file`` is read here, on the client, and sent as
+    ``token``: the server never opens a file that a request names."""
+    provider = loc.data.get("provider") if isinstance(loc.data, dict) else None
+    if not isinstance(provider, dict) or "token_file" not in provider:
+        return
+    raw = provider["token_file"]
+    path = Path(str(raw)).expanduser()
+    if not path.is_absolute():
+        path = file.parent / path
+    try:
+        token = path.read_text().strip()
+    except OSError as exc:
+        raise loc.error(("provider", "token_file"), f"cannot read {path}: {exc.strerror}") from None
+    if not token:
+        raise loc.error(("provider", "token_file"), f"{path} is empty")
+    provider.pop("token_file")
+    provider["token"] = token
 
 
 def _jsonable(value: Any) -> Any:

@@ -32,8 +32,20 @@ SERVERLESS_IDLE_SECONDS = 120
 def nodes_of(c: Compute) -> int:
     """How many nodes of its size a compute may hold (a cluster's maximum)."""
     if c.type == ComputeType.CLUSTER.value:
+        if (c.properties.get("provider") or {}).get("type") == "ray":
+            return 0  # an attached Ray cluster's nodes are not this workspace's cores
         return int(c.properties.get("max_instances", 1))
     return 1
+
+
+def provider_label(props: Mapping[str, Any]) -> str:
+    """Where a cluster's nodes run, in a few words (never its token)."""
+    given = props.get("provider") or {}
+    if given.get("hosts"):
+        return f"ssh: {', '.join(given['hosts'])}"
+    if given.get("address"):
+        return f"ray: {given['address']} (attached)"
+    return "local"
 
 
 def _known(size: str | None) -> bool:
@@ -123,12 +135,13 @@ class ClusterOps:
         self, spec: ComputeSpec, size: Any, by: str, created_by: str | None, now: int
     ) -> Compute:
         """A cluster row (its scale in ``properties``), then its head is started."""
-        from lapis.compute.ray_cluster import ray_missing
+        from lapis.compute.ray.cluster import ray_missing
 
         missing = ray_missing()
         if missing:
             raise InvalidParameterValue(missing)
         assert spec.name is not None and spec.cluster is not None
+        token = (spec.cluster.provider or {}).pop("token", None)  # kept in a file, never shown
         self.store.insert(
             Compute(
                 name=spec.name,
@@ -147,6 +160,11 @@ class ClusterOps:
                 last_activity_at=now,
             )
         )
+        if token:
+            from lapis.compute.ray.attached import keep_token
+            from lapis.compute.ray.cluster import folder_of
+
+            keep_token(folder_of(spec.name), token)
         self.lifecycle.forget(spec.name)
         self.lifecycle.call(self.get(spec.name), "provision", now)
         self.wake()

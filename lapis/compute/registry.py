@@ -98,7 +98,7 @@ def builtin_registry() -> BackendRegistry:
     """A registry holding only the built-in types (tests build their own on top)."""
     from lapis.compute.instance import InstanceBackend
     from lapis.compute.local import LocalBackend
-    from lapis.compute.ray_cluster import RayClusterBackend
+    from lapis.compute.ray.cluster import RayClusterBackend
 
     registry = BackendRegistry()
     registry.register(LocalBackend())

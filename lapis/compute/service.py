@@ -32,7 +32,7 @@ from typing import Any
 
 from lapis.api import compute as api
 from lapis.compute.base import NodeState
-from lapis.compute.clusters import ClusterOps, nodes_of
+from lapis.compute.clusters import ClusterOps, nodes_of, provider_label
 from lapis.compute.host import HostInfo, check_fits, detect_host, pick_cores
 from lapis.compute.lifecycle import Lifecycle, fmt_seconds, stopping_reason
 from lapis.compute.registry import BackendRegistry, default_registry
@@ -248,8 +248,7 @@ class ComputeService(ClusterOps):
             out.max_instances = int(p.get("max_instances", 1))
             out.idle_time_before_scale_down = int(p.get("idle_time_before_scale_down", 120))
             out.tier = str(p.get("tier", "dedicated"))
-            ssh = p.get("provider") or {}
-            out.provider = f"ssh: {', '.join(ssh['hosts'])}" if ssh.get("hosts") else "local"
+            out.provider = provider_label(p)
         if c.idle_shutdown_seconds:
             idle = fmt_seconds(c.idle_shutdown_seconds)
             deadline = None
@@ -304,6 +303,8 @@ class ComputeService(ClusterOps):
             )
         used = cores_in_use((str(c.size), nodes_of(c)) for c in existing if _known(c.size))
         nodes = spec.cluster.max_instances if spec.cluster is not None else 1
+        if spec.cluster is not None and (spec.cluster.provider or {}).get("type") == "ray":
+            nodes = 0  # an attached cluster brings its own machines
         check_quota(size, nodes, used, self.quotas)
         by = f"by {created_by}" if created_by else "on request"
         if spec.cluster is not None:

@@ -271,8 +271,8 @@ def supervise(job_dir: Path) -> int:
 
         argv = ["/bin/bash", "-c", job["command"]]
         box = _sandbox(job_dir, job)
-        if gang:  # lapis/compute/gang.py: it sandboxes each rank on its node
-            argv, box = [sys.executable, "-m", "lapis.compute.gang", str(job_dir)], None
+        if gang:  # lapis/compute/ray/gang.py: it sandboxes each rank on its node
+            argv, box = [sys.executable, "-m", "lapis.compute.ray.gang", str(job_dir)], None
         elif bin_dir == "docker":  # the container is the job's sandbox; the client needs the socket
             from lapis.compute import containers
 

@@ -78,7 +78,7 @@ class Workspace:
         db = Database(settings.resolved_database_url)
         db.migrate()
         make_private(settings.home)  # the database files exist now
-        from lapis.compute import ray_cluster
+        from lapis.compute.ray import cluster as ray_cluster
 
         ray_cluster.configure(settings.home / "clusters")
         sealer = Sealer.for_home(settings.home)

@@ -4,7 +4,7 @@
 the job's ``resources.instance_count`` nodes); ``tensorflow`` takes
 ``worker_count`` and ``parameter_server_count`` (tasks spread evenly over the
 nodes). The answer is the plain dict the job keeps; the cluster backend turns
-it into a gang (lapis/compute/gang.py).
+it into a gang (lapis/compute/ray/gang.py).
 """
 
 from __future__ import annotations

@@ -13,19 +13,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from clusterkit import made_cluster, nodes, studio_state, until
+from clusterkit import (
+    made_cluster,
+    nodes,
+    one_store,  # noqa: F401  (the module's lapis_server: SQLite)
+    studio_state,
+    until,
+)
 from jobkit import lapis_cli, log_text, submit, wait
 
 pytest.importorskip(
     "ray", reason="NOT TESTED: compute clusters need Ray (pip install 'lapis[ray]')"
 )
 pytestmark = pytest.mark.timeout(400)
-
-
-@pytest.fixture(scope="module")
-def lapis_server(sqlite_server: Any) -> Any:
-    """One store: what these tests exercise is Ray and the scheduler, not the store."""
-    return sqlite_server
 
 
 @pytest.fixture

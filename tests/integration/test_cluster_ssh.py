@@ -13,7 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from clusterkit import cancel_all, json_cli, until
+from clusterkit import (
+    cancel_all,
+    json_cli,
+    one_store,  # noqa: F401  (the module's lapis_server: SQLite)
+    until,
+)
 from jobkit import lapis_cli, log_text, submit, wait
 from netkit import two_hosts
 
@@ -36,11 +41,6 @@ distribution:
   type: pytorch
   process_count_per_instance: 1
 """
-
-
-@pytest.fixture(scope="module")
-def lapis_server(sqlite_server: Any) -> Any:
-    return sqlite_server
 
 
 def test_an_ssh_cluster_runs_a_gang_across_two_hosts(lapis_server: Any, tmp_path: Path) -> None:

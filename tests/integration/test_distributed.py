@@ -19,19 +19,18 @@ from typing import Any
 
 import psutil
 import pytest
-from clusterkit import made_cluster, nodes, until
+from clusterkit import (
+    made_cluster,
+    nodes,
+    one_store,  # noqa: F401  (the module's lapis_server: SQLite)
+    until,
+)
 from jobkit import get, lapis_cli, log_text, submit, wait
 
 pytest.importorskip(
     "ray", reason="NOT TESTED: compute clusters need Ray (pip install 'lapis[ray]')"
 )
 pytestmark = pytest.mark.timeout(400)
-
-
-@pytest.fixture(scope="module")
-def lapis_server(sqlite_server: Any) -> Any:
-    """One store: what these tests exercise is Ray and the scheduler, not the store."""
-    return sqlite_server
 
 
 FILES = Path(__file__).resolve().parents[1] / "compat" / "files" / "distributed"

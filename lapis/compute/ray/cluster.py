@@ -1,11 +1,10 @@
-"""Compute clusters (``type: amlcompute``) on Ray, with worker nodes as local processes.
+"""Compute clusters (``type: amlcompute``) on Ray.
 
 A cluster is a Ray cluster that Lapis starts and supervises: a head node with no
 CPUs for work (``ray start --head --num-cpus=0``) and 0..``max_instances`` worker
-nodes of the cluster's size. This is the ``local`` node provider: every node is a
-``ray start --block`` process on this host, its ports chosen free so several
-clusters live side by side; other providers (SSH hosts, an attached cluster)
-come later.
+nodes of the cluster's size, from its node provider: ``local`` processes or
+``ssh`` hosts (lapis/compute/ray/nodes.py). A cluster someone else runs can be
+attached instead (lapis/compute/ray/attached.py): then Lapis only submits jobs.
 
 Jobs are Ray jobs: the entrypoint is Lapis' own supervisor (the same file
 protocol as on ``local``: ``job.json`` in, events and logs out), scheduled on a
@@ -30,10 +29,13 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
-from lapis.compute import ray_nodes, ray_view
 from lapis.compute.base import ComputeError, Handle, LaunchContext, NodeState
 from lapis.compute.local import ProcessBackend
-from lapis.compute.ray_nodes import NODE_RESOURCE
+from lapis.compute.ray import attached as ray_attached
+from lapis.compute.ray import gang
+from lapis.compute.ray import nodes as ray_nodes
+from lapis.compute.ray import view as ray_view
+from lapis.compute.ray.nodes import NODE_RESOURCE
 from lapis.compute.supervisor import NODE_FILE, emit
 from lapis.entities.compute import Compute, ComputeType
 from lapis.errors import InvalidParameterValue
@@ -42,13 +44,17 @@ log = logging.getLogger("lapis.compute.ray")
 _ROOT: list[Path] = [Path.home() / ".lapis" / "clusters"]
 ACTIVE = ("PENDING", "RUNNING")
 HEAD_TRIES = 3
-SETTLE_SECONDS = 20.0
 MAINTAIN_SECONDS = 1.0  # scale checks ask Ray over HTTP: not on every 0.1 s tick
 
 
 def configure(root: Path) -> None:
     """Where clusters keep their state (the workspace home's ``clusters/``)."""
     _ROOT[0] = root
+
+
+def folder_of(name: str) -> Path:
+    """A cluster's folder: its state, node logs and Ray token."""
+    return _ROOT[0] / name.lower()
 
 
 def ray_missing() -> str | None:
@@ -70,7 +76,7 @@ class RayClusterBackend(ProcessBackend):
 
     # --- state -------------------------------------------------------------------------
     def _dir(self, compute: Compute) -> Path:
-        return _ROOT[0] / compute.name.lower()
+        return folder_of(compute.name)
 
     def _state(self, compute: Compute) -> dict[str, Any]:
         try:
@@ -101,7 +107,7 @@ class RayClusterBackend(ProcessBackend):
             "idle": int(p.get("idle_time_before_scale_down", 120)),
         }
 
-    # --- processes (lapis/compute/ray_nodes.py) ------------------------------------------
+    # --- processes (lapis/compute/ray/nodes.py) ------------------------------------------
     def _start_worker(self, compute: Compute, state: dict[str, Any]) -> bool:
         """One more node; False when the provider has no host left for it."""
         node = ray_nodes.start_worker(
@@ -129,6 +135,9 @@ class RayClusterBackend(ProcessBackend):
         missing = ray_missing()
         if missing:
             raise InvalidParameterValue(missing)
+        if ray_attached.provider(compute):  # nothing to start: is it there, and which Ray?
+            self._save(compute, ray_attached.connect(compute, self._dir(compute)))
+            return
         with self._nodes_lock:
             state = self._state(compute)
             if not state or not ray_nodes.alive(state["head"]):
@@ -162,6 +171,8 @@ class RayClusterBackend(ProcessBackend):
         between choosing it and binding it, on a busy host) is started again on fresh
         ports, twice; then the cluster fails with the end of the head's log."""
         state = self._state(compute)
+        if state.get("attached"):
+            return ray_attached.reachable(state) is True
         if state and not state.get("stopped") and not ray_nodes.alive(state["head"]):
             tries = int(state.get("head_tries", 0)) + 1
             if tries > HEAD_TRIES:
@@ -183,6 +194,8 @@ class RayClusterBackend(ProcessBackend):
         state = self._state(compute)
         if not state:
             return [NodeState(f"{compute.name}-head", "Stopped")]
+        if state.get("attached"):
+            return ray_attached.observe(compute.name, state, self._dir(compute))
         jobs_root = _ROOT[0].parent / "jobs"
         return ray_view.observe(
             compute.name, state, self._dir(compute), jobs_root, self.settings(compute)
@@ -194,8 +207,7 @@ class RayClusterBackend(ProcessBackend):
         from ray.job_submission import JobSubmissionClient
 
         return JobSubmissionClient(
-            f"http://127.0.0.1:{state['dashboard_port']}",
-            headers=ray_nodes.headers(Path(str(state["folder"]))),
+            ray_nodes.api_url(state), headers=ray_nodes.headers(Path(str(state["folder"])))
         )
 
     def _active_jobs(self, state: dict[str, Any]) -> int | None:
@@ -210,6 +222,9 @@ class RayClusterBackend(ProcessBackend):
 
     def _spawn(self, ctx: LaunchContext, folder: Path) -> Handle:
         compute = ctx.compute
+        state = self._state(compute)
+        if state.get("attached"):
+            return self._submit(ctx, folder, state)
         with self._nodes_lock:
             state = self._state(compute)
             if not state or not ray_nodes.alive(state["head"]):
@@ -236,41 +251,41 @@ class RayClusterBackend(ProcessBackend):
                     break
             state["last_active"] = time.time()
             self._save(compute, state)
-        self._settle(compute, state)
-        client = self._client(state)
-        gang = bool(self.job_extras(ctx))  # on the head: its driver reserves the nodes
-        submission = client.submit_job(
+        ray_nodes.settle(compute.name, state, self._dir(compute))
+        return self._submit(ctx, folder, state)
+
+    def _submit(self, ctx: LaunchContext, folder: Path, state: dict[str, Any]) -> Handle:
+        """The job's supervisor as a Ray job: on a node of its own (the ``lapis_node``
+        resource; one CPU on an attached cluster), or, for a gang, on the head, whose
+        driver then reserves the nodes."""
+        compute = ctx.compute
+        gang = bool(self.job_extras(ctx))
+        attached = bool(state.get("attached"))
+        submission = self._client(state).submit_job(
             entrypoint=f"{ctx.python} -m lapis.compute.supervisor {folder}",
             submission_id=f"lapis-{ctx.job.name}-{int(time.time() * 1000)}",
             entrypoint_num_cpus=0 if gang else 1,
-            entrypoint_resources=None if gang else {NODE_RESOURCE: 1},
+            entrypoint_resources=None if gang or attached else {NODE_RESOURCE: 1},
             metadata={
                 "lapis_job": ctx.job.name,
                 "lapis_compute": compute.name,
-                "lapis_nodes": str(count),
+                "lapis_nodes": str(ray_nodes.nodes_needed(ctx.job.spec)),
             },
         )
-        return {
+        handle: Handle = {
             "dir": str(folder),
             "submission_id": submission,
-            "dashboard_port": state["dashboard_port"],
             "cluster": compute.name,
             "state_file": str(self._dir(compute) / "state.json"),
             "folder": str(self._dir(compute)),
+        }
+        if attached:
+            return {**handle, "dashboard_url": state["dashboard_url"], "attached": True}
+        return {
+            **handle,
+            "dashboard_port": state["dashboard_port"],
             "head_pid": state["head"]["pid"],
         }
-
-    def _settle(self, compute: Compute, state: dict[str, Any]) -> None:
-        """Wait (up to 20 s) until Ray no longer counts a node that is gone: a job placed
-        on a dead node it has not yet noticed would fail there before it started."""
-        ours = {int(w["index"]) for w in state["workers"]}
-        deadline = time.monotonic() + SETTLE_SECONDS
-        while time.monotonic() < deadline:
-            seen = ray_nodes.ray_alive(state, self._dir(compute))
-            if seen is None or seen <= ours:
-                return
-            time.sleep(0.25)
-        log.warning("cluster %s: Ray still counts a lost node; submitting anyway", compute.name)
 
     def _ray_status(self, handle: Handle) -> str | None:
         try:
@@ -295,7 +310,10 @@ class RayClusterBackend(ProcessBackend):
         return node is None or ray_nodes.alive(node)
 
     def _head_alive(self, handle: Handle) -> bool:
-        """Whether the head the job was submitted to still runs (not a restarted one)."""
+        """Whether the head the job was submitted to still runs (not a restarted one); an
+        attached cluster's, unless nothing listens at its address any more."""
+        if handle.get("attached"):
+            return ray_attached.reachable(handle) is not False
         try:
             state = json.loads(Path(str(handle["state_file"])).read_text())
         except (OSError, ValueError, KeyError):
@@ -306,6 +324,13 @@ class RayClusterBackend(ProcessBackend):
         return ray_nodes.alive(head)
 
     def lost_reason(self, handle: Handle) -> str | None:
+        if handle.get("attached"):
+            where = handle.get("dashboard_url")
+            if not self._head_alive(handle):
+                return f"the attached Ray cluster at {where} stopped answering while the job ran"
+            if self._ray_status(handle) == "MISSING":
+                return f"the attached Ray cluster at {where} no longer knows the job (restarted?)"
+            return None
         if not self._head_alive(handle):
             said = ray_nodes.state_of(handle).get("lost_head_log")
             return (
@@ -352,8 +377,8 @@ class RayClusterBackend(ProcessBackend):
             return
         self._maintained[compute.name] = now
         state = self._state(compute)
-        if not state or state.get("stopped"):
-            return
+        if not state or state.get("stopped") or state.get("attached"):
+            return  # an attached cluster scales itself, if at all
         if not ray_nodes.alive(state["head"]):
             self._restart_head(compute)
             return
@@ -392,6 +417,10 @@ class RayClusterBackend(ProcessBackend):
 
     def preempt(self, compute: Compute, index: int | None) -> str:
         """Take a worker back (the drill of a low-priority cluster): busiest first."""
+        if ray_attached.provider(compute):
+            raise InvalidParameterValue(
+                f"cluster '{compute.name}' is an attached Ray cluster: Lapis does not own its nodes"
+            )
         with self._nodes_lock:
             state = self._state(compute)
             live = [w for w in state.get("workers", []) if ray_nodes.alive(w)]
@@ -456,7 +485,7 @@ class RayClusterBackend(ProcessBackend):
         state["workers"] = [w for w in live if w not in extra]
 
     def capabilities(self, compute: Compute) -> dict[Any, str]:
-        return {}  # multi-node and distributed jobs run as gangs (lapis/compute/gang.py)
+        return {}  # multi-node and distributed jobs run as gangs (lapis/compute/ray/gang.py)
 
     def unsupported(self, compute: Compute, spec: Any) -> str | None:
         """A job asking for more nodes than the cluster may have would wait forever."""
@@ -471,17 +500,4 @@ class RayClusterBackend(ProcessBackend):
         return None
 
     def job_extras(self, ctx: LaunchContext) -> dict[str, Any]:
-        spec = ctx.job.spec
-        distribution = spec.get("distribution") or {}
-        nodes = ray_nodes.nodes_needed(spec)
-        per_node = int(distribution.get("process_count_per_instance", 1))
-        if nodes == 1 and per_node == 1 and distribution.get("type") != "tensorflow":
-            return {}  # one process on one node: the plain supervisor on that node
-        return {
-            "gang": {
-                "nodes": nodes,
-                "per_node": per_node,
-                "type": distribution.get("type") or "pytorch",
-                "worker_count": distribution.get("worker_count"),
-            }
-        }
+        return gang.order(ctx.job.spec, attached=bool(ray_attached.provider(ctx.compute)))

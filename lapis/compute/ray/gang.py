@@ -10,7 +10,7 @@ of the user's command. The driver
    (the cluster starts the nodes; the job says "starting k of N nodes");
 2. puts one small actor on each bundle, which says where it is (address, the
    network interface holding it, a free port on node 0);
-3. has every actor start P rank processes (``python -m lapis.compute.gang rank``),
+3. has every actor start P rank processes (``python -m lapis.compute.ray.gang rank``),
    each running the user's command with the variables Azure ML sets for the
    job's distribution type — PyTorch's ``MASTER_ADDR``…``LOCAL_RANK``, Open
    MPI's ``OMPI_COMM_WORLD_*``, TensorFlow's ``TF_CONFIG`` — and
@@ -40,10 +40,30 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lapis.compute.ray_nodes import NODE_RESOURCE
+from lapis.compute.ray.nodes import NODE_RESOURCE
 from lapis.compute.supervisor import CANCEL, JOB_FILE, emit
 
 GANG_RESULT = "system_logs/gang.json"
+
+
+def order(spec: dict[str, Any], attached: bool = False) -> dict[str, Any]:
+    """What the supervisor of a job on a cluster is told to run: a gang when the job
+    asks for more than one process (``{}``: the plain supervisor on one node). On an
+    attached cluster a node is reserved by its CPUs (it has no ``lapis_node``)."""
+    distribution = spec.get("distribution") or {}
+    nodes = max(1, int(spec.get("instance_count") or 1))
+    per_node = int(distribution.get("process_count_per_instance", 1))
+    if nodes == 1 and per_node == 1 and distribution.get("type") != "tensorflow":
+        return {}
+    out: dict[str, Any] = {
+        "nodes": nodes,
+        "per_node": per_node,
+        "type": distribution.get("type") or "pytorch",
+        "worker_count": distribution.get("worker_count"),
+    }
+    if attached:
+        out["bundle"] = {"CPU": float(per_node)}
+    return {"gang": out}
 
 
 def rank_log(rank: int) -> str:
@@ -153,8 +173,9 @@ class NodeAgent:
         # the address the node joined with (``--node-ip-address``), not the host's default
         address = str(node.get("NodeManagerAddress") or socket.gethostbyname(socket.gethostname()))
         resources: dict[str, float] = node.get("Resources", {})
-        index = next((k.rsplit("_", 1)[1] for k in resources if k.startswith(f"{NODE_RESOURCE}_")),
-                     "?")  # fmt: skip
+        index = next(
+            (k.rsplit("_", 1)[1] for k in resources if k.startswith(f"{NODE_RESOURCE}_")), here[:8]
+        )  # fmt: skip  (an attached cluster's node: its id)
         return {
             "index": index,
             "address": address,
@@ -178,7 +199,7 @@ class NodeAgent:
                 "sandbox": sandbox,
             }
             self.procs[rank] = subprocess.Popen(
-                [sys.executable, "-m", "lapis.compute.gang", "rank", json.dumps(order)],
+                [sys.executable, "-m", "lapis.compute.ray.gang", "rank", json.dumps(order)],
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
@@ -308,7 +329,8 @@ def drive(job_dir: Path) -> int:
     group = None
     try:
         ray.init(address="auto", logging_level=30, log_to_driver=False)
-        bundles = [{NODE_RESOURCE: 1.0} for _ in range(nodes)]
+        bundle = gang.get("bundle") or {NODE_RESOURCE: 1.0}
+        bundles = [dict(bundle) for _ in range(nodes)]
         group = placement_group(bundles, strategy="STRICT_SPREAD")
         cluster = job["env"].get("LAPIS_COMPUTE", "cluster")
         try:
@@ -324,7 +346,7 @@ def drive(job_dir: Path) -> int:
             agent.options(
                 num_cpus=0,
                 max_concurrency=4,  # stop() must run while wait() blocks
-                resources={NODE_RESOURCE: 1.0},
+                resources=None if gang.get("bundle") else {NODE_RESOURCE: 1.0},
                 scheduling_strategy=PlacementGroupSchedulingStrategy(group, k),
             ).remote(str(job_dir), k)
             for k in range(nodes)
@@ -400,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) == 2 and args[0] == "rank":
         return run_rank(json.loads(args[1]))
     if len(args) != 1:
-        sys.stderr.write("usage: python -m lapis.compute.gang JOB_DIR | rank ORDER\n")
+        sys.stderr.write("usage: python -m lapis.compute.ray.gang JOB_DIR | rank ORDER\n")
         return 2
     return drive(Path(args[0]))
 

@@ -14,12 +14,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lapis.compute import ray_nodes
 from lapis.compute.base import NodeState
+from lapis.compute.ray import nodes as ray_nodes
 from lapis.compute.supervisor import NODE_FILE
 
 RECENT_LOSS_SECONDS = 600
-GANG_NODES = "system_logs/gang_nodes.json"  # written by lapis/compute/gang.py
+GANG_NODES = "system_logs/gang_nodes.json"  # written by lapis/compute/ray/gang.py
 
 
 def busy_nodes(jobs_root: Path, cluster: str) -> dict[int, str]:
@@ -40,7 +40,8 @@ def busy_nodes(jobs_root: Path, cluster: str) -> dict[int, str]:
         except (OSError, ValueError):
             continue
         for index in indexes:
-            busy[int(index)] = folder.name
+            if str(index).isdigit():
+                busy[int(index)] = folder.name
     return busy
 
 

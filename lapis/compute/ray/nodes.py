@@ -23,6 +23,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ NODE_ENV = {
     "RAY_USAGE_STATS_ENABLED": "0",
     "RAY_AUTH_MODE": "token",
     # a gang's rank process outlives a killed actor just long enough to end its command's
-    # tree (lapis/compute/gang.py); Ray's own sweep would SIGKILL it and orphan the tree
+    # tree (lapis/compute/ray/gang.py); Ray's own sweep would SIGKILL it and orphan the tree
     "RAY_kill_child_processes_on_worker_exit": "0",
     "RAY_health_check_period_ms": "1000",
     "RAY_health_check_timeout_ms": "1000",
@@ -49,16 +50,34 @@ NODE_ENV = {
 PORTS = (20000, 32000)
 
 
+_GIVEN: dict[int, float] = {}  # port -> when handed out: not again until Ray has bound it
+_GIVING = threading.Lock()
+
+
 def free_port() -> int:
+    """A port free now and not handed out by this process in the last two minutes (a
+    node's six ports are chosen before any is bound: one must never be given twice)."""
+    with _GIVING:
+        return _free_port()
+
+
+def _free_port() -> int:
     import random
 
+    now = time.monotonic()
+    for port, when in list(_GIVEN.items()):
+        if now - when > 120:
+            del _GIVEN[port]
     for _ in range(200):
         port = random.randrange(*PORTS)
+        if port in _GIVEN:
+            continue
         with socket.socket() as s:
             try:
                 s.bind(("", port))  # free on every address: Ray listens on the host's
             except OSError:
                 continue
+            _GIVEN[port] = now
             return port
     with socket.socket() as s:  # a crowded range: let the kernel choose
         s.bind(("", 0))
@@ -96,8 +115,18 @@ def token(folder: Path) -> str:
 
 
 def headers(folder: Path) -> dict[str, str]:
-    """What Lapis sends with every call to the cluster's job API."""
-    return {"Authorization": f"Bearer {token(folder)}"}
+    """What Lapis sends with every call to the cluster's job API (an attached cluster may
+    have no token)."""
+    try:
+        return {"Authorization": f"Bearer {(folder / TOKEN_FILE).read_text().strip()}"}
+    except OSError:
+        return {}
+
+
+def api_url(where: dict[str, Any]) -> str:
+    """The job API of a cluster (its state, or a job's handle): on loopback for a cluster
+    Lapis runs, the given address for an attached one."""
+    return str(where.get("dashboard_url") or f"http://127.0.0.1:{where['dashboard_port']}")
 
 
 def spawn(folder: Path, argv: list[str], name: str, extra: dict[str, str]) -> dict[str, Any]:
@@ -287,12 +316,32 @@ def dashboard_up(state: dict[str, Any], folder: Path) -> bool:
     import urllib.request
 
     try:
-        url = f"http://127.0.0.1:{state['dashboard_port']}/api/version"
+        url = f"{api_url(state)}/api/version"
         request = urllib.request.Request(url, headers=headers(folder))
         with urllib.request.urlopen(request, timeout=1) as resp:
             return bool(resp.status == 200)
     except OSError:
         return False
+
+
+SETTLE_SECONDS = 20.0
+
+
+def settle(name: str, state: dict[str, Any], folder: Path) -> None:
+    """Wait (up to 20 s) until Ray no longer counts a node that is gone: a job placed
+    on a dead node it has not yet noticed would fail there before it started."""
+    import logging
+
+    ours = {int(w["index"]) for w in state["workers"]}
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while time.monotonic() < deadline:
+        seen = ray_alive(state, folder)
+        if seen is None or seen <= ours:
+            return
+        time.sleep(0.25)
+    logging.getLogger("lapis.compute.ray").warning(
+        "cluster %s: Ray still counts a lost node; submitting anyway", name
+    )
 
 
 def log_tail(path: Path, lines: int = 12) -> str:
@@ -334,7 +383,7 @@ def job_api(where: dict[str, Any], path: str, timeout: float = 5.0) -> Any:
     import urllib.error
     import urllib.request
 
-    url = f"http://127.0.0.1:{where['dashboard_port']}{path}"
+    url = f"{api_url(where)}{path}"
     folder = where.get("folder") or Path(str(where["state_file"])).parent  # older handles
     request = urllib.request.Request(url, headers=headers(Path(str(folder))))
     try:
