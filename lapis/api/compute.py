@@ -31,6 +31,7 @@ class NodeOut(BaseModel):
     name: str
     state: str
     detail: str | None
+    cpu_percent: float | None = None  # a cluster node's recent CPU use, of its cores
 
 
 class JobBrief(BaseModel):

@@ -308,6 +308,8 @@ def show(
         rows.append(("User", f"{c['owner']} (only they can run jobs on it)"))
     for node in c.get("nodes") or []:
         detail = f"  {node['detail']}" if node.get("detail") else ""
+        cpu = node.get("cpu_percent")
+        detail += f"  CPU {cpu:.0f}%" if cpu is not None else ""
         rows.append(("Node", Text.assemble(node["name"], "  ", _state(node["state"]), detail)))
     for feature, reason in sorted((c.get("unsupported") or {}).items()):
         rows.append(("Cannot run", f"{feature.replace('_', '-')}: {reason}"))

@@ -84,6 +84,7 @@ class NodeState:
     name: str
     state: str  # "Running", "Starting", "Stopped", "Failed", ...
     detail: str | None = None
+    cpu_percent: float | None = None  # of the cores the node offers, lately; None: unknown
 
     @property
     def ready(self) -> bool:

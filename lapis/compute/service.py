@@ -206,7 +206,8 @@ class ComputeService(ClusterOps):
                 running=[_brief(j) for j in running], queued=[_brief(j) for j in queued]
             ),
             nodes=[
-                api.NodeOut(name=n.name, state=n.state, detail=n.detail) for n in self.nodes(c.name)
+                api.NodeOut(name=n.name, state=n.state, detail=n.detail, cpu_percent=n.cpu_percent)
+                for n in self.nodes(c.name)
             ],
             unsupported=self.capabilities(c.name),
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -94,14 +95,27 @@ def test_cancel_on_a_cluster_leaves_no_process(
     lapis_server: Any, cluster: str, tmp_path: Path
 ) -> None:
     marker = f"sleep 1{uuid.uuid4().int % 1000:03d}"
+    stop = tmp_path / "stop-spinning"  # the job spins a CPU until the test has seen it
     job_file = tmp_path / "job.yml"
     job_file.write_text(
-        f"command: echo started && {marker}\nenvironment: system\ncompute: azureml:{cluster}\n"
+        f"command: echo started && while [ ! -e {stop} ]; do :; done && {marker}\n"
+        f"environment: system\ncompute: azureml:{cluster}\n"
     )
     name = submit(lapis_server, job_file)["name"]
     started(lapis_server, cluster, name)
-    shown = {n["name"]: n for n in nodes(lapis_server, cluster)}
-    assert any(n["detail"] == f"busy: job {name}" for n in shown.values()), shown
+
+    def busy_node() -> dict[str, Any]:
+        found = [n for n in nodes(lapis_server, cluster) if n["detail"] == f"busy: job {name}"]
+        assert found, nodes(lapis_server, cluster)
+        return found[0]
+
+    # the node's CPU use (its process tree, of the size's cores) shows the spinning job
+    until("the busy node's CPU use", lambda: (busy_node()["cpu_percent"] or 0) >= 20, 60,
+          lambda: busy_node())  # fmt: skip
+    shown = lapis_cli(lapis_server, "compute", "show", "-n", cluster).stdout
+    assert re.search(rf"busy: job {name}\s+CPU \d+%", shown), shown
+    assert "<meter" in studio_state(lapis_server, cluster)  # the studio's CPU column
+    stop.touch()
     second = submit(lapis_server, job_file)["name"]  # the one node is busy
     until(
         "the queue's reason",

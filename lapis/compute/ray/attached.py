@@ -109,7 +109,7 @@ def reachable(where: dict[str, Any]) -> bool | None:
 
 def observe(name: str, state: dict[str, Any], folder: Path) -> list[NodeState]:
     """The cluster's nodes as Ray reports them: each with its CPUs, what Ray says it is
-    doing (busy or idle) and the host's CPU use."""
+    doing (busy or idle) and its host's CPU use."""
     address = state["dashboard_url"]
     try:
         summary = _get(f"{address}/nodes?view=summary", folder)["data"]["summary"]
@@ -139,6 +139,6 @@ def observe(name: str, state: dict[str, Any], folder: Path) -> list[NodeState]:
         doing = (raylet.get("stateSnapshot") or {}).get("state", "")
         what = "busy" if doing == "ACTIVE" else "idle"
         role = "head, " if raylet.get("isHeadNode") else ""
-        detail = f"{role}{what}; {cpus:g} CPUs; host CPU {float(entry.get('cpu', 0)):.0f}%"
-        nodes.append(NodeState(label, "Running", detail))
+        detail = f"{role}{what}; {cpus:g} CPUs"
+        nodes.append(NodeState(label, "Running", detail, float(entry.get("cpu", 0.0))))
     return nodes or [NodeState(f"{name}-head", "Starting", f"attached Ray cluster at {address}")]

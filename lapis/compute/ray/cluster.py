@@ -35,14 +35,13 @@ from lapis.compute.ray import attached as ray_attached
 from lapis.compute.ray import gang
 from lapis.compute.ray import nodes as ray_nodes
 from lapis.compute.ray import view as ray_view
-from lapis.compute.ray.nodes import NODE_RESOURCE
+from lapis.compute.ray.nodes import ACTIVE, NODE_RESOURCE
 from lapis.compute.supervisor import NODE_FILE, emit
 from lapis.entities.compute import Compute, ComputeType
 from lapis.errors import InvalidParameterValue
 
 log = logging.getLogger("lapis.compute.ray")
 _ROOT: list[Path] = [Path.home() / ".lapis" / "clusters"]
-ACTIVE = ("PENDING", "RUNNING")
 HEAD_TRIES = 3
 MAINTAIN_SECONDS = 1.0  # scale checks ask Ray over HTTP: not on every 0.1 s tick
 
@@ -187,8 +186,8 @@ class RayClusterBackend(ProcessBackend):
                 fresh["head_tries"] = tries
                 self._save(compute, fresh)
             return False
-        nodes = self.observe(compute)  # the head: workers come and go with the jobs
-        return bool(nodes) and nodes[0].ready
+        # the head: workers come and go with the jobs
+        return bool(state) and ray_nodes.dashboard_up(state, self._dir(compute))
 
     def _observe(self, compute: Compute) -> list[NodeState]:
         state = self._state(compute)
@@ -196,10 +195,10 @@ class RayClusterBackend(ProcessBackend):
             return [NodeState(f"{compute.name}-head", "Stopped")]
         if state.get("attached"):
             return ray_attached.observe(compute.name, state, self._dir(compute))
-        jobs_root = _ROOT[0].parent / "jobs"
         return ray_view.observe(
-            compute.name, state, self._dir(compute), jobs_root, self.settings(compute)
-        )
+            compute.name, state, self._dir(compute), self.settings(compute),
+            compute.cores,
+        )  # fmt: skip
 
     # --- jobs --------------------------------------------------------------------------
     def _client(self, state: dict[str, Any]) -> Any:
@@ -209,16 +208,6 @@ class RayClusterBackend(ProcessBackend):
         return JobSubmissionClient(
             ray_nodes.api_url(state), headers=ray_nodes.headers(Path(str(state["folder"])))
         )
-
-    def _active_jobs(self, state: dict[str, Any]) -> int | None:
-        """Nodes that pending and running Ray jobs need (a gang needs its N); None when the
-        head did not answer (a busy host): unknown is never taken for zero, which would
-        release a node a job waits for."""
-        try:
-            jobs = ray_nodes.job_api(state, "/api/jobs/")
-        except (OSError, LookupError, ValueError):
-            return None
-        return sum(ray_nodes.nodes_of_job(j) for j in jobs if str(j.get("status")) in ACTIVE)
 
     def _spawn(self, ctx: LaunchContext, folder: Path) -> Handle:
         compute = ctx.compute
@@ -237,7 +226,7 @@ class RayClusterBackend(ProcessBackend):
             limits = self.settings(compute)
             self._forget_lost(compute, state)  # a dead node is remembered, not dropped
             count = ray_nodes.nodes_needed(ctx.job.spec)
-            needed = min(limits["max"], (self._active_jobs(state) or 0) + count)
+            needed = min(limits["max"], (ray_nodes.active_nodes(state) or 0) + count)
             starting = needed - len(state["workers"])
             if starting > 0:  # scale up for this job; the job says why it waits
                 emit(
@@ -252,7 +241,12 @@ class RayClusterBackend(ProcessBackend):
             state["last_active"] = time.time()
             self._save(compute, state)
         ray_nodes.settle(compute.name, state, self._dir(compute))
-        return self._submit(ctx, folder, state)
+        handle = self._submit(ctx, folder, state)
+        with self._nodes_lock:  # the cluster's jobs, for what compute show says is busy
+            state = self._state(compute)
+            state["jobs"] = [*state.get("jobs", []), str(folder)][-200:]
+            self._save(compute, state)
+        return handle
 
     def _submit(self, ctx: LaunchContext, folder: Path, state: dict[str, Any]) -> Handle:
         """The job's supervisor as a Ray job: on a node of its own (the ``lapis_node``
@@ -382,12 +376,13 @@ class RayClusterBackend(ProcessBackend):
         if not ray_nodes.alive(state["head"]):
             self._restart_head(compute)
             return
-        active = self._active_jobs(state)
+        active = ray_nodes.active_nodes(state)
         with self._nodes_lock:
             state = self._state(compute)
             if not state or not ray_nodes.alive(state["head"]):
                 return
             self._forget_lost(compute, state)
+            state["jobs"] = [f for f in state.get("jobs", []) if not ray_view.ended(Path(f))]
             self._scale_up(compute, state, active)
             if active:
                 state["last_active"] = time.time()
@@ -440,7 +435,7 @@ class RayClusterBackend(ProcessBackend):
         return f"{compute.name}-{node['index']}"
 
     def _busy_nodes(self, compute: Compute) -> set[int]:
-        return set(ray_view.busy_nodes(_ROOT[0].parent / "jobs", compute.name))
+        return set(ray_view.busy_nodes(self._state(compute)))
 
     def preempted(self, handle: Handle) -> bool:
         node = self._node_of(handle)
@@ -471,18 +466,11 @@ class RayClusterBackend(ProcessBackend):
     def _scale_down(self, compute: Compute, state: dict[str, Any]) -> None:
         """Nodes above the minimum go once no job has run for the idle time (and none
         started within it: a node just started is waited for by a job being submitted)."""
-        limits = self.settings(compute)
-        live = state["workers"]
-        if len(live) <= limits["min"]:
-            return
-        if time.time() - float(state.get("last_active", 0)) < limits["idle"]:
-            return
-        settled = [w for w in live if time.time() - float(w.get("started_at", 0)) >= limits["idle"]]
-        extra = sorted(settled, key=lambda w: w["index"])[: len(live) - limits["min"]]
+        extra = ray_nodes.idle_extra(state, self.settings(compute))
         for node in extra:
             log.info("cluster %s: releasing idle worker %d", compute.name, node["index"])
             self._stop_node(compute, node)
-        state["workers"] = [w for w in live if w not in extra]
+        state["workers"] = [w for w in state["workers"] if w not in extra]
 
     def capabilities(self, compute: Compute) -> dict[Any, str]:
         return {}  # multi-node and distributed jobs run as gangs (lapis/compute/ray/gang.py)

@@ -396,6 +396,33 @@ def job_api(where: dict[str, Any], path: str, timeout: float = 5.0) -> Any:
 
 
 # --- what a cluster's state and a job's spec say -------------------------------------
+ACTIVE = ("PENDING", "RUNNING")
+
+
+def active_nodes(state: dict[str, Any]) -> int | None:
+    """Nodes that pending and running Ray jobs need (a gang needs its N); None when the
+    head did not answer (a busy host): unknown is never taken for zero, which would
+    release a node a job waits for."""
+    try:
+        jobs = job_api(state, "/api/jobs/")
+    except (OSError, LookupError, ValueError):
+        return None
+    return sum(nodes_of_job(j) for j in jobs if str(j.get("status")) in ACTIVE)
+
+
+def idle_extra(state: dict[str, Any], limits: dict[str, int]) -> list[dict[str, Any]]:
+    """The workers above the minimum to release: once no job has run for the idle time,
+    those that have been up that long too (a node just started is waited for by a job
+    being submitted)."""
+    live = state["workers"]
+    if len(live) <= limits["min"]:
+        return []
+    if time.time() - float(state.get("last_active", 0)) < limits["idle"]:
+        return []
+    settled = [w for w in live if time.time() - float(w.get("started_at", 0)) >= limits["idle"]]
+    return sorted(settled, key=lambda w: w["index"])[: len(live) - limits["min"]]
+
+
 def state_of(handle: dict[str, Any]) -> dict[str, Any]:
     try:
         found: dict[str, Any] = json.loads(Path(str(handle["state_file"])).read_text())
