@@ -107,6 +107,16 @@ def reachable(where: dict[str, Any]) -> bool | None:
     return True
 
 
+def lost_reason(handle: dict[str, Any], status: str | None) -> str | None:
+    """Why a job on an attached cluster ended without saying so (``status``: Ray's)."""
+    where = handle.get("dashboard_url")
+    if reachable(handle) is False:
+        return f"the attached Ray cluster at {where} stopped answering while the job ran"
+    if status == "MISSING":
+        return f"the attached Ray cluster at {where} no longer knows the job (restarted?)"
+    return None
+
+
 def observe(name: str, state: dict[str, Any], folder: Path) -> list[NodeState]:
     """The cluster's nodes as Ray reports them: each with its CPUs, what Ray says it is
     doing (busy or idle) and its host's CPU use."""

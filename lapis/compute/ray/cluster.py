@@ -9,8 +9,8 @@ attached instead (lapis/compute/ray/attached.py): then Lapis only submits jobs.
 Jobs are Ray jobs: the entrypoint is Lapis' own supervisor (the same file
 protocol as on ``local``: ``job.json`` in, events and logs out), scheduled on a
 worker by asking for that node's ``lapis_node`` resource — one job per node,
-as on Azure's clusters. Staging happens on this host before submission; a node
-here shares the filesystem, so the job folder is where the supervisor runs.
+as on Azure's clusters. Staging happens on this host; nodes share the workspace
+home, so the job folder is where the supervisor runs.
 
 Scaling is done here, honestly if simply: a job submitted while fewer nodes are
 up than jobs need starts one (up to ``max_instances``); when no job has run for
@@ -319,12 +319,7 @@ class RayClusterBackend(ProcessBackend):
 
     def lost_reason(self, handle: Handle) -> str | None:
         if handle.get("attached"):
-            where = handle.get("dashboard_url")
-            if not self._head_alive(handle):
-                return f"the attached Ray cluster at {where} stopped answering while the job ran"
-            if self._ray_status(handle) == "MISSING":
-                return f"the attached Ray cluster at {where} no longer knows the job (restarted?)"
-            return None
+            return ray_attached.lost_reason(handle, self._ray_status(handle))
         if not self._head_alive(handle):
             said = ray_nodes.state_of(handle).get("lost_head_log")
             return (
@@ -354,12 +349,27 @@ class RayClusterBackend(ProcessBackend):
                      if w["index"] == index), None)  # fmt: skip
 
     def cancel(self, handle: Handle, force: bool = False) -> None:
+        """A forced cancel (a supervisor that does not answer) has Ray stop the job, ends
+        the command's process tree when it runs on this host, and returns once Ray says
+        the job ended (up to 15 s)."""
         super().cancel(handle, force=False)  # the supervisor's own cancel first
-        if force and "submission_id" in handle:
-            try:
-                self._client(handle).stop_job(handle["submission_id"])
-            except Exception:
-                log.warning("could not stop Ray job %s", handle["submission_id"])
+        if not force or "submission_id" not in handle:
+            return
+        try:
+            self._client(handle).stop_job(handle["submission_id"])
+        except Exception:
+            log.warning("could not stop Ray job %s", handle["submission_id"])
+        node = None if handle.get("attached") else self._node_of(handle)
+        if node is not None and not node.get("host"):  # a local node: the pid is ours
+            from lapis.compute.local import _running_pid
+            from lapis.util.processes import kill_tree
+
+            child = _running_pid(Path(str(handle["dir"])))
+            if child:
+                kill_tree(child, grace=1.0)
+        deadline = time.monotonic() + 15
+        while self._ray_status(handle) in ACTIVE and time.monotonic() < deadline:
+            time.sleep(0.2)
 
     def _maintain(self, compute: Compute) -> None:
         """Once a second per cluster: forget lost nodes, start nodes for jobs that wait,
@@ -424,7 +434,7 @@ class RayClusterBackend(ProcessBackend):
             if not live:
                 which = f"node {compute.name}-{index}" if index is not None else "worker node"
                 raise InvalidParameterValue(f"cluster '{compute.name}' has no running {which}")
-            busy = self._busy_nodes(compute)
+            busy = set(ray_view.busy_nodes(state))
             node = sorted(live, key=lambda w: (w["index"] not in busy, w["index"]))[0]
             node["preempted"] = True
             self._save(compute, state)
@@ -433,9 +443,6 @@ class RayClusterBackend(ProcessBackend):
             )  # as the cloud does
         log.warning("cluster %s: node %d pre-empted (drill)", compute.name, node["index"])
         return f"{compute.name}-{node['index']}"
-
-    def _busy_nodes(self, compute: Compute) -> set[int]:
-        return set(ray_view.busy_nodes(self._state(compute)))
 
     def preempted(self, handle: Handle) -> bool:
         node = self._node_of(handle)
