@@ -78,7 +78,7 @@ format: $(VENV)/.stamp-dev
 # (servers, supervisors, CLI runs): [tool.coverage.run] in pyproject.toml.
 test: lint studio-assets browser docker-engine ssh-server
 	rm -f .coverage .coverage.*
-	$(VENV)/bin/pytest -n 2 --dist loadgroup -q --cov=lapis --cov-report=term
+	$(VENV)/bin/pytest -n 2 --dist loadgroup -q --durations=25 --cov=lapis --cov-report=term
 
 test-fast: $(VENV)/.stamp-dev
 	$(VENV)/bin/pytest -n 2 --dist loadgroup -q -x

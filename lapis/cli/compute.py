@@ -191,6 +191,9 @@ def create(
     An instance gets its size's cores of this host (the least used ones); a cluster
     (``--type amlcompute``) is a Ray cluster of 0..max nodes of its size. Both count
     against the size family's core quota (a cluster: max nodes x cores) until deleted.
+    A cluster's nodes are local processes unless the file's ``provider:`` puts them on
+    SSH hosts (``type: ssh``) or attaches a Ray cluster you run (``type: ray``, whose
+    ``token_file`` is read here and sent; no quota is taken).
     """
     doc: dict[str, Any] = apply_sets(_read_doc(file) if file else {}, set_)
     overrides = {

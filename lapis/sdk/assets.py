@@ -167,7 +167,9 @@ class ComputeInstance:
 @dataclass
 class AmlCompute:
     """A compute cluster (min..max nodes of one size) on Ray; ``idle_time_before_scale_down``
-    in seconds."""
+    in seconds. ``provider`` (a Lapis setting, not Azure's) says where the nodes run:
+    ``{"type": "ssh", "head_address": ..., "hosts": [...]}``, or an attached Ray cluster,
+    ``{"type": "ray", "address": "http://host:8265", "token": ...}`` (docs/compute.md)."""
 
     name: str
     size: str | None = None
@@ -177,6 +179,7 @@ class AmlCompute:
     tier: str | None = None
     description: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    provider: dict[str, Any] | None = None
 
     def _document(self) -> dict[str, Any]:
         from lapis.sdk.views import clean

@@ -178,18 +178,31 @@ def test_an_attached_ray_cluster_runs_jobs_and_gangs_and_outlives_its_compute(
         assert answer.status == 200
 
 
-def test_attaching_with_a_wrong_token_fails_and_says_so(
-    lapis_server: Any, users_cluster: dict[str, Any], tmp_path: Path
+def test_attaching_with_a_wrong_token_through_the_sdk_fails_and_says_so(
+    lapis_server: Any, users_cluster: dict[str, Any]
 ) -> None:
-    (tmp_path / "wrong").write_text("not-the-token")
-    name = _attach(lapis_server, tmp_path, users_cluster, "  token_file: wrong\n")
-    try:
-        until("the attach to fail", lambda: json_cli(lapis_server, "compute", "show", "-n", name)
-              ["state"] == "Failed")  # fmt: skip
-        reason = json_cli(lapis_server, "compute", "show", "-n", name)["state_reason"]
-        assert "answered 40" in reason and "token" in reason, reason
-    finally:
-        lapis_cli(lapis_server, "compute", "delete", "-n", name, "--yes")
+    """The SDK sends ``provider.token`` itself; a wrong one fails the create with Ray's
+    refusal and a hint, and the token is not shown back."""
+    from lapis.errors import LapisError
+    from lapis.ml import MLClient
+    from lapis.ml.entities import AmlCompute
+
+    name = f"cl-x{uuid.uuid4().hex[:6]}"
+    wrong = f"not-the-token-{uuid.uuid4().hex[:6]}"
+    provider = {"type": "ray", "address": users_cluster["url"], "token": wrong}
+    with MLClient(lapis_server.url, lapis_server.token) as ml:
+        try:
+            with pytest.raises(LapisError) as failed:
+                ml.compute.begin_create_or_update(
+                    AmlCompute(name=name, size="Standard_DS1_v2", max_instances=2,
+                               provider=provider)
+                ).result()  # fmt: skip
+            assert "answered 40" in str(failed.value) and "token" in str(failed.value)
+            shown = lapis_cli(lapis_server, "compute", "show", "-n", name, "-o", "json")
+            assert json.loads(shown.stdout)["state"] == "Failed"
+            assert wrong not in shown.stdout
+        finally:
+            ml.compute.begin_delete(name).result()
 
 
 def test_a_token_file_that_cannot_be_read_is_one_line_naming_it(
