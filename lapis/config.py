@@ -39,6 +39,10 @@ class Settings:
     # Registry webhooks may call http URLs and private, loopback or link-local addresses
     # (receivers on the server's own network); off: https to public addresses only.
     webhooks_private: bool = False
+    # Folders of this host that ``local`` datastores may name (LAPIS_LOCAL_DATASTORE_ROOTS,
+    # separated by ':'): none by default, since a datastore's files are read by jobs and
+    # the studio on behalf of whoever may use the datastore.
+    local_datastore_roots: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -53,6 +57,9 @@ class Settings:
             job_sandbox=os.environ.get("LAPIS_JOB_SANDBOX", "on").lower() not in ("off", "0", "no"),
             webhooks_private=os.environ.get("LAPIS_WEBHOOKS_PRIVATE", "").lower()
             in ("1", "on", "yes", "true"),
+            local_datastore_roots=tuple(
+                p for p in os.environ.get("LAPIS_LOCAL_DATASTORE_ROOTS", "").split(os.pathsep) if p
+            ),
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         if "home" in given:

@@ -24,6 +24,7 @@ from lapis.server.routers import (
     v1_access,
     v1_batch,
     v1_compute,
+    v1_data,
     v1_deployments,
     v1_endpoints,
     v1_environments,
@@ -164,6 +165,7 @@ def create_app(ws: Workspace, background: Background | None = None) -> FastAPI:
     app.include_router(v1_jobs.router)
     app.include_router(v1_compute.router)
     app.include_router(v1_environments.router)
+    app.include_router(v1_data.router)
     app.include_router(v1_models.router)
     app.include_router(v1_endpoints.router)
     app.include_router(v1_batch.router)

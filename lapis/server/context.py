@@ -19,6 +19,7 @@ from lapis.artifacts.store import ArtifactStore
 from lapis.auth.service import AuthService, IssuedToken
 from lapis.compute.service import ComputeService
 from lapis.config import Settings
+from lapis.data.datastores import DatastoreService
 from lapis.endpoints.batch.service import BatchService
 from lapis.endpoints.control.deployments import DeploymentService
 from lapis.endpoints.control.endpoints import EndpointService
@@ -54,6 +55,7 @@ class Workspace:
     traces: TraceService
     registry: RegistryService
     webhooks: WebhookService
+    datastores: DatastoreService
     compute: ComputeService
     environments: EnvironmentService
     jobs: JobService
@@ -106,6 +108,13 @@ class Workspace:
             traces=TraceService(tracking, artifacts),
             registry=registry,
             webhooks=webhooks,
+            datastores=DatastoreService(
+                db,
+                sealer,
+                settings.resolved_artifact_root,
+                settings.home,
+                settings.local_datastore_roots,
+            ),
             compute=compute,
             environments=environments,
             jobs=jobs,

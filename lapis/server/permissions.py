@@ -24,6 +24,7 @@ RUNS = "workspaces/experiments/runs"
 JOBS = "workspaces/jobs"
 COMP = "workspaces/computes"
 ENVS = "workspaces/environments"
+DATA = "workspaces/datastores"
 MODELS = "workspaces/models"
 ONLINE = "workspaces/onlineEndpoints"
 BATCH = "workspaces/batchEndpoints"
@@ -68,6 +69,12 @@ ROUTE_ACTIONS: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/computes/{name}/preempt"): f"{COMP}/restart/action",
     ("DELETE", "/api/v1/computes/{name}"): f"{COMP}/delete",
     ("GET", "/api/v1/compute-sizes"): f"{COMP}/read",
+    # --- datastores: reading one never shows its credential; listSecrets does -------
+    ("POST", "/api/v1/datastores"): f"{DATA}/write",
+    ("GET", "/api/v1/datastores"): f"{DATA}/read",
+    ("GET", "/api/v1/datastores/{name}"): f"{DATA}/read",
+    ("DELETE", "/api/v1/datastores/{name}"): f"{DATA}/delete",
+    ("POST", "/api/v1/datastores/{name}/listSecrets"): f"{DATA}/listsecrets/action",
     # --- environments ---------------------------------------------------------------
     ("POST", "/api/v1/environments"): f"{ENVS}/write",
     ("GET", "/api/v1/environments"): f"{ENVS}/read",

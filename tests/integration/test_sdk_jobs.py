@@ -153,7 +153,7 @@ def test_yaml_file_path_and_cancel(client: MLClient, tmp_path: Path) -> None:
 
 
 def test_compute_lifecycle(client: MLClient) -> None:
-    name = f"sdk-{uuid.uuid4().hex[:8]}"
+    name = f"sdk-x{uuid.uuid4().hex[:7]}"  # a letter after the "-" (Azure's rule)
     created = client.compute.create_or_update(
         {"name": name, "type": "computeinstance", "size": "Standard_DS1_v2"}, wait=True
     )

@@ -489,3 +489,19 @@ job_events = Table(
     Column("reason", Text),
     Column("time", BigInteger, nullable=False),
 )
+
+datastores = Table(
+    "datastores",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("name_lower", String(255), nullable=False, unique=True),  # names are case-blind
+    Column("type", String(32), nullable=False),
+    Column("description", Text),
+    Column("tags", Text, nullable=False),  # JSON object
+    Column("settings", Text, nullable=False),  # JSON object: never a secret
+    Column("credential_kind", String(32), nullable=False),
+    Column("credentials", Text),  # sealed JSON object, or NULL
+    Column("created_by", String(256)),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)

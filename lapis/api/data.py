@@ -1,0 +1,38 @@
+"""Wire models of the data API: datastores (data assets come next)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+
+class DatastoreOut(BaseModel):
+    """A datastore as anyone who may read it sees it: its settings and which kind of
+    credential it holds, never the credential."""
+
+    name: str
+    type: str
+    description: str | None = None
+    tags: dict[str, str] = {}
+    settings: dict[str, Any] = {}  # account_name, container_name, bucket, path, ...
+    credential_kind: str  # account_key | sas_token | service_principal | access_key | none
+    has_credentials: bool
+    is_default: bool = False
+    url: str  # where its files are: https://..., s3://..., file:///...
+    created_by: str | None = None
+    created_at: int | None = None
+    updated_at: int | None = None
+
+
+class DatastoreList(BaseModel):
+    datastores: list[DatastoreOut]
+
+
+class DatastoreSecrets(BaseModel):
+    """``POST /datastores/{name}/listSecrets``: the credential, for those whose role
+    allows ``workspaces/datastores/listsecrets/action``."""
+
+    name: str
+    credential_kind: str
+    secrets: dict[str, str]
