@@ -163,7 +163,9 @@ class RayClusterBackend(ProcessBackend):
         import shutil
 
         shutil.rmtree(self._dir(compute), ignore_errors=True)
-        shutil.rmtree(self._temp_dir(compute), ignore_errors=True)
+        temp_dir = Path(self._temp_dir(compute))
+        for temp in temp_dir.parent.glob(temp_dir.name + "*"):
+            shutil.rmtree(temp, ignore_errors=True)  # the head's and each node's
 
     def ready(self, compute: Compute) -> bool:
         """Up once the head answers. A head that exits while starting (a port taken

@@ -187,18 +187,20 @@ def start_worker(
         return _start_ssh_worker(folder, temp_dir, state, cores, memory_gib, provider)
     index = int(state.get("next_index", 0))
     state["next_index"] = index + 1
+    # A folder of its own: two nodes started at once in one folder race for the same
+    # socket names there ("bind: Address already in use", and the node never joins).
+    own = f"{temp_dir}-n{index}"
     argv = [
         ray_cli(), "start", "--block", f"--address=127.0.0.1:{state['gcs_port']}",
         "--node-ip-address=127.0.0.1", f"--num-cpus={max(cores, 1)}",
         f"--memory={int(memory_gib * 2**30)}",
         f"--resources={json.dumps({NODE_RESOURCE: 1, f'{NODE_RESOURCE}_{index}': 1})}",
-        f"--temp-dir={temp_dir}", "--disable-usage-stats",
+        f"--temp-dir={own}", "--disable-usage-stats",
     ]  # fmt: skip
     argv += [f"--{k}={v}" for k, v in node_ports().items()]
     # the supervisor of a job on this node reads its index here (lapis/compute/supervisor.py)
     node = spawn(folder, argv, f"worker-{index}", {"LAPIS_NODE_INDEX": str(index)})
-    node["index"] = index
-    node["started_at"] = time.time()
+    node.update(index=index, started_at=time.time(), temp=own)
     state["workers"].append(node)
     return node
 
@@ -298,6 +300,10 @@ def stop(node: dict[str, Any], folder: Path | None = None, provider: Any = None)
     if alive(node):
         kill_tree(pid, grace=5.0)
     kill_group(pid)
+    if node.get("temp") and not node.get("host"):  # its sessions, logs and spilled objects
+        import shutil
+
+        shutil.rmtree(str(node["temp"]), ignore_errors=True)
 
 
 def kill(node: dict[str, Any], folder: Path, provider: Any = None) -> None:
