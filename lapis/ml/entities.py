@@ -1,6 +1,17 @@
 """``azure.ai.ml.entities`` as Lapis has them (see ``lapis.ml``)."""
 
 from lapis.sdk.assets import AmlCompute, BuildContext, ComputeInstance, Data, Environment
+from lapis.sdk.datastores import (
+    AccessKeyConfiguration,
+    AccountKeyConfiguration,
+    AzureBlobDatastore,
+    AzureDataLakeGen2Datastore,
+    AzureFileDatastore,
+    Datastore,
+    S3Datastore,
+    SasTokenConfiguration,
+    ServicePrincipalConfiguration,
+)
 from lapis.sdk.entities import CommandJob, Input, Output
 from lapis.sdk.models import Model
 from lapis.sdk.serving_entities import (
@@ -23,7 +34,12 @@ OnlineRequestSettings = dict  # Azure's settings objects are plain mappings here
 ProbeSettings = dict
 
 __all__ = [
+    "AccessKeyConfiguration",
+    "AccountKeyConfiguration",
     "AmlCompute",
+    "AzureBlobDatastore",
+    "AzureDataLakeGen2Datastore",
+    "AzureFileDatastore",
     "BatchDeployment",
     "BatchEndpoint",
     "BatchEndpointDefaults",
@@ -34,6 +50,7 @@ __all__ = [
     "Compute",
     "ComputeInstance",
     "Data",
+    "Datastore",
     "EndpointAuthKeys",
     "EndpointAuthToken",
     "Environment",
@@ -48,4 +65,7 @@ __all__ = [
     "OnlineRequestSettings",
     "Output",
     "ProbeSettings",
+    "S3Datastore",
+    "SasTokenConfiguration",
+    "ServicePrincipalConfiguration",
 ]

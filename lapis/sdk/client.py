@@ -26,6 +26,7 @@ from lapis.errors import InvalidParameterValue, ResourceDoesNotExist
 from lapis.sdk import jobs as sdk_jobs
 from lapis.sdk.compute_ops import ComputeOperations
 from lapis.sdk.connection import LapisHTTP, resolve
+from lapis.sdk.datastores import DatastoreOperations
 from lapis.sdk.endpoints import (
     BatchDeploymentOperations,
     BatchEndpointOperations,
@@ -205,6 +206,7 @@ class MLClient:
         self.batch_endpoints = BatchEndpointOperations(http)
         self.batch_deployments = BatchDeploymentOperations(http)
         self.data = DataOperations()
+        self.datastores = DatastoreOperations(http)
 
     @classmethod
     def from_config(

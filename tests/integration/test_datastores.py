@@ -141,3 +141,39 @@ def test_a_local_datastore_under_an_allowed_folder(
         assert refused.returncode != 0 and str(allowed) in refused.stderr
     finally:
         server.stop()
+
+
+def test_the_sdk_makes_datastores_as_azure_ai_ml_does(lapis_server: Any) -> None:
+    from lapis.ml import MLClient
+    from lapis.ml.entities import (
+        AccessKeyConfiguration,
+        AzureDataLakeGen2Datastore,
+        S3Datastore,
+        ServicePrincipalConfiguration,
+    )
+
+    lake, bucket = f"lake_{uuid.uuid4().hex[:6]}", f"s3_{uuid.uuid4().hex[:6]}"
+    secret = f"sp-secret-{uuid.uuid4().hex}"
+    with MLClient(lapis_server.url, lapis_server.token) as ml:
+        made = ml.datastores.create_or_update(
+            AzureDataLakeGen2Datastore(
+                name=lake, account_name="lapistestlake", filesystem="curated", protocol="abfss",
+                credentials=ServicePrincipalConfiguration(
+                    tenant_id="t", client_id="c", client_secret=secret
+                ),
+            )
+        )  # fmt: skip
+        assert made.credential_kind == "service_principal" and made.filesystem == "curated"
+        assert made.url == "abfss://curated@lapistestlake.dfs.core.windows.net"
+        assert secret not in repr(made) and secret not in repr(ml.datastores.get(lake))
+        ml.datastores.create_or_update(
+            S3Datastore(name=bucket, bucket="raw", endpoint_url="http://127.0.0.1:9",
+                        credentials=AccessKeyConfiguration("id", "key"))
+        )  # fmt: skip
+        listed = {d.name: d for d in ml.datastores.list()}
+        assert {lake, bucket, "workspaceblobstore"} <= set(listed)
+        assert listed[bucket].url == "s3://raw"
+        assert ml.datastores.get_default().is_default
+        ml.datastores.delete(lake)
+        ml.datastores.delete(bucket)
+        assert {lake, bucket}.isdisjoint(d.name for d in ml.datastores.list())
