@@ -185,6 +185,8 @@ ROUTE_ACTIONS: dict[tuple[str, str], str] = {
     ("GET", "/compute/{name}/state"): f"{COMP}/read",
     # the action depends on the path ({action}: start, stop, restart, delete)
     ("POST", "/compute/{name}/{action}"): f"{COMP}/{{action}}",
+    ("GET", "/data"): f"{DATA}/read",
+    ("GET", "/data/datastores/{name}"): f"{DATA}/read",
     ("GET", "/environments"): f"{ENVS}/read",
     ("GET", "/environments/{name}"): f"{ENVS}/read",
     ("GET", "/environments/{name}/versions/{version}/build-status"): f"{ENVS}/read",

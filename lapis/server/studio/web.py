@@ -46,6 +46,7 @@ NAV = (
     ("jobs", "/jobs", "Jobs", "workspaces/jobs/read"),
     ("compute", "/compute", "Compute", "workspaces/computes/read"),
     ("environments", "/environments", "Environments", "workspaces/environments/read"),
+    ("data", "/data", "Data", "workspaces/datastores/read"),
     ("models", "/models", "Models", "workspaces/models/read"),
     ("endpoints", "/endpoints", "Endpoints", "workspaces/onlineEndpoints/read"),
     ("admin", "/admin/users", "Admin", "workspaces/users/read"),

@@ -8,6 +8,7 @@ from lapis.server.studio import session
 from lapis.server.studio.pages import admin, compare, endpoint_actions, home, run_detail
 from lapis.server.studio.pages import batch as batch_pages
 from lapis.server.studio.pages import compute as compute_pages
+from lapis.server.studio.pages import data as data_pages
 from lapis.server.studio.pages import endpoints as endpoints_pages
 from lapis.server.studio.pages import environments as environments_pages
 from lapis.server.studio.pages import jobs as jobs_pages
@@ -25,6 +26,7 @@ ROUTERS: list[APIRouter] = [
     jobs_pages.router,
     compute_pages.router,
     environments_pages.router,
+    data_pages.router,
     models_pages.router,
     batch_pages.router,
     endpoints_pages.router,
