@@ -61,6 +61,13 @@ class ResourceAlreadyExists(LapisError):
     http_status = 400
 
 
+class DatastoreError(LapisError):
+    """The storage service behind a datastore refused or failed (its reason is said)."""
+
+    error_code = "DATASTORE_ERROR"
+    http_status = 400
+
+
 class InvalidState(LapisError):
     error_code = "INVALID_STATE"
     http_status = 400

@@ -36,3 +36,15 @@ class DatastoreSecrets(BaseModel):
     name: str
     credential_kind: str
     secrets: dict[str, str]
+
+
+class DatastoreEntry(BaseModel):
+    path: str  # relative to the datastore's root
+    is_dir: bool
+    size: int | None = None
+
+
+class DatastoreListing(BaseModel):
+    name: str
+    path: str
+    entries: list[DatastoreEntry]

@@ -138,3 +138,28 @@ def delete(
 ) -> None:
     """Forget a datastore (its data stays where it is)."""
     delete_and_report(ctx, f"datastore {name}", _path(name), yes, output)
+
+
+@app.command("browse")
+@named(what="datastore")
+def browse(
+    ctx: typer.Context,
+    name: str,
+    path: Annotated[
+        str, typer.Option("--path", "-p", help="A folder inside the datastore (default: its root).")
+    ] = "",
+    output: OutputOption = None,
+) -> None:
+    """List one folder of a datastore, read with its credential (a Lapis verb)."""
+    with client(ctx) as http:
+        found = http.get(f"{_path(name)}/browse", path=path)
+    if output_format(ctx, output) is OutputFormat.json:
+        print_json(found["entries"])
+        return
+    table = keep_names_whole(Table(title=f"{name}:/{path}", title_justify="left"))
+    table.add_column("Path")
+    table.add_column("Size", justify="right")
+    for e in found["entries"]:
+        size = "folder" if e["is_dir"] else f"{e['size']:,}" if e["size"] is not None else "-"
+        table.add_row(escape(e["path"] + ("/" if e["is_dir"] else "")), size)
+    console().print(table)

@@ -12,6 +12,7 @@ the workspace's artifact root. They cannot be changed or deleted.
 
 from __future__ import annotations
 
+import builtins
 import json
 import time
 from collections.abc import Mapping
@@ -167,6 +168,15 @@ class DatastoreService:
             raise InvalidParameterValue(f"'{name}' is the workspace's own datastore: it stays")
         if not self.store.remove(name):
             raise ResourceDoesNotExist(f"Datastore '{name}' not found")
+
+    def browse(self, name: str, path: str = "") -> builtins.list[dict[str, Any]]:
+        """One folder of the datastore, read with its own credential (the caller's role
+        must allow using it: ``listsecrets``)."""
+        from lapis.data.filesystems import listing
+
+        view = self.get(name)
+        opened = self.secrets(name).secrets if view.has_credentials else {}
+        return listing(view.name, view.type, view.settings, opened, path)
 
     def secrets(self, name: str) -> api.DatastoreSecrets:
         """The credential, opened: only for ``listsecrets`` and for the data layer itself."""

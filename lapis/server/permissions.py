@@ -75,6 +75,7 @@ ROUTE_ACTIONS: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/datastores/{name}"): f"{DATA}/read",
     ("DELETE", "/api/v1/datastores/{name}"): f"{DATA}/delete",
     ("POST", "/api/v1/datastores/{name}/listSecrets"): f"{DATA}/listsecrets/action",
+    ("GET", "/api/v1/datastores/{name}/browse"): f"{DATA}/listsecrets/action",
     # --- environments ---------------------------------------------------------------
     ("POST", "/api/v1/environments"): f"{ENVS}/write",
     ("GET", "/api/v1/environments"): f"{ENVS}/read",
@@ -187,6 +188,7 @@ ROUTE_ACTIONS: dict[tuple[str, str], str] = {
     ("POST", "/compute/{name}/{action}"): f"{COMP}/{{action}}",
     ("GET", "/data"): f"{DATA}/read",
     ("GET", "/data/datastores/{name}"): f"{DATA}/read",
+    ("GET", "/data/datastores/{name}/files"): f"{DATA}/read",  # files only with listsecrets
     ("GET", "/environments"): f"{ENVS}/read",
     ("GET", "/environments/{name}"): f"{ENVS}/read",
     ("GET", "/environments/{name}/versions/{version}/build-status"): f"{ENVS}/read",

@@ -136,7 +136,7 @@ def parse_datastore(doc: Mapping[str, Any] | Located, source: str = "<datastore>
 
 def _check_settings(loc: Located, spec: DatastoreSpec) -> None:
     s = spec.settings
-    if spec.type in PROTOCOLS:
+    if spec.type in PROTOCOLS and "account_url" not in s:  # the URL says it all
         s.setdefault("protocol", "https")
         s["protocol"] = s["protocol"].lower()
         if s["protocol"] not in PROTOCOLS[spec.type]:

@@ -134,6 +134,12 @@ def test_a_local_datastore_under_an_allowed_folder(
         spec.write_text(f"name: images\ntype: local\npath: {allowed / 'images'}\n")
         made = json_cli(server, "datastore", "create", "-f", str(spec))
         assert made["url"] == f"file://{allowed / 'images'}"
+        (allowed / "images" / "cats").mkdir()
+        (allowed / "images" / "cats" / "a.png").write_bytes(b"png")
+        listed = json_cli(server, "datastore", "browse", "images", "--path", "cats")
+        assert listed == [{"path": "cats/a.png", "is_dir": False, "size": 3}]
+        up = lapis_cli(server, "datastore", "browse", "images", "--path", "../..")
+        assert up.returncode != 0 and "Traceback" not in up.stderr
         outside = tmp_path / "other.yml"
         (tmp_path / "elsewhere").mkdir()
         outside.write_text(f"name: other\ntype: local\npath: {tmp_path / 'elsewhere'}\n")

@@ -7,6 +7,11 @@ import uuid
 from pathlib import Path
 
 from jobkit import http_for
+from storagekit import (
+    ACCOUNT,
+    ACCOUNT_KEY,
+    azurite_server,  # noqa: F401  (a fixture)
+)
 from studiokit import Studio
 
 FILES = Path(__file__).resolve().parents[1] / "compat" / "files" / "datastore"
@@ -36,3 +41,40 @@ def test_datastores_are_listed_and_shown_without_their_key(studio: Studio) -> No
     studio.shot("datastore")
     missing = studio.go("/data/datastores/no_such_store")
     assert missing.status == 404 and "not found" in page.inner_text("[role=alert]")
+
+
+def test_a_datastores_folders_are_browsed_on_azurite(studio: Studio, azurite: str) -> None:
+    import adlfs
+
+    container = f"studio-{uuid.uuid4().hex[:6]}"
+    conn = (f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
+            f"BlobEndpoint={azurite};")  # fmt: skip
+    fs = adlfs.AzureBlobFileSystem(connection_string=conn)
+    fs.mkdir(container)
+    fs.pipe(f"{container}/images/cat.png", b"0" * 1234)
+    fs.pipe(f"{container}/labels.csv", b"file,label\n")
+    name = f"studio_az_{uuid.uuid4().hex[:6]}"
+    with http_for(studio.server) as http:
+        http.post("/api/v1/datastores", {
+            "name": name, "type": "azure_blob", "account_name": ACCOUNT,
+            "container_name": container, "account_url": azurite,
+            "credentials": {"account_key": ACCOUNT_KEY},
+        })  # fmt: skip
+        wrong = f"{name}_wrong"
+        http.post("/api/v1/datastores", {
+            "name": wrong, "type": "azure_blob", "account_name": ACCOUNT,
+            "container_name": container, "account_url": azurite,
+            "credentials": {"account_key": ACCOUNT_KEY[:-8] + "AAAAAAA="},
+        })  # fmt: skip
+    page = studio.page
+    studio.go(f"/data/datastores/{name}")
+    page.wait_for_selector("#datastore-files")
+    listing = page.inner_text("#datastore-files")
+    assert "images/" in listing and "labels.csv" in listing, listing
+    page.click("#datastore-files a:has-text('images/')")
+    page.wait_for_selector("#datastore-files >> text=cat.png")
+    assert "1,234" in page.inner_text("#datastore-files")
+    studio.shot("datastore-files")
+    studio.go(f"/data/datastores/{wrong}")
+    page.wait_for_selector("#datastore-problem")
+    assert "AuthorizationFailure" in page.inner_text("#datastore-problem")

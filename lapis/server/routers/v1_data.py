@@ -69,3 +69,11 @@ async def delete_datastore(request: Request, name: str) -> Response:
 async def list_secrets(request: Request, name: str) -> Response:
     """The datastore's credential (``az ml datastore`` has no such verb; Azure's REST does)."""
     return json_response(await run_in_threadpool(_ws(request).datastores.secrets, name))
+
+
+@router.get("/datastores/{name}/browse", responses={200: {"model": api.DatastoreListing}})
+async def browse(request: Request, name: str, path: str = "") -> Response:
+    """One folder of the datastore (``path`` relative to its container, bucket or folder),
+    read with the datastore's credential: the same action as reading that credential."""
+    entries = await run_in_threadpool(_ws(request).datastores.browse, name, path)
+    return json_response({"name": name, "path": path, "entries": entries})

@@ -10,10 +10,12 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from lapis.errors import LapisError
 from lapis.server.studio.web import render
 
 router = APIRouter(include_in_schema=False)
 
+USE = "workspaces/datastores/listsecrets/action"  # reading files uses the credential
 CREDENTIALS = {
     "account_key": "account key",
     "sas_token": "SAS token",
@@ -31,7 +33,28 @@ async def data_page(request: Request) -> Response:
 
 
 @router.get("/data/datastores/{name}")
-async def datastore_page(request: Request, name: str) -> Response:
+async def datastore_page(request: Request, name: str, path: str = "") -> Response:
+    """The datastore's settings; its files come in a fragment (a slow or unreachable
+    storage service never holds up the page)."""
     store = await run_in_threadpool(request.app.state.ws.datastores.get, name)
-    ctx = {"d": store, "credentials": CREDENTIALS}
+    ctx = {"d": store, "credentials": CREDENTIALS, "folder": path.strip("/")}
     return render(request, "data/datastore.html", ctx, section="data")
+
+
+@router.get("/data/datastores/{name}/files")
+async def datastore_files(request: Request, name: str, path: str = "") -> Response:
+    """One folder, for those whose role may use the datastore's credential (``?path=``);
+    what the storage service says when it refuses is shown in its place."""
+    ws = request.app.state.ws
+    principal = getattr(request.state, "principal", None)
+    files: list[dict[str, object]] | None = None
+    problem = None
+    if principal is not None and ws.auth.can(principal, USE):
+        try:
+            files = await run_in_threadpool(ws.datastores.browse, name, path)
+        except LapisError as exc:
+            problem = exc.message
+    folder = path.strip("/")
+    ctx = {"name": name, "files": files, "problem": problem, "folder": folder,
+           "up": folder.rpartition("/")[0] if folder else None}  # fmt: skip
+    return render(request, "data/_files.html", ctx)
