@@ -48,3 +48,33 @@ class DatastoreListing(BaseModel):
     name: str
     path: str
     entries: list[DatastoreEntry]
+
+
+class DataOut(BaseModel):
+    """One version of a data asset: where the data is (``path``), never a copy of it."""
+
+    name: str
+    version: str
+    type: str  # uri_file | uri_folder | mltable
+    path: str  # azureml://datastores/<ds>/paths/<p>, a storage URL, or a job's output
+    description: str | None = None
+    tags: dict[str, str] = {}
+    properties: dict[str, str] = {}
+    archived: bool = False
+    job: str | None = None  # the job that produced it
+    created_by: str | None = None
+    created_at: int
+    updated_at: int
+
+
+class DataList(BaseModel):
+    data: list[DataOut]
+
+
+class UploadBegun(BaseModel):
+    """``POST /data/uploads``: the upload's id (its content hash), where the data will be,
+    and the files still to send (none when the same content is there already)."""
+
+    upload: str
+    path: str
+    missing: list[str]

@@ -39,6 +39,8 @@ ACTIONS: dict[str, str] = {
     "workspaces/datastores/write": "create and update datastores",
     "workspaces/datastores/delete": "delete datastores (their data stays)",
     "workspaces/datastores/listsecrets/action": "read a datastore's credentials",
+    "workspaces/data/read": "list and read data assets",
+    "workspaces/data/write": "register, archive and restore data assets, upload data",
     "workspaces/environments/read": "list and read environments and their builds",
     "workspaces/environments/write": "register, build and archive environments",
     "workspaces/models/read": "list, read and download models",

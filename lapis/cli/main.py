@@ -24,6 +24,7 @@ from lapis.cli import (
     batch,
     batch_deployment,
     compute,
+    data,
     datastore,
     endpoint,
     environment,
@@ -55,6 +56,7 @@ app.add_typer(job.app, name="job")
 app.add_typer(compute.app, name="compute")
 app.add_typer(environment.app, name="environment")
 app.add_typer(datastore.app, name="datastore")
+app.add_typer(data.app, name="data")
 app.add_typer(model.app, name="model")
 app.add_typer(webhook.app, name="webhook")
 app.add_typer(endpoint.app, name="online-endpoint")

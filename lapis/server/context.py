@@ -19,6 +19,7 @@ from lapis.artifacts.store import ArtifactStore
 from lapis.auth.service import AuthService, IssuedToken
 from lapis.compute.service import ComputeService
 from lapis.config import Settings
+from lapis.data.assets import DataAssetService
 from lapis.data.datastores import DatastoreService
 from lapis.endpoints.batch.service import BatchService
 from lapis.endpoints.control.deployments import DeploymentService
@@ -56,6 +57,7 @@ class Workspace:
     registry: RegistryService
     webhooks: WebhookService
     datastores: DatastoreService
+    data: DataAssetService
     compute: ComputeService
     environments: EnvironmentService
     jobs: JobService
@@ -92,6 +94,10 @@ class Workspace:
         artifacts = ArtifactStore(settings.resolved_artifact_root)
         registry = RegistryService(tracking)
         webhooks = WebhookService(db, sealer, settings.webhooks_private)
+        datastores = DatastoreService(
+            db, sealer, settings.resolved_artifact_root, settings.home,
+            settings.local_datastore_roots,
+        )  # fmt: skip
         registry.notify = _announcer(webhooks)
         jobs = JobService(JobStore(db), tracking, compute, environments, settings.home)
         endpoints = EndpointService(db, sealer)
@@ -108,13 +114,8 @@ class Workspace:
             traces=TraceService(tracking, artifacts),
             registry=registry,
             webhooks=webhooks,
-            datastores=DatastoreService(
-                db,
-                sealer,
-                settings.resolved_artifact_root,
-                settings.home,
-                settings.local_datastore_roots,
-            ),
+            datastores=datastores,
+            data=DataAssetService(db, datastores, artifacts),
             compute=compute,
             environments=environments,
             jobs=jobs,

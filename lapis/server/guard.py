@@ -19,7 +19,8 @@ DEFAULT_MAX_BODY = 32 * 1024 * 1024
 # Routes that stream their body to disk (PUT only).
 STREAMED = re.compile(
     r"^(/api/2\.0/mlflow-artifacts/artifacts/|/ajax-api/2\.0/mlflow-artifacts/artifacts/"
-    r"|/api/v1/snapshots/|/api/v1/models/[^/]+/versions/[^/]+/files/)"
+    r"|/api/v1/snapshots/|/api/v1/models/[^/]+/versions/[^/]+/files/"
+    r"|/api/v1/data/uploads/[^/]+/files/)"
 )
 
 

@@ -76,6 +76,15 @@ ROUTE_ACTIONS: dict[tuple[str, str], str] = {
     ("DELETE", "/api/v1/datastores/{name}"): f"{DATA}/delete",
     ("POST", "/api/v1/datastores/{name}/listSecrets"): f"{DATA}/listsecrets/action",
     ("GET", "/api/v1/datastores/{name}/browse"): f"{DATA}/listsecrets/action",
+    # --- data assets (and the uploads of local data behind them) -----------------------
+    ("POST", "/api/v1/data"): "workspaces/data/write",
+    ("GET", "/api/v1/data"): "workspaces/data/read",
+    ("GET", "/api/v1/data/{name}/versions"): "workspaces/data/read",
+    ("GET", "/api/v1/data/{name}/versions/{version}"): "workspaces/data/read",
+    ("POST", "/api/v1/data/{name}/archive"): "workspaces/data/write",
+    ("POST", "/api/v1/data/{name}/restore"): "workspaces/data/write",
+    ("POST", "/api/v1/data/uploads"): "workspaces/data/write",
+    ("PUT", "/api/v1/data/uploads/{upload}/files/{path:path}"): "workspaces/data/write",
     # --- environments ---------------------------------------------------------------
     ("POST", "/api/v1/environments"): f"{ENVS}/write",
     ("GET", "/api/v1/environments"): f"{ENVS}/read",

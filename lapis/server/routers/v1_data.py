@@ -20,6 +20,7 @@ from lapis.errors import MalformedRequest
 from lapis.server.body import json_object
 from lapis.server.routers.mlflow._handler import json_response
 from lapis.server.routers.v1_tracking import _ws
+from lapis.specs.yaml_lines import load
 
 router = APIRouter(prefix="/api/v1", tags=["data"])
 
@@ -36,8 +37,6 @@ async def create_datastore(request: Request) -> Response:
     source = str(body.pop("source", "<request>"))
     doc: Any = body
     if "yaml" in body:
-        from lapis.specs.yaml_lines import load
-
         if not isinstance(body["yaml"], str):
             raise MalformedRequest("'yaml' must be the text of a datastore file")
         doc = load(body["yaml"], source)
@@ -77,3 +76,74 @@ async def browse(request: Request, name: str, path: str = "") -> Response:
     read with the datastore's credential: the same action as reading that credential."""
     entries = await run_in_threadpool(_ws(request).datastores.browse, name, path)
     return json_response({"name": name, "path": path, "entries": entries})
+
+
+# --- data assets ------------------------------------------------------------------------
+@router.post("/data", responses={200: {"model": api.DataOut}})
+async def create_data(request: Request) -> Response:
+    """Register a data-asset version (the next integer when ``version`` is left out); its
+    ``path`` is a datastore path, a storage URL or a job's output — local data is uploaded
+    first (``/data/uploads``)."""
+    body: dict[str, Any] = await json_object(request)
+    source = str(body.pop("source", "<request>"))
+    doc: Any = load(body["yaml"], source) if isinstance(body.get("yaml"), str) else body
+    made = await run_in_threadpool(_ws(request).data.create, doc, source, _who(request))
+    return json_response(made)
+
+
+@router.get("/data", responses={200: {"model": api.DataList}})
+async def list_data(request: Request, include_archived: bool = False) -> Response:
+    """The newest version of each data asset."""
+    found = await run_in_threadpool(_ws(request).data.list, include_archived)
+    return json_response({"data": found})
+
+
+@router.get("/data/{name}/versions", responses={200: {"model": api.DataList}})
+async def data_versions(request: Request, name: str) -> Response:
+    found = await run_in_threadpool(_ws(request).data.versions, name)
+    return json_response({"data": found})
+
+
+@router.get("/data/{name}/versions/{version}", responses={200: {"model": api.DataOut}})
+async def get_data(request: Request, name: str, version: str) -> Response:
+    """One version; ``latest``: the newest that is not archived."""
+    return json_response(await run_in_threadpool(_ws(request).data.get, name, version))
+
+
+async def _archive(request: Request, name: str, archived: bool) -> Response:
+    body: dict[str, Any] = await json_object(request) if await request.body() else {}
+    version = body.get("version")
+    found = await run_in_threadpool(
+        _ws(request).data.archive, name, None if version is None else str(version), archived
+    )
+    return json_response({"data": found})
+
+
+@router.post("/data/{name}/archive", responses={200: {"model": api.DataList}})
+async def archive_data(request: Request, name: str) -> Response:
+    """Hide a version (``{"version": "2"}``) or every version from listings and ``@latest``."""
+    return await _archive(request, name, True)
+
+
+@router.post("/data/{name}/restore", responses={200: {"model": api.DataList}})
+async def restore_data(request: Request, name: str) -> Response:
+    return await _archive(request, name, False)
+
+
+@router.post("/data/uploads", responses={200: {"model": api.UploadBegun}})
+async def begin_upload(request: Request) -> Response:
+    """``{"leaf": "heart", "type": "uri_folder", "files": [{path, size, sha256}, ...]}``."""
+    body: dict[str, Any] = await json_object(request)
+    files = body.get("files")
+    if not isinstance(files, list):
+        raise MalformedRequest("'files' must be a list of {path, size, sha256}")
+    ws = _ws(request)
+    begun = await ws.data.begin_upload(files, str(body.get("leaf", "")), str(body.get("type", "")))
+    return json_response(begun)
+
+
+@router.put("/data/uploads/{upload}/files/{path:path}")
+async def upload_data_file(request: Request, upload: str, path: str) -> Response:
+    """One file of a begun upload, streamed to the default datastore and checked."""
+    written = await _ws(request).data.upload_file(upload, path, request.stream())
+    return json_response({"path": path, "size": written})

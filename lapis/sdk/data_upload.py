@@ -1,0 +1,83 @@
+"""Local data to the workspace's default datastore, as the client's own work.
+
+The files are hashed here (sha256 each), the server is told what will come and
+answers which files it does not have yet — none when the same content was
+uploaded before, the rest after an interrupted upload — and those are streamed,
+each checked by the server against its hash. ``progress`` hears every chunk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from lapis.errors import InvalidParameterValue
+from lapis.sdk.connection import LapisHTTP
+
+CHUNK = 1024 * 1024
+
+
+def _files(root: Path) -> list[tuple[str, Path]]:
+    if root.is_file():
+        return [(root.name, root)]
+    found = sorted(p for p in root.rglob("*") if p.is_file())
+    return [(p.relative_to(root).as_posix(), p) for p in found]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def upload_local(
+    http: LapisHTTP,
+    path: str | Path,
+    kind: str,
+    progress: Callable[[int, int], None] | None = None,
+) -> str:
+    """Upload a local file or folder; its ``azureml://datastores/...`` path.
+    ``progress(done_bytes, total_bytes)`` is called as bytes go."""
+    root = Path(path).expanduser()
+    if not root.exists():
+        raise InvalidParameterValue(f"'{path}' does not exist here")
+    if kind == "uri_file" and not root.is_file():
+        raise InvalidParameterValue(f"'{path}' is a folder but the type is uri_file")
+    if kind in ("uri_folder", "mltable") and not root.is_dir():
+        raise InvalidParameterValue(f"'{path}' is a file but the type is {kind}")
+    files = _files(root.resolve())
+    manifest: list[dict[str, Any]] = [
+        {"path": rel, "size": p.stat().st_size, "sha256": _sha256(p)} for rel, p in files
+    ]
+    begun: dict[str, Any] = http.post(
+        "/api/v1/data/uploads", {"leaf": root.resolve().name, "type": kind, "files": manifest}
+    )
+    todo = set(begun["missing"])
+    total = sum(int(f["size"]) for f in manifest if f["path"] in todo)
+    done = 0
+    if progress:
+        progress(0, total)
+    for rel, local in files:
+        if rel not in todo:
+            continue
+
+        def chunks(local: Path = local) -> Iterator[bytes]:
+            nonlocal done
+            with open(local, "rb") as fh:
+                while chunk := fh.read(CHUNK):
+                    done += len(chunk)
+                    if progress:
+                        progress(done, total)
+                    yield chunk
+
+        http.request(
+            "PUT",
+            f"/api/v1/data/uploads/{begun['upload']}/files/{quote(rel, safe='/')}",
+            content=chunks(),
+        )
+    return str(begun["path"])

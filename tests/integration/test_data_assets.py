@@ -1,0 +1,121 @@
+"""Data assets through the CLI and the API, on both stores: a local folder uploaded to
+the default datastore (once per content, resumable, checked), versions that count up
+and never change, @latest with archive and restore, datastore paths and storage URLs
+as they are, and every mistake in one line."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+from clusterkit import json_cli
+from jobkit import lapis_cli
+
+FILES = Path(__file__).resolve().parents[1] / "compat" / "files"
+
+
+def _heart(folder: Path) -> Path:
+    (folder / "heart" / "raw").mkdir(parents=True)
+    (folder / "heart" / "heart.csv").write_text("age,chol\n63,233\n")
+    (folder / "heart" / "raw" / "notes.txt").write_text("from UCI\n")
+    return folder / "heart"
+
+
+def test_a_local_folder_becomes_versions_uploaded_once(lapis_server: Any, tmp_path: Path) -> None:
+    name = f"heart-{uuid.uuid4().hex[:6]}"
+    _heart(tmp_path)
+    spec = tmp_path / "data.yml"
+    spec.write_text(
+        (FILES / "data" / "local-folder.yml").read_text().replace("heart-dataset", name)
+    )
+    first = json_cli(lapis_server, "data", "create", "-f", str(spec))
+    assert first["version"] == "1" and first["type"] == "uri_folder"
+    assert first["path"].startswith("azureml://datastores/workspaceblobstore/paths/LocalUpload/")
+    folder = first["path"].split("/paths/", 1)[1].rstrip("/")
+    listed = json_cli(lapis_server, "datastore", "browse", "workspaceblobstore", "--path", folder)
+    assert {e["path"] for e in listed} == {f"{folder}/heart.csv", f"{folder}/raw"}
+
+    second = json_cli(lapis_server, "data", "create", "-f", str(spec))  # same files: same place
+    assert second["version"] == "2" and second["path"] == first["path"]
+    (tmp_path / "heart" / "heart.csv").write_text("age,chol\n63,233\n67,286\n")
+    third = json_cli(lapis_server, "data", "create", "-f", str(spec), "--description", "more")
+    assert third["version"] == "3" and third["path"] != first["path"]
+
+    assert json_cli(lapis_server, "data", "show", "-n", name)["version"] == "3"
+    assert json_cli(lapis_server, "data", "show", name, "--version", "1")["path"] == first["path"]
+    assert lapis_cli(lapis_server, "data", "archive", "-n", name, "--version", "3").returncode == 0
+    assert json_cli(lapis_server, "data", "show", "-n", name)["version"] == "2"  # @latest
+    versions = json_cli(lapis_server, "data", "list", "-n", name)
+    assert [(v["version"], v["archived"]) for v in versions] == [("3", True), ("2", False),
+                                                                 ("1", False)]  # fmt: skip
+    assert lapis_cli(lapis_server, "data", "restore", "-n", name).returncode == 0
+    assert json_cli(lapis_server, "data", "show", "-n", name)["version"] == "3"
+    again = lapis_cli(lapis_server, "data", "create", "-f", str(spec), "--version", "2")
+    assert again.returncode != 0 and "immutable" in again.stderr and "Traceback" not in again.stderr
+
+
+def test_an_upload_resumes_and_a_changed_file_is_refused(lapis_server: Any) -> None:
+    body = {"a.bin": b"a" * 5000, "b.bin": b"b" * 7000}
+    files = [{"path": p, "size": len(d), "sha256": hashlib.sha256(d).hexdigest()}
+             for p, d in body.items()]  # fmt: skip
+    leaf = f"resume-{uuid.uuid4().hex[:6]}"
+    order = {"leaf": leaf, "type": "uri_folder", "files": files}
+    with lapis_server.client() as http:
+        begun = http.post("/api/v1/data/uploads", json=order).json()
+        assert sorted(begun["missing"]) == ["a.bin", "b.bin"]
+        put = f"/api/v1/data/uploads/{begun['upload']}/files"
+        assert http.put(f"{put}/a.bin", content=body["a.bin"]).status_code == 200
+        # the client is gone here; the same upload begun again wants only the rest
+        again = http.post("/api/v1/data/uploads", json=order).json()
+        assert again["upload"] == begun["upload"] and again["missing"] == ["b.bin"]
+        changed = http.put(f"{put}/b.bin", content=b"c" * 7000)
+        assert changed.status_code == 400 and "arrived changed" in changed.json()["message"]
+        stranger = http.put(f"{put}/c.bin", content=b"x")
+        assert stranger.status_code == 400 and "not a file of upload" in stranger.json()["message"]
+        assert http.put(f"{put}/b.bin", content=body["b.bin"]).status_code == 200
+        done = http.post("/api/v1/data/uploads", json=order).json()
+        assert done["missing"] == []
+
+
+def test_datastore_paths_and_urls_are_registered_as_they_are(
+    lapis_server: Any, tmp_path: Path
+) -> None:
+    ds = f"training_blob_{uuid.uuid4().hex[:6]}"
+    blob = tmp_path / "blob.yml"
+    blob.write_text((FILES / "datastore" / "blob-key.yml").read_text().replace("training_blob", ds))
+    json_cli(lapis_server, "datastore", "create", "-f", str(blob))
+    on_ds = tmp_path / "on-ds.yml"
+    name = f"iris-{uuid.uuid4().hex[:6]}"
+    text = (FILES / "data" / "datastore-file.yml").read_text()
+    on_ds.write_text(text.replace("training_blob", ds).replace("iris-on-a-datastore", name))
+    made = json_cli(lapis_server, "data", "create", "-f", str(on_ds))
+    assert made["path"] == f"azureml://datastores/{ds}/paths/datasets/iris.csv"
+    wasbs = "wasbs://images@lapisteststore.blob.core.windows.net/train/"
+    url = json_cli(lapis_server, "data", "create", "--name", f"{name}-url", "--type",
+                   "uri_folder", "--path", wasbs)  # fmt: skip
+    assert url["path"].startswith("wasbs://images@")
+    missing = lapis_cli(lapis_server, "data", "create", "--name", name, "--path",
+                        "azureml://datastores/nowhere/paths/x.csv")  # fmt: skip
+    assert missing.returncode != 0 and "Datastore 'nowhere' not found" in missing.stderr
+    with lapis_server.client() as http:  # the server never reads a path from its own disk
+        local = http.post("/api/v1/data", json={"name": name, "path": "/etc"})
+        assert local.status_code == 400 and "is a local path" in local.json()["message"]
+    gone = lapis_cli(lapis_server, "data", "create", "--name", name, "--path", str(tmp_path / "no"))
+    assert gone.returncode != 0 and "does not exist here" in gone.stderr
+    bad = lapis_cli(lapis_server, "data", "create", "-f", str(FILES / "data" / "sql-import.yml"))
+    assert bad.returncode != 0 and "sql-import.yml:5" in bad.stderr
+
+    reader = f"data-reader-{uuid.uuid4().hex[:6]}"
+    with lapis_server.client() as admin:
+        admin.post("/api/v1/users", json={"name": reader, "roles": ["Reader"]})
+        token = admin.post("/api/v1/tokens", json={"name": "t", "user": reader}).json()["token"]
+    with httpx.Client(base_url=lapis_server.url,
+                      headers={"Authorization": f"Bearer {token}"}) as me:  # fmt: skip
+        assert me.get(f"/api/v1/data/{name}/versions/latest").status_code == 200
+        refused = me.post("/api/v1/data", json={"name": name, "path": "s3://b/k"})
+        assert refused.status_code == 403
+    shutil.rmtree(tmp_path, ignore_errors=True)
