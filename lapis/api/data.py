@@ -1,4 +1,4 @@
-"""Wire models of the data API: datastores (data assets come next)."""
+"""Wire models of the data API: datastores, data assets and uploads of local data."""
 
 from __future__ import annotations
 

@@ -271,9 +271,9 @@ class JobService:
                     entry["path"] = entry["url"] = item.path  # fetched by the supervisor
                 elif "://" in item.path or item.path.startswith("azureml:"):
                     raise InvalidParameterValue(
-                        f"{source}: inputs.{name}.path: '{item.path}': datastore and cloud "
-                        "storage URIs come with datastores in a later release; give a local "
-                        "path or an http(s) URL"
+                        f"{source}: inputs.{name}.path: '{item.path}': job inputs from "
+                        "datastores, storage URIs and data assets are not supported yet; give "
+                        "a local path or an http(s) URL"
                     )
                 else:
                     path = Path(item.path).expanduser()

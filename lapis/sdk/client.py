@@ -205,7 +205,7 @@ class MLClient:
         self.online_deployments = OnlineDeploymentOperations(http)
         self.batch_endpoints = BatchEndpointOperations(http)
         self.batch_deployments = BatchDeploymentOperations(http)
-        self.data = DataOperations()
+        self.data = DataOperations(http)
         self.datastores = DatastoreOperations(http)
 
     @classmethod

@@ -6,7 +6,7 @@ import builtins
 from pathlib import Path
 from typing import Any
 
-from lapis.errors import InvalidParameterValue, ResourceDoesNotExist
+from lapis.errors import InvalidParameterValue
 from lapis.sdk.assets import Data, Environment
 from lapis.sdk.connection import LapisHTTP
 from lapis.sdk.helpers import q, read
@@ -84,23 +84,44 @@ def _conda_text(raw: Any, anchor: Path) -> str | None:
 
 
 class DataOperations:
-    """``client.data``: registered data assets come with datastores (a later release).
+    """``client.data``: data assets, in azure-ai-ml's shape. A ``Data`` whose path is
+    local is uploaded first (to the default datastore, once per content)."""
 
-    Until then a job takes the path itself: ``Input(type=AssetTypes.URI_FOLDER,
-    path="./data")``, or a ``Data`` entity given as the input (its path is used).
-    """
+    def __init__(self, http: LapisHTTP) -> None:
+        self._http = http
 
-    _WHY = (
-        "data assets come with datastores, which this Lapis release does not have yet; "
-        "give the data's path as a job input instead (Input(type=..., path=...), or the "
-        "Data object itself)"
-    )
+    def _data(self, raw: dict[str, Any]) -> Data:
+        return Data(path=raw["path"], type=raw["type"], name=raw["name"],
+                    version=raw["version"], description=raw.get("description"),
+                    tags=raw.get("tags") or {})  # fmt: skip
 
     def create_or_update(self, data: Data) -> Data:
-        raise InvalidParameterValue(f"cannot register data asset '{data.name}': {self._WHY}")
+        from lapis.sdk.data_upload import upload_local
+
+        if not data.name:
+            raise InvalidParameterValue("a data asset to register needs a name")
+        path = str(data.path)
+        if "://" not in path and not path.startswith("azureml:"):
+            path = upload_local(self._http, path, data.type)
+        body = {"name": data.name, "type": data.type, "path": path, "version": data.version,
+                "description": data.description, "tags": data.tags, "source": "<sdk>"}  # fmt: skip
+        made = self._http.post("/api/v1/data", {k: v for k, v in body.items() if v is not None})
+        return self._data(made)
 
     def get(self, name: str, version: str | None = None, label: str | None = None) -> Data:
-        raise ResourceDoesNotExist(f"data asset '{name}': {self._WHY}")
+        """One version; ``label="latest"`` (or neither): the newest not archived."""
+        which = version or "latest"
+        return self._data(self._http.get(f"/api/v1/data/{q(name)}/versions/{q(which)}"))
 
     def list(self, name: str | None = None) -> builtins.list[Data]:
-        return []
+        if name:
+            found = self._http.get(f"/api/v1/data/{q(name)}/versions")["data"]
+        else:
+            found = self._http.get("/api/v1/data")["data"]
+        return [self._data(d) for d in found]
+
+    def archive(self, name: str, version: str | None = None) -> None:
+        self._http.post(f"/api/v1/data/{q(name)}/archive", {"version": version} if version else {})
+
+    def restore(self, name: str, version: str | None = None) -> None:
+        self._http.post(f"/api/v1/data/{q(name)}/restore", {"version": version} if version else {})

@@ -196,6 +196,7 @@ ROUTE_ACTIONS: dict[tuple[str, str], str] = {
     # the action depends on the path ({action}: start, stop, restart, delete)
     ("POST", "/compute/{name}/{action}"): f"{COMP}/{{action}}",
     ("GET", "/data"): f"{DATA}/read",
+    ("GET", "/data/assets/{name}"): "workspaces/data/read",
     ("GET", "/data/datastores/{name}"): f"{DATA}/read",
     ("GET", "/data/datastores/{name}/files"): f"{DATA}/read",  # files only with listsecrets
     ("GET", "/environments"): f"{ENVS}/read",

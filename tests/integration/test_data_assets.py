@@ -119,3 +119,29 @@ def test_datastore_paths_and_urls_are_registered_as_they_are(
         refused = me.post("/api/v1/data", json={"name": name, "path": "s3://b/k"})
         assert refused.status_code == 403
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_the_sdk_registers_local_data_as_azure_ai_ml_does(
+    lapis_server: Any, tmp_path: Path
+) -> None:
+    from lapis.ml import MLClient
+    from lapis.ml.constants import AssetTypes
+    from lapis.ml.entities import Data
+
+    name = f"sdk-heart-{uuid.uuid4().hex[:6]}"
+    local = _heart(tmp_path)
+    with MLClient(lapis_server.url, lapis_server.token) as ml:
+        made = ml.data.create_or_update(
+            Data(name=name, path=str(local), type=AssetTypes.URI_FOLDER, description="uci")
+        )
+        assert made.version == "1" and str(made.path).startswith("azureml://datastores/")
+        csv = ml.data.create_or_update(
+            Data(name=f"{name}-csv", path=str(local / "heart.csv"), type=AssetTypes.URI_FILE)
+        )
+        assert str(csv.path).endswith("/heart.csv")
+        assert ml.data.get(name, label="latest").path == made.path
+        assert [d.version for d in ml.data.list(name)] == ["1"]
+        ml.data.archive(name)
+        assert name not in {d.name for d in ml.data.list()}
+        ml.data.restore(name, version="1")
+        assert ml.data.get(name).version == "1"

@@ -78,3 +78,24 @@ def test_a_datastores_folders_are_browsed_on_azurite(studio: Studio, azurite: st
     studio.go(f"/data/datastores/{wrong}")
     page.wait_for_selector("#datastore-problem")
     assert "AuthorizationFailure" in page.inner_text("#datastore-problem")
+
+
+def test_data_assets_and_their_versions(studio: Studio, tmp_path: Path) -> None:
+    from jobkit import lapis_cli
+
+    name = f"studio-heart-{uuid.uuid4().hex[:6]}"
+    (tmp_path / "heart").mkdir()
+    (tmp_path / "heart" / "heart.csv").write_text("age\n63\n")
+    for _ in range(2):
+        made = lapis_cli(studio.server, "data", "create", "--name", name, "--path",
+                         str(tmp_path / "heart"))  # fmt: skip
+        assert made.returncode == 0, made.stderr
+    page = studio.page
+    studio.go("/data")
+    row = page.locator(f"tr[data-asset={name}]").inner_text()
+    assert "2" in row and "uri_folder" in row and "LocalUpload" in row, row
+    page.click(f"a:has-text('{name}')")
+    page.wait_for_selector("#data-versions")
+    versions = page.inner_text("#data-versions")
+    assert "1" in versions and "2" in versions and "admin" in versions
+    studio.shot("data-asset")

@@ -96,8 +96,8 @@ def batch_input(given: str, input_type: str | None = None) -> BatchInput:
         return BatchInput("uri_file", given)
     if "://" in given or given.startswith("azureml:"):
         raise InvalidParameterValue(
-            f"input '{given}' is not a local path or an http(s) URL; cloud storage and "
-            "data assets come with datastores"
+            f"input '{given}' is not a local path or an http(s) URL; batch inputs from "
+            "datastores, storage URIs and data assets are not supported yet"
         )
     path = Path(given).expanduser()
     if not path.is_absolute():

@@ -1,4 +1,4 @@
-"""Data: the workspace's datastores (data assets come next).
+"""Data: the workspace's datastores (data assets are listed next to them).
 
 A datastore's page shows where its files are and which kind of credential it
 holds — never the credential, which only ``listSecrets`` on the API returns.
@@ -27,9 +27,21 @@ CREDENTIALS = {
 
 @router.get("/data")
 async def data_page(request: Request) -> Response:
-    stores = await run_in_threadpool(request.app.state.ws.datastores.list)
-    ctx = {"stores": stores, "credentials": CREDENTIALS}
+    ws = request.app.state.ws
+    stores = await run_in_threadpool(ws.datastores.list)
+    principal = getattr(request.state, "principal", None)
+    assets = None
+    if principal is not None and ws.auth.can(principal, "workspaces/data/read"):
+        assets = await run_in_threadpool(ws.data.list)
+    ctx = {"stores": stores, "assets": assets, "credentials": CREDENTIALS}
     return render(request, "data/list.html", ctx, section="data")
+
+
+@router.get("/data/assets/{name}")
+async def data_asset_page(request: Request, name: str) -> Response:
+    """Every version of a data asset, newest first, with where each one's data is."""
+    versions = await run_in_threadpool(request.app.state.ws.data.versions, name)
+    return render(request, "data/asset.html", {"versions": versions}, section="data")
 
 
 @router.get("/data/datastores/{name}")
