@@ -91,7 +91,7 @@ class Workspace:
         tracking.ensure_default_experiment()
         compute = ComputeService(db)
         environments = EnvironmentService(db, settings.home / "envs")
-        artifacts = ArtifactStore(settings.resolved_artifact_root)
+        artifacts = _artifact_store(settings.resolved_artifact_root)
         registry = RegistryService(tracking)
         webhooks = WebhookService(db, sealer, settings.webhooks_private)
         datastores = DatastoreService(
@@ -165,6 +165,21 @@ class Workspace:
     def close(self) -> None:
         self.stop()
         self.db.dispose()
+
+
+def _artifact_store(root: str) -> ArtifactStore:
+    """The artifact store, or one line saying why it cannot be opened (no credentials for
+    an s3:// root, a folder that cannot be made); a missing fsspec backend stays an
+    ImportError, which the CLI turns into the package to install."""
+    from lapis.errors import LapisError
+
+    try:
+        return ArtifactStore(root)
+    except ImportError:
+        raise
+    except Exception as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise LapisError(f"cannot open the artifact root {root}: {reason}") from None
 
 
 def _announcer(webhooks: WebhookService) -> Callable[[str, str, dict[str, Any]], None]:
