@@ -48,7 +48,7 @@ def provider_label(props: Mapping[str, Any]) -> str:
     return "local"
 
 
-def _known(size: str | None) -> bool:
+def known_size(size: str | None) -> bool:
     return size is not None and size.lower() in BY_NAME
 
 
@@ -114,7 +114,8 @@ class ClusterOps:
             if found.state in (S.STOPPED.value, S.FAILED.value):
                 self.start(name, by="serverless")
             return self.get(name)
-        used = cores_in_use((str(c.size), nodes_of(c)) for c in self.store.all() if _known(c.size))
+        counted = [c for c in self.store.all() if known_size(c.size)]
+        used = cores_in_use((str(c.size), nodes_of(c)) for c in counted)
         left = self.quotas.get(size.family, DEFAULT_FAMILY_QUOTA) - used.get(size.family, 0)
         nodes = max(1, min(SERVERLESS_MAX_NODES, left // max(size.cores, 1)))
         doc = {
@@ -183,7 +184,7 @@ class ClusterOps:
         data = loc.data if isinstance(loc.data, Mapping) else {}
         new = cluster_settings(loc, data, base=current)
         if new.max_instances > current.max_instances:
-            others = [x for x in self.store.all() if x.name != c.name and _known(x.size)]
+            others = [x for x in self.store.all() if x.name != c.name and known_size(x.size)]
             used = cores_in_use((str(x.size), nodes_of(x)) for x in others)
             check_quota(get_size(str(c.size)), new.max_instances, used, self.quotas)
         return {**props, **new.as_properties()}

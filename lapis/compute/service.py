@@ -32,14 +32,13 @@ from typing import Any
 
 from lapis.api import compute as api
 from lapis.compute.base import NodeState
-from lapis.compute.clusters import ClusterOps, nodes_of, provider_label
+from lapis.compute.clusters import ClusterOps, known_size, nodes_of, provider_label
 from lapis.compute.host import HostInfo, check_fits, detect_host, pick_cores
 from lapis.compute.lifecycle import Lifecycle, fmt_seconds, stopping_reason
 from lapis.compute.registry import BackendRegistry, default_registry
 from lapis.entities.compute import Compute, ComputeState, ComputeType
 from lapis.entities.jobs import Job
 from lapis.entities.sizes import (
-    BY_NAME,
     CATALOGUE,
     DEFAULT_FAMILY_QUOTA,
     check_quota,
@@ -162,7 +161,7 @@ class ComputeService(ClusterOps):
 
     def quota_usage(self) -> dict[str, tuple[int, int]]:
         """Per family: (limit, cores held by instances, running or stopped)."""
-        used = cores_in_use((str(c.size), 1) for c in self.store.all() if _known(c.size))
+        used = cores_in_use((str(c.size), 1) for c in self.store.all() if known_size(c.size))
         families = {s.family for s in CATALOGUE}
         return {f: (self.quotas.get(f, DEFAULT_FAMILY_QUOTA), used.get(f, 0)) for f in families}
 
@@ -302,7 +301,7 @@ class ComputeService(ClusterOps):
             raise ResourceAlreadyExists(
                 f"Compute '{spec.name}' already exists (names are case-insensitive)"
             )
-        used = cores_in_use((str(c.size), nodes_of(c)) for c in existing if _known(c.size))
+        used = cores_in_use((str(c.size), nodes_of(c)) for c in existing if known_size(c.size))
         nodes = spec.cluster.max_instances if spec.cluster is not None else 1
         if spec.cluster is not None and (spec.cluster.provider or {}).get("type") == "ray":
             nodes = 0  # an attached cluster brings its own machines
@@ -480,10 +479,6 @@ class ComputeService(ClusterOps):
 
     def _host_tuple(self) -> tuple[int, float, int]:
         return self.host.cores, self.host.memory_gib, self.host.gpus
-
-
-def _known(size: str | None) -> bool:
-    return size is not None and size.lower() in BY_NAME
 
 
 def _now_or(ms: int | None) -> int:

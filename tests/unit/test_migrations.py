@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from lapis.store.sql import auth_tables, serving_tables  # noqa: F401  (tables join metadata)
+from lapis.store.sql import auth_tables, data_tables, serving_tables  # noqa: F401  (tables join metadata)
 from lapis.store.sql.engine import Database
 from lapis.store.sql.tables import metadata
 

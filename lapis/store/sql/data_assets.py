@@ -10,8 +10,8 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from lapis.errors import ResourceAlreadyExists
+from lapis.store.sql.data_tables import data_assets
 from lapis.store.sql.engine import Database
-from lapis.store.sql.tables import data_assets
 
 
 @dataclass

@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 
+from lapis.store.sql.data_tables import datastores
 from lapis.store.sql.engine import Database
-from lapis.store.sql.tables import datastores
 
 
 @dataclass
