@@ -209,9 +209,14 @@ class DataAssetService:
         if entry is None:
             raise InvalidParameterValue(f"'{path}' is not a file of upload {upload}")
         digest = hashlib.sha256()
+        size = int(entry["size"])
 
         async def hashed() -> AsyncIterator[bytes]:
+            seen = 0
             async for chunk in chunks:
+                seen += len(chunk)
+                if seen > size:  # never more on disk than the manifest said
+                    raise InvalidParameterValue(f"'{path}' is longer than its {size} bytes")
                 digest.update(chunk)
                 yield chunk
 

@@ -155,12 +155,15 @@ class DatastoreService:
     def get(self, name: str) -> api.DatastoreOut:
         if name.lower() in BUILTIN:
             return self._builtin(name.lower())
+        return self._view(self._row_of(name))
+
+    def _row_of(self, name: str) -> DatastoreRow:
         row = self.store.get(name)
         if row is None:
             raise ResourceDoesNotExist(
                 f"Datastore '{name}' not found; `lapis datastore list` lists them"
             )
-        return self._view(row)
+        return row
 
     def delete(self, name: str) -> None:
         """Forget the datastore (its data stays where it is, as on Azure)."""
@@ -174,15 +177,19 @@ class DatastoreService:
         must allow using it: ``listsecrets``)."""
         from lapis.data.filesystems import listing
 
-        view = self.get(name)
-        opened = self.secrets(name).secrets if view.has_credentials else {}
-        return listing(view.name, view.type, view.settings, opened, path)
+        if name.lower() in BUILTIN:
+            view = self._builtin(name.lower())
+            return listing(view.name, view.type, view.settings, {}, path)
+        row = self._row_of(name)  # one read: settings and the sealed credential
+        opened = json.loads(self.sealer.open(row.credentials)) if row.credentials else {}
+        return listing(row.name, row.type, row.settings, opened, path)
 
     def secrets(self, name: str) -> api.DatastoreSecrets:
         """The credential, opened: only for ``listsecrets`` and for the data layer itself."""
-        view = self.get(name)
-        row = self.store.get(name)
-        opened = json.loads(self.sealer.open(row.credentials)) if row and row.credentials else {}
+        if name.lower() in BUILTIN:
+            return api.DatastoreSecrets(name=name.lower(), credential_kind="none", secrets={})
+        row = self._row_of(name)
+        opened = json.loads(self.sealer.open(row.credentials)) if row.credentials else {}
         return api.DatastoreSecrets(
-            name=view.name, credential_kind=view.credential_kind, secrets=opened
+            name=row.name, credential_kind=row.credential_kind, secrets=opened
         )

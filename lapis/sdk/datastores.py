@@ -11,7 +11,7 @@ from __future__ import annotations
 import builtins
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from lapis.sdk.connection import LapisHTTP
 from lapis.sdk.helpers import name_of, q, read
@@ -65,11 +65,13 @@ def _document(kind: str, entity: Any) -> dict[str, Any]:
     return doc
 
 
-@dataclass
-class AzureBlobDatastore:
+@dataclass(kw_only=True)
+class _AzureDatastore:
+    """What Azure's three storage datastores share (keyword arguments, as azure-ai-ml's)."""
+
+    kind: ClassVar[str]
     name: str
     account_name: str
-    container_name: str
     description: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
     endpoint: str | None = None
@@ -78,39 +80,25 @@ class AzureBlobDatastore:
     credentials: Credentials = None
 
     def _document(self) -> dict[str, Any]:
-        return _document("azure_blob", self)
+        return _document(self.kind, self)
 
 
-@dataclass
-class AzureDataLakeGen2Datastore:
-    name: str
-    account_name: str
+@dataclass(kw_only=True)
+class AzureBlobDatastore(_AzureDatastore):
+    kind: ClassVar[str] = "azure_blob"
+    container_name: str
+
+
+@dataclass(kw_only=True)
+class AzureDataLakeGen2Datastore(_AzureDatastore):
+    kind: ClassVar[str] = "azure_data_lake_gen2"
     filesystem: str
-    description: str | None = None
-    tags: dict[str, str] = field(default_factory=dict)
-    endpoint: str | None = None
-    protocol: str | None = None
-    account_url: str | None = None
-    credentials: Credentials = None
-
-    def _document(self) -> dict[str, Any]:
-        return _document("azure_data_lake_gen2", self)
 
 
-@dataclass
-class AzureFileDatastore:
-    name: str
-    account_name: str
+@dataclass(kw_only=True)
+class AzureFileDatastore(_AzureDatastore):
+    kind: ClassVar[str] = "azure_file"
     file_share_name: str
-    description: str | None = None
-    tags: dict[str, str] = field(default_factory=dict)
-    endpoint: str | None = None
-    protocol: str | None = None
-    account_url: str | None = None
-    credentials: Credentials = None
-
-    def _document(self) -> dict[str, Any]:
-        return _document("azure_file", self)
 
 
 @dataclass

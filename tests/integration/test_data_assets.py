@@ -72,6 +72,9 @@ def test_an_upload_resumes_and_a_changed_file_is_refused(lapis_server: Any) -> N
         # the client is gone here; the same upload begun again wants only the rest
         again = http.post("/api/v1/data/uploads", json=order).json()
         assert again["upload"] == begun["upload"] and again["missing"] == ["b.bin"]
+        longer = http.put(f"{put}/b.bin", content=b"b" * 9000)  # never more than declared
+        assert longer.status_code == 400
+        assert "longer than its 7000 bytes" in longer.json()["message"]
         changed = http.put(f"{put}/b.bin", content=b"c" * 7000)
         assert changed.status_code == 400 and "arrived changed" in changed.json()["message"]
         stranger = http.put(f"{put}/c.bin", content=b"x")
