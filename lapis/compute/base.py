@@ -111,6 +111,9 @@ class LaunchContext:
     environment: dict[str, Any]  # how to get the job's Python: built spec or layered system
     env: dict[str, str] = field(default_factory=dict)
     sandbox: dict[str, Any] | None = None
+    # by-reference inputs, opened (lapis.data.job_data.JobData.sources): credentials
+    # included, so never stored; the backend hands them to the supervisor in a 0600 file
+    data: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -56,14 +56,24 @@ class ProcessBackend(ComputeBackend):
     def stage(self, ctx: LaunchContext) -> Path:
         """The job folder with its code, inputs and ``job.json`` (the supervisor's orders)."""
         folder = ctx.job_dir
-        prepared = workdir.prepare(ctx.job, folder, ctx.snapshots)
+        prepared = workdir.prepare(ctx.job, folder, ctx.snapshots, ctx.data)
         env = dict(ctx.env)
+        env.update(prepared.direct_env)  # direct inputs: the storage credential, by design
         env["LAPIS_SPOOL_DIR"] = str(folder / SPOOL)
         for name, path in prepared.inputs.items():
             env[f"AZURE_ML_INPUT_{name}"] = path
         for name, path in prepared.outputs.items():
             env[f"AZURE_ML_OUTPUT_{name}"] = path
         env.update(ctx.job.spec.get("environment_variables") or {})
+        sandbox = ctx.sandbox
+        if sandbox is not None and prepared.read_only:  # readable, never writable
+            sandbox = {
+                **sandbox,
+                "deny": [*sandbox.get("deny", []), *prepared.read_only],
+                "read_only": [*sandbox.get("read_only", []), *prepared.read_only],
+            }
+        if prepared.data_inputs:
+            workdir.write_sources_file(folder, {n: ctx.data[n] for n in prepared.data_inputs})
         workdir.write_job_file(
             folder,
             {
@@ -76,8 +86,10 @@ class ProcessBackend(ComputeBackend):
                     ctx.compute.memory_limit_bytes if self.limits_memory else None
                 ),
                 "timeout_seconds": ctx.job.spec.get("timeout_seconds"),
-                "sandbox": ctx.sandbox,
+                "sandbox": sandbox,
                 "downloads": prepared.downloads,
+                "data_inputs": prepared.data_inputs,
+                "data_cache": str(Path(ctx.environment["root"]).parent / "cache" / "data"),
                 "url_cache": str(Path(ctx.environment["root"]).parent / "cache" / "urls"),
                 **self.job_extras(ctx),
             },

@@ -235,6 +235,39 @@ def _downloads(job_dir: Path, job: dict[str, Any]) -> bool:
     return True
 
 
+def _data_inputs(job_dir: Path, job: dict[str, Any], in_place: bool) -> bool:
+    """Read the job's by-reference inputs in their modes (lapis/compute/data_inputs.py);
+    False after a failure, which ends the job with the reason. Read-only views are
+    granted to the job's sandbox here (``in_place``: its Landlock rules will apply)."""
+    if not job.get("data_inputs"):
+        return True
+    from lapis.compute import data_inputs, sandbox
+
+    box = job.get("sandbox")
+    sandboxed = bool(box) and in_place and sandbox.abi_version() > 0
+    note = job_dir / "system_logs" / "inputs.txt"
+    note.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        lines, grants = data_inputs.materialize(
+            job_dir, job, sandboxed, Path(job.get("data_cache") or job_dir / "cache")
+        )
+    except data_inputs.InputError as exc:
+        with open(note, "a") as fh:
+            fh.write(f"{exc}\n")
+        emit(job_dir, "Exited", code=None, outcome="Failed", reason=str(exc))
+        return False
+    if grants and box:
+        box["deny"] = [*(box.get("deny") or []), *grants]
+        box["read_only"] = [*(box.get("read_only") or []), *grants]
+    log_path = job_dir / STD_LOG
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(note, "a") as fh, open(log_path, "a") as std:
+        for line in lines:
+            fh.write(line + "\n")
+            std.write(f"[lapis] {line}\n")
+    return True
+
+
 def supervise(job_dir: Path) -> int:
     import subprocess
 
@@ -253,6 +286,8 @@ def supervise(job_dir: Path) -> int:
         if not _downloads(job_dir, job):
             return 1
         gang = bool(job.get("gang"))  # a distributed job: its driver says Starting and Running
+        if not _data_inputs(job_dir, job, in_place=not gang and bin_dir != "docker"):
+            return 1
         if not gang:
             emit(job_dir, "Starting")
         cpus = job.get("cpu_set") or []

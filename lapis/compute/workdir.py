@@ -20,16 +20,18 @@ import os
 import shutil
 import stat
 import urllib.parse
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from lapis.artifacts.snapshot import check_digest
 from lapis.artifacts.store import ArtifactStore
+from lapis.compute import data_inputs as data_inputs_mod
 from lapis.compute.supervisor import JOB_FILE
 from lapis.entities.compute import Compute
 from lapis.entities.jobs import Job
+from lapis.errors import LapisError
 from lapis.specs.job import render_command
 
 SPOOL = "spool"
@@ -41,6 +43,11 @@ class Prepared:
     inputs: dict[str, str]
     outputs: dict[str, str]
     downloads: dict[str, dict[str, str]]  # input name -> {url, dest}: the supervisor fetches
+    # by-reference inputs the supervisor reads (lapis/compute/data_inputs.py): name ->
+    # {mode, type, dest, uri}; direct-mode variables and folders the job may only read
+    data_inputs: dict[str, dict[str, str]] = field(default_factory=dict)
+    direct_env: dict[str, str] = field(default_factory=dict)
+    read_only: list[str] = field(default_factory=list)
 
 
 def _chmod(path: Path, mode: int) -> None:
@@ -68,7 +75,9 @@ def _writable(path: Path) -> None:
             _chmod(Path(dirpath, name), 0o644)
 
 
-def prepare(job: Job, folder: Path, snapshots: Path) -> Prepared:
+def prepare(
+    job: Job, folder: Path, snapshots: Path, data: Mapping[str, Mapping[str, Any]] | None = None
+) -> Prepared:
     if folder.exists():
         _writable(folder)
         for child in folder.iterdir():
@@ -90,8 +99,30 @@ def prepare(job: Job, folder: Path, snapshots: Path) -> Prepared:
     (folder / "system_logs").mkdir()
     inputs: dict[str, str] = {}
     downloads: dict[str, dict[str, str]] = {}
+    data_inputs: dict[str, dict[str, str]] = {}
+    direct_env: dict[str, str] = {}
+    read_only: list[str] = []
     for name, item in job.spec.get("inputs", {}).items():
-        if item.get("url"):  # the supervisor fetches it before the command starts
+        if item.get("source"):  # by reference: the supervisor reads it, or the job does
+            opened = (data or {}).get(name)
+            if opened is None:
+                raise LapisError(f"input {name}: its data source was not opened for the job")
+            if item["mode"] == "direct":
+                inputs[name], more = data_inputs_mod.direct(opened)
+                direct_env.update(more)
+                if data_inputs_mod.on_host(opened) is not None:
+                    read_only.append(inputs[name])
+                continue
+            leaf = PurePosixPath(str(opened.get("rel") or "")).name or name
+            dest = folder / "inputs" / name / leaf
+            data_inputs[name] = {
+                "mode": item["mode"],
+                "type": item["type"],
+                "dest": str(dest),
+                "uri": str(item.get("uri") or item["path"]),
+            }
+            inputs[name] = str(dest)
+        elif item.get("url"):  # the supervisor fetches it before the command starts
             leaf = PurePosixPath(urllib.parse.urlsplit(item["url"]).path).name
             if leaf in ("", ".", ".."):  # the file's name only, never a way out of the folder
                 leaf = name
@@ -121,7 +152,7 @@ def prepare(job: Job, folder: Path, snapshots: Path) -> Prepared:
         out.mkdir(parents=True)
         outputs[name] = str(out)
     command = render_command(job.spec["command"], inputs, outputs)
-    return Prepared(command, inputs, outputs, downloads)
+    return Prepared(command, inputs, outputs, downloads, data_inputs, direct_env, read_only)
 
 
 def job_environment(
@@ -154,6 +185,16 @@ def job_environment(
     return env
 
 
+def write_sources_file(folder: Path, sources: Mapping[str, Any]) -> None:
+    """The opened data sources (credentials) for the supervisor, which deletes the file
+    before the command starts: this user only, written atomically."""
+    tmp = folder / f".{data_inputs_mod.SOURCES_FILE}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(sources, fh)
+    tmp.rename(folder / data_inputs_mod.SOURCES_FILE)
+
+
 def write_job_file(folder: Path, data: dict[str, Any]) -> None:
     """``job.json`` holds a token: readable by this user only, written atomically."""
     tmp = folder / f".{JOB_FILE}.tmp"
@@ -172,8 +213,9 @@ def artifact_folders(job: Job, folder: Path) -> list[tuple[Path, str]]:
         (folder / "system_logs", "system_logs"),
         (folder / "attempts", "attempts"),
     ]
-    for name in job.spec.get("outputs", {}):
-        pairs.append((folder / "named-outputs" / name, f"named-outputs/{name}"))
+    for name, out in job.spec.get("outputs", {}).items():
+        if not out.get("dest"):  # one with a datastore path goes there instead (ending.py)
+            pairs.append((folder / "named-outputs" / name, f"named-outputs/{name}"))
     return pairs
 
 

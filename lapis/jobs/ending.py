@@ -86,6 +86,13 @@ class JobEnding:
             log.exception("upload for job %s failed", name)
         if upload_error and outcome is S.COMPLETED:
             outcome, reason = S.FAILED, upload_error
+        if outcome is S.COMPLETED and self.jobs.data is not None:
+            try:  # outputs with name: become data assets made by this job
+                made = self.jobs.data.register_outputs(name, job.spec, job.created_by)
+            except LapisError as exc:
+                outcome, reason = S.FAILED, f"registering an output as a data asset failed: {exc}"
+            else:
+                self._say(folder, [f"registered data asset {m}" for m in made])
         if event.get("digest") and outcome is S.FAILED and "environment build" in reason:
             self.jobs.environments.record_build(
                 str(event["digest"]), "Failed", error=reason.split("\n", 1)[0]
@@ -132,5 +139,19 @@ class JobEnding:
 
             return skipped
 
+        for out_name, out in (job.spec.get("outputs") or {}).items():
+            if out.get("dest") and self.jobs.data is not None:  # to its datastore path
+                local = folder / "named-outputs" / out_name
+                count = self.jobs.data.upload_output(out["dest"], local) if local.is_dir() else 0
+                self._say(folder, [f"output {out_name}: {count} files written to {out['uri']}"])
         for local, prefix in workdir.artifact_folders(job, folder):
             workdir.upload_tree(self.artifacts, local, f"{root}/{prefix}", skipped=skipper(prefix))
+
+    @staticmethod
+    def _say(folder: Path, lines: list[str]) -> None:
+        """A line in the job's own log (``[lapis] …``), as the upload's skips are."""
+        if not lines:
+            return
+        with open(folder / STD_LOG, "a") as fh:
+            for line in lines:
+                fh.write(f"[lapis] {line}\n")

@@ -316,6 +316,7 @@ class JobScheduler:
             environment=environment,
             env=workdir.job_environment(job, compute, self.url, token, self.ca_bundle),
             sandbox=self._sandbox(folder),
+            data=self.jobs.data.sources(job.spec) if self.jobs.data is not None else {},
         )
 
     def _backend(self, compute: Compute) -> ComputeBackend:

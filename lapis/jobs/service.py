@@ -27,6 +27,7 @@ from lapis.artifacts.snapshot import check_digest, digest_files, unpack
 from lapis.compute.logs import parse_cursor
 from lapis.compute.registry import backend_for
 from lapis.compute.service import ComputeService
+from lapis.data.job_data import ARTIFACTS, JobData
 from lapis.entities.auth import Principal
 from lapis.entities.compute import Compute
 from lapis.entities.job_status import JobStatus
@@ -65,6 +66,7 @@ class JobService:
         self.home = home
         self.snapshots = home / "snapshots"
         self.jobs_root = home / "jobs"
+        self.data: JobData | None = None  # by-reference inputs and outputs (context.py)
         self.wake: Callable[[], None] = lambda: None  # the scheduler replaces these two
         self.on_cancel: Callable[[str], None] = lambda name: None
 
@@ -127,19 +129,25 @@ class JobService:
         if reason:
             raise InvalidParameterValue(f"{source}: compute: {reason}")
         env = self._environment(spec, sub, source)
-        inputs = self._inputs(spec, base_dir, source, internal)
+        inputs = self._inputs(spec, base_dir, source, internal, principal)
         code = self._code(spec, sub.snapshot, source)
         if self._exists(spec.name):
             from lapis.errors import ResourceAlreadyExists
 
             raise ResourceAlreadyExists(f"A job named '{spec.name}' already exists")
+        outputs = {k: asdict(v) for k, v in spec.outputs.items()}
+        if self.data is not None:
+            outputs = {
+                k: self.data.resolve_output(k, v, spec.name, principal, source)
+                for k, v in outputs.items()
+            }
         stored = {
             "command": spec.command,
             "description": spec.description,
             "experiment_name": spec.experiment_name,
             "tags": spec.tags,
             "inputs": inputs,
-            "outputs": {k: asdict(v) for k, v in spec.outputs.items()},
+            "outputs": outputs,
             "environment_variables": spec.environment_variables,
             "timeout_seconds": spec.timeout_seconds,
             "instance_count": spec.instance_count,
@@ -254,7 +262,12 @@ class JobService:
         }
 
     def _inputs(
-        self, spec: CommandJobSpec, base_dir: Path | None, source: str, internal: bool = False
+        self,
+        spec: CommandJobSpec,
+        base_dir: Path | None,
+        source: str,
+        internal: bool = False,
+        principal: Principal | None = None,
     ) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
         for name, item in spec.inputs.items():
@@ -270,10 +283,13 @@ class JobService:
                         )
                     entry["path"] = entry["url"] = item.path  # fetched by the supervisor
                 elif "://" in item.path or item.path.startswith("azureml:"):
-                    raise InvalidParameterValue(
-                        f"{source}: inputs.{name}.path: '{item.path}': job inputs from "
-                        "datastores, storage URIs and data assets are not supported yet; give "
-                        "a local path or an http(s) URL"
+                    if self.data is None:
+                        raise InvalidParameterValue(
+                            f"{source}: inputs.{name}.path: this server has no data layer"
+                        )
+                    entry["path"] = item.path
+                    entry.update(
+                        self.data.resolve_input(name, item.type, item.path, principal, source)
                     )
                 else:
                     path = Path(item.path).expanduser()
@@ -302,6 +318,31 @@ class JobService:
                 entry["value"] = item.value
             out[name] = entry
         return out
+
+    def output_source(self, job_name: str, output: str) -> dict[str, Any]:
+        """Where a completed job kept an output (``azureml://jobs/<job>/outputs/<o>``):
+        its datastore path, or its folder in the run's artifacts (``artifacts``: all)."""
+        job = self.store.get(job_name)
+        outputs = job.spec.get("outputs") or {}
+        if output != "artifacts" and output not in outputs:
+            known = ", ".join(outputs) or "none"
+            raise ResourceDoesNotExist(
+                f"job {job_name} has no output '{output}' (its outputs: {known})"
+            )
+        if job.status != JobStatus.COMPLETED.value:
+            raise InvalidParameterValue(
+                f"job {job_name} is {job.status}: its outputs are read once it has completed"
+            )
+        dest = outputs.get(output, {}).get("dest")
+        if dest:
+            return dict(dest)
+        from lapis.artifacts.store import proxied_path
+
+        root = proxied_path(self.tracking.get_run(job.run_id).info.artifact_uri)
+        if root is None:
+            raise InvalidParameterValue(f"job {job_name} keeps its artifacts outside this server")
+        rel = root if output == "artifacts" else f"{root}/named-outputs/{output}"
+        return {"datastore": ARTIFACTS, "rel": rel}
 
     def inside_workspace(self, path: Path) -> bool:
         home = self.home.resolve()

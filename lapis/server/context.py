@@ -21,6 +21,7 @@ from lapis.compute.service import ComputeService
 from lapis.config import Settings
 from lapis.data.assets import DataAssetService
 from lapis.data.datastores import DatastoreService
+from lapis.data.job_data import JobData
 from lapis.endpoints.batch.service import BatchService
 from lapis.endpoints.control.deployments import DeploymentService
 from lapis.endpoints.control.endpoints import EndpointService
@@ -100,6 +101,8 @@ class Workspace:
         )  # fmt: skip
         registry.notify = _announcer(webhooks)
         jobs = JobService(JobStore(db), tracking, compute, environments, settings.home)
+        data = DataAssetService(db, datastores, artifacts)
+        jobs.data = JobData(datastores, data, auth.can, jobs.output_source)
         endpoints = EndpointService(db, sealer)
         models = ModelService(registry, artifacts, jobs)
         deployments = DeploymentService(db, endpoints, models, environments, settings.home)
@@ -115,7 +118,7 @@ class Workspace:
             registry=registry,
             webhooks=webhooks,
             datastores=datastores,
-            data=DataAssetService(db, datastores, artifacts),
+            data=data,
             compute=compute,
             environments=environments,
             jobs=jobs,

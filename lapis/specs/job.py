@@ -57,6 +57,10 @@ INPUT_TYPES = {
 OUTPUT_TYPES = {"uri_folder", "uri_file", "mlflow_model", "custom_model", "mltable"}
 INPUT_KEYS = {"type", "path", "default", "optional", "mode", "description", "value"}
 OUTPUT_KEYS = {"type", "path", "mode", "description", "name", "version"}
+# Azure's modes (azure.ai.ml.constants.InputOutputModes); how each is carried out is in
+# lapis/compute/data_inputs.py and docs/data.md.
+INPUT_MODES = ("ro_mount", "download", "direct", "eval_mount", "eval_download")
+OUTPUT_MODES = ("rw_mount", "upload", "direct")
 _PLACEHOLDER = re.compile(r"\$\{\{\s*(inputs|outputs)\.([A-Za-z_][\w]*)\s*\}\}")
 _OPTIONAL = re.compile(r"\$\[\[(.*?)\]\]", re.DOTALL)
 _NAME = re.compile(r"^[A-Za-z0-9_\-]{1,255}$")
@@ -80,7 +84,9 @@ class JobInput:
 class JobOutput:
     type: str = "uri_folder"
     mode: str = "rw_mount"
-    path: str | None = None
+    path: str | None = None  # azureml://datastores/<ds>/paths/<p>; None: the run's artifacts
+    name: str | None = None  # registered as this data asset when the job completes
+    version: str | None = None
 
 
 @dataclass
@@ -178,9 +184,13 @@ def _parse_input(doc: Located, name: str, raw: Any) -> JobInput:
         value = raw.get("value", raw.get("default"))
         return JobInput(type=kind, value=value, optional=optional)
     location = _string(doc, (*path, "path"), raw.get("path"), required=not optional)
-    return JobInput(
-        type=kind, path=location, mode=str(raw.get("mode", "ro_mount")), optional=optional
-    )
+    mode = str(raw.get("mode", "ro_mount"))
+    if mode not in INPUT_MODES:
+        hint = " (rw_mount is for outputs)" if mode == "rw_mount" else suggest(mode, INPUT_MODES)
+        raise doc.error((*path, "mode"), f"must be one of {', '.join(INPUT_MODES)}{hint}")
+    if mode.startswith("eval_") and kind != "mltable":
+        raise doc.error((*path, "mode"), f"{mode} is for mltable inputs, not {kind}")
+    return JobInput(type=kind, path=location, mode=mode, optional=optional)
 
 
 def _parse_output(doc: Located, name: str, raw: Any) -> JobOutput:
@@ -193,7 +203,27 @@ def _parse_output(doc: Located, name: str, raw: Any) -> JobOutput:
     kind = raw.get("type", "uri_folder")
     if kind not in OUTPUT_TYPES:
         raise doc.error((*path, "type"), f"must be one of {', '.join(sorted(OUTPUT_TYPES))}")
-    return JobOutput(type=kind, mode=str(raw.get("mode", "rw_mount")), path=raw.get("path"))
+    mode = str(raw.get("mode", "rw_mount"))
+    if mode not in OUTPUT_MODES:
+        hint = " (it is for inputs)" if mode in INPUT_MODES else suggest(mode, OUTPUT_MODES)
+        raise doc.error((*path, "mode"), f"must be one of {', '.join(OUTPUT_MODES)}{hint}")
+    where = _string(doc, (*path, "path"), raw.get("path"))
+    if where is not None and not where.lower().startswith("azureml://datastores/"):
+        raise doc.error(
+            (*path, "path"),
+            "an output goes to a datastore: azureml://datastores/<datastore>/paths/<path> "
+            "(leave it out to keep the output with the job)",
+        )
+    asset = _string(doc, (*path, "name"), raw.get("name"))
+    version = raw.get("version")
+    if version is not None and asset is None:
+        raise doc.error((*path, "version"), "needs name: (the data asset to register)")
+    if asset is not None and not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$", asset):
+        raise doc.error((*path, "name"), "a data asset name holds letters, digits, '_', '.', '-'")
+    return JobOutput(
+        type=kind, mode=mode, path=where, name=asset,
+        version=None if version is None else str(version),
+    )  # fmt: skip
 
 
 _ENV_REF = re.compile(
