@@ -41,8 +41,9 @@ def test_an_http_input_is_fetched_then_revalidated(
 def test_other_uris_say_what_to_do(lapis_server: Any, tmp_path: Path) -> None:
     job_file = _job(tmp_path, "http://x")
     for path, says in (
-        ("wasbs://data@acct.blob.core.windows.net/iris.csv", "are not supported yet"),
-        ("azureml://datastores/workspaceblobstore/paths/iris.csv", "are not supported yet"),
+        ("ftp://data.example/iris.csv", "the ftp:// scheme is not supported"),
+        ("azureml://datastores/nosuch/paths/iris.csv", "Datastore 'nosuch' not found"),
+        ("azureml:iris-nosuch@latest", "Data asset 'iris-nosuch' not found"),
     ):
         text = job_file.read_text().replace("http://x/iris.csv", path)
         job_file.write_text(text)
