@@ -91,10 +91,15 @@ def test_an_asset_read_in_each_mode_and_an_output_registered(
     assert "downloaded 2 files" in logs["download"]
 
     out_name = f"summary-{uuid.uuid4().hex[:6]}"
-    outputs = f"outputs:\n          summary:\n            type: uri_folder\n            name: {out_name}"
+    outputs = (
+        f"outputs:\n          summary:\n            type: uri_folder\n            name: {out_name}"
+    )
     first = submit(lapis_server, _job(tmp_path, f"azureml:{name}:1", "download", outputs))
     done = wait(lapis_server, first["name"], timeout=120)
-    assert done["status"] == "Completed", (done["status_reason"], log_text(lapis_server, first["name"]))
+    assert done["status"] == "Completed", (
+        done["status_reason"],
+        log_text(lapis_server, first["name"]),
+    )
     registered = json_cli(lapis_server, "data", "show", "-n", out_name)
     assert registered["version"] == "1" and registered["job"] == first["name"]
     assert registered["path"] == f"azureml://jobs/{first['name']}/outputs/summary"
@@ -112,7 +117,7 @@ def test_an_asset_read_in_each_mode_and_an_output_registered(
         inputs:
           by_job:
             type: uri_folder
-            path: azureml://jobs/{first['name']}/outputs/summary
+            path: azureml://jobs/{first["name"]}/outputs/summary
           by_asset:
             path: azureml:{out_name}@latest
             mode: download
