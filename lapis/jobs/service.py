@@ -291,6 +291,14 @@ class JobService:
                     entry.update(
                         self.data.resolve_input(name, item.type, item.path, principal, source)
                     )
+                elif not internal:  # the CLI and SDK upload local paths before submitting
+                    raise InvalidParameterValue(
+                        f"{source}: inputs.{name}.path: '{item.path}' is a local path: the "
+                        "lapis CLI and SDK upload it to the default datastore first (the "
+                        "server never reads its own disk for a client); send "
+                        "azureml://datastores/<datastore>/paths/<path> or azureml:<asset>",
+                        field=f"inputs.{name}.path",
+                    )
                 else:
                     path = Path(item.path).expanduser()
                     if not path.is_absolute():
@@ -307,13 +315,7 @@ class JobService:
                         raise InvalidParameterValue(
                             f"{source}: inputs.{name}.path: '{path}' is not a file (uri_file)"
                         )
-                    resolved = path.resolve()
-                    if not internal and self.inside_workspace(resolved):
-                        raise PermissionDenied(
-                            f"{source}: inputs.{name}.path: '{item.path}' is inside the "
-                            "workspace's own folder; a job cannot read the server's files"
-                        )
-                    entry["path"] = str(resolved)
+                    entry["path"] = str(path.resolve())
             else:
                 entry["value"] = item.value
             out[name] = entry

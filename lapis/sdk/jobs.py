@@ -37,6 +37,8 @@ def prepare_submission(
         "overrides": overrides or [],
         "base_dir": str(base_dir),
     }
+    overrides = [*(overrides or []), *_upload_inputs(http, spec, base_dir, source)]
+    body["overrides"] = overrides
     if spec.code is not None:
         snap = take_snapshot(Path(spec.code))
         if not http.exists(f"/api/v1/snapshots/{snap.digest}"):
@@ -66,6 +68,27 @@ def prepare_submission(
                 f"{source}: environment.conda_file: cannot read {path}: {exc.strerror}"
             ) from None
     return body
+
+
+def _upload_inputs(http: LapisHTTP, spec: Any, base_dir: Path, source: str) -> list[str]:
+    """Local input paths go to the workspace's default datastore first, as Azure's CLI
+    does: the server never reads a path on its own disk for a client. Each becomes an
+    override naming where it went (the same content is stored once)."""
+    from lapis.sdk.data_upload import upload_local
+    from lapis.specs.data_asset import parse_data_uri
+
+    moved = []
+    for name, item in spec.inputs.items():
+        if not item.path or parse_data_uri(item.path).kind != "local":
+            continue
+        local = Path(item.path).expanduser()
+        local = local if local.is_absolute() else base_dir / local
+        try:
+            uri = upload_local(http, local, item.type)
+        except InvalidParameterValue as exc:
+            raise InvalidParameterValue(f"{source}: inputs.{name}.path: {exc}") from None
+        moved.append(f"inputs.{name}.path={uri}")
+    return moved
 
 
 def _environment_file(base_dir: Path, location: str, source: str) -> dict[str, Any]:
