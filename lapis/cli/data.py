@@ -49,7 +49,9 @@ def _path(name: str) -> str:
     return f"/api/v1/data/{quote(name, safe='')}"
 
 
-def _show(d: dict[str, Any], fmt: OutputFormat) -> None:
+def _show(
+    d: dict[str, Any], fmt: OutputFormat, readers: list[dict[str, Any]] | None = None
+) -> None:
     if fmt is OutputFormat.json:
         print_json(d)
         return
@@ -66,6 +68,9 @@ def _show(d: dict[str, Any], fmt: OutputFormat) -> None:
     ]
     if d.get("job"):
         rows.append(("Made by job", d["job"]))
+    for reader in readers or []:
+        rows.append(("Read by job", f"{reader['job']} (input {reader['input']}, version "
+                     f"{reader['version']}, {reader['status']})"))  # fmt: skip
     for label, value in rows:
         grid.add_row(label, escape(value))
     console().print(grid)
@@ -173,7 +178,9 @@ def show(
     """Show one version (default: the latest that is not archived)."""
     with client(ctx) as http:
         found = http.get(f"{_path(name)}/versions/{quote(version or 'latest', safe='')}")
-    _show(found, output_format(ctx, output))
+        fmt = output_format(ctx, output)
+        readers = None if fmt is OutputFormat.json else http.get(f"{_path(name)}/jobs")["jobs"]
+    _show(found, fmt, readers)
 
 
 def _archive(ctx: typer.Context, name: str, version: str | None, verb: str) -> None:

@@ -210,7 +210,16 @@ def show(
     for kind in ("inputs", "outputs"):
         for k, v in (job.get(kind) or {}).items():
             shown = v.get("path") or v.get("value") or v.get("type")
-            con.print(f"  {kind[:-1]:<12} {escape(k)} = {escape(str(shown))}")
+            if v.get("uri") and v["uri"] != shown:
+                shown = f"{shown} → {v['uri']}"
+            extra = [f"{v['mode']}" if v.get("mode") and "path" in v else None,
+                     f"asset {v['asset']}" if v.get("asset") else None,
+                     f"registers {v['name']}" if v.get("name") else None]  # fmt: skip
+            said = ", ".join(e for e in extra if e)
+            con.print(
+                f"  {kind[:-1]:<12} {escape(k)} = {escape(str(shown))}"
+                + (f" [dim]({escape(said)})[/dim]" if said else "")
+            )
     timeline = Table("status", "at", "for", "reason", title="timeline")
     events = job.get("events") or []
     for i, e in enumerate(events):

@@ -321,6 +321,18 @@ class JobService:
             out[name] = entry
         return out
 
+    def reading_asset(self, name: str) -> list[dict[str, Any]]:
+        """Lineage: the jobs that read a version of data asset ``name``, newest first."""
+        found = []
+        for job in self.store.reading_asset(name):
+            for input_name, item in (job.spec.get("inputs") or {}).items():
+                asset = str(item.get("asset") or "")
+                if asset.rpartition(":")[0].lower() == name.lower():
+                    found.append({"job": job.name, "input": input_name, "version":
+                                  asset.rpartition(":")[2], "status": job.status,
+                                  "created_at": job.created_at})  # fmt: skip
+        return found
+
     def output_source(self, job_name: str, output: str) -> dict[str, Any]:
         """Where a completed job kept an output (``azureml://jobs/<job>/outputs/<o>``):
         its datastore path, or its folder in the run's artifacts (``artifacts``: all)."""

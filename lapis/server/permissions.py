@@ -81,6 +81,7 @@ ROUTE_ACTIONS: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/data"): "workspaces/data/read",
     ("GET", "/api/v1/data/{name}/versions"): "workspaces/data/read",
     ("GET", "/api/v1/data/{name}/versions/{version}"): "workspaces/data/read",
+    ("GET", "/api/v1/data/{name}/jobs"): "workspaces/data/read",
     ("POST", "/api/v1/data/{name}/archive"): "workspaces/data/write",
     ("POST", "/api/v1/data/{name}/restore"): "workspaces/data/write",
     ("POST", "/api/v1/data/uploads"): "workspaces/data/write",

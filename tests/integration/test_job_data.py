@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from clusterkit import json_cli
-from jobkit import get, lapis_cli, log_text, submit, wait, write_job
+from jobkit import get, http_for, lapis_cli, log_text, submit, wait, write_job
 
 READER = """
 import os, sys, pathlib
@@ -86,6 +86,11 @@ def test_an_asset_read_in_each_mode_and_an_output_registered(
         shown = get(lapis_server, job["name"])["inputs"]["data"]
         assert shown["asset"] == f"{name}:2" and shown["mode"] == mode
         assert shown["uri"].startswith("azureml://datastores/workspaceblobstore/paths/LocalUpload/")
+    with http_for(lapis_server) as http:  # lineage: the three jobs read version 2
+        readers = http.get(f"/api/v1/data/{name}/jobs")["jobs"]
+    assert [(r["input"], r["version"]) for r in readers] == [("data", "2")] * 3
+    shown = lapis_cli(lapis_server, "data", "show", "-n", name)
+    assert shown.stdout.count("Read by job") == 3, shown.stdout
     assert "read in place, read-only" in logs["ro_mount"]
     assert "write: refused" in logs["ro_mount"]  # the sandbox's read-only grant (even as root)
     assert "downloaded 2 files" in logs["download"]

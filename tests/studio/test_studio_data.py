@@ -99,3 +99,36 @@ def test_data_assets_and_their_versions(studio: Studio, tmp_path: Path) -> None:
     versions = page.inner_text("#data-versions")
     assert "1" in versions and "2" in versions and "admin" in versions
     studio.shot("data-asset")
+
+
+def test_a_job_reading_an_asset_shows_lineage_both_ways(studio: Studio, tmp_path: Path) -> None:
+    from jobkit import lapis_cli, submit, wait, write_job
+
+    name = f"studio-lineage-{uuid.uuid4().hex[:6]}"
+    (tmp_path / "iris").mkdir()
+    (tmp_path / "iris" / "iris.csv").write_text("sepal\n5.1\n")
+    made = lapis_cli(studio.server, "data", "create", "--name", name, "--path",
+                     str(tmp_path / "iris"))  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    job_file = write_job(tmp_path / "job", f"""
+        command: ls ${{{{inputs.iris}}}}
+        inputs:
+          iris:
+            path: azureml:{name}@latest
+            mode: download
+        environment: system
+        compute: local
+        """)  # fmt: skip
+    job = submit(studio.server, job_file)
+    assert wait(studio.server, job["name"], timeout=120)["status"] == "Completed"
+    page = studio.page
+    studio.go(f"/data/assets/{name}")
+    readers = page.inner_text("#data-readers")
+    assert job["name"] in readers and "iris" in readers, readers
+    page.click(f"#data-readers a:has-text('{job['name']}')")
+    page.wait_for_selector("#io-h")
+    io = page.inner_text("section[aria-labelledby=io-h]")
+    assert (
+        f"{name}:1" in io and "download" in io and "azureml://datastores/workspaceblobstore" in io
+    ), io
+    studio.shot("job-data-input")

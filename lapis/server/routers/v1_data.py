@@ -110,6 +110,15 @@ async def get_data(request: Request, name: str, version: str) -> Response:
     return json_response(await run_in_threadpool(_ws(request).data.get, name, version))
 
 
+@router.get("/data/{name}/jobs")
+async def data_readers(request: Request, name: str) -> Response:
+    """Lineage: the jobs that read a version of this asset (and with which input); the
+    job that made each version is on the version itself (``job``)."""
+    ws = _ws(request)
+    await run_in_threadpool(ws.data.versions, name)  # 404 for an unknown asset
+    return json_response({"jobs": await run_in_threadpool(ws.jobs.reading_asset, name)})
+
+
 async def _archive(request: Request, name: str, archived: bool) -> Response:
     body: dict[str, Any] = await json_object(request) if await request.body() else {}
     version = body.get("version")

@@ -142,6 +142,20 @@ class JobStore:
         with self.db.read() as conn:
             return [_job(r) for r in conn.execute(q)]
 
+    def reading_asset(self, name: str, limit: int = 200) -> list[Job]:
+        """Jobs whose inputs resolved to a version of data asset ``name``, newest first
+        (the stored spec keeps ``"asset":"<name>:<version>"`` on each such input)."""
+        quoted = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        pattern = f'%"asset":"{quoted}:%'
+        q = (
+            select(jobs)
+            .where(jobs.c.spec.like(pattern, escape="\\"))
+            .order_by(jobs.c.seq.desc())
+            .limit(limit)
+        )
+        with self.db.read() as conn:
+            return [_job(r) for r in conn.execute(q)]
+
     def active_on(self, compute: str) -> tuple[list[Job], list[Job]]:
         """(running, queued) jobs of one compute target, each in submission order."""
         with self.db.read() as conn:

@@ -40,8 +40,12 @@ async def data_page(request: Request) -> Response:
 @router.get("/data/assets/{name}")
 async def data_asset_page(request: Request, name: str) -> Response:
     """Every version of a data asset, newest first, with where each one's data is."""
-    versions = await run_in_threadpool(request.app.state.ws.data.versions, name)
-    return render(request, "data/asset.html", {"versions": versions}, section="data")
+    ws = request.app.state.ws
+    versions = await run_in_threadpool(ws.data.versions, name)
+    readers = await run_in_threadpool(ws.jobs.reading_asset, name)
+    return render(
+        request, "data/asset.html", {"versions": versions, "readers": readers}, section="data"
+    )
 
 
 @router.get("/data/datastores/{name}")
