@@ -32,7 +32,7 @@ from lapis.cli._common import (
 )
 from lapis.errors import InvalidParameterValue
 from lapis.sdk.connection import LapisHTTP
-from lapis.sdk.data_upload import upload_local
+from lapis.sdk.data_upload import download_asset, upload_local
 from lapis.specs.data_asset import parse_data_asset
 from lapis.specs.yaml_lines import load, read_text_file
 
@@ -202,3 +202,49 @@ def archive(ctx: typer.Context, name: str, version: VersionOption = None) -> Non
 def restore(ctx: typer.Context, name: str, version: VersionOption = None) -> None:
     """Bring an archived version (or all) back."""
     _archive(ctx, name, version, "restore")
+
+
+@app.command("download")
+@named(what="data asset")
+def download(
+    ctx: typer.Context,
+    name: str,
+    version: VersionOption = None,
+    download_path: Annotated[
+        Path, typer.Option("--download-path", "-p", help="Folder to put <name>/ in.")
+    ] = Path("."),
+) -> None:
+    """Copy a data asset's files here (into <download-path>/<name>/), with a progress bar;
+    run again, it fetches only what is missing."""
+    with client(ctx) as http, Progress(
+        "[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+        TransferSpeedColumn(), console=console(), transient=True,
+    ) as bar:  # fmt: skip
+        task = bar.add_task(f"downloading {name}", total=None)
+
+        def seen(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        folder = download_asset(http, name, version, download_path, seen)
+    console().print(f"Downloaded {name} to {folder}", markup=False)
+
+
+@app.command("preview")
+@named(what="data asset")
+def preview(ctx: typer.Context, name: str, version: VersionOption = None,
+            output: OutputOption = None) -> None:  # fmt: skip
+    """The first rows and the columns of a tabular asset (CSV, TSV, JSON lines, Parquet,
+    MLTable)."""
+    with client(ctx) as http:
+        found = http.get(f"{_path(name)}/versions/{quote(version or 'latest', safe='')}/preview")
+    if output_format(ctx, output) is OutputFormat.json:
+        print_json(found)
+        return
+    if not found["columns"]:
+        console().print(found.get("note") or "nothing to preview", markup=False)
+        return
+    table = Table(*[f"{c['name']}\n[dim]{c['type']}[/dim]" for c in found["columns"]],
+                  title=f"{name}: {found['source']} ({found['format']})")  # fmt: skip
+    for row in found["rows"]:
+        table.add_row(*[escape("" if v is None else str(v)) for v in row])
+    console().print(table)

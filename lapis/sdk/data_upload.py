@@ -81,3 +81,46 @@ def upload_local(
             content=chunks(),
         )
     return str(begun["path"])
+
+
+def download_asset(
+    http: LapisHTTP,
+    name: str,
+    version: str | None,
+    target: str | Path,
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Copy a data asset's files to ``<target>/<name>/`` (Azure's layout for ``az ml data
+    download``); the folder. Each file lands under a ``.part`` name first, so an
+    interrupted download never leaves a file that looks whole; files already there with
+    the right size are not fetched again, so running it again resumes."""
+    base = f"/api/v1/data/{quote(name, safe='')}/versions/{quote(version or 'latest', safe='')}"
+    listing: dict[str, Any] = http.get(f"{base}/files")
+    folder = Path(target).expanduser() / str(listing["name"])
+    todo = []
+    for item in listing["files"]:
+        rel = str(item["path"])
+        dest = (folder / rel).resolve()
+        if folder.resolve() not in dest.parents:
+            raise InvalidParameterValue(f"data asset file '{rel}' would land outside {folder}")
+        if dest.is_file() and item.get("size") is not None and dest.stat().st_size == item["size"]:
+            continue
+        todo.append((rel, dest, int(item.get("size") or 0)))
+    total, done = sum(t[2] for t in todo), 0
+    if progress:
+        progress(0, total)
+    for rel, dest, _size in todo:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        part = dest.with_name(f".{dest.name}.part")
+        with (
+            http.stream("GET", f"{base}/files/{quote(rel, safe='/')}") as resp,
+            open(part, "wb") as fh,
+        ):
+            for chunk in resp.iter_bytes():
+                fh.write(chunk)
+                done += len(chunk)
+                if progress:
+                    progress(done, total)
+        part.replace(dest)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

@@ -120,6 +120,14 @@ class DataOperations:
             found = self._http.get("/api/v1/data")["data"]
         return [self._data(d) for d in found]
 
+    def download(
+        self, name: str, version: str | None = None, download_path: str | Path = "."
+    ) -> None:
+        """The asset's files into ``<download_path>/<name>/`` (as azure-ai-ml's)."""
+        from lapis.sdk.data_upload import download_asset
+
+        download_asset(self._http, name, version, download_path)
+
     def archive(self, name: str, version: str | None = None) -> None:
         self._http.post(f"/api/v1/data/{q(name)}/archive", {"version": version} if version else {})
 

@@ -82,6 +82,9 @@ ROUTE_ACTIONS: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/data/{name}/versions"): "workspaces/data/read",
     ("GET", "/api/v1/data/{name}/versions/{version}"): "workspaces/data/read",
     ("GET", "/api/v1/data/{name}/jobs"): "workspaces/data/read",
+    ("GET", "/api/v1/data/{name}/versions/{version}/files"): "workspaces/data/read",
+    ("GET", "/api/v1/data/{name}/versions/{version}/files/{path:path}"): "workspaces/data/read",
+    ("GET", "/api/v1/data/{name}/versions/{version}/preview"): "workspaces/data/read",
     ("POST", "/api/v1/data/{name}/archive"): "workspaces/data/write",
     ("POST", "/api/v1/data/{name}/restore"): "workspaces/data/write",
     ("POST", "/api/v1/data/uploads"): "workspaces/data/write",
@@ -198,6 +201,7 @@ ROUTE_ACTIONS: dict[tuple[str, str], str] = {
     ("POST", "/compute/{name}/{action}"): f"{COMP}/{{action}}",
     ("GET", "/data"): f"{DATA}/read",
     ("GET", "/data/assets/{name}"): "workspaces/data/read",
+    ("GET", "/data/assets/{name}/preview"): "workspaces/data/read",  # + listsecrets if keyed
     ("GET", "/data/datastores/{name}"): f"{DATA}/read",
     ("GET", "/data/datastores/{name}/files"): f"{DATA}/read",  # files only with listsecrets
     ("GET", "/environments"): f"{ENVS}/read",

@@ -6,6 +6,7 @@ as they are, and every mistake in one line."""
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import uuid
 from pathlib import Path
@@ -148,3 +149,87 @@ def test_the_sdk_registers_local_data_as_azure_ai_ml_does(
         assert name not in {d.name for d in ml.data.list()}
         ml.data.restore(name, version="1")
         assert ml.data.get(name).version == "1"
+
+
+def test_a_large_folder_upload_killed_halfway_resumes(lapis_server: Any, tmp_path: Path) -> None:
+    """1 GiB in 16 files; the client is killed (SIGKILL) once about half are on the
+    server; the same command again sends only the rest, and the asset is whole."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    folder = tmp_path / "big"
+    folder.mkdir()
+    chunk = os.urandom(1024 * 1024)
+    for i in range(16):
+        with open(folder / f"part-{i:02d}.bin", "wb") as fh:
+            for _ in range(64):
+                fh.write(chunk)
+    name = f"big-{uuid.uuid4().hex[:6]}"
+    argv = [sys.executable, "-m", "lapis", "data", "create", "--name", name, "--path", str(folder)]
+    env = {**os.environ, **lapis_server.env}
+    uploads = lapis_server.home / "artifacts" / "datastores" / "workspaceblobstore" / "LocalUpload"
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def arrived() -> list[Path]:
+        return [p for p in uploads.rglob("part-*.bin")] if uploads.exists() else []
+
+    deadline = time.monotonic() + 300
+    while len(arrived()) < 8 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = len(arrived())
+    assert 1 <= before < 16, f"{before} files had arrived when the client was killed"
+    whole = {p.name: p.stat().st_mtime_ns for p in arrived()
+             if p.stat().st_size == 64 * 1024 * 1024}  # fmt: skip
+    assert whole, "no file had arrived whole"
+    again = subprocess.run([*argv, "-o", "json"], env=env, capture_output=True, text=True,
+                           timeout=600)  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    made = json.loads(again.stdout)
+    assert made["version"] == "1"
+    rel = made["path"].split("/paths/", 1)[1].rstrip("/")
+    landed = uploads.parent / rel
+    assert sorted(p.name for p in landed.iterdir()) == [f"part-{i:02d}.bin" for i in range(16)]
+    assert all(p.stat().st_size == 64 * 1024 * 1024 for p in landed.iterdir())
+    # what had arrived whole was not sent again
+    assert {n: (landed / n).stat().st_mtime_ns for n in whole} == whole
+    with open(landed / "part-15.bin", "rb") as fh:
+        assert fh.read(1024 * 1024) == chunk
+
+
+def test_download_and_preview(lapis_server: Any, tmp_path: Path) -> None:
+    name = f"heart-dl-{uuid.uuid4().hex[:6]}"
+    json_cli(lapis_server, "data", "create", "--name", name, "--path", str(_heart(tmp_path)))
+    target = tmp_path / "downloads"
+    done = lapis_cli(lapis_server, "data", "download", "-n", name, "--download-path", str(target))
+    assert done.returncode == 0, done.stderr
+    assert (target / name / "heart.csv").read_text() == "age,chol\n63,233\n"
+    assert (target / name / "raw" / "notes.txt").read_text() == "from UCI\n"
+    shown = json_cli(lapis_server, "data", "preview", "-n", name)
+    assert shown["source"] == "heart.csv" and shown["format"] == "csv"
+    assert shown["columns"] == [
+        {"name": "age", "type": "integer"},
+        {"name": "chol", "type": "integer"},
+    ]
+    assert shown["rows"] == [["63", "233"]]
+    table = lapis_cli(lapis_server, "data", "preview", "-n", name)
+    assert "age" in table.stdout and "233" in table.stdout, table.stdout
+
+    mlt = tmp_path / "titanic"
+    mlt.mkdir()
+    (mlt / "titanic.csv").write_text("PassengerId,Survived,Age\n1,0,22\n2,1,38\n3,1,26\n")
+    (mlt / "MLTable").write_text("paths:\n  - file: ./titanic.csv\ntransformations:\n"
+                                 "  - read_delimited:\n      delimiter: ','\n"
+                                 "  - drop_columns: PassengerId\n  - take: 2\n")  # fmt: skip
+    json_cli(lapis_server, "data", "create", "--name", f"{name}-t", "--type", "mltable",
+             "--path", str(mlt))  # fmt: skip
+    table_view = json_cli(lapis_server, "data", "preview", "-n", f"{name}-t")
+    assert table_view["format"] == "mltable"
+    assert [c["name"] for c in table_view["columns"]] == ["Survived", "Age"]
+    assert table_view["rows"] == [["0", "22"], ["1", "38"]]
+    missing = lapis_cli(lapis_server, "data", "download", "-n", "no-such-asset")
+    assert missing.returncode != 0 and "not found" in missing.stderr

@@ -123,6 +123,9 @@ def test_a_job_reading_an_asset_shows_lineage_both_ways(studio: Studio, tmp_path
     assert wait(studio.server, job["name"], timeout=120)["status"] == "Completed"
     page = studio.page
     studio.go(f"/data/assets/{name}")
+    page.wait_for_selector("#data-preview")
+    preview = page.inner_text("#data-preview")
+    assert "sepal" in preview and "number" in preview and "5.1" in preview, preview
     readers = page.inner_text("#data-readers")
     assert job["name"] in readers and "iris" in readers, readers
     page.click(f"#data-readers a:has-text('{job['name']}')")

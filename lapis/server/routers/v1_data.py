@@ -1,4 +1,4 @@
-"""Lapis' data API under ``/api/v1``: datastores.
+"""Lapis' data API under ``/api/v1``: datastores and data assets.
 
 ``POST /datastores`` takes ``{"yaml": "...", "source": "ds.yml"}`` (the file's
 text, so errors name lines) or the document itself; it creates the datastore or
@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
-from starlette.responses import Response
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+from starlette.responses import Response, StreamingResponse
 
 from lapis.api import data as api
 from lapis.errors import MalformedRequest
@@ -108,6 +108,44 @@ async def data_versions(request: Request, name: str) -> Response:
 async def get_data(request: Request, name: str, version: str) -> Response:
     """One version; ``latest``: the newest that is not archived."""
     return json_response(await run_in_threadpool(_ws(request).data.get, name, version))
+
+
+def _files(request: Request) -> Any:
+    from lapis.data.reading import AssetFiles
+
+    data = _ws(request).jobs.data
+    assert data is not None
+    return AssetFiles(data)
+
+
+@router.get("/data/{name}/versions/{version}/files")
+async def data_files(request: Request, name: str, version: str) -> Response:
+    """The asset's files (path, size), read where the data is with the datastore's
+    credential — so, for a datastore that has one, the caller's role needs listsecrets."""
+    principal = getattr(request.state, "principal", None)
+    found = await run_in_threadpool(_files(request).files, name, version, principal)
+    return json_response(found)
+
+
+@router.get("/data/{name}/versions/{version}/files/{path:path}")
+async def data_file(request: Request, name: str, version: str, path: str) -> Response:
+    """One file's bytes, streamed from its datastore (``lapis data download``)."""
+    principal = getattr(request.state, "principal", None)
+    size, chunks = await run_in_threadpool(_files(request).stream, name, version, path, principal)
+    headers = {"Content-Disposition": "attachment", "X-Content-Type-Options": "nosniff"}
+    if size is not None:
+        headers["Content-Length"] = str(size)
+    return StreamingResponse(
+        iterate_in_threadpool(chunks), media_type="application/octet-stream", headers=headers
+    )
+
+
+@router.get("/data/{name}/versions/{version}/preview")
+async def data_preview(request: Request, name: str, version: str) -> Response:
+    """The first rows and a schema of the asset's table (CSV, TSV, JSON lines, Parquet,
+    MLTable)."""
+    principal = getattr(request.state, "principal", None)
+    return json_response(await run_in_threadpool(_files(request).preview, name, version, principal))
 
 
 @router.get("/data/{name}/jobs")

@@ -48,6 +48,22 @@ async def data_asset_page(request: Request, name: str) -> Response:
     )
 
 
+@router.get("/data/assets/{name}/preview")
+async def data_asset_preview(request: Request, name: str, version: str = "latest") -> Response:
+    """The first rows and columns of a tabular asset, as a fragment (read from its
+    datastore, so a slow store never holds up the page); a refusal is shown in place."""
+    from lapis.data.reading import AssetFiles
+
+    ws = request.app.state.ws
+    principal = getattr(request.state, "principal", None)
+    found, problem = None, None
+    try:
+        found = await run_in_threadpool(AssetFiles(ws.jobs.data).preview, name, version, principal)
+    except LapisError as exc:
+        problem = exc.message
+    return render(request, "data/_preview.html", {"p": found, "problem": problem})
+
+
 @router.get("/data/datastores/{name}")
 async def datastore_page(request: Request, name: str, path: str = "") -> Response:
     """The datastore's settings; its files come in a fragment (a slow or unreachable
