@@ -60,16 +60,19 @@ class Input:
 
 @dataclass
 class Output:
-    """A job output; ``uri_folder`` outputs end up under ``named-outputs/<name>/``."""
+    """A job output: kept with the job (``named-outputs/<name>/``) or, with a datastore
+    ``path``, written there; with ``name``, registered as a data asset."""
 
     type: str = "uri_folder"
-    path: str | None = None
+    path: str | None = None  # azureml://datastores/<ds>/paths/<p>: written there
     mode: str | None = None
     description: str | None = None
+    name: str | None = None  # registered as this data asset when the job completes
+    version: str | None = None
 
     def _to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": self.type}
-        for key in ("path", "mode", "description"):
+        for key in ("path", "mode", "description", "name", "version"):
             value = getattr(self, key)
             if value is not None:
                 out[key] = value

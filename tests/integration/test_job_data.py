@@ -157,3 +157,43 @@ def test_mistakes_are_one_line_at_submission_and_missing_data_fails_the_job(
     done = wait(lapis_server, job["name"], timeout=120)
     assert done["status"] == "Failed"
     assert done["status_reason"] == f"input data: {missing} does not exist", done["status_reason"]
+
+
+def test_the_sdk_reads_an_asset_and_registers_an_output(lapis_server: Any, tmp_path: Path) -> None:
+    """As an azure-ai-ml script: Data, Input(path="azureml:…", mode=…), Output(name=…),
+    then ml.data.get and ml.data.download of what the job made."""
+    from lapis.ml import Input, MLClient, Output, command
+    from lapis.ml.constants import AssetTypes, InputOutputModes
+    from lapis.ml.entities import Data
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "copy.py").write_text(
+        "import shutil, sys\nshutil.copy(sys.argv[1] + '/heart.csv', sys.argv[2])\n"
+    )
+    name, out = f"sdk-heart-{uuid.uuid4().hex[:6]}", f"sdk-copy-{uuid.uuid4().hex[:6]}"
+    with MLClient(lapis_server.url, lapis_server.token) as ml:
+        made = ml.data.create_or_update(
+            Data(name=name, type=AssetTypes.URI_FOLDER, path=_asset(lapis_server, tmp_path, 4))
+        )
+        assert made.version == "1"
+        job = command(
+            code=str(tmp_path / "src"),
+            command="python copy.py ${{inputs.heart}} ${{outputs.copied}}",
+            inputs={
+                "heart": Input(
+                    type=AssetTypes.URI_FOLDER,
+                    path=f"azureml:{name}@latest",
+                    mode=InputOutputModes.DOWNLOAD,
+                )
+            },
+            outputs={"copied": Output(type=AssetTypes.URI_FOLDER, name=out)},
+            environment="system",
+            compute="local",
+        )
+        returned = ml.jobs.create_or_update(job)
+        done = wait(lapis_server, returned.name, timeout=120)
+        assert done["status"] == "Completed", done["status_reason"]
+        registered = ml.data.get(out, label="latest")
+        assert registered.path == f"azureml://jobs/{returned.name}/outputs/copied"
+        ml.data.download(out, download_path=tmp_path / "got")
+    assert (tmp_path / "got" / out / "heart.csv").read_text().count("\n") == 5
