@@ -42,6 +42,7 @@ from lapis.cli.job import _status, _stream
 from lapis.errors import InvalidParameterValue
 from lapis.sdk import jobs as sdk_jobs
 from lapis.sdk.connection import LapisHTTP
+from lapis.sdk.data_upload import client_input
 from lapis.sdk.serving import read_yaml
 from lapis.specs.batch import parse_batch_endpoint
 
@@ -247,19 +248,16 @@ def invoke(
     output: OutputOption = None,
 ) -> None:
     """Score every file of a folder (or one file): submits a job that writes predictions.csv."""
-    if input.startswith(("http://", "https://")):
-        given = input
-    else:
-        local = Path(input).expanduser().resolve()
-        if not local.exists():
-            raise InvalidParameterValue(f"--input {input}: not a folder or a file")
-        given = str(local)
-    body: dict[str, Any] = {"input": given}
-    if input_type:
-        body["input_type"] = input_type
-    if deployment:
-        body["deployment_name"] = deployment
     with client(ctx) as http:
+        try:  # a local folder or file goes to the default datastore first
+            given, _kind = client_input(http, input, input_type)
+        except InvalidParameterValue as exc:
+            raise InvalidParameterValue(f"--input {exc}") from None
+        body: dict[str, Any] = {"input": given}
+        if input_type:
+            body["input_type"] = input_type
+        if deployment:
+            body["deployment_name"] = deployment
         job = http.post(f"{_path(name)}/invoke", body)
         fmt = output_format(ctx, output)
         if stream:

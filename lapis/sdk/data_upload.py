@@ -124,3 +124,18 @@ def download_asset(
         part.replace(dest)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def client_input(http: LapisHTTP, given: str, kind: str | None = None) -> tuple[str, str]:
+    """What a client sends for data it names: a reference as it is (``azureml:…``,
+    ``azureml://…``, a storage or http(s) URL), a local file or folder uploaded to the
+    default datastore first (content-hashed, once) and named by its datastore path.
+    Returns (path, type), the type inferred from a local path when not given."""
+    text = str(given)
+    if "://" in text or text.startswith("azureml:"):
+        return text, kind or ("uri_file" if text.startswith(("http://", "https://")) else "")
+    local = Path(text).expanduser().resolve()
+    if not local.exists():
+        raise InvalidParameterValue(f"'{given}': not a folder or a file here")
+    kind = kind or ("uri_folder" if local.is_dir() else "uri_file")
+    return upload_local(http, local, kind), kind

@@ -266,7 +266,9 @@ class OnlineDeploymentOperations:
 
 
 # --- batch ----------------------------------------------------------------------------
-def _batch_input(input: Any, inputs: Mapping[str, Any] | None) -> tuple[str, str | None]:
+def _batch_input(
+    http: LapisHTTP, input: Any, inputs: Mapping[str, Any] | None
+) -> tuple[str, str | None]:
     """What to score, from azure-ai-ml's ``input=`` or one-entry ``inputs={…}``."""
     if inputs:
         if input is not None or len(inputs) != 1:
@@ -277,13 +279,10 @@ def _batch_input(input: Any, inputs: Mapping[str, Any] | None) -> tuple[str, str
     kind: str | None = None
     if isinstance(input, (Input, Data)):
         kind, input = input.type, input.path
-    text = str(input)
-    if text.startswith(("http://", "https://")):
-        return text, kind
-    local = Path(text).expanduser().resolve()
-    if not local.exists():
-        raise InvalidParameterValue(f"input {input}: not a folder or a file")
-    return str(local), kind
+    from lapis.sdk.data_upload import client_input
+
+    path, _inferred = client_input(http, str(input), kind)  # local data: uploaded first
+    return path, kind
 
 
 class BatchEndpointOperations:
@@ -329,7 +328,7 @@ class BatchEndpointOperations:
         """Score every file of a folder, or one file (local or an http(s) URL); the
         scoring job (predictions in its output ``score``). ``input`` may be a path,
         an ``Input`` or a ``Data``; ``inputs={"name": Input(…)}`` works as on Azure."""
-        given, kind = _batch_input(input, inputs)
+        given, kind = _batch_input(self._http, input, inputs)
         body: dict[str, Any] = {"input": given}
         if input_type or kind:
             body["input_type"] = input_type or kind

@@ -71,21 +71,23 @@ INPUT_TYPES = ("uri_folder", "uri_file")
 
 @dataclass(frozen=True)
 class BatchInput:
-    """What a batch invocation scores: a local folder or file, or a file at an http(s) URL."""
+    """What a batch invocation scores: data by reference (``azureml:<asset>``,
+    ``azureml://datastores/…``, ``azureml://jobs/…``, a storage URL), resolved like any
+    job input, or a file at an http(s) URL, fetched by the job's supervisor."""
 
     type: str
-    path: Path | str  # str: a URL, fetched by the job's supervisor like any uri_file input
+    path: Path | str  # a Path only for the server's own (internal) invocations
 
 
 def batch_input(given: str, input_type: str | None = None) -> BatchInput:
-    """Check ``given`` against ``input_type`` (inferred when absent: a URL or a file is
-    ``uri_file``, a folder ``uri_folder``); local paths are on the server's machine."""
+    """Check ``given`` against ``input_type`` (an http(s) URL is one ``uri_file``; other
+    references default to ``uri_folder``). A local path is refused: the CLI and SDK
+    upload local data to the default datastore and send its path."""
     if not isinstance(given, str) or not given.strip():
         raise InvalidParameterValue("'input' must name a folder or a file to score")
     if input_type is not None and input_type not in INPUT_TYPES:
         raise InvalidParameterValue(
             f"input type must be uri_folder or uri_file, got {input_type!r}"
-            + (" (data assets come with the data issue)" if input_type == "mltable" else "")
         )
     if given.startswith(("http://", "https://")):
         if input_type == "uri_folder":
@@ -95,28 +97,12 @@ def batch_input(given: str, input_type: str | None = None) -> BatchInput:
             )
         return BatchInput("uri_file", given)
     if "://" in given or given.startswith("azureml:"):
-        raise InvalidParameterValue(
-            f"input '{given}' is not a local path or an http(s) URL; batch inputs from "
-            "datastores, storage URIs and data assets are not supported yet"
-        )
-    path = Path(given).expanduser()
-    if not path.is_absolute():
-        raise InvalidParameterValue(
-            f"input '{given}' must be an absolute path on the server's machine "
-            "(the CLI resolves relative paths)"
-        )
-    if not path.exists():
-        raise InvalidParameterValue(f"input '{path}' does not exist")
-    kind = input_type or ("uri_folder" if path.is_dir() else "uri_file")
-    if kind == "uri_folder" and not path.is_dir():
-        raise InvalidParameterValue(
-            f"input '{path}' is a file; give --input-type uri_file, or the folder holding it"
-        )
-    if kind == "uri_file" and not path.is_file():
-        raise InvalidParameterValue(
-            f"input '{path}' is a folder; give --input-type uri_folder (or leave it out)"
-        )
-    return BatchInput(kind, path.resolve())
+        return BatchInput(input_type or "", given)  # "": the asset's own type
+    raise InvalidParameterValue(
+        f"input '{given}' is a local path: the lapis CLI and SDK upload it to the default "
+        "datastore first (the server never reads its own disk for a client); send "
+        "azureml://datastores/<datastore>/paths/<path> or azureml:<asset>"
+    )
 
 
 def model_folder(models: ModelService, models_root: Path, name: str, version: str) -> Path:

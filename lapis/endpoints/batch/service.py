@@ -39,7 +39,7 @@ from lapis.endpoints.batch import invocation
 from lapis.entities.auth import Principal
 from lapis.entities.jobs import Job
 from lapis.environments.service import EnvironmentService
-from lapis.errors import InvalidParameterValue, InvalidState, PermissionDenied, ResourceDoesNotExist
+from lapis.errors import InvalidParameterValue, InvalidState, ResourceDoesNotExist
 from lapis.jobs.service import JobService
 from lapis.registry.models import ModelService, model_type
 from lapis.specs.batch import (
@@ -399,11 +399,8 @@ class BatchService:
             deployment = e.default_deployment
         d = self.get_deployment(e.name, deployment)
         data = invocation.batch_input(given_input, input_type)
-        if isinstance(data.path, Path) and self.jobs.inside_workspace(data.path):
-            raise PermissionDenied(
-                f"input '{given_input}' is inside the workspace's own folder; a batch "
-                "invocation cannot read the server's files"
-            )
+        if not data.type:  # a reference: a data asset says what it is, the rest are folders
+            data = invocation.BatchInput(self._type_of(str(data.path)), data.path)
         model = d.spec["model"]
         model_dir = invocation.model_folder(
             self.models, self.models_root, model["name"], model["version"]
@@ -417,6 +414,15 @@ class BatchService:
             "snapshot": invocation.scoring_snapshot(self.jobs, d),
         }
         return self.jobs.submit(request, principal, internal=True)
+
+    def _type_of(self, given: str) -> str:
+        from lapis.specs.data_asset import parse_data_uri
+
+        uri = parse_data_uri(given)
+        if uri.kind == "asset" and self.jobs.data is not None:
+            found = self.jobs.data.assets.get(str(uri.name), uri.version, uri.label)
+            return found.type if found.type in invocation.INPUT_TYPES else "uri_folder"
+        return "uri_folder"
 
     def _nodes(self, d: BatchDeployment) -> int:
         """Nodes one invocation spreads over: ``instance_count`` on a cluster, else 1 (on
