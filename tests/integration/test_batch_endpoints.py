@@ -17,7 +17,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from jobkit import batch_predictions, lapis_cli, log_text, wait
+from jobkit import batch_predictions, get, lapis_cli, log_text, wait
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "batch"
 
@@ -247,10 +247,15 @@ def test_example_scores_csv_files(lapis_server: Any, tmp_path: Path) -> None:
     spec.write_text(spec.read_text().replace("mini_batch_size: 2", "mini_batch_size: 5"))
     updated = _json(lapis_server, "batch-deployment", "update", "-f", str(spec))
     assert updated["mini_batch_size"] == 5 and updated["name"] == "linear"
+    # this time the data is a registered asset, named as Azure's samples name theirs
+    _ok(lapis_cli(lapis_server, "data", "create", "--name", f"houses-{uid}", "--path",
+                  str(folder / "data")))  # fmt: skip
     again = _json(
-        lapis_server, "batch-endpoint", "invoke", f"houses-{uid}", "--input", str(folder / "data")
-    )
+        lapis_server, "batch-endpoint", "invoke", f"houses-{uid}", "--input",
+        f"azureml:houses-{uid}@latest",
+    )  # fmt: skip
     assert wait(lapis_server, again["name"], timeout=60)["status"] == "Completed"
+    assert get(lapis_server, again["name"])["inputs"]["data"]["asset"] == f"houses-{uid}:1"
     assert "mini-batch 1/1" in log_text(lapis_server, again["name"])  # 5 files, one mini-batch
     bad = spec.read_text().replace("name: linear", "name: other")
     (folder / "other.yml").write_text(bad)
