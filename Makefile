@@ -85,7 +85,7 @@ test-fast: $(VENV)/.stamp-dev
 
 # bench/serving.py drives the servers with wrk (a Debian package); installed when missing.
 
-bench: $(VENV)/.stamp-dev
+bench: $(VENV)/.stamp-dev studio-assets  # studio-assets: npm ci, which brings Azurite for bench/data.py
 	$(PY) bench/tracking.py
 	$(PY) bench/jobs.py
 	command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y wrk; }
@@ -93,6 +93,7 @@ bench: $(VENV)/.stamp-dev
 	$(PY) bench/studio.py
 	$(PY) bench/load.py
 	$(PY) bench/cluster.py
+	$(PY) bench/data.py
 
 clean:
 	rm -rf $(VENV) .lapis-demo .pytest_cache .mypy_cache .ruff_cache node_modules $(STUDIO_VENDOR) test-results
