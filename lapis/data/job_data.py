@@ -83,6 +83,13 @@ class JobData:
                     field=f"inputs.{name}.type",
                 )
             uri = parse_data_uri(asset.path)
+        if uri.kind == "url" and uri.scheme in ("http", "https"):
+            if kind != "uri_file":
+                raise InvalidParameterValue(
+                    f"{where}: {uri.text} is one file over http(s): the input's type must "
+                    f"be uri_file (not {kind})"
+                )
+            return {**out, "url": uri.text, "uri": uri.text}  # fetched by the supervisor
         out["source"] = self._source(uri, principal, where)
         out["uri"] = self._canonical(uri, out["source"])
         return out

@@ -22,7 +22,7 @@ from lapis.errors import DatastoreError, InvalidParameterValue, ResourceDoesNotE
 
 MAX_FILES = 10_000
 PREVIEW_ROWS = 20
-CHUNK = 1024 * 1024
+CHUNK = 4 * 1024 * 1024
 _FORMATS = {".csv": "csv", ".tsv": "tsv", ".txt": "csv", ".jsonl": "jsonl", ".json": "jsonl",
             ".parquet": "parquet", ".pq": "parquet"}  # fmt: skip
 _READERS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -46,6 +46,10 @@ class AssetFiles:
             "data", asset.type, f"azureml:{asset.name}:{asset.version}", principal,
             f"data asset {asset.name}:{asset.version}",
         )  # fmt: skip
+        if "source" not in resolved:
+            raise InvalidParameterValue(
+                f"data asset {asset.name}:{asset.version} is at {asset.path}: fetch it from there"
+            )
         opened = self.data.open_source(resolved["source"])
         fs, root = open_datastore(opened["kind"], opened["settings"], opened["secrets"])
         rel = str(opened.get("rel") or "").strip("/")

@@ -9,7 +9,9 @@ each checked by the server against its hash. ``progress`` hears every chunk.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -18,6 +20,7 @@ from lapis.errors import InvalidParameterValue
 from lapis.sdk.connection import LapisHTTP
 
 CHUNK = 1024 * 1024
+WORKERS = 4  # files in flight at once: enough to keep a link busy, few enough for a laptop
 
 
 def _files(root: Path) -> list[tuple[str, Path]]:
@@ -51,28 +54,24 @@ def upload_local(
     if kind in ("uri_folder", "mltable") and not root.is_dir():
         raise InvalidParameterValue(f"'{path}' is a file but the type is {kind}")
     files = _files(root.resolve())
+    with ThreadPoolExecutor(WORKERS) as pool:  # hashlib lets go of the GIL on big blocks
+        digests = list(pool.map(_sha256, [p for _rel, p in files]))
     manifest: list[dict[str, Any]] = [
-        {"path": rel, "size": p.stat().st_size, "sha256": _sha256(p)} for rel, p in files
+        {"path": rel, "size": p.stat().st_size, "sha256": d}
+        for (rel, p), d in zip(files, digests, strict=True)
     ]
     begun: dict[str, Any] = http.post(
         "/api/v1/data/uploads", {"leaf": root.resolve().name, "type": kind, "files": manifest}
     )
     todo = set(begun["missing"])
     total = sum(int(f["size"]) for f in manifest if f["path"] in todo)
-    done = 0
-    if progress:
-        progress(0, total)
-    for rel, local in files:
-        if rel not in todo:
-            continue
+    counter = _Counter(total, progress)
 
-        def chunks(local: Path = local) -> Iterator[bytes]:
-            nonlocal done
+    def send(rel: str, local: Path) -> None:
+        def chunks() -> Iterator[bytes]:
             with open(local, "rb") as fh:
                 while chunk := fh.read(CHUNK):
-                    done += len(chunk)
-                    if progress:
-                        progress(done, total)
+                    counter.add(len(chunk))
                     yield chunk
 
         http.request(
@@ -80,7 +79,37 @@ def upload_local(
             f"/api/v1/data/uploads/{begun['upload']}/files/{quote(rel, safe='/')}",
             content=chunks(),
         )
+
+    _each(send, [(rel, local) for rel, local in files if rel in todo])
     return str(begun["path"])
+
+
+class _Counter:
+    """Bytes moved so far, from several threads, told to ``progress``."""
+
+    def __init__(self, total: int, progress: Callable[[int, int], None] | None) -> None:
+        self.total, self.done, self.progress = total, 0, progress
+        self.lock = threading.Lock()
+        if progress:
+            progress(0, total)
+
+    def add(self, n: int) -> None:
+        with self.lock:
+            self.done += n
+            if self.progress:
+                self.progress(self.done, self.total)
+
+
+def _each(fn: Callable[..., None], items: list[tuple[Any, ...]]) -> None:
+    """``fn(*item)`` for every item, ``WORKERS`` at a time; the first error is raised
+    (the files already moved stay, so running again resumes)."""
+    if len(items) <= 1:
+        for item in items:
+            fn(*item)
+        return
+    with ThreadPoolExecutor(WORKERS) as pool:
+        for future in [pool.submit(fn, *item) for item in items]:
+            future.result()
 
 
 def download_asset(
@@ -106,22 +135,19 @@ def download_asset(
         if dest.is_file() and item.get("size") is not None and dest.stat().st_size == item["size"]:
             continue
         todo.append((rel, dest, int(item.get("size") or 0)))
-    total, done = sum(t[2] for t in todo), 0
-    if progress:
-        progress(0, total)
-    for rel, dest, _size in todo:
+    counter = _Counter(sum(t[2] for t in todo), progress)
+
+    def fetch(rel: str, dest: Path, _size: int) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)
         part = dest.with_name(f".{dest.name}.part")
-        with (
-            http.stream("GET", f"{base}/files/{quote(rel, safe='/')}") as resp,
-            open(part, "wb") as fh,
-        ):
-            for chunk in resp.iter_bytes():
+        url = f"{base}/files/{quote(rel, safe='/')}"
+        with http.stream("GET", url) as resp, open(part, "wb") as fh:
+            for chunk in resp.iter_bytes(CHUNK):
                 fh.write(chunk)
-                done += len(chunk)
-                if progress:
-                    progress(done, total)
+                counter.add(len(chunk))
         part.replace(dest)
+
+    _each(fetch, todo)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 

@@ -54,3 +54,25 @@ def test_other_uris_say_what_to_do(lapis_server: Any, tmp_path: Path) -> None:
     job_file.write_text(folder)
     done = lapis_cli(lapis_server, "job", "create", "-f", str(job_file))
     assert done.returncode == 1 and "give it type: uri_file" in done.stderr, done.stderr
+
+
+def test_a_data_asset_at_an_http_url_is_fetched_too(
+    lapis_server: Any, tmp_path: Path, web: tuple[str, list[str]]
+) -> None:
+    import uuid
+
+    base, _seen = web
+    name = f"iris-url-{uuid.uuid4().hex[:6]}"
+    made = lapis_cli(lapis_server, "data", "create", "--name", name, "--type", "uri_file",
+                     "--path", f"{base}/iris.csv")  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    job_file = _job(tmp_path, base)
+    job_file.write_text(job_file.read_text().replace(f"{base}/iris.csv", f"azureml:{name}@latest"))
+    job = submit(lapis_server, job_file)
+    done = wait(lapis_server, job["name"], timeout=120)
+    assert done["status"] == "Completed", (
+        done["status_reason"],
+        log_text(lapis_server, job["name"]),
+    )
+    assert "rows 3 header sepal,petal" in log_text(lapis_server, job["name"])
+    assert get(lapis_server, job["name"])["inputs"]["data"]["asset"] == f"{name}:1"
