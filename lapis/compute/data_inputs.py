@@ -42,6 +42,7 @@ from typing import Any
 
 SOURCES_FILE = "data-sources.json"
 CHUNK = 4 * 1024 * 1024
+WORKERS = 4  # files read at once from a remote store
 
 
 def _open(src: Mapping[str, Any]) -> tuple[Any, str]:
@@ -155,21 +156,27 @@ def _mark(meta: Mapping[str, Any]) -> str:
 def _copy(
     fs: Any, where: str, is_file: bool, entries: list[tuple[str, int, str]], dest: Path
 ) -> int:
-    """Stream the files into ``dest`` (a file, or a folder); bytes written."""
-    total = 0
-    for rel, *_ in entries:
+    """Stream the files into ``dest`` (a file, or a folder), ``WORKERS`` at a time;
+    bytes written."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(rel: str) -> int:
         target = dest if is_file else dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
+        written = 0
         with (
             fs.open(where if is_file else posixpath.join(where, rel), "rb") as src,
             open(target, "wb") as out,
         ):
             while chunk := src.read(CHUNK):
                 out.write(chunk)
-                total += len(chunk)
+                written += len(chunk)
+        return written
+
     if not is_file:
         dest.mkdir(parents=True, exist_ok=True)  # an empty folder is still the input
-    return total
+    with ThreadPoolExecutor(WORKERS) as pool:
+        return sum(pool.map(one, [rel for rel, *_ in entries]))
 
 
 class InputError(RuntimeError):

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 from clusterkit import json_cli
-from jobkit import lapis_cli
+from jobkit import lapis_cli, log_text, submit, wait, write_job
 
 FILES = Path(__file__).resolve().parents[1] / "compat" / "files" / "datastore"
 KEY = "bGFwaXMtdGVzdC1hY2NvdW50LWtleS1ub3QtYS1yZWFsLW9uZQ=="  # in blob-key.yml
@@ -140,6 +140,27 @@ def test_a_local_datastore_under_an_allowed_folder(
         assert listed == [{"path": "cats/a.png", "is_dir": False, "size": 3}]
         up = lapis_cli(server, "datastore", "browse", "images", "--path", "../..")
         assert up.returncode != 0 and "Traceback" not in up.stderr
+        # a job reads it in place (read-only) and writes an output into it
+        job_file = write_job(tmp_path / "job", """
+            command: >-
+              ls ${{inputs.cats}} && (touch ${{inputs.cats}}/new.png || echo write refused)
+              && cp ${{inputs.cats}}/a.png ${{outputs.thumbs}}/a-small.png
+            inputs:
+              cats:
+                path: azureml://datastores/images/paths/cats
+            outputs:
+              thumbs:
+                path: azureml://datastores/images/paths/thumbs/${{name}}
+            environment: system
+            compute: local
+            """)  # fmt: skip
+        job = submit(server, job_file)
+        done = wait(server, job["name"], timeout=120)
+        log = log_text(server, job["name"])
+        assert done["status"] == "Completed", (done["status_reason"], log)
+        assert "read in place, read-only" in log and "write refused" in log, log
+        assert not (allowed / "images" / "cats" / "new.png").exists()
+        assert (allowed / "images" / "thumbs" / job["name"] / "a-small.png").read_bytes() == b"png"
         outside = tmp_path / "other.yml"
         (tmp_path / "elsewhere").mkdir()
         outside.write_text(f"name: other\ntype: local\npath: {tmp_path / 'elsewhere'}\n")
