@@ -53,7 +53,9 @@ def batch(lapis_server: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[s
     ok(lapis_server, "batch-endpoint", "create", "-f", str(folder / "endpoint.yml"))
     ok(lapis_server, "batch-deployment", "create", "-f", str(spec))
     ok(lapis_server, "batch-deployment", "create", "-f", str(folder / "deployment2.yml"))
-    return {"name": f"houses-{uid}", "model": model, "data": folder / "data"}
+    asset = f"houses-data-{uid}"  # the page scores data the workspace knows
+    ok(lapis_server, "data", "create", "--name", asset, "--path", str(folder / "data"))
+    return {"name": f"houses-{uid}", "model": model, "data": f"azureml:{asset}@latest"}
 
 
 def test_invoke_from_the_page(studio: Studio, batch: dict[str, Any]) -> None:
@@ -68,7 +70,8 @@ def test_invoke_from_the_page(studio: Studio, batch: dict[str, Any]) -> None:
     assert page.inner_text("#invoke-uri").endswith(f"/api/v1/batchEndpoints/{name}/invoke")
     assert page.inner_text("#default-deployment") == "linear"
     assert "team: examples" in page.inner_text("#batch-tags")
-    assert "server's machine" in page.inner_text("#invoke-help")
+    assert "lapis data create" in page.inner_text("#invoke-help")
+    assert page.locator(f"#invoke-assets option[value='{batch['data']}']").count() == 1
     row = page.locator("#batch-deployments-table tr[data-deployment=linear]")
     text = row.inner_text()
     assert "default" in row.locator(".default-marker").inner_text()
@@ -99,11 +102,10 @@ def test_invoke_from_the_page(studio: Studio, batch: dict[str, Any]) -> None:
 def test_errors_and_make_default(studio: Studio, batch: dict[str, Any], tmp_path: Path) -> None:
     page, name = studio.page, batch["name"]
     studio.go(f"/batch-endpoints/{name}")
-    missing = tmp_path / "nowhere"
-    page.fill("#invoke-input", str(missing))
+    page.fill("#invoke-input", "azureml:nowhere@latest")
     page.click("#invoke-submit")
     alert = page.wait_for_selector("#messages [role=alert]")
-    assert alert.inner_text() == f"input '{missing}' does not exist"
+    assert "Data asset 'nowhere' not found" in alert.inner_text(), alert.inner_text()
     assert f"/batch-endpoints/{name}" in page.url
     studio.shot("batch-missing-folder")
 

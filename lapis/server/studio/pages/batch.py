@@ -66,6 +66,7 @@ def _page(ws: Any, name: str, base: str) -> dict[str, Any]:
     return {
         "e": ws.batch.describe(e, base),
         "deployments": _deployments(ws, e.name),
+        "assets": [a for a in ws.data.list() if a.type in ("uri_folder", "uri_file")],
         **_invocations(ws, e.name),
     }
 
@@ -92,7 +93,7 @@ async def invocations_fragment(request: Request, name: str) -> Response:
 
 @router.post("/batch-endpoints/{name}/invoke")
 async def invoke(request: Request, name: str) -> Response:
-    """Score a folder on the server's machine; the browser goes to the new job."""
+    """Score a data asset or a datastore path; the browser goes to the new job."""
     ws = request.app.state.ws
     form = await request.form()
     folder = str(form.get("input") or "").strip()
