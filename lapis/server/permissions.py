@@ -187,6 +187,7 @@ ROUTE_ACTIONS: dict[tuple[str, str], str] = {
     ("GET", "/jobs/{name}/status"): f"{JOBS}/read",
     ("POST", "/jobs/{name}/cancel"): f"{JOBS}/write",
     ("POST", "/jobs/{name}/resubmit"): f"{JOBS}/write",
+    ("POST", "/jobs/{name}/outputs/{output}/register"): f"{MODELS}/write",
     ("GET", "/jobs/{name}/log/stream"): f"{JOBS}/read",
     ("GET", "/jobs/{name}/files"): f"{JOBS}/read",
     ("GET", "/jobs/{name}/download"): f"{JOBS}/read",

@@ -135,3 +135,26 @@ def test_a_job_reading_an_asset_shows_lineage_both_ways(studio: Studio, tmp_path
         f"{name}:1" in io and "download" in io and "azureml://datastores/workspaceblobstore" in io
     ), io
     studio.shot("job-data-input")
+
+
+def test_a_model_output_is_registered_from_the_job_page(studio: Studio, tmp_path: Path) -> None:
+    from jobkit import submit, wait, write_job
+
+    job_file = write_job(tmp_path / "job", """
+        command: echo weights > ${{outputs.model}}/weights.txt
+        outputs:
+          model:
+            type: custom_model
+        environment: system
+        compute: local
+        """)  # fmt: skip
+    job = submit(studio.server, job_file)
+    assert wait(studio.server, job["name"], timeout=120)["status"] == "Completed"
+    page = studio.page
+    studio.go(f"/jobs/{job['name']}")
+    model = f"studio-model-{uuid.uuid4().hex[:6]}"
+    page.fill("#register-model-name", model)
+    page.click("#register-model button")
+    page.wait_for_url(f"**/models/{model}/versions/1")
+    assert "weights.txt" in page.content()
+    studio.shot("model-from-job-output")

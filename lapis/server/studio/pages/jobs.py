@@ -169,6 +169,34 @@ async def job_resubmit(request: Request, name: str) -> Response:
     return Response(status_code=204, headers={"HX-Redirect": target})
 
 
+@router.post("/jobs/{name}/outputs/{output}/register")
+async def job_output_register(request: Request, name: str, output: str) -> Response:
+    """Register a completed job's model output (``mlflow_model``/``custom_model``) as a
+    model version, with the job as its lineage; the browser goes to the new version."""
+    ws = request.app.state.ws
+    form = await request.form()
+    model = str(form.get("model") or "").strip()
+    principal = getattr(request.state, "principal", None)
+
+    def work() -> Any:
+        job = ws.jobs.get(name)
+        out = (job.spec.get("outputs") or {}).get(output)
+        if out is None or out.get("type") not in ("mlflow_model", "custom_model"):
+            raise InvalidParameterValue(f"job {name} has no model output '{output}'")
+        if job.status != "Completed":
+            raise InvalidParameterValue(f"job {name} is {job.status}: register it once completed")
+        spec = {
+            "name": model,
+            "type": out["type"],
+            "path": f"azureml://jobs/{name}/outputs/{output}",
+        }
+        return ws.models.create(spec, principal)
+
+    made = await run_in_threadpool(work)
+    target = f"/models/{quote(made.name, safe='')}/versions/{quote(str(made.version), safe='')}"
+    return Response(status_code=204, headers={"HX-Redirect": target})
+
+
 # --- log tail -----------------------------------------------------------------------
 def _sse(event: str, data: str, event_id: str | None = None) -> bytes:
     lines = [f"event: {event}"]
