@@ -358,10 +358,6 @@ class JobService:
         rel = root if output == "artifacts" else f"{root}/named-outputs/{output}"
         return {"datastore": ARTIFACTS, "rel": rel}
 
-    def inside_workspace(self, path: Path) -> bool:
-        home = self.home.resolve()
-        return path == home or home in path.parents
-
     def _code(
         self, spec: CommandJobSpec, snapshot: SnapshotRef | None, source: str
     ) -> dict[str, Any] | None:

@@ -94,6 +94,24 @@ def test_overrides_apply_before_validation() -> None:
         ("command: x\ntype: sweep\n", ["<job>:2", "sweep jobs are not supported yet"]),
         ("command: x\nenvironment: 'bad env!'\n", ["<job>:2", "not an environment reference"]),
         ("command: x\nresources:\n  instance_count: 0\n", ["<job>:3", "positive integer"]),
+        (
+            "command: x\ninputs:\n  a:\n    path: azureml:d@latest\n    mode: ro_mnt\n",
+            ["<job>:5", "inputs.a.mode", "did you mean 'ro_mount'"],
+        ),
+        (
+            "command: x\ninputs:\n  a:\n    path: azureml:d@latest\n    mode: rw_mount\n",
+            ["<job>:5", "rw_mount is for outputs"],
+        ),
+        (
+            "command: x\ninputs:\n  a:\n    path: p\n    mode: eval_mount\n",
+            ["<job>:5", "eval_mount is for mltable inputs, not uri_folder"],
+        ),
+        ("command: x\noutputs:\n  o:\n    mode: download\n", ["<job>:4", "it is for inputs"]),
+        (
+            "command: x\noutputs:\n  o:\n    path: s3://bucket/out\n",
+            ["<job>:4", "an output goes to a datastore: azureml://datastores/"],
+        ),
+        ("command: x\noutputs:\n  o:\n    version: '2'\n", ["<job>:4", "needs name:"]),
     ],
 )
 def test_bad_specs_name_file_line_and_key(text: str, fragments: list[str]) -> None:
@@ -124,3 +142,14 @@ def test_inline_environment() -> None:
     assert spec.environment.kind == "inline" and spec.environment.image == "python:3.11-slim"
     with pytest.raises(InvalidParameterValue, match="image' and/or 'conda_file'"):
         parse_job("command: x\nenvironment:\n  name: e\n")
+
+
+def test_output_destination_and_asset_are_read() -> None:
+    spec = parse_job(
+        "command: x\noutputs:\n  o:\n    type: uri_folder\n    mode: upload\n"
+        "    path: azureml://datastores/blob/paths/out/${{name}}/\n    name: feats\n"
+        "    version: 3\n"
+    )
+    out = spec.outputs["o"]
+    assert (out.mode, out.name, out.version) == ("upload", "feats", "3")
+    assert out.path == "azureml://datastores/blob/paths/out/${{name}}/"
