@@ -8,6 +8,8 @@ resumes), and the version points at it.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -76,16 +78,24 @@ def _show(
     console().print(grid)
 
 
-def _upload(http: LapisHTTP, path: Path, kind: str) -> str:
+@contextlib.contextmanager
+def _bar(label: str) -> Iterator[Callable[[int, int], None]]:
+    """A transfer's progress bar (bytes, speed), gone when the transfer ends; yields the
+    ``progress(done, total)`` callback the SDK's upload and download call."""
     with Progress(
         "[progress.description]{task.description}", BarColumn(), DownloadColumn(),
         TransferSpeedColumn(), console=console(), transient=True,
     ) as bar:  # fmt: skip
-        task = bar.add_task(f"uploading {path.name}", total=None)
+        task = bar.add_task(label, total=None)
 
         def seen(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
+        yield seen
+
+
+def _upload(http: LapisHTTP, path: Path, kind: str) -> str:
+    with _bar(f"uploading {path.name}") as seen:
         return upload_local(http, path, kind, seen)
 
 
@@ -216,15 +226,7 @@ def download(
 ) -> None:
     """Copy a data asset's files here (into <download-path>/<name>/), with a progress bar;
     run again, it fetches only what is missing."""
-    with client(ctx) as http, Progress(
-        "[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-        TransferSpeedColumn(), console=console(), transient=True,
-    ) as bar:  # fmt: skip
-        task = bar.add_task(f"downloading {name}", total=None)
-
-        def seen(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
+    with client(ctx) as http, _bar(f"downloading {name}") as seen:
         folder = download_asset(http, name, version, download_path, seen)
     console().print(f"Downloaded {name} to {folder}", markup=False)
 
