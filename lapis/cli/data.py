@@ -224,8 +224,7 @@ def download(
         Path, typer.Option("--download-path", "-p", help="Folder to put <name>/ in.")
     ] = Path("."),
 ) -> None:
-    """Copy a data asset's files here (into <download-path>/<name>/), with a progress bar;
-    run again, it fetches only what is missing."""
+    """Copy a data asset's files into <download-path>/<name>/ (again: only what is missing)."""
     with client(ctx) as http, _bar(f"downloading {name}") as seen:
         folder = download_asset(http, name, version, download_path, seen)
     console().print(f"Downloaded {name} to {folder}", markup=False)
@@ -235,8 +234,7 @@ def download(
 @named(what="data asset")
 def preview(ctx: typer.Context, name: str, version: VersionOption = None,
             output: OutputOption = None) -> None:  # fmt: skip
-    """The first rows and the columns of a tabular asset (CSV, TSV, JSON lines, Parquet,
-    MLTable)."""
+    """The first rows and columns of a table: CSV, TSV, JSON lines, Parquet, MLTable."""
     with client(ctx) as http:
         found = http.get(f"{_path(name)}/versions/{quote(version or 'latest', safe='')}/preview")
     if output_format(ctx, output) is OutputFormat.json:
