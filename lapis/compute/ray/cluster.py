@@ -251,13 +251,13 @@ class RayClusterBackend(ProcessBackend):
         return handle
 
     def _submit(self, ctx: LaunchContext, folder: Path, state: dict[str, Any]) -> Handle:
-        """The job's supervisor as a Ray job: on a node of its own (the ``lapis_node``
-        resource; one CPU on an attached cluster), or, for a gang, on the head, whose
-        driver then reserves the nodes."""
+        """The job's supervisor as a Ray job: on a node of its own (``lapis_node``; one CPU
+        on an attached cluster), or, for a gang, on the head (its driver reserves nodes)."""
         compute = ctx.compute
         gang = bool(self.job_extras(ctx))
         attached = bool(state.get("attached"))
-        submission = self._client(state).submit_job(
+        submission = ray_nodes.submit_when_ready(
+            self._client(state),
             entrypoint=f"{ctx.python} -m lapis.compute.supervisor {folder}",
             submission_id=f"lapis-{ctx.job.name}-{int(time.time() * 1000)}",
             entrypoint_num_cpus=0 if gang else 1,

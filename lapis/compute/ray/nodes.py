@@ -453,3 +453,22 @@ def nodes_of_job(job: dict[str, Any]) -> int:
         return max(1, int((job.get("metadata") or {}).get("lapis_nodes", 1)))
     except (TypeError, ValueError):
         return 1
+
+
+AGENT_WAIT_S = 60.0
+
+
+def submit_when_ready(client: Any, **job: Any) -> str:
+    """``client.submit_job(**job)``, waiting out a head whose job agent is not up yet.
+
+    A head that has just started (or a loaded host) answers 500 "No available agent to
+    submit job, please try again later" for a while; Ray's own advice is to retry. Any
+    other refusal is raised at once."""
+    deadline = time.monotonic() + AGENT_WAIT_S
+    while True:
+        try:
+            return str(client.submit_job(**job))
+        except RuntimeError as exc:
+            if "No available agent" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(1.0)
