@@ -86,8 +86,7 @@ class JobData:
         if uri.kind == "url" and uri.scheme in ("http", "https"):
             if kind != "uri_file":
                 raise InvalidParameterValue(
-                    f"{where}: {uri.text} is one file over http(s): the input's type must "
-                    f"be uri_file (not {kind})"
+                    f"{where}: an http(s) URL names one file: give it type: uri_file (not {kind})"
                 )
             return {**out, "url": uri.text, "uri": uri.text}  # fetched by the supervisor
         out["source"] = self._source(uri, principal, where)

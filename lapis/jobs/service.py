@@ -39,13 +39,11 @@ from lapis.errors import (
     PermissionDenied,
     ResourceDoesNotExist,
 )
+from lapis.jobs.inputs import resolve_inputs
 from lapis.specs.job import CommandJobSpec, generated_name, parse_job
 from lapis.store.sql.jobs import JobStore
 from lapis.tracking.service import TrackingService
 from lapis.util import DISK_FULL, now_ms
-
-PATH_INPUTS = {"uri_file", "uri_folder", "mlflow_model", "custom_model", "mltable"}
-
 
 SERVERLESS = "serverless"  # compute: serverless: a workspace-managed cluster per size
 
@@ -129,7 +127,7 @@ class JobService:
         if reason:
             raise InvalidParameterValue(f"{source}: compute: {reason}")
         env = self._environment(spec, sub, source)
-        inputs = self._inputs(spec, base_dir, source, internal, principal)
+        inputs = resolve_inputs(spec, self.data, base_dir, source, internal, principal)
         code = self._code(spec, sub.snapshot, source)
         if self._exists(spec.name):
             from lapis.errors import ResourceAlreadyExists
@@ -260,66 +258,6 @@ class JobService:
             "dockerfile": resolved.dockerfile,
             "spec": resolved.spec.canonical() if resolved.spec is not None else None,
         }
-
-    def _inputs(
-        self,
-        spec: CommandJobSpec,
-        base_dir: Path | None,
-        source: str,
-        internal: bool = False,
-        principal: Principal | None = None,
-    ) -> dict[str, dict[str, Any]]:
-        out: dict[str, dict[str, Any]] = {}
-        for name, item in spec.inputs.items():
-            entry: dict[str, Any] = {"type": item.type, "mode": item.mode}
-            if item.type in PATH_INPUTS:
-                if item.path is None:
-                    entry["path"] = None
-                elif item.path.startswith(("http://", "https://")):
-                    if item.type != "uri_file":
-                        raise InvalidParameterValue(
-                            f"{source}: inputs.{name}: an http(s) URL names one file: give it "
-                            f"type: uri_file (not {item.type})"
-                        )
-                    entry["path"] = entry["url"] = item.path  # fetched by the supervisor
-                elif "://" in item.path or item.path.startswith("azureml:"):
-                    if self.data is None:
-                        raise InvalidParameterValue(
-                            f"{source}: inputs.{name}.path: this server has no data layer"
-                        )
-                    entry["path"] = item.path
-                    entry.update(
-                        self.data.resolve_input(name, item.type, item.path, principal, source)
-                    )
-                elif not internal:  # the CLI and SDK upload local paths before submitting
-                    raise InvalidParameterValue(
-                        f"{source}: inputs.{name}.path: '{item.path}' is a local path: the "
-                        "lapis CLI and SDK upload it to the default datastore first (the "
-                        "server never reads its own disk for a client); send "
-                        "azureml://datastores/<datastore>/paths/<path> or azureml:<asset>",
-                        field=f"inputs.{name}.path",
-                    )
-                else:
-                    path = Path(item.path).expanduser()
-                    if not path.is_absolute():
-                        if base_dir is None:
-                            raise InvalidParameterValue(
-                                f"{source}: inputs.{name}.path: relative path without base_dir"
-                            )
-                        path = base_dir / path
-                    if not path.exists():
-                        raise InvalidParameterValue(
-                            f"{source}: inputs.{name}.path: '{path}' does not exist"
-                        )
-                    if item.type == "uri_file" and not path.is_file():
-                        raise InvalidParameterValue(
-                            f"{source}: inputs.{name}.path: '{path}' is not a file (uri_file)"
-                        )
-                    entry["path"] = str(path.resolve())
-            else:
-                entry["value"] = item.value
-            out[name] = entry
-        return out
 
     def reading_asset(self, name: str) -> list[dict[str, Any]]:
         """Lineage: the jobs that read a version of data asset ``name``, newest first."""
