@@ -45,12 +45,13 @@ CHUNK = 4 * 1024 * 1024
 WORKERS = 4  # files read at once from a remote store
 
 
-def _open(src: Mapping[str, Any]) -> tuple[Any, str]:
+def _open(src: Mapping[str, Any]) -> tuple[Any, str, str]:
+    """(filesystem, the datastore's root in it, the input's path in it)."""
     from lapis.data.filesystems import open_datastore
 
     fs, root = open_datastore(str(src["kind"]), src["settings"], src.get("secrets") or {})
     rel = str(src.get("rel") or "").strip("/")
-    return fs, (posixpath.join(root, rel) if rel else root)
+    return fs, root, (posixpath.join(root, rel) if rel else root)
 
 
 def on_host(src: Mapping[str, Any]) -> str | None:
@@ -127,15 +128,20 @@ def _size(n: int) -> str:
     return str(n)
 
 
-def _entries(fs: Any, where: str) -> tuple[bool, list[tuple[str, int, str]]]:
-    """(is a file, [(relative path, size, version mark)]) of what is at ``where``."""
+def _entries(fs: Any, root: str, where: str) -> tuple[bool, list[tuple[str, int, str]]]:
+    """(is a file, [(relative path, size, version mark)]) of what is at ``where``; files
+    reached by a link out of the datastore's ``root`` are left out (filesystems.escapes)."""
+    from lapis.data.filesystems import escapes
+
+    if escapes(fs, root, where):
+        raise InputError(f"{where} leads out of its datastore by a symbolic link")
     info = fs.info(where)
     if info.get("type") != "directory":
         return True, [("", int(info.get("size") or 0), _mark(info))]
     found = fs.find(where, detail=True)
     out = []
     for path, meta in sorted(found.items()):
-        if meta.get("type") == "directory":
+        if meta.get("type") == "directory" or escapes(fs, root, path):
             continue
         rel = (
             path[len(where.rstrip("/")) :].lstrip("/")
@@ -220,6 +226,8 @@ def materialize(
         try:
             here = on_host(src)
             if here is not None and mode in ("ro_mount", "eval_mount") and sandboxed:
+                # no check of links needed: the sandbox grants the folder itself, and a
+                # link out of it lands where the job's own rules say
                 if not os.path.exists(here):
                     raise InputError(f"{uri} does not exist")
                 _check_type(str(item["type"]), os.path.isfile(here), uri)
@@ -228,9 +236,9 @@ def materialize(
                 grants.append(here)
                 lines.append(f"input {name}: {mode} of {uri}: read in place, read-only")
                 continue
-            fs, where = _open(src)
+            fs, root, where = _open(src)
             try:
-                is_file, entries = _entries(fs, where)
+                is_file, entries = _entries(fs, root, where)
             except FileNotFoundError:
                 raise InputError(f"{uri} does not exist") from None
             _check_type(str(item["type"]), is_file, uri)

@@ -10,6 +10,7 @@ passed on as the datastore's reason.
 
 from __future__ import annotations
 
+import os
 import posixpath
 from collections.abc import Mapping
 from typing import Any
@@ -98,6 +99,18 @@ def open_datastore(
     raise InvalidParameterValue(f"reading {kind} datastores is not supported yet")
 
 
+def escapes(fs: Any, root: str, path: str) -> bool:
+    """Whether ``path`` leads out of ``root`` by a symbolic link, on a filesystem of this
+    host (a ``local`` datastore, a local artifact root). A link in a datastore's folder
+    must never make a job, a download or a preview read the workspace's own files."""
+    protocol = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
+    if not {"file", "local"} & set(protocol):
+        return False
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(path)
+    return real != real_root and not real.startswith(real_root.rstrip(os.sep) + os.sep)
+
+
 def storage_reason(exc: BaseException) -> str:
     """What the storage service said, in one line: its error code, then its message
     without the request id and the XML body Azure appends."""
@@ -134,6 +147,8 @@ def listing(
     out = []
     for e in entries:
         full = str(e["name"]).rstrip("/")
+        if escapes(fs, root, full):
+            continue  # a link out of the datastore's folder is not one of its files
         inside = full[len(root) :].lstrip("/") if full.startswith(root) else full
         out.append({"path": inside, "is_dir": e.get("type") == "directory",
                     "size": e.get("size") if e.get("type") != "directory" else None})  # fmt: skip

@@ -46,6 +46,7 @@ KNOWN_UNSUPPORTED = ("read_delta_lake", "extract_columns_from_partition_format",
                      "take_random_sample", "read_delimited_lines")  # fmt: skip
 HEADERS = ("all_files_same_headers", "from_first_file", "all_files_different_headers",
            "no_header")  # fmt: skip
+MAX_FILE_BYTES = 1024 * 1024  # an MLTable file is a few lines of YAML
 ROW_LIMIT = 100_000  # a preview never needs more; a job input reads whole files itself
 
 
@@ -72,7 +73,9 @@ class MLTable:
                 out.extend(sorted(p for p in self.fs.find(target) if not _hidden(p)))
             else:  # pattern
                 out.extend(sorted(self.fs.glob(target)))
-        return out
+        from lapis.data.filesystems import escapes
+
+        return [p for p in out if not (self.base and escapes(self.fs, self.base, p))]
 
     def rows(self, limit: int | None = None) -> tuple[list[str], list[dict[str, Any]]]:
         """(columns, rows) after every transformation; at most ``limit`` rows are read."""
@@ -130,7 +133,14 @@ def _join(base: str, rel: str) -> str:
             f"MLTable paths: '{rel}' is a URL; Lapis reads paths relative to the MLTable "
             "file (register the data where it is with a datastore path instead)"
         )
-    return posixpath.normpath(posixpath.join(base, rel)) if base else rel
+    if not base:
+        return rel
+    joined = posixpath.normpath(posixpath.join(base, rel))
+    if joined != base.rstrip("/") and not joined.startswith(base.rstrip("/") + "/"):
+        raise InvalidParameterValue(
+            f"MLTable paths: '{rel}' leads out of the MLTable's folder; name files beside it"
+        )
+    return joined
 
 
 def _delimited(
@@ -266,6 +276,9 @@ def load_table(fs: Any, folder: str) -> MLTable:
     """The MLTable in ``folder`` (a path ``fs`` knows), ready to read."""
     where = posixpath.join(folder, "MLTable")
     try:
+        size = int(fs.info(where).get("size") or 0)
+        if size > MAX_FILE_BYTES:
+            raise InvalidParameterValue(f"{where}: an MLTable file over {MAX_FILE_BYTES:,} bytes")
         text = fs.cat(where).decode()
     except FileNotFoundError:
         raise InvalidParameterValue(f"no MLTable file in {folder}") from None

@@ -15,10 +15,15 @@ from collections.abc import Iterator
 from typing import Any
 
 from lapis.data import mltable
-from lapis.data.filesystems import open_datastore, storage_reason
+from lapis.data.filesystems import escapes, open_datastore, storage_reason
 from lapis.data.job_data import JobData
 from lapis.entities.auth import Principal
-from lapis.errors import DatastoreError, InvalidParameterValue, ResourceDoesNotExist
+from lapis.errors import (
+    DatastoreError,
+    InvalidParameterValue,
+    PermissionDenied,
+    ResourceDoesNotExist,
+)
 
 MAX_FILES = 10_000
 PREVIEW_ROWS = 20
@@ -53,7 +58,10 @@ class AssetFiles:
         opened = self.data.open_source(resolved["source"])
         fs, root = open_datastore(opened["kind"], opened["settings"], opened["secrets"])
         rel = str(opened.get("rel") or "").strip("/")
-        return asset, fs, posixpath.join(root, rel) if rel else root
+        where = posixpath.join(root, rel) if rel else root
+        if escapes(fs, root, where):
+            raise PermissionDenied(f"{asset.path} leads out of its datastore by a symbolic link")
+        return asset, fs, where
 
     def files(self, name: str, version: str | None, principal: Principal | None) -> dict[str, Any]:
         """Every file of the asset (path relative to it, size), at most MAX_FILES."""
@@ -65,8 +73,8 @@ class AssetFiles:
             else:
                 found = []
                 for path, meta in sorted(fs.find(where, detail=True).items()):
-                    if meta.get("type") == "directory":
-                        continue
+                    if meta.get("type") == "directory" or escapes(fs, where, path):
+                        continue  # a link out of the asset's folder is not one of its files
                     rel = path[len(where.rstrip("/")) :].lstrip("/")
                     found.append({"path": rel, "size": meta.get("size")})
                     if len(found) > MAX_FILES:
@@ -78,7 +86,7 @@ class AssetFiles:
             raise ResourceDoesNotExist(
                 f"data asset {asset.name}:{asset.version}: {asset.path} does not exist"
             ) from None
-        except (InvalidParameterValue, ResourceDoesNotExist):
+        except (InvalidParameterValue, ResourceDoesNotExist, PermissionDenied):
             raise
         except Exception as exc:  # the storage libraries raise their own types
             raise DatastoreError(f"{asset.path}: {storage_reason(exc)}") from None
@@ -94,6 +102,8 @@ class AssetFiles:
         asset, fs, where = self._locate(name, version, principal)
         rel = clean_relpath(path)
         target = where if asset.type == "uri_file" else posixpath.join(where, rel)
+        if escapes(fs, where, target):
+            raise PermissionDenied(f"'{rel}' leads out of data asset {asset.name} by a link")
         try:
             size = fs.info(target).get("size")
             handle = fs.open(target, "rb")
@@ -132,7 +142,7 @@ class AssetFiles:
                     posixpath.basename(where) if found == where else posixpath.relpath(found, where)
                 )
             columns, rows = table.rows(PREVIEW_ROWS)
-        except (InvalidParameterValue, ResourceDoesNotExist):
+        except (InvalidParameterValue, ResourceDoesNotExist, PermissionDenied):
             raise
         except FileNotFoundError:
             raise ResourceDoesNotExist(f"{asset.path} does not exist") from None
@@ -145,9 +155,9 @@ class AssetFiles:
 
 def _first_table(fs: Any, where: str) -> str | None:
     for path in sorted(fs.find(where)):
-        if posixpath.splitext(path)[1].lower() in _FORMATS and not posixpath.basename(
-            path
-        ).startswith("."):
+        name = posixpath.basename(path)
+        wanted = posixpath.splitext(name)[1].lower() in _FORMATS and not name.startswith(".")
+        if wanted and not escapes(fs, where, path):
             return str(path)
     return None
 

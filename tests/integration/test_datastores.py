@@ -136,6 +136,9 @@ def test_a_local_datastore_under_an_allowed_folder(
         assert made["url"] == f"file://{allowed / 'images'}"
         (allowed / "images" / "cats").mkdir()
         (allowed / "images" / "cats" / "a.png").write_bytes(b"png")
+        secret = tmp_path / "home" / "not-for-jobs.txt"  # inside the workspace home
+        secret.write_text("the workspace's own file")
+        (allowed / "images" / "cats" / "leak.txt").symlink_to(secret)  # a link out: ignored
         listed = json_cli(server, "datastore", "browse", "images", "--path", "cats")
         assert listed == [{"path": "cats/a.png", "is_dir": False, "size": 3}]
         up = lapis_cli(server, "datastore", "browse", "images", "--path", "../..")
@@ -161,6 +164,20 @@ def test_a_local_datastore_under_an_allowed_folder(
         assert "read in place, read-only" in log and "write refused" in log, log
         assert not (allowed / "images" / "cats" / "new.png").exists()
         assert (allowed / "images" / "thumbs" / job["name"] / "a-small.png").read_bytes() == b"png"
+        # copied (download), the link out of the datastore's folder is left behind
+        copied = submit(server, write_job(tmp_path / "copy", """
+            command: ls ${{inputs.cats}} && cat ${{inputs.cats}}/* | wc -c
+            inputs:
+              cats:
+                path: azureml://datastores/images/paths/cats
+                mode: download
+            environment: system
+            compute: local
+            """))  # fmt: skip
+        done = wait(server, copied["name"], timeout=120)
+        log = log_text(server, copied["name"])
+        assert done["status"] == "Completed", (done["status_reason"], log)
+        assert "a.png" in log and "leak.txt" not in log and "the workspace" not in log, log
         outside = tmp_path / "other.yml"
         (tmp_path / "elsewhere").mkdir()
         outside.write_text(f"name: other\ntype: local\npath: {tmp_path / 'elsewhere'}\n")

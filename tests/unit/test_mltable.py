@@ -99,3 +99,14 @@ def test_mistakes_are_one_line(text: str, says: str) -> None:
     with pytest.raises(InvalidParameterValue) as caught:
         mltable.parse(text, "MLTable")
     assert says in str(caught.value), str(caught.value)
+
+
+def test_paths_never_lead_out_of_the_tables_folder(tmp_path: Path) -> None:
+    (tmp_path / "outside.csv").write_text("secret\n1\n")
+    (tmp_path / "t").mkdir()
+    table = _table(tmp_path / "t", "paths:\n  - file: ../outside.csv\n")
+    with pytest.raises(InvalidParameterValue, match="leads out of the MLTable's folder"):
+        table.rows()
+    (tmp_path / "t" / "link.csv").symlink_to(tmp_path / "outside.csv")  # a link out: left out
+    linked = _table(tmp_path / "t", "paths:\n  - pattern: ./*.csv\n")
+    assert linked.rows() == ([], [])
