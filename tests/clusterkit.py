@@ -22,9 +22,8 @@ FILES = Path(__file__).resolve().parent / "compat" / "files" / "compute"
 
 @pytest.fixture(scope="module", name="lapis_server")
 def one_store(sqlite_server: Any) -> Any:
-    """``lapis_server`` on SQLite only, for a module that imports this: what such modules
-    exercise is Ray and the scheduler (tests/integration/test_clusters.py runs clusters on
-    both stores)."""
+    """``lapis_server`` on SQLite, shared with the module's ``sqlite_server`` users (the
+    default store already; importing this keeps one server per module where both are used)."""
     return sqlite_server
 
 

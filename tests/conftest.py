@@ -151,22 +151,41 @@ def _server(kind: str, base: Path) -> Iterator[ServerProcess]:
             _drop_pg(pg_name)
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+_STORE_FIXTURES = {
+    "lapis_server": "module",
+    "inprocess_server": "module",
+    "fresh_server": "function",
+}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Each server fixture runs on SQLite, the default a user gets; tests whose subject is
+    what the metadata store keeps (tracking, the registry, jobs' queue, durability, access,
+    bad values) are marked ``stores("sqlite", "postgres")`` and run on both. The studio,
+    endpoints, environments and compute paths go through the same services and run once:
+    running all of them twice doubled the suite for no extra store coverage."""
+    mark = metafunc.definition.get_closest_marker("stores")
+    stores = list(mark.args) if mark else ["sqlite"]
+    for name, scope in _STORE_FIXTURES.items():
+        if name in metafunc.fixturenames:
+            metafunc.parametrize(name, stores, indirect=True, scope=scope)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
 def lapis_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
-    """A server shared by the tests of one module, once per metadata store."""
+    """A server shared by the tests of one module, on the store the test is marked for."""
     yield from _server(request.param, tmp_path_factory.mktemp(f"srv-{request.param}"))
 
 
 @pytest.fixture(scope="module")
 def sqlite_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """A server on SQLite only, for modules whose subject is not the store (a cluster's
-    gangs and retries: tests/integration/test_clusters.py runs clusters on both stores)."""
+    """A server on SQLite whatever the test is marked for: for helpers that need that store."""
     yield from _server("sqlite", tmp_path_factory.mktemp("srv-sqlite"))
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture
 def fresh_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerProcess]:
     """A server of one's own, for tests that stop, kill or restart it."""
     yield from _server(request.param, tmp_path)
@@ -291,7 +310,7 @@ class InProcessServer:
         )
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+@pytest.fixture(scope="module")
 def inprocess_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[InProcessServer]:

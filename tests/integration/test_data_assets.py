@@ -13,8 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from clusterkit import json_cli
 from jobkit import lapis_cli
+
+pytestmark = pytest.mark.stores("sqlite", "postgres")
 
 FILES = Path(__file__).resolve().parents[1] / "compat" / "files"
 

@@ -10,6 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
+pytestmark = pytest.mark.stores("sqlite", "postgres")
+
 History = list[tuple[int, float, int]]  # (step, value, timestamp)
 
 

@@ -21,6 +21,8 @@ import pytest
 
 from lapis.entities.auth import JobScope
 
+pytestmark = pytest.mark.stores("sqlite", "postgres")
+
 LOG_METRIC = "/api/2.0/mlflow/runs/log-metric"
 HOT = (LOG_METRIC, "/api/2.0/mlflow/runs/log-batch", "/ajax-api/2.0/mlflow/runs/log-metric")
 

@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 
+pytestmark = pytest.mark.stores("sqlite", "postgres")
+
 CHECKS = ",".join(
     [
         "not_a_server_error",

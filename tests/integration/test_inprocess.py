@@ -14,11 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from jobkit import create_instance, log_text, submit, wait, write_job
 
 from lapis.api import compute as compute_api
 from lapis.api import jobs as jobs_api
 from lapis.server.app import create_app
+
+pytestmark = pytest.mark.stores("sqlite", "postgres")
 
 
 def test_the_lifespan_starts_the_scheduler_and_a_job_runs(

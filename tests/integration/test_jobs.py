@@ -27,6 +27,8 @@ from jobkit import (
 
 from lapis.sdk import jobs as sdk_jobs
 
+pytestmark = pytest.mark.stores("sqlite", "postgres")
+
 TRAIN = """\
 import os, sys
 import mlflow

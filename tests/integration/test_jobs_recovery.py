@@ -6,7 +6,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from jobkit import create_instance, get, log_text, submit, wait, write_job
+
+pytestmark = pytest.mark.stores("sqlite", "postgres")
 
 SLOW = """\
 import os, sys, time

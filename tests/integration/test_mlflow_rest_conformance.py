@@ -9,6 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
+pytestmark = pytest.mark.stores("sqlite", "postgres")
+
 MLFLOW = "/api/2.0/mlflow"
 
 

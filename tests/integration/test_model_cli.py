@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from jobkit import lapis_cli, submit, wait, write_job
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.stores("sqlite", "postgres")]
 
 TRAIN = """\
 import os, sys

@@ -23,6 +23,8 @@ from lapis.auth.actions import ACTIONS, SELF
 from lapis.errors import PermissionDenied
 from lapis.server.permissions import MLFLOW_ACTIONS, OPEN, ROUTE_ACTIONS
 
+pytestmark = pytest.mark.stores("sqlite", "postgres")
+
 ADMIN_ONLY = {
     "workspaces/users/write",
     "workspaces/roles/write",

@@ -18,6 +18,8 @@ import lapis
 from lapis.errors import InvalidParameterValue, Unauthenticated
 from lapis.sdk.connection import LapisHTTP
 
+pytestmark = pytest.mark.stores("sqlite", "postgres")
+
 REPO = Path(__file__).parents[2]
 
 

@@ -18,6 +18,8 @@ import httpx
 import pytest
 from jobkit import lapis_cli, log_text, submit, wait, write_job
 
+pytestmark = pytest.mark.stores("sqlite", "postgres")
+
 MLFLOW = "/api/2.0/mlflow"
 PROXY = "/api/2.0/mlflow-artifacts/artifacts"
 

@@ -14,6 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
+pytestmark = pytest.mark.stores("sqlite", "postgres")
+
 
 def test_home_files_and_hashed_token(lapis_server: Any) -> None:
     info = json.loads((lapis_server.home / "server.json").read_text())

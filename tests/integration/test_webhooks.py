@@ -24,7 +24,7 @@ from mlflow import MlflowClient  # noqa: E402
 from mlflow.entities.webhook import WebhookEvent  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.stores("sqlite", "postgres")]
 SECRET = "s3cret-for-tests"
 
 
