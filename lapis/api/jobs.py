@@ -66,6 +66,16 @@ class JobFiles(BaseModel):
     root: str
     files: list[JobFile]
     outputs: list[str]
+    # outputs kept on a datastore (by default workspaceblobstore's azureml/<job>/<output>/),
+    # with the URI each was written to: their files come from /jobs/{name}/outputs/{o}/files
+    stored_outputs: dict[str, str] = {}
+
+
+class JobOutputFiles(BaseModel):
+    job: str
+    output: str
+    uri: str | None = None
+    files: list[JobFile]
 
 
 class SnapshotStored(BaseModel):

@@ -83,6 +83,15 @@ class DatastoreService:
             url=url,
         )
 
+    @staticmethod
+    def artifact_path(name: str, rel: str) -> str | None:
+        """Where a path on one of the workspace's own datastores lies in the artifact store
+        (they are folders of its root), so the registry and downloads can read it as they
+        read any artifact; None for a datastore of its own."""
+        if name.lower() not in BUILTIN:
+            return None
+        return f"datastores/{name.lower()}/{rel}".rstrip("/")
+
     def _view(self, row: DatastoreRow) -> api.DatastoreOut:
         return api.DatastoreOut(
             name=row.name,

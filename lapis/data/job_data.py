@@ -19,15 +19,17 @@ and outputs with ``name:`` become data assets (lapis/jobs/ending.py calls
 
 from __future__ import annotations
 
+import os
 import posixpath
 import re
+import stat
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from lapis.artifacts.store import clean_relpath
 from lapis.data.assets import DataAssetService
-from lapis.data.datastores import BUILTIN, DatastoreService
+from lapis.data.datastores import BUILTIN, DEFAULT, DatastoreService
 from lapis.entities.auth import Principal
 from lapis.errors import InvalidParameterValue, PermissionDenied, ResourceDoesNotExist
 from lapis.specs.data_asset import DataUri, parse_data_uri
@@ -110,6 +112,10 @@ class JobData:
             return self._storage_url(uri.text, principal, where)
         raise InvalidParameterValue(f"{where}: '{uri.text}' cannot be read by a job")
 
+    def check_usable(self, name: str, principal: Principal | None, where: str) -> str:
+        """For reading a datastore on a principal's behalf: as a job's read is checked."""
+        return self._usable(name, principal, where)
+
     def _usable(self, name: str, principal: Principal | None, where: str) -> str:
         """The datastore's name as stored; refused when the principal may not use its
         credential (the job reads with it)."""
@@ -160,8 +166,9 @@ class JobData:
         self, name: str, out: Mapping[str, Any], job: str, principal: Principal | None,
         source: str,
     ) -> dict[str, Any]:  # fmt: skip
-        """The stored output: its datastore destination (``path:``, ``${{name}}`` being the
-        job's name), or the run's artifacts; the asset it will register."""
+        """The stored output: its datastore destination — ``path:`` (``${{name}}`` being
+        the job's name) or, as on Azure, ``workspaceblobstore`` under
+        ``azureml/<job>/<output>/`` — and the asset it will register."""
         entry = dict(out)
         if out.get("name") and out.get("type") in ("mlflow_model", "custom_model"):
             raise InvalidParameterValue(
@@ -177,8 +184,10 @@ class JobData:
                 raise InvalidParameterValue(f"{where}: workspaceartifactstore is read-only to jobs")
             entry["dest"] = {"datastore": ds, "rel": clean_relpath(uri.path)}
             entry["uri"] = f"azureml://datastores/{ds}/paths/{clean_relpath(uri.path)}"
-        else:
-            entry["uri"] = f"azureml://jobs/{job}/outputs/{name}"
+        else:  # Azure's default: the default datastore, under azureml/<job>/<output>/
+            rel = f"azureml/{job}/{name}"
+            entry["dest"] = {"datastore": DEFAULT, "rel": rel}
+            entry["uri"] = f"azureml://datastores/{DEFAULT}/paths/{rel}/"
         if out.get("name") and out.get("version"):
             try:
                 self.assets.get(str(out["name"]), str(out["version"]))
@@ -215,15 +224,30 @@ class JobData:
         }
 
     # --- the job's end -----------------------------------------------------------------
-    def upload_output(self, dest: Mapping[str, Any], local: Path) -> int:
-        """Copy the output folder to its datastore path; the number of files written."""
+    def upload_output(
+        self, dest: Mapping[str, Any], local: Path, skipped: Callable[[str], None] | None = None
+    ) -> int:
+        """Copy the output folder to its datastore path; the number of files written. A
+        symbolic link is never followed (it could name any file the server can read):
+        ``skipped`` hears of each one, for the job's log."""
         from lapis.data.filesystems import open_datastore, storage_reason
         from lapis.errors import DatastoreError
 
         opened = self.open_source(dest)
         fs, root = open_datastore(opened["kind"], opened["settings"], opened["secrets"])
         target = posixpath.join(root, opened["rel"]) if opened["rel"] else root
-        files = [p for p in sorted(local.rglob("*")) if p.is_file() and not p.is_symlink()]
+        files = []
+        for top, dirs, names in os.walk(local):  # never into a linked folder
+            for entry in sorted(names + [d for d in dirs if Path(top, d).is_symlink()]):
+                path = Path(top, entry)
+                mode = path.lstat().st_mode
+                if stat.S_ISREG(mode):
+                    files.append(path)
+                elif skipped is not None:
+                    rel = path.relative_to(local).as_posix()
+                    what = (f"a symbolic link to {os.readlink(path)}" if stat.S_ISLNK(mode)
+                            else "not a regular file")  # fmt: skip
+                    skipped(f"{rel} is {what}; not collected")
         try:
             for path in files:
                 key = posixpath.join(target, path.relative_to(local).as_posix())

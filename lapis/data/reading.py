@@ -38,81 +38,61 @@ _READERS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
-class AssetFiles:
-    def __init__(self, data: JobData) -> None:
-        self.data = data
+class SourceFiles:
+    """The files at one resolved place (``{"datastore", "rel"}`` or a storage URL's), read
+    with the datastore's credential: a data asset's, or a job output's."""
 
-    def _locate(
-        self, name: str, version: str | None, principal: Principal | None
-    ) -> tuple[Any, Any, str]:
-        """(the asset, its filesystem, the path of its data in it)."""
-        asset = self.data.assets.get(name, version)
-        resolved = self.data.resolve_input(
-            "data", asset.type, f"azureml:{asset.name}:{asset.version}", principal,
-            f"data asset {asset.name}:{asset.version}",
-        )  # fmt: skip
-        if "source" not in resolved:
-            raise InvalidParameterValue(
-                f"data asset {asset.name}:{asset.version} is at {asset.path}: fetch it from there"
-            )
-        opened = self.data.open_source(resolved["source"])
-        fs, root = open_datastore(opened["kind"], opened["settings"], opened["secrets"])
+    def __init__(self, data: JobData, source: dict[str, Any], label: str) -> None:
+        opened = data.open_source(source)
+        self.fs, root = open_datastore(opened["kind"], opened["settings"], opened["secrets"])
         rel = str(opened.get("rel") or "").strip("/")
-        where = posixpath.join(root, rel) if rel else root
-        if escapes(fs, root, where):
-            raise PermissionDenied(f"{asset.path} leads out of its datastore by a symbolic link")
-        return asset, fs, where
+        self.where = posixpath.join(root, rel) if rel else root
+        self.label = label  # what the messages call it ("data asset x:1", "output o of job j")
+        if escapes(self.fs, root, self.where):
+            raise PermissionDenied(f"{label} leads out of its datastore by a symbolic link")
 
-    def files(self, name: str, version: str | None, principal: Principal | None) -> dict[str, Any]:
-        """Every file of the asset (path relative to it, size), at most MAX_FILES."""
-        asset, fs, where = self._locate(name, version, principal)
+    def files(self, missing_ok: bool = False) -> tuple[bool, list[dict[str, Any]]]:
+        """(whether it is one file, each file's path relative to it and size)."""
+        fs, where = self.fs, self.where
         try:
             info = fs.info(where)
             if info.get("type") != "directory":
-                found = [{"path": posixpath.basename(where), "size": info.get("size")}]
-            else:
-                found = []
-                for path, meta in sorted(fs.find(where, detail=True).items()):
-                    if meta.get("type") == "directory" or escapes(fs, where, path):
-                        continue  # a link out of the asset's folder is not one of its files
-                    rel = path[len(where.rstrip("/")) :].lstrip("/")
-                    found.append({"path": rel, "size": meta.get("size")})
-                    if len(found) > MAX_FILES:
-                        raise InvalidParameterValue(
-                            f"data asset {asset.name}:{asset.version} has more than "
-                            f"{MAX_FILES:,} files; read it in a job instead"
-                        )
+                return True, [{"path": posixpath.basename(where), "size": info.get("size")}]
+            found = []
+            for path, meta in sorted(fs.find(where, detail=True).items()):
+                if meta.get("type") == "directory" or escapes(fs, where, path):
+                    continue  # a link out of the folder is not one of its files
+                rel = path[len(where.rstrip("/")) :].lstrip("/")
+                found.append({"path": rel, "size": meta.get("size")})
+                if len(found) > MAX_FILES:
+                    raise InvalidParameterValue(
+                        f"{self.label} has more than {MAX_FILES:,} files; read it in a job instead"
+                    )
+            return False, found
         except FileNotFoundError:
-            raise ResourceDoesNotExist(
-                f"data asset {asset.name}:{asset.version}: {asset.path} does not exist"
-            ) from None
+            if missing_ok:
+                return False, []
+            raise ResourceDoesNotExist(f"{self.label} does not exist") from None
         except (InvalidParameterValue, ResourceDoesNotExist, PermissionDenied):
             raise
         except Exception as exc:  # the storage libraries raise their own types
-            raise DatastoreError(f"{asset.path}: {storage_reason(exc)}") from None
-        return {"name": asset.name, "version": asset.version, "type": asset.type,
-                "is_file": info.get("type") != "directory", "files": found}  # fmt: skip
+            raise DatastoreError(f"{self.label}: {storage_reason(exc)}") from None
 
-    def stream(
-        self, name: str, version: str | None, path: str, principal: Principal | None
-    ) -> tuple[int | None, Iterator[bytes]]:
-        """(size, chunks) of one file of the asset; ``path`` as ``files`` lists it."""
+    def stream(self, path: str, one_file: bool = False) -> tuple[int | None, Iterator[bytes]]:
+        """(size, chunks) of one file; ``path`` as ``files`` lists it."""
         from lapis.artifacts.store import clean_relpath
 
-        asset, fs, where = self._locate(name, version, principal)
         rel = clean_relpath(path)
-        target = where if asset.type == "uri_file" else posixpath.join(where, rel)
-        if escapes(fs, where, target):
-            raise PermissionDenied(f"'{rel}' leads out of data asset {asset.name} by a link")
+        target = self.where if one_file else posixpath.join(self.where, rel)
+        if escapes(self.fs, self.where, target):
+            raise PermissionDenied(f"'{rel}' leads out of {self.label} by a link")
         try:
-            size = fs.info(target).get("size")
-            handle = fs.open(target, "rb")
+            size = self.fs.info(target).get("size")
+            handle = self.fs.open(target, "rb")
         except FileNotFoundError:
-            raise ResourceDoesNotExist(
-                f"data asset {asset.name}:{asset.version} has no file '{rel}'"
-            ) from None
+            raise ResourceDoesNotExist(f"{self.label} has no file '{rel}'") from None
         except Exception as exc:
-            raise DatastoreError(f"{asset.path}: {storage_reason(exc)}") from None
+            raise DatastoreError(f"{self.label}: {storage_reason(exc)}") from None
 
         def chunks() -> Iterator[bytes]:
             with handle:
@@ -121,12 +101,44 @@ class AssetFiles:
 
         return size, chunks()
 
+
+class AssetFiles:
+    def __init__(self, data: JobData) -> None:
+        self.data = data
+
+    def _locate(
+        self, name: str, version: str | None, principal: Principal | None
+    ) -> tuple[Any, SourceFiles]:
+        asset = self.data.assets.get(name, version)
+        label = f"data asset {asset.name}:{asset.version}"
+        resolved = self.data.resolve_input(
+            "data", asset.type, f"azureml:{asset.name}:{asset.version}", principal, label
+        )
+        if "source" not in resolved:
+            raise InvalidParameterValue(f"{label} is at {asset.path}: fetch it from there")
+        return asset, SourceFiles(self.data, resolved["source"], label)
+
+    def files(self, name: str, version: str | None, principal: Principal | None) -> dict[str, Any]:
+        """Every file of the asset (path relative to it, size), at most MAX_FILES."""
+        asset, located = self._locate(name, version, principal)
+        is_file, found = located.files()
+        return {"name": asset.name, "version": asset.version, "type": asset.type,
+                "is_file": is_file, "files": found}  # fmt: skip
+
+    def stream(
+        self, name: str, version: str | None, path: str, principal: Principal | None
+    ) -> tuple[int | None, Iterator[bytes]]:
+        """(size, chunks) of one file of the asset; ``path`` as ``files`` lists it."""
+        asset, located = self._locate(name, version, principal)
+        return located.stream(path, one_file=asset.type == "uri_file")
+
     def preview(
         self, name: str, version: str | None, principal: Principal | None
     ) -> dict[str, Any]:
         """The first rows and the columns (with a type guessed from them) of the asset's
         table: its MLTable, or the first CSV/TSV/JSON-lines/Parquet file in it."""
-        asset, fs, where = self._locate(name, version, principal)
+        asset, located = self._locate(name, version, principal)
+        fs, where = located.fs, located.where
         try:
             if asset.type == "mltable" or fs.exists(posixpath.join(where, "MLTable")):
                 table = mltable.load_table(fs, where)

@@ -142,7 +142,13 @@ class JobEnding:
         for out_name, out in (job.spec.get("outputs") or {}).items():
             if out.get("dest") and self.jobs.data is not None:  # to its datastore path
                 local = folder / "named-outputs" / out_name
-                count = self.jobs.data.upload_output(out["dest"], local) if local.is_dir() else 0
+                count = (
+                    self.jobs.data.upload_output(
+                        out["dest"], local, skipped=skipper(f"named-outputs/{out_name}")
+                    )
+                    if local.is_dir() and not local.is_symlink()
+                    else 0
+                )
                 self._say(folder, [f"output {out_name}: {count} files written to {out['uri']}"])
         for local, prefix in workdir.artifact_folders(job, folder):
             workdir.upload_tree(self.artifacts, local, f"{root}/{prefix}", skipped=skipper(prefix))

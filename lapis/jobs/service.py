@@ -275,15 +275,22 @@ class JobService:
         """Where a completed job kept an output (``azureml://jobs/<job>/outputs/<o>``):
         its datastore path, or its folder in the run's artifacts (``artifacts``: all)."""
         job = self.store.get(job_name)
+        found = self.output_location(job, output)
+        if job.status != JobStatus.COMPLETED.value:
+            raise InvalidParameterValue(
+                f"job {job_name} is {job.status}: its outputs are read once it has completed"
+            )
+        return found
+
+    def output_location(self, job: Job, output: str) -> dict[str, Any]:
+        """``{"datastore", "rel"}`` of an output whatever the job's state: its datastore
+        path (every output since outputs went to the default datastore), or its folder
+        in the run's artifacts (``artifacts``, and outputs of jobs stored before that)."""
         outputs = job.spec.get("outputs") or {}
         if output != "artifacts" and output not in outputs:
             known = ", ".join(outputs) or "none"
             raise ResourceDoesNotExist(
-                f"job {job_name} has no output '{output}' (its outputs: {known})"
-            )
-        if job.status != JobStatus.COMPLETED.value:
-            raise InvalidParameterValue(
-                f"job {job_name} is {job.status}: its outputs are read once it has completed"
+                f"job {job.name} has no output '{output}' (its outputs: {known})"
             )
         dest = outputs.get(output, {}).get("dest")
         if dest:
@@ -292,7 +299,7 @@ class JobService:
 
         root = proxied_path(self.tracking.get_run(job.run_id).info.artifact_uri)
         if root is None:
-            raise InvalidParameterValue(f"job {job_name} keeps its artifacts outside this server")
+            raise InvalidParameterValue(f"job {job.name} keeps its artifacts outside this server")
         rel = root if output == "artifacts" else f"{root}/named-outputs/{output}"
         return {"datastore": ARTIFACTS, "rel": rel}
 

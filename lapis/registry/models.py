@@ -40,6 +40,7 @@ from typing import Any
 
 from lapis.api import models as api
 from lapis.artifacts.store import ArtifactStore, FileInfo, clean_relpath, proxied_path
+from lapis.data.datastores import DatastoreService
 from lapis.entities.auth import Principal
 from lapis.entities.jobs import Job
 from lapis.entities.registry import ModelVersion, ModelVersionStatus
@@ -75,6 +76,7 @@ class Source:
     uri: str
     run_id: str | None = None
     job: Job | None = None
+    folder: str | None = None  # the name its files are registered under, when not the path's
 
 
 def upload_root(name: str, version: int) -> str:
@@ -111,6 +113,7 @@ class ModelService:
         upload = bool(spec.get("upload"))
         source = None if upload else self.resolve_path(spec.get("path"))
         folder = _folder_name(spec.get("upload_folder")) if upload else None
+        folder = folder or (source.folder if source else None)
         if folder:
             tags[FOLDER_TAG] = folder
         if source is not None and source.job is not None:
@@ -145,6 +148,9 @@ class ModelService:
                 raise ResourceDoesNotExist(
                     f"Job {job.name} has no output named '{m.group(2)}'; its outputs: {known}"
                 )
+            dest = outputs[m.group(2)].get("dest")
+            if dest:
+                return self._datastore_source(job, m.group(2), dest, path)
             return self._run_source(job.run_id, f"named-outputs/{m.group(2)}", job, path)
         if path.startswith("runs:/"):
             run_id, _, rel = path[len("runs:/") :].lstrip("/").partition("/")
@@ -169,6 +175,20 @@ class ModelService:
         if not self.artifacts.is_file(full) and not self.artifacts.walk_files(full):
             raise ResourceDoesNotExist(f"Nothing stored at '{given}' (run {run_id}, path '{rel}')")
         return Source(f"runs:/{run_id}/{rel}".rstrip("/"), run_id, job)
+
+    def _datastore_source(self, job: Job, output: str, dest: dict[str, Any], given: str) -> Source:
+        """An output the job wrote to one of the workspace's own datastores — the default
+        for every output — is a folder of the artifact store: the version points at it."""
+        rel = DatastoreService.artifact_path(str(dest["datastore"]), str(dest["rel"]))
+        if rel is None:
+            raise InvalidParameterValue(
+                f"{given} was written to datastore '{dest['datastore']}': a model is "
+                "registered from the workspace's own datastore; download the output "
+                "(lapis job download) and register the folder"
+            )
+        if not self.artifacts.is_file(rel) and not self.artifacts.walk_files(rel):
+            raise ResourceDoesNotExist(f"Nothing stored at '{given}' (job {job.name})")
+        return Source(f"mlflow-artifacts:/{rel}", job.run_id, job, folder=output)
 
     def _ensure_model(self, name: str, principal: Principal | None) -> None:
         try:

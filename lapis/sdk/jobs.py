@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import quote
 
 from lapis.artifacts.snapshot import pack, take_snapshot
 from lapis.errors import InvalidParameterValue, ResourceDoesNotExist
@@ -177,15 +178,17 @@ def download(
     output_name: str | None = None,
     all_outputs: bool = True,
 ) -> list[Path]:
-    """Azure's layout: ``artifacts/`` (everything) and ``named-outputs/<name>/``."""
+    """Azure's layout: ``artifacts/`` (everything) and ``named-outputs/<name>/`` — an
+    output read from the datastore the job wrote it to."""
     listing = http.get(f"/api/v1/jobs/{name}/files")
     root = listing["root"]
+    stored: dict[str, str] = listing.get("stored_outputs") or {}
     if output_name is not None and output_name not in listing["outputs"]:
         known = ", ".join(listing["outputs"]) or "none"
         raise ResourceDoesNotExist(
             f"Job {name} has no output named '{output_name}'; its outputs: {known}"
         )
-    written: list[Path] = []
+    wanted: list[tuple[str, Path]] = []  # (address to stream, where it goes)
     for item in listing["files"]:
         rel = str(item["path"])
         if rel.startswith("named-outputs/"):
@@ -197,12 +200,22 @@ def download(
             if output_name is not None or not all_outputs:
                 continue
             dest = target / "artifacts" / rel
+        wanted.append((f"/api/2.0/mlflow-artifacts/artifacts/{root}/{rel}", dest))
+    for out_name in stored:
+        if output_name is not None and out_name != output_name:
+            continue
+        base = f"/api/v1/jobs/{quote(name, safe='')}/outputs/{quote(out_name, safe='')}/files"
+        for item in http.get(base)["files"]:
+            rel = str(item["path"])
+            if ".." in Path(rel).parts or Path(rel).is_absolute():
+                continue  # never written outside the download folder
+            dest = target / "named-outputs" / out_name / rel
+            wanted.append((f"{base}/{quote(rel)}", dest))
+    written: list[Path] = []
+    for address, dest in wanted:
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}.part")
-        with (
-            http.stream("GET", f"/api/2.0/mlflow-artifacts/artifacts/{root}/{rel}") as resp,
-            open(tmp, "wb") as fh,
-        ):
+        with http.stream("GET", address) as resp, open(tmp, "wb") as fh:
             for chunk in resp.iter_bytes():
                 fh.write(chunk)
         tmp.replace(dest)

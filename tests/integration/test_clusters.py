@@ -304,8 +304,8 @@ def test_a_server_restart_mid_job_readopts_the_cluster_and_the_job(
         assert done["status"] == "Completed", done["status_reason"]
         assert "finished" in log_text(fresh_server, job)
         with fresh_server.client() as http:
-            files = {f["path"] for f in http.get(f"/api/v1/jobs/{job}/files").json()["files"]}
-        assert "named-outputs/result/done.txt" in files
+            got = http.get(f"/api/v1/jobs/{job}/outputs/result/files").json()["files"]
+        assert [f["path"] for f in got] == ["done.txt"]
         assert json_cli(fresh_server, "compute", "show", "-n", name)["state"] == "Running"
 
 

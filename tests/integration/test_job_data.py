@@ -107,7 +107,29 @@ def test_an_asset_read_in_each_mode_and_an_output_registered(
     )
     registered = json_cli(lapis_server, "data", "show", "-n", out_name)
     assert registered["version"] == "1" and registered["job"] == first["name"]
-    assert registered["path"] == f"azureml://jobs/{first['name']}/outputs/summary"
+    # written where Azure writes an output without path: the default datastore
+    kept = f"azureml/{first['name']}/summary"
+    assert registered["path"] == f"azureml://datastores/workspaceblobstore/paths/{kept}/"
+    assert f"output summary: 1 files written to {registered['path']}" in log_text(
+        lapis_server, first["name"]
+    )
+    browsed = json_cli(lapis_server, "datastore", "browse", "workspaceblobstore", "--path", kept)
+    assert [e["path"].rsplit("/", 1)[-1] for e in browsed] == ["summary.txt"], browsed
+    got = lapis_cli(lapis_server, "job", "download", first["name"], "--output-name", "summary",
+                    "--download-path", str(tmp_path / "dl"))  # fmt: skip
+    assert got.returncode == 0, got.stderr
+    text = (tmp_path / "dl" / "named-outputs" / "summary" / "summary.txt").read_text()
+    assert text.strip() == "2 files"
+    with lapis_server.client() as http:
+        listed = http.get(f"/api/v1/jobs/{first['name']}/files").json()
+        assert listed["stored_outputs"] == {"summary": registered["path"]}
+        assert not any(f["path"].startswith("named-outputs/") for f in listed["files"])
+        files = http.get(f"/api/v1/jobs/{first['name']}/outputs/summary/files").json()["files"]
+        assert [f["path"] for f in files] == ["summary.txt"]
+        missing = http.get(f"/api/v1/jobs/{first['name']}/outputs/summary/files/nope.txt")
+        assert missing.status_code == 404 and "nope.txt" in missing.json()["message"]
+        sneaky = http.get(f"/api/v1/jobs/{first['name']}/outputs/summary/files/../../x")
+        assert sneaky.status_code in (400, 404)
 
     reader = """
     import sys, pathlib
@@ -194,6 +216,7 @@ def test_the_sdk_reads_an_asset_and_registers_an_output(lapis_server: Any, tmp_p
         done = wait(lapis_server, returned.name, timeout=120)
         assert done["status"] == "Completed", done["status_reason"]
         registered = ml.data.get(out, label="latest")
-        assert registered.path == f"azureml://jobs/{returned.name}/outputs/copied"
+        want = f"azureml://datastores/workspaceblobstore/paths/azureml/{returned.name}/copied/"
+        assert registered.path == want
         ml.data.download(out, download_path=tmp_path / "got")
     assert (tmp_path / "got" / out / "heart.csv").read_text().count("\n") == 5

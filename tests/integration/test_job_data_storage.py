@@ -116,6 +116,32 @@ def test_s3_on_moto_every_mode_and_an_output(
     )
     fs.invalidate_cache()
     assert fs.cat(f"{bucket}/out/summary.txt") == b"2 files\n"
+    # fetched through the server, read with the datastore's credential...
+    listing = f"/api/v1/jobs/{done['name']}/outputs/summary/files"
+    with lapis_server.client() as admin:
+        assert [f["path"] for f in admin.get(listing).json()["files"]] == ["summary.txt"]
+        assert admin.get(f"{listing}/summary.txt").content == b"2 files\n"
+        stored = admin.get(f"/api/v1/jobs/{done['name']}/files").json()["stored_outputs"]
+        assert stored == {"summary": f"azureml://datastores/{ds}/paths/out"}
+    # ...so only by a role that may use that credential
+    bearer = {"Authorization": f"Bearer {_no_creds(lapis_server)}"}
+    with httpx.Client(base_url=lapis_server.url, headers=bearer) as me:
+        refused = me.get(listing)
+        assert refused.status_code == 403 and "listsecrets" in refused.text, refused.text
+        assert me.get(f"{listing}/summary.txt").status_code == 403
+
+
+def _no_creds(server: Any) -> str:
+    """A token of a new user whose role allows everything but datastore credentials."""
+    user, role = f"no-creds-{uuid.uuid4().hex[:6]}", f"NoKeys{uuid.uuid4().hex[:6]}"
+    text = (f"name: {role}\nactions: ['workspaces/*']\n"
+            "not_actions: ['workspaces/datastores/listsecrets/action']\n")  # fmt: skip
+    with server.client() as admin:
+        made = admin.post("/api/v1/roles", json={"yaml": text, "source": "role.yml"})
+        assert made.status_code == 201, made.text
+        admin.post("/api/v1/users", json={"name": user, "roles": [role]}).raise_for_status()
+        token: str = admin.post("/api/v1/tokens", json={"name": "t", "user": user}).json()["token"]
+    return token
 
 
 def test_a_role_without_the_credential_action_cannot_read_a_datastore(
@@ -123,14 +149,7 @@ def test_a_role_without_the_credential_action_cannot_read_a_datastore(
 ) -> None:
     ds = _datastore(lapis_server, tmp_path, f"type: s3\nbucket: b\nendpoint_url: {moto_s3}\n"
                     "credentials:\n  access_key_id: id\n  secret_access_key: secret\n")  # fmt: skip
-    user, role = f"no-creds-{uuid.uuid4().hex[:6]}", f"NoKeys{uuid.uuid4().hex[:6]}"
-    text = (f"name: {role}\nactions: ['workspaces/*']\n"
-            "not_actions: ['workspaces/datastores/listsecrets/action']\n")  # fmt: skip
-    with lapis_server.client() as admin:
-        made = admin.post("/api/v1/roles", json={"yaml": text, "source": "role.yml"})
-        assert made.status_code == 201, made.text
-        admin.post("/api/v1/users", json={"name": user, "roles": [role]}).raise_for_status()
-        token = admin.post("/api/v1/tokens", json={"name": "t", "user": user}).json()["token"]
+    token = _no_creds(lapis_server)
     job = _job(tmp_path, f"azureml://datastores/{ds}/paths/heart", "ro_mount")
     with httpx.Client(
         base_url=lapis_server.url, headers={"Authorization": f"Bearer {token}"}

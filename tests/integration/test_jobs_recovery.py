@@ -60,9 +60,9 @@ def test_jobs_finish_and_queue_resumes_across_a_server_kill(
         assert "done" in log_text(fresh_server, name)
         with fresh_server.client() as c:
             files = c.get(f"/api/v1/jobs/{name}/files").json()["files"]
-        paths = {f["path"] for f in files}
-        assert "named-outputs/result/result.txt" in paths
-        assert "user_logs/std_log.txt" in paths
+            result = c.get(f"/api/v1/jobs/{name}/outputs/result/files").json()["files"]
+        assert "user_logs/std_log.txt" in {f["path"] for f in files}
+        assert [f["path"] for f in result] == ["result.txt"]  # on the default datastore
     after = wait(fresh_server, queued, timeout=30)
     assert after["status"] == "Completed"
     assert "queued job ran" in log_text(fresh_server, queued)

@@ -20,6 +20,9 @@ data, out = sys.argv[1], sys.argv[2]
 os.makedirs(out, exist_ok=True)
 with open(os.path.join(out, "weights.bin"), "wb") as fh:
     fh.write(open(data, "rb").read() * 3)
+os.makedirs("outputs/model", exist_ok=True)  # the run's artifacts keep a copy too
+with open("outputs/model/weights.bin", "wb") as fh:
+    fh.write(b"artifact copy")
 """
 
 
@@ -128,8 +131,13 @@ def test_job_output_lineage_and_errors(lapis_server: Any, tmp_path: Path) -> Non
     out = tmp_path / "dl"
     ok(lapis_server, "download", name, "--version", "1", "--download-path", str(out))
     assert (out / name / "weights.bin").read_bytes() == b"x,y\n1,2\n" * 3
-    by_path = f"azureml://jobs/{job['name']}/outputs/artifacts/paths/named-outputs/model"
+    # the output was written where Azure writes it: the default datastore, azureml/<job>/<o>
+    shown = ok(lapis_server, "show", name, "--version", "1")
+    assert f"datastores/workspaceblobstore/azureml/{job['name']}/model" in shown["path"], shown
+    by_path = f"azureml://jobs/{job['name']}/outputs/artifacts/paths/outputs/model"
     assert ok(lapis_server, "create", "--name", name, "--path", by_path)["version"] == 2
+    ok(lapis_server, "download", name, "--version", "2", "--download-path", str(tmp_path / "d2"))
+    assert (tmp_path / "d2" / name / "weights.bin").read_bytes() == b"artifact copy"
 
     fails(lapis_server, "create", "--name", name, "--path", "azureml://jobs/no_such_job/outputs/model",
           expect="no_such_job")  # fmt: skip

@@ -62,7 +62,8 @@ def test_watch_a_running_job_then_its_files(studio: Studio, tmp_path: Path) -> N
     assert page.get_attribute("#job-log", "data-ended") == "Completed"
     shown = page.inner_text("#job-log")
     assert shown.strip() == log_text(server, job["name"]).strip()  # every line, once
-    assert "tick 19" in shown and shown.rstrip().endswith("done")
+    own = [line for line in shown.splitlines() if not line.startswith("[lapis]")]
+    assert "tick 19" in own and own[-1] == "done", own
     assert _lines(studio) == len(shown.strip().splitlines())
     page.wait_for_selector("#job-status[data-status=Completed]")
     timeline = page.inner_text("#job-timeline")
@@ -73,6 +74,8 @@ def test_watch_a_running_job_then_its_files(studio: Studio, tmp_path: Path) -> N
     assert page.locator(f"a[href='/runs/{job['run_id']}']").count() == 1
     link = page.locator("#job-files a", has_text="result.txt")
     link.wait_for()
+    kept = f"azureml://datastores/workspaceblobstore/paths/azureml/{job['name']}/result/"
+    assert kept in page.inner_text("#job-files")  # where the output was written
     download = page.request.get(studio.url(link.get_attribute("href") or ""))
     assert download.status == 200 and download.body() == b"done"
     assert download.headers["content-disposition"].startswith("attachment;")

@@ -6,8 +6,8 @@ import tempfile
 from typing import Any
 
 from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
-from starlette.responses import Response
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+from starlette.responses import Response, StreamingResponse
 
 from lapis.api import jobs as api
 from lapis.artifacts.snapshot import check_digest
@@ -15,6 +15,7 @@ from lapis.artifacts.store import proxied_path
 from lapis.entities.job_status import JobStatus
 from lapis.entities.jobs import Job
 from lapis.errors import RequestTooLarge
+from lapis.jobs.outputs import OutputFiles
 from lapis.server.body import json_object
 from lapis.server.context import Workspace
 from lapis.server.routers.mlflow._handler import json_response
@@ -158,6 +159,32 @@ async def job_files(request: Request, name: str) -> Response:
         files = [
             {"path": f.path, "size": f.file_size} for f in ws.artifacts.walk_files(root) if root
         ]
-        return {"root": root, "files": files, "outputs": list(job.spec.get("outputs") or {})}
+        outputs = list(job.spec.get("outputs") or {})
+        stored = OutputFiles(ws.jobs).stored(name)
+        return {"root": root, "files": files, "outputs": outputs, "stored_outputs": stored}
 
     return json_response(await run_in_threadpool(listing))
+
+
+@router.get("/jobs/{name}/outputs/{output}/files", responses={200: {"model": api.JobOutputFiles}})
+async def job_output_files(request: Request, name: str, output: str) -> Response:
+    """An output's files, read where the job wrote them (the default datastore, or the
+    output's own datastore path: reading one with a credential needs listsecrets)."""
+    principal = getattr(request.state, "principal", None)
+    found = await run_in_threadpool(OutputFiles(_ws(request).jobs).files, name, output, principal)
+    return json_response(found)
+
+
+@router.get("/jobs/{name}/outputs/{output}/files/{path:path}")
+async def job_output_file(request: Request, name: str, output: str, path: str) -> Response:
+    """One file of an output, streamed from its datastore (``lapis job download``)."""
+    principal = getattr(request.state, "principal", None)
+    size, chunks = await run_in_threadpool(
+        OutputFiles(_ws(request).jobs).stream, name, output, path, principal
+    )
+    headers = {"Content-Disposition": "attachment", "X-Content-Type-Options": "nosniff"}
+    if size is not None:
+        headers["Content-Length"] = str(size)
+    return StreamingResponse(
+        iterate_in_threadpool(chunks), media_type="application/octet-stream", headers=headers
+    )

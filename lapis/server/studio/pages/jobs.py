@@ -16,18 +16,19 @@ import asyncio
 import contextlib
 import posixpath
 import re
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, cast
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
-from lapis.artifacts.store import clean_relpath, proxied_path
+from lapis.artifacts.store import FileInfo, clean_relpath, proxied_path
 from lapis.entities.job_status import JobStatus
 from lapis.entities.jobs import Job
-from lapis.errors import InvalidParameterValue, ResourceDoesNotExist
+from lapis.errors import InvalidParameterValue, LapisError, ResourceDoesNotExist
+from lapis.jobs.outputs import OutputFiles
 from lapis.server.studio.web import render
 from lapis.util import now_ms
 
@@ -260,13 +261,17 @@ def _artifact_root(ws: Any, job: Job) -> str:
 
 @router.get("/jobs/{name}/files")
 async def job_files(request: Request, name: str) -> Response:
-    """The named outputs and the rest of the run's artifacts, with download links."""
+    """The named outputs — read where the job wrote them, the default datastore for most —
+    and the rest of the run's artifacts, with download links."""
     ws = request.app.state.ws
+    principal = getattr(request.state, "principal", None)
 
     def gather() -> dict[str, Any]:
         job = ws.jobs.get(name, events=False)
         files = ws.artifacts.walk_files(_artifact_root(ws, job))
-        outputs: dict[str, list[Any]] = {o: [] for o in job.spec.get("outputs") or {}}
+        declared = job.spec.get("outputs") or {}
+        outputs: dict[str, list[Any]] = {o: [] for o in declared}
+        problems: dict[str, str] = {}
         others = []
         for f in files:
             head, _, rest = f.path.partition("/")
@@ -275,31 +280,50 @@ async def job_files(request: Request, name: str) -> Response:
                 outputs[out_name].append(f)
             else:
                 others.append(f)
-        return {"job": job, "outputs": outputs, "files": others, "terminal": _terminal(job)}
+        reader = OutputFiles(ws.jobs)
+        for out_name in reader.stored(name):
+            try:
+                listed = reader.files(name, out_name, principal)["files"]
+            except LapisError as exc:  # a credential this user may not use, a store away
+                problems[out_name] = str(exc)
+                continue
+            outputs[out_name] = [
+                FileInfo(f"named-outputs/{out_name}/{f['path']}", False, f["size"]) for f in listed
+            ]
+        uris = {o: spec.get("uri") for o, spec in declared.items()}
+        return {"job": job, "outputs": outputs, "files": others, "terminal": _terminal(job),
+                "uris": uris, "problems": problems}  # fmt: skip
 
     return render(request, "jobs/_files.html", await run_in_threadpool(gather))
 
 
 @router.get("/jobs/{name}/download")
 async def job_download(request: Request, name: str, path: str) -> Response:
-    """One artifact file of the job's run, streamed as an attachment."""
+    """One file of the job — an output's, from its datastore, or an artifact of its run —
+    streamed as an attachment."""
     ws = request.app.state.ws
+    principal = getattr(request.state, "principal", None)
     rel = clean_relpath(path)
     if not rel:
         raise InvalidParameterValue("Give the path of a file to download")
 
-    def locate() -> str:
+    def locate() -> Iterator[bytes]:
         job = ws.jobs.get(name, events=False)
+        head, _, rest = rel.partition("/")
+        out_name, _, inner = rest.partition("/")
+        stored = (job.spec.get("outputs") or {}).get(out_name, {}).get("dest")
+        if head == "named-outputs" and stored and inner:
+            return OutputFiles(ws.jobs).stream(name, out_name, inner, principal)[1]
         full = f"{_artifact_root(ws, job)}/{rel}"
         if not ws.artifacts.is_file(full):
             raise ResourceDoesNotExist(f"Job {name} has no file '{rel}'")
-        return full
+        return cast(Iterator[bytes], ws.artifacts.iter_read(full))
 
-    full = await run_in_threadpool(locate)
+    chunks = await run_in_threadpool(locate)
     filename = posixpath.basename(rel)
     disposition = f"attachment; filename*=UTF-8''{quote(filename, safe='')}"
     return StreamingResponse(
-        ws.artifacts.iter_read(full),
+        iterate_in_threadpool(chunks),
         media_type="application/octet-stream",
         headers={"Content-Disposition": disposition},
     )
