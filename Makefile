@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 
-.PHONY: demo test test-fast lint format bench clean studio-assets browser dist docker-engine ssh-server
+.PHONY: demo test test-fast lint format bench clean studio-assets browser dist docker-engine ssh-server fuse
 
 $(VENV)/.stamp-venv:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Lapis needs Python >= 3.11"'
@@ -38,6 +38,10 @@ studio-assets: $(STUDIO_VENDOR)/.stamp
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 browser:
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
+
+# Remote ro_mount inputs are FUSE mounts (lapis/compute/fuse_mount.py): libfuse 2.
+fuse:
+	@ldconfig -p | grep -q 'libfuse\.so\.2' || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq libfuse2; } || true
 
 # The ssh node provider is tested against sshd in network namespaces (tests/netkit.py).
 ssh-server:
@@ -76,7 +80,7 @@ format: $(VENV)/.stamp-dev
 
 # The coverage report covers the test processes and every Python process they start
 # (servers, supervisors, CLI runs): [tool.coverage.run] in pyproject.toml.
-test: lint studio-assets browser docker-engine ssh-server
+test: lint studio-assets browser docker-engine ssh-server fuse
 	rm -f .coverage .coverage.*
 	$(VENV)/bin/pytest -n 2 --dist loadgroup -q --durations=25 --cov=lapis --cov-report=term
 
@@ -85,7 +89,7 @@ test-fast: $(VENV)/.stamp-dev
 
 # bench/serving.py drives the servers with wrk (a Debian package); installed when missing.
 
-bench: $(VENV)/.stamp-dev studio-assets  # studio-assets: npm ci, which brings Azurite for bench/data.py
+bench: $(VENV)/.stamp-dev studio-assets fuse  # studio-assets: npm ci, which brings Azurite for bench/data.py
 	$(PY) bench/tracking.py
 	$(PY) bench/jobs.py
 	command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y wrk; }

@@ -14,13 +14,14 @@ The modes, as Azure names them:
   needed. A datastore whose files are on this host (``local``, the workspace's
   own stores on a local artifact root) is read **in place**: the input is a link
   to the folder, and the job's Landlock sandbox grants it read access only. A
-  remote store (Blob, ADLS, S3) is streamed into the host's read-only cache
+  remote store (Blob, ADLS, S3) is a **FUSE mount** (lapis/compute/fuse_mount.py):
+  read-only and lazy, each file read block by block as the command reads it.
+  Where the host cannot mount (no /dev/fuse, libfuse 2 or fusepy, or
+  ``LAPIS_DATA_FUSE=off``), it is streamed into the host's read-only cache instead
   (one copy per path and listing, shared by the host's jobs, refetched when the
-  listing changes; older copies stay until removed with the cache folder) and
-  read there. Lapis does not use FUSE: the log says which
-  of the two each input got. Without Landlock (or with the sandbox off) the
-  in-place view cannot be made read-only, so the files are copied instead, and
-  the log says so.
+  listing changes) and read there. The log says which each input got and why.
+  Without Landlock (or with the sandbox off) no view can be made read-only, so
+  the files are copied instead, and the log says so.
 - ``direct``: nothing is read here; the command gets a URL fsspec opens
   (``abfs://``, ``s3://`` or the local folder) and the credential in the
   variables the storage libraries read (see :func:`direct`).
@@ -237,6 +238,12 @@ def materialize(
                 lines.append(f"input {name}: {mode} of {uri}: read in place, read-only")
                 continue
             fs, root, where = _open(src)
+            if mode in ("ro_mount", "eval_mount") and here is None and sandboxed:
+                mounted = _mount(name, src, fs, where, dest, uri, str(item["type"]), mode,
+                                 job_dir, job.get("env") or {})  # fmt: skip
+                if mounted is not None:  # in the job's folder, read-only by the kernel:
+                    lines.append(mounted)  # no sandbox grant to add
+                    continue
             try:
                 is_file, entries = _entries(fs, root, where)
             except FileNotFoundError:
@@ -252,8 +259,8 @@ def materialize(
                 grants.append(str(folder))
                 how = f"streamed {_size(fetched)} into" if fetched else "all found in"
                 lines.append(
-                    f"input {name}: {mode} of {uri}: no FUSE mount here; {how} the host's "
-                    f"read-only cache ({len(entries)} files, {_size(size)})"
+                    f"input {name}: {mode} of {uri}: no FUSE mount ({_no_fuse.get(name)}); "
+                    f"{how} the host's read-only cache ({len(entries)} files, {_size(size)})"
                 )
                 continue
             _copy(fs, where, is_file, entries, dest)
@@ -268,6 +275,52 @@ def materialize(
         except Exception as exc:  # the storage libraries raise their own types
             raise InputError(f"input {name}: {uri}: {storage_reason(exc)}") from None
     return lines, grants
+
+
+_no_fuse: dict[str, str] = {}  # input -> why it was not mounted, for its log line
+MOUNTS: list[tuple[Any, Path]] = []  # (serving process, mount point) made by this process
+
+
+def _mount(
+    name: str, src: Mapping[str, Any], fs: Any, where: str, dest: Path, uri: str, kind: str,
+    mode: str, job_dir: Path, job_env: Mapping[str, str],
+) -> str | None:  # fmt: skip
+    """A lazy read-only FUSE mount of a remote input under the job's folder: its log
+    line; None when this host cannot mount (the reason is kept for the cache's line)."""
+    from lapis.compute import fuse_mount
+
+    why = fuse_mount.available(job_env)
+    if why is not None:
+        _no_fuse[name] = why
+        return None
+    try:
+        info = fs.info(where)
+    except FileNotFoundError:
+        raise InputError(f"{uri} does not exist") from None
+    is_file = info.get("type") != "directory"
+    _check_type(kind, is_file, uri)
+    folder = posixpath.dirname(where.rstrip("/")) if is_file else where
+    point = job_dir / "mounts" / name
+    try:
+        proc = fuse_mount.start(src, folder, point)
+    except RuntimeError as exc:
+        _no_fuse[name] = f"the mount failed: {exc}"
+        return None
+    MOUNTS.append((proc, point))
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    os.symlink(point / posixpath.basename(where.rstrip("/")) if is_file else point, dest)
+    what = "1 file" if is_file else "a folder"
+    return f"input {name}: {mode} of {uri}: FUSE mount, read-only, read lazily ({what})"
+
+
+def unmount_all() -> None:
+    """End this supervisor's input mounts (the job has ended)."""
+    from lapis.compute import fuse_mount
+
+    while MOUNTS:
+        proc, point = MOUNTS.pop()
+        with contextlib.suppress(OSError):
+            fuse_mount.stop(proc, point)
 
 
 def _cached(

@@ -332,6 +332,9 @@ def supervise(job_dir: Path) -> int:
         return _watch(job_dir, job, proc)
     finally:
         stop.set()
+        inputs = sys.modules.get("lapis.compute.data_inputs")
+        if inputs is not None:  # the job has ended: its FUSE input mounts go
+            inputs.unmount_all()
 
 
 def _exit_waiter(pid: int) -> int | None:

@@ -272,7 +272,11 @@ def discard_copies(folder: Path) -> None:
 
     The logs stay (``lapis job logs`` reads them here), as do the job and event files.
     """
-    for name in ("wd", "inputs", "named-outputs"):
+    from lapis.compute import fuse_mount
+
+    for point in fuse_mount.mounted_below(folder):  # a supervisor killed with its mounts up
+        fuse_mount.unmount(point)
+    for name in ("wd", "inputs", "mounts", "named-outputs"):
         path = folder / name
         if path.exists():
             _writable(path)

@@ -48,7 +48,7 @@ def _asset(server: Any, tmp_path: Path, rows: int) -> str:
     return str(folder)
 
 
-def _job(tmp_path: Path, path: str, mode: str, outputs: str = "") -> Path:
+def _job(tmp_path: Path, path: str, mode: str, outputs: str = "", env: str = "") -> Path:
     return write_job(
         tmp_path / f"job-{uuid.uuid4().hex[:6]}",
         f"""
@@ -60,6 +60,7 @@ def _job(tmp_path: Path, path: str, mode: str, outputs: str = "") -> Path:
             path: {path}
             mode: {mode}
         {outputs}
+        {env}
         environment: system
         compute: local
         experiment_name: job-data

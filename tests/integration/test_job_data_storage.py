@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from clusterkit import (
     json_cli,
     one_store,  # noqa: F401  (the module's lapis_server: SQLite)
@@ -19,6 +20,8 @@ from clusterkit import (
 from jobkit import get, log_text, submit, wait
 from storagekit import ACCOUNT, ACCOUNT_KEY, azurite_server, moto_s3_server  # noqa: F401  (fixtures)
 from test_job_data import _job
+
+from lapis.compute import fuse_mount
 
 FILES = {"heart/heart.csv": b"age,chol\n63,233\n67,286\n71,300\n", "heart/raw/notes.txt": b"UCI\n"}
 SUMMARY = "outputs:\n          summary:\n            type: uri_folder\n            path: {path}"
@@ -38,10 +41,13 @@ def _datastore(server: Any, tmp_path: Path, text: str) -> str:
     return name
 
 
+NO_FUSE = 'environment_variables:\n          LAPIS_DATA_FUSE: "off"'
+
+
 def _run(
-    server: Any, tmp_path: Path, path: str, mode: str, outputs: str = ""
+    server: Any, tmp_path: Path, path: str, mode: str, outputs: str = "", env: str = ""
 ) -> tuple[dict[str, Any], str]:
-    job = submit(server, _job(tmp_path, path, mode, outputs))
+    job = submit(server, _job(tmp_path, path, mode, outputs, env))
     done = wait(server, job["name"], timeout=180)
     return done, log_text(server, job["name"])
 
@@ -49,12 +55,14 @@ def _run(
 def _read_every_way(server: Any, tmp_path: Path, ds: str) -> None:
     path = f"azureml://datastores/{ds}/paths/heart"
     logs = []
-    for mode in ("ro_mount", "ro_mount", "download", "direct"):
-        done, log = _run(server, tmp_path, path, mode)
+    runs = [("ro_mount", NO_FUSE), ("ro_mount", NO_FUSE), ("download", ""), ("direct", "")]
+    for mode, env in runs:
+        done, log = _run(server, tmp_path, path, mode, env=env)
         assert done["status"] == "Completed", (done["status_reason"], log)
         assert "files: heart.csv,raw/notes.txt" in log and "rows: 3" in log, log
         logs.append(log)
-    assert "no FUSE mount here; streamed 34 bytes into the host's read-only cache" in logs[0]
+    assert "no FUSE mount (turned off by LAPIS_DATA_FUSE); streamed 34 bytes into the " \
+           "host's read-only cache" in logs[0], logs[0]  # fmt: skip
     assert "write: refused" in logs[0]
     assert "all found in the host's read-only cache (2 files" in logs[1], logs[1]
     assert "download of " + path + ": downloaded 2 files" in logs[2]
@@ -129,6 +137,33 @@ def test_s3_on_moto_every_mode_and_an_output(
         refused = me.get(listing)
         assert refused.status_code == 403 and "listsecrets" in refused.text, refused.text
         assert me.get(f"{listing}/summary.txt").status_code == 403
+
+
+def test_ro_mount_is_a_lazy_read_only_fuse_mount(
+    lapis_server: Any, moto_s3: str, tmp_path: Path
+) -> None:
+    """Where the host can mount (CI can: /dev/fuse, libfuse2 and fusepy from `make test`),
+    a remote ro_mount is a FUSE mount: listed and read through the kernel, writes refused,
+    and gone once the job has ended."""
+    why = fuse_mount.available()
+    if why is not None:
+        pytest.skip(f"FUSE MOUNTS NOT TESTED: {why}; `make test` installs libfuse2 (CI has it)")
+    import s3fs
+
+    bucket = f"ml-{uuid.uuid4().hex[:6]}"
+    fs = s3fs.S3FileSystem(key="id", secret="secret", client_kwargs={"endpoint_url": moto_s3})
+    _fill(fs, bucket)
+    ds = _datastore(lapis_server, tmp_path, f"type: s3\nbucket: {bucket}\nendpoint_url: {moto_s3}\n"
+                    "credentials:\n  access_key_id: id\n  secret_access_key: secret\n")  # fmt: skip
+    path = f"azureml://datastores/{ds}/paths/heart"
+    done, log = _run(lapis_server, tmp_path, path, "ro_mount")
+    assert done["status"] == "Completed", (done["status_reason"], log)
+    assert f"ro_mount of {path}: FUSE mount, read-only, read lazily (a folder)" in log, log
+    assert "files: heart.csv,raw/notes.txt" in log and "rows: 3" in log, log
+    assert "write: refused" in log
+    fs.invalidate_cache()
+    assert fs.cat(f"{bucket}/heart/heart.csv") == FILES["heart/heart.csv"]  # untouched
+    assert fuse_mount.mounted_below(lapis_server.home) == []  # unmounted with the job
 
 
 def _no_creds(server: Any) -> str:
