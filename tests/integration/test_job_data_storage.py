@@ -17,7 +17,7 @@ from clusterkit import (
     json_cli,
     one_store,  # noqa: F401  (the module's lapis_server: SQLite)
 )
-from jobkit import get, log_text, submit, wait
+from jobkit import get, log_text, submit, wait, write_job
 from storagekit import ACCOUNT, ACCOUNT_KEY, azurite_server, moto_s3_server  # noqa: F401  (fixtures)
 from test_job_data import _job
 
@@ -164,6 +164,24 @@ def test_ro_mount_is_a_lazy_read_only_fuse_mount(
     fs.invalidate_cache()
     assert fs.cat(f"{bucket}/heart/heart.csv") == FILES["heart/heart.csv"]  # untouched
     assert fuse_mount.mounted_below(lapis_server.home) == []  # unmounted with the job
+    first_line = "python -c \"import sys; print('one:', open(sys.argv[1]).readline())\""
+    one = write_job(
+        tmp_path / "one-file",
+        f"""
+        command: {first_line} ${{{{inputs.csv}}}}
+        inputs:
+          csv:
+            type: uri_file
+            path: {path}/heart.csv
+            mode: ro_mount
+        environment: system
+        compute: local
+        """,
+    )  # fmt: skip
+    done = wait(lapis_server, submit(lapis_server, one)["name"], timeout=180)
+    log = log_text(lapis_server, done["name"])
+    assert done["status"] == "Completed", (done["status_reason"], log)
+    assert "FUSE mount, read-only, read lazily (1 file)" in log and "one: age,chol" in log, log
 
 
 def _no_creds(server: Any) -> str:
