@@ -19,7 +19,9 @@ The modes, as Azure names them:
   Where the host cannot mount (no /dev/fuse, libfuse 2 or fusepy, or
   ``LAPIS_DATA_FUSE=off``), it is streamed into the host's read-only cache instead
   (one copy per path and listing, shared by the host's jobs, refetched when the
-  listing changes) and read there. The log says which each input got and why.
+  listing changes; the least recently used copies that no running job reads are
+  removed to keep it under ``LAPIS_DATA_CACHE_GB``, 50 by default) and read there.
+  The log says which each input got and why.
   Without Landlock (or with the sandbox off) no view can be made read-only, so
   the files are copied instead, and the log says so.
 - ``direct``: nothing is read here; the command gets a URL fsspec opens
@@ -332,7 +334,9 @@ def _cached(
     final = slot / listing
     leaf = "file" if is_file else "files"
     if (final / leaf).exists():
+        _hold(final)
         return final / leaf, 0
+    prune(root, need=sum(e[1] for e in entries))
     slot.mkdir(parents=True, exist_ok=True)
     tmp = slot / f".{uuid.uuid4().hex}"
     tmp.mkdir()
@@ -341,9 +345,80 @@ def _cached(
         _read_only(tmp / leaf)
         with contextlib.suppress(OSError):  # another job filled it meanwhile: use theirs
             tmp.rename(final)
+        _hold(final)
     finally:
         if tmp.exists():
             for dirpath, _dirs, _files in os.walk(tmp):
                 os.chmod(dirpath, 0o755)
             shutil.rmtree(tmp, ignore_errors=True)
     return final / leaf, fetched
+
+
+# --- the cache's size -----------------------------------------------------------------
+_HELD: list[int] = []  # descriptors of the copies this supervisor's job reads (shared locks)
+
+
+def _limit() -> int:
+    """``LAPIS_DATA_CACHE_GB`` (default 50): the most the host's data cache keeps."""
+    try:
+        return int(float(os.environ.get("LAPIS_DATA_CACHE_GB", "50")) * 1024**3)
+    except ValueError:
+        return 50 * 1024**3
+
+
+def _hold(copy: Path) -> None:
+    """Mark a copy in use for as long as this supervisor lives (its job's life): a shared
+    lock that ``prune`` will not break, and the time it was last used."""
+    import fcntl
+
+    with contextlib.suppress(OSError):
+        os.utime(copy)
+        fd = os.open(copy, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        _HELD.append(fd)
+
+
+def _tree_size(path: Path) -> int:
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, name)).st_blocks * 512
+    return total
+
+
+def prune(root: Path, need: int = 0) -> list[Path]:
+    """Remove the least recently used copies until the cache, with ``need`` more bytes,
+    fits ``LAPIS_DATA_CACHE_GB``; a copy a running job reads (locked) is never removed.
+    Returns what was removed."""
+    import fcntl
+
+    if not root.is_dir():
+        return []
+    copies = []
+    for slot in root.iterdir():
+        if slot.is_dir():
+            copies += [c for c in slot.iterdir() if c.is_dir() and not c.name.startswith(".")]
+    sized = sorted(((c.stat().st_mtime, c, _tree_size(c)) for c in copies), key=lambda t: t[0])
+    total, limit, removed = sum(size for *_, size in sized) + need, _limit(), []
+    for _mtime, copy, size in sized:
+        if total <= limit:
+            break
+        try:
+            fd = os.open(copy, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # a running job reads it
+            os.close(fd)
+            continue
+        try:
+            for dirpath, _dirs, _files in os.walk(copy):
+                os.chmod(dirpath, 0o755)
+            shutil.rmtree(copy, ignore_errors=True)
+        finally:
+            os.close(fd)
+        total -= size
+        removed.append(copy)
+    return removed
