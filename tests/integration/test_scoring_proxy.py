@@ -286,7 +286,11 @@ def test_mirror_traffic_reaches_the_shadow(serving: Serving) -> None:
         time.sleep(0.05)
     mirrored = green.mirrored - before
     assert 50 <= mirrored <= 150  # 50 % of 200, with room for chance
-    assert green.by_code.get(200, 0) >= mirrored
+    # each mirrored request was answered by green: served, or refused by its own
+    # admission limit when a slow machine let copies pile up (never an error)
+    answered = green.by_code.get(200, 0) + green.by_code.get(429, 0)
+    assert answered >= mirrored and green.by_code.get(200, 0) > 0, green.by_code
+    assert not any(code >= 500 for code in green.by_code), green.by_code
     report = serving.ws.telemetry.report("shop")
     assert report["deployments"]["green"]["mirrored"] >= mirrored
 

@@ -42,7 +42,10 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def wheel_server(installed: Path, tmp_path: Path, server_type: Any) -> Iterator[Any]:
+def wheel_server(
+    installed: Path, tmp_path: Path, server_type: Any, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Any]:
+    monkeypatch.delenv("PYTHONPATH", raising=False)  # the wheel's lapis, not a checkout's
     server = server_type(home=tmp_path / "home", python=str(installed), cwd=tmp_path)
     try:
         yield server.start()
