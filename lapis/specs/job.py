@@ -84,7 +84,7 @@ class JobInput:
 class JobOutput:
     type: str = "uri_folder"
     mode: str = "rw_mount"
-    path: str | None = None  # azureml://datastores/<ds>/paths/<p>; None: the run's artifacts
+    path: str | None = None  # azureml://datastores/<ds>/paths/<p>; None: the default datastore
     name: str | None = None  # registered as this data asset when the job completes
     version: str | None = None
 
@@ -212,7 +212,7 @@ def _parse_output(doc: Located, name: str, raw: Any) -> JobOutput:
         raise doc.error(
             (*path, "path"),
             "an output goes to a datastore: azureml://datastores/<datastore>/paths/<path> "
-            "(leave it out to keep the output with the job)",
+            "(leave it out for the default: workspaceblobstore, azureml/<job>/<output>/)",
         )
     asset = _string(doc, (*path, "name"), raw.get("name"))
     version = raw.get("version")
