@@ -40,6 +40,8 @@ ACTIONS: dict[str, str] = {
     "workspaces/datastores/delete": "delete datastores (their data stays)",
     "workspaces/datastores/listsecrets/action": "read a datastore's credentials",
     "workspaces/data/read": "list and read data assets",
+    "workspaces/components/read": "list and read components",
+    "workspaces/components/write": "register, archive and restore components",
     "workspaces/data/write": "register, archive and restore data assets, upload data",
     "workspaces/environments/read": "list and read environments and their builds",
     "workspaces/environments/write": "register, build and archive environments",

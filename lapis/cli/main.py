@@ -23,6 +23,7 @@ from lapis.cli import (
     auth,
     batch,
     batch_deployment,
+    component,
     compute,
     data,
     datastore,
@@ -57,6 +58,7 @@ app.add_typer(compute.app, name="compute")
 app.add_typer(environment.app, name="environment")
 app.add_typer(datastore.app, name="datastore")
 app.add_typer(data.app, name="data")
+app.add_typer(component.app, name="component")
 app.add_typer(model.app, name="model")
 app.add_typer(webhook.app, name="webhook")
 app.add_typer(endpoint.app, name="online-endpoint")

@@ -40,6 +40,15 @@ def prepare_submission(
     }
     overrides = [*(overrides or []), *_upload_inputs(http, spec, base_dir, source)]
     body["overrides"] = overrides
+    body.update(code_and_environment(http, spec, base_dir, source))
+    return body
+
+
+def code_and_environment(http: LapisHTTP, spec: Any, base_dir: Path, source: str) -> dict[str, Any]:
+    """What a job or a component brings from the client's disk: its code as an uploaded
+    snapshot, and its environment's files (an environment file, a Docker build context, a
+    conda file) — the server never reads the client's folder."""
+    body: dict[str, Any] = {}
     if spec.code is not None:
         snap = take_snapshot(Path(spec.code))
         if not http.exists(f"/api/v1/snapshots/{snap.digest}"):

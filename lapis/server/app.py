@@ -23,6 +23,7 @@ from lapis.server.headers import SecurityHeaders
 from lapis.server.routers import (
     v1_access,
     v1_batch,
+    v1_components,
     v1_compute,
     v1_data,
     v1_deployments,
@@ -166,6 +167,7 @@ def create_app(ws: Workspace, background: Background | None = None) -> FastAPI:
     app.include_router(v1_compute.router)
     app.include_router(v1_environments.router)
     app.include_router(v1_data.router)
+    app.include_router(v1_components.router)
     app.include_router(v1_models.router)
     app.include_router(v1_endpoints.router)
     app.include_router(v1_batch.router)

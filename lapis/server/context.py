@@ -31,6 +31,7 @@ from lapis.endpoints.data.telemetry import Telemetry
 from lapis.environments.service import EnvironmentService
 from lapis.jobs.scheduler import JobScheduler
 from lapis.jobs.service import JobService
+from lapis.registry.components import ComponentService
 from lapis.registry.models import ModelService
 from lapis.registry.service import RegistryService
 from lapis.registry.webhooks import WebhookService
@@ -59,6 +60,7 @@ class Workspace:
     webhooks: WebhookService
     datastores: DatastoreService
     data: DataAssetService
+    components: ComponentService
     compute: ComputeService
     environments: EnvironmentService
     jobs: JobService
@@ -119,6 +121,7 @@ class Workspace:
             webhooks=webhooks,
             datastores=datastores,
             data=data,
+            components=ComponentService(db, jobs.has_snapshot),
             compute=compute,
             environments=environments,
             jobs=jobs,

@@ -114,7 +114,7 @@ def _number(doc: Located, path: tuple[str, ...], value: Any) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise doc.error(path, f"must be a number, got {type(value).__name__}")
-    return value
+    return float(value) if isinstance(value, float) else int(value)
 
 
 def _literal_fits(kind: str, value: Any) -> bool:

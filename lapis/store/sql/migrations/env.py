@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from alembic import context
 
-from lapis.store.sql import auth_tables, data_tables, serving_tables  # noqa: F401  (tables join metadata)
+from lapis.store.sql import (  # noqa: F401  (tables join metadata)
+    auth_tables,
+    components,
+    data_tables,
+    serving_tables,
+)
 from lapis.store.sql.tables import metadata
 
 connection = context.config.attributes.get("connection")
