@@ -12,8 +12,8 @@ class ComponentIO(BaseModel):
     type: str
     default: Any = None
     optional: bool = False
-    min: float | None = None
-    max: float | None = None
+    min: int | float | None = None  # an integer input's range stays whole
+    max: int | float | None = None
     enum: list[str] | None = None
     description: str | None = None
 

@@ -10,6 +10,7 @@ A script written for Azure ML runs after its imports change
 """
 
 from lapis.sdk.client import MLClient
+from lapis.sdk.components import load_component
 from lapis.sdk.entities import (
     Input,
     MpiDistribution,
@@ -29,4 +30,5 @@ __all__ = [
     "PyTorchDistribution",
     "TensorFlowDistribution",
     "command",
+    "load_component",
 ]

@@ -1,6 +1,7 @@
 """``azure.ai.ml.entities`` as Lapis has them (see ``lapis.ml``)."""
 
 from lapis.sdk.assets import AmlCompute, BuildContext, ComputeInstance, Data, Environment
+from lapis.sdk.components import CommandComponent
 from lapis.sdk.datastores import (
     AccessKeyConfiguration,
     AccountKeyConfiguration,
@@ -46,6 +47,7 @@ __all__ = [
     "BatchRetrySettings",
     "BuildContext",
     "CodeConfiguration",
+    "CommandComponent",
     "CommandJob",
     "Compute",
     "ComputeInstance",

@@ -20,25 +20,13 @@ from typing import Any
 from lapis.api import components as api
 from lapis.artifacts.snapshot import check_digest
 from lapis.errors import InvalidParameterValue, ResourceAlreadyExists, ResourceDoesNotExist
-from lapis.specs.component import ComponentSpec, from_dict, parse_component
-from lapis.specs.job import EnvironmentRef
+from lapis.specs.component import ComponentSpec, environment_text, from_dict, parse_component
 from lapis.store.sql.components import ComponentRow, ComponentStore
 from lapis.store.sql.engine import Database
 
 
 def _now() -> int:
     return int(time.time() * 1000)
-
-
-def environment_text(env: EnvironmentRef) -> str:
-    """How the environment reads in a listing: ``azureml:name:version``, ``system``, …"""
-    if env.kind == "registered":
-        return f"azureml:{env.name}" + (f":{env.version}" if env.version else f"@{env.label}")
-    if env.kind == "inline":
-        return env.image or "inline (conda file)" if not env.build else "inline (Docker build)"
-    if env.kind == "file":
-        return f"file:{env.name}"
-    return "system"
 
 
 class ComponentService:

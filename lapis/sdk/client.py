@@ -24,6 +24,7 @@ import yaml
 
 from lapis.errors import InvalidParameterValue, ResourceDoesNotExist
 from lapis.sdk import jobs as sdk_jobs
+from lapis.sdk.components import ComponentOperations
 from lapis.sdk.compute_ops import ComputeOperations
 from lapis.sdk.connection import LapisHTTP, resolve
 from lapis.sdk.datastores import DatastoreOperations
@@ -206,6 +207,7 @@ class MLClient:
         self.batch_endpoints = BatchEndpointOperations(http)
         self.batch_deployments = BatchDeploymentOperations(http)
         self.data = DataOperations(http)
+        self.components = ComponentOperations(http)
         self.datastores = DatastoreOperations(http)
 
     @classmethod

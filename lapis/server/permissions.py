@@ -209,6 +209,8 @@ ROUTE_ACTIONS: dict[tuple[str, str], str] = {
     # the action depends on the path ({action}: start, stop, restart, delete)
     ("POST", "/compute/{name}/{action}"): f"{COMP}/{{action}}",
     ("GET", "/data"): f"{DATA}/read",
+    ("GET", "/components"): "workspaces/components/read",
+    ("GET", "/components/{name}"): "workspaces/components/read",
     ("GET", "/data/assets/{name}"): "workspaces/data/read",
     ("GET", "/data/assets/{name}/preview"): "workspaces/data/read",  # + listsecrets if keyed
     ("GET", "/data/datastores/{name}"): f"{DATA}/read",

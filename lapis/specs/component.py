@@ -109,6 +109,17 @@ def from_dict(data: dict[str, Any]) -> ComponentSpec:
     return ComponentSpec(**values)
 
 
+def environment_text(env: EnvironmentRef) -> str:
+    """How the environment reads in a listing: ``azureml:name:version``, ``system``, …"""
+    if env.kind == "registered":
+        return f"azureml:{env.name}" + (f":{env.version}" if env.version else f"@{env.label}")
+    if env.kind == "inline":
+        return env.image or "inline (conda file)" if not env.build else "inline (Docker build)"
+    if env.kind == "file":
+        return f"file:{env.name}"
+    return "system"
+
+
 def _number(doc: Located, path: tuple[str, ...], value: Any) -> float | None:
     if value is None:
         return None

@@ -101,3 +101,24 @@ def test_mistakes_are_one_line_and_roles_decide_who_registers(
         refused = me.post("/api/v1/components", json={"yaml": "name: c\ncommand: x\n"})
         assert refused.status_code == 403
         assert me.post(f"/api/v1/components/{name}/archive").status_code == 403
+
+
+def test_the_sdk_loads_registers_and_reads_components_as_azure_ai_ml_does(
+    lapis_server: Any, tmp_path: Path
+) -> None:
+    from lapis.ml import MLClient, load_component
+    from lapis.ml.entities import CommandComponent
+
+    name = f"sdk_{uuid.uuid4().hex[:6]}"
+    train = load_component(source=_copy(tmp_path, name))
+    assert isinstance(train, CommandComponent) and train.name == name
+    assert train.inputs["max_epochs"] == {"type": "integer", "default": 10, "min": 1, "max": 1000}
+    with MLClient(lapis_server.url, lapis_server.token) as ml:
+        made = ml.components.create_or_update(train)
+        assert (made.version, made.id) == ("1", f"azureml:{name}:1") and made.code
+        assert ml.components.get(name, version="1").inputs == made.inputs
+        assert name in {c.name for c in ml.components.list()}
+        ml.components.archive(name, version="1")
+        assert name not in {c.name for c in ml.components.list()}
+        ml.components.restore(name)
+        assert ml.components.get(name, label="latest").version == "1"

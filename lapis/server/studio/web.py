@@ -47,6 +47,7 @@ NAV = (
     ("compute", "/compute", "Compute", "workspaces/computes/read"),
     ("environments", "/environments", "Environments", "workspaces/environments/read"),
     ("data", "/data", "Data", "workspaces/datastores/read"),
+    ("components", "/components", "Components", "workspaces/components/read"),
     ("models", "/models", "Models", "workspaces/models/read"),
     ("endpoints", "/endpoints", "Endpoints", "workspaces/onlineEndpoints/read"),
     ("admin", "/admin/users", "Admin", "workspaces/users/read"),

@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from lapis.server.studio import session
 from lapis.server.studio.pages import admin, compare, endpoint_actions, home, run_detail
 from lapis.server.studio.pages import batch as batch_pages
+from lapis.server.studio.pages import components as components_pages
 from lapis.server.studio.pages import compute as compute_pages
 from lapis.server.studio.pages import data as data_pages
 from lapis.server.studio.pages import endpoints as endpoints_pages
@@ -27,6 +28,7 @@ ROUTERS: list[APIRouter] = [
     compute_pages.router,
     environments_pages.router,
     data_pages.router,
+    components_pages.router,
     models_pages.router,
     batch_pages.router,
     endpoints_pages.router,

@@ -1,0 +1,48 @@
+"""The Components page in a real browser: a component registered from Azure's file shape,
+listed, opened, its inputs with their defaults, ranges and choices, and its versions."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from pathlib import Path
+
+from jobkit import lapis_cli
+from studiokit import Studio
+
+FILES = Path(__file__).resolve().parents[1] / "compat" / "files" / "components"
+
+
+def test_components_are_listed_and_shown_with_their_inputs_and_versions(
+    studio: Studio, tmp_path: Path
+) -> None:
+    page = studio.page
+    name = f"studio_{uuid.uuid4().hex[:6]}"
+    shutil.copytree(FILES, tmp_path / "c")
+    spec = tmp_path / "c" / "train.yml"
+    spec.write_text(spec.read_text().replace("name: train_model", f"name: {name}"))
+    assert lapis_cli(studio.server, "component", "create", "-f", str(spec)).returncode == 0
+    spec.write_text(spec.read_text().replace('version: "1"', 'version: "2"'))
+    assert lapis_cli(studio.server, "component", "create", "-f", str(spec)).returncode == 0
+
+    studio.go("/")
+    page.click("nav >> text=Components")
+    page.wait_for_selector("#components-table")
+    row = page.locator("#components-table tr", has_text=name).inner_text()
+    assert "2" in row and "max_epochs" in row and "model_output" in row, row
+    studio.shot("components")
+    page.click(f"a:has-text('{name}')")
+    page.wait_for_selector("#component-io")
+    io = page.inner_text("#component-io")
+    assert "max_epochs" in io and "1 … 1000" in io and "time-based | step" in io, io
+    assert "optional" in io and "model_output" in io
+    facts = page.inner_text("#component-facts")
+    assert "azureml:AzureML-sklearn-1.5@latest" in facts and "snapshot" in facts
+    assert "--max_epochs" in page.inner_text("pre.command")
+    assert page.locator("#component-versions tr[data-version]").count() == 2
+    studio.shot("component")
+    page.click("#component-versions a:has-text('1')")
+    page.wait_for_selector("#component-facts")
+    assert "1" in page.inner_text("#component-facts")
+    missing = studio.go("/components/no_such_component")
+    assert missing.status == 404 and "not found" in page.inner_text("[role=alert]")
