@@ -183,10 +183,20 @@ class JobService:
                 f"Job {name}'s code snapshot {str(code['digest'])[:12]} is no longer on the "
                 "server; submit the job file again"
             )
-        stored = {**old.spec, "user_id": principal.user_id if principal else None}
         new_name = generated_name()
         while self._exists(new_name):
             new_name = generated_name()
+        outputs = old.spec.get("outputs") or {}
+        if self.data is not None:  # written under the new job's name, as a new submission's
+            outputs = {
+                k: self.data.resolve_output(k, _as_submitted(o), new_name, principal, f"job {name}")
+                for k, o in outputs.items()
+            }
+        stored = {
+            **old.spec,
+            "outputs": outputs,
+            "user_id": principal.user_id if principal else None,
+        }
         return self._record(new_name, old.display_name, compute.name, stored, principal)
 
     def _record(
@@ -444,3 +454,10 @@ def parse_submission(request: Mapping[str, Any]) -> SubmitJob:
         first = exc.errors()[0]
         where = "snapshot." + ".".join(str(p) for p in first["loc"])
         raise InvalidParameterValue(f"'{where}': {first['msg']}", field=where) from None
+
+
+def _as_submitted(output: Mapping[str, Any]) -> dict[str, Any]:
+    """An output as its job file gave it: where it went is worked out again for a new
+    job (a default path names the job), and a data asset it registers gets its next
+    version rather than the one the first run took."""
+    return {k: v for k, v in output.items() if k not in ("dest", "uri", "version")}

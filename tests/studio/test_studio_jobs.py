@@ -106,6 +106,9 @@ def test_cancel_and_resubmit_from_the_page(studio: Studio, tmp_path: Path) -> No
         code: src
         display_name: sleeper-{uid}
         environment: azureml:{env}:1
+        outputs:
+          result:
+            type: uri_folder
         """,
         {"src/sleep.py": SLEEPER},
     )
@@ -128,6 +131,10 @@ def test_cancel_and_resubmit_from_the_page(studio: Studio, tmp_path: Path) -> No
     assert again["display_name"] == f"sleeper-{uid}"
     assert again["code"]["digest"] == job["code"]["digest"]
     assert again["command"] == job["command"]
+    # its output goes under its own name, never into the first run's folder
+    kept = "azureml://datastores/workspaceblobstore/paths/azureml/{}/result/"
+    assert job["outputs"]["result"]["uri"] == kept.format(job["name"])
+    assert again["outputs"]["result"]["uri"] == kept.format(new_name)
     assert page.inner_text("h1") == f"sleeper-{uid}"
     studio.shot("job-resubmitted")
     with http_for(server) as http:
