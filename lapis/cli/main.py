@@ -33,6 +33,7 @@ from lapis.cli import (
     job,
     model,
     run,
+    schedule,
     webhook,
 )
 from lapis.cli import deployment as online_deployment
@@ -59,6 +60,7 @@ app.add_typer(environment.app, name="environment")
 app.add_typer(datastore.app, name="datastore")
 app.add_typer(data.app, name="data")
 app.add_typer(component.app, name="component")
+app.add_typer(schedule.app, name="schedule")
 app.add_typer(model.app, name="model")
 app.add_typer(webhook.app, name="webhook")
 app.add_typer(endpoint.app, name="online-endpoint")

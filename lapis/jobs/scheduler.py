@@ -35,6 +35,7 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,6 +116,7 @@ class JobScheduler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_compute_tick = 0.0
+        self.clocks: list[Callable[[int], None]] = []  # run with the compute tick
         jobs.wake = self._wake.set
         jobs.on_cancel = self._cancel_requested
         jobs.compute.wake = self._wake.set
@@ -157,6 +159,9 @@ class JobScheduler:
         if mono - self._last_compute_tick >= COMPUTE_TICK_SECONDS:
             self._last_compute_tick = mono
             self.compute.tick(now_ms(), running, queued)
+            for clock in self.clocks:  # job schedules (lapis/jobs/schedules.py)
+                with contextlib.suppress(Exception):  # never stops the others; logs itself
+                    clock(now_ms())
         if queued:
             self._dispatch(running)
         self._idle = not running and not queued

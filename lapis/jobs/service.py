@@ -171,9 +171,16 @@ class JobService:
                 "assigned to you)"
             )
 
-    def resubmit(self, name: str, principal: Principal | None) -> Job:
-        """The same job again under a new generated name: same command, environment and
-        code snapshot (the studio's Re-submit). The compute must still exist."""
+    def resubmit(
+        self,
+        name: str,
+        principal: Principal | None,
+        new_name: str | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> Job:
+        """The same job again under a new name (generated unless given): same command,
+        environment and code snapshot (the studio's Re-submit; a schedule's rerun, with its
+        tag). The compute must still exist."""
         old = self.store.get(name)
         compute = self.compute.get(old.compute)
         self._check_instance_user(compute, principal, f"job {name}")
@@ -183,8 +190,11 @@ class JobService:
                 f"Job {name}'s code snapshot {str(code['digest'])[:12]} is no longer on the "
                 "server; submit the job file again"
             )
-        new_name = generated_name()
-        while self._exists(new_name):
+        if new_name is not None and self._exists(new_name):
+            from lapis.errors import ResourceAlreadyExists
+
+            raise ResourceAlreadyExists(f"A job named '{new_name}' already exists")
+        while new_name is None or self._exists(new_name):
             new_name = generated_name()
         outputs = old.spec.get("outputs") or {}
         if self.data is not None:  # written under the new job's name, as a new submission's
@@ -197,6 +207,8 @@ class JobService:
             "outputs": outputs,
             "user_id": principal.user_id if principal else None,
         }
+        if tags:
+            stored["tags"] = {**(old.spec.get("tags") or {}), **tags}
         return self._record(new_name, old.display_name, compute.name, stored, principal)
 
     def _record(

@@ -31,6 +31,7 @@ from lapis.server.routers import (
     v1_environments,
     v1_jobs,
     v1_models,
+    v1_schedules,
     v1_serving,
     v1_tracking,
 )
@@ -168,6 +169,7 @@ def create_app(ws: Workspace, background: Background | None = None) -> FastAPI:
     app.include_router(v1_environments.router)
     app.include_router(v1_data.router)
     app.include_router(v1_components.router)
+    app.include_router(v1_schedules.router)
     app.include_router(v1_models.router)
     app.include_router(v1_endpoints.router)
     app.include_router(v1_batch.router)

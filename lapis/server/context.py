@@ -30,6 +30,7 @@ from lapis.endpoints.data.routing import RouteTable
 from lapis.endpoints.data.telemetry import Telemetry
 from lapis.environments.service import EnvironmentService
 from lapis.jobs.scheduler import JobScheduler
+from lapis.jobs.schedules import ScheduleService
 from lapis.jobs.service import JobService
 from lapis.registry.components import ComponentService
 from lapis.registry.models import ModelService
@@ -61,6 +62,7 @@ class Workspace:
     datastores: DatastoreService
     data: DataAssetService
     components: ComponentService
+    schedules: ScheduleService
     compute: ComputeService
     environments: EnvironmentService
     jobs: JobService
@@ -122,6 +124,7 @@ class Workspace:
             datastores=datastores,
             data=data,
             components=ComponentService(db, jobs.has_snapshot),
+            schedules=ScheduleService(db, jobs, auth),
             compute=compute,
             environments=environments,
             jobs=jobs,
@@ -152,6 +155,7 @@ class Workspace:
                 sandbox=self.settings.job_sandbox,
                 ca_bundle=ca_bundle,
             )
+            self.scheduler.clocks.append(self.schedules.tick)
             self.scheduler.start()  # reconciles the jobs the last server left first
         if self.instance_manager is None:
             self.instance_manager = InstanceManager(self.deployments, self.routes)

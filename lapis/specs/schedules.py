@@ -70,17 +70,29 @@ def parse_schedule(raw: Any, path: Path, err: ErrorFn) -> dict[str, Any]:
     state = str(raw.get("state", "enabled")).lower()
     if state not in STATES:
         raise err((*path, "state"), f"must be enabled or disabled, got {raw.get('state')!r}")
-    trigger = raw.get("trigger")
-    tpath = (*path, "trigger")
+    return {
+        "action": action,
+        "state": state,
+        **parse_trigger(raw.get("trigger"), (*path, "trigger"), err),
+    }
+
+
+def parse_trigger(
+    trigger: Any, tpath: Path, err: ErrorFn, allow_end: bool = False
+) -> dict[str, Any]:
+    """A ``cron`` or ``recurrence`` trigger, checked and normalised to ``{"cron",
+    "time_zone", "start_time", "end_time", "trigger"}`` (compute schedules and job
+    schedules share it; only job schedules take ``end_time``)."""
     if not isinstance(trigger, Mapping):
         raise err(tpath, "is required: {type: cron, expression: '0 18 * * 1-5'}")
     kind = str(trigger.get("type", "")).lower()
     if kind not in TRIGGER_KEYS:
         raise err((*tpath, "type"), f"must be cron or recurrence, got {trigger.get('type')!r}")
+    keys = TRIGGER_KEYS[kind] | ({"end_time"} if allow_end else set())
     for key in trigger:
-        if key not in TRIGGER_KEYS[kind]:
-            allowed = ", ".join(sorted(TRIGGER_KEYS[kind]))
-            raise err((*tpath, str(key)), f"is not allowed in a {kind} trigger; use {allowed}")
+        if key not in keys:
+            raise err((*tpath, str(key)), f"is not allowed in a {kind} trigger; use "
+                                          f"{', '.join(sorted(keys))}")  # fmt: skip
     tz_name = trigger.get("time_zone", "UTC")
     try:
         if not isinstance(tz_name, str):
@@ -103,15 +115,18 @@ def parse_schedule(raw: Any, path: Path, err: ErrorFn) -> dict[str, Any]:
         cron = expr.strip()
     else:
         cron = recurrence_to_cron(trigger, tpath, err)
-    start_ms = None
+    start_ms = end_ms = None
     if trigger.get("start_time") is not None:
         start_ms = _start_time(trigger["start_time"], zone, (*tpath, "start_time"), err)
+    if trigger.get("end_time") is not None:
+        end_ms = _start_time(trigger["end_time"], zone, (*tpath, "end_time"), err)
+        if start_ms is not None and end_ms <= start_ms:
+            raise err((*tpath, "end_time"), "must be after start_time")
     return {
-        "action": action,
-        "state": state,
         "cron": cron,
         "time_zone": "UTC" if tz_name.upper() == "UTC" else tz_name,
         "start_time": start_ms,
+        "end_time": end_ms,
         "trigger": {k: v.isoformat() if isinstance(v, datetime) else v for k, v in trigger.items()},
     }
 
@@ -199,8 +214,9 @@ def next_fire(schedule: Mapping[str, Any], after_ms: int) -> int | None:
         after_ms = start - 1
     zone = _zone(str(schedule.get("time_zone") or "UTC"))
     base = datetime.fromtimestamp(after_ms / 1000, tz=UTC).astimezone(zone)
-    nxt = croniter(str(schedule["cron"]), base).get_next(datetime)
-    return int(nxt.timestamp() * 1000)
+    nxt = int(croniter(str(schedule["cron"]), base).get_next(datetime).timestamp() * 1000)
+    end = schedule.get("end_time")
+    return None if end is not None and nxt > end else nxt
 
 
 def fires_between(schedule: Mapping[str, Any], after_ms: int, until_ms: int) -> bool:

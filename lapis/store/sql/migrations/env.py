@@ -8,6 +8,7 @@ from lapis.store.sql import (  # noqa: F401  (tables join metadata)
     auth_tables,
     components,
     data_tables,
+    job_schedules,
     serving_tables,
 )
 from lapis.store.sql.tables import metadata

@@ -1,0 +1,3 @@
+import os
+
+print("tick from", os.environ.get("AZUREML_RUN_ID", "?"))
