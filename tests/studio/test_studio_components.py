@@ -1,5 +1,6 @@
-"""The Components page in a real browser: a component registered from Azure's file shape,
-listed, opened, its inputs with their defaults, ranges and choices, and its versions."""
+"""The Components page and the jobs page's schedules in a real browser: a component from
+Azure's file shape listed and opened (inputs with their defaults, ranges and choices;
+versions), and a recurrence schedule with its trigger, time zone and state."""
 
 from __future__ import annotations
 
@@ -46,3 +47,18 @@ def test_components_are_listed_and_shown_with_their_inputs_and_versions(
     assert "1" in page.inner_text("#component-facts")
     missing = studio.go("/components/no_such_component")
     assert missing.status == 404 and "not found" in page.inner_text("[role=alert]")
+
+
+def test_schedules_are_shown_on_the_jobs_page(studio: Studio, tmp_path: Path) -> None:
+    page = studio.page
+    name = f"studio-{uuid.uuid4().hex[:6]}"
+    folder = tmp_path / "s"
+    shutil.copytree(FILES.parent / "schedules", folder)
+    spec = folder / "nightly-recurrence.yml"
+    spec.write_text(spec.read_text().replace("name: nightly_retrain", f"name: {name}"))
+    assert lapis_cli(studio.server, "schedule", "create", "-f", str(spec)).returncode == 0
+    studio.go("/jobs")
+    page.wait_for_selector("#schedules-table")
+    row = page.locator(f"tr[data-schedule='{name}']").inner_text()
+    assert "enabled" in row and "every 1 day" in row and "America/Los_Angeles" in row, row
+    studio.shot("jobs-schedules")

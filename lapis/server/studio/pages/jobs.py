@@ -93,6 +93,8 @@ async def jobs_list(
     ws = request.app.state.ws
     if max not in PAGE_SIZES:
         raise InvalidParameterValue(f"max must be one of {', '.join(map(str, PAGE_SIZES))}")
+    principal = getattr(request.state, "principal", None)
+    see_schedules = principal is None or ws.auth.can(principal, "workspaces/schedules/read")
 
     def gather() -> dict[str, Any]:
         jobs = ws.jobs.list(status=status or None, compute=compute or None, max_results=max)
@@ -116,6 +118,7 @@ async def jobs_list(
             "compute": compute,
             "max": max,
             "page_sizes": PAGE_SIZES,
+            "schedules": ws.schedules.list() if see_schedules else None,
         }
 
     return render(request, "jobs/list.html", await run_in_threadpool(gather), section="jobs")
