@@ -28,7 +28,9 @@ from lapis.specs.job import (
     _mapping,
     _parse_output,
     _string,
+    parse_code,
     parse_environment,
+    parse_resources,
 )
 from lapis.specs.kinds import Kinds
 from lapis.specs.yaml_lines import Located, load, read_text_file, suggest
@@ -241,15 +243,8 @@ def parse_component(text: str, source: str = "<component>", base_dir: Path | Non
     deterministic = data.get("is_deterministic", True)
     if not isinstance(deterministic, bool):
         raise doc.error(("is_deterministic",), "must be true or false")
-    resources = _mapping(doc, ("resources",), data.get("resources"))
-    allowed = {"instance_count", "instance_type", "shm_size", "properties"}
-    _check_keys(doc, ("resources",), resources, allowed, "resources")
-    count = resources.get("instance_count", 1)
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise doc.error(("resources", "instance_count"), "must be a positive integer")
-    code = _string(doc, ("code",), data.get("code"))
-    if code is not None and base_dir is not None and "://" not in code:
-        code = str((base_dir / code).resolve())
+    count, instance_type = parse_resources(doc, data)
+    code = parse_code(doc, data, base_dir)
     tags = _mapping(doc, ("tags",), data.get("tags"))
     env_vars = _mapping(doc, ("environment_variables",), data.get("environment_variables"))
     spec = ComponentSpec(
@@ -273,7 +268,7 @@ def parse_component(text: str, source: str = "<component>", base_dir: Path | Non
         environment_variables={str(k): str(v) for k, v in env_vars.items()},
         distribution=parse_distribution(doc, data.get("distribution"), count),
         instance_count=count,
-        instance_type=resources.get("instance_type"),
+        instance_type=instance_type,
         source=source,
     )
     _check_placeholders(doc, spec)

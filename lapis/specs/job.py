@@ -377,6 +377,29 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> None:
         target[parts[-1]] = safe_load(raw, f"--set {key}") if raw.strip() else ""
 
 
+def parse_resources(doc: Located, data: dict[str, Any]) -> tuple[int, str | None]:
+    """``resources:`` of a job or a component: (instance_count, instance_type)."""
+    resources = _mapping(doc, ("resources",), data.get("resources"))
+    allowed = {"instance_count", "instance_type", "shm_size", "properties", "docker_args",
+               "locations", "max_instance_count"}  # fmt: skip
+    _check_keys(doc, ("resources",), resources, allowed, "resources")
+    count = resources.get("instance_count", 1)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise doc.error(("resources", "instance_count"), "must be a positive integer")
+    instance_type = resources.get("instance_type")
+    if instance_type is not None and not isinstance(instance_type, str):
+        raise doc.error(("resources", "instance_type"), "must be a VM size name")
+    return count, instance_type
+
+
+def parse_code(doc: Located, data: dict[str, Any], base_dir: Path | None) -> str | None:
+    """``code:``, a relative folder taken from the file's own folder (as Azure does)."""
+    code = _string(doc, ("code",), data.get("code"))
+    if code is not None and base_dir is not None and "://" not in code:
+        code = str((base_dir / code).resolve())
+    return code
+
+
 def parse_job(
     text: str,
     source: str = "<job>",
@@ -404,16 +427,8 @@ def parse_job(
         isinstance(timeout, bool) or not isinstance(timeout, int) or timeout <= 0
     ):
         raise doc.error(("limits", "timeout"), "must be a positive number of seconds")
-    resources = _mapping(doc, ("resources",), data.get("resources"))
-    count = resources.get("instance_count", 1)
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise doc.error(("resources", "instance_count"), "must be a positive integer")
-    instance_type = resources.get("instance_type")
-    if instance_type is not None and not isinstance(instance_type, str):
-        raise doc.error(("resources", "instance_type"), "must be a VM size name")
-    code = _string(doc, ("code",), data.get("code"))
-    if code is not None and base_dir is not None and "://" not in code:
-        code = str((base_dir / code).resolve())
+    count, instance_type = parse_resources(doc, data)
+    code = parse_code(doc, data, base_dir)
     env_vars = _mapping(doc, ("environment_variables",), data.get("environment_variables"))
     tags = _mapping(doc, ("tags",), data.get("tags"))
     spec = CommandJobSpec(
