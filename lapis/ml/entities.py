@@ -15,6 +15,12 @@ from lapis.sdk.datastores import (
 )
 from lapis.sdk.entities import CommandJob, Input, Output
 from lapis.sdk.models import Model
+from lapis.sdk.schedules import (
+    CronTrigger,
+    JobSchedule,
+    RecurrencePattern,
+    RecurrenceTrigger,
+)
 from lapis.sdk.serving_entities import (
     BatchDeployment,
     BatchEndpoint,
@@ -51,6 +57,7 @@ __all__ = [
     "CommandJob",
     "Compute",
     "ComputeInstance",
+    "CronTrigger",
     "Data",
     "Datastore",
     "EndpointAuthKeys",
@@ -58,6 +65,7 @@ __all__ = [
     "Environment",
     "Input",
     "Job",
+    "JobSchedule",
     "KubernetesOnlineDeployment",
     "ManagedOnlineDeployment",
     "ManagedOnlineEndpoint",
@@ -67,6 +75,8 @@ __all__ = [
     "OnlineRequestSettings",
     "Output",
     "ProbeSettings",
+    "RecurrencePattern",
+    "RecurrenceTrigger",
     "S3Datastore",
     "SasTokenConfiguration",
     "ServicePrincipalConfiguration",

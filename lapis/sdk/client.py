@@ -38,6 +38,7 @@ from lapis.sdk.entities import CommandJob
 from lapis.sdk.environment_ops import DataOperations, EnvironmentOperations
 from lapis.sdk.helpers import name_of, q, read
 from lapis.sdk.models import ModelOperations
+from lapis.sdk.schedules import ScheduleOperations
 from lapis.sdk.views import Job, Poller, poll_until
 
 _SDK_LINE = re.compile(r"^<sdk>:(\d+): (.*)$", re.DOTALL)
@@ -208,6 +209,7 @@ class MLClient:
         self.batch_deployments = BatchDeploymentOperations(http)
         self.data = DataOperations(http)
         self.components = ComponentOperations(http)
+        self.schedules = ScheduleOperations(http)
         self.datastores = DatastoreOperations(http)
 
     @classmethod

@@ -128,3 +128,31 @@ def test_recurrence_inline_jobs_mistakes_and_lifecycle(lapis_server: Any, tmp_pa
         done = lapis_cli(lapis_server, "schedule", "create", "-f", str(bad))
         assert done.returncode == 1 and says in done.stderr, (text, done.stderr)
         assert "Traceback" not in done.stderr
+
+
+def test_the_sdk_schedules_a_command_job_as_azure_ai_ml_does(
+    lapis_server: Any, tmp_path: Path
+) -> None:
+    from lapis.ml import MLClient, command
+    from lapis.ml.entities import JobSchedule, RecurrencePattern, RecurrenceTrigger
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "hello.py").write_text("print('hello')\n")
+    name = f"sdk-{uuid.uuid4().hex[:6]}"
+    job = command(code=str(tmp_path / "src"), command="python hello.py", environment="system",
+                  compute="local", experiment_name="sdk-scheduled")  # fmt: skip
+    pattern = RecurrencePattern(hours=6, minutes=15, week_days=["monday", "friday"])
+    trigger = RecurrenceTrigger(frequency="week", interval=1, time_zone="UTC", schedule=pattern)
+    with MLClient(lapis_server.url, lapis_server.token) as ml:
+        made = ml.schedules.begin_create_or_update(
+            JobSchedule(name=name, trigger=trigger, create_job=job)
+        ).result()
+        assert made.is_enabled and made.cron == "15 6 * * 1,5" and made.next_run
+        assert name in {s.name for s in ml.schedules.list()}
+        assert not ml.schedules.begin_disable(name).result().is_enabled
+        assert ml.schedules.get(name).next_run is None
+        assert ml.schedules.begin_enable(name).result().is_enabled
+        ml.schedules.begin_delete(name).result()
+        assert name not in {s.name for s in ml.schedules.list()}
+    # deleted for every client
+    assert lapis_cli(lapis_server, "schedule", "show", "-n", name).returncode == 1
