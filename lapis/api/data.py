@@ -78,3 +78,5 @@ class UploadBegun(BaseModel):
     upload: str
     path: str
     missing: list[str]
+    # files an earlier try left halfway: the bytes the server holds (send from there)
+    partial: dict[str, int] = {}

@@ -102,6 +102,43 @@ class ArtifactStore:
             raise
         return written
 
+    def partial_size(self, rel: str) -> int | None:
+        """Bytes of a kept partial write (``append_stream``); None when there is none or the
+        store cannot append (object stores: a file starts again from its first byte)."""
+        if not self.is_local:
+            return None
+        full = self._full(rel)
+        return int(self.fs.size(full)) if self.fs.exists(full) else None
+
+    def read_partial(self, rel: str) -> Iterator[bytes]:
+        with self.fs.open(self._full(rel), "rb") as fh:
+            while chunk := fh.read(CHUNK):
+                yield chunk
+
+    async def append_stream(self, partial: str, chunks: AsyncIterator[bytes], offset: int) -> int:
+        """Append to the partial file at ``partial`` (which holds ``offset`` bytes); if the
+        stream breaks, what came stays for the next try (``finish_partial`` moves it into
+        place once checked). Returns the partial's size. Local stores only."""
+        full = self._full(partial)
+        self.fs.makedirs(posixpath.dirname(full), exist_ok=True)
+        have = int(self.fs.size(full)) if self.fs.exists(full) else 0
+        if have != offset:
+            raise InvalidParameterValue(
+                f"the upload resumes at byte {offset:,}, but {have:,} bytes are kept: start again"
+            )
+        written = offset
+        with self.fs.open(full, "ab") as fh:
+            async for chunk in chunks:
+                if chunk:
+                    fh.write(chunk)
+                    written += len(chunk)
+        return written
+
+    def finish_partial(self, partial: str, final: str) -> None:
+        target = self._full(final)
+        self.fs.makedirs(posixpath.dirname(target), exist_ok=True)
+        self.fs.mv(self._full(partial), target)
+
     def put_file(self, rel: str, local: str) -> None:
         """Copy a local file in under a temporary name, then rename (same guarantee as uploads)."""
         full = self._full(rel)

@@ -198,11 +198,25 @@ class DataAssetService:
             f["path"] for f in clean if present.get(_stored(manifest, f["path"])) != f["size"]
         ]
         where = base.removeprefix(UPLOADS + "/") + f"/{leaf}" + ("" if _single(manifest) else "/")
-        return {"upload": upload, "missing": missing,
+        sizes = {f["path"]: int(f["size"]) for f in clean}
+        partial = {}
+        for path in missing:  # a file whose upload broke off: it resumes where it stopped
+            have = self.artifacts.partial_size(self._partial(upload, path))
+            if have and have < sizes[path]:
+                partial[path] = have
+        return {"upload": upload, "missing": missing, "partial": partial,
                 "path": f"azureml://datastores/{DEFAULT}/paths/{where}"}  # fmt: skip
 
-    async def upload_file(self, upload: str, path: str, chunks: AsyncIterator[bytes]) -> int:
-        """One file of a begun upload, checked against its sha256 as it streams in."""
+    @staticmethod
+    def _partial(upload: str, path: str) -> str:
+        """Where a file's bytes gather until it is whole (kept if the client goes away)."""
+        return f"{UPLOADS}/.partial/{upload}/{hashlib.sha256(path.encode()).hexdigest()[:32]}"
+
+    async def upload_file(
+        self, upload: str, path: str, chunks: AsyncIterator[bytes], offset: int = 0
+    ) -> int:
+        """One file of a begun upload — from byte ``offset`` when an earlier try broke off
+        (``begin_upload`` says where) — checked against its sha256 as it streams in."""
         manifest = self._manifest(upload)
         path = clean_relpath(path)
         entry = next((f for f in manifest["files"] if f["path"] == path), None)
@@ -210,9 +224,20 @@ class DataAssetService:
             raise InvalidParameterValue(f"'{path}' is not a file of upload {upload}")
         digest = hashlib.sha256()
         size = int(entry["size"])
+        if not 0 <= offset <= size:
+            raise InvalidParameterValue(f"offset {offset} is outside '{path}' ({size} bytes)")
+        partial = self._partial(upload, path)
+        if offset:
+            if self.artifacts.partial_size(partial) != offset:
+                raise InvalidParameterValue(
+                    f"'{path}': the server does not hold its first {offset:,} bytes; "
+                    "send it from the start"
+                )
+            for chunk in self.artifacts.read_partial(partial):
+                digest.update(chunk)
 
         async def hashed() -> AsyncIterator[bytes]:
-            seen = 0
+            seen = offset
             async for chunk in chunks:
                 seen += len(chunk)
                 if seen > size:  # never more on disk than the manifest said
@@ -221,9 +246,21 @@ class DataAssetService:
                 yield chunk
 
         rel = posixpath.join(self._upload_dir(upload), _stored(manifest, path))
-        written = await self.artifacts.write_stream(rel, hashed())
-        if digest.hexdigest() != entry["sha256"] or written != entry["size"]:
-            self.artifacts.delete(rel)
+        if not self.artifacts.is_local:  # an object store cannot append: whole files only
+            written = await self.artifacts.write_stream(rel, hashed())
+            whole = digest.hexdigest() == entry["sha256"] and written == size
+            if not whole:
+                self.artifacts.delete(rel)
+        else:
+            if not offset and self.artifacts.partial_size(partial):
+                self.artifacts.delete(partial)  # sent from the start again: begin afresh
+            written = await self.artifacts.append_stream(partial, hashed(), offset)
+            whole = digest.hexdigest() == entry["sha256"] and written == size
+            if whole:
+                self.artifacts.finish_partial(partial, rel)
+            else:
+                self.artifacts.delete(partial)
+        if not whole:
             raise InvalidParameterValue(
                 f"'{path}' arrived changed (size or sha256 differs): upload it again"
             )

@@ -64,12 +64,16 @@ def upload_local(
         "/api/v1/data/uploads", {"leaf": root.resolve().name, "type": kind, "files": manifest}
     )
     todo = set(begun["missing"])
-    total = sum(int(f["size"]) for f in manifest if f["path"] in todo)
+    kept: dict[str, int] = begun.get("partial") or {}  # files an earlier try left halfway
+    total = sum(int(f["size"]) - kept.get(f["path"], 0) for f in manifest if f["path"] in todo)
     counter = _Counter(total, progress)
 
     def send(rel: str, local: Path) -> None:
+        offset = kept.get(rel, 0)
+
         def chunks() -> Iterator[bytes]:
             with open(local, "rb") as fh:
+                fh.seek(offset)
                 while chunk := fh.read(CHUNK):
                     counter.add(len(chunk))
                     yield chunk
@@ -78,6 +82,7 @@ def upload_local(
             "PUT",
             f"/api/v1/data/uploads/{begun['upload']}/files/{quote(rel, safe='/')}",
             content=chunks(),
+            params={"offset": offset} if offset else None,
         )
 
     _each(send, [(rel, local) for rel, local in files if rel in todo])

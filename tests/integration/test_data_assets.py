@@ -204,6 +204,61 @@ def test_a_large_folder_upload_killed_halfway_resumes(lapis_server: Any, tmp_pat
         assert fh.read(1024 * 1024) == chunk
 
 
+def test_one_large_file_killed_halfway_resumes_from_its_last_byte(
+    lapis_server: Any, tmp_path: Path
+) -> None:
+    """256 MiB in one file; the client is killed (SIGKILL) part way; the server kept what
+    had come, says how much, and the same command again sends only the rest."""
+    import hashlib
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    big = tmp_path / "model.bin"
+    block = os.urandom(1024 * 1024)
+    with open(big, "wb") as fh:
+        for _ in range(256):
+            fh.write(block)
+    name = f"one-{uuid.uuid4().hex[:6]}"
+    argv = [sys.executable, "-m", "lapis", "data", "create", "--name", name, "--path", str(big),
+            "--type", "uri_file"]  # fmt: skip
+    env = {**os.environ, **lapis_server.env}
+    partials = lapis_server.home / "artifacts" / "datastores" / "workspaceblobstore" / ".partial"
+
+    def kept() -> int:
+        return sum(p.stat().st_size for p in partials.rglob("*") if p.is_file()) if (
+            partials.exists()) else 0  # fmt: skip
+
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while kept() < 64 * 1024 * 1024 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    time.sleep(0.5)  # the server notices the broken stream and closes the partial
+    held = kept()
+    assert 0 < held < 256 * 1024 * 1024, f"{held} bytes kept when the client was killed"
+    digest = hashlib.sha256(big.read_bytes()).hexdigest()
+    entry = {"path": "model.bin", "size": big.stat().st_size, "sha256": digest}
+    manifest = {"leaf": "model.bin", "type": "uri_file", "files": [entry]}
+    with lapis_server.client() as http:
+        begun = http.post("/api/v1/data/uploads", json=manifest).json()
+        assert begun["missing"] == ["model.bin"] and begun["partial"] == {"model.bin": held}
+        wrong = http.put(f"/api/v1/data/uploads/{begun['upload']}/files/model.bin",
+                         params={"offset": held + 1}, content=b"x")  # fmt: skip
+        assert wrong.status_code == 400 and "send it from the start" in wrong.json()["message"]
+    again = subprocess.run([*argv, "-o", "json"], env=env, capture_output=True, text=True,
+                           timeout=600)  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    made = json.loads(again.stdout)
+    rel = made["path"].split("/paths/", 1)[1]
+    landed = lapis_server.home / "artifacts" / "datastores" / "workspaceblobstore" / rel
+    assert hashlib.sha256(landed.read_bytes()).hexdigest() == digest
+    assert kept() == 0  # the partial became the file
+
+
 def test_download_and_preview(lapis_server: Any, tmp_path: Path) -> None:
     name = f"heart-dl-{uuid.uuid4().hex[:6]}"
     json_cli(lapis_server, "data", "create", "--name", name, "--path", str(_heart(tmp_path)))

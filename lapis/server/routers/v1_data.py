@@ -190,7 +190,8 @@ async def begin_upload(request: Request) -> Response:
 
 
 @router.put("/data/uploads/{upload}/files/{path:path}")
-async def upload_data_file(request: Request, upload: str, path: str) -> Response:
-    """One file of a begun upload, streamed to the default datastore and checked."""
-    written = await _ws(request).data.upload_file(upload, path, request.stream())
+async def upload_data_file(request: Request, upload: str, path: str, offset: int = 0) -> Response:
+    """One file of a begun upload (from byte ``offset`` when it resumes), streamed to the
+    default datastore and checked."""
+    written = await _ws(request).data.upload_file(upload, path, request.stream(), offset)
     return json_response({"path": path, "size": written})
