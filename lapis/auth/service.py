@@ -385,6 +385,21 @@ class AuthService:
         return self.store.get_user(user)
 
     # --- the decision ----------------------------------------------------------------
+    def acting_as(self, name: str, action: str) -> Principal:
+        """The user ``name`` as a principal, for work the server does on their behalf later
+        (a schedule's jobs, a pipeline's steps): refused when they are gone, disabled or no
+        longer allowed ``action``."""
+        try:
+            user = self.store.get_user(name)
+        except ResourceDoesNotExist:
+            raise PermissionDenied(f"{name} no longer exists") from None
+        if user.disabled:
+            raise PermissionDenied(f"{name} is disabled")
+        principal = Principal(user_id=user.user_id, name=user.name, roles=user.roles)
+        if not self.can(principal, action):
+            raise PermissionDenied(f"{name} may no longer do {action}")
+        return principal
+
     def can(self, principal: Principal, action: str) -> bool:
         if action == SELF:
             return True

@@ -17,15 +17,15 @@ Who owns what:
 - a stale heartbeat makes a job ``NotResponding``; a job whose backend says it
   is gone (``alive`` is False) without an ``Exited`` event fails with that reason.
 
-The scheduler never asks which type of compute it holds: everything that
-differs between this host, an instance and a cluster is behind the backend.
+The scheduler never asks which type of compute it holds: everything that differs
+between this host, an instance and a cluster is behind the backend. Pipeline parents
+hold no slot and have no backend: lapis/jobs/pipelines.py moves them.
 
-At start-up the scheduler **reconciles**: every job that was active when the
-server stopped is re-attached through its stored handle (its events are
-replayed from the start; replays that would move a job backwards are
-ignored), so a job that finished while the server was down gets its final
-status and artifacts. A job caught between ``Preparing`` and a stored handle
-is launched again.
+At start-up the scheduler **reconciles**: every job that was active when the server
+stopped is re-attached through its stored handle (its events are replayed from the
+start; replays that would move a job backwards are ignored), so a job that finished
+while the server was down gets its final status and artifacts. A job caught between
+``Preparing`` and a stored handle is launched again.
 """
 
 from __future__ import annotations
@@ -171,9 +171,9 @@ class JobScheduler:
     def reconcile(self) -> None:
         """Re-attach to every job that was active when the server last stopped."""
         now = now_ms()
-        for job in self.store.search(statuses=[S.NOT_STARTED.value], ascending=True, limit=10_000):
+        for job in self.store.slotted(S.NOT_STARTED.value):
             self.store.transition(job.name, S.QUEUED, time_ms=now, reason="queued at restart")
-        for job in self.store.search(statuses=list(ACTIVE), ascending=True, limit=10_000):
+        for job in self.store.slotted(*ACTIVE):
             if job.handle is None:  # the server stopped while starting it: start it again
                 self._relaunch(job)
                 continue
@@ -194,7 +194,7 @@ class JobScheduler:
 
     # --- queue --------------------------------------------------------------------
     def _dispatch(self, running: dict[str, int]) -> None:
-        waiting = self.store.search(statuses=[S.QUEUED.value], ascending=True, limit=10_000)
+        waiting = self.store.slotted(S.QUEUED.value)
         by_compute: dict[str, list[Job]] = {}
         for job in waiting:
             by_compute.setdefault(job.compute, []).append(job)

@@ -32,7 +32,6 @@ from lapis.errors import (
     LapisError,
     PermissionDenied,
     ResourceAlreadyExists,
-    ResourceDoesNotExist,
 )
 from lapis.jobs.service import JobService
 from lapis.specs.job import parse_job
@@ -191,12 +190,6 @@ class ScheduleService:
         if name is None:
             return None
         try:
-            user = self.auth.store.get_user(name)
-        except ResourceDoesNotExist:
-            raise PermissionDenied(f"the schedule's owner {name} no longer exists") from None
-        if user.disabled:
-            raise PermissionDenied(f"the schedule's owner {name} is disabled")
-        principal = Principal(user_id=user.user_id, name=user.name, roles=user.roles)
-        if not self.auth.can(principal, "workspaces/jobs/write"):
-            raise PermissionDenied(f"the schedule's owner {name} may no longer submit jobs")
-        return principal
+            return self.auth.acting_as(name, "workspaces/jobs/write")
+        except PermissionDenied as exc:
+            raise PermissionDenied(f"the schedule's owner: {exc}") from None

@@ -92,6 +92,7 @@ _STEP_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
 DATA_TYPES = ("uri_folder", "uri_file", "mltable", "mlflow_model", "custom_model")
 
 Resolver = Callable[[str, str | None, str | None], ComponentSpec]
+FileReader = Callable[[str], ComponentSpec]  # a component file as the pipeline names it
 
 
 @dataclass
@@ -153,7 +154,12 @@ def _binding(value: Any) -> str | None:
 
 
 def _component(
-    doc: Located, step: str, raw: dict[str, Any], base_dir: Path | None, resolve: Resolver | None
+    doc: Located,
+    step: str,
+    raw: dict[str, Any],
+    base_dir: Path | None,
+    resolve: Resolver | None,
+    read_file: FileReader | None,
 ) -> tuple[ComponentSpec, str]:
     path = ("jobs", step)
     ref = raw.get("component")
@@ -204,6 +210,13 @@ def _component(
         except Exception as exc:
             raise doc.error((*path, "component"), str(exc)) from None
     file = ref.removeprefix("file:").strip()
+    if read_file is not None:  # on the server: the files the client sent
+        try:
+            return read_file(ref), ref
+        except KeyError:
+            raise doc.error(
+                (*path, "component"), f"the component file {file} was not sent"
+            ) from None
     where = Path(file) if base_dir is None else base_dir / file
     if not where.is_file():
         raise doc.error((*path, "component"), f"no component file at {where}")
@@ -352,6 +365,7 @@ def parse_pipeline(
     source: str = "<pipeline>",
     base_dir: Path | None = None,
     resolve: Resolver | None = None,
+    read_file: FileReader | None = None,
 ) -> PipelineSpec:
     doc = load(text, source)
     data = _mapping(doc, (), doc.data)
@@ -386,7 +400,7 @@ def parse_pipeline(
                 ("jobs", name, "type"),
                 f"{raw['type']} steps are not supported yet; supported: command",
             )
-        comp, ref = _component(doc, name, raw, base_dir, resolve)
+        comp, ref = _component(doc, name, raw, base_dir, resolve, read_file)
         step_inputs = _step_inputs(doc, name, raw, comp, inputs)
         deterministic = raw.get("is_deterministic", comp.is_deterministic)
         if not isinstance(deterministic, bool):

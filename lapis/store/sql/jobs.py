@@ -35,6 +35,7 @@ ACTIVE = tuple(
 )
 WAITING = (JobStatus.NOT_STARTED.value, JobStatus.QUEUED.value)
 UNFINISHED = ACTIVE + WAITING
+PIPELINE = "pipeline"  # a parent job: no compute slot, no backend (lapis/jobs/pipelines.py)
 FINAL = tuple(s.value for s in TERMINAL)
 
 
@@ -128,8 +129,16 @@ class JobStore:
         limit: int = 100,
         before_seq: int | None = None,
         ascending: bool = False,
+        kind: str | None = None,
+        slots_only: bool = False,
     ) -> list[Job]:
+        """Jobs, newest first (``ascending``: in queue order). ``slots_only``: the jobs that
+        run on a compute — not pipeline parents, which only hold their steps together."""
         q = select(jobs)
+        if kind is not None:
+            q = q.where(jobs.c.type == kind)
+        if slots_only:
+            q = q.where(jobs.c.type != PIPELINE)
         if statuses:
             q = q.where(jobs.c.status.in_(list(statuses)))
         if compute is not None:
@@ -141,6 +150,10 @@ class JobStore:
         q = q.order_by(jobs.c.seq.asc() if ascending else jobs.c.seq.desc()).limit(limit)
         with self.db.read() as conn:
             return [_job(r) for r in conn.execute(q)]
+
+    def slotted(self, *statuses: str) -> list[Job]:
+        """Jobs in these statuses that run on a compute (no pipeline parents), in queue order."""
+        return self.search(statuses=statuses, ascending=True, limit=10_000, slots_only=True)
 
     def reading_asset(self, name: str, limit: int = 200) -> list[Job]:
         """Jobs whose inputs resolved to a version of data asset ``name``, newest first
@@ -164,6 +177,7 @@ class JobStore:
                 for r in conn.execute(
                     select(jobs)
                     .where(jobs.c.compute == compute, jobs.c.status.in_(UNFINISHED))
+                    .where(jobs.c.type != PIPELINE)
                     .order_by(jobs.c.seq)
                 )
             ]
@@ -176,7 +190,7 @@ class JobStore:
         with self.db.read() as conn:
             for compute, status, n in conn.execute(
                 select(jobs.c.compute, jobs.c.status, func.count())
-                .where(jobs.c.status.in_(UNFINISHED))
+                .where(jobs.c.status.in_(UNFINISHED), jobs.c.type != PIPELINE)
                 .group_by(jobs.c.compute, jobs.c.status)
             ):
                 target = running if status in ACTIVE else queued
