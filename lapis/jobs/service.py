@@ -37,10 +37,12 @@ from lapis.errors import (
     InvalidParameterValue,
     InvalidState,
     PermissionDenied,
+    ResourceAlreadyExists,
     ResourceDoesNotExist,
 )
 from lapis.jobs.inputs import resolve_inputs
 from lapis.specs.job import CommandJobSpec, generated_name, parse_job
+from lapis.specs.pipeline import is_pipeline
 from lapis.store.sql.jobs import JobStore
 from lapis.tracking.service import TrackingService
 from lapis.util import DISK_FULL, now_ms
@@ -65,6 +67,7 @@ class JobService:
         self.snapshots = home / "snapshots"
         self.jobs_root = home / "jobs"
         self.data: JobData | None = None  # by-reference inputs and outputs (context.py)
+        self.pipelines: Callable[[Mapping[str, Any], Principal | None], Job] | None = None
         self.wake: Callable[[], None] = lambda: None  # the scheduler replaces these two
         self.on_cancel: Callable[[str], None] = lambda name: None
 
@@ -112,6 +115,9 @@ class JobService:
     ) -> Job:
         """Validate and queue a job. ``internal`` jobs (a batch invocation the server
         builds) may read the workspace's own files; a client's never can."""
+        plain = not isinstance(request, SubmitJob)
+        if self.pipelines is not None and plain and is_pipeline(request.get("yaml")):  # type: ignore[union-attr]
+            return self.pipelines(request, principal)  # type: ignore[arg-type]
         sub = request if isinstance(request, SubmitJob) else parse_submission(request)
         source = sub.source
         base_dir = Path(sub.base_dir) if sub.base_dir else None
@@ -130,8 +136,6 @@ class JobService:
         inputs = resolve_inputs(spec, self.data, base_dir, source, internal, principal)
         code = self._code(spec, sub.snapshot, source)
         if self._exists(spec.name):
-            from lapis.errors import ResourceAlreadyExists
-
             raise ResourceAlreadyExists(f"A job named '{spec.name}' already exists")
         outputs = {k: asdict(v) for k, v in spec.outputs.items()}
         if self.data is not None:
@@ -191,8 +195,6 @@ class JobService:
                 "server; submit the job file again"
             )
         if new_name is not None and self._exists(new_name):
-            from lapis.errors import ResourceAlreadyExists
-
             raise ResourceAlreadyExists(f"A job named '{new_name}' already exists")
         while new_name is None or self._exists(new_name):
             new_name = generated_name()
@@ -218,6 +220,7 @@ class JobService:
         compute: str,
         stored: dict[str, Any],
         principal: Principal | None,
+        kind: str = "command",
     ) -> Job:
         """Record a checked job: its MLflow run, its row, then queue it."""
         experiment = self.tracking.get_or_create_experiment(stored["experiment_name"], principal)
@@ -245,6 +248,7 @@ class JobService:
                 conn,
                 {
                     "name": name,
+                    "type": kind,
                     "run_id": run.info.run_id,
                     "experiment_id": int(experiment.experiment_id),
                     "display_name": display_name,
@@ -260,6 +264,26 @@ class JobService:
         self.store.transition(name, JobStatus.QUEUED, time_ms=now, reason="waiting for a slot")
         self.wake()
         return self.get(name)
+
+    def new_name(self) -> str:
+        name = generated_name()
+        while self._exists(name):
+            name = generated_name()
+        return name
+
+    def record_parent(
+        self,
+        name: str,
+        display_name: str | None,
+        stored: dict[str, Any],
+        principal: Principal | None,
+    ) -> Job:
+        """A pipeline's parent job (lapis/jobs/pipelines.py moves it; no compute runs it)."""
+        if self._exists(name):
+            raise ResourceAlreadyExists(f"A job named '{name}' already exists")
+        compute = str((stored.get("settings") or {}).get("default_compute") or "local")
+        return self._record(name, display_name, compute.removeprefix("azureml:"), stored,
+                            principal, kind="pipeline")  # fmt: skip
 
     def _exists(self, name: str) -> bool:
         try:

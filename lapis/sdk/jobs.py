@@ -20,6 +20,7 @@ from lapis.artifacts.snapshot import pack, take_snapshot
 from lapis.errors import InvalidParameterValue, ResourceDoesNotExist
 from lapis.sdk.connection import LapisHTTP
 from lapis.specs.job import parse_job
+from lapis.specs.pipeline import is_pipeline
 from lapis.specs.yaml_lines import load, read_text_file
 
 
@@ -31,6 +32,10 @@ def prepare_submission(
     overrides: list[str] | None = None,
 ) -> dict[str, Any]:
     base_dir = base_dir.resolve()
+    if is_pipeline(text):  # its steps' files and code: lapis/sdk/pipelines.py
+        from lapis.sdk.pipelines import prepare_pipeline
+
+        return prepare_pipeline(http, text, source, base_dir)
     spec = parse_job(text, source, overrides, base_dir=base_dir)
     body: dict[str, Any] = {
         "yaml": text,

@@ -29,6 +29,7 @@ from lapis.endpoints.control.instances import InstanceManager
 from lapis.endpoints.data.routing import RouteTable
 from lapis.endpoints.data.telemetry import Telemetry
 from lapis.environments.service import EnvironmentService
+from lapis.jobs.pipelines import PipelineRunner
 from lapis.jobs.scheduler import JobScheduler
 from lapis.jobs.schedules import ScheduleService
 from lapis.jobs.service import JobService
@@ -63,6 +64,7 @@ class Workspace:
     data: DataAssetService
     components: ComponentService
     schedules: ScheduleService
+    pipelines: PipelineRunner
     compute: ComputeService
     environments: EnvironmentService
     jobs: JobService
@@ -109,6 +111,7 @@ class Workspace:
         jobs.data = JobData(datastores, data, auth.can, jobs.output_source)
         endpoints = EndpointService(db, sealer)
         models = ModelService(registry, artifacts, jobs)
+        components = ComponentService(db, jobs.has_snapshot)
         deployments = DeploymentService(db, endpoints, models, environments, settings.home)
         deployments.sandbox = settings.job_sandbox
         ws = cls(
@@ -123,8 +126,9 @@ class Workspace:
             webhooks=webhooks,
             datastores=datastores,
             data=data,
-            components=ComponentService(db, jobs.has_snapshot),
+            components=components,
             schedules=ScheduleService(db, jobs, auth),
+            pipelines=PipelineRunner(jobs, auth, components.spec),
             compute=compute,
             environments=environments,
             jobs=jobs,
@@ -136,6 +140,7 @@ class Workspace:
         )
         ws.endpoints.store.reseal_plaintext_keys()
         ws.models.fail_interrupted_uploads()
+        jobs.pipelines = ws.pipelines.submit
         ws.bootstrap = auth.bootstrap_admin()
         return ws
 
@@ -156,6 +161,7 @@ class Workspace:
                 ca_bundle=ca_bundle,
             )
             self.scheduler.clocks.append(self.schedules.tick)
+            self.scheduler.clocks.append(self.pipelines.tick)
             self.scheduler.start()  # reconciles the jobs the last server left first
         if self.instance_manager is None:
             self.instance_manager = InstanceManager(self.deployments, self.routes)

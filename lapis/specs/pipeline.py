@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from lapis.specs.component import (
     LITERALS,
     ComponentInput,
@@ -453,6 +455,23 @@ def parse_pipeline(
         order=_order(doc, steps),
         source=source,
     )
+
+
+def is_pipeline(text: object) -> bool:
+    """Whether a job file's text is a pipeline (``type: pipeline``, or a pipelineJob
+    ``$schema``), read leniently: anything else is the command job parser's to judge."""
+    if not isinstance(text, str):
+        return False
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return False
+    if not isinstance(data, dict):
+        return False
+    kind = data.get("type")
+    if isinstance(kind, str):
+        return kind.strip().lower() == "pipeline"
+    return str(data.get("$schema", "")).lower().endswith("pipelinejob.schema.json")
 
 
 def load_pipeline_file(path: Path, resolve: Resolver | None = None) -> PipelineSpec:

@@ -1,0 +1,397 @@
+"""Pipeline jobs: a parent job whose steps run as child command jobs, in the order their
+wiring gives (lapis/specs/pipeline.py reads and checks the file).
+
+Who owns what:
+- ``submit`` stores the parent — its plan (each step's component, inputs, outputs,
+  compute and the steps it reads from) in ``spec`` — and starts nothing;
+- ``tick`` (a clock of the job scheduler, every half second) moves each unfinished
+  parent: it submits a step as a child job once every step it reads from has
+  completed (steps with nothing between them run side by side, as their computes'
+  slots allow); a child's input bound to another step's output is
+  ``azureml://jobs/<child>/outputs/<o>``, read through the data layer like any job's;
+- the children are ordinary jobs (the scheduler and their backends run them), named
+  ``<parent>-<step>`` and tagged with their parent, their MLflow runs nested under the
+  parent's run.
+
+Nothing is kept in memory: each tick reads the parent and its children, so a server
+that restarts mid-pipeline goes on from where it was and never runs a completed step
+again. A failed step fails the pipeline (its running steps are canceled) unless
+``settings.continue_on_step_failure`` is true: then the steps that do not depend on it
+go on, those that do are skipped, and the pipeline ends Failed naming them. Canceling
+the parent cancels its running steps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import yaml
+
+from lapis.auth.service import AuthService
+from lapis.entities.auth import Principal
+from lapis.entities.job_status import JobStatus
+from lapis.entities.jobs import Job
+from lapis.errors import InvalidParameterValue, LapisError, ResourceDoesNotExist
+from lapis.jobs.service import JobService
+from lapis.specs.component import ComponentSpec, environment_text, from_dict, parse_component
+from lapis.specs.pipeline import Binding, parse_pipeline
+from lapis.store.sql.jobs import PIPELINE
+from lapis.util import now_ms
+
+log = logging.getLogger("lapis.pipelines")
+S = JobStatus
+TICK_SECONDS = 0.5
+ENDED_BADLY = (S.FAILED.value, S.CANCELED.value)
+# (name, version or label) -> (the component, its stored document: snapshot, conda text)
+ComponentLookup = Callable[[str, str | None], tuple[ComponentSpec, dict[str, Any]]]
+
+
+def child_name(parent: str, step: str) -> str:
+    return f"{parent}-{step}"
+
+
+class PipelineRunner:
+    def __init__(self, jobs: JobService, auth: AuthService, components: ComponentLookup) -> None:
+        self.jobs = jobs
+        self.auth = auth
+        self.components = components
+        self._last = 0.0
+
+    # --- submission --------------------------------------------------------------------
+    def submit(self, body: Mapping[str, Any], principal: Principal | None) -> Job:
+        """``{"yaml", "source", "components": {ref: {"yaml", "source", "snapshot"...}},
+        "inline": {step: {"snapshot"...}}, "input_paths": {input: uri}}`` — what the
+        client read and uploaded for the file (lapis/sdk/pipelines.py)."""
+        text, source = str(body.get("yaml")), str(body.get("source") or "<pipeline>")
+        sent: dict[str, dict[str, Any]] = body.get("components") or {}
+        documents: dict[str, dict[str, Any]] = {}
+
+        def registered(name: str, version: str | None, label: str | None) -> ComponentSpec:
+            spec, document = self.components(name, version or label)
+            documents[f"azureml:{name}:{spec.version}"] = document
+            return spec
+
+        def read_file(ref: str) -> ComponentSpec:
+            part = sent[ref]
+            spec = parse_component(str(part["yaml"]), str(part["source"]))
+            if spec.code is not None:
+                snapshot = part.get("snapshot") or {}
+                if not snapshot.get("digest") or not self.jobs.has_snapshot(snapshot["digest"]):
+                    raise InvalidParameterValue(f"{part['source']}: code was not uploaded")
+                spec.code = str(snapshot["digest"])
+            return spec
+
+        plan = parse_pipeline(text, source, None, registered, read_file)
+        inline: dict[str, dict[str, Any]] = body.get("inline") or {}
+        inputs = dict(plan.inputs)
+        for name, uri in (body.get("input_paths") or {}).items():  # local data, uploaded
+            if name in inputs and isinstance(inputs[name], dict):
+                inputs[name] = {**inputs[name], "path": uri}
+        steps = {}
+        for name, step in plan.steps.items():
+            comp = step.component
+            if step.component_ref == "inline":
+                extra = inline.get(name) or {}
+                document = {"spec": comp.to_dict(), **extra}
+                if comp.code is not None:
+                    digest = (extra.get("snapshot") or {}).get("digest")
+                    if not digest or not self.jobs.has_snapshot(digest):
+                        raise InvalidParameterValue(f"{source}: jobs.{name}.code was not uploaded")
+                    document["spec"]["code"] = digest
+            elif step.component_ref.startswith("azureml:"):
+                document = documents[f"azureml:{comp.name}:{comp.version}"]
+            else:
+                part = sent[step.component_ref]
+                document = {"spec": comp.to_dict(), "snapshot": part.get("snapshot")}
+                if part.get("conda_file_text"):
+                    document["conda_file_text"] = part["conda_file_text"]
+            steps[name] = {
+                "component": document,
+                "component_ref": step.component_ref,
+                "inputs": {k: _bound(v) for k, v in step.inputs.items()},
+                "outputs": {k: _bound(v) for k, v in step.outputs.items()},
+                "compute": step.compute,
+                "environment_variables": step.environment_variables,
+                "after": step.after,
+            }
+        stored = {
+            "type": PIPELINE,
+            "experiment_name": plan.experiment_name,
+            "description": plan.description,
+            "tags": plan.tags,
+            "settings": plan.settings,
+            "inputs": inputs,
+            "outputs": {k: dict(v) for k, v in plan.outputs.items()},
+            "steps": steps,
+            "order": plan.order,
+            "source": source,
+            "command": "",
+            "environment": {"label": "pipeline", "kind": "pipeline"},
+            "user_id": principal.user_id if principal else None,
+        }
+        name = plan.name or self.jobs.new_name()
+        job = self.jobs.record_parent(name, plan.display_name, stored, principal)
+        self._last = 0.0
+        return job
+
+    # --- the clock -----------------------------------------------------------------------
+    def tick(self, now: int | None = None) -> None:
+        mono = time.monotonic()
+        if mono - self._last < TICK_SECONDS:
+            return
+        self._last = mono
+        unfinished = [s.value for s in JobStatus if not s.is_terminal]
+        for parent in self.jobs.store.search(statuses=unfinished, kind=PIPELINE, limit=1000):
+            try:
+                self._advance(parent)
+            except Exception:  # one pipeline's trouble must not hold up the others
+                log.exception("moving pipeline %s failed", parent.name)
+
+    def _advance(self, parent: Job) -> None:
+        spec, now = parent.spec, now_ms()
+        steps: dict[str, dict[str, Any]] = spec["steps"]
+        children = {s: self._child(parent.name, s) for s in steps}
+        status = S(parent.status)
+        if status in (S.NOT_STARTED, S.QUEUED):
+            for target in (S.QUEUED, S.STARTING, S.RUNNING):
+                self.jobs.store.transition(
+                    parent.name, target, time_ms=now, reason="running its steps"
+                )
+            self.jobs.tracking.update_run(parent.run_id, status="RUNNING")
+            status = S.RUNNING
+        active = [c for c in children.values() if c is not None and not S(c.status).is_terminal]
+        if status is S.CANCEL_REQUESTED:
+            self._cancel([c.name for c in active])
+            if not active:
+                self._end(parent, S.CANCELED, "canceled: its running steps were canceled")
+            return
+        bad = [s for s, c in children.items() if c is not None and c.status in ENDED_BADLY]
+        go_on = bool((spec.get("settings") or {}).get("continue_on_step_failure"))
+        if bad and not go_on:
+            self._cancel([c.name for c in active])
+            if not active:
+                first = children[bad[0]]
+                why = f"step {bad[0]} {first.status.lower() if first else 'failed'}"
+                if first is not None and first.status_reason:
+                    why += f": {first.status_reason}"
+                self._end(parent, S.FAILED, why)
+            return
+        skipped = self._skipped(steps, children)
+        for name in spec["order"]:
+            if children[name] is not None or name in skipped:
+                continue
+            ready = all(
+                children[a] is not None and children[a].status == S.COMPLETED.value  # type: ignore[union-attr]
+                for a in steps[name]["after"]
+            )
+            if ready:
+                children[name] = self._launch(parent, name)
+        if any(c is not None and not S(c.status).is_terminal for c in children.values()):
+            return
+        if any(children[s] is None and s not in skipped for s in steps):
+            return  # a step was just refused: its failure shows next tick
+        self._link_outputs(parent, children)
+        if bad or skipped:
+            said = f"steps failed: {', '.join(bad)}" if bad else ""
+            if skipped:
+                said += ("; " if said else "") + f"not run: {', '.join(sorted(skipped))}"
+            self._end(parent, S.FAILED, said)
+        else:
+            self._end(parent, S.COMPLETED, None)
+
+    def _child(self, parent: str, step: str) -> Job | None:
+        try:
+            return self.jobs.store.get(child_name(parent, step))
+        except ResourceDoesNotExist:
+            return None
+
+    @staticmethod
+    def _skipped(steps: dict[str, dict[str, Any]], children: dict[str, Job | None]) -> set[str]:
+        """Steps that will never run: they read, directly or not, from a step that failed."""
+        out: set[str] = set()
+        changed = True
+        while changed:
+            changed = False
+            for name, step in steps.items():
+                if name in out or children[name] is not None:
+                    continue
+                for before in step["after"]:
+                    child = children[before]
+                    if before in out or (child is not None and child.status in ENDED_BADLY):
+                        out.add(name)
+                        changed = True
+                        break
+        return out
+
+    def _launch(self, parent: Job, step: str) -> Job | None:
+        """Submit one step as a child job, as the pipeline's creator."""
+        try:
+            principal = (
+                self.auth.acting_as(parent.created_by, "workspaces/jobs/write")
+                if parent.created_by
+                else None
+            )
+            body = self._child_submission(parent, step)
+            return self.jobs.submit(body, principal)
+        except LapisError as exc:
+            log.warning("pipeline %s: step %s was refused: %s", parent.name, step, exc)
+            self._end(parent, S.FAILED, f"step {step} could not be submitted: {exc}")
+            return None
+
+    def _child_submission(self, parent: Job, step: str) -> dict[str, Any]:
+        spec = parent.spec
+        plan = spec["steps"][step]
+        document = plan["component"]
+        comp = from_dict(document["spec"])
+        inputs: dict[str, Any] = {}
+        for name, value in plan["inputs"].items():
+            kind = comp.inputs[name].type
+            if isinstance(value, dict) and "bind" in value:
+                if value["bind"] == "step_output":
+                    made = child_name(parent.name, value["step"])
+                    path = f"azureml://jobs/{made}/outputs/{value['name']}"
+                    inputs[name] = {"type": kind, "path": path}
+                    continue
+                value = _given(spec["inputs"].get(value["name"]))
+            if kind in ("string", "integer", "number", "boolean"):
+                inputs[name] = value
+            else:
+                inputs[name] = {"type": kind, "path": value}
+        for name, item in comp.inputs.items():
+            if name not in inputs and item.default is not None:
+                inputs[name] = item.default
+        settings = spec.get("settings") or {}
+        compute = plan.get("compute") or settings.get("default_compute") or "local"
+        doc: dict[str, Any] = {
+            "type": "command",
+            "name": child_name(parent.name, step),
+            "display_name": step,
+            "experiment_name": spec["experiment_name"],
+            "command": comp.command,
+            "environment": _environment(comp, document),
+            "compute": str(compute).removeprefix("azureml:"),
+            "inputs": inputs,
+            "outputs": {k: {"type": o.type} for k, o in comp.outputs.items()},
+            "environment_variables": {
+                **comp.environment_variables,
+                **plan["environment_variables"],
+            },
+            "tags": {
+                "pipeline": parent.name,
+                "pipeline_step": step,
+                "mlflow.parentRunId": parent.run_id,
+            },
+        }
+        if comp.instance_count > 1:
+            doc["resources"] = {"instance_count": comp.instance_count}
+        if comp.distribution:
+            doc["distribution"] = comp.distribution
+        body: dict[str, Any] = {"source": f"{spec['source']} (step {step})"}
+        if comp.code:
+            doc["code"] = "."
+            body["snapshot"] = document.get("snapshot") or {"digest": comp.code}
+        body["yaml"] = yaml.safe_dump(doc, sort_keys=False)
+        if document.get("conda_file_text"):
+            body["conda_file_text"] = document["conda_file_text"]
+        return body
+
+    def _link_outputs(self, parent: Job, children: dict[str, Job | None]) -> None:
+        """The pipeline's outputs are where the steps bound to them wrote theirs: so
+        ``azureml://jobs/<pipeline>/outputs/<o>`` reads the step's output."""
+        spec = parent.spec
+        outputs = dict(spec.get("outputs") or {})
+        for step, plan in spec["steps"].items():
+            child = children[step]
+            for name, value in plan["outputs"].items():
+                if (
+                    child is None
+                    or not isinstance(value, dict)
+                    or value.get("bind") != "parent_output"
+                ):
+                    continue
+                made = (child.spec.get("outputs") or {}).get(name) or {}
+                if made.get("dest"):
+                    outputs[value["name"]] = {
+                        **outputs.get(value["name"], {}),
+                        "dest": made["dest"],
+                        "uri": made.get("uri"),
+                    }
+        if outputs != spec.get("outputs"):
+            self.jobs.store.set(parent.name, spec=_dumps({**spec, "outputs": outputs}))
+
+    def _end(self, parent: Job, status: JobStatus, reason: str | None) -> None:
+        now = now_ms()
+        if self.jobs.store.transition(parent.name, status, time_ms=now, reason=reason):
+            run = {S.COMPLETED: "FINISHED", S.FAILED: "FAILED"}.get(status, "KILLED")
+            self.jobs.tracking.update_run(parent.run_id, status=run, end_time=now)
+            log.info("pipeline %s %s%s", parent.name, status.value, f": {reason}" if reason else "")
+
+    def _cancel(self, names: list[str]) -> None:
+        for name in names:
+            with contextlib.suppress(LapisError):  # it ended meanwhile
+                self.jobs.cancel(name, None)
+
+    # --- reading -------------------------------------------------------------------------
+    def steps(self, parent: Job) -> list[dict[str, Any]]:
+        """Each step in order: its status (``NotStarted``, ``Skipped`` or its job's), its
+        job, component, and the steps it waits for — what ``lapis job show`` and the
+        studio draw."""
+        steps: dict[str, dict[str, Any]] = parent.spec.get("steps") or {}
+        children = {s: self._child(parent.name, s) for s in steps}
+        skipped = self._skipped(steps, children)
+        out = []
+        for name in parent.spec.get("order") or list(steps):
+            child = children[name]
+            status = child.status if child else ("Skipped" if name in skipped else "NotStarted")
+            comp = steps[name]["component"]["spec"]
+            out.append(
+                {
+                    "name": name,
+                    "status": status,
+                    "job": child.name if child else None,
+                    "reason": child.status_reason if child else None,
+                    "component": _component_label(steps[name]["component_ref"], comp),
+                    "after": steps[name]["after"],
+                }
+            )
+        return out
+
+
+def _given(value: Any) -> Any:
+    """A pipeline input's value: its path (data) or its value (a literal)."""
+    if isinstance(value, dict):
+        return value.get("path", value.get("value", value.get("default")))
+    return value
+
+
+def _component_label(ref: str, comp: dict[str, Any]) -> str:
+    return ref if ref != "inline" else f"inline ({comp['name']})"
+
+
+def _bound(value: Any) -> Any:
+    if isinstance(value, Binding):
+        return {"bind": value.kind, "name": value.name, "step": value.step}
+    return value
+
+
+def _environment(comp: ComponentSpec, document: dict[str, Any]) -> Any:
+    env = comp.environment
+    if env.kind == "inline":
+        out: dict[str, Any] = {}
+        if env.image:
+            out["image"] = env.image
+        conda = document.get("conda_file_text") or env.conda_file
+        if conda is not None:
+            out["conda_file"] = conda
+        return out
+    return environment_text(env)
+
+
+def _dumps(value: Any) -> str:
+    import orjson
+
+    return orjson.dumps(value).decode()
