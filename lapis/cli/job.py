@@ -177,6 +177,8 @@ def show(
     """A job's status and why, its timeline, compute, environment, code and inputs/outputs."""
     with client(ctx) as http:
         job = http.get(f"/api/v1/jobs/{name}")
+        if job.get("type") == "pipeline":
+            job["steps"] = http.get(f"/api/v1/jobs/{name}/steps")["steps"]
         if web:
             open_web(http, f"/jobs/{job['name']}")
     if output_format(ctx, output) is OutputFormat.json:
@@ -220,6 +222,12 @@ def show(
                 f"  {kind[:-1]:<12} {escape(k)} = {escape(str(shown))}"
                 + (f" [dim]({escape(said)})[/dim]" if said else "")
             )
+    if job.get("steps"):
+        steps = Table("step", "status", "job", "after", "component", title="steps")
+        for s in job["steps"]:
+            steps.add_row(escape(s["name"]), _status(s["status"]), escape(s["job"] or "-"),
+                          escape(", ".join(s["after"]) or "-"), escape(s["component"]))  # fmt: skip
+        con.print(steps)
     timeline = Table("status", "at", "for", "reason", title="timeline")
     events = job.get("events") or []
     for i, e in enumerate(events):

@@ -20,8 +20,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import IO, Any
 
-from pydantic import ValidationError
-
 from lapis.api.jobs import SnapshotRef, SnapshotStored, SubmitJob
 from lapis.artifacts.snapshot import check_digest, digest_files, unpack
 from lapis.compute.logs import parse_cursor
@@ -41,6 +39,7 @@ from lapis.errors import (
     ResourceDoesNotExist,
 )
 from lapis.jobs.inputs import resolve_inputs
+from lapis.jobs.submission import parse_submission
 from lapis.specs.job import CommandJobSpec, generated_name, parse_job
 from lapis.specs.pipeline import is_pipeline
 from lapis.store.sql.jobs import JobStore
@@ -186,6 +185,12 @@ class JobService:
         environment and code snapshot (the studio's Re-submit; a schedule's rerun, with its
         tag). The compute must still exist."""
         old = self.store.get(name)
+        if old.type == "pipeline":  # the same plan under a new parent: every step runs again
+            stored = {**old.spec, "user_id": principal.user_id if principal else None}
+            stored["tags"] = {**(old.spec.get("tags") or {}), **(tags or {})}
+            stored["outputs"] = {k: _as_submitted(v) for k, v in stored["outputs"].items()}
+            return self.record_parent(new_name or self.new_name(), old.display_name, stored,
+                                      principal)  # fmt: skip
         compute = self.compute.get(old.compute)
         self._check_instance_user(compute, principal, f"job {name}")
         code = old.spec.get("code")
@@ -448,48 +453,6 @@ class JobService:
         backend = backend_for(self.compute.get_or_local(job.compute))
         text, after = backend.logs(job.handle, cursor)
         return job, text, after
-
-
-def parse_submission(request: Mapping[str, Any]) -> SubmitJob:
-    """A submission body as a typed object, refused field by field with a readable reason."""
-    text = request.get("yaml")
-    if not isinstance(text, str) or not text.strip():
-        raise InvalidParameterValue("'yaml' must hold the job file's text", field="yaml")
-    overrides = request.get("overrides") or []
-    if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
-        raise InvalidParameterValue(
-            "'overrides' must be a list of key=value strings", field="overrides"
-        )
-    snapshot = request.get("snapshot")
-    if snapshot is not None and not (isinstance(snapshot, dict) and snapshot.get("digest")):
-        snapshot = None  # reported with the job's `code:` line when the job has code
-    if snapshot is not None:
-        check_digest(snapshot["digest"])  # never a path, whatever its type
-    env_file = request.get("environment_file")
-    conda = request.get("conda_file_text")
-    build = request.get("build_context")
-    if build is not None:
-        if not (isinstance(build, dict) and isinstance(build.get("digest"), str)):
-            raise InvalidParameterValue(
-                "'build_context' must be {digest, dockerfile_path}", field="build_context"
-            )
-        check_digest(build["digest"])
-        build = {k: str(v) for k, v in build.items() if k in ("digest", "dockerfile_path")}
-    try:
-        return SubmitJob(
-            yaml=text,
-            source=str(request.get("source") or "<job>"),
-            overrides=overrides,
-            base_dir=str(request["base_dir"]) if request.get("base_dir") else None,
-            snapshot=SnapshotRef.model_validate(snapshot) if snapshot else None,
-            environment_file=env_file if isinstance(env_file, dict) else None,
-            conda_file_text=conda if isinstance(conda, str) else None,
-            build_context=build,
-        )
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = "snapshot." + ".".join(str(p) for p in first["loc"])
-        raise InvalidParameterValue(f"'{where}': {first['msg']}", field=where) from None
 
 
 def _as_submitted(output: Mapping[str, Any]) -> dict[str, Any]:

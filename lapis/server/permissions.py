@@ -58,6 +58,7 @@ ROUTE_ACTIONS: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/jobs/{name}/cancel"): f"{JOBS}/write",
     ("GET", "/api/v1/jobs/{name}/logs"): f"{JOBS}/read",
     ("GET", "/api/v1/jobs/{name}/files"): f"{JOBS}/read",
+    ("GET", "/api/v1/jobs/{name}/steps"): f"{JOBS}/read",
     ("GET", "/api/v1/jobs/{name}/outputs/{output}/files"): f"{JOBS}/read",
     ("GET", "/api/v1/jobs/{name}/outputs/{output}/files/{path:path}"): f"{JOBS}/read",
     # --- computes -------------------------------------------------------------------

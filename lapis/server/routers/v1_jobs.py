@@ -166,6 +166,19 @@ async def job_files(request: Request, name: str) -> Response:
     return json_response(await run_in_threadpool(listing))
 
 
+@router.get("/jobs/{name}/steps")
+async def job_steps(request: Request, name: str) -> Response:
+    """A pipeline's steps in order: each one's status, job, component and the steps it
+    reads from (an empty list for a command job)."""
+    ws = _ws(request)
+
+    def read() -> list[dict[str, Any]]:
+        job = ws.jobs.get(name, events=False)
+        return ws.pipelines.steps(job) if job.type == "pipeline" else []
+
+    return json_response({"steps": await run_in_threadpool(read)})
+
+
 @router.get("/jobs/{name}/outputs/{output}/files", responses={200: {"model": api.JobOutputFiles}})
 async def job_output_files(request: Request, name: str, output: str) -> Response:
     """An output's files, read where the job wrote them (the default datastore, or the
