@@ -211,6 +211,7 @@ def show(
             con.print(f"  {key:<12} {escape(str(value))}")
     for kind in ("inputs", "outputs"):
         for k, v in (job.get(kind) or {}).items():
+            v = v if isinstance(v, dict) else {"value": v}  # a pipeline's literal input
             shown = v.get("path") or v.get("value") or v.get("type")
             if v.get("uri") and v["uri"] != shown:
                 shown = f"{shown} → {v['uri']}"

@@ -249,6 +249,7 @@ class JobData:
                             else "not a regular file")  # fmt: skip
                     skipped(f"{rel} is {what}; not collected")
         try:
+            fs.makedirs(target, exist_ok=True)  # an empty output is an empty folder, not none
             for path in files:
                 key = posixpath.join(target, path.relative_to(local).as_posix())
                 fs.makedirs(posixpath.dirname(key), exist_ok=True)

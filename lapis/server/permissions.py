@@ -206,6 +206,7 @@ ROUTE_ACTIONS: dict[tuple[str, str], str] = {
     ("POST", "/jobs/{name}/outputs/{output}/register"): f"{MODELS}/write",
     ("GET", "/jobs/{name}/log/stream"): f"{JOBS}/read",
     ("GET", "/jobs/{name}/files"): f"{JOBS}/read",
+    ("GET", "/jobs/{name}/steps"): f"{JOBS}/read",
     ("GET", "/jobs/{name}/download"): f"{JOBS}/read",
     ("GET", "/compute"): f"{COMP}/read",
     ("GET", "/compute/_rows"): f"{COMP}/read",

@@ -65,6 +65,7 @@ STATUS_TONES = {
     "Finalizing": "run",
     "Queued": "wait",
     "NotStarted": "wait",
+    "Skipped": "off",
     "SCHEDULED": "wait",
     "CancelRequested": "wait",
     "Failed": "bad",

@@ -150,6 +150,29 @@ async def job_status(request: Request, name: str) -> Response:
     return render(request, "jobs/_status.html", ctx, headers=headers)
 
 
+@router.get("/jobs/{name}/steps")
+async def job_steps(request: Request, name: str) -> Response:
+    """A pipeline's steps in waves, left to right: each wave reads only from the waves
+    before it; each box is a step with its status and a link to its job (polled while
+    the pipeline runs)."""
+    ws = request.app.state.ws
+
+    def gather() -> dict[str, Any]:
+        job = ws.jobs.get(name, events=False)
+        steps = ws.pipelines.steps(job) if job.type == "pipeline" else []
+        placed: dict[str, int] = {}
+        for s in steps:  # in order: every step after the steps it reads from
+            placed[s["name"]] = 1 + max((placed[a] for a in s["after"]), default=-1)
+        waves: list[list[dict[str, Any]]] = [
+            [] for _ in range(max(placed.values(), default=-1) + 1)
+        ]
+        for s in steps:
+            waves[placed[s["name"]]].append(s)
+        return {"job": job, "waves": waves, "terminal": _terminal(job)}
+
+    return render(request, "jobs/_steps.html", await run_in_threadpool(gather))
+
+
 @router.post("/jobs/{name}/cancel")
 async def job_cancel(request: Request, name: str) -> Response:
     ws = request.app.state.ws

@@ -1,0 +1,161 @@
+"""Pipeline jobs in Azure's shapes, run end to end: steps from component files, registered
+components and inline commands; their order from the wiring; a parent output; a failing
+step with and without continue_on_step_failure; cancel; a kill -9 of the server
+mid-pipeline; and the steps as ``lapis job show`` and the studio show them."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from clusterkit import json_cli
+from jobkit import get, lapis_cli, log_text, submit, wait
+
+FILES = Path(__file__).parent / "files"
+FINAL = {"Completed", "Failed", "Canceled"}
+pytestmark = pytest.mark.timeout(600)
+
+
+def _pipeline(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / f"pipeline-{uuid.uuid4().hex[:6]}.yml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_train_score_evaluate_runs_in_wiring_order(lapis_server: Any, tmp_path: Path) -> None:
+    parent = submit(lapis_server, FILES / "pipelines" / "train-score-eval.yml")
+    assert parent["type"] == "pipeline"
+    done = wait(lapis_server, parent["name"], timeout=400)
+    assert done["status"] == "Completed", done["status_reason"]
+    steps = {s["name"]: s for s in json_cli(lapis_server, "job", "show", parent["name"])["steps"]}
+    assert list(steps) == ["train_job", "score_job", "evaluate_job", "report_job"] or set(
+        steps) == {"train_job", "score_job", "evaluate_job", "report_job"}  # fmt: skip
+    jobs = {n: get(lapis_server, s["job"]) for n, s in steps.items()}
+    assert all(j["status"] == "Completed" for j in jobs.values()), jobs
+    assert jobs["train_job"]["name"] == f"{parent['name']}-train_job"
+    assert jobs["score_job"]["start_time"] >= jobs["train_job"]["end_time"]
+    assert jobs["evaluate_job"]["start_time"] >= jobs["score_job"]["end_time"]
+    assert jobs["report_job"]["start_time"] >= jobs["train_job"]["end_time"]
+    # the parent's input (20 epochs) and the step's literal (0.05) reached the command, and
+    # the model flowed train → score → evaluate through the steps' outputs
+    assert "epochs=20 lr=0.05" in log_text(lapis_server, jobs["evaluate_job"]["name"])
+    shown = lapis_cli(lapis_server, "job", "show", parent["name"])
+    assert shown.returncode == 0 and "steps" in shown.stdout and "evaluate_job" in shown.stdout
+    # the pipeline's output is the train step's
+    out = tmp_path / "dl"
+    got = lapis_cli(lapis_server, "job", "download", parent["name"], "--output-name",
+                    "pipeline_job_trained_model", "--download-path", str(out))  # fmt: skip
+    assert got.returncode == 0, got.stderr
+    model = out / "named-outputs" / "pipeline_job_trained_model" / "model.txt"
+    assert model.read_text().strip() == "epochs=20 lr=0.05"
+    with lapis_server.client() as http:
+        run = http.get("/api/2.0/mlflow/runs/get", params={"run_id": jobs["score_job"]["run_id"]})
+        tags = {t["key"]: t["value"] for t in run.json()["run"]["data"]["tags"]}
+    assert tags["mlflow.parentRunId"] == parent["run_id"]
+
+
+def test_a_failing_step_stops_the_pipeline_or_only_what_depends_on_it(
+    lapis_server: Any, tmp_path: Path
+) -> None:
+    comp = f"echo_{uuid.uuid4().hex[:6]}"
+    (tmp_path / "echo.yml").write_text(
+        f"name: {comp}\nversion: '1'\ninputs:\n  word: {{type: string, default: hi}}\n"
+        "command: echo said ${{inputs.word}}\nenvironment: system\n"
+    )
+    assert json_cli(lapis_server, "component", "create", "-f", str(tmp_path / "echo.yml"))
+    body = f"""\
+        type: pipeline
+        settings: {{default_compute: local, continue_on_step_failure: CONTINUE}}
+        jobs:
+          broken:
+            command: echo about to fail ${{{{outputs.o}}}}; exit 3
+            outputs: {{o: {{type: uri_folder}}}}
+          fine:
+            component: azureml:{comp}@latest
+            inputs: {{word: registered}}
+          after_broken:
+            command: echo never ${{{{inputs.x}}}}
+            inputs:
+              x: ${{{{parent.jobs.broken.outputs.o}}}}
+        """
+    stop = submit(lapis_server, _pipeline(tmp_path, body.replace("CONTINUE", "false")))
+    done = wait(lapis_server, stop["name"], timeout=300)
+    assert done["status"] == "Failed" and done["status_reason"].startswith("step broken failed")
+    steps = {s["name"]: s for s in json_cli(lapis_server, "job", "show", stop["name"])["steps"]}
+    assert steps["after_broken"]["job"] is None  # never submitted
+
+    go_on = submit(lapis_server, _pipeline(tmp_path, body.replace("CONTINUE", "true")))
+    done = wait(lapis_server, go_on["name"], timeout=300)
+    assert done["status"] == "Failed"
+    assert done["status_reason"] == "steps failed: broken; not run: after_broken"
+    steps = {s["name"]: s for s in json_cli(lapis_server, "job", "show", go_on["name"])["steps"]}
+    assert steps["fine"]["status"] == "Completed" and steps["after_broken"]["status"] == "Skipped"
+    assert "said registered" in log_text(lapis_server, steps["fine"]["job"])
+
+
+def test_a_pipeline_goes_on_across_a_kill_9_and_cancel_stops_its_steps(
+    fresh_server: Any, tmp_path: Path
+) -> None:
+    body = """\
+        type: pipeline
+        jobs:
+          first:
+            command: echo first ${{outputs.o}}
+            outputs: {o: {type: uri_folder}}
+          slow:
+            command: echo slow ${{inputs.x}} && sleep 120
+            inputs:
+              x: ${{parent.jobs.first.outputs.o}}
+        """
+    parent = submit(fresh_server, _pipeline(tmp_path, body))["name"]
+    deadline = time.monotonic() + 120
+    slow = f"{parent}-slow"
+    while True:
+        with fresh_server.client() as http:
+            seen = http.get(f"/api/v1/jobs/{slow}")
+        if seen.status_code == 200 and seen.json()["status"] == "Running":
+            break
+        assert time.monotonic() < deadline, "the second step never started"
+        time.sleep(0.5)
+    fresh_server.kill9()
+    fresh_server.start()
+    assert get(fresh_server, f"{parent}-first")["status"] == "Completed"
+    cancel = lapis_cli(fresh_server, "job", "cancel", parent)
+    assert cancel.returncode == 0, cancel.stderr
+    done = wait(fresh_server, parent, timeout=120)
+    assert done["status"] == "Canceled", done["status_reason"]
+    assert get(fresh_server, slow)["status"] == "Canceled"
+    with fresh_server.client() as http:
+        names = [
+            j["name"] for j in http.get("/api/v1/jobs", params={"max_results": 50}).json()["jobs"]
+        ]
+    assert sorted(n for n in names if n.startswith(parent)) == sorted(
+        [parent, f"{parent}-first", slow]
+    )
+
+
+def test_pipeline_mistakes_are_one_line_before_anything_runs(
+    lapis_server: Any, tmp_path: Path
+) -> None:
+    bad = _pipeline(tmp_path, """\
+        type: pipeline
+        jobs:
+          a:
+            command: echo ${{inputs.x}}
+            inputs:
+              x: ${{parent.jobs.nope.outputs.o}}
+        """)  # fmt: skip
+    done = lapis_cli(lapis_server, "job", "create", "-f", str(bad))
+    assert done.returncode == 1 and f"{bad}:6" in done.stderr and "no step 'nope'" in done.stderr
+    assert "Traceback" not in done.stderr
+    with lapis_server.client() as http:  # the server checks too
+        r = http.post("/api/v1/jobs", json={"yaml": bad.read_text(), "source": "p.yml"})
+        assert r.status_code == 400 and "p.yml:6" in r.json()["message"]
+        listed = http.get("/api/v1/jobs", params={"max_results": 200}).json()["jobs"]
+    assert not any(j.get("source") == "p.yml" for j in listed)
+    assert json.dumps(listed)  # the list still reads
