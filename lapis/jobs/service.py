@@ -266,7 +266,8 @@ class JobService:
                 },
                 now,
             )
-        self.store.transition(name, JobStatus.QUEUED, time_ms=now, reason="waiting for a slot")
+        waits = "waiting for a slot" if kind == "command" else "its steps start next"
+        self.store.transition(name, JobStatus.QUEUED, time_ms=now, reason=waits)
         self.wake()
         return self.get(name)
 

@@ -1,6 +1,7 @@
 """The Components page and the jobs page's schedules in a real browser: a component from
 Azure's file shape listed and opened (inputs with their defaults, ranges and choices;
-versions), and a recurrence schedule with its trigger, time zone and state."""
+versions), a recurrence schedule with its trigger, time zone and state, and a pipeline's
+steps drawn in waves."""
 
 from __future__ import annotations
 
@@ -62,3 +63,36 @@ def test_schedules_are_shown_on_the_jobs_page(studio: Studio, tmp_path: Path) ->
     row = page.locator(f"tr[data-schedule='{name}']").inner_text()
     assert "enabled" in row and "every 1 day" in row and "America/Los_Angeles" in row, row
     studio.shot("jobs-schedules")
+
+
+def test_a_pipelines_steps_are_drawn_in_waves_with_their_status(
+    studio: Studio, tmp_path: Path
+) -> None:
+    from jobkit import submit, wait
+
+    page = studio.page
+    pipeline = tmp_path / "fan.yml"
+    pipeline.write_text(
+        "type: pipeline\ndisplay_name: fan out and in\njobs:\n"
+        "  prepare:\n    command: echo p ${{outputs.o}}\n    outputs: {o: {type: uri_folder}}\n"
+        "  left:\n    command: echo l ${{inputs.x}}\n    inputs:\n"
+        "      x: ${{parent.jobs.prepare.outputs.o}}\n"
+        "  right:\n    command: echo r ${{inputs.x}}\n    inputs:\n"
+        "      x: ${{parent.jobs.prepare.outputs.o}}\n"
+    )
+    parent = submit(studio.server, pipeline)
+    assert wait(studio.server, parent["name"], timeout=120)["status"] == "Completed"
+    studio.go(f"/jobs/{parent['name']}")
+    page.wait_for_selector("#pipeline-steps .step")
+    waves = page.locator("#pipeline-steps .wave")
+    assert waves.count() == 2
+    assert waves.nth(0).inner_text().startswith("prepare")
+    second = waves.nth(1).inner_text()
+    assert "left" in second and "right" in second and "after prepare" in second
+    assert page.locator("#pipeline-steps .step[data-status=Completed]").count() == 3
+    page.click("#pipeline-steps a:has-text('left')")
+    page.wait_for_url(f"**/jobs/{parent['name']}-left")
+    studio.shot("pipeline-step")
+    studio.go(f"/jobs/{parent['name']}")
+    page.wait_for_selector("#pipeline-steps .step")
+    studio.shot("pipeline")
