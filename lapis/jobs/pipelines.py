@@ -86,6 +86,18 @@ class PipelineRunner:
             return spec
 
         plan = parse_pipeline(text, source, None, registered, read_file)
+        for name, step in plan.steps.items():  # every step's compute exists before any runs
+            compute = step.compute or str(plan.settings.get("default_compute") or "local")
+            compute = compute.removeprefix("azureml:")
+            if compute.lower() not in ("local", "serverless"):
+                try:
+                    self.jobs.compute.get(compute)
+                except ResourceDoesNotExist:
+                    where = f"jobs.{name}.compute" if step.compute else "settings.default_compute"
+                    raise InvalidParameterValue(
+                        f"{source}: {where}: compute '{compute}' does not exist "
+                        "(`lapis compute list` lists them)"
+                    ) from None
         inline: dict[str, dict[str, Any]] = body.get("inline") or {}
         inputs = dict(plan.inputs)
         for name, uri in (body.get("input_paths") or {}).items():  # local data, uploaded

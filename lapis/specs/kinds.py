@@ -85,7 +85,7 @@ JOBS = Kinds(
     what="job",
     supported=("command",),
     not_yet={
-        "pipeline": "pipelines of components come in a later release",
+        "pipeline": "a pipeline is submitted whole, with lapis job create or jobs.create_or_update",
         "sweep": "hyperparameter sweeps come in a later release",
         "automl": "",
         "spark": "",

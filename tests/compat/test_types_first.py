@@ -1,7 +1,7 @@
 """Azure-shaped files of types Lapis does not run yet get one line naming the type.
 
 Each file under files/ is written in the shape Azure ML documents for its type
-(pipeline, sweep, AutoML and Spark jobs; cluster, attached VM and Synapse
+(sweep, AutoML and Spark jobs; attached VM and Synapse
 computes). Lapis must read ``type`` (or the ``$schema`` file name) before any
 other key: the answer names the type and what Lapis runs, at ``type``'s line —
 never "'jobs' is not a valid key of a command job".
@@ -26,7 +26,6 @@ FILES = Path(__file__).parent / "files"
 @pytest.mark.parametrize(
     ("name", "line", "kind"),
     [
-        ("pipeline.yml", 2, "pipeline"),
         ("sweep.yml", 2, "sweep"),
         ("automl.yml", 2, "automl"),
         ("spark.yml", 2, "spark"),
@@ -69,8 +68,13 @@ def test_unknown_types_list_azures_with_a_did_you_mean() -> None:
 
 
 def test_the_cli_says_it_in_one_line(lapis_server: Any) -> None:
+    # a pipeline runs (tests/compat/test_pipelines.py); this one names a cluster that is
+    # not there: refused before any step runs
+    done = lapis_cli(lapis_server, "job", "create", "-f", str(FILES / "jobs" / "pipeline.yml"))
+    assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "settings.default_compute: compute 'cpu-cluster' does not exist" in done.stderr
     for args in (
-        ["job", "create", "-f", str(FILES / "jobs" / "pipeline.yml")],
+        ["job", "create", "-f", str(FILES / "jobs" / "sweep.yml")],
         ["compute", "create", "-f", str(FILES / "compute" / "vm.yml")],
     ):
         done = lapis_cli(lapis_server, *args)
