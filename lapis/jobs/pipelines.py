@@ -202,6 +202,8 @@ class PipelineRunner:
             )
             if ready:
                 children[name] = self._launch(parent, name)
+                if children[name] is None:  # refused: the pipeline has failed, saying why
+                    return
         if any(c is not None and not S(c.status).is_terminal for c in children.values()):
             return
         if any(children[s] is None and s not in skipped for s in steps):
