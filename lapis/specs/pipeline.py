@@ -27,8 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from lapis.specs.component import (
     LITERALS,
     ComponentInput,
@@ -457,21 +455,20 @@ def parse_pipeline(
     )
 
 
+_TOP_TYPE = re.compile(r"""^type:[ \t]*["']?(\w+)["']?[ \t]*(?:#.*)?$""", re.MULTILINE)
+_TOP_SCHEMA = re.compile(r"^\$schema:.*pipelinejob\.schema\.json", re.MULTILINE | re.IGNORECASE)
+
+
 def is_pipeline(text: object) -> bool:
-    """Whether a job file's text is a pipeline (``type: pipeline``, or a pipelineJob
-    ``$schema``), read leniently: anything else is the command job parser's to judge."""
+    """Whether a job file's text is a pipeline (a top-level ``type: pipeline``, or a
+    pipelineJob ``$schema`` and no ``type``), by its top-level lines alone: the file is
+    not parsed here (the parser that takes it guards against alias bombs and the like)."""
     if not isinstance(text, str):
         return False
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return False
-    if not isinstance(data, dict):
-        return False
-    kind = data.get("type")
-    if isinstance(kind, str):
-        return kind.strip().lower() == "pipeline"
-    return str(data.get("$schema", "")).lower().endswith("pipelinejob.schema.json")
+    kind = _TOP_TYPE.search(text)
+    if kind is not None:
+        return kind.group(1).lower() == "pipeline"
+    return _TOP_SCHEMA.search(text) is not None
 
 
 def load_pipeline_file(path: Path, resolve: Resolver | None = None) -> PipelineSpec:

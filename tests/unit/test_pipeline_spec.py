@@ -147,3 +147,21 @@ def test_mistakes_are_one_line_with_file_and_line(text: str, where: str, says: s
     message = str(caught.value)
     assert message.startswith(f"p.yml{where}"), message
     assert says in message, message
+
+
+def test_a_pipeline_is_told_by_its_top_level_lines_without_parsing_the_file() -> None:
+    from lapis.specs.pipeline import is_pipeline
+
+    assert is_pipeline("type: pipeline\njobs: {}\n")
+    assert is_pipeline("type: 'Pipeline'  # Azure's\n")
+    assert is_pipeline(
+        "$schema: https://azuremlschemas.azureedge.net/latest/pipelineJob.schema.json\n"
+    )
+    assert not is_pipeline("type: command\ncommand: echo\n")
+    assert not is_pipeline("command: echo\njobs:\n  a:\n    type: pipeline\n")  # not top level
+    bomb = "\n".join(
+        ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+        + [f"a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 10)]
+    )
+    assert not is_pipeline(bomb + "\ncommand: echo\n")  # read as lines, never expanded
+    assert not is_pipeline(None)
