@@ -8,9 +8,10 @@ The pipeline has ``--width`` + 2 steps (20 by default): ``fan_out`` writes an ou
 step's command is ``echo``. Measured:
 
 1. **pipeline**: submit → the parent Completed, and the same figure per step;
-2. **plain jobs** (the anchor): the same 20 commands as 20 jobs, submitted in the same
-   waves (fan_out; then the middle ones at once; then fan_in), each wave waiting for
-   the last — what a user scripting the DAG by hand would do;
+2. **plain jobs** (the anchor): the same 20 commands as 20 jobs with the same inputs and
+   outputs (each reading the jobs before it by ``azureml://jobs/<job>/outputs/o``),
+   submitted in the same waves (fan_out; then the middle ones at once; then fan_in),
+   each wave waiting for the last — what a user scripting the DAG by hand would do;
 3. **per-step overhead**: (pipeline - plain jobs) / steps: what the pipeline's
    orchestration adds to each step.
 
@@ -71,9 +72,15 @@ def _pipeline(width: int) -> str:
     return yaml.safe_dump(doc, sort_keys=False)
 
 
-def _plain(http: httpx.Client, command: str) -> str:
-    text = f"command: {command}\nenvironment: system\ncompute: local\n"
-    made = http.post("/api/v1/jobs", json={"yaml": text, "source": "bench"})
+def _plain(http: httpx.Client, command: str, inputs: dict[str, str], output: bool) -> str:
+    """One step as a plain job with the same inputs (another job's output, by reference)
+    and output as in the pipeline."""
+    doc: dict[str, Any] = {"command": command, "environment": "system", "compute": "local"}
+    if inputs:
+        doc["inputs"] = {k: {"type": "uri_folder", "path": v} for k, v in inputs.items()}
+    if output:
+        doc["outputs"] = {"o": {"type": "uri_folder"}}
+    made = http.post("/api/v1/jobs", json={"yaml": yaml.safe_dump(doc), "source": "bench"})
     made.raise_for_status()
     return str(made.json()["name"])
 
@@ -88,7 +95,7 @@ def main() -> int:
     try:
         http = httpx.Client(base_url=server.url, timeout=600,
                             headers={"Authorization": f"Bearer {server.token}"})  # fmt: skip
-        _wait(http, [_plain(http, "echo warm")])  # the first job pays for imports: not counted
+        _wait(http, [_plain(http, "echo warm", {}, False)])  # the first job pays for imports
         t0 = time.monotonic()
         made = http.post("/api/v1/jobs", json={"yaml": _pipeline(args.width), "source": "bench"})
         made.raise_for_status()
@@ -96,9 +103,15 @@ def main() -> int:
         pipeline_s = time.monotonic() - t0
 
         t0 = time.monotonic()
-        _wait(http, [_plain(http, "echo out")])
-        _wait(http, [_plain(http, f"echo mid {i}") for i in range(args.width)])
-        _wait(http, [_plain(http, "echo in")])
+        first = _plain(http, "echo out ${{outputs.o}}", {}, True)
+        _wait(http, [first])
+        made_by = f"azureml://jobs/{first}/outputs/o"
+        middle = [_plain(http, "echo mid ${{inputs.x}} ${{outputs.o}}", {"x": made_by}, True)
+                  for _ in range(args.width)]  # fmt: skip
+        _wait(http, middle)
+        last = {f"x{i:02d}": f"azureml://jobs/{m}/outputs/o" for i, m in enumerate(middle)}
+        command = "echo in " + " ".join(f"${{{{inputs.{k}}}}}" for k in last)
+        _wait(http, [_plain(http, command, last, False)])
         plain_s = time.monotonic() - t0
     finally:
         server.cleanup()

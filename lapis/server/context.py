@@ -161,8 +161,8 @@ class Workspace:
                 ca_bundle=ca_bundle,
             )
             self.scheduler.clocks.append(self.schedules.tick)
-            self.scheduler.clocks.append(self.pipelines.tick)
             self.scheduler.start()  # reconciles the jobs the last server left first
+            self.pipelines.start()
         if self.instance_manager is None:
             self.instance_manager = InstanceManager(self.deployments, self.routes)
             self.instance_manager.start()
@@ -172,6 +172,7 @@ class Workspace:
         if self.instance_manager is not None:
             self.instance_manager.stop()
             self.instance_manager = None
+        self.pipelines.stop()
         if self.scheduler is not None:
             self.scheduler.stop()
             self.scheduler = None
