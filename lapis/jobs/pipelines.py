@@ -46,6 +46,7 @@ from lapis.util import now_ms
 log = logging.getLogger("lapis.pipelines")
 S = JobStatus
 TICK_SECONDS = 0.2  # a step starts at most this long after the steps it reads from
+IDLE_SECONDS = 3.0  # nothing unfinished: look again after this (a re-submitted one waits it)
 ENDED_BADLY = (S.FAILED.value, S.CANCELED.value)
 # (name, version or label) -> (the component, its stored document: snapshot, conda text)
 ComponentLookup = Callable[[str, str | None], tuple[ComponentSpec, dict[str, Any]]]
@@ -172,13 +173,18 @@ class PipelineRunner:
         return job
 
     # --- the clock -----------------------------------------------------------------------
-    def tick(self, now: int | None = None) -> None:
+    def tick(self) -> None:
+        """Move every unfinished pipeline. With none, the store is asked again only every
+        few seconds (a submission here wakes it at once): an idle server pays nothing."""
         mono = time.monotonic()
         if mono - self._last < TICK_SECONDS:
             return
         self._last = mono
         unfinished = [s.value for s in JobStatus if not s.is_terminal]
-        for parent in self.jobs.store.search(statuses=unfinished, kind=PIPELINE, limit=1000):
+        parents = self.jobs.store.search(statuses=unfinished, kind=PIPELINE, limit=1000)
+        if not parents:
+            self._last = mono + IDLE_SECONDS
+        for parent in parents:
             try:
                 self._advance(parent)
             except Exception:  # one pipeline's trouble must not hold up the others
