@@ -226,7 +226,10 @@ def show(
     if job.get("steps"):
         steps = Table("step", "status", "job", "after", "component", title="steps")
         for s in job["steps"]:
-            steps.add_row(escape(s["name"]), _status(s["status"]), escape(s["job"] or "-"),
+            status = _status(s["status"])
+            if s.get("reused_from"):  # ran nothing: an earlier job's outputs stand in
+                status += f" [cyan]reused[/cyan] [dim]from {escape(s['reused_from'])}[/dim]"
+            steps.add_row(escape(s["name"]), status, escape(s["job"] or "-"),
                           escape(", ".join(s["after"]) or "-"), escape(s["component"]))  # fmt: skip
         con.print(steps)
     timeline = Table("status", "at", "for", "reason", title="timeline")

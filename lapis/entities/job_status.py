@@ -57,7 +57,8 @@ TERMINAL = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED}
 _S = JobStatus
 _ACTIVE = (_S.PREPARING, _S.PROVISIONING, _S.STARTING, _S.RUNNING, _S.FINALIZING)
 ALLOWED: dict[JobStatus, frozenset[JobStatus]] = {
-    _S.NOT_STARTED: frozenset({_S.QUEUED, _S.FAILED, _S.CANCELED}),
+    # straight to Completed: a pipeline step reused from an earlier job (lapis/jobs/reuse.py)
+    _S.NOT_STARTED: frozenset({_S.QUEUED, _S.FAILED, _S.CANCELED, _S.COMPLETED}),
     _S.QUEUED: frozenset({_S.PREPARING, _S.STARTING, _S.FAILED, _S.CANCEL_REQUESTED, _S.CANCELED}),
     # a job whose node was lost may go back to Queued (lapis/jobs/retry.py)
     _S.PREPARING: frozenset(

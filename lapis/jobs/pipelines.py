@@ -37,6 +37,7 @@ from lapis.entities.auth import Principal
 from lapis.entities.job_status import JobStatus
 from lapis.entities.jobs import Job
 from lapis.errors import InvalidParameterValue, LapisError, ResourceDoesNotExist
+from lapis.jobs.reuse import reuse_key, reused_reason
 from lapis.jobs.service import JobService
 from lapis.specs.component import ComponentSpec, environment_text, from_dict, parse_component
 from lapis.specs.pipeline import Binding, parse_pipeline
@@ -64,6 +65,10 @@ class PipelineRunner:
         self._last = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        jobs.on_parent = self.wake  # a pipeline recorded (submitted, re-submitted) moves now
+
+    def wake(self) -> None:
+        self._last = 0.0
 
     def start(self) -> None:
         """Move pipelines on a thread of their own: submitting a wave of steps must not
@@ -151,6 +156,7 @@ class PipelineRunner:
                 "compute": step.compute,
                 "environment_variables": step.environment_variables,
                 "after": step.after,
+                "is_deterministic": step.is_deterministic,
             }
         stored = {
             "type": PIPELINE,
@@ -168,9 +174,7 @@ class PipelineRunner:
             "user_id": principal.user_id if principal else None,
         }
         name = plan.name or self.jobs.new_name()
-        job = self.jobs.record_parent(name, plan.display_name, stored, principal)
-        self._last = 0.0
-        return job
+        return self.jobs.record_parent(name, plan.display_name, stored, principal)
 
     # --- the clock -----------------------------------------------------------------------
     def tick(self) -> None:
@@ -269,15 +273,26 @@ class PipelineRunner:
         return out
 
     def _launch(self, parent: Job, step: str) -> Job | None:
-        """Submit one step as a child job, as the pipeline's creator."""
+        """Submit one step as a child job, as the pipeline's creator — or, when an earlier
+        job did the same work (lapis/jobs/reuse.py), record it reused from that job."""
         try:
             principal = (
                 self.auth.acting_as(parent.created_by, "workspaces/jobs/write")
                 if parent.created_by
                 else None
             )
-            body = self._child_submission(parent, step)
-            return self.jobs.submit(body, principal)
+            plan = parent.spec["steps"][step]
+            prepared = self.jobs.prepare(self._child_submission(parent, step), principal)
+            if not plan.get("is_deterministic", True):
+                return self.jobs.record(prepared, principal)
+            label = _component_label(plan["component_ref"], plan["component"]["spec"])
+            key = reuse_key(prepared.stored, label)
+            force = bool((parent.spec.get("settings") or {}).get("force_rerun"))
+            origin = None if force else self.jobs.store.reusable(key)
+            if origin is None:
+                return self.jobs.record(prepared, principal, reuse_key=key)
+            why = reused_reason(origin, label)
+            return self.jobs.record(prepared, principal, reused_from=(origin, why))
         except LapisError as exc:
             log.warning("pipeline %s: step %s was refused: %s", parent.name, step, exc)
             self._end(parent, S.FAILED, f"step {step} could not be submitted: {exc}")
@@ -316,7 +331,7 @@ class PipelineRunner:
             "environment": _environment(comp, document),
             "compute": str(compute).removeprefix("azureml:"),
             "inputs": inputs,
-            "outputs": {k: {"type": o.type} for k, o in comp.outputs.items()},
+            "outputs": self._step_outputs(spec, plan, comp),
             "environment_variables": {
                 **comp.environment_variables,
                 **plan["environment_variables"],
@@ -339,6 +354,21 @@ class PipelineRunner:
         if document.get("conda_file_text"):
             body["conda_file_text"] = document["conda_file_text"]
         return body
+
+    @staticmethod
+    def _step_outputs(
+        spec: dict[str, Any], plan: dict[str, Any], comp: ComponentSpec
+    ) -> dict[str, dict[str, Any]]:
+        """Each output as the step's job writes it: the component's type, with the step's
+        own ``mode``/``path``/``name`` — or, bound to a pipeline output, that output's."""
+        outputs: dict[str, dict[str, Any]] = {}
+        for name, item in comp.outputs.items():
+            given = plan["outputs"].get(name) or {}
+            if given.get("bind") == "parent_output":
+                given = (spec.get("outputs") or {}).get(given["name"]) or {}
+            settings = {k: given[k] for k in ("mode", "path", "name", "version") if given.get(k)}
+            outputs[name] = {"type": item.type, **settings}
+        return outputs
 
     def _link_outputs(self, parent: Job, children: dict[str, Job | None]) -> None:
         """The pipeline's outputs are where the steps bound to them wrote theirs: so
@@ -395,6 +425,7 @@ class PipelineRunner:
                     "status": status,
                     "job": child.name if child else None,
                     "reason": child.status_reason if child else None,
+                    "reused_from": child.spec.get("reused_from") if child else None,
                     "component": _component_label(steps[name]["component_ref"], comp),
                     "after": steps[name]["after"],
                 }

@@ -10,18 +10,13 @@ Execution belongs to the scheduler (``lapis.jobs.scheduler``).
 
 from __future__ import annotations
 
-import contextlib
-import shutil
-import tarfile
-import uuid
-import zlib
 from collections.abc import Callable, Mapping
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from lapis.api.jobs import SnapshotRef, SnapshotStored, SubmitJob
-from lapis.artifacts.snapshot import check_digest, digest_files, unpack
+from lapis.artifacts.snapshot import check_digest
 from lapis.compute.logs import parse_cursor
 from lapis.compute.registry import backend_for
 from lapis.compute.service import ComputeService
@@ -39,14 +34,25 @@ from lapis.errors import (
     ResourceDoesNotExist,
 )
 from lapis.jobs.inputs import resolve_inputs
+from lapis.jobs.snapshots import keep_snapshot
 from lapis.jobs.submission import parse_submission
 from lapis.specs.job import CommandJobSpec, generated_name, parse_job
 from lapis.specs.pipeline import is_pipeline
 from lapis.store.sql.jobs import JobStore
 from lapis.tracking.service import TrackingService
-from lapis.util import DISK_FULL, now_ms
+from lapis.util import now_ms
 
 SERVERLESS = "serverless"  # compute: serverless: a workspace-managed cluster per size
+
+
+@dataclass
+class Prepared:
+    """A checked command job not yet recorded (``JobService.prepare``)."""
+
+    name: str
+    display_name: str | None
+    compute: str
+    stored: dict[str, Any]
 
 
 class JobService:
@@ -69,6 +75,7 @@ class JobService:
         self.pipelines: Callable[[Mapping[str, Any], Principal | None], Job] | None = None
         self.wake: Callable[[], None] = lambda: None  # the scheduler replaces these two
         self.on_cancel: Callable[[str], None] = lambda name: None
+        self.on_parent: Callable[[], None] = lambda: None  # the pipeline runner's wake-up
 
     # --- code snapshots -----------------------------------------------------------
     def snapshot_dir(self, digest: object) -> Path:
@@ -79,31 +86,7 @@ class JobService:
         return self.snapshot_dir(digest).is_dir()
 
     def store_snapshot(self, digest: str, data: IO[bytes]) -> SnapshotStored:
-        """Keep an uploaded snapshot under its digest, after checking the digest is right."""
-        final = self.snapshot_dir(digest)
-        if final.is_dir():
-            return SnapshotStored(digest=digest, stored=False)
-        tmp = self.snapshots / f".{digest}.{uuid.uuid4().hex}"
-        tmp.mkdir(parents=True)
-        try:
-            try:
-                files = unpack(data, tmp)
-            except (tarfile.TarError, EOFError, zlib.error, ValueError, OSError) as exc:
-                if isinstance(exc, OSError) and exc.errno in DISK_FULL:
-                    raise
-                raise InvalidParameterValue(
-                    f"snapshot upload is not a tar archive: {exc}"
-                ) from None
-            actual = digest_files(tmp, files)
-            if actual != digest:
-                raise InvalidParameterValue(
-                    f"snapshot content hashes to {actual[:12]}…, not {digest[:12]}…"
-                )
-            with contextlib.suppress(OSError):  # a concurrent upload of the same code won
-                tmp.rename(final)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        return SnapshotStored(digest=digest, stored=True, files=len(files))
+        return keep_snapshot(self.snapshot_dir(digest), data)
 
     # --- submission ---------------------------------------------------------------
     def submit(
@@ -117,6 +100,16 @@ class JobService:
         plain = not isinstance(request, SubmitJob)
         if self.pipelines is not None and plain and is_pipeline(request.get("yaml")):  # type: ignore[union-attr]
             return self.pipelines(request, principal)  # type: ignore[arg-type]
+        return self.record(self.prepare(request, principal, internal), principal)
+
+    def prepare(
+        self,
+        request: SubmitJob | Mapping[str, Any],
+        principal: Principal | None,
+        internal: bool = False,
+    ) -> Prepared:
+        """Everything a command job is checked and resolved to, before it exists: what a
+        pipeline step's reuse key is computed from (lapis/jobs/reuse.py)."""
         sub = request if isinstance(request, SubmitJob) else parse_submission(request)
         source = sub.source
         base_dir = Path(sub.base_dir) if sub.base_dir else None
@@ -159,7 +152,25 @@ class JobService:
             "source": source,
             "user_id": principal.user_id if principal else None,
         }
-        return self._record(spec.name, spec.display_name, compute.name, stored, principal)
+        return Prepared(spec.name, spec.display_name, compute.name, stored)
+
+    def record(
+        self,
+        job: Prepared,
+        principal: Principal | None,
+        reuse_key: str | None = None,
+        reused_from: tuple[Job, str] | None = None,
+    ) -> Job:
+        """Record a prepared job and queue it; or, ``reused_from`` (an earlier job and why
+        it stands in), record it Completed with that job's outputs, running nothing."""
+        if reused_from is None:
+            return self._record(job.name, job.display_name, job.compute, job.stored, principal,
+                                reuse_key=reuse_key)  # fmt: skip
+        origin, why = reused_from
+        stored = {**job.stored, "outputs": origin.spec.get("outputs") or {},
+                  "reused_from": origin.name}  # fmt: skip
+        return self._record(job.name, job.display_name, job.compute, stored, principal,
+                            reused=why)  # fmt: skip
 
     @staticmethod
     def _check_instance_user(compute: Compute, principal: Principal | None, source: str) -> None:
@@ -226,8 +237,11 @@ class JobService:
         stored: dict[str, Any],
         principal: Principal | None,
         kind: str = "command",
+        reuse_key: str | None = None,
+        reused: str | None = None,
     ) -> Job:
-        """Record a checked job: its MLflow run, its row, then queue it."""
+        """Record a checked job: its MLflow run, its row, then queue it (or, ``reused``
+        saying why, end it Completed at once: it stands in for an earlier job)."""
         experiment = self.tracking.get_or_create_experiment(stored["experiment_name"], principal)
         code = stored.get("code")
         env = stored["environment"]
@@ -240,6 +254,8 @@ class JobService:
         }
         if code and code.get("git_commit"):
             tags["mlflow.source.git.commit"] = str(code["git_commit"])
+        if reused:
+            tags["lapis.job.reused_from"] = str(stored["reused_from"])
         run = self.tracking.create_run(
             experiment.experiment_id,
             run_name=display_name or name,
@@ -263,9 +279,15 @@ class JobService:
                     "environment_digest": env.get("digest"),
                     "snapshot_digest": code["digest"] if code else None,
                     "created_by": principal.name if principal else None,
+                    "reuse_key": reuse_key,
                 },
                 now,
             )
+        if reused:
+            self.store.transition(name, JobStatus.COMPLETED, time_ms=now, reason=reused,
+                                  start_time=now)  # fmt: skip
+            self.tracking.update_run(run.info.run_id, status="FINISHED", end_time=now)
+            return self.get(name)
         waits = "waiting for a slot" if kind == "command" else "its steps start next"
         self.store.transition(name, JobStatus.QUEUED, time_ms=now, reason=waits)
         self.wake()
@@ -288,8 +310,10 @@ class JobService:
         if self._exists(name):
             raise ResourceAlreadyExists(f"A job named '{name}' already exists")
         compute = str((stored.get("settings") or {}).get("default_compute") or "local")
-        return self._record(name, display_name, compute.removeprefix("azureml:"), stored,
-                            principal, kind="pipeline")  # fmt: skip
+        job = self._record(name, display_name, compute.removeprefix("azureml:"), stored,
+                           principal, kind="pipeline")  # fmt: skip
+        self.on_parent()
+        return job
 
     def _exists(self, name: str) -> bool:
         try:

@@ -160,6 +160,7 @@ def _component(
     base_dir: Path | None,
     resolve: Resolver | None,
     read_file: FileReader | None,
+    pipeline_inputs: dict[str, Any],
 ) -> tuple[ComponentSpec, str]:
     path = ("jobs", step)
     ref = raw.get("component")
@@ -171,7 +172,7 @@ def _component(
         inline = {k: raw[k] for k in ("command", "code", "environment") if k in raw}
         inline["name"] = step.lower()
         inline["inputs"] = {
-            k: _inline_input(v)
+            k: _inline_input(v, pipeline_inputs)
             for k, v in _mapping(doc, (*path, "inputs"), raw.get("inputs")).items()
         }
         inline["outputs"] = {
@@ -223,11 +224,19 @@ def _component(
     return load_component_file(where), ref
 
 
-def _inline_input(value: Any) -> dict[str, Any]:
-    """The type an inline step's input gets from what it is given."""
+def _inline_input(value: Any, pipeline_inputs: dict[str, Any]) -> dict[str, Any]:
+    """The type an inline step's input gets from what it is given: a pipeline input it is
+    bound to lends its own (``lr: 0.1`` is a number), a step output is a folder."""
     if isinstance(value, dict):
         return {k: v for k, v in value.items() if k in ("type", "optional", "default")}
-    if _binding(value) is not None or (isinstance(value, str) and "/" in value):
+    bound = _binding(value)
+    m = _PARTS.match(bound) if bound is not None else None
+    if m is not None and m["io"] == "inputs" and m["name"] in pipeline_inputs:
+        given = pipeline_inputs[m["name"]]
+        if isinstance(given, dict):
+            return {"type": given.get("type", "uri_folder")}
+        return _inline_input(given, {})
+    if bound is not None or (isinstance(value, str) and "/" in value):
         return {"type": "uri_folder"}
     kind = {bool: "boolean", int: "integer", float: "number"}.get(type(value), "string")
     return {"type": kind}
@@ -400,7 +409,7 @@ def parse_pipeline(
                 ("jobs", name, "type"),
                 f"{raw['type']} steps are not supported yet; supported: command",
             )
-        comp, ref = _component(doc, name, raw, base_dir, resolve, read_file)
+        comp, ref = _component(doc, name, raw, base_dir, resolve, read_file, inputs)
         step_inputs = _step_inputs(doc, name, raw, comp, inputs)
         deterministic = raw.get("is_deterministic", comp.is_deterministic)
         if not isinstance(deterministic, bool):

@@ -159,3 +159,98 @@ def test_pipeline_mistakes_are_one_line_before_anything_runs(
         assert r.status_code == 400 and "p.yml:6" in r.json()["message"]
         after = len(http.get("/api/v1/jobs", params={"max_results": 1000}).json()["jobs"])
     assert after == before  # nothing was recorded: no parent, no step
+
+
+def _reuse_pipeline(tmp_path: Path, nonce: str, lr: str, force: bool = False) -> Path:
+    """prep writes a stamp no rerun could repeat; train copies it beside its learning rate;
+    note is not deterministic, so it always runs. A local data folder feeds prep."""
+    data = tmp_path / "reuse-data"
+    data.mkdir(exist_ok=True)
+    (data / "rows.csv").write_text(f"{nonce}\n1,2\n")
+    return _pipeline(tmp_path, f"""\
+        type: pipeline
+        settings: {{default_compute: local, force_rerun: {str(force).lower()}}}
+        inputs:
+          rows: {{type: uri_folder, path: {data}}}
+          lr: {lr}
+        outputs:
+          model: {{mode: upload}}
+        jobs:
+          prep:
+            command: >-
+              python -c "import time,sys; open(sys.argv[1] + '/stamp.txt', 'w')
+              .write(str(time.time_ns()))" ${{{{outputs.o}}}} && cat ${{{{inputs.rows}}}}/rows.csv
+            environment: system
+            inputs: {{rows: '${{{{parent.inputs.rows}}}}'}}
+            outputs: {{o: {{type: uri_folder}}}}
+          train:
+            command: >-
+              cp ${{{{inputs.prepped}}}}/stamp.txt ${{{{outputs.m}}}}/ &&
+              echo ${{{{inputs.lr}}}} > ${{{{outputs.m}}}}/lr.txt
+            inputs:
+              prepped: ${{{{parent.jobs.prep.outputs.o}}}}
+              lr: ${{{{parent.inputs.lr}}}}
+            outputs: {{m: '${{{{parent.outputs.model}}}}'}}
+          note:
+            command: echo note ${{{{inputs.m}}}}
+            is_deterministic: false
+            inputs: {{m: '${{{{parent.jobs.train.outputs.m}}}}'}}
+        """)  # fmt: skip
+
+
+def _steps(server: Any, parent: str) -> dict[str, dict[str, Any]]:
+    return {s["name"]: s for s in json_cli(server, "job", "show", parent)["steps"]}
+
+
+def _model(server: Any, parent: str, into: Path) -> tuple[str, str]:
+    got = lapis_cli(server, "job", "download", parent, "--output-name", "model",
+                    "--download-path", str(into))  # fmt: skip
+    assert got.returncode == 0, got.stderr
+    folder = into / "named-outputs" / "model"
+    return (folder / "stamp.txt").read_text(), (folder / "lr.txt").read_text().strip()
+
+
+def test_an_unchanged_step_is_reused_and_force_rerun_runs_everything(
+    lapis_server: Any, tmp_path: Path
+) -> None:
+    nonce = uuid.uuid4().hex
+    first = submit(lapis_server, _reuse_pipeline(tmp_path, nonce, "0.1"))["name"]
+    done = wait(lapis_server, first, timeout=300)
+    assert done["status"] == "Completed", done["status_reason"]
+    ran = _steps(lapis_server, first)
+    assert not any(s["reused_from"] for s in ran.values())
+    stamp, lr = _model(lapis_server, first, tmp_path / "first")
+    assert lr == "0.1"
+
+    # the same file again (its local data uploaded again, to the same content address):
+    # prep and train are reused, note runs; the pipeline's output is the first run's
+    again = submit(lapis_server, _reuse_pipeline(tmp_path, nonce, "0.1"))["name"]
+    done = wait(lapis_server, again, timeout=300)
+    assert done["status"] == "Completed", done["status_reason"]
+    steps = _steps(lapis_server, again)
+    assert steps["prep"]["reused_from"] == f"{first}-prep"
+    assert steps["train"]["reused_from"] == f"{first}-train"
+    assert steps["prep"]["reason"] == (
+        f"reused from job {first}-prep (step prep of pipeline {first}): same component "
+        "inline (prep), same environment, code and inputs"
+    )
+    assert steps["note"]["reused_from"] is None and steps["note"]["status"] == "Completed"
+    assert "note" in log_text(lapis_server, steps["note"]["job"])
+    assert _model(lapis_server, again, tmp_path / "again") == (stamp, "0.1")
+    shown = lapis_cli(lapis_server, "job", "show", again)
+    assert "reused" in shown.stdout and f"{first}-prep" in shown.stdout
+
+    # a changed parent input reruns the step that reads it, and only that one
+    changed = submit(lapis_server, _reuse_pipeline(tmp_path, nonce, "0.2"))["name"]
+    assert wait(lapis_server, changed, timeout=300)["status"] == "Completed"
+    steps = _steps(lapis_server, changed)
+    assert steps["prep"]["reused_from"] == f"{first}-prep"
+    assert steps["train"]["reused_from"] is None
+    assert _model(lapis_server, changed, tmp_path / "changed") == (stamp, "0.2")
+
+    # force_rerun: every step runs, and the stamp is new
+    forced = submit(lapis_server, _reuse_pipeline(tmp_path, nonce, "0.1", force=True))["name"]
+    assert wait(lapis_server, forced, timeout=300)["status"] == "Completed"
+    assert not any(s["reused_from"] for s in _steps(lapis_server, forced).values())
+    new_stamp, _ = _model(lapis_server, forced, tmp_path / "forced")
+    assert new_stamp != stamp

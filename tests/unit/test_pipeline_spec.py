@@ -165,3 +165,25 @@ def test_a_pipeline_is_told_by_its_top_level_lines_without_parsing_the_file() ->
     )
     assert not is_pipeline(bomb + "\ncommand: echo\n")  # read as lines, never expanded
     assert not is_pipeline(None)
+
+
+def test_an_inline_step_input_takes_the_type_of_the_pipeline_input_it_is_bound_to() -> None:
+    text = """\
+type: pipeline
+inputs:
+  lr: 0.1
+  epochs: {type: integer, default: 3}
+  name: run
+  rows: {type: uri_file, path: azureml://datastores/workspaceblobstore/paths/r.csv}
+jobs:
+  a:
+    command: echo ${{inputs.lr}} ${{inputs.epochs}} ${{inputs.name}} ${{inputs.rows}}
+    inputs:
+      lr: ${{parent.inputs.lr}}
+      epochs: ${{parent.inputs.epochs}}
+      name: ${{parent.inputs.name}}
+      rows: ${{parent.inputs.rows}}
+"""
+    spec = parse_pipeline(text, "p.yml", None)
+    types = {k: v.type for k, v in spec.steps["a"].component.inputs.items()}
+    assert types == {"lr": "number", "epochs": "integer", "name": "string", "rows": "uri_file"}

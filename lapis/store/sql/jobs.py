@@ -115,6 +115,18 @@ class JobStore:
                 ]
         return job
 
+    def reusable(self, key: str) -> Job | None:
+        """The newest job that ran to completion with this reuse key (a reused step has
+        no key of its own: what it names is always a job that really ran)."""
+        with self.db.read() as conn:
+            row = conn.execute(
+                select(jobs)
+                .where(jobs.c.reuse_key == key, jobs.c.status == JobStatus.COMPLETED.value)
+                .order_by(jobs.c.seq.desc())
+                .limit(1)
+            ).first()
+        return _job(row) if row is not None else None
+
     def find(self, run_id: str) -> Job | None:
         with self.db.read() as conn:
             row = conn.execute(select(jobs).where(jobs.c.run_id == run_id)).first()

@@ -476,8 +476,11 @@ jobs = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("start_time", BigInteger),
     Column("end_time", BigInteger),
+    # what makes a deterministic pipeline step's result the same (lapis/jobs/reuse.py)
+    Column("reuse_key", String(64)),
     Index(None, "compute", "status"),
     Index(None, "status"),
+    Index(None, "reuse_key"),
 )
 
 job_events = Table(
