@@ -9,6 +9,7 @@ A script written for Azure ML runs after its imports change
 (``lapis.sdk``); this package only arranges them where Azure code looks.
 """
 
+from lapis.ml import dsl
 from lapis.sdk.client import MLClient
 from lapis.sdk.components import load_component
 from lapis.sdk.entities import (
@@ -30,5 +31,6 @@ __all__ = [
     "PyTorchDistribution",
     "TensorFlowDistribution",
     "command",
+    "dsl",
     "load_component",
 ]

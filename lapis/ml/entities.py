@@ -13,6 +13,7 @@ from lapis.sdk.datastores import (
     SasTokenConfiguration,
     ServicePrincipalConfiguration,
 )
+from lapis.sdk.dsl import PipelineJob, PipelineJobSettings
 from lapis.sdk.entities import CommandJob, Input, Output
 from lapis.sdk.models import Model
 from lapis.sdk.schedules import (
@@ -74,6 +75,8 @@ __all__ = [
     "ModelBatchDeploymentSettings",
     "OnlineRequestSettings",
     "Output",
+    "PipelineJob",
+    "PipelineJobSettings",
     "ProbeSettings",
     "RecurrencePattern",
     "RecurrenceTrigger",

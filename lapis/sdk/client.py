@@ -28,6 +28,7 @@ from lapis.sdk.components import ComponentOperations
 from lapis.sdk.compute_ops import ComputeOperations
 from lapis.sdk.connection import LapisHTTP, resolve
 from lapis.sdk.datastores import DatastoreOperations
+from lapis.sdk.dsl import PipelineJob
 from lapis.sdk.endpoints import (
     BatchDeploymentOperations,
     BatchEndpointOperations,
@@ -58,6 +59,30 @@ def _explain(exc: InvalidParameterValue, text: str) -> InvalidParameterValue:
     return err
 
 
+def _pipeline_body(
+    http: LapisHTTP,
+    job: PipelineJob,
+    experiment_name: str | None,
+    compute: str | None,
+    display_name: str | None,
+) -> dict[str, Any]:
+    """A ``@pipeline`` job as the YAML text it stands for, prepared as a file would be."""
+    from lapis.sdk.pipelines import prepare_pipeline
+
+    doc = job._to_dict()
+    if experiment_name:
+        doc["experiment_name"] = experiment_name
+    if display_name:
+        doc["display_name"] = display_name
+    if compute:
+        doc.setdefault("settings", {})["default_compute"] = compute
+    text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
+    try:
+        return prepare_pipeline(http, text, "<sdk>", job._base_dir)
+    except InvalidParameterValue as exc:
+        raise _explain(exc, text) from None
+
+
 class JobOperations:
     """``client.jobs``: submit, follow, inspect, cancel and download command jobs."""
 
@@ -69,7 +94,7 @@ class JobOperations:
 
     def create_or_update(
         self,
-        job: CommandJob | dict[str, Any] | str | Path,
+        job: CommandJob | PipelineJob | dict[str, Any] | str | Path,
         *,
         experiment_name: str | None = None,
         compute: str | None = None,
@@ -89,6 +114,9 @@ class JobOperations:
             )
             if value is not None
         ]
+        if isinstance(job, PipelineJob):  # built with @pipeline (lapis/sdk/dsl.py)
+            return self._job(self._http.post("/api/v1/jobs", _pipeline_body(
+                self._http, job, experiment_name, compute, display_name)))  # fmt: skip
         if isinstance(job, (str, Path)):
             path = Path(job).expanduser()
             text = read(path, "job file")

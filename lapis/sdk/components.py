@@ -15,9 +15,14 @@ from lapis.specs.component import environment_text, parse_component
 from lapis.specs.yaml_lines import read_text_file
 
 
-def create(http: LapisHTTP, path: Path) -> dict[str, Any]:
-    """Register the component file at ``path`` (a new version, or the same one again)."""
+def create(http: LapisHTTP, path: Path, changed: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Register the component file at ``path`` (a new version, or the same one again);
+    ``changed``: top-level fields set on the loaded component since, which win."""
     text = read_text_file(path, "component file")
+    if changed:
+        import yaml
+
+        text = yaml.safe_dump({**(yaml.safe_load(text) or {}), **changed}, sort_keys=False)
     source = str(path)
     base_dir = path.parent.resolve()
     spec = parse_component(text, source, base_dir)  # checked here first: one line, no upload
@@ -55,6 +60,13 @@ class CommandComponent:
 
     def __repr__(self) -> str:
         return f"CommandComponent(name={self.name!r}, version={self.version!r})"
+
+    def __call__(self, **inputs: Any) -> Any:
+        """Inside a ``@pipeline`` function: a step running this component with ``inputs``
+        (lapis/sdk/dsl.py); its ``.outputs.<name>`` feed other steps."""
+        from lapis.sdk.dsl import _node_from_component
+
+        return _node_from_component(self, inputs)
 
 
 def load_component(source: str | Path) -> CommandComponent:
@@ -98,7 +110,13 @@ class ComponentOperations:
                 "register a component loaded with load_component(source=...) (its file and "
                 "code are read from there)"
             )
-        return _answered(create(self._http, Path(path)))
+        changed = {}
+        if isinstance(component, CommandComponent):  # what was set on it since it was read
+            read = load_component(path)
+            for key in ("name", "version", "display_name", "description", "tags"):
+                if getattr(component, key) != getattr(read, key):
+                    changed[key] = getattr(component, key)
+        return _answered(create(self._http, Path(path), changed))
 
     def get(self, name: str, version: str | None = None, label: str | None = None
             ) -> CommandComponent:  # fmt: skip

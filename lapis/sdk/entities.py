@@ -136,6 +136,13 @@ class CommandJob:
     instance_count: int | None = None
     distribution: Distribution | None = None
 
+    def __call__(self, **inputs: Any) -> Any:
+        """Inside a ``@pipeline`` function: a step running this command, its inputs
+        updated with ``inputs`` (lapis/sdk/dsl.py)."""
+        from lapis.sdk.dsl import _node_from_command
+
+        return _node_from_command(self, inputs)
+
     def to_dict(self, base_dir: Path | None = None) -> dict[str, Any]:
         """The job YAML document, local paths made absolute against ``base_dir`` (cwd)."""
         base = (base_dir or Path.cwd()).resolve()

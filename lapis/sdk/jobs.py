@@ -164,8 +164,13 @@ def stream(
     out: TextIO | None = None,
     on_status: Callable[[str, str | None], None] | None = None,
 ) -> dict[str, Any]:
-    """Print a job's log as it is written and return the finished job."""
+    """Print a job's log as it is written and return the finished job (a pipeline's:
+    its steps' statuses and logs, lapis/sdk/pipelines.py)."""
     out = out or sys.stdout
+    if http.get(f"/api/v1/jobs/{name}").get("type") == "pipeline":
+        from lapis.sdk.pipelines import follow
+
+        return follow(http, name, out, on_status)
     last: tuple[str, str | None] | None = None
     cursor = ""
     while True:

@@ -5,8 +5,10 @@ checked first (lapis/specs/pipeline.py), registered components as the server has
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 from urllib.parse import quote
 
 from lapis.sdk.connection import LapisHTTP
@@ -66,3 +68,78 @@ def prepare_pipeline(http: LapisHTTP, text: str, source: str, base_dir: Path) ->
                 input_paths[name] = upload_local(http, local, str(item.get("type", "uri_folder")))
     return {"yaml": text, "source": source, "components": components, "inline": inline,
             "input_paths": input_paths}  # fmt: skip
+
+
+ENDED = ("Completed", "Failed", "Canceled")
+
+
+def _say(out: TextIO, shown: dict[str, str], step: str, said: str) -> None:
+    if shown.get(step) != said:
+        out.write(f"[{step}] {said}\n")
+        shown[step] = said
+
+
+def follow(
+    http: LapisHTTP,
+    name: str,
+    out: TextIO,
+    on_status: Callable[[str, str | None], None] | None = None,
+) -> dict[str, Any]:
+    """``lapis job stream`` of a pipeline: each step's status as it changes
+    (``[train] Running``, ``[score] Completed reused from …``) and every step's log as it
+    is written, line by line, prefixed with the step (``train | epoch 3``), until the
+    pipeline has ended and every log is read; the final pipeline job."""
+    cursors: dict[str, str] = {}
+    carry: dict[str, str] = {}  # a step's last line until its end arrives
+    shown: dict[str, str] = {}
+    drained: set[str] = set()
+    last: tuple[str, str | None] | None = None
+    while True:
+        parent: dict[str, Any] = http.get(f"/api/v1/jobs/{quote(name, safe='')}")
+        state = (parent["status"], parent.get("status_reason"))
+        if on_status is not None and state != last:
+            on_status(*state)
+        last = state
+        ended = bool(parent.get("end_time"))  # read before the steps: no step ends after
+        wrote = False
+        for step in http.get(f"/api/v1/jobs/{quote(name, safe='')}/steps")["steps"]:
+            said = step["status"]
+            if step.get("reused_from"):
+                said += f" reused from {step['reused_from']}"
+            elif step["status"] in ("Failed", "Canceled") and step.get("reason"):
+                said += f": {step['reason']}"
+            job = step.get("job")
+            live = bool(job) and job not in drained and not step.get("reused_from")
+            # a step's start is said before its first log line, its end after its last
+            if not (live and step["status"] in ENDED):
+                _say(out, shown, step["name"], said)
+            if not live:
+                continue
+            page = http.get(f"/api/v1/jobs/{quote(str(job), safe='')}/logs",
+                            cursor=cursors.get(str(job)))  # fmt: skip
+            cursors[str(job)] = page["cursor"]
+            text = carry.pop(str(job), "") + page["data"]
+            wrote = wrote or bool(page["data"])
+            lines = text.split("\n")
+            rest = lines.pop()  # "" when the text ended a line; else a line still being written
+            if page["terminal"] and not page["data"]:
+                drained.add(str(job))
+                lines, rest = ([*lines, rest] if rest else lines), ""
+            if rest:
+                carry[str(job)] = rest
+            for line in lines:
+                out.write(f"{step['name']} | {line}\n")
+            if str(job) in drained:
+                _say(out, shown, step["name"], said)
+        out.flush()
+        if (
+            ended
+            and not wrote
+            and all(
+                s.get("reused_from") or not s.get("job") or s["job"] in drained
+                for s in http.get(f"/api/v1/jobs/{quote(name, safe='')}/steps")["steps"]
+            )
+        ):
+            return parent
+        if not wrote:
+            time.sleep(0.25)

@@ -5,6 +5,10 @@ mid-pipeline; and the steps as ``lapis job show`` and the studio show them."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import textwrap
 import time
 import uuid
@@ -254,3 +258,46 @@ def test_an_unchanged_step_is_reused_and_force_rerun_runs_everything(
     assert not any(s["reused_from"] for s in _steps(lapis_server, forced).values())
     new_stamp, _ = _model(lapis_server, forced, tmp_path / "forced")
     assert new_stamp != stamp
+
+
+def test_the_same_pipeline_written_with_at_pipeline_runs_and_streams(
+    lapis_server: Any, tmp_path: Path
+) -> None:
+    """tests/compat/files/pipelines/dsl_pipeline.py: train-score-eval.yml in Python —
+    load_component, a registered component from client.components, a command(...) called
+    as a step, settings and output mode set on the PipelineJob, jobs.stream of it."""
+    wrote = lapis_cli(lapis_server, "auth", "config-file", "--path", str(tmp_path))
+    assert wrote.returncode == 0, wrote.stderr
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LAPIS_")}
+    env["LAPIS_TOKEN"] = lapis_server.token
+    env["LAPIS_HOME"] = str(tmp_path / "not-a-workspace")
+    component = f"score_dsl_{uuid.uuid4().hex[:6]}"
+    script = FILES / "pipelines" / "dsl_pipeline.py"
+    done = subprocess.run([sys.executable, str(script), str(tmp_path), component],
+                          cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=400)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["status"] == "Completed", done.stdout
+    assert summary["steps"] == ["evaluate_job", "score_job", "train_job"]  # variables' names
+    # the stream: each step's status and its log lines, prefixed with the step
+    said = done.stdout
+    assert said.index("[train_job] NotStarted") < said.index("train_job | [lapis] output")
+    assert said.index("train_job | [lapis] output") < said.index("[train_job] Completed")
+    assert said.index("[train_job] Completed") < said.index("[score_job] Completed")
+    assert "evaluate_job | epochs=20 lr=0.05" in said and "[evaluate_job] Completed" in said, said
+    steps = _steps(lapis_server, summary["name"])
+    assert steps["score_job"]["component"] == f"azureml:{component}:1"
+    assert steps["train_job"]["after"] == [] and steps["evaluate_job"]["after"] == ["score_job"]
+    parent = get(lapis_server, summary["name"])
+    assert parent["display_name"] == "train_score_evaluate"
+    out = tmp_path / "dl"
+    got = lapis_cli(lapis_server, "job", "download", summary["name"], "--output-name",
+                    "pipeline_job_trained_model", "--download-path", str(out))  # fmt: skip
+    assert got.returncode == 0, got.stderr
+    model = out / "named-outputs" / "pipeline_job_trained_model" / "model.txt"
+    assert model.read_text().strip() == "epochs=20 lr=0.05"
+    # lapis job stream of an ended pipeline replays its steps
+    replay = lapis_cli(lapis_server, "job", "stream", summary["name"])
+    assert replay.returncode == 0 and "score_job | " not in replay.stderr
+    assert "[score_job] Completed" in replay.stdout and "evaluate_job | epochs=20" in replay.stdout
