@@ -40,7 +40,9 @@ from lapis.errors import InvalidParameterValue, LapisError, ResourceDoesNotExist
 from lapis.jobs.reuse import reuse_key, reused_reason
 from lapis.jobs.service import JobService
 from lapis.specs.component import ComponentSpec, environment_text, from_dict, parse_component
+from lapis.specs.job import apply_overrides
 from lapis.specs.pipeline import Binding, parse_pipeline
+from lapis.specs.yaml_lines import safe_load
 from lapis.store.sql.jobs import PIPELINE
 from lapis.util import now_ms
 
@@ -91,9 +93,24 @@ class PipelineRunner:
     # --- submission --------------------------------------------------------------------
     def submit(self, body: Mapping[str, Any], principal: Principal | None) -> Job:
         """``{"yaml", "source", "components": {ref: {"yaml", "source", "snapshot"...}},
-        "inline": {step: {"snapshot"...}}, "input_paths": {input: uri}}`` — what the
-        client read and uploaded for the file (lapis/sdk/pipelines.py)."""
+        "inline": {step: {"snapshot"...}}, "input_paths": {input: uri}, "overrides"}`` —
+        what the client read and uploaded for the file (lapis/sdk/pipelines.py)."""
+        name, display_name, stored = self._plan(body, principal)
+        return self.jobs.record_parent(name, display_name, stored, principal)
+
+    def check(self, body: Mapping[str, Any]) -> None:
+        """Everything ``submit`` checks, recording nothing (a schedule's pipeline)."""
+        self._plan(body, None)
+
+    def _plan(
+        self, body: Mapping[str, Any], principal: Principal | None
+    ) -> tuple[str, str | None, dict[str, Any]]:
         text, source = str(body.get("yaml")), str(body.get("source") or "<pipeline>")
+        if body.get("overrides"):  # --set, and a schedule's name and tag for its run
+            data = safe_load(text, source)
+            if isinstance(data, dict):
+                apply_overrides(data, [str(o) for o in body["overrides"]])
+                text = yaml.safe_dump(data, sort_keys=False)
         sent: dict[str, dict[str, Any]] = body.get("components") or {}
         documents: dict[str, dict[str, Any]] = {}
 
@@ -173,8 +190,7 @@ class PipelineRunner:
             "environment": {"label": "pipeline", "kind": "pipeline"},
             "user_id": principal.user_id if principal else None,
         }
-        name = plan.name or self.jobs.new_name()
-        return self.jobs.record_parent(name, plan.display_name, stored, principal)
+        return plan.name or self.jobs.new_name(), plan.display_name, stored
 
     # --- the clock -----------------------------------------------------------------------
     def tick(self) -> None:

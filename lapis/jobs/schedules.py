@@ -22,6 +22,7 @@ from __future__ import annotations
 import builtins
 import logging
 import time
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,6 +37,7 @@ from lapis.errors import (
 from lapis.jobs.service import JobService
 from lapis.specs.job import parse_job
 from lapis.specs.job_schedule import parse_job_schedule
+from lapis.specs.pipeline import is_pipeline
 from lapis.specs.schedules import next_fire
 from lapis.store.sql.engine import Database
 from lapis.store.sql.job_schedules import ScheduleRow, ScheduleStore
@@ -61,6 +63,8 @@ class ScheduleService:
         self.auth = auth
         self._cache: builtins.list[ScheduleRow] = []
         self._loaded = 0.0
+        # checks a pipeline submission whole (the pipeline runner's; set by the workspace)
+        self.check_pipeline: Callable[[Mapping[str, Any]], None] = lambda body: None
 
     # --- the API -----------------------------------------------------------------------
     def create_or_update(self, body: dict[str, Any], principal: Principal | None) -> dict[str, Any]:
@@ -79,7 +83,10 @@ class ScheduleService:
                     f"{source}: create_job: the job's prepared submission is missing (the CLI "
                     "and SDK read the job file and upload its code)"
                 )
-            parse_job(job["yaml"], str(job.get("source") or source), job.get("overrides") or [])
+            if is_pipeline(job["yaml"]):  # checked whole, as a submission of it would be
+                self.check_pipeline(job)
+            else:
+                parse_job(job["yaml"], str(job.get("source") or source), job.get("overrides") or [])
         if principal is not None and not self.auth.can(principal, "workspaces/jobs/write"):
             raise PermissionDenied("a schedule submits jobs as you: your role cannot submit jobs")
         now = _now()

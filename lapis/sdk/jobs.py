@@ -35,7 +35,7 @@ def prepare_submission(
     if is_pipeline(text):  # its steps' files and code: lapis/sdk/pipelines.py
         from lapis.sdk.pipelines import prepare_pipeline
 
-        return prepare_pipeline(http, text, source, base_dir)
+        return prepare_pipeline(http, text, source, base_dir, overrides)
     spec = parse_job(text, source, overrides, base_dir=base_dir)
     body: dict[str, Any] = {
         "yaml": text,

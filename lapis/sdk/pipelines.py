@@ -38,8 +38,21 @@ def _registered(http: LapisHTTP) -> Any:
     return resolve
 
 
-def prepare_pipeline(http: LapisHTTP, text: str, source: str, base_dir: Path) -> dict[str, Any]:
-    """The body ``POST /api/v1/jobs`` takes for a pipeline file."""
+def prepare_pipeline(
+    http: LapisHTTP, text: str, source: str, base_dir: Path, overrides: list[str] | None = None
+) -> dict[str, Any]:
+    """The body ``POST /api/v1/jobs`` takes for a pipeline file (``overrides``: ``--set``,
+    applied here, so a local path set on the command line is uploaded too)."""
+    if overrides:
+        import yaml
+
+        from lapis.specs.job import apply_overrides
+        from lapis.specs.yaml_lines import load
+
+        data = load(text, source).data
+        if isinstance(data, dict):
+            apply_overrides(data, overrides)
+            text = yaml.safe_dump(data, sort_keys=False)
     from lapis.sdk.data_upload import upload_local
     from lapis.sdk.jobs import code_and_environment
     from lapis.specs.data_asset import parse_data_uri

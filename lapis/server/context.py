@@ -141,6 +141,7 @@ class Workspace:
         ws.endpoints.store.reseal_plaintext_keys()
         ws.models.fail_interrupted_uploads()
         jobs.pipelines = ws.pipelines.submit
+        ws.schedules.check_pipeline = ws.pipelines.check
         ws.bootstrap = auth.bootstrap_admin()
         return ws
 

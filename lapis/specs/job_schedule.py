@@ -51,9 +51,8 @@ def parse_job_schedule(text: str, source: str = "<schedule>") -> JobScheduleSpec
             raise doc.error(("create_job",), "must name a job file or azureml:<job>")
     elif not isinstance(job, dict):
         raise doc.error(("create_job",), "must be a job file, an inline job or azureml:<job>")
-    elif str(job.get("type", "command")).lower() != "command":
-        raise doc.error(("create_job", "type"), "only command jobs are scheduled for now "
-                                                "(pipeline jobs come with pipelines)")  # fmt: skip
+    elif str(job.get("type", "command")).lower() not in ("command", "pipeline"):
+        raise doc.error(("create_job", "type"), "a schedule runs a command or a pipeline job")
     enabled = data.get("is_enabled", True)
     if not isinstance(enabled, bool):
         raise doc.error(("is_enabled",), "must be true or false")

@@ -156,3 +156,40 @@ def test_the_sdk_schedules_a_command_job_as_azure_ai_ml_does(
         assert name not in {s.name for s in ml.schedules.list()}
     # deleted for every client
     assert lapis_cli(lapis_server, "schedule", "show", "-n", name).returncode == 1
+
+
+@pytest.mark.stores("sqlite", "postgres")
+def test_a_schedule_runs_a_pipeline_whose_unchanged_steps_are_reused(
+    inprocess_server: Any, tmp_path: Path
+) -> None:
+    """create_job: a pipeline file (its step's code uploaded at create): each tick makes a
+    pipeline named for it, tagged with the schedule; the second tick's steps are reused from
+    the first's (nothing changed), as Azure's scheduled pipelines are."""
+    name = f"pipe-{uuid.uuid4().hex[:6]}"
+    folder = _files(tmp_path, name)
+    spec = folder / "pipeline-hourly.yml"
+    spec.write_text(spec.read_text().replace("name: pipeline_hourly", f"name: {name}"))
+    made = json_cli(inprocess_server, "schedule", "create", "-f", str(spec))
+    assert made["cron"] == "5 * * * *"
+    schedules = inprocess_server.ws.schedules
+    start = made["created_at"] + 2 * 3_600_000
+    hour = start - start % 3_600_000 + 5 * 60_000
+    schedules.tick(hour + 1_000)
+    first = tick_name(name, hour)
+    done = wait(inprocess_server, first, timeout=120)
+    assert done["status"] == "Completed", done["status_reason"]
+    assert done["type"] == "pipeline" and done["tags"]["schedule"] == name
+    schedules.tick(hour + 3_600_000 + 1_000)
+    second = tick_name(name, hour + 3_600_000)
+    assert wait(inprocess_server, second, timeout=120)["status"] == "Completed"
+    steps = {s["name"]: s for s in json_cli(inprocess_server, "job", "show", second)["steps"]}
+    assert steps["gather"]["reused_from"] == f"{first}-gather"
+    assert steps["report"]["reused_from"] == f"{first}-report"
+    shown = json_cli(inprocess_server, "schedule", "show", "-n", name)
+    assert sorted(j["name"] for j in shown["jobs"]) == sorted([first, second])
+    # a pipeline the schedule cannot run is refused at create, in one line
+    broken = folder / "tick-pipeline.yml"
+    broken.write_text(broken.read_text().replace("jobs.gather.outputs", "jobs.gone.outputs"))
+    refused = lapis_cli(inprocess_server, "schedule", "create", "-f", str(spec))
+    assert refused.returncode == 1 and "no step 'gone'" in refused.stderr, refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
