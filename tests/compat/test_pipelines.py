@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from clusterkit import json_cli
-from jobkit import get, lapis_cli, log_text, submit, wait
+from clusterkit import json_cli, made_cluster
+from jobkit import create_instance, get, lapis_cli, log_text, submit, wait
 
 FILES = Path(__file__).parent / "files"
 FINAL = {"Completed", "Failed", "Canceled"}
@@ -301,3 +301,36 @@ def test_the_same_pipeline_written_with_at_pipeline_runs_and_streams(
     replay = lapis_cli(lapis_server, "job", "stream", summary["name"])
     assert replay.returncode == 0 and "score_job | " not in replay.stderr
     assert "[score_job] Completed" in replay.stdout and "evaluate_job | epochs=20" in replay.stdout
+
+
+def test_steps_run_on_an_instance_a_cluster_and_local(lapis_server: Any, tmp_path: Path) -> None:
+    """Per-step compute: the first step on a compute instance, the second on a Ray cluster
+    reading the first's output, the third on the workspace's local compute."""
+    instance = create_instance(lapis_server)
+    with made_cluster(lapis_server, tmp_path) as cluster:
+        body = f"""\
+            type: pipeline
+            settings: {{default_compute: local, force_rerun: true}}
+            jobs:
+              on_instance:
+                command: echo from-instance > ${{{{outputs.o}}}}/said.txt
+                compute: azureml:{instance}
+                outputs: {{o: {{type: uri_folder}}}}
+              on_cluster:
+                command: cat ${{{{inputs.x}}}}/said.txt > ${{{{outputs.o}}}}/said.txt &&
+                  echo from-cluster >> ${{{{outputs.o}}}}/said.txt
+                compute: azureml:{cluster}
+                inputs: {{x: '${{{{parent.jobs.on_instance.outputs.o}}}}'}}
+                outputs: {{o: {{type: uri_folder}}}}
+              locally:
+                command: cat ${{{{inputs.x}}}}/said.txt
+                inputs: {{x: '${{{{parent.jobs.on_cluster.outputs.o}}}}'}}
+            """
+        parent = submit(lapis_server, _pipeline(tmp_path, body))["name"]
+        done = wait(lapis_server, parent, timeout=400)
+        assert done["status"] == "Completed", done["status_reason"]
+    steps = _steps(lapis_server, parent)
+    computes = {n: get(lapis_server, s["job"])["compute"] for n, s in steps.items()}
+    assert computes == {"on_instance": instance, "on_cluster": cluster, "locally": "local"}
+    said = log_text(lapis_server, steps["locally"]["job"])
+    assert "from-instance\nfrom-cluster" in said, said
