@@ -1,7 +1,7 @@
 """The Components page and the jobs page's schedules in a real browser: a component from
 Azure's file shape listed and opened (inputs with their defaults, ranges and choices;
 versions), a recurrence schedule with its trigger, time zone and state, and a pipeline's
-steps drawn in waves."""
+a pipeline's DAG drawn as a graph."""
 
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ def test_schedules_are_shown_on_the_jobs_page(studio: Studio, tmp_path: Path) ->
     studio.shot("jobs-schedules")
 
 
-def test_a_pipelines_steps_are_drawn_in_waves_with_their_status(
+def test_a_pipelines_dag_is_drawn_live_and_a_resubmission_marks_reused_steps(
     studio: Studio, tmp_path: Path
 ) -> None:
     from jobkit import submit, wait
@@ -74,7 +74,8 @@ def test_a_pipelines_steps_are_drawn_in_waves_with_their_status(
     pipeline = tmp_path / "fan.yml"
     pipeline.write_text(
         "type: pipeline\ndisplay_name: fan out and in\njobs:\n"
-        "  prepare:\n    command: echo p ${{outputs.o}}\n    outputs: {o: {type: uri_folder}}\n"
+        f"  prepare:\n    command: echo p{uuid.uuid4().hex[:6]} ${{{{outputs.o}}}}\n"
+        "    outputs: {o: {type: uri_folder}}\n"
         "  left:\n    command: echo l ${{inputs.x}}\n    inputs:\n"
         "      x: ${{parent.jobs.prepare.outputs.o}}\n"
         "  right:\n    command: echo r ${{inputs.x}}\n    inputs:\n"
@@ -83,16 +84,40 @@ def test_a_pipelines_steps_are_drawn_in_waves_with_their_status(
     parent = submit(studio.server, pipeline)
     assert wait(studio.server, parent["name"], timeout=120)["status"] == "Completed"
     studio.go(f"/jobs/{parent['name']}")
-    page.wait_for_selector("#pipeline-steps .step")
-    waves = page.locator("#pipeline-steps .wave")
-    assert waves.count() == 2
-    assert waves.nth(0).inner_text().startswith("prepare")
-    second = waves.nth(1).inner_text()
-    assert "left" in second and "right" in second and "after prepare" in second
+    page.wait_for_selector("#pipeline-steps svg .step")
+    graph = page.locator("#pipeline-steps")
+    assert graph.get_attribute("data-waves") == "2"
+    assert page.locator("#pipeline-steps .step[data-wave='0']").get_attribute("data-step") == (
+        "prepare"
+    )
+    assert page.locator("#pipeline-steps .step[data-wave='1']").count() == 2
+    # an edge from prepare to each step that reads its output, drawn between the boxes
+    for to in ("left", "right"):
+        edge = page.locator(f"#pipeline-steps path.edge[data-from=prepare][data-to={to}]")
+        assert edge.count() == 1 and edge.get_attribute("data-status") == "Completed"
+        box = page.locator(f"#pipeline-steps .step[data-step={to}]").bounding_box()
+        start = page.locator("#pipeline-steps .step[data-step=prepare]").bounding_box()
+        drawn = edge.bounding_box()
+        assert box and start and drawn
+        # it runs in the gap from prepare's right side to the step's left (strokes aside)
+        assert abs(drawn["x"] - (start["x"] + start["width"])) < 6
+        assert abs(drawn["x"] + drawn["width"] - box["x"]) < 6
     assert page.locator("#pipeline-steps .step[data-status=Completed]").count() == 3
-    page.click("#pipeline-steps a:has-text('left')")
-    page.wait_for_url(f"**/jobs/{parent['name']}-left")
-    studio.shot("pipeline-step")
-    studio.go(f"/jobs/{parent['name']}")
-    page.wait_for_selector("#pipeline-steps .step")
     studio.shot("pipeline")
+    # Re-submit: nothing changed, so every step is reused, marked so, and says from where
+    page.on("dialog", lambda d: d.accept())
+    page.click("#job-status button:has-text('Re-submit')")
+    page.wait_for_url(lambda url: "/jobs/" in url and parent["name"] not in url)
+    again = page.url.rsplit("/", 1)[1]
+    assert wait(studio.server, again, timeout=120)["status"] == "Completed"
+    page.reload()
+    page.wait_for_selector("#pipeline-steps .step[data-reused]")
+    assert page.locator("#pipeline-steps .step[data-reused]").count() == 3
+    note = page.locator("#pipeline-steps .step-note[data-step=left]").inner_text()
+    assert f"reused from job {parent['name']}-left" in note, note
+    state = page.locator("#pipeline-steps .step[data-step=left] text.state").text_content()
+    assert state is not None and "reused" in state
+    studio.shot("pipeline-reused")
+    page.click("#pipeline-steps .step[data-step=left] a")
+    page.wait_for_url(f"**/jobs/{again}-left")
+    assert "reused from job" in page.inner_text("#job-status")

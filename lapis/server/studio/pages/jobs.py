@@ -152,25 +152,58 @@ async def job_status(request: Request, name: str) -> Response:
 
 @router.get("/jobs/{name}/steps")
 async def job_steps(request: Request, name: str) -> Response:
-    """A pipeline's steps in waves, left to right: each wave reads only from the waves
-    before it; each box is a step with its status and a link to its job (polled while
-    the pipeline runs)."""
+    """A pipeline's DAG as a graph: steps in waves left to right (each wave reads only
+    from the waves before it), an edge from each step to every step that reads its
+    output; each box a step's status, live while the pipeline runs, linked to its job."""
     ws = request.app.state.ws
 
     def gather() -> dict[str, Any]:
         job = ws.jobs.get(name, events=False)
         steps = ws.pipelines.steps(job) if job.type == "pipeline" else []
-        placed: dict[str, int] = {}
-        for s in steps:  # in order: every step after the steps it reads from
-            placed[s["name"]] = 1 + max((placed[a] for a in s["after"]), default=-1)
-        waves: list[list[dict[str, Any]]] = [
-            [] for _ in range(max(placed.values(), default=-1) + 1)
-        ]
-        for s in steps:
-            waves[placed[s["name"]]].append(s)
-        return {"job": job, "waves": waves, "terminal": _terminal(job)}
+        return {"job": job, "terminal": _terminal(job), **dag_layout(steps)}
 
     return render(request, "jobs/_steps.html", await run_in_threadpool(gather))
+
+
+STEP_W, STEP_H, GAP_X, GAP_Y, PAD = 200, 62, 56, 14, 6
+
+
+def dag_layout(steps: list[dict[str, Any]]) -> dict[str, Any]:
+    """Where each step's box and each edge go in the SVG (no script draws it: the
+    server's fragment is the picture, so the 2-second poll just replaces it)."""
+    wave: dict[str, int] = {}
+    for s in steps:  # in order: every step after the steps it reads from
+        wave[s["name"]] = 1 + max((wave[a] for a in s["after"]), default=-1)
+    columns: dict[int, list[dict[str, Any]]] = {}
+    for s in steps:
+        columns.setdefault(wave[s["name"]], []).append(s)
+    tallest = max((len(c) for c in columns.values()), default=0)
+    nodes, at = [], {}
+    for w, column in sorted(columns.items()):
+        shift = (tallest - len(column)) * (STEP_H + GAP_Y) / 2  # each wave centred
+        for i, s in enumerate(column):
+            x, y = PAD + w * (STEP_W + GAP_X), PAD + shift + i * (STEP_H + GAP_Y)
+            at[s["name"]] = (x, y)
+            label = s["component"]
+            nodes.append({**s, "x": x, "y": y, "wave": w,
+                          "label": label if len(label) <= 30 else label[:29] + "…"})  # fmt: skip
+    edges = []
+    for s in steps:
+        x2, y2 = at[s["name"]]
+        for before in s["after"]:
+            x1, y1 = at[before]
+            x1, y1, y2c = x1 + STEP_W, y1 + STEP_H / 2, y2 + STEP_H / 2
+            bend = GAP_X / 2
+            edges.append({
+                "from": before, "to": s["name"],
+                "status": next(n["status"] for n in steps if n["name"] == before),
+                "d": f"M{x1:.0f},{y1:.0f} C{x1 + bend:.0f},{y1:.0f} "
+                     f"{x2 - bend:.0f},{y2c:.0f} {x2:.0f},{y2c:.0f}",
+            })  # fmt: skip
+    width = PAD * 2 + len(columns) * STEP_W + max(len(columns) - 1, 0) * GAP_X
+    height = PAD * 2 + tallest * STEP_H + max(tallest - 1, 0) * GAP_Y
+    return {"nodes": nodes, "edges": edges, "width": width, "height": height,
+            "box": {"w": STEP_W, "h": STEP_H}, "waves": len(columns)}  # fmt: skip
 
 
 @router.post("/jobs/{name}/cancel")
