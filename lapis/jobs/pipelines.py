@@ -449,6 +449,23 @@ class PipelineRunner:
         return out
 
 
+def using_component(jobs: JobService, name: str, scan: int = 500) -> list[dict[str, Any]]:
+    """The recent pipelines with a step running a version of component ``name`` (by its
+    registered reference or a file of the same name), newest first: the component page's
+    "used by". The last ``scan`` pipelines are read — enough for a page, bounded."""
+    found = []
+    for job in jobs.store.search(kind=PIPELINE, limit=scan):
+        for step, plan in (job.spec.get("steps") or {}).items():
+            comp = (plan.get("component") or {}).get("spec") or {}
+            ref = plan.get("component_ref")
+            if ref != "inline" and str(comp.get("name", "")).lower() == name.lower():
+                found.append({"pipeline": job.name, "display_name": job.display_name,
+                              "step": step, "version": comp.get("version"),
+                              "ref": ref, "status": job.status,
+                              "created_at": job.created_at})  # fmt: skip
+    return found
+
+
 def _given(value: Any) -> Any:
     """A pipeline input's value: its path (data) or its value (a literal)."""
     if isinstance(value, dict):

@@ -18,6 +18,8 @@ FILES = Path(__file__).resolve().parents[1] / "compat" / "files" / "components"
 def test_components_are_listed_and_shown_with_their_inputs_and_versions(
     studio: Studio, tmp_path: Path
 ) -> None:
+    from jobkit import submit
+
     page = studio.page
     name = f"studio_{uuid.uuid4().hex[:6]}"
     shutil.copytree(FILES, tmp_path / "c")
@@ -46,6 +48,20 @@ def test_components_are_listed_and_shown_with_their_inputs_and_versions(
     page.click("#component-versions a:has-text('1')")
     page.wait_for_selector("#component-facts")
     assert "1" in page.inner_text("#component-facts")
+    used = page.inner_text("#used-h + p")
+    assert f"azureml:{name}:1" in used, used  # no pipeline yet: how to name it in one
+    # a pipeline whose step runs version 2: listed under "Used by pipelines", linked
+    pipeline = tmp_path / "uses.yml"
+    pipeline.write_text(
+        f"type: pipeline\njobs:\n  fit:\n    component: azureml:{name}:2\n"
+        "    inputs: {training_data: {type: uri_folder, path: azureml://datastores/"
+        "workspaceblobstore/paths/nowhere}}\n"
+    )
+    made = submit(studio.server, pipeline)
+    studio.go(f"/components/{name}")
+    row = page.locator(f"#component-used tr[data-pipeline='{made['name']}']").inner_text()
+    assert "fit" in row and "2" in row, row
+    lapis_cli(studio.server, "job", "cancel", made["name"])  # it was only needed as a user
     missing = studio.go("/components/no_such_component")
     assert missing.status == 404 and "not found" in page.inner_text("[role=alert]")
 

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from lapis.jobs.pipelines import using_component
 from lapis.server.studio.web import render
 
 router = APIRouter(include_in_schema=False)
@@ -27,5 +28,6 @@ async def component_page(request: Request, name: str, version: str | None = None
     shown = next((v for v in versions if v.version == version), None) if version else None
     if shown is None:
         shown = next((v for v in versions if not v.archived), versions[0])
-    ctx = {"c": shown, "versions": versions}
+    used = await run_in_threadpool(using_component, ws.jobs, name)
+    ctx = {"c": shown, "versions": versions, "used": used}
     return render(request, "components/detail.html", ctx, section="components")
