@@ -190,6 +190,31 @@ def stream(
         time.sleep(0.25)
 
 
+def _step_output(http: LapisHTTP, name: str, wanted: str) -> tuple[str, str] | None:
+    """``<step>.<output>`` of a pipeline (or an output only one step has): the step's job
+    and the output; None when ``name`` is not a pipeline. A name that fits nothing is an
+    error listing every step's outputs."""
+    if http.get(f"/api/v1/jobs/{quote(name, safe='')}").get("type") != "pipeline":
+        return None
+    outputs: dict[str, tuple[str, str]] = {}
+    for step in http.get(f"/api/v1/jobs/{quote(name, safe='')}/steps")["steps"]:
+        if not step.get("job"):
+            continue
+        for out in http.get(f"/api/v1/jobs/{quote(step['job'], safe='')}/files")["outputs"]:
+            outputs[f"{step['name']}.{out}"] = (step["job"], out)
+    if wanted in outputs:
+        return outputs[wanted]
+    only = [v for k, v in outputs.items() if k.split(".", 1)[1] == wanted]
+    if len(only) == 1:
+        return only[0]
+    known = ", ".join(outputs) or "none yet (no step has run)"
+    raise ResourceDoesNotExist(
+        f"Pipeline {name} has no output '{wanted}'"
+        + (" (more than one step has it: name the step)" if only else "")
+        + f"; its steps' outputs: {known}"
+    )
+
+
 def download(
     http: LapisHTTP,
     name: str,
@@ -203,6 +228,9 @@ def download(
     root = listing["root"]
     stored: dict[str, str] = listing.get("stored_outputs") or {}
     if output_name is not None and output_name not in listing["outputs"]:
+        step = _step_output(http, name, output_name)  # a pipeline's step: step.output
+        if step is not None:
+            return download(http, step[0], target, step[1], all_outputs)
         known = ", ".join(listing["outputs"]) or "none"
         raise ResourceDoesNotExist(
             f"Job {name} has no output named '{output_name}'; its outputs: {known}"

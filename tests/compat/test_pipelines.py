@@ -243,6 +243,17 @@ def test_an_unchanged_step_is_reused_and_force_rerun_runs_everything(
     assert _model(lapis_server, again, tmp_path / "again") == (stamp, "0.1")
     shown = lapis_cli(lapis_server, "job", "show", again)
     assert "reused" in shown.stdout and f"{first}-prep" in shown.stdout
+    # any step's output, by step.output (or the output's name when one step has it): a
+    # reused step's is the original job's
+    for wanted in ("prep.o", "o"):
+        into = tmp_path / f"step-{wanted}"
+        got = lapis_cli(lapis_server, "job", "download", again, "--output-name", wanted,
+                        "--download-path", str(into))  # fmt: skip
+        assert got.returncode == 0, got.stderr
+        assert (into / "named-outputs" / "o" / "stamp.txt").read_text() == stamp
+    wrong = lapis_cli(lapis_server, "job", "download", again, "--output-name", "nope",
+                      "--download-path", str(tmp_path / "x"))  # fmt: skip
+    assert wrong.returncode == 1 and "prep.o, train.m" in wrong.stderr, wrong.stderr
 
     # a changed parent input reruns the step that reads it, and only that one
     changed = submit(lapis_server, _reuse_pipeline(tmp_path, nonce, "0.2"))["name"]
