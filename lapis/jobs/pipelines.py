@@ -174,6 +174,9 @@ class PipelineRunner:
                 "environment_variables": step.environment_variables,
                 "after": step.after,
                 "is_deterministic": step.is_deterministic,
+                "resources": step.resources,
+                "distribution": step.distribution,
+                "limits": step.limits,
             }
         stored = {
             "type": PIPELINE,
@@ -358,10 +361,18 @@ class PipelineRunner:
                 "mlflow.parentRunId": parent.run_id,
             },
         }
+        resources: dict[str, Any] = {}
         if comp.instance_count > 1:
-            doc["resources"] = {"instance_count": comp.instance_count}
-        if comp.distribution:
-            doc["distribution"] = comp.distribution
+            resources["instance_count"] = comp.instance_count
+        if comp.instance_type:
+            resources["instance_type"] = comp.instance_type
+        resources.update(plan.get("resources") or {})  # the step's own win
+        if resources:
+            doc["resources"] = resources
+        if plan.get("distribution") or comp.distribution:
+            doc["distribution"] = plan.get("distribution") or comp.distribution
+        if plan.get("limits"):
+            doc["limits"] = plan["limits"]
         body: dict[str, Any] = {"source": f"{spec['source']} (step {step})"}
         if comp.code:
             doc["code"] = "."

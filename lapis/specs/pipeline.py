@@ -115,6 +115,10 @@ class Step:
     environment_variables: dict[str, str] = field(default_factory=dict)
     is_deterministic: bool = True
     after: list[str] = field(default_factory=list)  # the steps whose outputs it reads
+    # the step's own, over its component's: checked when the step's job is made
+    resources: dict[str, Any] = field(default_factory=dict)
+    distribution: dict[str, Any] | None = None
+    limits: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -429,6 +433,13 @@ def parse_pipeline(
             or None,
             environment_variables={str(k): str(v) for k, v in env.items()},
             is_deterministic=deterministic,
+            resources=dict(_mapping(doc, ("jobs", name, "resources"), raw.get("resources"))),
+            distribution=(
+                dict(_mapping(doc, ("jobs", name, "distribution"), raw["distribution"]))
+                if raw.get("distribution") is not None
+                else None
+            ),
+            limits=dict(_mapping(doc, ("jobs", name, "limits"), raw.get("limits"))),
             after=sorted(
                 {b.step for b in step_inputs.values() if isinstance(b, Binding) and b.step}
             ),

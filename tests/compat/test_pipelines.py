@@ -73,7 +73,7 @@ def test_a_failing_step_stops_the_pipeline_or_only_what_depends_on_it(
     assert json_cli(lapis_server, "component", "create", "-f", str(tmp_path / "echo.yml"))
     body = f"""\
         type: pipeline
-        settings: {{default_compute: local, continue_on_step_failure: CONTINUE}}
+        settings: {{default_compute: local, continue_on_step_failure: CONTINUE, force_rerun: true}}
         jobs:
           broken:
             command: echo about to fail ${{{{outputs.o}}}}; exit 3
@@ -214,6 +214,7 @@ def _model(server: Any, parent: str, into: Path) -> tuple[str, str]:
     return (folder / "stamp.txt").read_text(), (folder / "lr.txt").read_text().strip()
 
 
+@pytest.mark.stores("sqlite", "postgres")  # the reuse look-up is a query on the job store
 def test_an_unchanged_step_is_reused_and_force_rerun_runs_everything(
     lapis_server: Any, tmp_path: Path
 ) -> None:
@@ -345,3 +346,25 @@ def test_steps_run_on_an_instance_a_cluster_and_local(lapis_server: Any, tmp_pat
     assert computes == {"on_instance": instance, "on_cluster": cluster, "locally": "local"}
     said = log_text(lapis_server, steps["locally"]["job"])
     assert "from-instance\nfrom-cluster" in said, said
+
+
+def test_a_steps_own_limits_and_resources_reach_its_job(lapis_server: Any, tmp_path: Path) -> None:
+    body = """\
+        type: pipeline
+        settings: {force_rerun: true}
+        jobs:
+          slow:
+            command: sleep 60
+            limits: {timeout: 2}
+          sized:
+            command: echo sized
+            resources: {instance_type: Standard_DS2_v2}
+        """
+    parent = submit(lapis_server, _pipeline(tmp_path, body))["name"]
+    done = wait(lapis_server, parent, timeout=120)
+    assert done["status"] == "Failed" and done["status_reason"].startswith("step slow failed")
+    slow = get(lapis_server, f"{parent}-slow")
+    assert slow["timeout_seconds"] == 2 and "timeout" in slow["status_reason"].lower(), slow
+    # a continue_on_step_failure-less pipeline cancels what still runs; sized may have
+    # finished first: either way its job was made with the step's resources accepted
+    assert get(lapis_server, f"{parent}-sized")["status"] in ("Completed", "Canceled")
