@@ -110,7 +110,8 @@ def _stream(http: Any, name: str) -> dict[str, Any]:
 @app.command("stream")
 @named(what="job")
 def stream_cmd(ctx: typer.Context, name: str) -> None:
-    """Follow a job's log (environment build first, then the job's output) until it ends."""
+    """Follow a job's log (environment build first, then the job's output) until it ends;
+    of a pipeline, every step's status and log, each line prefixed with its step."""
     with client(ctx) as http:
         final = _stream(http, name)
     if final["status"] != "Completed":
@@ -265,7 +266,11 @@ def download(
     name: str,
     download_path: Annotated[Path, typer.Option(help="Folder to write into.")] = Path("."),
     output_name: Annotated[
-        str | None, typer.Option(help="Only this named output (named-outputs/<name>/).")
+        str | None,
+        typer.Option(
+            help="Only this named output (named-outputs/<name>/); of a pipeline, also any "
+            "step's as <step>.<output>."
+        ),
     ] = None,
     output: OutputOption = None,
 ) -> None:
