@@ -282,10 +282,9 @@ class JobService:
                     "reuse_key": reuse_key,
                 },
                 now,
+                completed=reused,
             )
         if reused:
-            self.store.transition(name, JobStatus.COMPLETED, time_ms=now, reason=reused,
-                                  start_time=now)  # fmt: skip
             self.tracking.update_run(run.info.run_id, status="FINISHED", end_time=now)
             return self.get(name)
         waits = "waiting for a slot" if kind == "command" else "its steps start next"

@@ -71,7 +71,13 @@ class JobStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def create(self, conn: Connection, values: dict[str, Any], time_ms: int) -> int:
+    def create(
+        self,
+        conn: Connection,
+        values: dict[str, Any],
+        time_ms: int,
+        completed: str | None = None,
+    ) -> int:
         """Insert a job (inside the caller's transaction) and return its queue position.
 
         ``seq`` is max+1, so two concurrent submits on PostgreSQL would read the
@@ -96,6 +102,28 @@ class JobStore:
                 job=values["name"], status=JobStatus.NOT_STARTED.value, time=time_ms
             )
         )
+        if completed is not None:  # a reused step: Completed in the same transaction, so
+            # no crash can leave it NotStarted for the scheduler to run (into another
+            # job's outputs)
+            check_transition(values["name"], JobStatus.NOT_STARTED, JobStatus.COMPLETED)
+            conn.execute(
+                update(jobs)
+                .where(jobs.c.name == values["name"])
+                .values(
+                    status=JobStatus.COMPLETED.value,
+                    status_reason=completed,
+                    start_time=time_ms,
+                    end_time=time_ms,
+                )
+            )
+            conn.execute(
+                insert(job_events).values(
+                    job=values["name"],
+                    status=JobStatus.COMPLETED.value,
+                    reason=completed,
+                    time=time_ms,
+                )
+            )
         return seq
 
     def get(self, name: str, events: bool = False) -> Job:
