@@ -65,6 +65,7 @@ _ADMIN_ONLY = (
     "workspaces/roles/write",
     "workspaces/users/write",
     "workspaces/audit/read",
+    "workspaces/notebooks/storage/manage/action",  # changing others' file share folders
 )
 
 BUILTIN: dict[str, RoleDefinition] = {
@@ -107,6 +108,7 @@ BUILTIN: dict[str, RoleDefinition] = {
                 "workspaces/roles/write",
                 "workspaces/roleAssignments/*",
                 "workspaces/audit/read",
+                "workspaces/notebooks/storage/manage/action",
             ),
             builtin=True,
         ),

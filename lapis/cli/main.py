@@ -30,6 +30,7 @@ from lapis.cli import (
     endpoint,
     environment,
     experiment,
+    file,
     job,
     model,
     run,
@@ -60,6 +61,7 @@ app.add_typer(environment.app, name="environment")
 app.add_typer(datastore.app, name="datastore")
 app.add_typer(data.app, name="data")
 app.add_typer(component.app, name="component")
+app.add_typer(file.app, name="file")
 app.add_typer(schedule.app, name="schedule")
 app.add_typer(model.app, name="model")
 app.add_typer(webhook.app, name="webhook")

@@ -29,6 +29,7 @@ from lapis.server.routers import (
     v1_deployments,
     v1_endpoints,
     v1_environments,
+    v1_files,
     v1_jobs,
     v1_models,
     v1_schedules,
@@ -169,6 +170,7 @@ def create_app(ws: Workspace, background: Background | None = None) -> FastAPI:
     app.include_router(v1_environments.router)
     app.include_router(v1_data.router)
     app.include_router(v1_components.router)
+    app.include_router(v1_files.router)
     app.include_router(v1_schedules.router)
     app.include_router(v1_models.router)
     app.include_router(v1_endpoints.router)

@@ -33,6 +33,7 @@ from lapis.jobs.pipelines import PipelineRunner
 from lapis.jobs.scheduler import JobScheduler
 from lapis.jobs.schedules import ScheduleService
 from lapis.jobs.service import JobService
+from lapis.notebooks.fileshare import FileShare
 from lapis.registry.components import ComponentService
 from lapis.registry.models import ModelService
 from lapis.registry.service import RegistryService
@@ -72,6 +73,7 @@ class Workspace:
     endpoints: EndpointService
     deployments: DeploymentService
     batch: BatchService
+    files: FileShare
     audit: AuditWriter  # its thread runs between start() and stop()
     bootstrap: IssuedToken | None = None
     # Online serving: the route table both planes share (lapis/endpoints/data/routing.py)
@@ -136,6 +138,7 @@ class Workspace:
             endpoints=endpoints,
             deployments=deployments,
             batch=BatchService(db, jobs, models, artifacts, environments, compute, settings.home),
+            files=FileShare(settings.home / "fileshare", auth.can),
             audit=AuditWriter(AuditStore(db)),
         )
         ws.endpoints.store.reseal_plaintext_keys()

@@ -20,7 +20,7 @@ DEFAULT_MAX_BODY = 32 * 1024 * 1024
 STREAMED = re.compile(
     r"^(/api/2\.0/mlflow-artifacts/artifacts/|/ajax-api/2\.0/mlflow-artifacts/artifacts/"
     r"|/api/v1/snapshots/|/api/v1/models/[^/]+/versions/[^/]+/files/"
-    r"|/api/v1/data/uploads/[^/]+/files/)"
+    r"|/api/v1/data/uploads/[^/]+/files/|/api/v1/files/content$)"
 )
 
 

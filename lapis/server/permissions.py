@@ -28,6 +28,7 @@ DATA = "workspaces/datastores"
 MODELS = "workspaces/models"
 ONLINE = "workspaces/onlineEndpoints"
 BATCH = "workspaces/batchEndpoints"
+NB = "workspaces/notebooks/storage"
 ART = "/api/2.0/mlflow-artifacts/artifacts"
 AJAX_ART = "/ajax-api/2.0/mlflow-artifacts/artifacts"
 
@@ -92,6 +93,13 @@ ROUTE_ACTIONS: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/schedules/{name}/enable"): "workspaces/schedules/write",
     ("POST", "/api/v1/schedules/{name}/disable"): "workspaces/schedules/write",
     ("DELETE", "/api/v1/schedules/{name}"): "workspaces/schedules/delete",
+    # --- the file share (notebooks) ------------------------------------------------------
+    ("GET", "/api/v1/files"): f"{NB}/read",
+    ("DELETE", "/api/v1/files"): f"{NB}/delete",
+    ("GET", "/api/v1/files/content"): f"{NB}/read",
+    ("PUT", "/api/v1/files/content"): f"{NB}/write",
+    ("POST", "/api/v1/files/folders"): f"{NB}/write",
+    ("POST", "/api/v1/files/rename"): f"{NB}/write",
     ("POST", "/api/v1/components"): "workspaces/components/write",
     ("GET", "/api/v1/components"): "workspaces/components/read",
     ("GET", "/api/v1/components/{name}/versions"): "workspaces/components/read",
