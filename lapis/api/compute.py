@@ -17,6 +17,15 @@ class IdleShutdown(BaseModel):
     note: str
 
 
+class Application(BaseModel):
+    """A tool on a compute instance, reached through the server (its user only)."""
+
+    name: str  # JupyterLab, Terminal, SSH
+    status: str  # Running, Starting, Stopped, Failed: …, Unavailable: …
+    url: str | None = None  # the proxied address (relative to the server)
+    command: str | None = None  # what to type (SSH)
+
+
 class NextSchedule(BaseModel):
     action: str
     time: int
@@ -72,6 +81,8 @@ class ComputeOut(BaseModel):
     last_activity_at: int
     idle_shutdown: IdleShutdown | None
     next_schedule: NextSchedule | None
+    awake: list[str] = []  # what keeps a Running instance from idling: jobs, busy kernels
+    applications: list[Application] = []  # an instance's JupyterLab, terminal, SSH
     # a compute cluster's scale (None for instances), Azure's field names
     min_instances: int | None = None
     max_instances: int | None = None

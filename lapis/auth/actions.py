@@ -35,6 +35,7 @@ ACTIONS: dict[str, str] = {
     "workspaces/computes/start/action": "start a compute instance",
     "workspaces/computes/stop/action": "stop a compute instance",
     "workspaces/computes/restart/action": "restart a compute instance",
+    "workspaces/computes/applicationaccess/action": "open one's instance's JupyterLab and SSH",
     "workspaces/datastores/read": "list and read datastores (never their credentials)",
     "workspaces/datastores/write": "create and update datastores",
     "workspaces/datastores/delete": "delete datastores (their data stays)",

@@ -64,6 +64,10 @@ class Lifecycle:
         self.windows = ScheduleWindows(SCHEDULE_LOOKBACK_MS, SCHEDULE_PERSIST_MS)
         # the job scheduler sets this: a state change may let queued jobs start (or stop them)
         self.wake: Callable[[], None] = lambda: None
+        self.changed: list[Callable[[], None]] = []  # others told of state changes (labs)
+        # what besides jobs keeps an instance awake (its JupyterLab's busy kernels), and its
+        # latest activity (epoch ms): lapis/notebooks/lab.py answers, once the server runs
+        self.activity: Callable[[Compute], tuple[list[str], int]] = lambda c: ([], 0)
 
     def backend(self, c: Compute) -> ComputeBackend:
         return self.backends.for_compute(c)
@@ -82,6 +86,8 @@ class Lifecycle:
         if "last_activity_at" in values:
             c.last_activity_at = values["last_activity_at"]
         self.wake()
+        for tell in self.changed:
+            tell()
         return True
 
     def call(self, c: Compute, hook: str, now: int) -> bool:
@@ -145,10 +151,17 @@ class Lifecycle:
                 self.backend(c).maintain(c)  # e.g. a cluster's scale, whoever is looking
             except LapisError as exc:
                 log.warning("%s", exc.message)
-            self._idle_check(c, now, busy=running + queued > 0)
+            awake, seen = self.activity(c)
+            self._idle_check(c, now, busy=running + queued > 0 or bool(awake), seen=seen)
 
-    def _idle_check(self, c: Compute, now: int, busy: bool) -> None:
+    def _idle_check(self, c: Compute, now: int, busy: bool, seen: int = 0) -> None:
+        """``seen``: the latest activity besides jobs (a kernel, a terminal, a request to
+        its JupyterLab); it moves the idle clock like a job ending does."""
         key = c.name.lower()
+        if seen > c.last_activity_at:
+            if seen - c.last_activity_at >= ACTIVITY_PERSIST_MS:  # else only for this tick
+                self.store.update(c.name, last_activity_at=seen)
+            c.last_activity_at = seen
         if busy:
             self.busy_at[key] = now
             if now - c.last_activity_at >= ACTIVITY_PERSIST_MS:

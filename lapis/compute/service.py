@@ -83,6 +83,8 @@ class ComputeService(ClusterOps):
         self.quotas = dict(quotas or {})
         self.backends = backends or default_registry()
         self.lifecycle = Lifecycle(self.store, self.backends)
+        # an instance's tools and their state (lapis/notebooks/lab.py, once the server runs)
+        self.applications: Callable[[Compute], list[dict[str, Any]]] = lambda c: []
         self._jobs = JobStore(db)  # read only: which jobs hold or wait for a compute
 
     @property
@@ -216,7 +218,10 @@ class ComputeService(ClusterOps):
     ) -> api.ComputeOut:
         """The API's view of a compute, with when and why it will next stop or start."""
         now = _now() if now_ms is None else now_ms
-        busy = busy or now - self.lifecycle.busy_at.get(c.name.lower(), 0) < BUSY_MEMORY_MS
+        awake, seen = self.lifecycle.activity(c) if c.state == S.RUNNING.value else ([], 0)
+        if busy or now - self.lifecycle.busy_at.get(c.name.lower(), 0) < BUSY_MEMORY_MS:
+            awake = ["jobs running or queued", *awake]
+        busy = bool(awake)
         out = api.ComputeOut(
             name=c.name,
             type=c.type,
@@ -241,7 +246,10 @@ class ComputeService(ClusterOps):
             last_activity_at=c.last_activity_at,
             idle_shutdown=None,
             next_schedule=None,
+            awake=awake,
         )
+        if c.type == ComputeType.INSTANCE.value:
+            out.applications = [api.Application(**a) for a in self.applications(c)]
         if c.type == ComputeType.CLUSTER.value:
             p = c.properties
             out.min_instances = int(p.get("min_instances", 0))
@@ -255,9 +263,9 @@ class ComputeService(ClusterOps):
             if c.state != S.RUNNING.value:
                 note = f"idle shutdown after {idle} once Running"
             elif busy:
-                note = f"busy; stops {idle} after its last job ends"
+                note = f"awake: {'; '.join(awake)}; stops {idle} after that ends"
             else:
-                last = max(c.last_activity_at, self.lifecycle.busy_at.get(c.name.lower(), 0))
+                last = max(c.last_activity_at, self.lifecycle.busy_at.get(c.name.lower(), 0), seen)
                 deadline = last + c.idle_shutdown_seconds * 1000
                 note = f"stops at {_clock(deadline)} if still idle ({idle} idle shutdown)"
             out.idle_shutdown = api.IdleShutdown(

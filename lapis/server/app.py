@@ -20,6 +20,7 @@ from lapis.server.context import Workspace
 from lapis.server.fastlane import FastLane
 from lapis.server.guard import RequestGuard
 from lapis.server.headers import SecurityHeaders
+from lapis.server.lab_proxy import LabProxy
 from lapis.server.routers import (
     v1_access,
     v1_batch,
@@ -192,6 +193,7 @@ def create_app(ws: Workspace, background: Background | None = None) -> FastAPI:
     document_errors(app)
     app.add_middleware(BearerAuth, workspace=ws)
     app.add_middleware(AuditTrail, writer=ws.audit)  # sees the principal BearerAuth found
+    app.add_middleware(LabProxy, workspace=ws)  # instances' JupyterLab: its own auth, WebSockets
     app.add_middleware(ScoringProxy, workspace=ws)  # scoring needs no user token
     app.add_middleware(RequestGuard, max_body=ws.settings.max_body_bytes)
     app.add_middleware(SecurityHeaders)  # outermost: every answer gets them

@@ -34,6 +34,7 @@ from lapis.jobs.scheduler import JobScheduler
 from lapis.jobs.schedules import ScheduleService
 from lapis.jobs.service import JobService
 from lapis.notebooks.fileshare import FileShare
+from lapis.notebooks.lab import LabManager
 from lapis.registry.components import ComponentService
 from lapis.registry.models import ModelService
 from lapis.registry.service import RegistryService
@@ -83,6 +84,7 @@ class Workspace:
     # Set by start(), in the one process that serves the API (jobs and instances call it)
     scheduler: JobScheduler | None = None
     instance_manager: InstanceManager | None = None
+    labs: LabManager | None = None  # each running compute instance's JupyterLab
 
     @classmethod
     def open(cls, settings: Settings) -> Workspace:
@@ -170,9 +172,18 @@ class Workspace:
         if self.instance_manager is None:
             self.instance_manager = InstanceManager(self.deployments, self.routes)
             self.instance_manager.start()
+        if self.labs is None:
+            self.labs = LabManager(self.compute, self.files, self.settings.home)
+            self.compute.lifecycle.activity = self.labs.activity
+            self.compute.applications = self.labs.applications
+            self.compute.lifecycle.changed.append(self.labs.wake)
+            self.labs.start()
 
     def stop(self) -> None:
         """End what ``start`` began (each once): instances, scheduler, then the audit trail."""
+        if self.labs is not None:
+            self.labs.stop()
+            self.labs = None
         if self.instance_manager is not None:
             self.instance_manager.stop()
             self.instance_manager = None

@@ -1,0 +1,182 @@
+"""Compute instances as workstations: a real JupyterLab per running instance, reached
+only through the server's proxy (HTTP and WebSockets) and only by the instance's user;
+notebooks kept in the workspace file share, so instance B opens what instance A saved;
+a terminal; kernels and terminals as activity for idle shutdown."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from clusterkit import json_cli, until
+from jobkit import lapis_cli
+from websockets.sync.client import connect
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def _instance(server: Any, user: str | None = None, idle: int | None = None) -> str:
+    name = f"ws-q{uuid.uuid4().hex[:6]}"
+    args = ["compute", "create", "-n", name, "--size", "Standard_DS1_v2"]
+    if user:
+        args += ["--user", user]
+    if idle:
+        args += ["--idle-time-before-shutdown-minutes", str(idle)]
+    made = lapis_cli(server, *args)
+    assert made.returncode == 0, made.stderr
+    return name
+
+
+def _lab_ready(server: Any, name: str, token: str | None = None) -> None:
+    headers = {"Authorization": f"Bearer {token or server.token}"}
+
+    def answers() -> bool:
+        r = httpx.get(f"{server.url}/compute/{name}/lab/api/status", headers=headers)
+        return r.status_code == 200
+
+    until(f"JupyterLab on {name}", answers, 90)
+
+
+def _ws_url(server: Any, path: str) -> str:
+    return server.url.replace("http", "ws", 1) + path
+
+
+def _run_cell(server: Any, name: str, kernel: str, code: str) -> str:
+    """Execute ``code`` over the kernel's WebSocket (Jupyter's message protocol); its
+    stdout."""
+    session = uuid.uuid4().hex
+    msg_id = uuid.uuid4().hex
+    url = _ws_url(server, f"/compute/{name}/lab/api/kernels/{kernel}/channels?session_id={session}")
+    out = []
+    with connect(url, additional_headers={"Authorization": f"Bearer {server.token}"}) as ws:
+        ws.send(json.dumps({
+            "header": {"msg_id": msg_id, "username": "test", "session": session,
+                       "msg_type": "execute_request", "version": "5.3"},
+            "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+            "content": {"code": code, "silent": False, "store_history": True,
+                        "user_expressions": {}, "allow_stdin": False, "stop_on_error": True},
+        }))  # fmt: skip
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            msg = json.loads(ws.recv(timeout=60))
+            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            if msg["msg_type"] == "stream":
+                out.append(msg["content"]["text"])
+            if msg["msg_type"] == "error":
+                raise AssertionError(msg["content"])
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                return "".join(out)
+    raise AssertionError("the kernel never answered")
+
+
+def test_jupyterlab_per_instance_through_the_proxy(lapis_server: Any) -> None:
+    a, b = _instance(lapis_server), _instance(lapis_server)
+    _lab_ready(lapis_server, a)
+    shown = json_cli(lapis_server, "compute", "show", "-n", a)
+    apps = {x["name"]: x for x in shown["applications"]}
+    assert apps["JupyterLab"] == {"name": "JupyterLab", "status": "Running",
+                                  "url": f"/compute/{a}/lab/lab", "command": None}  # fmt: skip
+    auth = {"Authorization": f"Bearer {lapis_server.token}"}
+    lab = httpx.Client(base_url=f"{lapis_server.url}/compute/{a}/lab", headers=auth, timeout=60)
+    with lab:
+        # the UI itself is served (JupyterLab's page, under the proxied base URL)
+        page = lab.get("/lab")
+        assert page.status_code == 200 and f"/compute/{a}/lab/" in page.text
+        nb = f"nb-{uuid.uuid4().hex[:6]}.ipynb"
+        notebook = {"cells": [{"cell_type": "code", "source": "print(6 * 7)", "metadata": {},
+                               "outputs": [], "execution_count": None}],
+                    "metadata": {}, "nbformat": 4, "nbformat_minor": 5}  # fmt: skip
+        saved = lab.put(f"/api/contents/{nb}", json={"type": "notebook", "content": notebook})
+        assert saved.status_code == 201, saved.text
+        sess = lab.post("/api/sessions", json={"path": nb, "type": "notebook",
+                                               "kernel": {"name": "python3"}})  # fmt: skip
+        assert sess.status_code == 201, sess.text
+        kernel = sess.json()["kernel"]["id"]
+        assert _run_cell(lapis_server, a, kernel, "print(6 * 7)") == "42\n"
+        notebook["cells"][0]["outputs"] = [{"output_type": "stream", "name": "stdout",
+                                            "text": "42\n"}]  # fmt: skip
+        again = lab.put(f"/api/contents/{nb}", json={"type": "notebook", "content": notebook})
+        assert again.status_code == 200
+        # the user's Lapis token never reaches the lab: the proxy sent the lab's own
+        code = "import os; print(sorted(k for k, v in os.environ.items() if {!r} in v))"
+        assert _run_cell(lapis_server, a, kernel, code.format(lapis_server.token)) == "[]\n"
+        # the kernel runs in the user's folder of the file share
+        cwd = _run_cell(lapis_server, a, kernel, "import os; print(os.getcwd())").strip()
+        assert cwd == str(lapis_server.home / "fileshare" / "Users" / "admin")
+        # a terminal runs a command
+        term = lab.post("/api/terminals").json()["name"]
+        url = _ws_url(lapis_server, f"/compute/{a}/lab/terminals/websocket/{term}")
+        with connect(
+            url, additional_headers={"Authorization": f"Bearer {lapis_server.token}"}
+        ) as ws:
+            ws.send(json.dumps(["stdin", "echo hi-$((6*7))\r"]))
+            seen = ""
+            deadline = time.monotonic() + 30
+            while "hi-42" not in seen and time.monotonic() < deadline:
+                kind, *rest = json.loads(ws.recv(timeout=30))
+                if kind == "stdout":
+                    seen += rest[0]
+            assert "hi-42" in seen, seen
+    # instance B opens what A saved: the same file share
+    _lab_ready(lapis_server, b)
+    with httpx.Client(base_url=f"{lapis_server.url}/compute/{b}/lab", headers=auth) as other:
+        got = other.get(f"/api/contents/{nb}").json()
+        assert got["content"]["cells"][0]["outputs"][0]["text"] == "42\n"
+    # the notebook is in the share: lapis file sees it
+    listed = json_cli(lapis_server, "file", "ls")
+    assert nb in {e["name"] for e in listed["entries"]}
+    # stopping the instance stops its JupyterLab and its kernels; its link says so
+    assert lapis_cli(lapis_server, "compute", "stop", "-n", a).returncode == 0
+    until("the lab to stop", lambda: httpx.get(
+        f"{lapis_server.url}/compute/{a}/lab/api/status",
+        headers={"Authorization": f"Bearer {lapis_server.token}"}).status_code == 409)  # fmt: skip
+    r = httpx.get(
+        f"{lapis_server.url}/compute/{a}/lab/lab",
+        headers={"Authorization": f"Bearer {lapis_server.token}", "Accept": "text/html"},
+    )
+    assert r.status_code == 409 and "start the instance" in r.text
+    for name in (a, b):
+        lapis_cli(lapis_server, "compute", "delete", "-n", name, "--yes")
+
+
+def test_only_the_instances_user_gets_in(lapis_server: Any) -> None:
+    bob = f"bob{uuid.uuid4().hex[:5]}"
+    with lapis_server.client() as admin:
+        assert admin.post("/api/v1/users", json={"name": bob,
+                          "roles": ["AzureML Data Scientist"]}).status_code == 201  # fmt: skip
+        token = admin.post("/api/v1/tokens", json={"name": "t", "user": bob}).json()["token"]
+    mine = _instance(lapis_server, user=bob)  # assigned to bob: the Owner may not open it
+    _lab_ready(lapis_server, mine, token)
+    base = f"{lapis_server.url}/compute/{mine}/lab"
+    for who in (lapis_server.token, None):
+        headers = {"Authorization": f"Bearer {who}"} if who else {}
+        for path in ("/api/status", "/lab", "/api/contents", "/api/kernels"):
+            r = httpx.get(base + path, headers=headers)
+            assert r.status_code == (403 if who else 401), (path, r.status_code)
+        if who:
+            assert "for its user" in r.json()["message"] and bob in r.json()["message"]
+    refused = _ws_url(lapis_server, f"/compute/{mine}/lab/api/events/subscribe")
+    with (  # the WebSocket handshake is refused
+        pytest.raises(Exception, match=r"40[13]"),
+        connect(refused, additional_headers={"Authorization": f"Bearer {lapis_server.token}"}),
+    ):
+        pass
+    # a signed-in browser's cookie works only from the server's own origin
+    cookie = {"Cookie": f"lapis_token={token}"}
+    assert httpx.get(f"{base}/api/status", headers=cookie).status_code == 200
+    evil = httpx.post(f"{base}/api/terminals", headers={**cookie, "Origin": "https://evil.example"})
+    assert evil.status_code == 403 and "cross-site" in evil.text
+    host = lapis_server.url.split("://", 1)[1]
+    same = httpx.post(f"{base}/api/terminals", headers={**cookie, "Origin": f"http://{host}"})
+    assert same.status_code == 200, same.text
+    # the Lapis token never reaches the lab: its kernels cannot read it
+    assert (
+        httpx.get(f"{base}/api/status", headers={"Authorization": f"Bearer {token}"}).status_code
+        == 200
+    )
+    lapis_cli(lapis_server, "compute", "delete", "-n", mine, "--yes")
