@@ -269,7 +269,8 @@ def _jobs_table(title: str, jobs: list[dict[str, Any]]) -> Table:
 def show(
     ctx: typer.Context, name: str, web: WebOption = False, output: OutputOption = None
 ) -> None:
-    """Show a compute: state and why, size, pinned cores, when it will stop, and its jobs."""
+    """Show a compute: state and why, size, pinned cores, when it will stop and what keeps
+    it awake, its applications (an instance's JupyterLab), and its jobs."""
     with client(ctx) as http:
         c = http.get(_path(name))
         if web:
@@ -303,12 +304,19 @@ def show(
         rows.append(("Tags", ", ".join(f"{k}={v}" for k, v in c["tags"].items())))
     idle = c.get("idle_shutdown")
     rows.append(("Idle shutdown", idle["note"] if idle else "off"))
+    if c.get("state") == "Running":
+        rows.append(("Awake because", "; ".join(c.get("awake") or []) or "nothing: idle"))
     nxt = c.get("next_schedule")
     rows.append(("Next schedule", f"{nxt['note']} on {fmt_time(nxt['time'])}" if nxt else "none"))
     if c.get("created_by"):
         rows.append(("Created", f"{fmt_time(c.get('created_at'))} by {c['created_by']}"))
     if c.get("owner"):
-        rows.append(("User", f"{c['owner']} (only they can run jobs on it)"))
+        rows.append(("User", f"{c['owner']} (only they can run jobs and open its tools)"))
+    server = str(http.url).rstrip("/")
+    for app_ in c.get("applications") or []:
+        where = app_.get("command") or (f"{server}{app_['url']}" if app_.get("url") else "")
+        rows.append(("Application", Text.assemble(f"{app_['name']}  ", _state(app_["status"]),
+                                                  f"  {where}")))  # fmt: skip
     for node in c.get("nodes") or []:
         detail = f"  {node['detail']}" if node.get("detail") else ""
         cpu = node.get("cpu_percent")

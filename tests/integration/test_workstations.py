@@ -180,3 +180,59 @@ def test_only_the_instances_user_gets_in(lapis_server: Any) -> None:
         == 200
     )
     lapis_cli(lapis_server, "compute", "delete", "-n", mine, "--yes")
+
+
+def test_a_busy_kernel_keeps_the_instance_awake_until_it_goes_idle(
+    lapis_server: Any, tmp_path: Any
+) -> None:
+    name = f"ws-q{uuid.uuid4().hex[:6]}"
+    spec = tmp_path / "ci.yml"
+    spec.write_text(f"name: {name}\ntype: computeinstance\nsize: Standard_DS1_v2\n"
+                    "idle_time_before_shutdown: PT8S\n")  # fmt: skip
+    assert lapis_cli(lapis_server, "compute", "create", "-f", str(spec)).returncode == 0
+    _lab_ready(lapis_server, name)
+    auth = {"Authorization": f"Bearer {lapis_server.token}"}
+    with httpx.Client(base_url=f"{lapis_server.url}/compute/{name}/lab", headers=auth) as lab:
+        kernel = lab.post("/api/kernels", json={"name": "python3"}).json()["id"]
+    # a cell that computes for 20 s: far past the 8 s idle limit
+    started = time.time()
+    said = _run_cell(lapis_server, name, kernel, "import time; time.sleep(20); print('done')")
+    ended = time.time()
+    assert said == "done\n" and ended - started >= 20
+    # while it ran, the instance said why it stayed up (checked after: it is history now)
+    events = json_cli(lapis_server, "compute", "show", "-n", name)
+    assert events["state"] == "Running", events["state_reason"]  # not stopped mid-cell
+    # once the kernel is idle, the idle clock runs from its last activity, and it stops
+    until("idle shutdown", lambda: json_cli(lapis_server, "compute", "show", "-n", name)[
+        "state"] == "Stopped", 60)  # fmt: skip
+    shown = json_cli(lapis_server, "compute", "show", "-n", name)
+    assert "idle" in shown["state_reason"]
+    assert shown["state_changed_at"] >= ended * 1000
+    lapis_cli(lapis_server, "compute", "delete", "-n", name, "--yes")
+
+
+def test_compute_show_says_a_busy_kernel_keeps_it_awake(lapis_server: Any) -> None:
+    name = _instance(lapis_server)
+    _lab_ready(lapis_server, name)
+    auth = {"Authorization": f"Bearer {lapis_server.token}"}
+    with httpx.Client(base_url=f"{lapis_server.url}/compute/{name}/lab", headers=auth) as lab:
+        kernel = lab.post("/api/kernels", json={"name": "python3"}).json()["id"]
+        session = uuid.uuid4().hex
+        url = _ws_url(lapis_server, f"/compute/{name}/lab/api/kernels/{kernel}/channels")
+        with connect(f"{url}?session_id={session}", additional_headers=auth) as ws:
+            ws.send(json.dumps({
+                "header": {"msg_id": uuid.uuid4().hex, "username": "t", "session": session,
+                           "msg_type": "execute_request", "version": "5.3"},
+                "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+                "content": {"code": "import time; time.sleep(15)", "silent": False},
+            }))  # fmt: skip
+
+            def awake() -> list[str]:
+                return list(json_cli(lapis_server, "compute", "show", "-n", name)["awake"])
+
+            until("the busy kernel to be seen", lambda: "kernel python3 busy" in awake(), 20)
+            table = lapis_cli(lapis_server, "compute", "show", "-n", name)
+            assert "kernel python3 busy" in table.stdout, table.stdout
+            lab.post(f"/api/kernels/{kernel}/interrupt")
+        until("the kernel to be idle again", lambda: awake() == [], 20)
+    lapis_cli(lapis_server, "compute", "delete", "-n", name, "--yes")
