@@ -54,6 +54,7 @@ log = logging.getLogger("lapis.notebooks")
 TICK = 1.0
 POLL_ACTIVITY = 5.0  # seconds between asking a lab for its kernels and terminals
 MARKER = "jupyterlab"
+ANNOUNCEMENTS = "@jupyterlab/apputils-extension:announcements"
 
 
 def lab_prefix(instance: str) -> str:
@@ -215,6 +216,11 @@ class LabManager(threading.Thread):
     def _start(self, lab: Lab, c: Compute) -> None:
         folder = self._dir(lab)
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        labconfig = folder / "config" / "labconfig"
+        labconfig.mkdir(parents=True, exist_ok=True)
+        (labconfig / "page_config.json").write_text(  # no network here: no news pop-up
+            json.dumps({"disabledExtensions": {ANNOUNCEMENTS: True}})
+        )
         runtime = folder / "runtime"
         for old in runtime.glob("jpserver-*.json"):
             old.unlink(missing_ok=True)

@@ -226,6 +226,12 @@ ROUTE_ACTIONS: dict[tuple[str, str], str] = {
     # the action depends on the path ({action}: start, stop, restart, delete)
     ("POST", "/compute/{name}/{action}"): f"{COMP}/{{action}}",
     ("GET", "/data"): f"{DATA}/read",
+    ("GET", "/notebooks"): f"{NB}/read",
+    ("GET", "/notebooks/download"): f"{NB}/read",
+    ("POST", "/notebooks/upload"): f"{NB}/write",
+    ("POST", "/notebooks/new"): f"{NB}/write",
+    ("POST", "/notebooks/rename"): f"{NB}/write",
+    ("POST", "/notebooks/delete"): f"{NB}/delete",
     ("GET", "/components"): "workspaces/components/read",
     ("GET", "/components/{name}"): "workspaces/components/read",
     ("GET", "/data/assets/{name}"): "workspaces/data/read",

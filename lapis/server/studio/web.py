@@ -45,6 +45,7 @@ NAV = (
     ("experiments", "/experiments", "Experiments", "workspaces/experiments/read"),
     ("jobs", "/jobs", "Jobs", "workspaces/jobs/read"),
     ("compute", "/compute", "Compute", "workspaces/computes/read"),
+    ("notebooks", "/notebooks", "Notebooks", "workspaces/notebooks/storage/read"),
     ("environments", "/environments", "Environments", "workspaces/environments/read"),
     ("data", "/data", "Data", "workspaces/datastores/read"),
     ("components", "/components", "Components", "workspaces/components/read"),

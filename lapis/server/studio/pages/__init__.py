@@ -14,6 +14,7 @@ from lapis.server.studio.pages import endpoints as endpoints_pages
 from lapis.server.studio.pages import environments as environments_pages
 from lapis.server.studio.pages import jobs as jobs_pages
 from lapis.server.studio.pages import models as models_pages
+from lapis.server.studio.pages import notebooks as notebooks_pages
 from lapis.server.studio.pages import runs as runs_pages
 from lapis.server.studio.pages import traces as traces_pages
 
@@ -29,6 +30,7 @@ ROUTERS: list[APIRouter] = [
     environments_pages.router,
     data_pages.router,
     components_pages.router,
+    notebooks_pages.router,
     models_pages.router,
     batch_pages.router,
     endpoints_pages.router,
