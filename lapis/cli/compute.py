@@ -7,6 +7,8 @@ host, quotas) because it alone knows what exists.
 
 from __future__ import annotations
 
+import os
+import shlex
 import time
 from datetime import date, datetime
 from pathlib import Path
@@ -28,13 +30,13 @@ from lapis.cli._common import (
     client,
     console,
     delete_and_report,
-    fmt_time,
     named,
     open_web,
     output_format,
     print_json,
 )
-from lapis.errors import InvalidParameterValue
+from lapis.cli.compute_view import _state, render
+from lapis.errors import InvalidParameterValue, InvalidState
 from lapis.specs.compute import parse_compute
 from lapis.specs.yaml_lines import load, read_text_file
 
@@ -44,15 +46,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-STATE_STYLE = {
-    "Running": "green",
-    "Creating": "blue",
-    "Starting": "blue",
-    "Restarting": "blue",
-    "Stopping": "yellow",
-    "Stopped": "dim",
-    "Failed": "red",
-}
 STABLE = {"Running", "Stopped", "Failed"}
 
 FileOption = Annotated[
@@ -78,10 +71,6 @@ WaitOption = Annotated[
 
 def _path(name: str) -> str:
     return f"/api/v1/computes/{quote(name, safe='')}"
-
-
-def _state(state: str) -> Text:
-    return Text(state, style=STATE_STYLE.get(state, ""))
 
 
 def _read_doc(file: Path) -> dict[str, Any]:
@@ -169,6 +158,14 @@ def create(
             help="Assign the instance to this user: only they can run jobs on it (default: you).",
         ),
     ] = None,
+    ssh_key: Annotated[
+        str | None,
+        typer.Option(
+            "--ssh-key-value",
+            help="Instance: turn SSH on for this public key (the line of a .pub file, or "
+            "@path/to/key.pub); fixed at creation.",
+        ),
+    ] = None,
     min_instances: Annotated[
         int | None, typer.Option("--min-instances", help="Cluster: nodes always up (default 0).")
     ] = None,
@@ -208,6 +205,12 @@ def create(
         "idle_time_before_scale_down": idle_scale_down,
     }
     doc.update({k: v for k, v in overrides.items() if v is not None})
+    if ssh_key is not None:
+        key = ssh_key
+        if key.startswith("@"):  # a .pub file, read here: the server never opens one
+            key = Path(key[1:]).expanduser().read_text()
+        doc["ssh_public_access_enabled"] = True
+        doc["ssh_settings"] = {"ssh_key_value": key.strip()}
     if idle is not None:
         doc.pop("idle_time_before_shutdown", None)
     if not file:
@@ -248,22 +251,6 @@ def list_computes(ctx: typer.Context, output: OutputOption = None) -> None:
     console().print(table)
 
 
-def _jobs_table(title: str, jobs: list[dict[str, Any]]) -> Table:
-    table = Table(title=title, title_justify="left")
-    for col in ("Name", "Display name", "Status", "Created", "Started", "Reason"):
-        table.add_column(col)
-    for j in jobs:
-        table.add_row(
-            j["name"],
-            j.get("display_name") or "",
-            j["status"],
-            fmt_time(j.get("created_at")),
-            fmt_time(j.get("start_time")),
-            j.get("status_reason") or "",
-        )
-    return table
-
-
 @app.command("show")
 @named(what="compute")
 def show(
@@ -278,65 +265,7 @@ def show(
     if output_format(ctx, output) is OutputFormat.json:
         print_json(c)
         return
-    out = console()
-    rows: list[tuple[str, Any]] = [
-        ("Name", Text(c["name"], style="bold")),
-        ("Type", c["type"]),
-        ("State", Text.assemble(_state(c["state"]), f"  {c.get('state_reason') or ''}")),
-        ("Since", fmt_time(c.get("state_changed_at"))),
-        ("Size", f"{c.get('size') or '-'} ({c.get('family') or 'this host'})"),
-        ("Cores / memory", f"{c['cores']} cores, {c['memory_gib']:g} GiB, {c['gpus']} GPUs"),
-        ("CPU set", ",".join(map(str, c["cpu_set"])) or "-"),
-        ("Job slots", str(c["slots"])),
-    ]
-    if c.get("max_instances") is not None:
-        rows.append(
-            (
-                "Scale",
-                f"{c['min_instances']}..{c['max_instances']} nodes ({c['tier']}); nodes above "
-                f"the minimum go after {c['idle_time_before_scale_down']} s without jobs",
-            )
-        )
-        rows.append(("Nodes run", c.get("provider") or "local"))
-    if c.get("description"):
-        rows.append(("Description", c["description"]))
-    if c.get("tags"):
-        rows.append(("Tags", ", ".join(f"{k}={v}" for k, v in c["tags"].items())))
-    idle = c.get("idle_shutdown")
-    rows.append(("Idle shutdown", idle["note"] if idle else "off"))
-    if c.get("state") == "Running":
-        rows.append(("Awake because", "; ".join(c.get("awake") or []) or "nothing: idle"))
-    nxt = c.get("next_schedule")
-    rows.append(("Next schedule", f"{nxt['note']} on {fmt_time(nxt['time'])}" if nxt else "none"))
-    if c.get("created_by"):
-        rows.append(("Created", f"{fmt_time(c.get('created_at'))} by {c['created_by']}"))
-    if c.get("owner"):
-        rows.append(("User", f"{c['owner']} (only they can run jobs and open its tools)"))
-    server = str(http.url).rstrip("/")
-    for app_ in c.get("applications") or []:
-        where = app_.get("command") or (f"{server}{app_['url']}" if app_.get("url") else "")
-        rows.append(("Application", Text.assemble(f"{app_['name']}  ", _state(app_["status"]),
-                                                  f"  {where}")))  # fmt: skip
-    for node in c.get("nodes") or []:
-        detail = f"  {node['detail']}" if node.get("detail") else ""
-        cpu = node.get("cpu_percent")
-        detail += f"  CPU {cpu:.0f}%" if cpu is not None else ""
-        rows.append(("Node", Text.assemble(node["name"], "  ", _state(node["state"]), detail)))
-    for feature, reason in sorted((c.get("unsupported") or {}).items()):
-        rows.append(("Cannot run", f"{feature.replace('_', '-')}: {reason}"))
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold cyan")
-    grid.add_column()
-    for label, value in rows:
-        grid.add_row(label, value)
-    out.print(grid)
-    jobs = c.get("jobs") or {}
-    for title, key in (("Running jobs", "running"), ("Queued jobs", "queued")):
-        items = jobs.get(key) or []
-        if items:
-            out.print(_jobs_table(title, items))
-        else:
-            out.print(f"{title}: none")
+    render(c, str(http.url).rstrip("/"))
 
 
 @app.command("list-sizes")
@@ -492,3 +421,40 @@ def update(
     with client(ctx) as http:
         c = http.request("PATCH", _path(name), json_body={**doc, "source": source}).json()
     _summary(c, output_format(ctx, output))
+
+
+@app.command("connect-ssh")
+@named(what="compute")
+def connect_ssh(
+    ctx: typer.Context,
+    name: str,
+    private_key_file_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--private-key-file-path", "-i", help="The private key of the instance's key."
+        ),
+    ] = None,
+    print_only: Annotated[
+        bool, typer.Option("--print", help="Print the ssh command instead of running it.")
+    ] = False,
+) -> None:
+    """SSH into a compute instance created with SSH on (its user's key only): runs ``ssh``,
+    or prints the command (for VS Code's Remote-SSH, add it as a host)."""
+    with client(ctx) as http:
+        c = http.get(_path(name))
+    app_ = next((a for a in c.get("applications") or [] if a["name"] == "SSH"), None)
+    if app_ is None:
+        raise InvalidParameterValue(
+            f"compute {c['name']} was created without SSH; SSH is fixed at creation: create an "
+            "instance with --ssh-key-value (or ssh_public_access_enabled and ssh_settings)"
+        )
+    if app_["status"] != "Running" or not app_.get("command"):
+        raise InvalidState(f"SSH on {c['name']} is {app_['status']}: start the instance first "
+                           f"(lapis compute start -n {c['name']})")  # fmt: skip
+    argv = shlex.split(app_["command"])
+    if private_key_file_path is not None:
+        argv[1:1] = ["-i", str(private_key_file_path.expanduser())]
+    if print_only:
+        print(shlex.join(argv))
+        return
+    os.execvp(argv[0], argv)

@@ -317,6 +317,9 @@ class ComputeService(ClusterOps):
         by = f"by {created_by}" if created_by else "on request"
         if spec.cluster is not None:
             return self._create_cluster(spec, size, by, created_by, now)
+        properties: dict[str, Any] = {"tags": spec.tags, "cause": by}
+        if spec.ssh_key:  # a public key: the one SSH lets in (lapis/notebooks/ssh.py)
+            properties["ssh_key"] = spec.ssh_key
         self.store.insert(
             Compute(
                 name=spec.name,
@@ -331,7 +334,7 @@ class ComputeService(ClusterOps):
                 idle_shutdown_seconds=spec.idle_shutdown_seconds,
                 schedules=spec.schedules,
                 cpu_set=pick_cores(self.host, size.cores, [c.cpu_set for c in existing]),
-                properties={"tags": spec.tags, "cause": by},
+                properties=properties,
                 created_by=created_by,
                 owner=spec.assigned_user or created_by,
                 created_at=now,
@@ -373,6 +376,11 @@ class ComputeService(ClusterOps):
         if "ssh_public_access_enabled" in spec.given and spec.ssh_enabled != c.ssh_enabled:
             raise InvalidParameterValue(
                 "ssh_public_access_enabled is fixed at creation; create a new instance to change it"
+            )
+        if "ssh_settings" in spec.given and spec.ssh_key != c.properties.get("ssh_key"):
+            raise InvalidParameterValue(
+                "ssh_settings are fixed at creation (as on Azure); create a new instance with "
+                "the new key"
             )
         values: dict[str, Any] = {}
         if "description" in spec.given:

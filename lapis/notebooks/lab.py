@@ -29,6 +29,7 @@ import json
 import logging
 import os
 import secrets
+import socket
 import subprocess
 import sys
 import threading
@@ -42,6 +43,7 @@ from typing import Any
 from lapis.compute.service import ComputeService
 from lapis.entities.compute import Compute, ComputeState, ComputeType
 from lapis.notebooks.fileshare import FileShare
+from lapis.notebooks.ssh import SSH_USER, SshGateway, SshTarget
 from lapis.util import now_ms
 from lapis.util.processes import (
     backoff,
@@ -82,11 +84,15 @@ class Lab:
 
 
 class LabManager(threading.Thread):
-    def __init__(self, compute: ComputeService, files: FileShare, home: Path) -> None:
+    def __init__(
+        self, compute: ComputeService, files: FileShare, home: Path, host: str = "127.0.0.1"
+    ) -> None:
         super().__init__(name="lapis-labs", daemon=True)
         self.compute = compute
         self.files = files
         self.root = home / "notebooks"
+        self.ssh = SshGateway(self.root, host)
+        self.ssh_host = socket.gethostname() if host in ("0.0.0.0", "::", "") else host
         self.labs: dict[str, Lab] = {}
         self._lock = threading.RLock()
         self._wake = threading.Event()
@@ -120,10 +126,23 @@ class LabManager(threading.Thread):
         terminals, at the proxied address."""
         status = self.status(c.name) if c.state == ComputeState.RUNNING.value else "Stopped"
         lab = lab_prefix(c.name)
-        return [
+        apps: list[dict[str, Any]] = [
             {"name": "JupyterLab", "status": status, "url": f"{lab}lab"},
             {"name": "Terminal", "status": status, "url": f"{lab}lab?path=terminals"},
         ]
+        if c.ssh_enabled:
+            port = self.ssh.port(c.name)
+            if not self.ssh.available:
+                ssh = {"status": "Unavailable: asyncssh is not installed "
+                                 "(pip install 'lapis[notebooks]')"}  # fmt: skip
+            elif port is None:
+                running = c.state == ComputeState.RUNNING.value
+                ssh = {"status": "Starting" if running else "Stopped"}
+            else:
+                ssh = {"status": "Running",
+                       "command": f"ssh -p {port} {SSH_USER}@{self.ssh_host}"}  # fmt: skip
+            apps.append({"name": "SSH", **ssh})
+        return apps
 
     def touched(self, instance: str) -> None:
         """The proxy carried a user's request or message: that is activity."""
@@ -134,11 +153,13 @@ class LabManager(threading.Thread):
 
     def activity(self, c: Compute) -> tuple[list[str], int]:
         """What keeps ``c`` awake now, and when it was last active (epoch ms, 0: never)."""
+        sessions = self.ssh.sessions(c.name)
+        ssh = [f"{sessions} SSH session{'s' if sessions > 1 else ''} open"] if sessions else []
         with self._lock:
             lab = self.labs.get(c.name.lower())
             if lab is None:
-                return [], 0
-            return list(lab.busy), lab.last_activity
+                return ssh, 0
+            return [*lab.busy, *ssh], lab.last_activity
 
     def wake(self) -> None:
         self._wake.set()
@@ -146,6 +167,8 @@ class LabManager(threading.Thread):
     # --- the thread ----------------------------------------------------------------------
     def run(self) -> None:
         self._end_leftovers()
+        if self.ssh.available:
+            self.ssh.start()
         while not self._stopping.is_set():
             try:
                 self.reconcile()
@@ -164,10 +187,9 @@ class LabManager(threading.Thread):
         stop_trees([lab.proc.pid for lab in labs if lab.proc is not None])
         for lab in labs:
             self._forget(lab)
+        self.ssh.stop()
 
     def reconcile(self) -> None:
-        if not self.available:
-            return
         wanted = {
             c.name.lower(): c
             for c in self.compute.list()
@@ -175,6 +197,13 @@ class LabManager(threading.Thread):
             and c.state == ComputeState.RUNNING.value
             and c.user
         }
+        self.ssh.sync({
+            name: SshTarget(name, str(c.user), str(c.properties["ssh_key"]),
+                            self.files.user_root(str(c.user)), tuple(c.cpu_set))
+            for name, c in wanted.items() if c.ssh_enabled and c.properties.get("ssh_key")
+        })  # fmt: skip
+        if not self.available:
+            return
         with self._lock:
             for name in [n for n in self.labs if n not in wanted]:
                 self._end(self.labs.pop(name), "the instance is not running")

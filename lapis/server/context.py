@@ -173,7 +173,8 @@ class Workspace:
             self.instance_manager = InstanceManager(self.deployments, self.routes)
             self.instance_manager.start()
         if self.labs is None:
-            self.labs = LabManager(self.compute, self.files, self.settings.home)
+            self.labs = LabManager(self.compute, self.files, self.settings.home,
+                                   self.settings.host)  # fmt: skip
             self.compute.lifecycle.activity = self.labs.activity
             self.compute.applications = self.labs.applications
             self.compute.lifecycle.changed.append(self.labs.wake)

@@ -36,6 +36,7 @@ KEYS = {
     "idle_time_before_shutdown_minutes",
     "idle_time_before_shutdown",
     "ssh_public_access_enabled",
+    "ssh_settings",
     "schedules",
     # Azure's shape for an instance made for someone else; its user_object_id is a Lapis
     # user name. ``assigned_user`` is the short form (`lapis compute create --user`).
@@ -58,6 +59,7 @@ class ComputeSpec:
     tags: dict[str, str] = field(default_factory=dict)
     idle_shutdown_seconds: int | None = None
     ssh_enabled: bool = False
+    ssh_key: str | None = None  # ssh_settings.ssh_key_value: the one public key let in
     schedules: list[dict[str, Any]] = field(default_factory=list)
     assigned_user: str | None = None
     cluster: ClusterSettings | None = None  # set for an amlcompute cluster
@@ -137,6 +139,7 @@ def parse_compute(doc: Mapping[str, Any] | Located, *, partial: bool = False) ->
         if not isinstance(data["ssh_public_access_enabled"], bool):
             raise loc.error(("ssh_public_access_enabled",), "must be true or false")
         spec.ssh_enabled = data["ssh_public_access_enabled"]
+    spec.ssh_key = _ssh_key(loc, data, spec.ssh_enabled, partial)
     spec.idle_shutdown_seconds = _idle(loc, data)
     if "idle_time_before_shutdown_minutes" in data or "idle_time_before_shutdown" in data:
         spec.given.add("idle")
@@ -144,6 +147,43 @@ def parse_compute(doc: Mapping[str, Any] | Located, *, partial: bool = False) ->
         spec.schedules = _schedules(loc, data["schedules"])
     spec.assigned_user = _assigned(loc, data)
     return spec
+
+
+_KEY = re.compile(
+    r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(?:256|384|521)|sk-ssh-ed25519@openssh\.com"
+    r"|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]{40,}={0,3}(?: [^\n]*)?$"
+)
+
+
+def _ssh_key(loc: Located, data: Mapping[str, Any], enabled: bool, partial: bool) -> str | None:
+    """``ssh_settings.ssh_key_value``: an OpenSSH public key line, needed (and allowed) only
+    with ``ssh_public_access_enabled: true``, as Azure has it."""
+    settings = data.get("ssh_settings")
+    if settings is None:
+        if enabled and not partial:
+            raise loc.error(
+                ("ssh_public_access_enabled",),
+                "SSH needs a public key: set ssh_settings.ssh_key_value "
+                "(e.g. the line of ~/.ssh/id_ed25519.pub)",
+            )
+        return None
+    if not isinstance(settings, Mapping):
+        raise loc.error(("ssh_settings",), "must be a mapping with ssh_key_value")
+    unknown = set(settings) - {"ssh_key_value", "admin_user_name", "admin_public_key"}
+    if unknown:
+        raise loc.error(
+            ("ssh_settings", sorted(unknown)[0]), "is not an ssh_settings key (ssh_key_value)"
+        )
+    key = settings.get("ssh_key_value", settings.get("admin_public_key"))
+    if not isinstance(key, str) or not _KEY.match(" ".join(key.split())):
+        raise loc.error(
+            ("ssh_settings", "ssh_key_value"),
+            "must be an OpenSSH public key line ('ssh-ed25519 AAAA… comment'; the .pub "
+            "file, not the private key)",
+        )
+    if not enabled:
+        raise loc.error(("ssh_settings",), "needs ssh_public_access_enabled: true")
+    return " ".join(key.split())
 
 
 def _cluster(loc: Located, partial: bool) -> ComputeSpec:

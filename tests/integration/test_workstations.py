@@ -6,8 +6,12 @@ a terminal; kernels and terminals as activity for idle shutdown."""
 from __future__ import annotations
 
 import json
+import shutil
+import socket
+import subprocess
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -236,3 +240,93 @@ def test_compute_show_says_a_busy_kernel_keeps_it_awake(lapis_server: Any) -> No
             lab.post(f"/api/kernels/{kernel}/interrupt")
         until("the kernel to be idle again", lambda: awake() == [], 20)
     lapis_cli(lapis_server, "compute", "delete", "-n", name, "--yes")
+
+
+def _ssh_argv(port: int, key: Path, *rest: str, user: str = "azureuser", tty: bool = False
+              ) -> list[str]:  # fmt: skip
+    options = ["StrictHostKeyChecking=no", "UserKnownHostsFile=/dev/null", "IdentitiesOnly=yes",
+               "BatchMode=yes", "ConnectTimeout=10", "LogLevel=ERROR"]  # fmt: skip
+    flags = [x for o in options for x in ("-o", o)]
+    if tty:
+        flags.append("-tt")
+    return ["ssh", "-p", str(port), "-i", str(key), *flags, f"{user}@127.0.0.1", *rest]
+
+
+def test_ssh_with_the_owners_key_runs_commands_and_forwards_ports(
+    lapis_server: Any, tmp_path: Path
+) -> None:
+    if shutil.which("ssh") is None or shutil.which("ssh-keygen") is None:
+        pytest.skip("SSH TEST SKIPPED: no OpenSSH client here (`make ssh-server` installs it)")
+    for k in ("mine", "other"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / k)],
+                       check=True)  # fmt: skip
+    name = f"ssh-q{uuid.uuid4().hex[:6]}"
+    made = lapis_cli(lapis_server, "compute", "create", "-n", name, "--size", "Standard_DS1_v2",
+                     "--ssh-key-value", f"@{tmp_path / 'mine.pub'}")  # fmt: skip
+    assert made.returncode == 0, made.stderr
+
+    def ssh_app() -> dict[str, Any]:
+        apps = json_cli(lapis_server, "compute", "show", "-n", name)["applications"]
+        return next(a for a in apps if a["name"] == "SSH")
+
+    until("the SSH server", lambda: ssh_app()["status"] == "Running", 60)
+    command = ssh_app()["command"]
+    port = int(command.split("-p ", 1)[1].split()[0])
+    assert command == f"ssh -p {port} azureuser@127.0.0.1"
+    done = subprocess.run(_ssh_argv(port, tmp_path / "mine", "pwd; echo hi-$((6*7))"),
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(lapis_server.home / "fileshare" / "Users" / "admin"),
+                                   "hi-42"]  # fmt: skip
+    # on a terminal when one is asked for (an interactive shell, VS Code's)
+    term = subprocess.run(_ssh_argv(port, tmp_path / "mine", "tty", tty=True),
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert term.returncode == 0 and "/dev/pts/" in term.stdout, (term.stdout, term.stderr)
+    # the instance's user's name is accepted too; another name is not
+    mine = subprocess.run(_ssh_argv(port, tmp_path / "mine", "true", user="admin"))
+    assert mine.returncode == 0
+    assert subprocess.run(_ssh_argv(port, tmp_path / "mine", "true", user="root"),
+                          capture_output=True).returncode == 255  # fmt: skip
+    # lapis compute connect-ssh: the command to run (or it runs ssh itself)
+    printed = lapis_cli(lapis_server, "compute", "connect-ssh", "-n", name, "--print",
+                        "-i", str(tmp_path / "mine"))  # fmt: skip
+    assert printed.stdout.strip() == f"ssh -i {tmp_path / 'mine'} -p {port} azureuser@127.0.0.1"
+    # exit codes come back, as a remote shell's do
+    failed = subprocess.run(_ssh_argv(port, tmp_path / "mine", "exit 3"), capture_output=True)
+    assert failed.returncode == 3
+    # a second key is refused
+    refused = subprocess.run(_ssh_argv(port, tmp_path / "other", "echo no"),
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert refused.returncode == 255 and "Permission denied" in refused.stderr
+    # port forwarding (what VS Code's Remote-SSH uses): a loopback port of the instance
+    local = _free_port()
+    server_port = int(lapis_server.url.rsplit(":", 1)[1])
+    tunnel = subprocess.Popen(_ssh_argv(port, tmp_path / "mine", "-N", "-L",
+                                        f"{local}:127.0.0.1:{server_port}"))  # fmt: skip
+    try:
+        until("the tunnel", lambda: _answers(f"http://127.0.0.1:{local}/healthz"), 30)
+        # an open session keeps the instance awake
+        assert (
+            "1 SSH session open" in json_cli(lapis_server, "compute", "show", "-n", name)["awake"]
+        )
+    finally:
+        tunnel.terminate()
+        tunnel.wait(timeout=10)
+    # forwarding off the machine is refused
+    off = subprocess.run(_ssh_argv(port, tmp_path / "mine", "-W", "192.0.2.1:80"),
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert off.returncode != 0
+    lapis_cli(lapis_server, "compute", "delete", "-n", name, "--yes")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
