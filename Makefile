@@ -99,6 +99,7 @@ bench: $(VENV)/.stamp-dev studio-assets fuse  # studio-assets: npm ci, which bri
 	$(PY) bench/cluster.py
 	$(PY) bench/data.py
 	$(PY) bench/pipelines.py
+	$(PY) bench/workstations.py
 
 clean:
 	rm -rf $(VENV) .lapis-demo .pytest_cache .mypy_cache .ruff_cache node_modules $(STUDIO_VENDOR) test-results
