@@ -78,10 +78,27 @@ def _read_doc(file: Path) -> dict[str, Any]:
     text = read_text_file(file)
     loc = load(text, str(file))
     _read_token(loc, file)
+    _read_scripts(loc, file)
     parse_compute(loc, partial=True)
     if not isinstance(loc.data, dict):
         raise InvalidParameterValue(f"{file}: must be a mapping of compute settings")
     return dict(_jsonable(loc.data))
+
+
+def _read_scripts(loc: Any, file: Path) -> None:
+    """``setup_scripts.*.path`` is read here, next to the file, and sent as its text."""
+    scripts = loc.data.get("setup_scripts") if isinstance(loc.data, dict) else None
+    if not isinstance(scripts, dict):
+        return
+    for kind, item in scripts.items():
+        if not isinstance(item, dict) or not isinstance(item.get("path"), str):
+            continue
+        path = Path(item["path"]).expanduser()
+        path = path if path.is_absolute() else file.parent / path
+        try:
+            item["script_text"] = read_text_file(path, "setup script")
+        except InvalidParameterValue as exc:
+            raise loc.error(("setup_scripts", kind, "path"), exc.message) from None
 
 
 def _read_token(loc: Any, file: Path) -> None:
@@ -254,7 +271,13 @@ def list_computes(ctx: typer.Context, output: OutputOption = None) -> None:
 @app.command("show")
 @named(what="compute")
 def show(
-    ctx: typer.Context, name: str, web: WebOption = False, output: OutputOption = None
+    ctx: typer.Context,
+    name: str,
+    web: WebOption = False,
+    logs: Annotated[
+        bool, typer.Option("--logs", help="Also print the setup scripts' output.")
+    ] = False,
+    output: OutputOption = None,
 ) -> None:
     """Show a compute: state and why, size, pinned cores, when it will stop and what keeps
     it awake, its applications (an instance's JupyterLab), and its jobs."""
@@ -262,10 +285,15 @@ def show(
         c = http.get(_path(name))
         if web:
             open_web(http, f"/compute/{c['name']}")
+        if logs:
+            c["setup_log"] = http.get(f"{_path(name)}/logs")["setup_log"]
     if output_format(ctx, output) is OutputFormat.json:
         print_json(c)
         return
     render(c, str(http.url).rstrip("/"))
+    if logs:
+        console().rule("setup log")
+        print(c["setup_log"] or "(no setup scripts have run)", end="")
 
 
 @app.command("list-sizes")

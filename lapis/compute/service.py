@@ -158,6 +158,17 @@ class ComputeService(ClusterOps):
     def list(self) -> builtins.list[Compute]:
         return [self.local(), *self.store.all()]
 
+    def setup_log(self, name: str, tail: int = 256 * 1024) -> str:
+        """The last ``tail`` bytes of an instance's setup scripts' output ("" when none)."""
+        from lapis.compute.instance import setup_log
+
+        path = setup_log(self.get(name).name)
+        if path is None:
+            return ""
+        with open(path, "rb") as fh:
+            fh.seek(max(0, path.stat().st_size - tail))
+            return fh.read().decode("utf-8", "replace")
+
     def events(self, name: str) -> builtins.list[dict[str, Any]]:
         return self.store.events(self.get(name).name)
 
@@ -320,6 +331,8 @@ class ComputeService(ClusterOps):
         properties: dict[str, Any] = {"tags": spec.tags, "cause": by}
         if spec.ssh_key:  # a public key: the one SSH lets in (lapis/notebooks/ssh.py)
             properties["ssh_key"] = spec.ssh_key
+        if spec.setup_scripts:  # run by the instance backend at create and each start
+            properties["setup_scripts"] = spec.setup_scripts
         self.store.insert(
             Compute(
                 name=spec.name,
@@ -376,6 +389,10 @@ class ComputeService(ClusterOps):
         if "ssh_public_access_enabled" in spec.given and spec.ssh_enabled != c.ssh_enabled:
             raise InvalidParameterValue(
                 "ssh_public_access_enabled is fixed at creation; create a new instance to change it"
+            )
+        if "setup_scripts" in spec.given:
+            raise InvalidParameterValue(
+                "setup_scripts are fixed at creation (as on Azure); create a new instance"
             )
         if "ssh_settings" in spec.given and spec.ssh_key != c.properties.get("ssh_key"):
             raise InvalidParameterValue(

@@ -96,6 +96,9 @@ class Workspace:
         from lapis.compute.ray import cluster as ray_cluster
 
         ray_cluster.configure(settings.home / "clusters")
+        from lapis.compute import instance
+
+        instance.configure(settings.home / "computes", settings.home / "fileshare")
         sealer = Sealer.for_home(settings.home)
         auth = AuthService(PrincipalStore(db))
         tracking = TrackingService(db)

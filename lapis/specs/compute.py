@@ -37,6 +37,7 @@ KEYS = {
     "idle_time_before_shutdown",
     "ssh_public_access_enabled",
     "ssh_settings",
+    "setup_scripts",
     "schedules",
     # Azure's shape for an instance made for someone else; its user_object_id is a Lapis
     # user name. ``assigned_user`` is the short form (`lapis compute create --user`).
@@ -60,6 +61,8 @@ class ComputeSpec:
     idle_shutdown_seconds: int | None = None
     ssh_enabled: bool = False
     ssh_key: str | None = None  # ssh_settings.ssh_key_value: the one public key let in
+    # setup_scripts: {"creation_script"|"startup_script": {"text", "command", "timeout"}}
+    setup_scripts: dict[str, dict[str, Any]] = field(default_factory=dict)
     schedules: list[dict[str, Any]] = field(default_factory=list)
     assigned_user: str | None = None
     cluster: ClusterSettings | None = None  # set for an amlcompute cluster
@@ -140,6 +143,7 @@ def parse_compute(doc: Mapping[str, Any] | Located, *, partial: bool = False) ->
             raise loc.error(("ssh_public_access_enabled",), "must be true or false")
         spec.ssh_enabled = data["ssh_public_access_enabled"]
     spec.ssh_key = _ssh_key(loc, data, spec.ssh_enabled, partial)
+    spec.setup_scripts = _setup_scripts(loc, data)
     spec.idle_shutdown_seconds = _idle(loc, data)
     if "idle_time_before_shutdown_minutes" in data or "idle_time_before_shutdown" in data:
         spec.given.add("idle")
@@ -147,6 +151,61 @@ def parse_compute(doc: Mapping[str, Any] | Located, *, partial: bool = False) ->
         spec.schedules = _schedules(loc, data["schedules"])
     spec.assigned_user = _assigned(loc, data)
     return spec
+
+
+SCRIPTS = ("creation_script", "startup_script")
+SCRIPT_MAX = 256 * 1024
+
+
+def _setup_scripts(loc: Located, data: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """``setup_scripts``: a creation script (run once, when the instance is made) and a
+    startup script (each start), as Azure has them. A script's ``path`` is read by the
+    client, which sends its text as ``script_text``; ``command`` runs instead of
+    ``bash <script>`` when given; ``timeout_minutes`` bounds it (default 15)."""
+    raw = data.get("setup_scripts")
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise loc.error(("setup_scripts",), "must be a mapping with creation_script and/or "
+                                            "startup_script")  # fmt: skip
+    out: dict[str, dict[str, Any]] = {}
+    for kind, item in raw.items():
+        where = ("setup_scripts", str(kind))
+        if kind not in SCRIPTS:
+            raise loc.error(where, f"is not a setup script; known: {', '.join(SCRIPTS)}")
+        if not isinstance(item, Mapping):
+            raise loc.error(where, "must be a mapping with path (and command, timeout_minutes)")
+        unknown = set(item) - {
+            "path",
+            "command",
+            "timeout_minutes",
+            "script_text",
+            "script_arguments",
+        }
+        if unknown:
+            raise loc.error((*where, sorted(unknown)[0]), "is not a setup script key (path, "
+                            "command, timeout_minutes)")  # fmt: skip
+        text, command = item.get("script_text"), item.get("command")
+        if text is None and item.get("path") is not None:
+            raise loc.error((*where, "path"), "the script file is read by the lapis CLI or SDK, "
+                            "which sends its text (the server never reads your disk)")  # fmt: skip
+        if text is None and not command:
+            raise loc.error(where, "needs a path (a script) or a command")
+        if text is not None and (not isinstance(text, str) or len(text) > SCRIPT_MAX):
+            raise loc.error(
+                (*where, "path"), f"must be a text file of at most {SCRIPT_MAX // 1024} KB"
+            )
+        if command is not None and not isinstance(command, str):
+            raise loc.error((*where, "command"), "must be a shell command")
+        minutes = item.get("timeout_minutes", 15)
+        if isinstance(minutes, bool) or not isinstance(minutes, int) or not 1 <= minutes <= 120:
+            raise loc.error(
+                (*where, "timeout_minutes"), "must be a whole number of minutes, 1 to 120"
+            )
+        args = item.get("script_arguments")
+        out[str(kind)] = {"text": text, "command": command, "timeout": minutes * 60,
+                          "arguments": str(args) if args is not None else ""}  # fmt: skip
+    return out
 
 
 _KEY = re.compile(

@@ -330,3 +330,41 @@ def _answers(url: str) -> bool:
         return httpx.get(url, timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+FILES = Path(__file__).parents[1] / "compat" / "files" / "workstation"
+
+
+def test_setup_scripts_run_at_create_and_each_start(lapis_server: Any, tmp_path: Path) -> None:
+    name = f"setup-q{uuid.uuid4().hex[:6]}"
+    folder = tmp_path / "box"
+    shutil.copytree(FILES, folder)
+    spec = folder / "instance-setup.yml"
+    spec.write_text(spec.read_text().replace("name: setup-box", f"name: {name}"))
+    made = lapis_cli(lapis_server, "compute", "create", "-f", str(spec))
+    assert made.returncode == 0, made.stderr
+    until("Running", lambda: json_cli(lapis_server, "compute", "show", "-n", name)["state"]
+          == "Running", 60)  # fmt: skip
+    home = lapis_server.home / "fileshare" / "Users" / "admin"
+    assert (home / "tools" / "marker.txt").read_text() == "installed\n"
+    assert (home / "tools" / "starts.txt").read_text().count("started") >= 1
+    before = (home / "tools" / "starts.txt").read_text().count("started")
+    assert lapis_cli(lapis_server, "compute", "restart", "-n", name).returncode == 0
+    until("the startup script again", lambda: (home / "tools" / "starts.txt").read_text()
+          .count("started") == before + 1, 60)  # fmt: skip
+    logs = lapis_cli(lapis_server, "compute", "show", "-n", name, "--logs")
+    assert logs.returncode == 0
+    assert f"creating in {home}" in logs.stdout and "starting (fast) with 1 cores" in logs.stdout
+    assert logs.stdout.count("[lapis] creation script done") == 1
+    lapis_cli(lapis_server, "compute", "delete", "-n", name, "--yes")
+    # a script that fails fails the instance, saying where to look
+    bad = folder / "bad.yml"
+    (folder / "create.sh").write_text("echo about to fail; exit 7\n")
+    bad.write_text(spec.read_text().replace(name, name + "x"))
+    assert lapis_cli(lapis_server, "compute", "create", "-f", str(bad)).returncode == 0
+    until("Failed", lambda: json_cli(lapis_server, "compute", "show", "-n", name + "x")[
+        "state"] == "Failed", 60)  # fmt: skip
+    shown = json_cli(lapis_server, "compute", "show", "-n", name + "x")
+    assert "creation script and startup script exited with code 7" in shown["state_reason"]
+    assert "--logs" in shown["state_reason"]
+    lapis_cli(lapis_server, "compute", "delete", "-n", name + "x", "--yes")

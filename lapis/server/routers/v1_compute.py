@@ -76,6 +76,13 @@ async def get_compute(request: Request, name: str) -> Response:
     return json_response(await run_in_threadpool(ws.compute.detail, name))
 
 
+@router.get("/computes/{name}/logs")
+async def compute_logs(request: Request, name: str) -> Response:
+    """An instance's setup log: what its creation and startup scripts printed."""
+    text = await run_in_threadpool(_ws(request).compute.setup_log, name)
+    return json_response({"name": name, "setup_log": text})
+
+
 @router.patch("/computes/{name}", responses={200: {"model": api.ComputeDetail}})
 async def update_compute(request: Request, name: str) -> Response:
     """Change description, tags, idle shutdown or schedules (size and SSH are fixed)."""
