@@ -41,6 +41,7 @@ class JobOut(BaseModel):
     end_time: int | None
     terminal: bool
     events: list[JobEventOut]
+    services: list[dict[str, Any]] | None = None  # an interactive job's tools (services:)
 
 
 class JobList(BaseModel):

@@ -175,7 +175,8 @@ def list_jobs(
 def show(
     ctx: typer.Context, name: str, web: WebOption = False, output: OutputOption = None
 ) -> None:
-    """A job's status and why, its timeline, compute, environment, code and inputs/outputs."""
+    """A job's status and why, its timeline, compute, environment, code and inputs/outputs;
+    a pipeline's steps; an interactive job's services (JupyterLab URL, ssh command)."""
     with client(ctx) as http:
         job = http.get(f"/api/v1/jobs/{name}")
         if job.get("type") == "pipeline":
@@ -224,6 +225,17 @@ def show(
                 f"  {kind[:-1]:<12} {escape(k)} = {escape(str(shown))}"
                 + (f" [dim]({escape(said)})[/dim]" if said else "")
             )
+    if job.get("services"):  # an interactive job's tools
+        table = Table("service", "type", "status", "where", title="services")
+        base = str(http.url).rstrip("/")
+        for svc in job["services"]:
+            where = svc.get("command") or (f"{base}{svc['url']}" if svc.get("url") else "")
+            where = where or svc.get("note") or ""
+            if svc["status"].startswith("Unavailable"):
+                where = svc["status"].split(": ", 1)[-1]
+            table.add_row(escape(svc["name"]), svc["type"],
+                          _status(svc["status"].split(":")[0]), escape(where))  # fmt: skip
+        con.print(table)
     if job.get("steps"):
         steps = Table("step", "status", "job", "after", "component", title="steps")
         for s in job["steps"]:

@@ -86,6 +86,8 @@ class ProcessBackend(ComputeBackend):
                     ctx.compute.memory_limit_bytes if self.limits_memory else None
                 ),
                 "timeout_seconds": ctx.job.spec.get("timeout_seconds"),
+                "services": ctx.job.spec.get("services") or {},  # compute/job_services.py
+                "user": ctx.job.created_by,
                 "sandbox": sandbox,
                 "downloads": prepared.downloads,
                 "data_inputs": prepared.data_inputs,

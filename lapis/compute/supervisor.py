@@ -329,7 +329,18 @@ def supervise(job_dir: Path) -> int:
         if not gang:
             sandboxed = f"landlock v{box.abi}" if box else None
             emit(job_dir, "Running", pid=proc.pid, sandbox=sandboxed)
-        return _watch(job_dir, job, proc)
+        services = []
+        if job.get("services") and bin_dir != "docker":  # beside the command, in its box
+            from lapis.compute import job_services
+
+            # each its own box: spawn() closes a box's rules once its child has entered them
+            services = job_services.start(job_dir, job, bin_dir,
+                                          lambda: _sandbox(job_dir, job), env)  # fmt: skip
+        try:
+            return _watch(job_dir, job, proc)
+        finally:
+            if services:
+                job_services.stop(services)
     finally:
         stop.set()
         inputs = sys.modules.get("lapis.compute.data_inputs")

@@ -10,6 +10,7 @@ Execution belongs to the scheduler (``lapis.jobs.scheduler``).
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -76,6 +77,7 @@ class JobService:
         self.wake: Callable[[], None] = lambda: None  # the scheduler replaces these two
         self.on_cancel: Callable[[str], None] = lambda name: None
         self.on_parent: Callable[[], None] = lambda: None  # the pipeline runner's wake-up
+        self.ssh_host = "127.0.0.1"  # shown in a job's ssh service command (the server's host)
 
     # --- code snapshots -----------------------------------------------------------
     def snapshot_dir(self, digest: object) -> Path:
@@ -147,6 +149,7 @@ class JobService:
             "instance_count": spec.instance_count,
             "distribution": spec.distribution,
             "max_retries": spec.max_retries,
+            "services": spec.services,
             "environment": env,
             "code": code,
             "source": source,
@@ -438,6 +441,16 @@ class JobService:
 
     def job_dir(self, name: str) -> Path:
         return self.jobs_root / name
+
+    def services(self, job: Job) -> builtins.list[dict[str, Any]]:
+        """An interactive job's services: status, proxied URL or ssh command."""
+        from lapis.compute import job_services
+
+        folder = Path(str(job.handle["dir"])) if job.handle and job.handle.get("dir") else (
+            self.job_dir(job.name))  # fmt: skip
+        running = job.status == JobStatus.RUNNING.value
+        return job_services.view(job.name, folder, job.spec.get("services") or {}, running,
+                                 self.ssh_host)  # fmt: skip
 
     # --- cancel -----------------------------------------------------------------------
     def cancel(self, name: str, principal: Principal | None) -> Job:

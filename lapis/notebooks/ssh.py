@@ -285,3 +285,25 @@ def _asyncssh_installed() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("asyncssh") is not None
+
+
+def _serve_one(order: dict[str, Any]) -> None:
+    """``python -m lapis.notebooks.ssh ORDER``: one SSH server, for a job's ``ssh``
+    service (lapis/compute/job_services.py), until the job's supervisor ends it."""
+    root = Path(order["root"])
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "ssh.json").write_text(json.dumps({"port": int(order["port"])}))
+    gateway = SshGateway(root.parent, str(order.get("host") or "127.0.0.1"))
+    target = SshTarget(root.name, str(order["user"]), str(order["keys"]), Path(order["folder"]))
+
+    async def serve() -> None:
+        await gateway._serve(target)
+        await asyncio.Event().wait()
+
+    asyncio.run(serve())
+
+
+if __name__ == "__main__":
+    import sys
+
+    _serve_one(json.loads(sys.argv[1]))

@@ -178,6 +178,7 @@ class Workspace:
         if self.labs is None:
             self.labs = LabManager(self.compute, self.files, self.settings.home,
                                    self.settings.host)  # fmt: skip
+            self.jobs.ssh_host = self.labs.ssh_host
             self.compute.lifecycle.activity = self.labs.activity
             self.compute.applications = self.labs.applications
             self.compute.lifecycle.changed.append(self.labs.wake)

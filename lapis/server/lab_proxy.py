@@ -24,15 +24,19 @@ import contextlib
 import html
 import re
 from http.cookies import SimpleCookie
+from pathlib import Path
 from typing import Any
 
 import httpx
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lapis.errors import LapisError, ResourceDoesNotExist
 from lapis.server.studio import session
 
 PATH = re.compile(r"^/compute/(?P<name>[A-Za-z0-9_-]{1,64})/lab(?:/|$)")
+# an interactive job's services (lapis/compute/job_services.py)
+JOB_PATH = re.compile(r"^/jobs/(?P<job>[\w-]{1,255})/services/(?P<svc>[A-Za-z]\w{0,63})(?:/|$)")
 HOP = {b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te",
        b"trailers", b"transfer-encoding", b"upgrade", b"host", b"content-length"}  # fmt: skip
 SAFE = {"GET", "HEAD", "OPTIONS"}
@@ -56,25 +60,36 @@ class LabProxy:
         self._client: httpx.AsyncClient | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        m = PATH.match(scope.get("path", "")) if scope["type"] in ("http", "websocket") else None
-        if m is None:
+        path = scope.get("path", "") if scope["type"] in ("http", "websocket") else ""
+        m, j = PATH.match(path), JOB_PATH.match(path)
+        if m is None and j is None:
             await self.app(scope, receive, send)
             return
-        name = m["name"].lower()
+        token: str | None
         try:
-            port, token = await self._admit(scope, name)
+            principal = self._principal(scope)
+            if m is not None:
+                port, token = self._lab(m["name"].lower(), principal)
+            else:
+                assert j is not None
+                port, token = await run_in_threadpool(self._service, j["job"], j["svc"], principal)
         except Refused as exc:
             await _refuse(scope, receive, send, exc)
             return
         manager = self.ws.labs
-        manager.touched(name)
+
+        def touched() -> None:
+            if m is not None and manager is not None:
+                manager.touched(m["name"].lower())
+
+        touched()
         if scope["type"] == "websocket":
-            await _websocket(scope, receive, send, port, token, lambda: manager.touched(name))
+            await _websocket(scope, receive, send, port, token, touched)
         else:
             await self._http(scope, receive, send, port, token)
 
     # --- who may ---------------------------------------------------------------------
-    async def _admit(self, scope: Scope, name: str) -> tuple[int, str]:
+    def _principal(self, scope: Scope) -> Any:
         headers = {k.lower(): v for k, v in scope["headers"]}
         authorization = headers.get(b"authorization", b"").decode("latin-1") or None
         by_cookie = False
@@ -93,7 +108,34 @@ class LabProxy:
             origin = headers.get(b"origin", b"").decode("latin-1")
             host = headers.get(b"host", b"").decode("latin-1")
             if not origin or origin.split("://", 1)[-1] != host:
-                raise Refused(403, "cross-site request refused: open JupyterLab from the studio")
+                raise Refused(403, "cross-site request refused: open it from the studio")
+        return principal
+
+    def _service(self, job_name: str, svc: str, principal: Any) -> tuple[int, str | None]:
+        """A running job's service, for the job's submitter only."""
+        from lapis.compute import job_services
+
+        try:
+            job = self.ws.jobs.get(job_name, events=False)
+        except ResourceDoesNotExist:
+            raise Refused(404, f"job '{job_name}' does not exist") from None
+        if svc not in (job.spec.get("services") or {}):
+            raise Refused(404, f"job {job.name} has no service '{svc}'")
+        if (job.created_by or "").lower() != principal.name.lower():
+            raise Refused(403, f"job {job.name}'s services are for its submitter, "
+                               f"{job.created_by}, only")  # fmt: skip
+        if job.status != "Running":
+            raise Refused(409, f"job {job.name} is {job.status}: its services run while it runs")
+        folder = self.ws.jobs.services(job)
+        found = job_services.upstream(
+            Path(str(job.handle["dir"])) if job.handle and job.handle.get("dir")
+            else self.ws.jobs.job_dir(job.name), svc)  # fmt: skip
+        if found is None:
+            state = next((s["status"] for s in folder if s["name"] == svc), "Starting")
+            raise Refused(503, f"service {svc} of job {job.name} is {state}", retry=True)
+        return found
+
+    def _lab(self, name: str, principal: Any) -> tuple[int, str]:
         try:
             compute = self.ws.compute.get(name)
         except ResourceDoesNotExist:
@@ -120,8 +162,8 @@ class LabProxy:
         return found
 
     # --- HTTP ------------------------------------------------------------------------
-    async def _http(self, scope: Scope, receive: Receive, send: Send, port: int, token: str
-                    ) -> None:  # fmt: skip
+    async def _http(self, scope: Scope, receive: Receive, send: Send, port: int,
+                    token: str | None) -> None:  # fmt: skip
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=httpx.Timeout(300, connect=5))
         url = _upstream_url("http", scope, port)
@@ -170,7 +212,7 @@ def _cookies(raw: str) -> dict[str, str]:
     return {k: m.value for k, m in jar.items()}
 
 
-def _upstream_headers(scope: Scope, token: str) -> list[tuple[bytes, bytes]]:
+def _upstream_headers(scope: Scope, token: str | None) -> list[tuple[bytes, bytes]]:
     """The client's headers less hop-by-hop ones, its credentials, its origin and Lapis'
     cookies, plus JupyterLab's token."""
     out: list[tuple[bytes, bytes]] = []
@@ -185,12 +227,13 @@ def _upstream_headers(scope: Scope, token: str) -> list[tuple[bytes, bytes]]:
                 continue
             value = ";".join(kept).strip().encode("latin-1")
         out.append((key, value))
-    out.append((b"authorization", f"token {token}".encode()))
+    if token is not None:  # JupyterLab's own; TensorBoard has none
+        out.append((b"authorization", f"token {token}".encode()))
     return out
 
 
-async def _websocket(scope: Scope, receive: Receive, send: Send, port: int, token: str,
-                     touched: Any) -> None:  # fmt: skip
+async def _websocket(scope: Scope, receive: Receive, send: Send, port: int,
+                     token: str | None, touched: Any) -> None:  # fmt: skip
     """Join the browser's WebSocket to one opened to JupyterLab, message for message."""
     import websockets
 

@@ -20,6 +20,7 @@ from typing import Any
 from lapis.errors import InvalidParameterValue
 from lapis.specs.distribution import parse_distribution
 from lapis.specs.kinds import JOBS
+from lapis.specs.services import parse_services
 from lapis.specs.yaml_lines import Located, load, read_text_file, safe_load, suggest
 from lapis.util import random_name
 
@@ -41,6 +42,7 @@ TOP_LEVEL_KEYS = {
     "limits",
     "resources",
     "distribution",
+    "services",
     "properties",
 }
 INPUT_TYPES = {
@@ -122,6 +124,7 @@ class CommandJobSpec:
     instance_type: str | None = None  # resources.instance_type: the size serverless uses
     distribution: dict[str, Any] | None = None  # lapis/specs/distribution.py
     max_retries: int = 0  # limits.max_retries: runs again after a lost node (jobs/retry.py)
+    services: dict[str, dict[str, Any]] = field(default_factory=dict)  # specs/services.py
     source: str = "<job>"
 
 
@@ -456,6 +459,7 @@ def parse_job(
         instance_type=instance_type,
         distribution=parse_distribution(doc, data.get("distribution"), count),
         max_retries=retries,
+        services=parse_services(doc, data.get("services")),
         source=source,
     )
     _check_placeholders(doc, spec)

@@ -368,3 +368,69 @@ def test_setup_scripts_run_at_create_and_each_start(lapis_server: Any, tmp_path:
     assert "creation script and startup script exited with code 7" in shown["state_reason"]
     assert "--logs" in shown["state_reason"]
     lapis_cli(lapis_server, "compute", "delete", "-n", name + "x", "--yes")
+
+
+def test_a_jobs_services_serve_its_submitter_while_it_runs(
+    lapis_server: Any, tmp_path: Path
+) -> None:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "k")],
+                   check=True)  # fmt: skip
+    job_file = tmp_path / "interactive.yml"
+    text = (FILES.parent / "jobs" / "interactive.yml").read_text()
+    job_file.write_text(text.replace("SSH_PUBLIC_KEY", (tmp_path / "k.pub").read_text().strip()))
+    job = json_cli(lapis_server, "job", "create", "-f", str(job_file))
+    name = job["name"]
+
+    def services() -> dict[str, dict[str, Any]]:
+        shown = json_cli(lapis_server, "job", "show", name)
+        return {s["name"]: s for s in shown.get("services") or []}
+
+    until("JupyterLab in the job", lambda: services().get("my_jupyter_lab", {}).get(
+        "status") == "Running", 90)  # fmt: skip
+    auth = {"Authorization": f"Bearer {lapis_server.token}"}
+    base = f"{lapis_server.url}/jobs/{name}/services/my_jupyter_lab"
+    until("its API", lambda: httpx.get(f"{base}/api/status", headers=auth).status_code == 200)
+    found = services()
+    assert found["my_jupyter_lab"]["url"] == f"/jobs/{name}/services/my_jupyter_lab/lab"
+    assert found["my_tensorboard"]["status"].startswith("Unavailable")  # not installed here
+    assert "ssh service" in found["my_vscode"]["status"]
+    # a notebook's kernel runs in the job's folder, with the job's environment
+    kernel = httpx.post(f"{base}/api/kernels", headers=auth, json={"name": "python3"}).json()
+    session = uuid.uuid4().hex
+    url = _ws_url(lapis_server, f"/jobs/{name}/services/my_jupyter_lab/api/kernels/"
+                                f"{kernel['id']}/channels?session_id={session}")  # fmt: skip
+    with connect(url, additional_headers=auth) as ws:
+        msg_id = uuid.uuid4().hex
+        ws.send(json.dumps({
+            "header": {"msg_id": msg_id, "username": "t", "session": session,
+                       "msg_type": "execute_request", "version": "5.3"},
+            "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+            "content": {"code": "import os; print(os.getcwd())", "silent": False},
+        }))  # fmt: skip
+        said = ""
+        while not said:
+            msg = json.loads(ws.recv(timeout=60))
+            if msg.get("parent_header", {}).get("msg_id") == msg_id and msg["msg_type"] == "stream":
+                said = msg["content"]["text"].strip()
+    assert said.endswith(f"/{name}/wd"), said
+    # ssh into the job with the listed key
+    command = services()["my_ssh"]["command"]
+    port = int(command.split("-p ", 1)[1].split()[0])
+    done = subprocess.run(_ssh_argv(port, tmp_path / "k", "pwd"), capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0 and done.stdout.strip() == said, done.stderr
+    # another user may not reach them
+    other = f"o{uuid.uuid4().hex[:6]}"
+    with lapis_server.client() as admin:
+        admin.post("/api/v1/users", json={"name": other, "roles": ["AzureML Data Scientist"]})
+        token = admin.post("/api/v1/tokens", json={"name": "t", "user": other}).json()["token"]
+    r = httpx.get(f"{base}/api/status", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 403 and "for its submitter" in r.json()["message"]
+    table = lapis_cli(lapis_server, "job", "show", name)
+    assert "my_jupyter_lab" in table.stdout and f"/jobs/{name}/services/" in table.stdout
+    # the services end with the job
+    assert lapis_cli(lapis_server, "job", "cancel", name).returncode == 0
+    until("the job to end", lambda: json_cli(lapis_server, "job", "show", name)["status"]
+          == "Canceled", 60)  # fmt: skip
+    assert httpx.get(f"{base}/api/status", headers=auth).status_code == 409
+    assert services()["my_jupyter_lab"]["status"] == "Stopped"

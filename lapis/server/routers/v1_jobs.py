@@ -118,8 +118,12 @@ async def list_jobs(
 
 @router.get("/jobs/{name}", responses={200: {"model": api.JobOut}})
 async def get_job(request: Request, name: str) -> Response:
-    job = await run_in_threadpool(_ws(request).jobs.get, name)
-    return json_response(job_dict(job))
+    jobs = _ws(request).jobs
+    job = await run_in_threadpool(jobs.get, name)
+    out = job_dict(job)
+    if job.spec.get("services"):  # an interactive job: where its tools are
+        out["services"] = await run_in_threadpool(jobs.services, job)
+    return json_response(out)
 
 
 @router.post("/jobs/{name}/cancel", responses={200: {"model": api.JobOut}})
