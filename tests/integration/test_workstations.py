@@ -428,6 +428,13 @@ def test_a_jobs_services_serve_its_submitter_while_it_runs(
     assert r.status_code == 403 and "for its submitter" in r.json()["message"]
     table = lapis_cli(lapis_server, "job", "show", name)
     assert "my_jupyter_lab" in table.stdout and f"/jobs/{name}/services/" in table.stdout
+    with httpx.Client(base_url=lapis_server.url) as browser:  # the studio's job page
+        browser.get("/signin")
+        browser.post("/signin", data={"token": lapis_server.token, "next": "/",
+                                      "csrf": browser.cookies.get("lapis_csrf")})  # fmt: skip
+        page = browser.get(f"/jobs/{name}").text
+    assert 'data-service="my_jupyter_lab"' in page
+    assert f'href="/jobs/{name}/services/my_jupyter_lab/lab"' in page
     # the services end with the job
     assert lapis_cli(lapis_server, "job", "cancel", name).returncode == 0
     until("the job to end", lambda: json_cli(lapis_server, "job", "show", name)["status"]

@@ -137,7 +137,8 @@ async def job_page(request: Request, name: str) -> Response:
         if registered:  # "name:version"; inline and system environments have no page
             env_name, env_version = registered.groups()
             env_link = f"/environments/{quote(env_name, safe='')}?version={quote(env_version)}"
-        return {**ctx, "env_link": env_link, "spec": job.spec}
+        services = ws.jobs.services(job) if job.spec.get("services") else []
+        return {**ctx, "env_link": env_link, "spec": job.spec, "services": services}
 
     return render(request, "jobs/detail.html", await run_in_threadpool(gather), section="jobs")
 
