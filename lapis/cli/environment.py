@@ -233,6 +233,34 @@ def show(
     out.print(table)
 
 
+@app.command("register-kernel")
+@named(param="ref", what="environment")
+def register_kernel(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="NAME, NAME:VERSION or NAME@latest.")],
+    display_name: Annotated[
+        str | None, typer.Option("--display-name", help="The kernel's name in JupyterLab.")
+    ] = None,
+    output: OutputOption = None,
+) -> None:
+    """Offer an environment's Python as a kernel in every compute instance's JupyterLab
+    (built first; it needs ipykernel in its conda file)."""
+    name, version = _ref(ref)
+    path = f"/api/v1/environments/{name}/versions/{version}/kernel"
+    body = {"display_name": display_name} if display_name else {}
+    with client(ctx) as http:
+        if output_format(ctx, output) is OutputFormat.json or not sys.stderr.isatty():
+            made = http.post(path, body)
+        else:
+            with Console(stderr=True).status(f"Building {escape(ref)} with uv…"):
+                made = http.post(path, body)
+    if output_format(ctx, output) is OutputFormat.json:
+        print_json(made)
+        return
+    console().print(f"Kernel [bold]{escape(made['display_name'])}[/bold] ({made['kernel']}) is "
+                    "in every instance's JupyterLab launcher")  # fmt: skip
+
+
 @app.command("build")
 @named(param="ref", what="environment")
 def build(

@@ -273,6 +273,7 @@ class LabManager(threading.Thread):
             "JUPYTER_DATA_DIR": str(folder / "data"),
             "JUPYTER_RUNTIME_DIR": str(runtime),
             "IPYTHONDIR": str(folder / "ipython"),
+            "JUPYTER_PATH": str(self.root / "jupyter"),  # kernels from register-kernel
             "HOME": str(lab.folder),  # terminals and kernels start in the user's folder
             "LAPIS_COMPUTE_INSTANCE": c.name,
             "SHELL": "/bin/bash",

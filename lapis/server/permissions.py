@@ -67,6 +67,7 @@ ROUTE_ACTIONS: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/computes"): f"{COMP}/read",
     ("GET", "/api/v1/computes/{name}"): f"{COMP}/read",
     ("GET", "/api/v1/computes/{name}/logs"): f"{COMP}/read",
+    ("POST", "/api/v1/environments/{name}/versions/{version}/kernel"): f"{ENVS}/write",
     ("PATCH", "/api/v1/computes/{name}"): f"{COMP}/write",
     ("POST", "/api/v1/computes/{name}/start"): f"{COMP}/start/action",
     ("POST", "/api/v1/computes/{name}/stop"): f"{COMP}/stop/action",

@@ -441,3 +441,36 @@ def test_a_jobs_services_serve_its_submitter_while_it_runs(
           == "Canceled", 60)  # fmt: skip
     assert httpx.get(f"{base}/api/status", headers=auth).status_code == 409
     assert services()["my_jupyter_lab"]["status"] == "Stopped"
+
+
+def test_an_environment_registered_as_a_kernel_runs_in_jupyterlab(
+    lapis_server: Any, tmp_path: Path
+) -> None:
+    env = f"kern{uuid.uuid4().hex[:6]}"
+    (tmp_path / "conda.yml").write_text(
+        "name: k\ndependencies:\n  - python=3.11\n  - pip\n  - pip:\n    - ipykernel\n"
+        "    - tomli==2.0.1\n"
+    )
+    (tmp_path / "env.yml").write_text(f"name: {env}\nversion: '1'\nconda_file: conda.yml\n")
+    made = lapis_cli(lapis_server, "environment", "create", "-f", str(tmp_path / "env.yml"))
+    assert made.returncode == 0, made.stderr
+    kernel = json_cli(lapis_server, "environment", "register-kernel", f"{env}:1")
+    assert kernel["display_name"] == f"{env}:1"
+    name = _instance(lapis_server)
+    _lab_ready(lapis_server, name)
+    auth = {"Authorization": f"Bearer {lapis_server.token}"}
+    base = f"{lapis_server.url}/compute/{name}/lab"
+    specs = httpx.get(f"{base}/api/kernelspecs", headers=auth).json()["kernelspecs"]
+    assert kernel["kernel"] in specs, list(specs)
+    started = httpx.post(f"{base}/api/kernels", headers=auth, json={"name": kernel["kernel"]})
+    said = _run_cell(lapis_server, name, started.json()["id"],
+                     "import tomli, sys; print(tomli.__version__, sys.executable)")  # fmt: skip
+    assert said.split()[0] == "2.0.1" and said.split()[1] == kernel["python"]
+    # an environment without ipykernel is refused in one line
+    (tmp_path / "bare.yml").write_text(f"name: {env}b\nversion: '1'\nconda_file: bare.yml.c\n")
+    (tmp_path / "bare.yml.c").write_text("name: b\ndependencies:\n  - python=3.11\n")
+    assert lapis_cli(lapis_server, "environment", "create", "-f", str(tmp_path / "bare.yml")
+                     ).returncode == 0  # fmt: skip
+    refused = lapis_cli(lapis_server, "environment", "register-kernel", f"{env}b:1")
+    assert refused.returncode == 1 and "has no ipykernel" in refused.stderr, refused.stderr
+    lapis_cli(lapis_server, "compute", "delete", "-n", name, "--yes")

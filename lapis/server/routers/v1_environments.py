@@ -94,6 +94,19 @@ async def build_version(request: Request, name: str, version: str) -> Response:
     return json_response(await run_in_threadpool(_ws(request).environments.build, name, version))
 
 
+@router.post("/environments/{name}/versions/{version}/kernel")
+async def register_kernel(request: Request, name: str, version: str) -> Response:
+    """Build the version and offer its Python as a kernel in every instance's JupyterLab."""
+    from lapis.notebooks.kernels import register_kernel as register
+
+    body = await json_object(request) if await request.body() else {}
+    shown = body.get("display_name")
+    ws = _ws(request)
+    made = await run_in_threadpool(register, ws.environments, ws.settings.home, name, version,
+                                   str(shown) if shown else None)  # fmt: skip
+    return json_response(made)
+
+
 @router.post(
     "/environments/{name}/versions/{version}/archive",
     responses={200: {"model": api.EnvironmentOut}},
