@@ -333,6 +333,8 @@ class ComputeService(ClusterOps):
             properties["ssh_key"] = spec.ssh_key
         if spec.setup_scripts:  # run by the instance backend at create and each start
             properties["setup_scripts"] = spec.setup_scripts
+        if spec.custom_applications:  # served like JupyterLab (lapis/notebooks/apps.py)
+            properties["custom_applications"] = spec.custom_applications
         self.store.insert(
             Compute(
                 name=spec.name,
@@ -390,10 +392,11 @@ class ComputeService(ClusterOps):
             raise InvalidParameterValue(
                 "ssh_public_access_enabled is fixed at creation; create a new instance to change it"
             )
-        if "setup_scripts" in spec.given:
-            raise InvalidParameterValue(
-                "setup_scripts are fixed at creation (as on Azure); create a new instance"
-            )
+        for fixed in ("setup_scripts", "custom_applications"):
+            if fixed in spec.given:
+                raise InvalidParameterValue(
+                    f"{fixed} are fixed at creation (as on Azure); create a new instance"
+                )
         if "ssh_settings" in spec.given and spec.ssh_key != c.properties.get("ssh_key"):
             raise InvalidParameterValue(
                 "ssh_settings are fixed at creation (as on Azure); create a new instance with "

@@ -42,6 +42,7 @@ from typing import Any
 
 from lapis.compute.service import ComputeService
 from lapis.entities.compute import Compute, ComputeState, ComputeType
+from lapis.notebooks.apps import CustomApps, app_prefix, wanted_apps
 from lapis.notebooks.fileshare import FileShare
 from lapis.notebooks.ssh import SSH_USER, SshGateway, SshTarget
 from lapis.util import now_ms
@@ -92,6 +93,7 @@ class LabManager(threading.Thread):
         self.files = files
         self.root = home / "notebooks"
         self.ssh = SshGateway(self.root, host)
+        self.apps = CustomApps(self.root)
         self.ssh_host = socket.gethostname() if host in ("0.0.0.0", "::", "") else host
         self.labs: dict[str, Lab] = {}
         self._lock = threading.RLock()
@@ -130,6 +132,11 @@ class LabManager(threading.Thread):
             {"name": "JupyterLab", "status": status, "url": f"{lab}lab"},
             {"name": "Terminal", "status": status, "url": f"{lab}lab?path=terminals"},
         ]
+        for item in c.properties.get("custom_applications") or []:
+            with self._lock:
+                state = self.apps.status(c.name, item["name"])
+            apps.append({"name": item["name"], "status": state,
+                         "url": app_prefix(c.name, item["name"])})  # fmt: skip
         if c.ssh_enabled:
             port = self.ssh.port(c.name)
             if not self.ssh.available:
@@ -188,6 +195,8 @@ class LabManager(threading.Thread):
         for lab in labs:
             self._forget(lab)
         self.ssh.stop()
+        with self._lock:
+            self.apps.stop()
 
     def reconcile(self) -> None:
         wanted = {
@@ -202,6 +211,8 @@ class LabManager(threading.Thread):
                             self.files.user_root(str(c.user)), tuple(c.cpu_set))
             for name, c in wanted.items() if c.ssh_enabled and c.properties.get("ssh_key")
         })  # fmt: skip
+        with self._lock:
+            self.apps.sync(wanted_apps(wanted, self.files.user_root))
         if not self.available:
             return
         with self._lock:

@@ -36,6 +36,9 @@ from lapis.server.studio import session
 
 PATH = re.compile(r"^/compute/(?P<name>[A-Za-z0-9_-]{1,64})/lab(?:/|$)")
 # an interactive job's services (lapis/compute/job_services.py)
+APP_PATH = re.compile(
+    r"^/compute/(?P<name>[A-Za-z0-9_-]{1,64})/apps/(?P<app>[a-z][a-z0-9-]{0,31})(?:/|$)"
+)
 JOB_PATH = re.compile(r"^/jobs/(?P<job>[\w-]{1,255})/services/(?P<svc>[A-Za-z]\w{0,63})(?:/|$)")
 HOP = {b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te",
        b"trailers", b"transfer-encoding", b"upgrade", b"host", b"content-length"}  # fmt: skip
@@ -61,8 +64,8 @@ class LabProxy:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "") if scope["type"] in ("http", "websocket") else ""
-        m, j = PATH.match(path), JOB_PATH.match(path)
-        if m is None and j is None:
+        m, j, a = PATH.match(path), JOB_PATH.match(path), APP_PATH.match(path)
+        if m is None and j is None and a is None:
             await self.app(scope, receive, send)
             return
         token: str | None
@@ -70,6 +73,13 @@ class LabProxy:
             principal = self._principal(scope)
             if m is not None:
                 port, token = self._lab(m["name"].lower(), principal)
+            elif a is not None:
+                port, token = self._app(a["name"].lower(), a["app"], principal)
+                # an application sees paths from its root ({base_url} says where it is)
+                raw = scope.get("raw_path") or path.encode("latin-1")  # still %-encoded
+                rest = "/" + path[a.end() :].lstrip("/")
+                rest_raw = b"/" + raw[a.end() :].lstrip(b"/")  # the prefix is plain ASCII
+                scope = {**scope, "path": rest, "raw_path": rest_raw}
             else:
                 assert j is not None
                 port, token = await run_in_threadpool(self._service, j["job"], j["svc"], principal)
@@ -79,8 +89,9 @@ class LabProxy:
         manager = self.ws.labs
 
         def touched() -> None:
-            if m is not None and manager is not None:
-                manager.touched(m["name"].lower())
+            instance = m or a
+            if instance is not None and manager is not None:
+                manager.touched(instance["name"].lower())
 
         touched()
         if scope["type"] == "websocket":
@@ -135,7 +146,19 @@ class LabProxy:
             raise Refused(503, f"service {svc} of job {job.name} is {state}", retry=True)
         return found
 
-    def _lab(self, name: str, principal: Any) -> tuple[int, str]:
+    def _app(self, name: str, app: str, principal: Any) -> tuple[int, str | None]:
+        """One of the instance's custom applications, on the same terms as its lab."""
+        self._lab(name, principal, check_only=True)
+        manager = self.ws.labs
+        port = manager.apps.upstream(name, app) if manager is not None else None
+        if port is None:
+            status = manager.apps.status(name, app) if manager is not None else "Stopped"
+            if status == "Stopped":
+                raise Refused(404, f"compute instance {name} has no application '{app}'")
+            raise Refused(503, f"application {app} on {name} is {status}", retry=True)
+        return port, None
+
+    def _lab(self, name: str, principal: Any, check_only: bool = False) -> tuple[int, str]:
         try:
             compute = self.ws.compute.get(name)
         except ResourceDoesNotExist:
@@ -150,6 +173,8 @@ class LabProxy:
             raise Refused(409, f"compute instance {compute.name} is {compute.state}: start the "
                                f"instance (lapis compute start -n {compute.name})")  # fmt: skip
         manager = self.ws.labs
+        if check_only:
+            return 0, ""
         if manager is None:
             raise Refused(503, "this server process runs no JupyterLab servers", retry=True)
         found: tuple[int, str] | None = manager.upstream(name)

@@ -38,6 +38,7 @@ KEYS = {
     "ssh_public_access_enabled",
     "ssh_settings",
     "setup_scripts",
+    "custom_applications",
     "schedules",
     # Azure's shape for an instance made for someone else; its user_object_id is a Lapis
     # user name. ``assigned_user`` is the short form (`lapis compute create --user`).
@@ -63,6 +64,7 @@ class ComputeSpec:
     ssh_key: str | None = None  # ssh_settings.ssh_key_value: the one public key let in
     # setup_scripts: {"creation_script"|"startup_script": {"text", "command", "timeout"}}
     setup_scripts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    custom_applications: list[dict[str, str]] = field(default_factory=list)
     schedules: list[dict[str, Any]] = field(default_factory=list)
     assigned_user: str | None = None
     cluster: ClusterSettings | None = None  # set for an amlcompute cluster
@@ -144,6 +146,7 @@ def parse_compute(doc: Mapping[str, Any] | Located, *, partial: bool = False) ->
         spec.ssh_enabled = data["ssh_public_access_enabled"]
     spec.ssh_key = _ssh_key(loc, data, spec.ssh_enabled, partial)
     spec.setup_scripts = _setup_scripts(loc, data)
+    spec.custom_applications = _custom_apps(loc, data)
     spec.idle_shutdown_seconds = _idle(loc, data)
     if "idle_time_before_shutdown_minutes" in data or "idle_time_before_shutdown" in data:
         spec.given.add("idle")
@@ -151,6 +154,45 @@ def parse_compute(doc: Mapping[str, Any] | Located, *, partial: bool = False) ->
         spec.schedules = _schedules(loc, data["schedules"])
     spec.assigned_user = _assigned(loc, data)
     return spec
+
+
+_APP_NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+
+
+def _custom_apps(loc: Located, data: Mapping[str, Any]) -> list[dict[str, str]]:
+    """``custom_applications``: tools the instance serves through the server, like its
+    JupyterLab. Lapis runs a ``command`` (``{port}`` and ``{base_url}`` filled in); Azure's
+    Docker-image form (``image``, ``endpoints``) is named in one line."""
+    raw = data.get("custom_applications")
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise loc.error(("custom_applications",), "must be a list of {name, command}")
+    out, seen = [], set()
+    for i, item in enumerate(raw):
+        where = ("custom_applications", str(i))
+        if not isinstance(item, Mapping):
+            raise loc.error(where, "must be a mapping with name and command")
+        if "image" in item or "endpoints" in item:
+            raise loc.error(
+                where,
+                "Docker-image applications (image, endpoints) are not supported yet: give a "
+                "command that serves HTTP on {port}, e.g. 'tensorboard --logdir logs "
+                "--port {port} --path_prefix {base_url}'",
+            )
+        name, command = item.get("name"), item.get("command")
+        if not isinstance(name, str) or not _APP_NAME.match(name) or name in seen:
+            raise loc.error((*where, "name"), "must be a new name of lowercase letters, digits "
+                            "and '-' (up to 32)")  # fmt: skip
+        if not isinstance(command, str) or "{port}" not in command:
+            raise loc.error(
+                (*where, "command"),
+                "must be a command serving HTTP on {port} (Lapis fills it in; {base_url} is "
+                "the path it is served under)",
+            )
+        seen.add(name)
+        out.append({"name": name, "command": command})
+    return out
 
 
 SCRIPTS = ("creation_script", "startup_script")

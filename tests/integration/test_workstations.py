@@ -474,3 +474,33 @@ def test_an_environment_registered_as_a_kernel_runs_in_jupyterlab(
     refused = lapis_cli(lapis_server, "environment", "register-kernel", f"{env}b:1")
     assert refused.returncode == 1 and "has no ipykernel" in refused.stderr, refused.stderr
     lapis_cli(lapis_server, "compute", "delete", "-n", name, "--yes")
+
+
+def test_custom_applications_are_served_like_jupyterlab(lapis_server: Any, tmp_path: Path) -> None:
+    name = f"apps-q{uuid.uuid4().hex[:6]}"
+    spec = tmp_path / "apps.yml"
+    spec.write_text((FILES / "instance-apps.yml").read_text().replace("apps-box", name))
+    assert lapis_cli(lapis_server, "compute", "create", "-f", str(spec)).returncode == 0
+    home = lapis_server.home / "fileshare" / "Users" / "admin"
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "hello.txt").write_text("served from the share\n")
+
+    def app() -> dict[str, Any]:
+        apps = json_cli(lapis_server, "compute", "show", "-n", name)["applications"]
+        return next(a for a in apps if a["name"] == "files")
+
+    until("the application", lambda: app()["status"] == "Running", 60)
+    assert app()["url"] == f"/compute/{name}/apps/files/"
+    auth = {"Authorization": f"Bearer {lapis_server.token}"}
+    got = httpx.get(f"{lapis_server.url}/compute/{name}/apps/files/hello.txt", headers=auth)
+    assert got.status_code == 200 and got.text == "served from the share\n"
+    assert httpx.get(f"{lapis_server.url}/compute/{name}/apps/nope/", headers=auth
+                     ).status_code == 404  # fmt: skip
+    assert httpx.get(f"{lapis_server.url}/compute/{name}/apps/files/hello.txt").status_code == 401
+    # Azure's Docker-image form is named in one line
+    bad = tmp_path / "image.yml"
+    bad.write_text(f"name: {name}x\ntype: computeinstance\ncustom_applications:\n"
+                   "  - name: rstudio\n    image: rocker/rstudio\n")  # fmt: skip
+    refused = lapis_cli(lapis_server, "compute", "create", "-f", str(bad))
+    assert refused.returncode == 1 and "Docker-image applications" in refused.stderr
+    lapis_cli(lapis_server, "compute", "delete", "-n", name, "--yes")
