@@ -37,9 +37,10 @@ from lapis.entities.auth import Principal
 from lapis.entities.job_status import JobStatus
 from lapis.entities.jobs import Job
 from lapis.errors import InvalidParameterValue, LapisError, ResourceDoesNotExist
+from lapis.jobs.pipeline_steps import child_name, child_submission
 from lapis.jobs.reuse import reuse_key, reused_reason
 from lapis.jobs.service import JobService
-from lapis.specs.component import ComponentSpec, environment_text, from_dict, parse_component
+from lapis.specs.component import ComponentSpec, parse_component
 from lapis.specs.job import apply_overrides
 from lapis.specs.pipeline import Binding, parse_pipeline
 from lapis.specs.yaml_lines import safe_load
@@ -53,10 +54,6 @@ IDLE_SECONDS = 3.0  # nothing unfinished: look again after this (a re-submitted 
 ENDED_BADLY = (S.FAILED.value, S.CANCELED.value)
 # (name, version or label) -> (the component, its stored document: snapshot, conda text)
 ComponentLookup = Callable[[str, str | None], tuple[ComponentSpec, dict[str, Any]]]
-
-
-def child_name(parent: str, step: str) -> str:
-    return f"{parent}-{step}"
 
 
 class PipelineRunner:
@@ -301,7 +298,7 @@ class PipelineRunner:
                 else None
             )
             plan = parent.spec["steps"][step]
-            prepared = self.jobs.prepare(self._child_submission(parent, step), principal)
+            prepared = self.jobs.prepare(child_submission(parent, step), principal)
             if not plan.get("is_deterministic", True):
                 return self.jobs.record(prepared, principal)
             label = _component_label(plan["component_ref"], plan["component"]["spec"])
@@ -316,86 +313,6 @@ class PipelineRunner:
             log.warning("pipeline %s: step %s was refused: %s", parent.name, step, exc)
             self._end(parent, S.FAILED, f"step {step} could not be submitted: {exc}")
             return None
-
-    def _child_submission(self, parent: Job, step: str) -> dict[str, Any]:
-        spec = parent.spec
-        plan = spec["steps"][step]
-        document = plan["component"]
-        comp = from_dict(document["spec"])
-        inputs: dict[str, Any] = {}
-        for name, value in plan["inputs"].items():
-            kind = comp.inputs[name].type
-            if isinstance(value, dict) and "bind" in value:
-                if value["bind"] == "step_output":
-                    made = child_name(parent.name, value["step"])
-                    path = f"azureml://jobs/{made}/outputs/{value['name']}"
-                    inputs[name] = {"type": kind, "path": path}
-                    continue
-                value = _given(spec["inputs"].get(value["name"]))
-            if kind in ("string", "integer", "number", "boolean"):
-                inputs[name] = value
-            else:
-                inputs[name] = {"type": kind, "path": value}
-        for name, item in comp.inputs.items():
-            if name not in inputs and item.default is not None:
-                inputs[name] = item.default
-        settings = spec.get("settings") or {}
-        compute = plan.get("compute") or settings.get("default_compute") or "local"
-        doc: dict[str, Any] = {
-            "type": "command",
-            "name": child_name(parent.name, step),
-            "display_name": step,
-            "experiment_name": spec["experiment_name"],
-            "command": comp.command,
-            "environment": _environment(comp, document),
-            "compute": str(compute).removeprefix("azureml:"),
-            "inputs": inputs,
-            "outputs": self._step_outputs(spec, plan, comp),
-            "environment_variables": {
-                **comp.environment_variables,
-                **plan["environment_variables"],
-            },
-            "tags": {
-                "pipeline": parent.name,
-                "pipeline_step": step,
-                "mlflow.parentRunId": parent.run_id,
-            },
-        }
-        resources: dict[str, Any] = {}
-        if comp.instance_count > 1:
-            resources["instance_count"] = comp.instance_count
-        if comp.instance_type:
-            resources["instance_type"] = comp.instance_type
-        resources.update(plan.get("resources") or {})  # the step's own win
-        if resources:
-            doc["resources"] = resources
-        if plan.get("distribution") or comp.distribution:
-            doc["distribution"] = plan.get("distribution") or comp.distribution
-        if plan.get("limits"):
-            doc["limits"] = plan["limits"]
-        body: dict[str, Any] = {"source": f"{spec['source']} (step {step})"}
-        if comp.code:
-            doc["code"] = "."
-            body["snapshot"] = document.get("snapshot") or {"digest": comp.code}
-        body["yaml"] = yaml.safe_dump(doc, sort_keys=False)
-        if document.get("conda_file_text"):
-            body["conda_file_text"] = document["conda_file_text"]
-        return body
-
-    @staticmethod
-    def _step_outputs(
-        spec: dict[str, Any], plan: dict[str, Any], comp: ComponentSpec
-    ) -> dict[str, dict[str, Any]]:
-        """Each output as the step's job writes it: the component's type, with the step's
-        own ``mode``/``path``/``name`` — or, bound to a pipeline output, that output's."""
-        outputs: dict[str, dict[str, Any]] = {}
-        for name, item in comp.outputs.items():
-            given = plan["outputs"].get(name) or {}
-            if given.get("bind") == "parent_output":
-                given = (spec.get("outputs") or {}).get(given["name"]) or {}
-            settings = {k: given[k] for k in ("mode", "path", "name", "version") if given.get(k)}
-            outputs[name] = {"type": item.type, **settings}
-        return outputs
 
     def _link_outputs(self, parent: Job, children: dict[str, Job | None]) -> None:
         """The pipeline's outputs are where the steps bound to them wrote theirs: so
@@ -477,13 +394,6 @@ def using_component(jobs: JobService, name: str, scan: int = 500) -> list[dict[s
     return found
 
 
-def _given(value: Any) -> Any:
-    """A pipeline input's value: its path (data) or its value (a literal)."""
-    if isinstance(value, dict):
-        return value.get("path", value.get("value", value.get("default")))
-    return value
-
-
 def _component_label(ref: str, comp: dict[str, Any]) -> str:
     return ref if ref != "inline" else f"inline ({comp['name']})"
 
@@ -492,19 +402,6 @@ def _bound(value: Any) -> Any:
     if isinstance(value, Binding):
         return {"bind": value.kind, "name": value.name, "step": value.step}
     return value
-
-
-def _environment(comp: ComponentSpec, document: dict[str, Any]) -> Any:
-    env = comp.environment
-    if env.kind == "inline":
-        out: dict[str, Any] = {}
-        if env.image:
-            out["image"] = env.image
-        conda = document.get("conda_file_text") or env.conda_file
-        if conda is not None:
-            out["conda_file"] = conda
-        return out
-    return environment_text(env)
 
 
 def _dumps(value: Any) -> str:
