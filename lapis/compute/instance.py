@@ -37,10 +37,15 @@ SETUP_LOG = "setup.log"
 _ROOTS: dict[str, Path] = {}
 
 
-def configure(root: Path, fileshare: Path) -> None:
-    """Where instances keep their setup scripts' state, and the workspace file share
-    (the scripts run in their user's folder)."""
+_DENY: list[str] = []
+
+
+def configure(root: Path, fileshare: Path, deny: list[str] | None = None) -> None:
+    """Where instances keep their setup scripts' state, the workspace file share (the
+    scripts run in their user's folder), and what the scripts' sandbox keeps out of reach
+    (None: no sandbox) — the home, but for that folder and their own."""
     _ROOTS["root"], _ROOTS["share"] = root, fileshare
+    _DENY[:] = deny or []
 
 
 def setup_log(name: str) -> Path | None:
@@ -144,9 +149,12 @@ class InstanceBackend(ProcessBackend):
         env = {**os.environ, "HOME": str(home), "LAPIS_COMPUTE_INSTANCE": compute.name}
         for key in ("LAPIS_TOKEN", "MLFLOW_TRACKING_TOKEN"):
             env.pop(key, None)
+        from lapis.compute import sandbox
+
+        box = sandbox.prepare(_DENY, [str(home), str(folder)], []) if _DENY else None
         with open(folder / SETUP_LOG, "ab") as log:
-            proc = subprocess.Popen(
-                ["/bin/bash", "-c", "\n".join(lines)], cwd=home, env=env, stdout=log,
+            proc = sandbox.spawn(
+                box, ["/bin/bash", "-c", "\n".join(lines)], cwd=home, env=env, stdout=log,
                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
             )  # fmt: skip
         if compute.cpu_set and hasattr(os, "sched_setaffinity"):

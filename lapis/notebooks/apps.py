@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lapis.notebooks.confine import Confinement, spawn
 from lapis.util.processes import backoff, stop_trees, tied_to_this_process
 
 
@@ -48,8 +49,9 @@ class _App:
 
 
 class CustomApps:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, confine: Confinement | None = None) -> None:
         self.root = root
+        self.confine = confine
         self.apps: dict[tuple[str, str], _App] = {}
 
     def sync(self, wanted: dict[tuple[str, str], AppTarget]) -> None:
@@ -108,7 +110,8 @@ class CustomApps:
         env.update(HOME=str(t.folder), LAPIS_COMPUTE_INSTANCE=t.instance)
         with open(folder / f"app-{t.app}.log", "ab") as log:
             try:
-                app.proc = subprocess.Popen(
+                app.proc = spawn(
+                    self.confine, (t.folder, folder),
                     tied_to_this_process(["/bin/bash", "-c", command]), cwd=t.folder, env=env,
                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                     start_new_session=True,

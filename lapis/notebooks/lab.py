@@ -43,6 +43,7 @@ from typing import Any
 from lapis.compute.service import ComputeService
 from lapis.entities.compute import Compute, ComputeState, ComputeType
 from lapis.notebooks.apps import CustomApps, app_prefix, wanted_apps
+from lapis.notebooks.confine import Confinement, spawn
 from lapis.notebooks.fileshare import FileShare
 from lapis.notebooks.ssh import SSH_USER, SshGateway, SshTarget
 from lapis.util import now_ms
@@ -86,14 +87,20 @@ class Lab:
 
 class LabManager(threading.Thread):
     def __init__(
-        self, compute: ComputeService, files: FileShare, home: Path, host: str = "127.0.0.1"
+        self,
+        compute: ComputeService,
+        files: FileShare,
+        home: Path,
+        host: str = "127.0.0.1",
+        confine: Confinement | None = None,
     ) -> None:
         super().__init__(name="lapis-labs", daemon=True)
         self.compute = compute
         self.files = files
         self.root = home / "notebooks"
-        self.ssh = SshGateway(self.root, host)
-        self.apps = CustomApps(self.root)
+        self.confine = confine  # the sandbox of kernels, terminals, sessions (confine.py)
+        self.ssh = SshGateway(self.root, host, confine)
+        self.apps = CustomApps(self.root, confine)
         self.ssh_host = socket.gethostname() if host in ("0.0.0.0", "::", "") else host
         self.labs: dict[str, Lab] = {}
         self._lock = threading.RLock()
@@ -293,9 +300,10 @@ class LabManager(threading.Thread):
             env.pop(key, None)
         out = open(folder / "lab.log", "ab")  # noqa: SIM115 - the child keeps it
         try:
-            lab.proc = subprocess.Popen(
-                tied_to_this_process(argv), cwd=lab.folder, env=env, stdout=out,
-                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            lab.proc = spawn(
+                self.confine, (lab.folder, folder), tied_to_this_process(argv), cwd=lab.folder,
+                env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True,
             )  # fmt: skip
         except OSError as exc:
             lab.failed = f"JupyterLab could not start: {exc}"

@@ -62,9 +62,10 @@ class _Running:
 
 
 class SshGateway(threading.Thread):
-    def __init__(self, root: Path, host: str) -> None:
+    def __init__(self, root: Path, host: str, confine: Any = None) -> None:
         super().__init__(name="lapis-ssh", daemon=True)
         self.root = root
+        self.confine = confine  # sessions' sandbox (lapis/notebooks/confine.py); None: none
         self.host = host  # the interface the Lapis server listens on
         self.loop = asyncio.new_event_loop()
         self.servers: dict[str, _Running] = {}
@@ -137,7 +138,7 @@ class SshGateway(threading.Thread):
         async def start(at: int) -> Any:
             return await asyncssh.create_server(
                 factory, self.host, at, server_host_keys=[self._host_key()],
-                process_factory=lambda process: _session(process, target),
+                process_factory=lambda process: _session(process, target, self.confine),
                 allow_scp=False, keepalive_interval=30, encoding=None,
             )  # fmt: skip
 
@@ -208,7 +209,7 @@ def _server_class() -> Any:
     return Server
 
 
-async def _session(process: Any, target: SshTarget) -> None:
+async def _session(process: Any, target: SshTarget, confine: Any = None) -> None:
     """The command (or a login shell) in the user's folder, on a terminal when asked."""
     secret = ("LAPIS_TOKEN", "MLFLOW_TRACKING_TOKEN")  # the server's own, never a session's
     env = {k: v for k, v in os.environ.items() if k not in secret}
@@ -219,12 +220,18 @@ async def _session(process: Any, target: SshTarget) -> None:
     cpus = list(target.cpus)
     if process.get_terminal_type():
         env["TERM"] = process.get_terminal_type()
-        code = await _on_terminal(process, argv, target, env, cpus)
+        code = await _on_terminal(process, argv, target, env, cpus, confine)
     else:
-        proc = await asyncio.create_subprocess_exec(
-            *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, cwd=target.folder, env=env, start_new_session=True,
-        )  # fmt: skip
+        box = confine.box(target.folder) if confine else None
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE, cwd=target.folder, env=env,
+                start_new_session=True, preexec_fn=box.enter if box else None,
+            )  # fmt: skip
+        finally:
+            if box is not None:
+                box.close()
         _pin(proc.pid, cpus)
         await process.redirect(stdin=proc.stdin, stdout=proc.stdout, stderr=proc.stderr)
         code = await proc.wait()
@@ -234,17 +241,22 @@ async def _session(process: Any, target: SshTarget) -> None:
 
 
 async def _on_terminal(process: Any, argv: list[str], target: SshTarget, env: dict[str, str],
-                       cpus: list[int]) -> int:  # fmt: skip
+                       cpus: list[int], confine: Any = None) -> int:  # fmt: skip
     """The shell on a pseudo-terminal, its bytes pumped both ways until it exits."""
     master, slave = pty.openpty()
     width, height, _, _ = process.get_terminal_size()
     if width and height:
         with contextlib.suppress(OSError):
             fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
-    proc = await asyncio.create_subprocess_exec(
-        *argv, stdin=slave, stdout=slave, stderr=slave, cwd=target.folder, env=env,
-        start_new_session=True,
-    )  # fmt: skip
+    box = confine.box(target.folder) if confine else None
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdin=slave, stdout=slave, stderr=slave, cwd=target.folder, env=env,
+            start_new_session=True, preexec_fn=box.enter if box else None,
+        )  # fmt: skip
+    finally:
+        if box is not None:
+            box.close()
     os.close(slave)
     _pin(proc.pid, cpus)
     loop = asyncio.get_running_loop()

@@ -33,6 +33,7 @@ from lapis.jobs.pipelines import PipelineRunner
 from lapis.jobs.scheduler import JobScheduler
 from lapis.jobs.schedules import ScheduleService
 from lapis.jobs.service import JobService
+from lapis.notebooks.confine import Confinement
 from lapis.notebooks.fileshare import FileShare
 from lapis.notebooks.lab import LabManager
 from lapis.registry.components import ComponentService
@@ -98,7 +99,8 @@ class Workspace:
         ray_cluster.configure(settings.home / "clusters")
         from lapis.compute import instance
 
-        instance.configure(settings.home / "computes", settings.home / "fileshare")
+        instance.configure(settings.home / "computes", settings.home / "fileshare",
+                           [str(settings.home)] if settings.job_sandbox else None)  # fmt: skip
         sealer = Sealer.for_home(settings.home)
         auth = AuthService(PrincipalStore(db))
         tracking = TrackingService(db)
@@ -177,12 +179,25 @@ class Workspace:
             self.instance_manager.start()
         if self.labs is None:
             self.labs = LabManager(self.compute, self.files, self.settings.home,
-                                   self.settings.host)  # fmt: skip
+                                   self.settings.host, self._confinement())  # fmt: skip
             self.jobs.ssh_host = self.labs.ssh_host
             self.compute.lifecycle.activity = self.labs.activity
             self.compute.applications = self.labs.applications
             self.compute.lifecycle.changed.append(self.labs.wake)
             self.labs.start()
+
+    def _confinement(self) -> Confinement | None:
+        """The sandbox of workstation processes (kernels, terminals, SSH sessions, custom
+        applications): jobs' rules — the home and a local artifact root out of reach."""
+        if not self.settings.job_sandbox:
+            return None
+        home = self.settings.home
+        deny = [str(home)]
+        if self.artifacts.is_local:
+            deny.append(self.artifacts.root)
+        shared = home / "notebooks" / "jupyter"
+        shared.mkdir(parents=True, exist_ok=True)
+        return Confinement(tuple(deny), (str(self.environments.envs_root),), (str(shared),))
 
     def stop(self) -> None:
         """End what ``start`` began (each once): instances, scheduler, then the audit trail."""

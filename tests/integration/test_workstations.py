@@ -109,6 +109,13 @@ def test_jupyterlab_per_instance_through_the_proxy(lapis_server: Any) -> None:
         # the user's Lapis token never reaches the lab: the proxy sent the lab's own
         code = "import os; print(sorted(k for k, v in os.environ.items() if {!r} in v))"
         assert _run_cell(lapis_server, a, kernel, code.format(lapis_server.token)) == "[]\n"
+        # and the workspace's own files are out of the kernel's reach (the jobs' sandbox)
+        secret = lapis_server.home / "credentials.json"
+        probe = (
+            f"try:\n    open({str(secret)!r}).read(); print('READ')\n"
+            "except OSError:\n    print('denied')"
+        )
+        assert _run_cell(lapis_server, a, kernel, probe) == "denied\n"
         # the kernel runs in the user's folder of the file share
         cwd = _run_cell(lapis_server, a, kernel, "import os; print(os.getcwd())").strip()
         assert cwd == str(lapis_server.home / "fileshare" / "Users" / "admin")
@@ -278,6 +285,11 @@ def test_ssh_with_the_owners_key_runs_commands_and_forwards_ports(
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [str(lapis_server.home / "fileshare" / "Users" / "admin"),
                                    "hi-42"]  # fmt: skip
+    # the workspace's own files are out of a session's reach
+    secret = lapis_server.home / "credentials.json"
+    peek = subprocess.run(_ssh_argv(port, tmp_path / "mine", f"cat {secret}"),
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert peek.returncode != 0 and "Permission denied" in peek.stderr, peek
     # on a terminal when one is asked for (an interactive shell, VS Code's)
     term = subprocess.run(_ssh_argv(port, tmp_path / "mine", "tty", tty=True),
                           capture_output=True, text=True, timeout=60)  # fmt: skip
