@@ -478,6 +478,10 @@ def test_an_environment_registered_as_a_kernel_runs_in_jupyterlab(
     said = _run_cell(lapis_server, name, started.json()["id"],
                      "import tomli, sys; print(tomli.__version__, sys.executable)")  # fmt: skip
     assert said.split()[0] == "2.0.1" and said.split()[1] == kernel["python"]
+    # the curated data-science environment is a kernel too (it carries ipykernel)
+    curated = json_cli(lapis_server, "environment", "register-kernel", "lapis-sklearn:1")
+    specs = httpx.get(f"{base}/api/kernelspecs", headers=auth).json()["kernelspecs"]
+    assert curated["kernel"] == "lapis-lapis-sklearn-1" and curated["kernel"] in specs
     # an environment without ipykernel is refused in one line
     (tmp_path / "bare.yml").write_text(f"name: {env}b\nversion: '1'\nconda_file: bare.yml.c\n")
     (tmp_path / "bare.yml.c").write_text("name: b\ndependencies:\n  - python=3.11\n")
