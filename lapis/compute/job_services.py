@@ -113,8 +113,8 @@ def _plan(name: str, kind: str | None, spec: dict[str, Any], job: dict[str, Any]
                  "HOME": str(job_dir / "wd")}  # fmt: skip
         return argv, extra, {"runtime": str(own / "runtime"), "note": kernel_note}
     if kind == "tensor_board":
-        board = (shutil.which("tensorboard", path=bin_dir) or shutil.which("tensorboard")
-                 or None)  # fmt: skip
+        here = Path(sys.executable).with_name("tensorboard")  # Lapis' own, when it has one
+        board = shutil.which("tensorboard", path=bin_dir) or (str(here) if here.exists() else None)
         if board is None:
             raise _Unavailable("TensorBoard is not installed in the job's environment "
                                "(add tensorboard to its conda file)")  # fmt: skip

@@ -404,7 +404,10 @@ def test_a_jobs_services_serve_its_submitter_while_it_runs(
     until("its API", lambda: httpx.get(f"{base}/api/status", headers=auth).status_code == 200)
     found = services()
     assert found["my_jupyter_lab"]["url"] == f"/jobs/{name}/services/my_jupyter_lab/lab"
-    assert found["my_tensorboard"]["status"].startswith("Unavailable")  # not installed here
+    assert found["my_tensorboard"]["url"] == f"/jobs/{name}/services/my_tensorboard/"
+    board = f"{lapis_server.url}/jobs/{name}/services/my_tensorboard/"
+    until("TensorBoard", lambda: httpx.get(board, headers=auth).status_code == 200, 60)
+    assert "tensorboard" in httpx.get(board, headers=auth).text.lower()
     assert "ssh service" in found["my_vscode"]["status"]
     # a notebook's kernel runs in the job's folder, with the job's environment
     kernel = httpx.post(f"{base}/api/kernels", headers=auth, json={"name": "python3"}).json()
