@@ -36,6 +36,9 @@ class Settings:
     # Jobs run under a Landlock sandbox keeping the workspace home out of reach
     # (lapis/compute/sandbox.py); LAPIS_JOB_SANDBOX=off turns it off.
     job_sandbox: bool = True
+    # A JupyterLab per Running compute instance (lapis/notebooks/lab.py); LAPIS_JUPYTERLAB=off
+    # leaves instances as job queues (a headless server, CI), with their link saying so.
+    jupyterlab: bool = True
     # Registry webhooks may call http URLs and private, loopback or link-local addresses
     # (receivers on the server's own network); off: https to public addresses only.
     webhooks_private: bool = False
@@ -55,6 +58,7 @@ class Settings:
             port=int(os.environ.get("LAPIS_PORT", DEFAULT_PORT)),
             max_body_bytes=int(float(os.environ.get("LAPIS_MAX_BODY_MB", "32")) * 2**20),
             job_sandbox=os.environ.get("LAPIS_JOB_SANDBOX", "on").lower() not in ("off", "0", "no"),
+            jupyterlab=os.environ.get("LAPIS_JUPYTERLAB", "on").lower() not in ("off", "0", "no"),
             webhooks_private=os.environ.get("LAPIS_WEBHOOKS_PRIVATE", "").lower()
             in ("1", "on", "yes", "true"),
             local_datastore_roots=tuple(

@@ -25,6 +25,10 @@ import httpx
 import pytest
 
 PG_URL = os.environ.get("LAPIS_TEST_DATABASE_URL")
+# A JupyterLab per compute instance costs seconds of CPU each, and most tests that make an
+# instance only queue jobs on it: servers run without them unless the module is marked
+# ``jupyterlab`` (the workstation tests), which turns them on for its servers.
+os.environ.setdefault("LAPIS_JUPYTERLAB", "off")
 PG_SKIP = "LAPIS_TEST_DATABASE_URL not set: PostgreSQL store tests skipped"
 
 
@@ -43,6 +47,7 @@ class ServerProcess:
     verify: str | bool = True  # a CA file for an HTTPS server with a self-signed certificate
     python: str = sys.executable  # another environment's interpreter (an installed wheel)
     cwd: Path | None = None  # where it starts (outside the checkout, to import the wheel)
+    extra_env: dict[str, str] = field(default_factory=dict)  # the server process's own
 
     def start(self, timeout: float = 60.0) -> ServerProcess:
         info = self.home / "server.json"
@@ -55,7 +60,12 @@ class ServerProcess:
         log_path = self.home.parent / f"{self.home.name}-server.log"
         with open(log_path, "ab") as log:  # the child keeps its own descriptor
             self.proc = subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=self.cwd
+                cmd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=self.cwd,
+                env={**os.environ, **self.extra_env} if self.extra_env else None,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -135,7 +145,8 @@ def _drop_pg(name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _server(kind: str, base: Path) -> Iterator[ServerProcess]:
+def _server(kind: str, base: Path, request: pytest.FixtureRequest | None = None
+            ) -> Iterator[ServerProcess]:  # fmt: skip
     pg_name = None
     db_url = None
     if kind == "postgres":
@@ -143,6 +154,8 @@ def _server(kind: str, base: Path) -> Iterator[ServerProcess]:
             pytest.skip(PG_SKIP)
         pg_name, db_url = _pg_database()
     server = ServerProcess(home=base / "home", database_url=db_url)
+    if request is not None and request.node.get_closest_marker("jupyterlab"):
+        server.extra_env["LAPIS_JUPYTERLAB"] = "on"
     try:
         yield server.start()
     finally:
@@ -176,7 +189,7 @@ def lapis_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
     """A server shared by the tests of one module, on the store the test is marked for."""
-    yield from _server(request.param, tmp_path_factory.mktemp(f"srv-{request.param}"))
+    yield from _server(request.param, tmp_path_factory.mktemp(f"srv-{request.param}"), request)
 
 
 @pytest.fixture(scope="module")
@@ -188,7 +201,7 @@ def sqlite_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPr
 @pytest.fixture
 def fresh_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerProcess]:
     """A server of one's own, for tests that stop, kill or restart it."""
-    yield from _server(request.param, tmp_path)
+    yield from _server(request.param, tmp_path, request)
 
 
 def _point_mlflow(server: ServerProcess, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -93,6 +93,7 @@ class LabManager(threading.Thread):
         home: Path,
         host: str = "127.0.0.1",
         confine: Confinement | None = None,
+        enabled: bool = True,
     ) -> None:
         super().__init__(name="lapis-labs", daemon=True)
         self.compute = compute
@@ -106,7 +107,8 @@ class LabManager(threading.Thread):
         self._lock = threading.RLock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
-        self.available = _jupyterlab_installed()
+        self.available = enabled and _jupyterlab_installed()
+        self.switched_off = not enabled
 
     # --- what the proxy and the compute lifecycle ask ----------------------------------
     def upstream(self, instance: str) -> tuple[int, str] | None:
@@ -120,6 +122,8 @@ class LabManager(threading.Thread):
     def status(self, instance: str) -> str:
         """``Running``, ``Starting``, ``Failed: <why>`` or ``Stopped`` — the studio's and
         ``compute show``'s Applications column."""
+        if self.switched_off:
+            return "Unavailable: JupyterLab is switched off on this server (LAPIS_JUPYTERLAB=off)"
         if not self.available:
             return "Unavailable: JupyterLab is not installed (pip install 'lapis[notebooks]')"
         with self._lock:
@@ -133,7 +137,8 @@ class LabManager(threading.Thread):
     def applications(self, c: Compute) -> list[dict[str, Any]]:
         """An instance's tools for ``compute show`` and the studio: JupyterLab and its
         terminals, at the proxied address."""
-        status = self.status(c.name) if c.state == ComputeState.RUNNING.value else "Stopped"
+        running = c.state == ComputeState.RUNNING.value
+        status = self.status(c.name) if running or not self.available else "Stopped"
         lab = lab_prefix(c.name)
         apps: list[dict[str, Any]] = [
             {"name": "JupyterLab", "status": status, "url": f"{lab}lab"},

@@ -179,7 +179,8 @@ class Workspace:
             self.instance_manager.start()
         if self.labs is None:
             self.labs = LabManager(self.compute, self.files, self.settings.home,
-                                   self.settings.host, self._confinement())  # fmt: skip
+                                   self.settings.host, self._confinement(),
+                                   self.settings.jupyterlab)  # fmt: skip
             self.jobs.ssh_host = self.labs.ssh_host
             self.compute.lifecycle.activity = self.labs.activity
             self.compute.applications = self.labs.applications

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from clusterkit import json_cli
+from clusterkit import json_cli, until
 from jobkit import lapis_cli
 
 
@@ -107,3 +107,19 @@ def test_paths_never_leave_the_share(lapis_server: Any, tmp_path: Path) -> None:
                      content=b"x")  # fmt: skip
         assert r.status_code == 403
     assert not (tmp_path / "new.txt").exists()
+
+
+def test_a_server_without_jupyterlab_says_so(lapis_server: Any) -> None:
+    """LAPIS_JUPYTERLAB=off (these tests' default): instances are job queues, and their
+    JupyterLab link says why it is not there."""
+    name = f"nolab-q{uuid.uuid4().hex[:6]}"
+    assert lapis_cli(lapis_server, "compute", "create", "-n", name, "--size",
+                     "Standard_DS1_v2").returncode == 0  # fmt: skip
+    apps = json_cli(lapis_server, "compute", "show", "-n", name)["applications"]
+    assert apps[0]["name"] == "JupyterLab" and "switched off" in apps[0]["status"]
+    until("Running", lambda: json_cli(lapis_server, "compute", "show", "-n", name)["state"]
+          == "Running")  # fmt: skip
+    with lapis_server.client() as http:
+        r = http.get(f"/compute/{name}/lab/api/status")
+        assert r.status_code == 501 and "LAPIS_JUPYTERLAB=off" in r.json()["message"]
+    lapis_cli(lapis_server, "compute", "delete", "-n", name, "--yes")

@@ -20,7 +20,7 @@ from clusterkit import json_cli, until
 from jobkit import lapis_cli
 from websockets.sync.client import connect
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.jupyterlab]
 
 
 def _instance(server: Any, user: str | None = None, idle: int | None = None) -> str:

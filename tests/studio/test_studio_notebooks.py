@@ -8,9 +8,12 @@ import uuid
 from pathlib import Path
 
 import httpx
+import pytest
 from clusterkit import until
 from jobkit import lapis_cli
 from studiokit import Studio
+
+pytestmark = pytest.mark.jupyterlab  # its servers run JupyterLab (tests/conftest.py)
 
 
 def test_notebooks_page_manages_my_folder(studio: Studio, tmp_path: Path) -> None:
