@@ -23,6 +23,7 @@ import contextlib
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -86,6 +87,11 @@ class InstanceBackend(ProcessBackend):
             return super().ready(compute)
         info = _read(record)
         pid = int(info.get("pid") or 0)
+        if not pid:
+            if time.time() - float(info.get("at") or 0) < 60:
+                return False  # the scripts are being started
+            raise LapisError(f"the {info.get('phase', 'setup')} never started (the server "
+                             f"stopped while starting it); restart {compute.name}")  # fmt: skip
         child = self._children.get(pid)
         if child is not None:  # started by this server: ask it (and reap it)
             if child.poll() is None:
@@ -151,6 +157,9 @@ class InstanceBackend(ProcessBackend):
             env.pop(key, None)
         from lapis.compute import sandbox
 
+        phase = " and ".join(k.replace("_", " ") for k, _ in chosen)
+        record = folder / "setup.json"  # first: the lifecycle's tick may ask ready() now
+        record.write_text(json.dumps({"pid": None, "phase": phase, "at": time.time()}))
         box = sandbox.prepare(_DENY, [str(home), str(folder)], []) if _DENY else None
         with open(folder / SETUP_LOG, "ab") as log:
             proc = sandbox.spawn(
@@ -160,11 +169,10 @@ class InstanceBackend(ProcessBackend):
         if compute.cpu_set and hasattr(os, "sched_setaffinity"):
             with contextlib.suppress(OSError):
                 os.sched_setaffinity(proc.pid, list(compute.cpu_set))
-        phase = " and ".join(k.replace("_", " ") for k, _ in chosen)
-        (folder / "setup.json").write_text(
+        self._children[proc.pid] = proc  # polled (and reaped) by ready()
+        record.write_text(
             json.dumps({"pid": proc.pid, "start": start_time_ms(proc.pid), "phase": phase})
         )
-        self._children[proc.pid] = proc  # reaped with the backend's other children
 
     def _end_scripts(self, compute: Compute) -> None:
         root = _ROOTS.get("root")

@@ -233,11 +233,34 @@ async def _session(process: Any, target: SshTarget, confine: Any = None) -> None
             if box is not None:
                 box.close()
         _pin(proc.pid, cpus)
-        await process.redirect(stdin=proc.stdin, stdout=proc.stdout, stderr=proc.stderr)
-        code = await proc.wait()
-        with contextlib.suppress(Exception):
-            await process.stdout.drain()
+        code = await _pump(process, proc)
     process.exit(code if code >= 0 else 128 - code)
+
+
+async def _pump(process: Any, proc: Any) -> int:
+    """The session's bytes to the command and back until it exits. By hand, not
+    ``redirect``: a command that exits without reading its input (``cat file``) must not
+    take the connection down with a broken pipe."""
+
+    async def copy_out(source: Any, sink: Any) -> None:
+        while data := await source.read(65536):
+            sink.write(data)
+
+    async def copy_in() -> None:
+        with contextlib.suppress(Exception):  # the command stopped reading: drop the rest
+            while data := await process.stdin.read(65536):
+                proc.stdin.write(data)
+                await proc.stdin.drain()
+            proc.stdin.close()
+
+    feeding = asyncio.ensure_future(copy_in())
+    await asyncio.gather(copy_out(proc.stdout, process.stdout),
+                         copy_out(proc.stderr, process.stderr))  # fmt: skip
+    code = int(await proc.wait())
+    feeding.cancel()
+    with contextlib.suppress(Exception):
+        await process.stdout.drain()
+    return code
 
 
 async def _on_terminal(process: Any, argv: list[str], target: SshTarget, env: dict[str, str],
