@@ -315,6 +315,7 @@ def test_the_same_pipeline_written_with_at_pipeline_runs_and_streams(
     assert "[score_job] Completed" in replay.stdout and "evaluate_job | epochs=20" in replay.stdout
 
 
+@pytest.mark.xdist_group("ray-clusters")
 def test_steps_run_on_an_instance_a_cluster_and_local(lapis_server: Any, tmp_path: Path) -> None:
     """Per-step compute: the first step on a compute instance, the second on a Ray cluster
     reading the first's output, the third on the workspace's local compute."""

@@ -26,7 +26,7 @@ from jobkit import lapis_cli, log_text, submit, wait
 pytest.importorskip(
     "ray", reason="NOT TESTED: compute clusters need Ray (pip install 'lapis[ray]')"
 )
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.xdist_group("ray-clusters")]
 
 
 def _ray(folder: Path, name: str, argv: list[str], token: Path) -> subprocess.Popen[bytes]:

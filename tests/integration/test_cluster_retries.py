@@ -25,7 +25,7 @@ from jobkit import lapis_cli, log_text, submit, wait
 pytest.importorskip(
     "ray", reason="NOT TESTED: compute clusters need Ray (pip install 'lapis[ray]')"
 )
-pytestmark = pytest.mark.timeout(400)
+pytestmark = [pytest.mark.timeout(400), pytest.mark.xdist_group("ray-clusters")]
 
 
 @pytest.fixture
@@ -98,3 +98,78 @@ def test_a_dedicated_cluster_is_never_preempted(lapis_server: Any, tmp_path: Pat
         assert done.returncode != 0
         assert "is dedicated; only low_priority nodes are pre-empted" in done.stderr
         assert "Traceback" not in done.stderr
+
+
+class _DropFirstSubmit:
+    """A loopback proxy before a real head's job API that forwards the first job submission
+    and then hangs up without its answer: what a head under load did to Lapis in CI."""
+
+    def __init__(self, upstream: int) -> None:
+        import http.client
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.dropped = 0
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _forward(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                conn = http.client.HTTPConnection("127.0.0.1", upstream, timeout=60)
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                conn.request(self.command, self.path, body or None, headers)
+                answer = conn.getresponse()
+                data = answer.read()
+                if (
+                    self.command == "POST"
+                    and self.path.startswith("/api/jobs")
+                    and not proxy.dropped
+                ):
+                    proxy.dropped += 1  # the head took it; the client never hears so
+                    self.close_connection = True
+                    return
+                self.send_response(answer.status)
+                for key, value in answer.getheaders():
+                    if key.lower() not in ("transfer-encoding", "content-length", "connection"):
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = _forward
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_a_submission_whose_answer_was_lost_is_retried_and_made_once(
+    lapis_server: Any, tmp_path: Path
+) -> None:
+    from ray.job_submission import JobSubmissionClient
+
+    from lapis.compute.ray import nodes as ray_nodes
+
+    with made_cluster(lapis_server, tmp_path) as cluster:
+        folder = lapis_server.home / "clusters" / cluster.lower()
+        state = json.loads((folder / "state.json").read_text())
+        proxy = _DropFirstSubmit(int(state["dashboard_port"]))
+        try:
+            client = JobSubmissionClient(
+                f"http://127.0.0.1:{proxy.port}", headers=ray_nodes.headers(folder)
+            )
+            wanted = f"lapis-drop-{uuid.uuid4().hex[:6]}"
+            got = ray_nodes.submit_when_ready(
+                client, entrypoint="echo once", submission_id=wanted, entrypoint_num_cpus=0
+            )
+            assert proxy.dropped == 1 and got == wanted
+            made = [j for j in client.list_jobs() if j.submission_id == wanted]
+            assert len(made) == 1
+            until("the job to end", lambda: str(client.get_job_status(wanted)) in
+                  ("SUCCEEDED", "JobStatus.SUCCEEDED"), 120)  # fmt: skip
+            assert client.get_job_logs(wanted).splitlines().count("once") == 1
+        finally:
+            proxy.server.shutdown()

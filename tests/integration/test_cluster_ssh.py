@@ -25,7 +25,7 @@ from netkit import two_hosts
 pytest.importorskip(
     "ray", reason="NOT TESTED: compute clusters need Ray (pip install 'lapis[ray]')"
 )
-pytestmark = pytest.mark.timeout(400)
+pytestmark = [pytest.mark.timeout(400), pytest.mark.xdist_group("ray-clusters")]
 
 ALLREDUCE = """\
 command: >-

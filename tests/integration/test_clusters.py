@@ -22,7 +22,7 @@ from jobkit import get, lapis_cli, log_text, submit, wait
 pytest.importorskip(
     "ray", reason="NOT TESTED: compute clusters need Ray (pip install 'lapis[ray]')"
 )
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.xdist_group("ray-clusters")]
 FILES = Path(__file__).resolve().parents[1] / "compat" / "files" / "compute"
 
 

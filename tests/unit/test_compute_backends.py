@@ -111,7 +111,14 @@ def _until_exited(
     raise AssertionError(f"no Exited event in {timeout} s: {seen}")
 
 
-@pytest.fixture(params=sorted(BACKENDS))
+@pytest.fixture(
+    params=[
+        # the Ray ones share one worker with every other Ray cluster of the suite (two
+        # clusters at once on a 2-core runner starved a head's job API)
+        pytest.param(b, marks=pytest.mark.xdist_group("ray-clusters")) if b == "amlcompute" else b
+        for b in sorted(BACKENDS)
+    ]
+)
 def backend(request: pytest.FixtureRequest) -> ComputeBackend:
     if request.param == "amlcompute":
         request.getfixturevalue("ray_cluster")

@@ -462,13 +462,23 @@ def submit_when_ready(client: Any, **job: Any) -> str:
     """``client.submit_job(**job)``, waiting out a head whose job agent is not up yet.
 
     A head that has just started (or a loaded host) answers 500 "No available agent to
-    submit job, please try again later" for a while; Ray's own advice is to retry. Any
-    other refusal is raised at once."""
+    submit job, please try again later" for a while; Ray's own advice is to retry. A
+    dropped connection is retried too: the submission id makes the retry safe, since a
+    submission that did land answers "already exists" and is taken as made. Any other
+    refusal is raised at once."""
     deadline = time.monotonic() + AGENT_WAIT_S
+    dropped = False
     while True:
         try:
             return str(client.submit_job(**job))
         except RuntimeError as exc:
-            if "No available agent" not in str(exc) or time.monotonic() > deadline:
+            said = str(exc)
+            if dropped and "already exists" in said and job.get("submission_id"):
+                return str(job["submission_id"])
+            if "No available agent" not in said or time.monotonic() > deadline:
                 raise
-            time.sleep(1.0)
+        except OSError:  # requests' ConnectionError (RemoteDisconnected, reset) is one
+            if time.monotonic() > deadline:
+                raise
+            dropped = True
+        time.sleep(1.0)
