@@ -68,21 +68,8 @@ class LabProxy:
         if m is None and j is None and a is None:
             await self.app(scope, receive, send)
             return
-        token: str | None
-        try:
-            principal = self._principal(scope)
-            if m is not None:
-                port, token = self._lab(m["name"].lower(), principal)
-            elif a is not None:
-                port, token = self._app(a["name"].lower(), a["app"], principal)
-                # an application sees paths from its root ({base_url} says where it is)
-                raw = scope.get("raw_path") or path.encode("latin-1")  # still %-encoded
-                rest = "/" + path[a.end() :].lstrip("/")
-                rest_raw = b"/" + raw[a.end() :].lstrip(b"/")  # the prefix is plain ASCII
-                scope = {**scope, "path": rest, "raw_path": rest_raw}
-            else:
-                assert j is not None
-                port, token = await run_in_threadpool(self._service, j["job"], j["svc"], principal)
+        try:  # the store and the token check are blocking calls: off the event loop
+            port, token, scope = await run_in_threadpool(self._decide, scope, m, j, a)
         except Refused as exc:
             await _refuse(scope, receive, send, exc)
             return
@@ -100,6 +87,31 @@ class LabProxy:
             await self._http(scope, receive, send, port, token)
 
     # --- who may ---------------------------------------------------------------------
+    def _decide(
+        self,
+        scope: Scope,
+        m: re.Match[str] | None,
+        j: re.Match[str] | None,
+        a: re.Match[str] | None,
+    ) -> tuple[int, str | None, Scope]:
+        """Where the request goes (port, the upstream's own token, the scope it is sent
+        with), or Refused saying why not."""
+        principal = self._principal(scope)
+        if m is not None:
+            port, token = self._lab(m["name"].lower(), principal)
+            return port, token, scope
+        if a is not None:
+            port, app_token = self._app(a["name"].lower(), a["app"], principal)
+            # an application sees paths from its root ({base_url} says where it is)
+            path = scope.get("path", "")
+            raw = scope.get("raw_path") or path.encode("latin-1")  # still %-encoded
+            rest = "/" + path[a.end() :].lstrip("/")
+            rest_raw = b"/" + raw[a.end() :].lstrip(b"/")  # the prefix is plain ASCII
+            return port, app_token, {**scope, "path": rest, "raw_path": rest_raw}
+        assert j is not None
+        port, service_token = self._service(j["job"], j["svc"], principal)
+        return port, service_token, scope
+
     def _principal(self, scope: Scope) -> Any:
         headers = {k.lower(): v for k, v in scope["headers"]}
         authorization = headers.get(b"authorization", b"").decode("latin-1") or None
