@@ -60,11 +60,12 @@ def log_text(server: Any, name: str) -> str:
         return str(http.get(f"/api/v1/jobs/{name}/logs")["data"])
 
 
-def lapis_cli(server: Any, *args: str) -> subprocess.CompletedProcess[str]:
+def lapis_cli(server: Any, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, **server.env}
     return subprocess.run(
-        [sys.executable, "-m", "lapis", *args], capture_output=True, text=True, env=env, timeout=120
-    )
+        [sys.executable, "-m", "lapis", *args], capture_output=True, text=True, env=env,
+        timeout=timeout,
+    )  # fmt: skip
 
 
 def create_instance(server: Any, size: str = "Standard_DS1_v2") -> str:

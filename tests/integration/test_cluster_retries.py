@@ -100,32 +100,33 @@ def test_a_dedicated_cluster_is_never_preempted(lapis_server: Any, tmp_path: Pat
         assert "Traceback" not in done.stderr
 
 
-class _DropFirstSubmit:
-    """A loopback proxy before a real head's job API that forwards the first job submission
-    and then hangs up without its answer: what a head under load did to Lapis in CI."""
+class _DropFirstCalls:
+    """A loopback proxy before a real head's job API that hangs up on the first version
+    check, and forwards the first job submission then hangs up without its answer: what a
+    head under load did to Lapis in CI."""
 
     def __init__(self, upstream: int) -> None:
         import http.client
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-        self.dropped = 0
+        self.dropped: list[str] = []
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
             def _forward(self) -> None:
+                if self.path == "/api/version" and "version" not in proxy.dropped:
+                    proxy.dropped.append("version")
+                    self.close_connection = True
+                    return
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 conn = http.client.HTTPConnection("127.0.0.1", upstream, timeout=60)
                 headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
                 conn.request(self.command, self.path, body or None, headers)
                 answer = conn.getresponse()
                 data = answer.read()
-                if (
-                    self.command == "POST"
-                    and self.path.startswith("/api/jobs")
-                    and not proxy.dropped
-                ):
-                    proxy.dropped += 1  # the head took it; the client never hears so
+                if self.command == "POST" and "submit" not in proxy.dropped:
+                    proxy.dropped.append("submit")  # the head took it; the client never hears
                     self.close_connection = True
                     return
                 self.send_response(answer.status)
@@ -149,23 +150,21 @@ class _DropFirstSubmit:
 def test_a_submission_whose_answer_was_lost_is_retried_and_made_once(
     lapis_server: Any, tmp_path: Path
 ) -> None:
-    from ray.job_submission import JobSubmissionClient
-
     from lapis.compute.ray import nodes as ray_nodes
 
     with made_cluster(lapis_server, tmp_path) as cluster:
         folder = lapis_server.home / "clusters" / cluster.lower()
         state = json.loads((folder / "state.json").read_text())
-        proxy = _DropFirstSubmit(int(state["dashboard_port"]))
+        proxy = _DropFirstCalls(int(state["dashboard_port"]))
         try:
-            client = JobSubmissionClient(
-                f"http://127.0.0.1:{proxy.port}", headers=ray_nodes.headers(folder)
+            client = ray_nodes.job_client(
+                f"http://127.0.0.1:{proxy.port}", ray_nodes.headers(folder)
             )
             wanted = f"lapis-drop-{uuid.uuid4().hex[:6]}"
             got = ray_nodes.submit_when_ready(
                 client, entrypoint="echo once", submission_id=wanted, entrypoint_num_cpus=0
             )
-            assert proxy.dropped == 1 and got == wanted
+            assert proxy.dropped == ["version", "submit"] and got == wanted
             made = [j for j in client.list_jobs() if j.submission_id == wanted]
             assert len(made) == 1
             until("the job to end", lambda: str(client.get_job_status(wanted)) in

@@ -22,7 +22,7 @@ from jobkit import get, lapis_cli, log_text, submit, wait
 pytest.importorskip(
     "ray", reason="NOT TESTED: compute clusters need Ray (pip install 'lapis[ray]')"
 )
-pytestmark = [pytest.mark.timeout(300), pytest.mark.xdist_group("ray-clusters")]
+pytestmark = [pytest.mark.timeout(600), pytest.mark.xdist_group("ray-clusters")]
 FILES = Path(__file__).resolve().parents[1] / "compat" / "files" / "compute"
 
 
@@ -67,7 +67,7 @@ def test_a_job_scales_the_cluster_up_from_zero_and_back(
         "outputs:\n  result:\n    type: uri_folder\n"
         f"environment: system\ncompute: azureml:{cluster}\n"
     )
-    job = wait(lapis_server, submit(lapis_server, job_file)["name"], timeout=180)
+    job = wait(lapis_server, submit(lapis_server, job_file)["name"], timeout=360)
     log = log_text(lapis_server, job["name"])
     assert job["status"] == "Completed", (job.get("status_reason"), log)
     assert "ray job True" in log  # the supervisor ran as a Ray job on a worker node
@@ -184,7 +184,7 @@ def test_serverless_jobs_run_on_a_managed_cluster_that_scales_to_zero(
     )
     name = "serverless-ds1-v2"
     try:
-        job = wait(lapis_server, submit(lapis_server, job_file)["name"], timeout=180)
+        job = wait(lapis_server, submit(lapis_server, job_file)["name"], timeout=360)
         assert job["status"] == "Completed", job.get("status_reason")
         assert job["compute"] == name and "serverless says hi" in log_text(
             lapis_server, job["name"]

@@ -30,7 +30,7 @@ from jobkit import get, lapis_cli, log_text, submit, wait
 pytest.importorskip(
     "ray", reason="NOT TESTED: compute clusters need Ray (pip install 'lapis[ray]')"
 )
-pytestmark = [pytest.mark.timeout(400), pytest.mark.xdist_group("ray-clusters")]
+pytestmark = [pytest.mark.timeout(900), pytest.mark.xdist_group("ray-clusters")]
 
 
 FILES = Path(__file__).resolve().parents[1] / "compat" / "files" / "distributed"
@@ -61,7 +61,7 @@ def test_a_pytorch_job_all_reduces_over_two_nodes_from_zero(
     pytest.importorskip("torch", reason="NOT TESTED: pip install torch==2.13.0 (CPU build)")
     assert [n["name"] for n in nodes(lapis_server, pair)] == [f"{pair}-head"]
     job = submit(lapis_server, _job_file(tmp_path, "pytorch-job.yml", pair))
-    done = wait(lapis_server, job["name"], timeout=240)
+    done = wait(lapis_server, job["name"], timeout=480)
     log = log_text(lapis_server, job["name"])
     assert done["status"] == "Completed", (done["status_reason"], log)
     # the interface each rank was given holds the address its node joined the cluster with
@@ -94,13 +94,13 @@ def test_mpi_and_tensorflow_jobs_get_their_variables(
     lapis_server: Any, pair: str, tmp_path: Path
 ) -> None:
     mpi = submit(lapis_server, _job_file(tmp_path, "mpi-job.yml", pair))
-    done = wait(lapis_server, mpi["name"], timeout=240)
+    done = wait(lapis_server, mpi["name"], timeout=480)
     log = log_text(lapis_server, mpi["name"])
     assert done["status"] == "Completed", (done["status_reason"], log)
     for rank in range(4):  # 2 nodes x 2 processes; node 0 holds ranks 0 and 1
         assert f"[rank {rank}] mpi rank {rank} of 4 local {rank % 2} of 2 master " in log
     tf = submit(lapis_server, _job_file(tmp_path, "tensorflow-job.yml", pair))
-    done = wait(lapis_server, tf["name"], timeout=240)
+    done = wait(lapis_server, tf["name"], timeout=480)
     log = log_text(lapis_server, tf["name"])
     assert done["status"] == "Completed", (done["status_reason"], log)
     assert "[rank 0] tf worker 0 2" in log and "[rank 1] tf worker 1 2" in log
@@ -116,7 +116,7 @@ def test_the_first_failing_rank_ends_the_gang(lapis_server: Any, pair: str, tmp_
     end = text.index("environment:")
     path.write_text(text[:start] + f"command: '{command}'\n" + text[end:])
     job = submit(lapis_server, path)
-    done = wait(lapis_server, job["name"], timeout=240)
+    done = wait(lapis_server, job["name"], timeout=480)
     assert done["status"] == "Failed"
     reason = done["status_reason"]
     assert "rank 1 (node 1) failed with exit code 3" in reason, reason
@@ -232,7 +232,7 @@ def test_a_batch_invocation_spreads_over_the_deployments_nodes(
                          str(folder / "deployment.yml"), "--set-default")  # fmt: skip
         assert made.returncode == 0, made.stderr
         done = lapis_cli(lapis_server, "batch-endpoint", "invoke", "-n", endpoint, "--input",
-                         str(folder / "data"), "--stream", "-o", "json")  # fmt: skip
+                         str(folder / "data"), "--stream", "-o", "json", timeout=360)  # fmt: skip
         job = json.loads(done.stdout)
         log = log_text(lapis_server, job["name"])
         assert job["status"] == "Completed", (job["status_reason"], log)

@@ -6,6 +6,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 from jobkit import HOLDING_SLOT, http_for, submit, wait, write_job
 from studiokit import Studio
 
@@ -107,6 +108,7 @@ def test_compute_errors_are_readable(studio: Studio, lapis_server: Any) -> None:
     assert studio.page.locator("#compute-state button").count() == 0
 
 
+@pytest.mark.xdist_group("ray-clusters")  # one Ray cluster at a time (see test_suite_groups)
 def test_create_a_cluster_from_the_form(studio: Studio) -> None:
     """The same form makes a compute cluster: its page shows the scale and the head node."""
     page = studio.page

@@ -205,10 +205,8 @@ class RayClusterBackend(ProcessBackend):
     # --- jobs --------------------------------------------------------------------------
     def _client(self, state: dict[str, Any]) -> Any:
         """The cluster's job API (a job's handle carries the same port and folder)."""
-        from ray.job_submission import JobSubmissionClient
-
-        return JobSubmissionClient(
-            ray_nodes.api_url(state), headers=ray_nodes.headers(Path(str(state["folder"])))
+        return ray_nodes.job_client(
+            ray_nodes.api_url(state), ray_nodes.headers(Path(str(state["folder"])))
         )
 
     def _spawn(self, ctx: LaunchContext, folder: Path) -> Handle:
