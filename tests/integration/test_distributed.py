@@ -149,7 +149,7 @@ def test_cancel_ends_every_rank_on_every_node(lapis_server: Any, pair: str, tmp_
     until(
         "all four ranks to start",
         lambda: all(f"[rank {r}] up {r}" in log_text(lapis_server, job["name"]) for r in range(4)),
-        timeout=180,
+        timeout=480,
         detail=lambda: (get(lapis_server, job["name"]), log_text(lapis_server, job["name"])),
     )
     assert lapis_cli(lapis_server, "job", "cancel", job["name"]).returncode == 0
@@ -172,7 +172,7 @@ def test_a_lost_node_ends_the_gang_naming_it(lapis_server: Any, pair: str, tmp_p
     until(
         "both ranks to start",
         lambda: all(f"[rank {r}] up {r}" in log_text(lapis_server, job["name"]) for r in (0, 1)),
-        timeout=180,
+        timeout=480,
     )
     found = re.search(r"node 1 is (\S+)-(\d+) at", log_text(lapis_server, job["name"]))
     assert found, log_text(lapis_server, job["name"])
