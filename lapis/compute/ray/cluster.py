@@ -203,10 +203,10 @@ class RayClusterBackend(ProcessBackend):
         )  # fmt: skip
 
     # --- jobs --------------------------------------------------------------------------
-    def _client(self, state: dict[str, Any]) -> Any:
+    def _client(self, state: dict[str, Any], wait_s: float = ray_nodes.AGENT_WAIT_S) -> Any:
         """The cluster's job API (a job's handle carries the same port and folder)."""
         return ray_nodes.job_client(
-            ray_nodes.api_url(state), ray_nodes.headers(Path(str(state["folder"])))
+            ray_nodes.api_url(state), ray_nodes.headers(Path(str(state["folder"]))), wait_s
         )
 
     def _spawn(self, ctx: LaunchContext, folder: Path) -> Handle:
@@ -356,7 +356,7 @@ class RayClusterBackend(ProcessBackend):
         if not force or "submission_id" not in handle:
             return
         try:
-            self._client(handle).stop_job(handle["submission_id"])
+            self._client(handle, wait_s=0).stop_job(handle["submission_id"])  # no waiting: forced
         except Exception:
             log.warning("could not stop Ray job %s", handle["submission_id"])
         node = None if handle.get("attached") else self._node_of(handle)

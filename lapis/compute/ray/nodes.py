@@ -458,13 +458,13 @@ def nodes_of_job(job: dict[str, Any]) -> int:
 AGENT_WAIT_S = 60.0
 
 
-def job_client(url: str, headers: dict[str, str]) -> Any:
+def job_client(url: str, headers: dict[str, str], wait_s: float = AGENT_WAIT_S) -> Any:
     """Ray's job API client for the head at ``url``. Making one asks the head its version;
     a loaded head that refuses or drops that connection is asked again until the agent
     deadline, as a submission is (a job failed on one dropped connection in CI)."""
     from ray.job_submission import JobSubmissionClient
 
-    deadline = time.monotonic() + AGENT_WAIT_S
+    deadline = time.monotonic() + wait_s
     while True:
         try:
             return JobSubmissionClient(url, headers=headers)
