@@ -151,17 +151,18 @@ def test_a_submission_whose_answer_was_lost_is_retried_and_made_once(
     lapis_server: Any, tmp_path: Path
 ) -> None:
     from lapis.compute.ray import nodes as ray_nodes
+    from lapis.compute.ray import submit as ray_submit
 
     with made_cluster(lapis_server, tmp_path) as cluster:
         folder = lapis_server.home / "clusters" / cluster.lower()
         state = json.loads((folder / "state.json").read_text())
         proxy = _DropFirstCalls(int(state["dashboard_port"]))
         try:
-            client = ray_nodes.job_client(
+            client = ray_submit.job_client(
                 f"http://127.0.0.1:{proxy.port}", ray_nodes.headers(folder)
             )
             wanted = f"lapis-drop-{uuid.uuid4().hex[:6]}"
-            got = ray_nodes.submit_when_ready(
+            got = ray_submit.submit_when_ready(
                 client, entrypoint="echo once", submission_id=wanted, entrypoint_num_cpus=0
             )
             assert proxy.dropped == ["version", "submit"] and got == wanted

@@ -4,6 +4,10 @@ listeners never handed out twice."""
 
 from __future__ import annotations
 
+import json
+import sys
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -64,3 +68,52 @@ def test_ray_ports_are_never_handed_out_twice() -> None:
     given = [p for _ in range(300) for p in node_ports().values()] + [free_port()]
     assert len(given) == len(set(given))
     assert all(PORTS[0] <= p < PORTS[1] for p in given)
+
+
+def test_rays_daemons_go_without_the_coverage_hook_and_a_jobs_entrypoint_keeps_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node's processes are started by ``spawn``: the one here prints the environment it
+    was given. The hook doubled a node's start on a loaded host and nodes died in a loop."""
+    from lapis.compute.ray import nodes as ray_nodes
+    from lapis.compute.ray import submit as ray_submit
+
+    monkeypatch.setenv("COVERAGE_PROCESS_CONFIG", "probe-config")
+    monkeypatch.setenv("RAY_AUTH_TOKEN", "the-servers-own")
+    dump = "import json, os; print(json.dumps(dict(os.environ)))"
+    node = ray_nodes.spawn(tmp_path, [sys.executable, "-c", dump], "probe", {"EXTRA": "1"})
+    deadline = time.monotonic() + 30
+    while ray_nodes.alive(node) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    given = json.loads((tmp_path / "probe.log").read_text())
+    assert "COVERAGE_PROCESS_CONFIG" not in given and "RAY_AUTH_TOKEN" not in given
+    assert given["EXTRA"] == "1" and given["RAY_agent_register_timeout_ms"] == "120000"
+    assert given["RAY_AUTH_TOKEN_PATH"] == str(tmp_path / ray_nodes.TOKEN_FILE)
+    assert ray_submit.entry_env() == {"env_vars": {"COVERAGE_PROCESS_CONFIG": "probe-config"}}
+    monkeypatch.delenv("COVERAGE_PROCESS_CONFIG")
+    assert ray_submit.entry_env() is None
+
+
+def test_nodes_of_this_host_start_one_after_another(tmp_path: Path) -> None:
+    """A node holds the next back until its ``ray start`` says it is up (what an earlier
+    node of the same index wrote to the log does not count), or it ended."""
+    from lapis.compute.ray import nodes as ray_nodes
+
+    log = tmp_path / "worker-0.log"
+    log.write_bytes(b"Ray runtime started. (a node of the same index, before a restart)\n")
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    node = ray_nodes.spawn(tmp_path, sleeper, "worker-0", {})
+    node.update(index=0, started_at=time.time(), log_at=log.stat().st_size)
+    state: dict[str, Any] = {"workers": [node] * ray_nodes.STARTS_AT_ONCE}
+    try:
+        assert not ray_nodes.joined(node, tmp_path)
+        assert not ray_nodes.may_start(state, tmp_path)
+        with log.open("ab") as out:
+            out.write(b"SUCC scripts.py:1251 -- Ray runtime started.\n")
+        assert ray_nodes.joined(node, tmp_path) and ray_nodes.may_start(state, tmp_path)
+        node.pop("joined")
+        node["started_at"] = time.time() - ray_nodes.JOIN_WAIT_S - 1  # stuck: not waited on
+        log.write_bytes(b"")
+        assert ray_nodes.may_start(state, tmp_path)
+    finally:
+        ray_nodes.kill(node, tmp_path)

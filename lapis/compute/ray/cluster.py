@@ -12,11 +12,10 @@ worker by asking for that node's ``lapis_node`` resource — one job per node,
 as on Azure's clusters. Staging happens on this host; nodes share the workspace
 home, so the job folder is where the supervisor runs.
 
-Scaling is done here, honestly if simply: a job submitted while fewer nodes are
-up than jobs need starts one (up to ``max_instances``); when no job has run for
-``idle_time_before_scale_down`` seconds, nodes above ``min_instances`` are
-stopped. The state (pids, ports) is a JSON file per cluster, so a restarted
-server finds its nodes again.
+Scaling is done here: a job submitted while fewer nodes are up than jobs need starts
+them (up to ``max_instances``; local ones a few at a time); nodes above ``min_instances``
+stop once no job has run for ``idle_time_before_scale_down`` seconds. The state (pids,
+ports) is a JSON file per cluster, so a restarted server finds its nodes again.
 """
 
 from __future__ import annotations
@@ -24,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -34,6 +34,7 @@ from lapis.compute.local import ProcessBackend
 from lapis.compute.ray import attached as ray_attached
 from lapis.compute.ray import gang
 from lapis.compute.ray import nodes as ray_nodes
+from lapis.compute.ray import submit as ray_submit
 from lapis.compute.ray import view as ray_view
 from lapis.compute.ray.nodes import ACTIVE, NODE_RESOURCE
 from lapis.compute.supervisor import NODE_FILE, emit
@@ -108,11 +109,14 @@ class RayClusterBackend(ProcessBackend):
 
     # --- processes (lapis/compute/ray/nodes.py) ------------------------------------------
     def _start_worker(self, compute: Compute, state: dict[str, Any]) -> bool:
-        """One more node; False when the provider has no host left for it."""
+        """One more node; False when the provider has no host left for it, or while nodes
+        of this host are starting (the next one starts on a later ``_maintain``)."""
+        folder, provider = self._dir(compute), ray_nodes.provider_of(compute)
+        if not provider and not ray_nodes.may_start(state, folder):
+            return False
         node = ray_nodes.start_worker(
-            self._dir(compute), self._temp_dir(compute), state, compute.cores,
-            compute.memory_gib, ray_nodes.provider_of(compute),
-        )  # fmt: skip
+            folder, self._temp_dir(compute), state, compute.cores, compute.memory_gib, provider
+        )
         if node is None:
             log.warning("cluster %s: every host of the ssh provider has a node", compute.name)
             return False
@@ -160,8 +164,6 @@ class RayClusterBackend(ProcessBackend):
 
     def _delete(self, compute: Compute) -> None:
         self._stop(compute)
-        import shutil
-
         shutil.rmtree(self._dir(compute), ignore_errors=True)
         temp_dir = Path(self._temp_dir(compute))
         for temp in temp_dir.parent.glob(temp_dir.name + "*"):
@@ -203,9 +205,9 @@ class RayClusterBackend(ProcessBackend):
         )  # fmt: skip
 
     # --- jobs --------------------------------------------------------------------------
-    def _client(self, state: dict[str, Any], wait_s: float = ray_nodes.AGENT_WAIT_S) -> Any:
+    def _client(self, state: dict[str, Any], wait_s: float = ray_submit.AGENT_WAIT_S) -> Any:
         """The cluster's job API (a job's handle carries the same port and folder)."""
-        return ray_nodes.job_client(
+        return ray_submit.job_client(
             ray_nodes.api_url(state), ray_nodes.headers(Path(str(state["folder"]))), wait_s
         )
 
@@ -254,11 +256,12 @@ class RayClusterBackend(ProcessBackend):
         compute = ctx.compute
         gang = bool(self.job_extras(ctx))
         attached = bool(state.get("attached"))
-        submission = ray_nodes.submit_when_ready(
+        submission = ray_submit.submit_when_ready(
             self._client(state),
             entrypoint=f"{ctx.python} -m lapis.compute.supervisor {folder}",
             submission_id=f"lapis-{ctx.job.name}-{int(time.time() * 1000)}",
             entrypoint_num_cpus=0 if gang else 1,
+            runtime_env=ray_submit.entry_env(),
             entrypoint_resources=None if gang or attached else {NODE_RESOURCE: 1},
             metadata={
                 "lapis_job": ctx.job.name,
@@ -338,8 +341,7 @@ class RayClusterBackend(ProcessBackend):
         return None
 
     def _node_of(self, handle: Handle) -> dict[str, Any] | None:
-        """The worker whose Ray node runs the job's supervisor: it wrote its node's index
-        (``LAPIS_NODE_INDEX``) into the job folder when it started."""
+        """The worker running the job's supervisor (which wrote ``LAPIS_NODE_INDEX`` in)."""
         try:
             index = int(Path(str(handle["dir"]), NODE_FILE).read_text())
             state = json.loads(Path(str(handle["state_file"])).read_text())

@@ -41,7 +41,15 @@ NODE_ENV = {
     "RAY_health_check_period_ms": "1000",
     "RAY_health_check_timeout_ms": "1000",
     "RAY_health_check_failure_threshold": "3",
+    # a raylet waits this long for its Python agent to say its port, then aborts; Ray's 15 s
+    # is too short on a busy 2-core host, where the node then dies and is started again
+    "RAY_agent_register_timeout_ms": "120000",
 }
+# The coverage hook (coverage's subprocess patch) measures Lapis' code; in Ray's own Python
+# daemons it doubled a node's start on a loaded host, past the 30 s Ray gives a raylet to
+# register, and nodes were lost in a loop. The daemons go without it; a job's entrypoint
+# has it back through its runtime environment (``submit.entry_env``).
+MEASURED = ("COVERAGE_PROCESS_CONFIG",)
 
 
 # Ports for Ray's listeners come from below the kernel's ephemeral range (32768+ on Linux)
@@ -133,7 +141,8 @@ def spawn(folder: Path, argv: list[str], name: str, extra: dict[str, str]) -> di
     folder.mkdir(parents=True, exist_ok=True)
     token(folder)
     env = {**os.environ, **NODE_ENV, "RAY_AUTH_TOKEN_PATH": str(folder / TOKEN_FILE), **extra}
-    env.pop("RAY_AUTH_TOKEN", None)  # a token of the server's own environment never wins
+    for k in ("RAY_AUTH_TOKEN", *MEASURED):  # a token of the server's own never wins
+        env.pop(k, None)
     out = open(folder / f"{name}.log", "ab")  # noqa: SIM115 (handed to the child)
     try:
         proc = subprocess.Popen(
@@ -198,11 +207,42 @@ def start_worker(
         f"--temp-dir={own}", "--disable-usage-stats",
     ]  # fmt: skip
     argv += [f"--{k}={v}" for k, v in node_ports().items()]
+    log = folder / f"worker-{index}.log"  # appended to: ``joined`` reads what is new
+    log_at = log.stat().st_size if log.exists() else 0
     # the supervisor of a job on this node reads its index here (lapis/compute/supervisor.py)
     node = spawn(folder, argv, f"worker-{index}", {"LAPIS_NODE_INDEX": str(index)})
-    node.update(index=index, started_at=time.time(), temp=own)
+    node.update(index=index, started_at=time.time(), temp=own, log_at=log_at)
     state["workers"].append(node)
     return node
+
+
+# Most of a node's start is Ray's Python agents importing (CPU seconds), and a raylet
+# whose agent has not written its port within 15 s aborts (a limit Ray fixes). Two nodes
+# starting at once on a loaded 2-core host took 15-18 s each and died in a loop, so nodes
+# that share this host start a few at a time: one per four cores, at least one.
+STARTS_AT_ONCE = max(1, (os.cpu_count() or 1) // 4)
+JOIN_WAIT_S = 60.0  # a node not up by then no longer holds the next one back
+
+
+def joined(node: dict[str, Any], folder: Path) -> bool:
+    """Whether a node's ``ray start`` said it is up (its raylet registered with the GCS)."""
+    if not node.get("joined"):
+        try:
+            with open(folder / f"worker-{node['index']}.log", "rb") as log:
+                log.seek(int(node.get("log_at", 0)))
+                node["joined"] = b"Ray runtime started" in log.read()
+        except OSError:
+            return False
+    return bool(node["joined"])
+
+
+def may_start(state: dict[str, Any], folder: Path) -> bool:
+    """Whether another node of this host may start now (see ``STARTS_AT_ONCE``)."""
+    starting = [
+        w for w in state["workers"]
+        if alive(w) and not joined(w, folder) and time.time() - w["started_at"] < JOIN_WAIT_S
+    ]  # fmt: skip
+    return len(starting) < STARTS_AT_ONCE
 
 
 def _start_ssh_worker(
@@ -453,48 +493,3 @@ def nodes_of_job(job: dict[str, Any]) -> int:
         return max(1, int((job.get("metadata") or {}).get("lapis_nodes", 1)))
     except (TypeError, ValueError):
         return 1
-
-
-AGENT_WAIT_S = 60.0
-
-
-def job_client(url: str, headers: dict[str, str], wait_s: float = AGENT_WAIT_S) -> Any:
-    """Ray's job API client for the head at ``url``. Making one asks the head its version;
-    a loaded head that refuses or drops that connection is asked again until the agent
-    deadline, as a submission is (a job failed on one dropped connection in CI)."""
-    from ray.job_submission import JobSubmissionClient
-
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            return JobSubmissionClient(url, headers=headers)
-        except ConnectionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(1.0)
-
-
-def submit_when_ready(client: Any, **job: Any) -> str:
-    """``client.submit_job(**job)``, waiting out a head whose job agent is not up yet.
-
-    A head that has just started (or a loaded host) answers 500 "No available agent to
-    submit job, please try again later" for a while; Ray's own advice is to retry. A
-    dropped connection is retried too: the submission id makes the retry safe, since a
-    submission that did land answers "already exists" and is taken as made. Any other
-    refusal is raised at once."""
-    deadline = time.monotonic() + AGENT_WAIT_S
-    dropped = False
-    while True:
-        try:
-            return str(client.submit_job(**job))
-        except RuntimeError as exc:
-            said = str(exc)
-            if dropped and "already exists" in said and job.get("submission_id"):
-                return str(job["submission_id"])
-            if "No available agent" not in said or time.monotonic() > deadline:
-                raise
-        except OSError:  # requests' ConnectionError (RemoteDisconnected, reset) is one
-            if time.monotonic() > deadline:
-                raise
-            dropped = True
-        time.sleep(1.0)
