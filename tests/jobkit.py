@@ -18,6 +18,16 @@ FINAL = {"Completed", "Failed", "Canceled"}
 HOLDING_SLOT = {"Preparing", "Provisioning", "Starting", "Running", "Finalizing", "CancelRequested"}
 
 
+def run_coroutine(coro: Any) -> Any:
+    """``asyncio.run`` in a thread of its own: this worker's main thread may hold a running
+    loop (Playwright's sync API keeps one there while a studio test's browser is up)."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 def http_for(server: Any) -> LapisHTTP:
     return LapisHTTP(server.url, server.token)
 

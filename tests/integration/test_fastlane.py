@@ -10,7 +10,6 @@ bodies) are checked for their answer and their audit row.
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from jobkit import run_coroutine
 
 from lapis.entities.auth import JobScope
 
@@ -196,7 +196,7 @@ def test_the_lane_answers_the_happy_path_and_hands_the_rest_on(inprocess_server:
                 (await c.get(LOG_METRIC, headers=auth)).status_code,
             ]
 
-    assert asyncio.run(go()) == [200, 418, 418, 418, 418]
+    assert run_coroutine(go()) == [200, 418, 418, 418, 418]
     size = len(httpx.Request("POST", "http://t", json=body).content)
     assert reached == [  # each with its whole body: read by the lane and replayed, or untouched
         f"{LOG_METRIC} {size}",

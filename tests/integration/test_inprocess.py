@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from jobkit import create_instance, log_text, submit, wait, write_job
+from jobkit import create_instance, log_text, run_coroutine, submit, wait, write_job
 
 from lapis.api import compute as compute_api
 from lapis.api import jobs as jobs_api
@@ -100,7 +100,6 @@ def test_asgi_transport_without_background_answers_but_runs_nothing(
     inprocess_server: Any,
 ) -> None:
     """A second app on the same workspace, no lifespan work: requests only (route tests)."""
-    import asyncio
 
     app = create_app(inprocess_server.ws)
 
@@ -114,7 +113,7 @@ def test_asgi_transport_without_background_answers_but_runs_nothing(
             computes = await c.get("/api/v1/computes")
             return health.status_code, computes.status_code
 
-    assert asyncio.run(go()) == (200, 200)
+    assert run_coroutine(go()) == (200, 200)
 
 
 def test_tracking_and_environment_answers_match_their_contracts(inprocess_server: Any) -> None:
