@@ -87,7 +87,7 @@ def test_rays_daemons_go_without_the_coverage_hook_and_a_jobs_entrypoint_keeps_i
         time.sleep(0.05)
     given = json.loads((tmp_path / "probe.log").read_text())
     assert "COVERAGE_PROCESS_CONFIG" not in given and "RAY_AUTH_TOKEN" not in given
-    assert given["EXTRA"] == "1" and given["RAY_agent_register_timeout_ms"] == "120000"
+    assert given["EXTRA"] == "1" and given["RAY_AUTH_MODE"] == "token"
     assert given["RAY_AUTH_TOKEN_PATH"] == str(tmp_path / ray_nodes.TOKEN_FILE)
     assert ray_submit.entry_env() == {"env_vars": {"COVERAGE_PROCESS_CONFIG": "probe-config"}}
     monkeypatch.delenv("COVERAGE_PROCESS_CONFIG")

@@ -41,13 +41,10 @@ NODE_ENV = {
     "RAY_health_check_period_ms": "1000",
     "RAY_health_check_timeout_ms": "1000",
     "RAY_health_check_failure_threshold": "3",
-    # a raylet waits this long for its Python agent to say its port, then aborts; Ray's 15 s
-    # is too short on a busy 2-core host, where the node then dies and is started again
-    "RAY_agent_register_timeout_ms": "120000",
 }
 # The coverage hook (coverage's subprocess patch) measures Lapis' code; in Ray's own Python
-# daemons it doubled a node's start on a loaded host, past the 30 s Ray gives a raylet to
-# register, and nodes were lost in a loop. The daemons go without it; a job's entrypoint
+# daemons it doubled a node's start on a loaded host, past the 15 s Ray gives a raylet's
+# agent (``STARTS_AT_ONCE``), and nodes were lost in a loop. The daemons go without it; a job's entrypoint
 # has it back through its runtime environment (``submit.entry_env``).
 MEASURED = ("COVERAGE_PROCESS_CONFIG",)
 
