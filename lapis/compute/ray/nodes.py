@@ -44,8 +44,8 @@ NODE_ENV = {
 }
 # The coverage hook (coverage's subprocess patch) measures Lapis' code; in Ray's own Python
 # daemons it doubled a node's start on a loaded host, past the 15 s Ray gives a raylet's
-# agent (``STARTS_AT_ONCE``), and nodes were lost in a loop. The daemons go without it; a job's entrypoint
-# has it back through its runtime environment (``submit.entry_env``).
+# agent (``STARTS_AT_ONCE``), and nodes were lost in a loop. The daemons go without it;
+# a job's entrypoint has it back through its runtime environment (``submit.entry_env``).
 MEASURED = ("COVERAGE_PROCESS_CONFIG",)
 
 
